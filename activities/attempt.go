@@ -1,0 +1,156 @@
+// Package activities holds the attempt activity: resolve the endpoint and its
+// secrets, sign, POST, and classify what came back.
+package activities
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/version"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// Response bodies: read at most maxBodyRead, keep the first keptBody bytes.
+const (
+	maxBodyRead = 64 << 10
+	keptBody    = 1 << 10
+)
+
+// Endpoints finds an endpoint by id at attempt time; *endpoint.File reloads on change.
+type Endpoints interface {
+	Lookup(id string) (endpoint.Endpoint, bool)
+}
+
+// Activities carries the attempt activity's dependencies.
+type Activities struct {
+	Endpoints Endpoints
+	HTTP      *http.Client
+	Now       func() time.Time
+	UserAgent string
+}
+
+// New returns Activities with hookrelay's HTTP client, the wall clock and User-Agent.
+func New(endpoints Endpoints) *Activities {
+	return &Activities{Endpoints: endpoints, HTTP: NewHTTPClient(), Now: time.Now, UserAgent: version.UserAgent()}
+}
+
+// NewHTTPClient never follows redirects, requires TLS 1.2 or later, ignores
+// proxy environment variables, and keeps idle connections per host for reuse.
+func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Attempt makes one signed POST and reports its outcome. It returns an
+// error only when it cannot run at all; every HTTP result, failures
+// included, is a recorded attempt.
+func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, error) {
+	started := a.Now()
+	rec := workflows.Attempt{Number: in.Attempt, StartedAt: started}
+	defer func() { a.log(ctx, in, rec) }()
+
+	ep, ok := a.Endpoints.Lookup(in.EndpointID)
+	switch {
+	case !ok:
+		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, fmt.Sprintf("endpoint %q is not in the endpoints file", in.EndpointID)
+		return rec, nil
+	case !ep.Enabled:
+		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, fmt.Sprintf("endpoint %q is disabled", in.EndpointID)
+		return rec, nil
+	}
+	secrets, err := ep.Secrets()
+	if err != nil {
+		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, err.Error()
+		return rec, nil
+	}
+	for _, s := range secrets {
+		rec.KeyIDs = append(rec.KeyIDs, s.KeyID())
+	}
+
+	body := event.Event{Name: in.EventName, Payload: in.Payload}.Body()
+	reqCtx, cancel := context.WithTimeout(ctx, ep.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, ep.URL.String(), bytes.NewReader(body))
+	if err != nil {
+		return rec, fmt.Errorf("endpoint %q: build request: %w", in.EndpointID, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", a.UserAgent)
+	signing.Headers(req.Header, in.DeliveryID, started, body, secrets...)
+
+	resp, err := a.HTTP.Do(req)
+	if err == nil {
+		rec.StatusCode = resp.StatusCode
+		rec.RetryAfterSeconds = int64(retryAfter(resp, a.Now()) / time.Second)
+		rec.ResponseBody, err = readBody(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			// The status line arrived but the body did not finish: the
+			// receiver's answer is incomplete, so the attempt failed.
+			resp = nil
+		}
+	}
+	rec.Outcome, rec.Error = classify(resp, err)
+	rec.LatencyMS = a.Now().Sub(started).Milliseconds()
+	return rec, nil
+}
+
+// readBody reads at most maxBodyRead bytes and keeps the first keptBody as valid UTF-8.
+func readBody(r io.Reader) (string, error) {
+	var kept bytes.Buffer
+	_, err := io.Copy(io.Discard, io.TeeReader(io.LimitReader(r, maxBodyRead), &limitedWriter{w: &kept, n: keptBody}))
+	// The cut may split a rune; history payloads must be valid UTF-8.
+	return strings.ToValidUTF8(kept.String(), "\uFFFD"), err
+}
+
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
+
+// log writes the attempt's audit line: ids, outcome, status, latency and
+// key ids; never the payload, the URL or a header value.
+func (a *Activities) log(ctx context.Context, in workflows.AttemptInput, rec workflows.Attempt) {
+	activity.GetLogger(ctx).Info("attempt finished",
+		"audit", true,
+		"delivery_id", in.DeliveryID,
+		"endpoint_id", in.EndpointID,
+		"attempt", in.Attempt,
+		"outcome", string(rec.Outcome),
+		"status_code", rec.StatusCode,
+		"latency_ms", rec.LatencyMS,
+		"key_ids", strings.Join(rec.KeyIDs, " "),
+	)
+}

@@ -1,0 +1,194 @@
+package activities
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+const (
+	currentSecret  = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	previousSecret = "whsec_QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
+)
+
+var payload = json.RawMessage(`{"id":42,"subject":"Fake subject","time":"2026-01-02T03:04:05Z","to":"someone@recipient.example.com"}`)
+
+// runAttempt runs the activity once against url through the activity test environment.
+func runAttempt(t *testing.T, endpointsYAML string) workflows.Attempt {
+	t.Helper()
+	cfg, err := endpoint.Parse([]byte(endpointsYAML), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(New(cfg).Attempt)
+	val, err := env.ExecuteActivity((&Activities{}).Attempt, workflows.AttemptInput{
+		DeliveryID: "acme:evt_1", EndpointID: "acme", Attempt: 3, EventName: "api_mail_log_delivered", Payload: payload,
+	})
+	if err != nil {
+		t.Fatalf("activity error: %v", err)
+	}
+	var a workflows.Attempt
+	if err := val.Get(&a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func endpointYAML(url string, extra string) string {
+	return fmt.Sprintf("endpoints:\n  - id: acme\n    url: %q\n    events: ['*']\n    secret: %s\n    previous_secrets: [%s]\n    timeout: 2s\n%s", url, currentSecret, previousSecret, extra)
+}
+
+func TestAttemptSignsAndPosts(t *testing.T) {
+	type seen struct {
+		header http.Header
+		body   []byte
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- seen{r.Header.Clone(), body}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+
+	a := runAttempt(t, endpointYAML(srv.URL+"/hook", ""))
+	if a.Outcome != workflows.OutcomeDelivered || a.StatusCode != 204 || a.Number != 3 || a.Error != "" {
+		t.Fatalf("attempt = %+v", a)
+	}
+	if len(a.KeyIDs) != 2 {
+		t.Fatalf("key ids = %v, want current and previous", a.KeyIDs)
+	}
+	req := <-got
+	want := `{"event_name":"api_mail_log_delivered","payload":` + string(payload) + `}`
+	if string(req.body) != want {
+		t.Fatalf("body = %s, want %s", req.body, want)
+	}
+	if req.header.Get("Content-Type") != "application/json" || !strings.HasPrefix(req.header.Get("User-Agent"), "hookrelay/") {
+		t.Fatalf("headers = %v", req.header)
+	}
+	if req.header.Get(signing.HeaderID) != "acme:evt_1" {
+		t.Fatalf("webhook-id = %q", req.header.Get(signing.HeaderID))
+	}
+	for _, s := range []string{currentSecret, previousSecret} {
+		sec, _ := signing.ParseSecret(s)
+		if err := signing.Verify(req.header, req.body, time.Now(), 0, sec); err != nil {
+			t.Errorf("receiver holding %s cannot verify: %v", sec.KeyID(), err)
+		}
+	}
+	if n := len(strings.Fields(req.header.Get(signing.HeaderSignature))); n != 2 {
+		t.Fatalf("%d signatures, want 2", n)
+	}
+}
+
+func TestAttemptOutcomes(t *testing.T) {
+	var followed atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	mux.HandleFunc("/error", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		io.WriteString(w, strings.Repeat("e", 100<<10))
+	})
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ok?token=hunter2", http.StatusFound)
+	})
+	mux.HandleFunc("/moved-target", func(w http.ResponseWriter, r *http.Request) { followed.Store(true) })
+	mux.HandleFunc("/gone", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(410) })
+	mux.HandleFunc("/busy", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		w.WriteHeader(503)
+	})
+	mux.HandleFunc("/slow-down", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", time.Now().Add(90*time.Second).UTC().Format(http.TimeFormat))
+		w.WriteHeader(429)
+	})
+	stop := make(chan struct{})
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // the server notices the client leaving only once the body is read
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer close(stop)
+
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedURL := "http://" + closed.Addr().String() + "/"
+	closed.Close()
+
+	tests := []struct {
+		name       string
+		yaml       string
+		outcome    workflows.Outcome
+		code       int
+		retryAfter int64 // seconds; -1 means "between 85 and 91"
+		errHas     string
+	}{
+		{"2xx", endpointYAML(srv.URL+"/ok", ""), workflows.OutcomeDelivered, 200, 0, ""},
+		{"500 keeps 1 KiB of body", endpointYAML(srv.URL+"/error", ""), workflows.OutcomeHTTPError, 500, 0, "500"},
+		{"redirect not followed", endpointYAML(srv.URL+"/redirect", ""), workflows.OutcomeRedirect, 302, 0, "not followed"},
+		{"410 gone", endpointYAML(srv.URL+"/gone", ""), workflows.OutcomeGone, 410, 0, "410"},
+		{"503 Retry-After seconds", endpointYAML(srv.URL+"/busy", ""), workflows.OutcomeHTTPError, 503, 120, ""},
+		{"429 Retry-After date", endpointYAML(srv.URL+"/slow-down", ""), workflows.OutcomeHTTPError, 429, -1, ""},
+		{"timeout", endpointYAML(srv.URL+"/hang?token=hunter2", "") + "", workflows.OutcomeTimeout, 0, 0, "deadline"},
+		{"connection refused", endpointYAML(closedURL+"?token=hunter2", ""), workflows.OutcomeConnectionError, 0, 0, "refused"},
+		{"disabled endpoint", endpointYAML(srv.URL+"/ok", "    enabled: false\n"), workflows.OutcomeEndpointMissing, 0, 0, "disabled"},
+		{"missing endpoint", strings.Replace(endpointYAML(srv.URL+"/ok", ""), "id: acme", "id: other", 1), workflows.OutcomeEndpointMissing, 0, 0, "not in the endpoints file"},
+		{"unset secret env", strings.Replace(strings.Replace(endpointYAML(srv.URL+"/ok", ""), "secret: "+currentSecret, "secret_env: HOOKRELAY_TEST_UNSET", 1), "previous_secrets: ["+previousSecret+"]", "previous_secrets: []", 1), workflows.OutcomeEndpointMissing, 0, 0, "not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := tt.yaml
+			if tt.name == "timeout" {
+				yaml = strings.Replace(yaml, "timeout: 2s", "timeout: 300ms", 1)
+			}
+			a := runAttempt(t, yaml)
+			if a.Outcome != tt.outcome || a.StatusCode != tt.code {
+				t.Fatalf("attempt = %+v, want outcome %s code %d", a, tt.outcome, tt.code)
+			}
+			switch {
+			case tt.retryAfter == -1 && (a.RetryAfterSeconds < 85 || a.RetryAfterSeconds > 91):
+				t.Errorf("retry after = %ds, want about 90", a.RetryAfterSeconds)
+			case tt.retryAfter >= 0 && a.RetryAfterSeconds != tt.retryAfter:
+				t.Errorf("retry after = %ds, want %d", a.RetryAfterSeconds, tt.retryAfter)
+			}
+			if !strings.Contains(a.Error, tt.errHas) {
+				t.Errorf("error %q lacks %q", a.Error, tt.errHas)
+			}
+			if strings.Contains(a.Error, "hunter2") {
+				t.Errorf("error %q leaks the URL's query", a.Error)
+			}
+		})
+	}
+	if followed.Load() {
+		t.Fatal("a redirect was followed")
+	}
+}
+
+func TestAttemptKeepsOnlyFirstKiBOfBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(500)
+		io.WriteString(w, "é"+strings.Repeat("x", 100<<10))
+	}))
+	defer srv.Close()
+	a := runAttempt(t, endpointYAML(srv.URL, ""))
+	if len(a.ResponseBody) != 1024 || !strings.HasPrefix(a.ResponseBody, "éxx") {
+		t.Fatalf("kept %d bytes: %.20q", len(a.ResponseBody), a.ResponseBody)
+	}
+}

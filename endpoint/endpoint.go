@@ -1,0 +1,276 @@
+// Package endpoint holds the customer endpoints: where each one's events go,
+// how they are signed, and how failed attempts are retried. It reads the
+// endpoints YAML file, which both worker and starter load.
+package endpoint
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/signing"
+)
+
+// Defaults applied when a field is absent.
+var (
+	DefaultTimeout       = 15 * time.Second
+	DefaultRetrySchedule = []time.Duration{
+		5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+		10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
+	}
+)
+
+// Bounds on configured values.
+const (
+	MaxTimeout        = 5 * time.Minute
+	MaxRetryDelay     = 7 * 24 * time.Hour
+	MaxRetryAttempts  = 50
+	maxIDLength       = 64
+	allEventsWildcard = "*"
+)
+
+var (
+	idPattern      = regexp.MustCompile(`^[a-z0-9-]+$`)
+	envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// Endpoint is one customer destination.
+type Endpoint struct {
+	ID            string
+	URL           *url.URL
+	Events        []string // event names, or ["*"]
+	Timeout       time.Duration
+	RetrySchedule []time.Duration // delay after each failed attempt
+	Enabled       bool
+
+	secret          secretSource
+	previousSecrets []signing.Secret
+}
+
+// Subscribes reports whether the endpoint wants events named name.
+func (e Endpoint) Subscribes(name string) bool {
+	return slices.Contains(e.Events, allEventsWildcard) || slices.Contains(e.Events, name)
+}
+
+// Secrets resolves the signing secrets now, current first, then previous
+// ones. Environment and file secrets are read on every call, so a rotated
+// secret applies to the next attempt without a restart.
+func (e Endpoint) Secrets() ([]signing.Secret, error) {
+	cur, err := e.secret.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: %w", e.ID, err)
+	}
+	return append([]signing.Secret{cur}, e.previousSecrets...), nil
+}
+
+// secretSource is exactly one of an inline secret, an environment variable
+// or a file, resolved at attempt time.
+type secretSource struct {
+	inline  *signing.Secret
+	envName string
+	file    string
+}
+
+func (s secretSource) resolve() (signing.Secret, error) {
+	switch {
+	case s.inline != nil:
+		return *s.inline, nil
+	case s.envName != "":
+		v, ok := os.LookupEnv(s.envName)
+		if !ok || v == "" {
+			return signing.Secret{}, fmt.Errorf("secret_env: environment variable %s is not set", s.envName)
+		}
+		sec, err := signing.ParseSecret(v)
+		if err != nil {
+			return signing.Secret{}, fmt.Errorf("secret_env: %s: %w", s.envName, err)
+		}
+		return sec, nil
+	default:
+		data, err := os.ReadFile(s.file)
+		if err != nil {
+			return signing.Secret{}, fmt.Errorf("secret_file: %w", err)
+		}
+		sec, err := signing.ParseSecret(string(data))
+		if err != nil {
+			return signing.Secret{}, fmt.Errorf("secret_file: %s: %w", s.file, err)
+		}
+		return sec, nil
+	}
+}
+
+// Config is a validated endpoints file.
+type Config struct {
+	Endpoints []Endpoint
+}
+
+// Lookup finds an endpoint by id.
+func (c *Config) Lookup(id string) (Endpoint, bool) {
+	for _, e := range c.Endpoints {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return Endpoint{}, false
+}
+
+// Subscribed returns the enabled endpoints that want events named name, in file order.
+func (c *Config) Subscribed(name string) []Endpoint {
+	var out []Endpoint
+	for _, e := range c.Endpoints {
+		if e.Enabled && e.Subscribes(name) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// CheckSecrets resolves every enabled endpoint's secrets once, so a worker
+// refuses to start with a secret it could not sign with.
+func (c *Config) CheckSecrets() error {
+	var errs []error
+	for _, e := range c.Endpoints {
+		if !e.Enabled {
+			continue
+		}
+		if _, err := e.Secrets(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validate turns one raw entry into an Endpoint; baseDir anchors relative secret_file paths.
+func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
+	e := Endpoint{ID: r.ID, Enabled: true}
+	if r.Enabled != nil {
+		e.Enabled = *r.Enabled
+	}
+	switch {
+	case r.ID == "":
+		return e, errors.New("id: is required")
+	case len(r.ID) > maxIDLength || !idPattern.MatchString(r.ID):
+		return e, fmt.Errorf("id: %q must be 1 to %d characters of a-z, 0-9 and -", r.ID, maxIDLength)
+	}
+
+	u, err := parseURL(r.URL)
+	if err != nil {
+		return e, fmt.Errorf("url: %w", err)
+	}
+	e.URL = u
+
+	if len(r.Events) == 0 {
+		return e, errors.New(`events: is required: list event names, or ["*"] for all`)
+	}
+	for _, name := range r.Events {
+		if name != allEventsWildcard && !event.Known(name) {
+			return e, fmt.Errorf("events: unknown event %q, want one of %s or \"*\"", name, strings.Join(event.Names, ", "))
+		}
+	}
+	e.Events = r.Events
+
+	if e.secret, err = r.secretSource(baseDir); err != nil {
+		return e, err
+	}
+	for i, s := range r.PreviousSecrets {
+		sec, err := signing.ParseSecret(s)
+		if err != nil {
+			return e, fmt.Errorf("previous_secrets[%d]: %w", i, err)
+		}
+		e.previousSecrets = append(e.previousSecrets, sec)
+	}
+
+	e.Timeout = DefaultTimeout
+	if r.Timeout != nil {
+		if e.Timeout, err = parseDuration(*r.Timeout, MaxTimeout); err != nil {
+			return e, fmt.Errorf("timeout: %w", err)
+		}
+	}
+
+	e.RetrySchedule = DefaultRetrySchedule
+	if r.RetrySchedule != nil {
+		if len(*r.RetrySchedule) > MaxRetryAttempts {
+			return e, fmt.Errorf("retry_schedule: %d delays, at most %d", len(*r.RetrySchedule), MaxRetryAttempts)
+		}
+		e.RetrySchedule = make([]time.Duration, 0, len(*r.RetrySchedule))
+		for i, s := range *r.RetrySchedule {
+			d, err := parseDuration(s, MaxRetryDelay)
+			if err != nil {
+				return e, fmt.Errorf("retry_schedule[%d]: %w", i, err)
+			}
+			e.RetrySchedule = append(e.RetrySchedule, d)
+		}
+	}
+	return e, nil
+}
+
+func (r rawEndpoint) secretSource(baseDir string) (secretSource, error) {
+	set := 0
+	for _, v := range []string{r.Secret, r.SecretEnv, r.SecretFile} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return secretSource{}, errors.New("secret: set exactly one of secret, secret_env or secret_file")
+	}
+	switch {
+	case r.Secret != "":
+		sec, err := signing.ParseSecret(r.Secret)
+		if err != nil {
+			return secretSource{}, fmt.Errorf("secret: %w", err)
+		}
+		return secretSource{inline: &sec}, nil
+	case r.SecretEnv != "":
+		if !envNamePattern.MatchString(r.SecretEnv) {
+			return secretSource{}, fmt.Errorf("secret_env: %q is not an environment variable name", r.SecretEnv)
+		}
+		return secretSource{envName: r.SecretEnv}, nil
+	default:
+		path := r.SecretFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(baseDir, path)
+		}
+		return secretSource{file: path}, nil
+	}
+}
+
+func parseURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("is required")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL", s)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%q must use http or https", s)
+	case u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("%q has no host", s)
+	case u.User != nil:
+		return nil, errors.New("must not hold credentials; receivers authenticate deliveries by their signature")
+	case u.Fragment != "":
+		return nil, fmt.Errorf("%q must not have a #fragment", s)
+	}
+	return u, nil
+}
+
+func parseDuration(s string, max time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a duration such as 15s, 5m or 2h", s)
+	case d <= 0:
+		return 0, fmt.Errorf("%q must be positive", s)
+	case d > max:
+		return 0, fmt.Errorf("%q is over the %s maximum", s, max)
+	}
+	return d, nil
+}

@@ -1,0 +1,205 @@
+package endpoint
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const validSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+const sampleFile = `
+endpoints:
+  - id: acme
+    url: https://hooks.acme.example/mail
+    events: [api_mail_log_delivered, api_mail_log_permanent_failure]
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    previous_secrets: []
+    timeout: 10s
+    retry_schedule: [1s, 1m]
+    enabled: true
+  - id: globex
+    url: http://127.0.0.1:9999/hooks
+    events: ["*"]
+    secret_env: HOOKRELAY_TEST_GLOBEX_SECRET
+  - id: off
+    url: https://off.example.com/
+    events: ["*"]
+    secret_file: off.secret
+    enabled: false
+`
+
+func TestParseSample(t *testing.T) {
+	cfg, err := Parse([]byte(sampleFile), "/etc/hookrelay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme, ok := cfg.Lookup("acme")
+	if !ok || acme.URL.Host != "hooks.acme.example" || acme.Timeout != 10*time.Second ||
+		!reflect.DeepEqual(acme.RetrySchedule, []time.Duration{time.Second, time.Minute}) || !acme.Enabled {
+		t.Fatalf("acme = %+v", acme)
+	}
+	globex, _ := cfg.Lookup("globex")
+	if globex.Timeout != DefaultTimeout || !reflect.DeepEqual(globex.RetrySchedule, DefaultRetrySchedule) || !globex.Enabled {
+		t.Fatalf("globex defaults = %+v", globex)
+	}
+	off, _ := cfg.Lookup("off")
+	if off.Enabled || off.secret.file != "/etc/hookrelay/off.secret" {
+		t.Fatalf("off = %+v", off)
+	}
+
+	var got []string
+	for _, e := range cfg.Subscribed("api_mail_log_delivered") {
+		got = append(got, e.ID)
+	}
+	if !reflect.DeepEqual(got, []string{"acme", "globex"}) {
+		t.Fatalf("Subscribed(delivered) = %v", got)
+	}
+	got = nil
+	for _, e := range cfg.Subscribed("api_mail_log_opened") {
+		got = append(got, e.ID)
+	}
+	if !reflect.DeepEqual(got, []string{"globex"}) {
+		t.Fatalf("Subscribed(opened) = %v", got)
+	}
+}
+
+func TestEmptyRetryScheduleMeansOneAttempt(t *testing.T) {
+	cfg, err := Parse([]byte("endpoints:\n  - {id: a, url: 'https://a.example.com', events: ['*'], secret: "+validSecret+", retry_schedule: []}\n"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Endpoints[0].RetrySchedule; s == nil || len(s) != 0 {
+		t.Fatalf("retry_schedule [] = %#v, want empty non-nil", s)
+	}
+}
+
+func TestParseRefusesBadFiles(t *testing.T) {
+	entry := func(extra string) string {
+		return "endpoints:\n  - id: acme\n    url: https://a.example.com/\n    events: ['*']\n" + extra
+	}
+	withSecret := func(extra string) string { return entry("    secret: " + validSecret + "\n" + extra) }
+	tests := []struct {
+		name string
+		doc  string
+		want []string // substrings the message must hold
+	}{
+		{"not YAML", "endpoints: [", []string{"not valid YAML"}},
+		{"not a mapping", "- a\n- b\n", []string{"endpoints list"}},
+		{"unknown top-level key", "endpoint: []\n", []string{`unknown key "endpoint"`}},
+		{"endpoints not a list", "endpoints: {}\n", []string{"endpoints: must be a list"}},
+		{"unknown key", withSecret("    secrte: x\n"), []string{`endpoint "acme"`, `unknown key "secrte"`, "line 6"}},
+		{"missing id", "endpoints:\n  - url: https://a.example.com/\n    events: ['*']\n    secret: " + validSecret + "\n", []string{"endpoints[0]", "id: is required"}},
+		{"bad id", strings.Replace(withSecret(""), "id: acme", "id: Acme_1", 1), []string{`endpoint "Acme_1"`, "id:"}},
+		{"bad URL scheme", strings.Replace(withSecret(""), "https://a.example.com/", "ftp://a.example.com/", 1), []string{`endpoint "acme"`, "url:", "http or https"}},
+		{"URL without host", strings.Replace(withSecret(""), "https://a.example.com/", "https:///path", 1), []string{"url:", "no host"}},
+		{"URL with credentials", strings.Replace(withSecret(""), "https://a.example.com/", "https://user:pw@a.example.com/", 1), []string{"url:", "credentials"}},
+		{"unknown event", strings.Replace(withSecret(""), "['*']", "[api_mail_log_clicked]", 1), []string{`endpoint "acme"`, "events:", "api_mail_log_clicked"}},
+		{"no events", strings.Replace(withSecret(""), "['*']", "[]", 1), []string{"events: is required"}},
+		{"no secret", entry(""), []string{`endpoint "acme"`, "exactly one of secret"}},
+		{"two secrets", withSecret("    secret_env: X\n"), []string{"exactly one of secret"}},
+		{"bad secret", entry("    secret: hunter2\n"), []string{`endpoint "acme"`, "secret:", "whsec_"}},
+		{"short secret", entry("    secret: whsec_AAAA\n"), []string{"secret:", "3 bytes"}},
+		{"bad previous secret", withSecret("    previous_secrets: [nope]\n"), []string{"previous_secrets[0]"}},
+		{"bad secret_env name", entry("    secret_env: 'a b'\n"), []string{"secret_env:"}},
+		{"bad timeout", withSecret("    timeout: soon\n"), []string{`endpoint "acme"`, "timeout:", `"soon"`}},
+		{"zero timeout", withSecret("    timeout: 0s\n"), []string{"timeout:", "positive"}},
+		{"huge timeout", withSecret("    timeout: 1h\n"), []string{"timeout:", "maximum"}},
+		{"bad retry delay", withSecret("    retry_schedule: [5s, 5x]\n"), []string{`endpoint "acme"`, "retry_schedule[1]"}},
+		{"negative retry delay", withSecret("    retry_schedule: [-5s]\n"), []string{"retry_schedule[0]", "positive"}},
+		{"enabled not a bool", withSecret("    enabled: maybe\n"), []string{`endpoint "acme"`, "maybe"}},
+		{"duplicate id", withSecret("") + "  - id: acme\n    url: https://b.example.com/\n    events: ['*']\n    secret: " + validSecret + "\n", []string{`endpoint "acme" (endpoints[1])`, "duplicate of endpoints[0]"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc), ".")
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tt.doc)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretsResolvedAtCallTime(t *testing.T) {
+	dir := t.TempDir()
+	secretPath := filepath.Join(dir, "acme.secret")
+	doc := "endpoints:\n" +
+		"  - {id: file, url: 'https://a.example.com', events: ['*'], secret_file: acme.secret, previous_secrets: [" + validSecret + "]}\n" +
+		"  - {id: env, url: 'https://a.example.com', events: ['*'], secret_env: HOOKRELAY_TEST_SECRET}\n"
+	cfg, err := Parse([]byte(doc), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.CheckSecrets(); err == nil || !strings.Contains(err.Error(), `endpoint "file"`) || !strings.Contains(err.Error(), "HOOKRELAY_TEST_SECRET is not set") {
+		t.Fatalf("CheckSecrets with nothing set = %v", err)
+	}
+
+	first := "whsec_" + strings.Repeat("A", 32)
+	second := "whsec_" + strings.Repeat("B", 32)
+	if err := os.WriteFile(secretPath, []byte(first+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOOKRELAY_TEST_SECRET", second)
+	if err := cfg.CheckSecrets(); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := cfg.Lookup("file")
+	before, _ := e.Secrets()
+	if len(before) != 2 {
+		t.Fatalf("want current + previous secret, got %d", len(before))
+	}
+	if err := os.WriteFile(secretPath, []byte(second), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.Secrets()
+	if before[0].KeyID() == after[0].KeyID() {
+		t.Fatal("rotated secret_file was not picked up")
+	}
+	envEp, _ := cfg.Lookup("env")
+	fromEnv, _ := envEp.Secrets()
+	if fromEnv[0].KeyID() != after[0].KeyID() {
+		t.Fatal("secret_env did not resolve to the environment's secret")
+	}
+}
+
+func TestFileReloadsAndKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "endpoints.yaml")
+	write := func(url string) {
+		t.Helper()
+		doc := "endpoints:\n  - {id: acme, url: '" + url + "', events: ['*'], secret: " + validSecret + "}\n"
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("https://old.example.com/")
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported []error
+	f.OnError = func(err error) { reported = append(reported, err) }
+
+	write("https://new.example.com/hooks")
+	if e, _ := f.Lookup("acme"); e.URL.Host != "new.example.com" {
+		t.Fatalf("after edit, url = %v", e.URL)
+	}
+	write("ftp://broken.example.com/")
+	if e, _ := f.Lookup("acme"); e.URL.Host != "new.example.com" {
+		t.Fatalf("after a bad edit, url = %v, want the last good one", e.URL)
+	}
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), "keeping the last good config") {
+		t.Fatalf("reported = %v", reported)
+	}
+	if _, err := OpenFile(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("OpenFile of a missing file succeeded")
+	}
+}

@@ -1,0 +1,191 @@
+// Package event holds the mail delivery-status event: its names, its
+// validation, and the identity that makes resubmitting it harmless.
+package event
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The event names the mail service emits.
+const (
+	Delivered        = "api_mail_log_delivered"
+	TemporaryFailure = "api_mail_log_temporary_failure"
+	PermanentFailure = "api_mail_log_permanent_failure"
+	Opened           = "api_mail_log_opened"
+)
+
+// Names lists every known event name.
+var Names = []string{Delivered, TemporaryFailure, PermanentFailure, Opened}
+
+// Known reports whether name is one of Names.
+func Known(name string) bool {
+	for _, n := range Names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxBodyBytes caps a submitted event.
+const MaxBodyBytes = 256 << 10
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// Event is one validated status event. Payload is kept as submitted
+// (compacted) so the customer receives exactly the fields the mail service sent.
+type Event struct {
+	ID        string          `json:"event_id"`
+	Name      string          `json:"event_name"`
+	MailLogID int64           `json:"mail_log_id"`
+	Time      time.Time       `json:"time"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// FieldError is a refusal that names the offending field.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Parse validates one submitted event, {"event_name", "payload", "event_id"?}.
+// Without event_id the id is derived from event_name, payload.id and payload.time.
+func Parse(data []byte) (Event, error) {
+	if len(data) > MaxBodyBytes {
+		return Event{}, fieldErr("body", "is %d bytes, over the %d byte limit", len(data), MaxBodyBytes)
+	}
+	var raw struct {
+		EventID   *string         `json:"event_id"`
+		EventName *string         `json:"event_name"`
+		Payload   json.RawMessage `json:"payload"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return Event{}, decodeError(err)
+	}
+	if dec.More() {
+		return Event{}, fieldErr("body", "holds more than one JSON value")
+	}
+
+	var ev Event
+	switch {
+	case raw.EventName == nil:
+		return Event{}, fieldErr("event_name", "is required")
+	case !Known(*raw.EventName):
+		return Event{}, fieldErr("event_name", "unknown event %q, want one of %s", *raw.EventName, strings.Join(Names, ", "))
+	}
+	ev.Name = *raw.EventName
+
+	if len(raw.Payload) == 0 || string(raw.Payload) == "null" {
+		return Event{}, fieldErr("payload", "is required")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw.Payload, &fields); err != nil {
+		return Event{}, fieldErr("payload", "must be a JSON object")
+	}
+	id, err := parseMailLogID(fields["id"])
+	if err != nil {
+		return Event{}, err
+	}
+	ev.MailLogID = id
+	if ev.Time, err = parseTime(fields["time"]); err != nil {
+		return Event{}, err
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw.Payload); err != nil {
+		return Event{}, fieldErr("payload", "is not valid JSON")
+	}
+	ev.Payload = compact.Bytes()
+
+	if raw.EventID != nil {
+		if !idPattern.MatchString(*raw.EventID) {
+			return Event{}, fieldErr("event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
+		}
+		ev.ID = *raw.EventID
+	} else {
+		ev.ID = DeriveID(ev.Name, ev.MailLogID, ev.Time)
+	}
+	return ev, nil
+}
+
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return fieldErr(typeErr.Field, "must be a JSON %s", typeErr.Type.Kind())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fieldErr(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field; an event holds event_name, payload and optionally event_id")
+	default:
+		return fieldErr("body", "is not a JSON object: %v", err)
+	}
+}
+
+func parseMailLogID(raw json.RawMessage) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, fieldErr("payload.id", "is required")
+	}
+	id, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fieldErr("payload.id", "must be a positive integer, got %s", truncate(string(raw), 40))
+	}
+	return id, nil
+}
+
+func parseTime(raw json.RawMessage) (time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, fieldErr("payload.time", "is required")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, fieldErr("payload.time", "must be an RFC 3339 timestamp string")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fieldErr("payload.time", "must be an RFC 3339 timestamp such as 2026-04-18T20:27:25.379Z")
+	}
+	return t.UTC(), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// DeriveID is the event id used when the producer gives none: a hash of the
+// fields that tell events apart (event name, mail log id, time), and of
+// nothing personal, so the id may appear in workflow IDs and logs.
+func DeriveID(name string, mailLogID int64, t time.Time) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("hookrelay-event-v1\n%s\n%d\n%s", name, mailLogID, t.UTC().Format(time.RFC3339Nano))))
+	return "evt_" + hex.EncodeToString(sum[:16])
+}
+
+// Body is what the customer's endpoint receives: {"event_name", "payload"}.
+func (e Event) Body() []byte {
+	name, _ := json.Marshal(e.Name)
+	var b bytes.Buffer
+	b.Grow(len(e.Payload) + len(name) + 28)
+	b.WriteString(`{"event_name":`)
+	b.Write(name)
+	b.WriteString(`,"payload":`)
+	b.Write(e.Payload)
+	b.WriteByte('}')
+	return b.Bytes()
+}

@@ -1,0 +1,136 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+const sample = `{
+  "event_name": "api_mail_log_permanent_failure",
+  "payload": {
+    "id": 5555555555,
+    "subject": "Test subject (fake)",
+    "time": "2026-04-18T20:27:25.379Z",
+    "from": "sender@sender.example.com",
+    "to": "someone@recipient.example.com",
+    "custom_headers": {"X-Custom-Header": "value"}
+  }
+}`
+
+func TestParseSample(t *testing.T) {
+	ev, err := Parse([]byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Name != PermanentFailure || ev.MailLogID != 5555555555 || ev.Time.Format("2006-01-02T15:04:05.000Z") != "2026-04-18T20:27:25.379Z" {
+		t.Fatalf("parsed %+v", ev)
+	}
+	if !strings.HasPrefix(ev.ID, "evt_") || len(ev.ID) != 36 {
+		t.Fatalf("derived id %q", ev.ID)
+	}
+	var body struct {
+		EventName string                     `json:"event_name"`
+		Payload   map[string]json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(ev.Body(), &body); err != nil {
+		t.Fatalf("Body() is not JSON: %v: %s", err, ev.Body())
+	}
+	if body.EventName != PermanentFailure || string(body.Payload["id"]) != "5555555555" || string(body.Payload["to"]) != `"someone@recipient.example.com"` {
+		t.Fatalf("Body() = %s", ev.Body())
+	}
+}
+
+func TestDerivedIDIdentity(t *testing.T) {
+	base, _ := Parse([]byte(sample))
+	same := `{"payload":{"time":"2026-04-18T22:27:25.379+02:00","id":5555555555,"subject":"Test subject (fake)"},"event_name":"api_mail_log_permanent_failure"}`
+	laterTime := strings.Replace(sample, "25.379Z", "26.379Z", 1)
+	otherName := strings.Replace(sample, PermanentFailure, Delivered, 1)
+	otherLog := strings.Replace(sample, "5555555555", "5555555556", 1)
+	tests := []struct {
+		name   string
+		in     string
+		sameID bool
+	}{
+		{"same event, other key order, whitespace and time zone", same, true},
+		{"different time", laterTime, false},
+		{"different event_name", otherName, false},
+		{"different mail log id", otherLog, false},
+	}
+	for _, tt := range tests {
+		ev, err := Parse([]byte(tt.in))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if (ev.ID == base.ID) != tt.sameID {
+			t.Errorf("%s: id %s vs base %s, want same=%v", tt.name, ev.ID, base.ID, tt.sameID)
+		}
+	}
+}
+
+func TestExplicitEventIDWins(t *testing.T) {
+	ev, err := Parse([]byte(`{"event_id":"msg-42.a","event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z"}}`))
+	if err != nil || ev.ID != "msg-42.a" {
+		t.Fatalf("Parse = %+v, %v", ev, err)
+	}
+}
+
+func TestParseRefusesBadInput(t *testing.T) {
+	ok := `"payload":{"id":1,"time":"2026-01-01T00:00:00Z"}`
+	tests := []struct {
+		name, in, field string
+	}{
+		{"not JSON", `hello`, "body"},
+		{"JSON array", `[1,2]`, "body"},
+		{"empty", ``, "body"},
+		{"two values", `{"event_name":"api_mail_log_opened",` + ok + `} {}`, "body"},
+		{"missing event_name", `{` + ok + `}`, "event_name"},
+		{"unknown event_name", `{"event_name":"api_mail_log_clicked",` + ok + `}`, "event_name"},
+		{"event_name not a string", `{"event_name":5,` + ok + `}`, "event_name"},
+		{"unknown top-level field", `{"event_name":"api_mail_log_opened","eventid":"x",` + ok + `}`, "eventid"},
+		{"missing payload", `{"event_name":"api_mail_log_opened"}`, "payload"},
+		{"null payload", `{"event_name":"api_mail_log_opened","payload":null}`, "payload"},
+		{"payload not an object", `{"event_name":"api_mail_log_opened","payload":[1]}`, "payload"},
+		{"missing payload.id", `{"event_name":"api_mail_log_opened","payload":{"time":"2026-01-01T00:00:00Z"}}`, "payload.id"},
+		{"string payload.id", `{"event_name":"api_mail_log_opened","payload":{"id":"abc","time":"2026-01-01T00:00:00Z"}}`, "payload.id"},
+		{"fractional payload.id", `{"event_name":"api_mail_log_opened","payload":{"id":1.5,"time":"2026-01-01T00:00:00Z"}}`, "payload.id"},
+		{"negative payload.id", `{"event_name":"api_mail_log_opened","payload":{"id":-3,"time":"2026-01-01T00:00:00Z"}}`, "payload.id"},
+		{"missing payload.time", `{"event_name":"api_mail_log_opened","payload":{"id":1}}`, "payload.time"},
+		{"numeric payload.time", `{"event_name":"api_mail_log_opened","payload":{"id":1,"time":1700000000}}`, "payload.time"},
+		{"unparseable payload.time", `{"event_name":"api_mail_log_opened","payload":{"id":1,"time":"yesterday"}}`, "payload.time"},
+		{"bad event_id", `{"event_id":"has space","event_name":"api_mail_log_opened",` + ok + `}`, "event_id"},
+		{"event_id not a string", `{"event_id":7,"event_name":"api_mail_log_opened",` + ok + `}`, "event_id"},
+		{"over 256 KiB", `{"event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z","subject":"` + strings.Repeat("x", MaxBodyBytes) + `"}}`, "body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Parse = %v, want a *FieldError", err)
+			}
+			if fe.Field != tt.field || fe.Problem == "" {
+				t.Fatalf("Parse error field %q (%v), want field %q", fe.Field, err, tt.field)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(sample))
+	f.Add([]byte(`{"event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := Parse(data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error is not a FieldError: %v", err)
+			}
+			return
+		}
+		if !json.Valid(ev.Body()) || ev.ID == "" {
+			t.Fatalf("accepted event has invalid body or id: %+v", ev)
+		}
+	})
+}

@@ -1,0 +1,135 @@
+// Package workflows holds DeliveryWorkflow, which carries one event to one
+// endpoint: attempt, classify, wait on a durable timer, attempt again.
+// This file is the contract other packages build on: names, IDs, input,
+// result and query types, search attributes.
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// Names registered with Temporal.
+const (
+	TaskQueue            = "webhooks"
+	DeliveryWorkflowName = "DeliveryWorkflow"
+	AttemptActivityName  = "AttemptDelivery"
+	StatusQuery          = "status"
+)
+
+// Search attributes. They are not encrypted by Temporal, so they hold ids,
+// event names and statuses only: never a subject, an address or a header value.
+var (
+	EndpointAttr  = temporal.NewSearchAttributeKeyKeyword("HookrelayEndpoint")
+	EventNameAttr = temporal.NewSearchAttributeKeyKeyword("HookrelayEventName")
+	MailLogIDAttr = temporal.NewSearchAttributeKeyKeyword("HookrelayMailLogID")
+	StatusAttr    = temporal.NewSearchAttributeKeyKeyword("HookrelayStatus")
+	AttemptsAttr  = temporal.NewSearchAttributeKeyInt64("HookrelayAttempts")
+)
+
+// SearchAttributes lists every key the worker registers.
+var SearchAttributes = []temporal.SearchAttributeKey{EndpointAttr, EventNameAttr, MailLogIDAttr, StatusAttr, AttemptsAttr}
+
+// Status is where a delivery stands.
+type Status string
+
+const (
+	StatusPending   Status = "pending"   // no attempt has finished yet
+	StatusRetrying  Status = "retrying"  // an attempt failed; another is scheduled
+	StatusDelivered Status = "delivered" // an attempt got a 2xx
+	StatusFailed    Status = "failed"    // 410, or the retry schedule ran out
+	StatusCanceled  Status = "canceled"  // an operator stopped it
+)
+
+// Final reports whether no further attempt will be made.
+func (s Status) Final() bool {
+	return s == StatusDelivered || s == StatusFailed || s == StatusCanceled
+}
+
+// WorkflowID is a delivery's identity and its webhook-id header: "<endpoint-id>:<event-id>".
+func WorkflowID(endpointID, eventID string) string { return endpointID + ":" + eventID }
+
+// ParseWorkflowID splits a delivery's workflow ID into endpoint id and event id.
+func ParseWorkflowID(id string) (endpointID, eventID string, err error) {
+	endpointID, eventID, ok := strings.Cut(id, ":")
+	if !ok || endpointID == "" || eventID == "" {
+		return "", "", fmt.Errorf("delivery id %q: want <endpoint-id>:<event-id>", id)
+	}
+	return endpointID, eventID, nil
+}
+
+// DeliveryInput starts a delivery. It carries the endpoint's id, never its
+// URL or secret, which the attempt activity resolves at attempt time.
+type DeliveryInput struct {
+	EndpointID string          `json:"endpoint_id"`
+	EventID    string          `json:"event_id"`
+	EventName  string          `json:"event_name"`
+	MailLogID  int64           `json:"mail_log_id"`
+	Payload    json.RawMessage `json:"payload"`
+	// RetrySchedule is the endpoint's schedule when the delivery started:
+	// the delay after each failed attempt. Empty means a single attempt.
+	RetrySchedule []time.Duration `json:"retry_schedule"`
+	// Timeout is the endpoint's per-attempt timeout when the delivery started;
+	// it bounds the attempt activity.
+	Timeout time.Duration `json:"timeout"`
+}
+
+// Outcome classifies one attempt.
+type Outcome string
+
+const (
+	OutcomeDelivered       Outcome = "delivered"        // 2xx
+	OutcomeHTTPError       Outcome = "http_error"       // non-2xx other than 3xx and 410
+	OutcomeRedirect        Outcome = "redirect"         // 3xx: not followed
+	OutcomeGone            Outcome = "gone"             // 410: the receiver asks us to stop
+	OutcomeTimeout         Outcome = "timeout"          // no complete answer within the endpoint's timeout
+	OutcomeConnectionError Outcome = "connection_error" // DNS, connect, TLS or read failure
+	OutcomeEndpointMissing Outcome = "endpoint_missing" // the endpoint is absent, disabled or its secret unusable
+	OutcomeWorkerError     Outcome = "worker_error"     // the attempt activity itself failed (worker lost)
+)
+
+// Retryable reports whether the schedule continues after this outcome.
+func (o Outcome) Retryable() bool { return o != OutcomeDelivered && o != OutcomeGone }
+
+// AttemptInput is what the attempt activity needs.
+type AttemptInput struct {
+	DeliveryID string          `json:"delivery_id"` // the workflow ID, sent as webhook-id
+	EndpointID string          `json:"endpoint_id"`
+	Attempt    int             `json:"attempt"`
+	EventName  string          `json:"event_name"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// Attempt records one POST.
+type Attempt struct {
+	Number     int       `json:"number"`
+	StartedAt  time.Time `json:"started_at"`
+	Outcome    Outcome   `json:"outcome"`
+	StatusCode int       `json:"status_code,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	LatencyMS  int64     `json:"latency_ms"`
+	// ResponseBody holds the first 1 KiB of the response body.
+	ResponseBody string `json:"response_body,omitempty"`
+	// RetryAfterSeconds is the receiver's Retry-After on a 429 or 503, capped at MaxRetryAfter.
+	RetryAfterSeconds int64 `json:"retry_after_seconds,omitempty"`
+	// KeyIDs name the secrets the attempt was signed with (never the secrets).
+	KeyIDs []string `json:"key_ids,omitempty"`
+}
+
+// MaxRetryAfter caps a receiver's Retry-After.
+const MaxRetryAfter = 24 * time.Hour
+
+// DeliveryState is the status query's answer and the workflow's result.
+type DeliveryState struct {
+	WorkflowID    string     `json:"workflow_id"`
+	EndpointID    string     `json:"endpoint_id"`
+	EventID       string     `json:"event_id"`
+	EventName     string     `json:"event_name"`
+	Status        Status     `json:"status"`
+	Attempts      []Attempt  `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+}

@@ -1,0 +1,246 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+)
+
+func testInput(schedule ...time.Duration) DeliveryInput {
+	return DeliveryInput{
+		EndpointID:    "acme",
+		EventID:       "evt_1",
+		EventName:     "api_mail_log_delivered",
+		MailLogID:     5555,
+		Payload:       json.RawMessage(`{"id":5555,"time":"2026-01-02T03:04:05Z"}`),
+		RetrySchedule: schedule,
+		Timeout:       15 * time.Second,
+	}
+}
+
+// scripted answers the attempt activity with one scripted attempt per call, in order.
+func scripted(t *testing.T, attempts ...Attempt) func(context.Context, AttemptInput) (Attempt, error) {
+	calls := 0
+	return func(ctx context.Context, in AttemptInput) (Attempt, error) {
+		if calls >= len(attempts) {
+			t.Fatalf("attempt %d was not scripted", calls+1)
+		}
+		if in.Attempt != calls+1 || in.DeliveryID != "acme:evt_1" || in.EndpointID != "acme" {
+			t.Errorf("attempt input = %+v", in)
+		}
+		a := attempts[calls]
+		calls++
+		return a, nil
+	}
+}
+
+type run struct {
+	state  DeliveryState
+	timers []time.Duration
+}
+
+func runDelivery(t *testing.T, in DeliveryInput, attempt func(context.Context, AttemptInput) (Attempt, error)) run {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "acme:evt_1"})
+	Register(env)
+	env.RegisterActivityWithOptions(attempt, activity.RegisterOptions{Name: AttemptActivityName})
+	var r run
+	env.SetOnTimerScheduledListener(func(timerID string, d time.Duration) { r.timers = append(r.timers, d) })
+	env.ExecuteWorkflow(DeliveryWorkflowName, in)
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("workflow error: %v", err)
+	}
+	if err := env.GetWorkflowResult(&r.state); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func outcomes(s DeliveryState) []Outcome {
+	var out []Outcome
+	for _, a := range s.Attempts {
+		out = append(out, a.Outcome)
+	}
+	return out
+}
+
+func TestDeliveredFirstTry(t *testing.T) {
+	r := runDelivery(t, testInput(DefaultTestSchedule...), scripted(t, Attempt{Outcome: OutcomeDelivered, StatusCode: 200}))
+	if r.state.Status != StatusDelivered || len(r.state.Attempts) != 1 || r.state.Attempts[0].Number != 1 || len(r.timers) != 0 {
+		t.Fatalf("state = %+v, timers = %v", r.state, r.timers)
+	}
+	if r.state.WorkflowID != "acme:evt_1" || r.state.NextAttemptAt != nil {
+		t.Fatalf("state = %+v", r.state)
+	}
+}
+
+var DefaultTestSchedule = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute}
+
+func TestRetriesWaitTheScheduledDelays(t *testing.T) {
+	r := runDelivery(t, testInput(DefaultTestSchedule...), scripted(t,
+		Attempt{Outcome: OutcomeHTTPError, StatusCode: 500},
+		Attempt{Outcome: OutcomeConnectionError, Error: "connection refused"},
+		Attempt{Outcome: OutcomeTimeout, Error: "deadline exceeded"},
+		Attempt{Outcome: OutcomeDelivered, StatusCode: 200},
+	))
+	if r.state.Status != StatusDelivered {
+		t.Fatalf("status = %s", r.state.Status)
+	}
+	if want := DefaultTestSchedule; !equalDurations(r.timers, want) {
+		t.Fatalf("timers = %v, want %v", r.timers, want)
+	}
+	for i, a := range r.state.Attempts {
+		if a.Number != i+1 {
+			t.Fatalf("attempt %d numbered %d", i+1, a.Number)
+		}
+	}
+}
+
+func TestRetryAfterReplacesTheScheduledDelay(t *testing.T) {
+	r := runDelivery(t, testInput(5*time.Second, 5*time.Minute), scripted(t,
+		Attempt{Outcome: OutcomeHTTPError, StatusCode: 503, RetryAfterSeconds: 120},
+		Attempt{Outcome: OutcomeHTTPError, StatusCode: 429, RetryAfterSeconds: int64(48 * time.Hour / time.Second)},
+		Attempt{Outcome: OutcomeDelivered, StatusCode: 200},
+	))
+	if want := []time.Duration{120 * time.Second, 24 * time.Hour}; !equalDurations(r.timers, want) {
+		t.Fatalf("timers = %v, want %v (Retry-After, capped at 24h)", r.timers, want)
+	}
+	if r.state.Status != StatusDelivered {
+		t.Fatalf("status = %s", r.state.Status)
+	}
+}
+
+func TestGoneStopsAtOnce(t *testing.T) {
+	r := runDelivery(t, testInput(DefaultTestSchedule...), scripted(t,
+		Attempt{Outcome: OutcomeHTTPError, StatusCode: 500},
+		Attempt{Outcome: OutcomeGone, StatusCode: 410},
+	))
+	if r.state.Status != StatusFailed || len(r.state.Attempts) != 2 || len(r.timers) != 1 {
+		t.Fatalf("state = %+v, timers %v", r.state, r.timers)
+	}
+}
+
+func TestExhaustedScheduleFails(t *testing.T) {
+	r := runDelivery(t, testInput(time.Second, 2*time.Second), scripted(t,
+		Attempt{Outcome: OutcomeHTTPError, StatusCode: 500},
+		Attempt{Outcome: OutcomeRedirect, StatusCode: 302},
+		Attempt{Outcome: OutcomeHTTPError, StatusCode: 502},
+	))
+	if r.state.Status != StatusFailed || len(r.state.Attempts) != 3 {
+		t.Fatalf("state = %+v", r.state)
+	}
+	if want := []Outcome{OutcomeHTTPError, OutcomeRedirect, OutcomeHTTPError}; !equalOutcomes(outcomes(r.state), want) {
+		t.Fatalf("outcomes = %v", outcomes(r.state))
+	}
+	if !equalDurations(r.timers, []time.Duration{time.Second, 2 * time.Second}) {
+		t.Fatalf("timers = %v", r.timers)
+	}
+}
+
+func TestEmptyScheduleMeansOneAttempt(t *testing.T) {
+	r := runDelivery(t, testInput(), scripted(t, Attempt{Outcome: OutcomeHTTPError, StatusCode: 500}))
+	if r.state.Status != StatusFailed || len(r.state.Attempts) != 1 || len(r.timers) != 0 {
+		t.Fatalf("state = %+v", r.state)
+	}
+}
+
+func TestActivityFailureIsARecordedAttempt(t *testing.T) {
+	calls := 0
+	r := runDelivery(t, testInput(time.Minute), func(ctx context.Context, in AttemptInput) (Attempt, error) {
+		calls++
+		if calls == 1 {
+			return Attempt{}, context.DeadlineExceeded
+		}
+		return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
+	})
+	if r.state.Status != StatusDelivered || r.state.Attempts[0].Outcome != OutcomeWorkerError || r.state.Attempts[0].Error == "" {
+		t.Fatalf("state = %+v", r.state)
+	}
+}
+
+func TestStatusQueryWhileWaiting(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "acme:evt_1"})
+	Register(env)
+	env.RegisterActivityWithOptions(scripted(t,
+		Attempt{Outcome: OutcomeHTTPError, StatusCode: 503},
+		Attempt{Outcome: OutcomeDelivered, StatusCode: 200},
+	), activity.RegisterOptions{Name: AttemptActivityName})
+	start := env.Now()
+	var during DeliveryState
+	env.RegisterDelayedCallback(func() {
+		val, err := env.QueryWorkflow(StatusQuery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := val.Get(&during); err != nil {
+			t.Fatal(err)
+		}
+	}, time.Minute)
+	env.ExecuteWorkflow(DeliveryWorkflowName, testInput(time.Hour))
+	if during.Status != StatusRetrying || len(during.Attempts) != 1 || during.NextAttemptAt == nil {
+		t.Fatalf("state while waiting = %+v", during)
+	}
+	if next := during.NextAttemptAt.Sub(start); next < time.Hour || next > time.Hour+time.Minute {
+		t.Fatalf("next attempt %s after start, want about 1h", next)
+	}
+}
+
+func TestInvalidInputFailsTheWorkflow(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	Register(env)
+	in := testInput()
+	in.Payload = nil
+	env.ExecuteWorkflow(DeliveryWorkflowName, in)
+	if err := env.GetWorkflowError(); err == nil {
+		t.Fatal("a delivery without payload ran")
+	}
+}
+
+func TestParseWorkflowID(t *testing.T) {
+	ep, ev, err := ParseWorkflowID(WorkflowID("acme", "evt_1:x"))
+	if err != nil || ep != "acme" || ev != "evt_1:x" {
+		t.Fatalf("ParseWorkflowID = %q, %q, %v", ep, ev, err)
+	}
+	for _, bad := range []string{"", "acme", ":evt", "acme:"} {
+		if _, _, err := ParseWorkflowID(bad); err == nil {
+			t.Errorf("ParseWorkflowID(%q) accepted", bad)
+		}
+	}
+}
+
+func equalDurations(a, b []time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalOutcomes(a, b []Outcome) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
