@@ -1,0 +1,54 @@
+# hookrelay: `make demo` to see it work, `make test` to check it.
+GO       ?= go
+BIN      := $(CURDIR)/bin
+TEMPORAL := $(BIN)/temporal
+TEMPORAL_CLI_VERSION := v1.5.1
+SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attribute HookrelayEventName=Keyword \
+	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
+	--search-attribute HookrelayAttempts=Int
+
+.PHONY: all tools build test test-unit test-integration bench demo dev fmt vet clean
+
+all: build
+
+## tools: the Temporal CLI (dev server and UI) from the Go module proxy, into bin/temporal
+tools: $(TEMPORAL)
+$(TEMPORAL):
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+## build: bin/worker, bin/starter and the example bin/receiver
+build:
+	$(GO) build -o $(BIN)/ ./worker ./starter ./examples/receiver
+
+## test: vet, then unit and integration tests (race detector on) against a real dev server
+test: tools vet
+	$(GO) test -race -count=1 ./...
+
+test-unit: vet
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
+
+test-integration: tools
+	$(GO) test -race -count=1 -v ./tests/
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+## bench: Go benchmarks (signing, event parsing)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## demo: dev server + UI, worker, example receiver, one event of each kind, outcomes
+demo: tools build
+	scripts/demo.sh
+
+## dev: a dev server with the UI on :8233, a database under .temporal/, and the search attributes
+dev: tools
+	mkdir -p .temporal
+	$(TEMPORAL) server start-dev --ip 127.0.0.1 --db-filename .temporal/dev.db --ui-port 8233 $(SEARCH_ATTRIBUTES)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf .temporal $(BIN)/worker $(BIN)/starter $(BIN)/receiver

@@ -1,0 +1,125 @@
+// Command receiver is an example customer endpoint for demos and local
+// testing. It verifies every request's Standard Webhooks signature and answers:
+//
+//	POST /ok      200 once verified
+//	POST /flaky   503 with Retry-After: 1 for the first --flaky-failures attempts of each webhook-id, then 200
+//	POST /gone    410, asking hookrelay to stop
+//
+// It logs ids and outcomes only, never the payload's personal fields.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/signing"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil && !errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "receiver:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := pflag.NewFlagSet("receiver", pflag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on")
+	secretFile := fs.String("secret-file", "", "file holding the endpoint's whsec_ secret (or env HOOKRELAY_RECEIVER_SECRET)")
+	flakyFailures := fs.Int("flaky-failures", 2, "how many attempts /flaky refuses before accepting")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	raw := os.Getenv("HOOKRELAY_RECEIVER_SECRET")
+	if *secretFile != "" {
+		data, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("--secret-file: %w", err)
+		}
+		raw = string(data)
+	}
+	if raw == "" {
+		return errors.New("--secret-file: required (or set HOOKRELAY_RECEIVER_SECRET)")
+	}
+	secret, err := signing.ParseSecret(raw)
+	if err != nil {
+		return fmt.Errorf("--secret-file: %w", err)
+	}
+	r := &receiver{secret: secret, flakyFailures: *flakyFailures, seen: map[string]int{}, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
+	srv := &http.Server{Addr: *listen, Handler: r, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+	r.log.Info("receiver listening", "addr", *listen)
+	return srv.ListenAndServe()
+}
+
+type receiver struct {
+	secret        signing.Secret
+	flakyFailures int
+	log           *slog.Logger
+
+	mu   sync.Mutex
+	seen map[string]int // attempts per webhook-id
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	id := r.Header.Get(signing.HeaderID)
+	if err := signing.Verify(r.Header, body, time.Now(), signing.DefaultTolerance, rc.secret); err != nil {
+		rc.answer(w, r, id, "", http.StatusUnauthorized, "signature: "+err.Error())
+		return
+	}
+	var ev struct {
+		EventName string `json:"event_name"`
+		Payload   struct {
+			ID json.Number `json:"id"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		rc.answer(w, r, id, "", http.StatusBadRequest, "body is not an event")
+		return
+	}
+	rc.mu.Lock()
+	rc.seen[id]++
+	n := rc.seen[id]
+	rc.mu.Unlock()
+
+	what := ev.EventName + " mail log " + ev.Payload.ID.String()
+	switch r.URL.Path {
+	case "/ok":
+		rc.answer(w, r, id, what, http.StatusOK, "accepted")
+	case "/flaky":
+		if n <= rc.flakyFailures {
+			w.Header().Set("Retry-After", "1")
+			rc.answer(w, r, id, what, http.StatusServiceUnavailable, fmt.Sprintf("refusing attempt %d of %d", n, rc.flakyFailures))
+			return
+		}
+		rc.answer(w, r, id, what, http.StatusOK, "accepted after retries")
+	case "/gone":
+		rc.answer(w, r, id, what, http.StatusGone, "this endpoint is retired")
+	default:
+		rc.answer(w, r, id, what, http.StatusNotFound, "no such path")
+	}
+}
+
+func (rc *receiver) answer(w http.ResponseWriter, r *http.Request, id, what string, code int, note string) {
+	rc.log.Info("webhook", "path", r.URL.Path, "webhook_id", id, "event", what, "status", code, "note", note)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"result": note})
+}

@@ -1,0 +1,197 @@
+// Package deliveries is how the mail service hands events to hookrelay: it
+// starts one DeliveryWorkflow per subscribed endpoint, idempotently, and
+// reports where a delivery stands. The starter command is a thin shell over it.
+package deliveries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// Errors callers act on differently. Invalid input is an *event.FieldError.
+var (
+	// ErrUnavailable wraps a failure to reach Temporal: retry later; a
+	// retried Publish does not duplicate deliveries already started.
+	ErrUnavailable = errors.New("temporal unavailable")
+	// ErrNotFound means no delivery has that workflow ID.
+	ErrNotFound = errors.New("delivery not found")
+)
+
+// queryTimeout bounds a status query, which needs a worker to answer.
+const queryTimeout = 10 * time.Second
+
+// Client starts deliveries and reads their status.
+type Client struct {
+	Temporal  client.Client
+	Endpoints *endpoint.Config
+	TaskQueue string
+}
+
+// Started is one delivery Publish started, or found already started.
+type Started struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	EndpointID string `json:"endpoint_id"`
+	EventID    string `json:"event_id"`
+	Duplicate  bool   `json:"duplicate"`
+}
+
+// PublishJSON validates a submitted event and publishes it.
+func (c *Client) PublishJSON(ctx context.Context, data []byte) ([]Started, error) {
+	ev, err := event.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return c.Publish(ctx, ev)
+}
+
+// Publish starts one delivery per enabled endpoint subscribed to the event,
+// in endpoint file order. A delivery that already exists (the same event
+// submitted before) is returned with Duplicate set, and nothing new starts.
+// On error the deliveries started so far are returned with it; publishing
+// again is safe.
+func (c *Client) Publish(ctx context.Context, ev event.Event) ([]Started, error) {
+	var out []Started
+	for _, ep := range c.Endpoints.Subscribed(ev.Name) {
+		s, err := c.start(ctx, ep, ev)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event) (Started, error) {
+	id := workflows.WorkflowID(ep.ID, ev.ID)
+	s := Started{WorkflowID: id, EndpointID: ep.ID, EventID: ev.ID}
+	opts := client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                c.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            fmt.Sprintf("%s → %s, mail log %d", ev.Name, ep.ID, ev.MailLogID),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.EndpointAttr.ValueSet(ep.ID),
+			workflows.EventNameAttr.ValueSet(ev.Name),
+			workflows.MailLogIDAttr.ValueSet(strconv.FormatInt(ev.MailLogID, 10)),
+			workflows.StatusAttr.ValueSet(string(workflows.StatusPending)),
+			workflows.AttemptsAttr.ValueSet(0),
+		),
+	}
+	in := workflows.DeliveryInput{
+		EndpointID:    ep.ID,
+		EventID:       ev.ID,
+		EventName:     ev.Name,
+		MailLogID:     ev.MailLogID,
+		Payload:       ev.Payload,
+		RetrySchedule: ep.RetrySchedule,
+		Timeout:       ep.Timeout,
+	}
+	run, err := c.Temporal.ExecuteWorkflow(ctx, opts, workflows.DeliveryWorkflowName, in)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &already):
+		s.RunID, s.Duplicate = already.RunId, true
+		return s, nil
+	case err != nil:
+		return s, fmt.Errorf("start delivery %s: %w", id, unavailable(err))
+	}
+	s.RunID = run.GetRunID()
+	return s, nil
+}
+
+// Status reports a delivery: from its status query while it runs, from its
+// result once it has closed.
+func (c *Client) Status(ctx context.Context, workflowID string) (workflows.DeliveryState, error) {
+	if _, _, err := workflows.ParseWorkflowID(workflowID); err != nil {
+		return workflows.DeliveryState{}, err
+	}
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return workflows.DeliveryState{}, lookupError(workflowID, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	runID := info.GetExecution().GetRunId()
+	var st workflows.DeliveryState
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		defer cancel()
+		val, err := c.Temporal.QueryWorkflow(qctx, workflowID, runID, workflows.StatusQuery)
+		if err != nil {
+			if qctx.Err() != nil {
+				return st, fmt.Errorf("delivery %s: no worker answered the status query within %s; is a worker polling task queue %q?", workflowID, queryTimeout, info.GetTaskQueue())
+			}
+			return st, fmt.Errorf("delivery %s: status query: %w", workflowID, err)
+		}
+		if err := val.Get(&st); err != nil {
+			return st, fmt.Errorf("delivery %s: decode status: %w", workflowID, err)
+		}
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		if err := c.Temporal.GetWorkflow(ctx, workflowID, runID).Get(ctx, &st); err != nil {
+			return st, fmt.Errorf("delivery %s: read result: %w", workflowID, err)
+		}
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		st = closedWithoutResult(workflowID, workflows.StatusCanceled)
+	default: // failed, timed out
+		st = closedWithoutResult(workflowID, workflows.StatusFailed)
+	}
+	return st, nil
+}
+
+// Wait blocks until the delivery closes and returns its final state.
+func (c *Client) Wait(ctx context.Context, workflowID string) (workflows.DeliveryState, error) {
+	if _, _, err := workflows.ParseWorkflowID(workflowID); err != nil {
+		return workflows.DeliveryState{}, err
+	}
+	if _, err := c.Temporal.DescribeWorkflowExecution(ctx, workflowID, ""); err != nil {
+		return workflows.DeliveryState{}, lookupError(workflowID, err)
+	}
+	var st workflows.DeliveryState
+	if err := c.Temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &st); err != nil {
+		return c.Status(ctx, workflowID) // closed without a result: canceled or terminated
+	}
+	return st, nil
+}
+
+func closedWithoutResult(id string, s workflows.Status) workflows.DeliveryState {
+	ep, ev, _ := workflows.ParseWorkflowID(id)
+	return workflows.DeliveryState{WorkflowID: id, EndpointID: ep, EventID: ev, Status: s, Attempts: []workflows.Attempt{}}
+}
+
+func lookupError(id string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	return fmt.Errorf("delivery %s: %w", id, unavailable(err))
+}
+
+// unavailable marks errors that mean Temporal could not be reached or is
+// overloaded, so callers know a retry later may succeed.
+func unavailable(err error) error {
+	var (
+		down      *serviceerror.Unavailable
+		deadline  *serviceerror.DeadlineExceeded
+		exhausted *serviceerror.ResourceExhausted
+	)
+	if errors.As(err, &down) || errors.As(err, &deadline) || errors.As(err, &exhausted) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,239 @@
+// Command starter submits events to hookrelay and reports deliveries.
+//
+//	starter send --endpoints FILE [--event FILE|-] [--output text|json]
+//	starter status WORKFLOW_ID [--output text|json] [--wait]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/temporalclient"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+const usage = `usage:
+  starter send --endpoints FILE [--event FILE|-] [--output text|json]
+  starter status WORKFLOW_ID [--output text|json] [--wait]
+Run "starter COMMAND --help" for a command's flags.`
+
+// errUsage marks mistakes in the command line: exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "starter:", strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "starter:", oneLine(err))
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("no command given\n%s: %w", usage, errUsage)
+	}
+	switch args[0] {
+	case "send":
+		return send(ctx, args[1:], stdin, stdout)
+	case "status":
+		return status(ctx, args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s: %w", args[0], usage, errUsage)
+	}
+}
+
+// common holds the flags every command shares.
+type common struct {
+	conn   temporalclient.Options
+	output string
+}
+
+func newFlags(name string, c *common) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("starter "+name, pflag.ContinueOnError)
+	c.conn.AddFlags(fs)
+	fs.StringVar(&c.output, "output", "text", "output format: text or json")
+	return fs
+}
+
+func (c *common) parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+	if c.output != "text" && c.output != "json" {
+		return fmt.Errorf("--output: %q is not text or json: %w", c.output, errUsage)
+	}
+	if err := c.conn.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+	return nil
+}
+
+func (c *common) client(ctx context.Context, endpoints *endpoint.Config) (*deliveries.Client, func(), error) {
+	// The SDK logs only problems here: the starter's output is its answer.
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	tc, err := temporalclient.Dial(ctx, c.conn, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue}, tc.Close, nil
+}
+
+func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	var c common
+	fs := newFlags("send", &c)
+	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
+	eventPath := fs.String("event", "-", "event JSON file, or - for standard input")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	}
+	if *endpointsPath == "" {
+		return fmt.Errorf("--endpoints: required (or set HOOKRELAY_ENDPOINTS): %w", errUsage)
+	}
+	data, err := readEvent(*eventPath, stdin)
+	if err != nil {
+		return err
+	}
+	ev, err := event.Parse(data)
+	if err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	endpoints, err := endpoint.Load(*endpointsPath)
+	if err != nil {
+		return err
+	}
+	if len(endpoints.Subscribed(ev.Name)) == 0 {
+		fmt.Fprintf(os.Stderr, "starter: no enabled endpoint subscribes to %s; nothing to deliver\n", ev.Name)
+		return nil
+	}
+	dc, closeClient, err := c.client(ctx, endpoints)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	started, err := dc.Publish(ctx, ev)
+	for _, s := range started {
+		if c.output == "json" {
+			line, _ := json.Marshal(s)
+			fmt.Fprintln(stdout, string(line))
+			continue
+		}
+		verb := "started"
+		if s.Duplicate {
+			verb = "duplicate, already started"
+		}
+		fmt.Fprintf(stdout, "%s\t%s (run %s)\n", s.WorkflowID, verb, s.RunID)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (sending the same event again is safe: started deliveries are not duplicated)", err)
+	}
+	return nil
+}
+
+func readEvent(path string, stdin io.Reader) ([]byte, error) {
+	r := stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--event: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	// One byte over the limit is enough for event.Parse to refuse it by size.
+	data, err := io.ReadAll(io.LimitReader(r, event.MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("--event: read: %w", err)
+	}
+	return data, nil
+}
+
+func status(ctx context.Context, args []string, stdout io.Writer) error {
+	var c common
+	fs := newFlags("status", &c)
+	wait := fs.Bool("wait", false, "wait until the delivery is delivered, failed or canceled")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("status takes one WORKFLOW_ID: %w", errUsage)
+	}
+	id := fs.Arg(0)
+	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+	dc, closeClient, err := c.client(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	get := dc.Status
+	if *wait {
+		get = dc.Wait
+	}
+	st, err := get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		return json.NewEncoder(stdout).Encode(st)
+	}
+	printState(stdout, st)
+	return nil
+}
+
+func printState(w io.Writer, st workflows.DeliveryState) {
+	fmt.Fprintf(w, "delivery  %s\nstatus    %s\n", st.WorkflowID, st.Status)
+	if st.NextAttemptAt != nil {
+		fmt.Fprintf(w, "next      %s (in %s)\n", st.NextAttemptAt.UTC().Format(time.RFC3339), time.Until(*st.NextAttemptAt).Round(time.Second))
+	}
+	if len(st.Attempts) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\n#\tSTARTED\tOUTCOME\tSTATUS\tLATENCY\tERROR")
+	for _, a := range st.Attempts {
+		code := "-"
+		if a.StatusCode != 0 {
+			code = strconv.Itoa(a.StatusCode)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%dms\t%s\n", a.Number, a.StartedAt.UTC().Format(time.RFC3339), a.Outcome, code, a.LatencyMS, oneLine(errors.New(a.Error)))
+	}
+	tw.Flush()
+}
+
+// oneLine keeps an error to one line, as a command-line answer should be.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

@@ -1,0 +1,26 @@
+package workflows
+
+import (
+	"testing"
+
+	"go.temporal.io/sdk/worker"
+)
+
+// Histories recorded from the dev server by `make demo` (fake data only):
+// a delivery that got two 503s with Retry-After and then a 200, and one
+// that got a 410. Replaying them catches non-deterministic changes to
+// DeliveryWorkflow; a deliberate change needs workflow.GetVersion.
+func TestReplayRecordedHistories(t *testing.T) {
+	for _, file := range []string{
+		"testdata/delivery_retried_history.json",
+		"testdata/delivery_gone_history.json",
+	} {
+		t.Run(file, func(t *testing.T) {
+			replayer := worker.NewWorkflowReplayer()
+			Register(replayer)
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
+				t.Fatalf("replay %s: %v", file, err)
+			}
+		})
+	}
+}
