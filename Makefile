@@ -36,7 +36,7 @@ vet:
 
 ## bench: Go benchmarks (signing, event parsing)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /tests)
 
 ## demo: dev server + UI, worker, example receiver, one event of each kind, outcomes
 demo: tools build

@@ -1,0 +1,107 @@
+package tests
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/event"
+)
+
+// Bad input to the commands: a one-line message naming the problem, a
+// non-zero exit, no stack trace, and nothing started.
+func TestStarterRefusesBadInput(t *testing.T) {
+	good := endpointsFile(t, "acme", "https://hooks.acme.example/mail", "")
+	badEndpoints := writeFile(t, "bad.yaml", "endpoints:\n  - id: acme\n    url: https://hooks.acme.example/mail\n    events: ['*']\n    secret: whsec_AAAA\n")
+	ev := sampleEvent(event.Delivered, 201)
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		want  []string
+	}{
+		{"no command", "", nil, 2, []string{"no command"}},
+		{"unknown command", "", []string{"deliver"}, 2, []string{`unknown command "deliver"`}},
+		{"unknown flag", ev, []string{"send", "--endpoints", good, "--colour"}, 2, []string{"colour"}},
+		{"send without endpoints", ev, []string{"send"}, 2, []string{"--endpoints"}},
+		{"bad output format", ev, []string{"send", "--endpoints", good, "--output", "yaml"}, 2, []string{"--output", "yaml"}},
+		{"bad temporal address", ev, []string{"send", "--endpoints", good, "--temporal-address", "nohost"}, 2, []string{"--temporal-address", "nohost"}},
+		{"event not JSON", "hello", []string{"send", "--endpoints", good}, 1, []string{"event: body"}},
+		{"unknown event name", strings.Replace(ev, event.Delivered, "api_mail_log_clicked", 1), []string{"send", "--endpoints", good}, 1, []string{"event_name", "api_mail_log_clicked"}},
+		{"non-numeric payload.id", strings.Replace(ev, `"id":201`, `"id":"x"`, 1), []string{"send", "--endpoints", good}, 1, []string{"payload.id"}},
+		{"missing payload.time", strings.Replace(ev, `"time":"2026-04-18T20:27:25.379Z",`, "", 1), []string{"send", "--endpoints", good}, 1, []string{"payload.time"}},
+		{"event over 256 KiB", strings.Replace(ev, "Fake subject", strings.Repeat("x", event.MaxBodyBytes), 1), []string{"send", "--endpoints", good}, 1, []string{"body", "limit"}},
+		{"missing event file", "", []string{"send", "--endpoints", good, "--event", "/nonexistent/event.json"}, 1, []string{"--event"}},
+		{"invalid endpoints file", ev, []string{"send", "--endpoints", badEndpoints}, 1, []string{`endpoint "acme"`, "secret:"}},
+		{"missing endpoints file", ev, []string{"send", "--endpoints", "/nonexistent/endpoints.yaml"}, 1, []string{"endpoints file"}},
+		{"unreachable server", ev, []string{"send", "--endpoints", good, "--temporal-address", "127.0.0.1:1"}, 1, []string{"connect to Temporal at 127.0.0.1:1"}},
+		{"status without id", "", []string{"status"}, 2, []string{"WORKFLOW_ID"}},
+		{"status malformed id", "", []string{"status", "no-colon-here"}, 2, []string{"<endpoint-id>:<event-id>"}},
+		{"status unknown id", "", []string{"status", "acme:evt_does_not_exist"}, 1, []string{"not found"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := starter(t, tt.stdin, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.code, errOut)
+			}
+			if strings.Contains(errOut, "goroutine ") || strings.Contains(errOut, "panic") {
+				t.Fatalf("stack trace on stderr:\n%s", errOut)
+			}
+			firstLine := strings.SplitN(strings.TrimSpace(errOut), "\n", 2)[0]
+			for _, w := range tt.want {
+				if !strings.Contains(firstLine, w) {
+					t.Errorf("stderr first line %q lacks %q", firstLine, w)
+				}
+			}
+			if out != "" && tt.name != "no command" {
+				t.Errorf("stdout on failure: %q", out)
+			}
+		})
+	}
+	// None of those started a workflow on this test's task queue.
+	countOnQueue(t, 0)
+}
+
+func TestWorkerRefusesBadConfig(t *testing.T) {
+	badURL := writeFile(t, "endpoints.yaml", fmt.Sprintf("endpoints:\n  - id: acme\n    url: ftp://x.example.com/\n    events: ['*']\n    secret: %s\n", testSecret))
+	unsetEnv := writeFile(t, "endpoints.yaml", "endpoints:\n  - id: acme\n    url: https://x.example.com/\n    events: ['*']\n    secret_env: HOOKRELAY_TEST_SECRET_NOT_SET\n")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no endpoints", nil, []string{"--endpoints"}},
+		{"bad url", []string{"--endpoints", badURL}, []string{`endpoint "acme"`, "url:"}},
+		{"secret env unset", []string{"--endpoints", unsetEnv}, []string{`endpoint "acme"`, "HOOKRELAY_TEST_SECRET_NOT_SET is not set"}},
+		{"unknown flag", []string{"--frobnicate"}, []string{"frobnicate"}},
+		{"unreachable server", []string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", ""), "--temporal-address", "127.0.0.1:1"}, []string{"connect to Temporal"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(binDir, "worker"), tt.args...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin"}
+			out, err := cmd.CombinedOutput()
+			exitErr, ok := err.(*exec.ExitError)
+			if !ok || exitErr.ExitCode() == 0 {
+				t.Fatalf("worker %v: err %v, want a non-zero exit\n%s", tt.args, err, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output %q lacks %q", out, w)
+				}
+			}
+		})
+	}
+}
+
+func countOnQueue(t *testing.T, want int64) {
+	t.Helper()
+	resp, err := temporalCount(fmt.Sprintf("TaskQueue = %q", taskQueue(t)))
+	if err != nil || resp != want {
+		t.Fatalf("workflows on task queue %s: %d (%v), want %d", taskQueue(t), resp, err, want)
+	}
+}

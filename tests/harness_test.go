@@ -1,0 +1,283 @@
+// Package tests runs hookrelay end to end: a real Temporal dev server
+// (bin/temporal, built by `make tools`), the worker as OS processes, the
+// starter binary, and real HTTP receivers on loopback that verify signatures.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/hookrelay/hookrelay/signing"
+)
+
+var (
+	devServer *testsuite.DevServer
+	temporal  client.Client
+	binDir    string // worker and starter built for this run
+)
+
+// testSecret is a fake signing secret for tests only.
+const testSecret = "whsec_dGVzdC1vbmx5LXNlY3JldC1ub3QtZm9yLXByb2R1Y3Rpb24="
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return 0, err
+	}
+	temporalPath := filepath.Join(root, "bin", "temporal")
+	if _, err := os.Stat(temporalPath); err != nil {
+		return 0, fmt.Errorf("the integration tests need the Temporal CLI at %s: run `make tools`", temporalPath)
+	}
+	if binDir, err = os.MkdirTemp("", "hookrelay-tests-"); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(binDir)
+	build := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./worker", "./starter")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return 0, fmt.Errorf("build worker and starter: %w", err)
+	}
+
+	serverLog, err := os.Create(filepath.Join(binDir, "temporal.log"))
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	devServer, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:  temporalPath,
+		ClientOptions: &client.Options{Namespace: "default", Logger: quiet},
+		LogLevel:      "warn",
+		Stdout:        serverLog,
+		Stderr:        serverLog,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start dev server: %w", err)
+	}
+	defer devServer.Stop()
+	temporal = devServer.Client()
+	return m.Run(), nil
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// taskQueue gives each test its own task queue, so its workers see only its deliveries.
+func taskQueue(t *testing.T) string {
+	return "t-" + regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// endpointsFile writes one endpoint pointing at url.
+func endpointsFile(t *testing.T, id, url, extra string) string {
+	return writeFile(t, "endpoints.yaml", fmt.Sprintf(
+		"endpoints:\n  - id: %s\n    url: %s\n    events: [\"*\"]\n    secret: %s\n    timeout: 5s\n%s", id, url, testSecret, extra))
+}
+
+// received is one request a receiver got.
+type received struct {
+	ID        string
+	Header    http.Header
+	Body      []byte
+	VerifyErr error
+	Status    int
+}
+
+// receiver is a real HTTP server on loopback that verifies every request's
+// signature and answers with respond(n), n counting that webhook-id's requests from 1.
+type receiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []received
+}
+
+func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *receiver {
+	t.Helper()
+	secret, err := signing.ParseSecret(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rec := received{ID: r.Header.Get(signing.HeaderID), Header: r.Header.Clone(), Body: body}
+		rec.VerifyErr = signing.Verify(r.Header, body, time.Now(), 0, secret)
+		rc.mu.Lock()
+		n := 1
+		for _, p := range rc.reqs {
+			if p.ID == rec.ID {
+				n++
+			}
+		}
+		rc.mu.Unlock()
+		rec.Status = http.StatusUnauthorized
+		if rec.VerifyErr == nil {
+			rec.Status = respond(n, w)
+		}
+		rc.mu.Lock()
+		rc.reqs = append(rc.reqs, rec)
+		rc.mu.Unlock()
+		w.WriteHeader(rec.Status)
+	})}}
+	rc.Start()
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func always(code int) func(int, http.ResponseWriter) int {
+	return func(int, http.ResponseWriter) int { return code }
+}
+
+func (rc *receiver) requests() []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]received(nil), rc.reqs...)
+}
+
+// workerProc is a worker OS process.
+type workerProc struct {
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan error
+}
+
+// startWorker runs bin/worker on the test's task queue and waits until it polls.
+// Cleanup stops it with SIGTERM and expects exit status 0.
+func startWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
+	t.Helper()
+	args := append([]string{"--temporal-address", devServer.FrontendHostPort(), "--task-queue", taskQueue(t), "--endpoints", endpoints}, extraArgs...)
+	w := &workerProc{cmd: exec.Command(filepath.Join(binDir, "worker"), args...), log: &syncBuffer{}, done: make(chan error, 1)}
+	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.done <- w.cmd.Wait() }()
+	t.Cleanup(func() {
+		if w.cmd.ProcessState == nil {
+			if err := w.stop(30 * time.Second); err != nil {
+				t.Errorf("worker pid %d: %v\n%s", w.cmd.Process.Pid, err, w.log)
+			}
+		}
+	})
+	eventually(t, 30*time.Second, "worker to start", func() bool {
+		select {
+		case err := <-w.done:
+			t.Fatalf("worker exited early: %v\n%s", err, w.log)
+		default:
+		}
+		return strings.Contains(w.log.String(), `"worker started"`)
+	})
+	return w
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (w *workerProc) stop(timeout time.Duration) error {
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("signal: %w", err)
+	}
+	select {
+	case err := <-w.done:
+		if err != nil {
+			return fmt.Errorf("exit after SIGTERM: %w", err)
+		}
+		return nil
+	case <-time.After(timeout):
+		w.cmd.Process.Kill()
+		return fmt.Errorf("still running %s after SIGTERM", timeout)
+	}
+}
+
+// attempts counts the attempts this worker made, from its audit lines.
+func (w *workerProc) attempts() int {
+	return strings.Count(w.log.String(), `"msg":"attempt finished"`)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// starter runs the starter binary against the dev server and returns its output and exit status.
+func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "HOOKRELAY_TASK_QUEUE="+taskQueue(t))
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		return out.String(), errOut.String(), exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), 0
+}
+
+// sampleEvent is a fake event; mailLogID makes it distinct.
+func sampleEvent(name string, mailLogID int) string {
+	return fmt.Sprintf(`{"event_name":%q,"payload":{"id":%d,"subject":"Fake subject %d","time":"2026-04-18T20:27:25.379Z","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Custom-Header":"fake"}}}`,
+		name, mailLogID, mailLogID, mailLogID)
+}
