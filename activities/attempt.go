@@ -101,6 +101,7 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	req.Header.Set("User-Agent", a.UserAgent)
 	signing.Headers(req.Header, in.DeliveryID, started, body, secrets...)
 
+	defer heartbeatWhileRunning(ctx)()
 	resp, err := a.HTTP.Do(req)
 	if err == nil {
 		rec.StatusCode = resp.StatusCode
@@ -116,6 +117,32 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	rec.Outcome, rec.Error = classify(resp, err)
 	rec.LatencyMS = a.Now().Sub(started).Milliseconds()
 	return rec, nil
+}
+
+// heartbeatEvery is how often a long attempt heartbeats. Attempts that finish
+// sooner send none: a heartbeat is a server round trip.
+const heartbeatEvery = time.Second
+
+// heartbeatWhileRunning heartbeats until the returned stop is called. A
+// heartbeat is how a cancel (or the workflow having closed) reaches the
+// attempt: the SDK then cancels ctx, which aborts the request.
+func heartbeatWhileRunning(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // readBody reads at most maxBodyRead bytes and keeps the first keptBody as valid UTF-8.

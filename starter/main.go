@@ -1,7 +1,5 @@
-// Command starter submits events to hookrelay and reports deliveries.
-//
-//	starter send --endpoints FILE [--event FILE|-] [--output text|json]
-//	starter status WORKFLOW_ID [--output text|json] [--wait]
+// Command starter submits events to hookrelay and reports and steers deliveries.
+// Run "starter help" for its commands.
 package main
 
 import (
@@ -31,6 +29,10 @@ import (
 const usage = `usage:
   starter send --endpoints FILE [--event FILE|-] [--output text|json]
   starter status WORKFLOW_ID [--output text|json] [--wait]
+  starter list [--endpoint ID] [--event-name NAME] [--status STATUS] [--since DURATION] [--query QUERY] [--output text|json]
+  starter cancel (WORKFLOW_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
+  starter retry-now WORKFLOW_ID [--wait] [--output text|json]
+  starter resend (WORKFLOW_ID | --query QUERY [--yes]) [--output text|json]
 Run "starter COMMAND --help" for a command's flags.`
 
 // errUsage marks mistakes in the command line: exit status 2.
@@ -60,6 +62,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return send(ctx, args[1:], stdin, stdout)
 	case "status":
 		return status(ctx, args[1:], stdout)
+	case "list":
+		return list(ctx, args[1:], stdout)
+	case "cancel":
+		return cancel(ctx, args[1:], stdout)
+	case "retry-now":
+		return retryNow(ctx, args[1:], stdout)
+	case "resend":
+		return resend(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -104,7 +114,7 @@ func (c *common) client(ctx context.Context, endpoints *endpoint.Config) (*deliv
 	if err != nil {
 		return nil, nil, err
 	}
-	return &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue}, tc.Close, nil
+	return &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: temporalclient.DataConverter()}, tc.Close, nil
 }
 
 func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -206,10 +216,14 @@ func status(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return c.printState(stdout, st)
+}
+
+func (c *common) printState(w io.Writer, st workflows.DeliveryState) error {
 	if c.output == "json" {
-		return json.NewEncoder(stdout).Encode(st)
+		return json.NewEncoder(w).Encode(st)
 	}
-	printState(stdout, st)
+	printState(w, st)
 	return nil
 }
 
@@ -231,6 +245,9 @@ func printState(w io.Writer, st workflows.DeliveryState) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%dms\t%s\n", a.Number, a.StartedAt.UTC().Format(time.RFC3339), a.Outcome, code, a.LatencyMS, oneLine(errors.New(a.Error)))
 	}
 	tw.Flush()
+	for _, a := range st.Actions {
+		fmt.Fprintf(w, "%s  %s %s\n", a.At.UTC().Format(time.RFC3339), a.Name, a.Reason)
+	}
 }
 
 // oneLine keeps an error to one line, as a command-line answer should be.

@@ -114,10 +114,14 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-// endpointsFile writes one endpoint pointing at url.
+// endpointsFile writes one endpoint pointing at url; extra adds YAML lines
+// to it, and a timeout there replaces the default 5s.
 func endpointsFile(t *testing.T, id, url, extra string) string {
+	if !strings.Contains(extra, "timeout:") {
+		extra = "    timeout: 5s\n" + extra
+	}
 	return writeFile(t, "endpoints.yaml", fmt.Sprintf(
-		"endpoints:\n  - id: %s\n    url: %s\n    events: [\"*\"]\n    secret: %s\n    timeout: 5s\n%s", id, url, testSecret, extra))
+		"endpoints:\n  - id: %s\n    url: %s\n    events: [\"*\"]\n    secret: %s\n%s", id, url, testSecret, extra))
 }
 
 // received is one request a receiver got.

@@ -19,6 +19,14 @@ const (
 	DeliveryWorkflowName = "DeliveryWorkflow"
 	AttemptActivityName  = "AttemptDelivery"
 	StatusQuery          = "status"
+
+	// Signals. Each takes effect within seconds, even in the middle of a long wait.
+	CancelSignal   = "cancel"    // stop: no further attempts; payload {"reason": "..."} or a JSON string
+	RetryNowSignal = "retry-now" // skip the current wait and attempt at once
+	ResendSignal   = "resend"    // send again, even after a success
+
+	// RetryNowUpdate does what RetryNowSignal does and returns that attempt's record.
+	RetryNowUpdate = "retry-now"
 )
 
 // Search attributes. They are not encrypted by Temporal, so they hold ids,
@@ -76,7 +84,22 @@ type DeliveryInput struct {
 	// Timeout is the endpoint's per-attempt timeout when the delivery started;
 	// it bounds the attempt activity.
 	Timeout time.Duration `json:"timeout"`
+	// FirstAttempt numbers this run's first attempt; a resend of a closed
+	// delivery continues the previous run's numbering. 0 means 1.
+	FirstAttempt int `json:"first_attempt,omitempty"`
+	// ResendOf is the run this one resends, if any.
+	ResendOf string `json:"resend_of,omitempty"`
 }
+
+// Action is an operator's signal or update, as the workflow received it.
+type Action struct {
+	Name   string    `json:"name"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// MaxReasonLength caps a cancel reason kept in the workflow's state.
+const MaxReasonLength = 500
 
 // Outcome classifies one attempt.
 type Outcome string
@@ -90,10 +113,13 @@ const (
 	OutcomeConnectionError Outcome = "connection_error" // DNS, connect, TLS or read failure
 	OutcomeEndpointMissing Outcome = "endpoint_missing" // the endpoint is absent, disabled or its secret unusable
 	OutcomeWorkerError     Outcome = "worker_error"     // the attempt activity itself failed (worker lost)
+	OutcomeCanceled        Outcome = "canceled"         // canceled by an operator while in flight
 )
 
 // Retryable reports whether the schedule continues after this outcome.
-func (o Outcome) Retryable() bool { return o != OutcomeDelivered && o != OutcomeGone }
+func (o Outcome) Retryable() bool {
+	return o != OutcomeDelivered && o != OutcomeGone && o != OutcomeCanceled
+}
 
 // AttemptInput is what the attempt activity needs.
 type AttemptInput struct {
@@ -132,4 +158,8 @@ type DeliveryState struct {
 	Status        Status     `json:"status"`
 	Attempts      []Attempt  `json:"attempts"`
 	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	// Actions lists the operators' signals and updates, in the order received.
+	Actions []Action `json:"actions,omitempty"`
+	// ResendOf is the run this one resends, if any.
+	ResendOf string `json:"resend_of,omitempty"`
 }

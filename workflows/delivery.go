@@ -1,25 +1,42 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
-// attemptTimeoutMargin is added to the endpoint's timeout to bound the attempt
-// activity: long enough for signing and reading the capped body, short enough
-// that a lost worker's attempt is noticed and rescheduled promptly.
-const attemptTimeoutMargin = 10 * time.Second
+const (
+	// attemptTimeoutMargin is added to the endpoint's timeout to bound the attempt
+	// activity: long enough for signing and reading the capped body, short enough
+	// that a lost worker's attempt is noticed and rescheduled promptly.
+	attemptTimeoutMargin = 10 * time.Second
+	// attemptHeartbeatTimeout: an attempt heartbeats once it has run a second
+	// (see activities), so a cancel reaches it and a lost worker is noticed
+	// within this time. The SDK sends heartbeats at most every 80% of it.
+	attemptHeartbeatTimeout = 5 * time.Second
+)
+
+// Register registers DeliveryWorkflow under its contract name with a worker, replayer or test environment.
+func Register(r interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}) {
+	r.RegisterWorkflowWithOptions(DeliveryWorkflow, workflow.RegisterOptions{Name: DeliveryWorkflowName})
+}
 
 // DeliveryWorkflow delivers one event to one endpoint. Each attempt is one
 // activity execution with server-side retries off; between attempts it waits
 // on a durable timer for the next delay of the schedule, or the receiver's
-// Retry-After. It ends delivered, or failed on 410 or when the schedule runs out.
+// Retry-After. It ends delivered; failed on 410 or when the schedule runs
+// out; or canceled by the cancel signal or a Temporal cancellation. The
+// retry-now signal (or update) cuts a wait short; resend sends again.
 func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryState, error) {
 	d, err := newDelivery(ctx, in)
 	if err != nil {
@@ -28,21 +45,22 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryState, er
 	return d.run(ctx)
 }
 
-// Register registers DeliveryWorkflow under its contract name with a worker or test environment.
-func Register(r interface {
-	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
-}) {
-	r.RegisterWorkflowWithOptions(DeliveryWorkflow, workflow.RegisterOptions{Name: DeliveryWorkflowName})
-}
-
 // delivery is the workflow's state between attempts.
 type delivery struct {
 	in    DeliveryInput
 	state DeliveryState
+
+	next      int     // number of the next attempt
+	inFlight  int     // number of the attempt in flight; 0 while waiting
+	cancelReq *Action // set once a cancel arrives
+	retryNow  bool    // cut the current (or next) wait short
+	resend    bool    // attempt again when the attempt in flight ends, whatever its outcome
+	// resendStarted: this run was started by a resend, whose signal is
+	// already answered by the run's first attempt.
+	resendStarted bool
 }
 
 func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
-	info := workflow.GetInfo(ctx)
 	if in.EndpointID == "" || in.EventID == "" || in.EventName == "" || len(in.Payload) == 0 {
 		return nil, temporal.NewNonRetryableApplicationError("delivery input lacks endpoint_id, event_id, event_name or payload", "InvalidInput", nil)
 	}
@@ -50,14 +68,17 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 		return nil, temporal.NewNonRetryableApplicationError("delivery input timeout must be positive", "InvalidInput", nil)
 	}
 	d := &delivery{
-		in: in,
+		in:            in,
+		next:          max(in.FirstAttempt, 1),
+		resendStarted: in.ResendOf != "",
 		state: DeliveryState{
-			WorkflowID: info.WorkflowExecution.ID,
+			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 			EndpointID: in.EndpointID,
 			EventID:    in.EventID,
 			EventName:  in.EventName,
 			Status:     StatusPending,
 			Attempts:   []Attempt{},
+			ResendOf:   in.ResendOf,
 		},
 	}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (DeliveryState, error) {
@@ -65,58 +86,176 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("register %s query: %w", StatusQuery, err)
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, RetryNowUpdate, d.retryNowAndWait,
+		workflow.UpdateHandlerOptions{Validator: d.validateRetryNow}); err != nil {
+		return nil, fmt.Errorf("register %s update: %w", RetryNowUpdate, err)
+	}
+	d.listen(ctx)
 	return d, nil
 }
 
+// listen handles the signals in one goroutine, in arrival order. It runs on a
+// disconnected context so signals are still read after a Temporal cancellation.
+func (d *delivery) listen(ctx workflow.Context) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	sel := workflow.NewSelector(ctx)
+	for _, name := range []string{CancelSignal, RetryNowSignal, ResendSignal} {
+		sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(ch workflow.ReceiveChannel, _ bool) {
+			var raw json.RawMessage
+			ch.Receive(ctx, &raw)
+			switch name {
+			case CancelSignal:
+				d.onCancel(ctx, cancelReason(raw))
+			case RetryNowSignal:
+				d.onRetryNow(ctx)
+			case ResendSignal:
+				d.onResend(ctx)
+			}
+		})
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel.Select(ctx)
+		}
+	})
+}
+
+func (d *delivery) act(ctx workflow.Context, name, reason string) Action {
+	a := Action{Name: name, Reason: reason, At: workflow.Now(ctx)}
+	d.state.Actions = append(d.state.Actions, a)
+	return a
+}
+
+func (d *delivery) onCancel(ctx workflow.Context, reason string) {
+	a := d.act(ctx, CancelSignal, reason)
+	if d.cancelReq == nil && !d.state.Status.Final() {
+		d.cancelReq = &a
+	}
+}
+
+// onRetryNow cuts the current wait short; with an attempt in flight there is
+// nothing to cut, and the schedule carries on after it.
+func (d *delivery) onRetryNow(ctx workflow.Context) {
+	d.act(ctx, RetryNowSignal, "")
+	if d.inFlight == 0 {
+		d.retryNow = true
+	}
+}
+
+// onResend acts like retry-now while waiting; with an attempt in flight it
+// asks for one more attempt after it, even if it succeeds.
+func (d *delivery) onResend(ctx workflow.Context) {
+	d.act(ctx, ResendSignal, "")
+	if d.resendStarted {
+		d.resendStarted = false
+		return
+	}
+	if d.inFlight != 0 {
+		d.resend = true
+	} else {
+		d.retryNow = true
+	}
+}
+
+func (d *delivery) validateRetryNow(ctx workflow.Context) error {
+	switch {
+	case d.state.Status.Final():
+		return fmt.Errorf("delivery is already %s; resend it instead", d.state.Status)
+	case d.cancelReq != nil:
+		return errors.New("delivery is being canceled")
+	}
+	return nil
+}
+
+// retryNowAndWait is the retry-now update: it returns the record of the
+// attempt it caused, or of the attempt already in flight.
+func (d *delivery) retryNowAndWait(ctx workflow.Context) (Attempt, error) {
+	target := d.inFlight
+	if target == 0 {
+		target = d.next
+	}
+	d.onRetryNow(ctx)
+	if err := workflow.Await(ctx, func() bool { return d.attempted(target) || d.state.Status.Final() }); err != nil {
+		return Attempt{}, err
+	}
+	for _, a := range d.state.Attempts {
+		if a.Number == target {
+			return a, nil
+		}
+	}
+	return Attempt{}, temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("delivery ended %s before attempt %d", d.state.Status, target), "DeliveryEnded", nil)
+}
+
+func (d *delivery) attempted(n int) bool {
+	return len(d.state.Attempts) > 0 && d.state.Attempts[len(d.state.Attempts)-1].Number >= n
+}
+
 func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
-	for n := 1; ; n++ {
-		a := d.attempt(ctx, n)
+	for {
+		if d.cancelReq != nil {
+			return d.finish(ctx, StatusCanceled)
+		}
+		a := d.attempt(ctx)
 		d.state.Attempts = append(d.state.Attempts, a)
 		d.state.NextAttemptAt = nil
 
 		switch {
+		case d.cancelReq != nil:
+			return d.finish(ctx, StatusCanceled)
+		case d.resend:
+			d.resend = false
+			continue
 		case a.Outcome == OutcomeDelivered:
 			return d.finish(ctx, StatusDelivered)
 		case !a.Outcome.Retryable():
 			return d.finish(ctx, StatusFailed)
-		case n > len(d.in.RetrySchedule):
+		}
+		// The schedule's index is the number of attempts this run has made.
+		failed := a.Number - max(d.in.FirstAttempt, 1)
+		if failed >= len(d.in.RetrySchedule) && !d.retryNow {
 			return d.finish(ctx, StatusFailed)
 		}
-
-		delay := nextDelay(d.in.RetrySchedule[n-1], a)
-		next := workflow.Now(ctx).Add(delay)
-		d.state.NextAttemptAt = &next
-		if err := d.setStatus(ctx, StatusRetrying); err != nil {
-			return d.state, err
+		if failed < len(d.in.RetrySchedule) {
+			d.wait(ctx, nextDelay(d.in.RetrySchedule[failed], a), a)
 		}
-		d.showDetails(ctx)
-		timer := workflow.NewTimerWithOptions(ctx, delay, workflow.TimerOptions{
-			Summary: fmt.Sprintf("wait %s after %s", delay, failureLabel(a)),
-		})
-		if err := timer.Get(ctx, nil); err != nil {
-			return d.state, fmt.Errorf("wait before attempt %d: %w", n+1, err)
-		}
+		d.retryNow = false
 	}
 }
 
-// attempt runs one attempt activity. An activity failure (a lost worker, a
-// timeout of the activity itself) is recorded like any failed attempt.
-func (d *delivery) attempt(ctx workflow.Context, n int) Attempt {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+// attempt runs one attempt activity, cancelling it if a cancel arrives while
+// it is in flight. An activity failure (a lost worker, a timeout of the
+// activity itself) is recorded like any failed attempt.
+func (d *delivery) attempt(ctx workflow.Context) Attempt {
+	n := d.next
+	d.next++
+	d.inFlight = n
+	defer func() { d.inFlight = 0 }()
+
+	actCtx, cancelActivity := workflow.WithCancel(ctx)
+	actCtx = workflow.WithActivityOptions(actCtx, workflow.ActivityOptions{
 		StartToCloseTimeout: d.in.Timeout + attemptTimeoutMargin,
+		HeartbeatTimeout:    attemptHeartbeatTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 		Summary:             fmt.Sprintf("POST attempt %d", n),
 	})
 	started := workflow.Now(ctx)
-	in := AttemptInput{
+	fut := workflow.ExecuteActivity(actCtx, AttemptActivityName, AttemptInput{
 		DeliveryID: d.state.WorkflowID,
 		EndpointID: d.in.EndpointID,
 		Attempt:    n,
 		EventName:  d.in.EventName,
 		Payload:    d.in.Payload,
+	})
+	if err := workflow.Await(ctx, func() bool { return fut.IsReady() || d.cancelReq != nil }); err != nil {
+		d.onTemporalCancel(ctx)
+	}
+	if d.cancelReq != nil && !fut.IsReady() {
+		cancelActivity()
+		return Attempt{Number: n, StartedAt: started, Outcome: OutcomeCanceled, Error: "canceled in flight: " + d.cancelReq.Reason}
 	}
 	var a Attempt
-	if err := workflow.ExecuteActivity(actx, AttemptActivityName, in).Get(ctx, &a); err != nil {
+	if err := fut.Get(ctx, &a); err != nil {
 		a = Attempt{StartedAt: started, Outcome: OutcomeWorkerError, Error: activityError(err)}
 		if ended := workflow.Now(ctx); ended.After(started) {
 			a.LatencyMS = ended.Sub(started).Milliseconds()
@@ -126,38 +265,65 @@ func (d *delivery) attempt(ctx workflow.Context, n int) Attempt {
 	return a
 }
 
-// nextDelay is the schedule's delay, replaced by the receiver's Retry-After when it gave one.
-func nextDelay(scheduled time.Duration, a Attempt) time.Duration {
-	if a.RetryAfterSeconds > 0 {
-		return min(time.Duration(a.RetryAfterSeconds)*time.Second, MaxRetryAfter)
+// wait sleeps on a durable timer until the next attempt is due, a retry-now
+// or resend cuts it short, or a cancel arrives. A timer cut short is
+// cancelled, so history shows how every wait ended.
+func (d *delivery) wait(ctx workflow.Context, delay time.Duration, after Attempt) {
+	next := workflow.Now(ctx).Add(delay)
+	d.state.NextAttemptAt = &next
+	d.setStatus(ctx, StatusRetrying)
+	d.showDetails(ctx)
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	timer := workflow.NewTimerWithOptions(timerCtx, delay, workflow.TimerOptions{
+		Summary: fmt.Sprintf("wait %s after %s", shortDuration(delay), failureLabel(after)),
+	})
+	err := workflow.Await(ctx, func() bool { return timer.IsReady() || d.retryNow || d.cancelReq != nil })
+	if err != nil {
+		d.onTemporalCancel(ctx)
 	}
-	return scheduled
+	if !timer.IsReady() {
+		cancelTimer()
+	}
+	d.state.NextAttemptAt = nil
 }
 
-func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error) {
-	if err := d.setStatus(ctx, s); err != nil {
-		return d.state, err
+// onTemporalCancel treats a cancellation requested through Temporal (the
+// UI's cancel button, `temporal workflow cancel`) like the cancel signal.
+func (d *delivery) onTemporalCancel(ctx workflow.Context) {
+	if d.cancelReq == nil {
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+		a := d.act(ctx, CancelSignal, "workflow cancellation requested through Temporal")
+		d.cancelReq = &a
 	}
+}
+
+// finish records the final status and lets running update handlers reply
+// before the workflow completes. It uses a disconnected context, since a
+// Temporal cancellation may have cancelled ctx.
+func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	d.setStatus(ctx, s)
 	d.showDetails(ctx)
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return d.state, fmt.Errorf("wait for update handlers: %w", err)
+	}
 	return d.state, nil
 }
 
-// setStatus records a status change and mirrors it, with the attempt count,
-// into search attributes; it upserts only on a change, since each upsert is
-// a billable action on Temporal Cloud.
-func (d *delivery) setStatus(ctx workflow.Context, s Status) error {
+// setStatus records a status change and mirrors it, with the number of the
+// latest attempt, into search attributes; it upserts only on a change, since
+// each upsert is a billable action on Temporal Cloud.
+func (d *delivery) setStatus(ctx workflow.Context, s Status) {
 	if d.state.Status == s {
-		return nil
+		return
 	}
 	d.state.Status = s
-	err := workflow.UpsertTypedSearchAttributes(ctx,
-		StatusAttr.ValueSet(string(s)),
-		AttemptsAttr.ValueSet(int64(len(d.state.Attempts))),
-	)
-	if err != nil {
-		return fmt.Errorf("upsert status %s: %w", s, err)
+	attempts := int64(d.next - 1)
+	// Registered search attributes cannot fail to encode; an error here is a
+	// bug that a workflow task failure (and retry) makes visible.
+	if err := workflow.UpsertTypedSearchAttributes(ctx, StatusAttr.ValueSet(string(s)), AttemptsAttr.ValueSet(attempts)); err != nil {
+		panic(fmt.Sprintf("upsert search attributes: %v", err))
 	}
-	return nil
 }
 
 // showDetails publishes a short attempts table as the workflow's current details in the UI.
@@ -175,7 +341,40 @@ func (d *delivery) showDetails(ctx workflow.Context) {
 		}
 		fmt.Fprintf(&b, "| %d | %s | %s | %s | %dms |\n", a.Number, a.StartedAt.UTC().Format(time.RFC3339), a.Outcome, code, a.LatencyMS)
 	}
+	for _, a := range d.state.Actions {
+		fmt.Fprintf(&b, "\n%s %s", a.At.UTC().Format(time.RFC3339), a.Name)
+		if a.Reason != "" {
+			fmt.Fprintf(&b, ": %s", a.Reason)
+		}
+	}
 	workflow.SetCurrentDetails(ctx, b.String())
+}
+
+// nextDelay is the schedule's delay, replaced by the receiver's Retry-After when it gave one.
+func nextDelay(scheduled time.Duration, a Attempt) time.Duration {
+	if a.RetryAfterSeconds > 0 {
+		return min(time.Duration(a.RetryAfterSeconds)*time.Second, MaxRetryAfter)
+	}
+	return scheduled
+}
+
+// cancelReason reads a cancel signal's payload: {"reason": "..."}, a JSON
+// string, or nothing. It is kept to one line of MaxReasonLength runes.
+func cancelReason(raw json.RawMessage) string {
+	var reason string
+	var obj struct {
+		Reason string `json:"reason"`
+	}
+	if json.Unmarshal(raw, &obj) == nil {
+		reason = obj.Reason
+	} else if json.Unmarshal(raw, &reason) != nil {
+		reason = ""
+	}
+	reason = strings.Join(strings.FieldsFunc(reason, unicode.IsControl), " ")
+	if r := []rune(reason); len(r) > MaxReasonLength {
+		reason = string(r[:MaxReasonLength]) + "…"
+	}
+	return reason
 }
 
 // failureLabel names why an attempt failed, for timer summaries: the status code or the outcome.
@@ -184,6 +383,18 @@ func failureLabel(a Attempt) string {
 		return strconv.Itoa(a.StatusCode)
 	}
 	return string(a.Outcome)
+}
+
+// shortDuration prints 5m rather than 5m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func activityError(err error) string {

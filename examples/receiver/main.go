@@ -2,7 +2,9 @@
 // testing. It verifies every request's Standard Webhooks signature and answers:
 //
 //	POST /ok      200 once verified
-//	POST /flaky   503 with Retry-After: 1 for the first --flaky-failures attempts of each webhook-id, then 200
+//	POST /flaky   503 (with Retry-After: --flaky-retry-after, if positive) for the first
+//	              --flaky-failures attempts of each webhook-id, then 200
+//	POST /down    503, always
 //	POST /gone    410, asking hookrelay to stop
 //
 // It logs ids and outcomes only, never the payload's personal fields.
@@ -36,6 +38,7 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on")
 	secretFile := fs.String("secret-file", "", "file holding the endpoint's whsec_ secret (or env HOOKRELAY_RECEIVER_SECRET)")
 	flakyFailures := fs.Int("flaky-failures", 2, "how many attempts /flaky refuses before accepting")
+	flakyRetryAfter := fs.Int("flaky-retry-after", 1, "Retry-After seconds /flaky sends with its 503s; 0 sends none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,16 +57,17 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--secret-file: %w", err)
 	}
-	r := &receiver{secret: secret, flakyFailures: *flakyFailures, seen: map[string]int{}, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
+	r := &receiver{secret: secret, flakyFailures: *flakyFailures, flakyRetryAfter: *flakyRetryAfter, seen: map[string]int{}, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
 	srv := &http.Server{Addr: *listen, Handler: r, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	r.log.Info("receiver listening", "addr", *listen)
 	return srv.ListenAndServe()
 }
 
 type receiver struct {
-	secret        signing.Secret
-	flakyFailures int
-	log           *slog.Logger
+	secret          signing.Secret
+	flakyFailures   int
+	flakyRetryAfter int
+	log             *slog.Logger
 
 	mu   sync.Mutex
 	seen map[string]int // attempts per webhook-id
@@ -105,11 +109,15 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.answer(w, r, id, what, http.StatusOK, "accepted")
 	case "/flaky":
 		if n <= rc.flakyFailures {
-			w.Header().Set("Retry-After", "1")
+			if rc.flakyRetryAfter > 0 {
+				w.Header().Set("Retry-After", fmt.Sprint(rc.flakyRetryAfter))
+			}
 			rc.answer(w, r, id, what, http.StatusServiceUnavailable, fmt.Sprintf("refusing attempt %d of %d", n, rc.flakyFailures))
 			return
 		}
 		rc.answer(w, r, id, what, http.StatusOK, "accepted after retries")
+	case "/down":
+		rc.answer(w, r, id, what, http.StatusServiceUnavailable, "down for maintenance")
 	case "/gone":
 		rc.answer(w, r, id, what, http.StatusGone, "this endpoint is retired")
 	default:

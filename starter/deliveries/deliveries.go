@@ -13,6 +13,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hookrelay/hookrelay/endpoint"
@@ -37,6 +38,9 @@ type Client struct {
 	Temporal  client.Client
 	Endpoints *endpoint.Config
 	TaskQueue string
+	// DataConverter decodes histories; it must match the one Temporal was
+	// dialled with. Nil means the SDK's default.
+	DataConverter converter.DataConverter
 }
 
 // Started is one delivery Publish started, or found already started.
@@ -74,24 +78,26 @@ func (c *Client) Publish(ctx context.Context, ev event.Event) ([]Started, error)
 	return out, nil
 }
 
+// startOptions are a delivery run's start options: its ID, summary and
+// initial search attributes (ids, event name and status only: never PHI).
+func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:            id,
+		TaskQueue:     c.TaskQueue,
+		StaticSummary: fmt.Sprintf("%s → %s, mail log %d", in.EventName, in.EndpointID, in.MailLogID),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.EndpointAttr.ValueSet(in.EndpointID),
+			workflows.EventNameAttr.ValueSet(in.EventName),
+			workflows.MailLogIDAttr.ValueSet(strconv.FormatInt(in.MailLogID, 10)),
+			workflows.StatusAttr.ValueSet(string(workflows.StatusPending)),
+			workflows.AttemptsAttr.ValueSet(int64(max(in.FirstAttempt, 1)-1)),
+		),
+	}
+}
+
 func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event) (Started, error) {
 	id := workflows.WorkflowID(ep.ID, ev.ID)
 	s := Started{WorkflowID: id, EndpointID: ep.ID, EventID: ev.ID}
-	opts := client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                c.TaskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary:                            fmt.Sprintf("%s → %s, mail log %d", ev.Name, ep.ID, ev.MailLogID),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.EndpointAttr.ValueSet(ep.ID),
-			workflows.EventNameAttr.ValueSet(ev.Name),
-			workflows.MailLogIDAttr.ValueSet(strconv.FormatInt(ev.MailLogID, 10)),
-			workflows.StatusAttr.ValueSet(string(workflows.StatusPending)),
-			workflows.AttemptsAttr.ValueSet(0),
-		),
-	}
 	in := workflows.DeliveryInput{
 		EndpointID:    ep.ID,
 		EventID:       ev.ID,
@@ -101,6 +107,12 @@ func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event
 		RetrySchedule: ep.RetrySchedule,
 		Timeout:       ep.Timeout,
 	}
+	opts := c.startOptions(id, in)
+	// A workflow ID is never reused by send: the same event again is a duplicate,
+	// even after its delivery closed. Only an explicit Resend starts a new run.
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
 	run, err := c.Temporal.ExecuteWorkflow(ctx, opts, workflows.DeliveryWorkflowName, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Records the workflow histories the replay test replays (workflows/testdata/),
+# from a throwaway dev server, worker and example receiver, with fake events.
+# Run it after a deliberate change to DeliveryWorkflow has been guarded with
+# workflow.GetVersion: ADD the new histories; keep the old ones, which
+# running workflows may still have.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -s tools build
+dir=$(mktemp -d)
+port=7399 rport=9399
+export TEMPORAL_ADDRESS=127.0.0.1:$port
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
+
+printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64)" > "$dir/secret"
+cat > "$dir/endpoints.yaml" <<YAML
+endpoints:
+  - {id: parked, url: "http://127.0.0.1:$rport/down", events: ["*"], secret_file: secret, retry_schedule: [1h]}
+  - {id: flaky, url: "http://127.0.0.1:$rport/flaky", events: ["*"], secret_file: secret, retry_schedule: [1h, 1h]}
+  - {id: ok, url: "http://127.0.0.1:$rport/ok", events: ["*"], secret_file: secret}
+YAML
+bin/temporal server start-dev --ip 127.0.0.1 --port $port --headless --log-level error >"$dir/temporal.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do bin/temporal operator cluster health >/dev/null 2>&1 && break; sleep 0.5; done
+bin/receiver --listen 127.0.0.1:$rport --secret-file "$dir/secret" --flaky-failures 1 --flaky-retry-after 0 >"$dir/receiver.log" 2>&1 &
+pids+=($!)
+bin/worker --endpoints "$dir/endpoints.yaml" >"$dir/worker.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do grep -q '"worker started"' "$dir/worker.log" && break; sleep 0.5; done
+
+ids=$(bin/starter send --endpoints "$dir/endpoints.yaml" --event examples/events/delivered.json --output json |
+  sed -E 's/.*"workflow_id":"([^"]+)".*/\1/')
+parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep '^ok:' <<<"$ids")
+wait_status() { for _ in $(seq 1 120); do bin/starter status "$1" --output json | grep -q "\"status\":\"$2\"" && return; sleep 0.5; done; echo "record: $1 never reached $2" >&2; exit 1; }
+wait_status "$parked" retrying
+wait_status "$flaky" retrying
+bin/starter cancel "$parked" --reason "recorded for the replay test" >/dev/null
+bin/starter retry-now "$flaky" --wait >/dev/null
+wait_status "$ok" delivered
+bin/starter resend "$ok" >/dev/null
+wait_status "$ok" delivered
+
+show() { bin/temporal workflow show --workflow-id "$1" --output json > "workflows/testdata/$2"; echo "recorded workflows/testdata/$2"; }
+show "$parked" delivery_canceled_history.json
+show "$flaky" delivery_retry_now_history.json
+show "$ok" delivery_resent_history.json

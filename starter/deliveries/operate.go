@@ -1,0 +1,291 @@
+package deliveries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// ErrFinished means the delivery has closed, so it cannot be canceled or retried; resend it instead.
+var ErrFinished = errors.New("delivery already finished")
+
+// cancelWait bounds how long Cancel waits for the workflow to close.
+const cancelWait = 30 * time.Second
+
+func (c *Client) dataConverter() converter.DataConverter {
+	if c.DataConverter != nil {
+		return c.DataConverter
+	}
+	return converter.GetDefaultDataConverter()
+}
+
+// describeOpen returns the running run's id, or ErrNotFound / ErrFinished.
+func (c *Client) describeOpen(ctx context.Context, id string) (string, error) {
+	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
+		return "", err
+	}
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", lookupError(id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		st, err := c.Status(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("delivery %s: %w (%s)", id, ErrFinished, st.Status)
+	}
+	return info.GetExecution().GetRunId(), nil
+}
+
+// signal sends a signal to the open run, mapping a run that closed meanwhile to ErrFinished.
+func (c *Client) signal(ctx context.Context, id, runID, name string, arg any) error {
+	if err := c.Temporal.SignalWorkflow(ctx, id, runID, name, arg); err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("delivery %s: %w", id, ErrFinished)
+		}
+		return fmt.Errorf("delivery %s: signal %s: %w", id, name, unavailable(err))
+	}
+	return nil
+}
+
+// Cancel stops an open delivery: no further attempts, an attempt in flight is
+// cancelled. It waits for the workflow to close and returns its final state.
+func (c *Client) Cancel(ctx context.Context, id, reason string) (workflows.DeliveryState, error) {
+	runID, err := c.describeOpen(ctx, id)
+	if err != nil {
+		return workflows.DeliveryState{}, err
+	}
+	if err := c.signal(ctx, id, runID, workflows.CancelSignal, map[string]string{"reason": reason}); err != nil {
+		return workflows.DeliveryState{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, cancelWait)
+	defer cancel()
+	var st workflows.DeliveryState
+	if err := c.Temporal.GetWorkflow(wctx, id, runID).Get(wctx, &st); err != nil {
+		return st, fmt.Errorf("delivery %s: cancel sent, but it did not close within %s (is a worker running?): %w", id, cancelWait, err)
+	}
+	return st, nil
+}
+
+// RetryNow cuts an open delivery's current wait short and returns its status.
+func (c *Client) RetryNow(ctx context.Context, id string) (workflows.DeliveryState, error) {
+	runID, err := c.describeOpen(ctx, id)
+	if err != nil {
+		return workflows.DeliveryState{}, err
+	}
+	if err := c.signal(ctx, id, runID, workflows.RetryNowSignal, nil); err != nil {
+		return workflows.DeliveryState{}, err
+	}
+	return c.Status(ctx, id)
+}
+
+// RetryNowWait does what RetryNow does through a workflow update, and returns
+// the record of the attempt it caused (or of the attempt already in flight).
+func (c *Client) RetryNowWait(ctx context.Context, id string) (workflows.Attempt, error) {
+	var a workflows.Attempt
+	runID, err := c.describeOpen(ctx, id)
+	if err != nil {
+		return a, err
+	}
+	h, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   id,
+		RunID:        runID,
+		UpdateName:   workflows.RetryNowUpdate,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &a)
+	}
+	if err != nil {
+		return a, fmt.Errorf("delivery %s: retry-now: %w", id, unavailable(err))
+	}
+	return a, nil
+}
+
+// Resend sends a delivery's event again. An open delivery gets the resend
+// signal; a closed one gets a new run of the same workflow ID (so the same
+// webhook-id), its event read from the previous run's history and its
+// attempts numbered on from the previous run's.
+func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
+	endpointID, eventID, err := workflows.ParseWorkflowID(id)
+	if err != nil {
+		return Started{}, err
+	}
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return Started{}, lookupError(id, err)
+	}
+	prevRun := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	tl, err := c.Timeline(ctx, id, prevRun)
+	if err != nil {
+		return Started{}, err
+	}
+	in := tl.Input
+	in.FirstAttempt = tl.LastAttempt() + 1
+	in.ResendOf = prevRun
+	opts := c.startOptions(id, in)
+	// Only used when the delivery has closed; an open one just receives the signal.
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	run, err := c.Temporal.SignalWithStartWorkflow(ctx, id, workflows.ResendSignal, nil, opts, workflows.DeliveryWorkflowName, in)
+	if err != nil {
+		return Started{}, fmt.Errorf("delivery %s: resend: %w", id, unavailable(err))
+	}
+	return Started{WorkflowID: id, RunID: run.GetRunID(), EndpointID: endpointID, EventID: eventID}, nil
+}
+
+// Timeline rebuilds one run of a delivery (the latest when runID is "") from its history.
+func (c *Client) Timeline(ctx context.Context, id, runID string) (workflows.Timeline, error) {
+	var events []*historypb.HistoryEvent
+	it := c.Temporal.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return workflows.Timeline{}, lookupError(id, err)
+		}
+		events = append(events, e)
+	}
+	tl, err := workflows.TimelineFromHistory(events, c.dataConverter())
+	if err != nil {
+		return tl, fmt.Errorf("delivery %s: read history: %w", id, err)
+	}
+	return tl, nil
+}
+
+// Listed is one delivery as visibility reports it.
+type Listed struct {
+	WorkflowID string     `json:"workflow_id"`
+	RunID      string     `json:"run_id"`
+	EndpointID string     `json:"endpoint_id"`
+	EventName  string     `json:"event_name"`
+	MailLogID  string     `json:"mail_log_id"`
+	Status     string     `json:"status"`
+	Attempts   int64      `json:"attempts"`
+	Running    bool       `json:"running"`
+	StartedAt  time.Time  `json:"started_at"`
+	ClosedAt   *time.Time `json:"closed_at,omitempty"`
+}
+
+// List returns the deliveries matching a visibility query, newest first,
+// one entry per workflow ID (its latest run). The query is confined to
+// DeliveryWorkflow executions.
+func (c *Client) List(ctx context.Context, query string) ([]Listed, error) {
+	q := "WorkflowType = '" + workflows.DeliveryWorkflowName + "'"
+	if strings.TrimSpace(query) != "" {
+		q += " AND (" + query + ")"
+	}
+	seen := map[string]bool{}
+	var out []Listed
+	var token []byte
+	for {
+		resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, NextPageToken: token, PageSize: 1000})
+		if err != nil {
+			var bad *serviceerror.InvalidArgument
+			if errors.As(err, &bad) {
+				return nil, fmt.Errorf("query: %s", bad.Message)
+			}
+			return nil, fmt.Errorf("list deliveries: %w", unavailable(err))
+		}
+		for _, e := range resp.GetExecutions() {
+			l := listed(e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), e.GetSearchAttributes().GetIndexedFields())
+			l.Running = e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+			l.StartedAt = e.GetStartTime().AsTime()
+			if e.GetCloseTime() != nil {
+				t := e.GetCloseTime().AsTime()
+				l.ClosedAt = &t
+			}
+			out = append(out, l)
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedAt.After(out[j].StartedAt) })
+	deduped := out[:0]
+	for _, l := range out {
+		if !seen[l.WorkflowID] {
+			seen[l.WorkflowID] = true
+			deduped = append(deduped, l)
+		}
+	}
+	return deduped, nil
+}
+
+func listed(id, runID string, fields map[string]*commonpb.Payload) Listed {
+	dc := converter.GetDefaultDataConverter() // search attributes are never encrypted
+	str := func(name string) string {
+		var s string
+		if p := fields[name]; p != nil {
+			_ = dc.FromPayload(p, &s)
+		}
+		return s
+	}
+	l := Listed{WorkflowID: id, RunID: runID, EndpointID: str(workflows.EndpointAttr.GetName()),
+		EventName: str(workflows.EventNameAttr.GetName()), MailLogID: str(workflows.MailLogIDAttr.GetName()),
+		Status: str(workflows.StatusAttr.GetName())}
+	if p := fields[workflows.AttemptsAttr.GetName()]; p != nil {
+		_ = dc.FromPayload(p, &l.Attempts)
+	}
+	return l
+}
+
+// Filter selects deliveries by their search attributes.
+type Filter struct {
+	Endpoint  string
+	EventName string
+	Status    string
+	Since     time.Duration // started within this long before Now
+	Now       time.Time
+}
+
+var endpointIDPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+// Query turns the filter into a visibility query, refusing values that could
+// not match (and so could not be quoted safely), named by their flag.
+func (f Filter) Query() (string, error) {
+	var parts []string
+	if f.Endpoint != "" {
+		if !endpointIDPattern.MatchString(f.Endpoint) {
+			return "", fmt.Errorf("--endpoint: %q is not an endpoint id ([a-z0-9-])", f.Endpoint)
+		}
+		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.EndpointAttr.GetName(), f.Endpoint))
+	}
+	if f.EventName != "" {
+		if !event.Known(f.EventName) {
+			return "", fmt.Errorf("--event-name: unknown event %q, want one of %s", f.EventName, strings.Join(event.Names, ", "))
+		}
+		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.EventNameAttr.GetName(), f.EventName))
+	}
+	if f.Status != "" {
+		switch workflows.Status(f.Status) {
+		case workflows.StatusPending, workflows.StatusRetrying, workflows.StatusDelivered, workflows.StatusFailed, workflows.StatusCanceled:
+		default:
+			return "", fmt.Errorf("--status: %q is not pending, retrying, delivered, failed or canceled", f.Status)
+		}
+		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.StatusAttr.GetName(), f.Status))
+	}
+	if f.Since < 0 {
+		return "", fmt.Errorf("--since: %s must be positive", f.Since)
+	}
+	if f.Since > 0 {
+		parts = append(parts, fmt.Sprintf("StartTime >= '%s'", f.Now.Add(-f.Since).UTC().Format(time.RFC3339)))
+	}
+	return strings.Join(parts, " AND "), nil
+}

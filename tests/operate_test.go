@@ -1,0 +1,414 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// starterJSON runs a starter command that must succeed and decodes its JSON output into v.
+func starterJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	out, errOut, code := starter(t, "", append(args, "--output", "json")...)
+	if code != 0 {
+		t.Fatalf("starter %v exited %d: %s", args, code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("starter %v output %q: %v", args, out, err)
+	}
+}
+
+// parkedDelivery starts a delivery whose first attempt gets 503 and whose next waits an hour.
+func parkedDelivery(t *testing.T, rc *receiver, endpoints string, mailLogID int) string {
+	t.Helper()
+	id := send(t, endpoints, sampleEvent(event.Delivered, mailLogID))[0].WorkflowID
+	eventually(t, 30*time.Second, "the delivery to wait for its retry", func() bool {
+		st, err := statusOf(id)
+		return err == nil && st.Status == workflows.StatusRetrying
+	})
+	return id
+}
+
+func statusOf(id string) (workflows.DeliveryState, error) {
+	var st workflows.DeliveryState
+	desc, err := temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		return st, err
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return result2(id)
+	}
+	v, err := temporal.QueryWorkflow(context.Background(), id, "", workflows.StatusQuery)
+	if err == nil {
+		err = v.Get(&st)
+	}
+	return st, err
+}
+
+func result2(id string) (workflows.DeliveryState, error) {
+	var st workflows.DeliveryState
+	err := temporal.GetWorkflow(context.Background(), id, "").Get(context.Background(), &st)
+	return st, err
+}
+
+// failFirstThenOK answers 503 to the first request of each webhook-id, 200 after.
+func failFirstThenOK(n int, w http.ResponseWriter) int {
+	if n == 1 {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusOK
+}
+
+func TestCancelDuringAnHourLongWait(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusServiceUnavailable))
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
+	startWorker(t, endpoints)
+	id := parkedDelivery(t, rc, endpoints, 301)
+
+	began := time.Now()
+	var st workflows.DeliveryState
+	starterJSON(t, &st, "cancel", id, "--reason", "customer moved to a new endpoint")
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("cancel took %s, want under 5s", took)
+	}
+	if st.Status != workflows.StatusCanceled || len(st.Attempts) != 1 {
+		t.Fatalf("after cancel: %+v", st)
+	}
+	if len(st.Actions) != 1 || st.Actions[0].Name != "cancel" || st.Actions[0].Reason != "customer moved to a new endpoint" {
+		t.Fatalf("actions = %+v", st.Actions)
+	}
+	// A finished delivery cannot be canceled again.
+	_, errOut, code := starter(t, "", "cancel", id)
+	if code != 1 || !strings.Contains(errOut, "already finished") {
+		t.Fatalf("second cancel: exit %d, %s", code, errOut)
+	}
+}
+
+func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
+	clientGone := make(chan struct{}, 1)
+	var arrived atomic.Bool
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) int { return http.StatusOK })
+	// Replace the handler's answer with one that hangs until the client leaves.
+	testDone := make(chan struct{})
+	defer close(testDone) // runs before the receiver's cleanup, which waits for this handler
+	rc.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // the server notices the client leaving only once the body is read
+		arrived.Store(true)
+		select {
+		case <-r.Context().Done():
+			clientGone <- struct{}{}
+		case <-testDone:
+		}
+	})
+	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 2m\n")
+	w := startWorker(t, endpoints)
+	id := send(t, endpoints, sampleEvent(event.Opened, 302))[0].WorkflowID
+	eventually(t, 30*time.Second, "the attempt to reach the receiver", arrived.Load)
+
+	var st workflows.DeliveryState
+	starterJSON(t, &st, "cancel", id, "--reason", "stuck")
+	if st.Status != workflows.StatusCanceled || len(st.Attempts) != 1 || st.Attempts[0].Outcome != workflows.OutcomeCanceled {
+		t.Fatalf("after cancel: %+v", st)
+	}
+	select {
+	case <-clientGone:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the attempt's request was still open 20s after the cancel\n%s", w.log)
+	}
+}
+
+func TestRetryNowDuringAnHourLongWaitDeliversAtOnce(t *testing.T) {
+	rc := newReceiver(t, failFirstThenOK)
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h, 1h]\n")
+	startWorker(t, endpoints)
+	id := parkedDelivery(t, rc, endpoints, 303)
+
+	var a workflows.Attempt
+	began := time.Now()
+	starterJSON(t, &a, "retry-now", id, "--wait")
+	if a.Number != 2 || a.Outcome != workflows.OutcomeDelivered || a.StatusCode != 200 {
+		t.Fatalf("retry-now --wait = %+v", a)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("retry-now took %s", took)
+	}
+	st := result(t, id)
+	if st.Status != workflows.StatusDelivered || len(st.Attempts) != 2 || len(rc.requests()) != 2 {
+		t.Fatalf("result = %+v, %d requests", st, len(rc.requests()))
+	}
+
+	// The plain signal form, without waiting.
+	id2 := parkedDelivery(t, rc, endpoints, 304)
+	var now workflows.DeliveryState
+	starterJSON(t, &now, "retry-now", id2)
+	if st := result(t, id2); st.Status != workflows.StatusDelivered || st.Actions[0].Name != "retry-now" {
+		t.Fatalf("after retry-now signal: %+v", st)
+	}
+}
+
+func TestResendAfterDeliveryPostsAgainWithTheSameWebhookID(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusOK))
+	endpoints := endpointsFile(t, "acme", rc.URL, "")
+	startWorker(t, endpoints)
+	first := send(t, endpoints, sampleEvent(event.Delivered, 305))[0]
+	result(t, first.WorkflowID)
+
+	var st workflows.DeliveryState
+	starterJSON(t, &st, "resend", first.WorkflowID)
+	eventually(t, 30*time.Second, "the resend to arrive", func() bool { return len(rc.requests()) == 2 })
+	final := result(t, first.WorkflowID)
+	if final.Status != workflows.StatusDelivered || len(final.Attempts) != 1 || final.Attempts[0].Number != 2 || final.ResendOf != first.RunID {
+		t.Fatalf("resent run = %+v (first run %s)", final, first.RunID)
+	}
+	reqs := rc.requests()
+	if reqs[0].ID != first.WorkflowID || reqs[1].ID != first.WorkflowID || string(reqs[0].Body) != string(reqs[1].Body) || reqs[1].VerifyErr != nil {
+		t.Fatalf("requests: %q then %q", reqs[0].ID, reqs[1].ID)
+	}
+}
+
+func TestResendOfAFailedDeliveryAfterTheEndpointRecovers(t *testing.T) {
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return http.StatusInternalServerError
+	})
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [100ms]\n")
+	startWorker(t, endpoints)
+	id := send(t, endpoints, sampleEvent(event.PermanentFailure, 306))[0].WorkflowID
+	if st := result(t, id); st.Status != workflows.StatusFailed || len(st.Attempts) != 2 {
+		t.Fatalf("before recovery: %+v", st)
+	}
+
+	healthy.Store(true)
+	var st workflows.DeliveryState
+	starterJSON(t, &st, "resend", id)
+	final := result(t, id)
+	if final.Status != workflows.StatusDelivered || len(final.Attempts) != 1 || final.Attempts[0].Number != 3 {
+		t.Fatalf("after resend: %+v", final)
+	}
+	for _, r := range rc.requests() {
+		if r.ID != id {
+			t.Fatalf("webhook-id %q, want %q", r.ID, id)
+		}
+	}
+}
+
+// Deliveries to two endpoints, three failed on one: bulk resend by query
+// touches exactly those, and list filters return exactly the expected IDs.
+func TestBulkResendAndListByQuery(t *testing.T) {
+	var downHealthy atomic.Bool
+	down := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		if downHealthy.Load() {
+			return http.StatusOK
+		}
+		return http.StatusBadGateway
+	})
+	up := newReceiver(t, always(http.StatusOK))
+	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
+  - {id: bulk-down, url: %q, events: ["*"], secret: %s, retry_schedule: []}
+  - {id: bulk-up, url: %q, events: [api_mail_log_delivered], secret: %s}
+`, down.URL, testSecret, up.URL, testSecret))
+	startWorker(t, endpoints)
+
+	var failedIDs, upIDs, openedIDs []string
+	for i, name := range []string{event.Delivered, event.Delivered, event.Opened} {
+		for _, s := range send(t, endpoints, sampleEvent(name, 310+i)) {
+			result(t, s.WorkflowID)
+			if s.EndpointID == "bulk-down" {
+				failedIDs = append(failedIDs, s.WorkflowID)
+				if name == event.Opened {
+					openedIDs = append(openedIDs, s.WorkflowID)
+				}
+			} else {
+				upIDs = append(upIDs, s.WorkflowID)
+			}
+		}
+	}
+	sort.Strings(failedIDs)
+	listIDs := func(args ...string) []string {
+		out, errOut, code := starter(t, "", append([]string{"list", "--output", "json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("starter list %v: exit %d: %s", args, code, errOut)
+		}
+		var ids []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var v struct {
+				WorkflowID string `json:"workflow_id"`
+			}
+			if l != "" && json.Unmarshal([]byte(l), &v) == nil {
+				ids = append(ids, v.WorkflowID)
+			}
+		}
+		sort.Strings(ids)
+		return ids
+	}
+	awaitList := func(want []string, args ...string) {
+		t.Helper()
+		sort.Strings(want)
+		var got []string
+		eventually(t, 30*time.Second, fmt.Sprintf("list %v to return %v", args, want), func() bool {
+			got = listIDs(args...)
+			return reflect.DeepEqual(got, want)
+		})
+	}
+	awaitList(failedIDs, "--endpoint", "bulk-down", "--status", "failed")
+	awaitList(upIDs, "--endpoint", "bulk-up", "--status", "delivered", "--since", "1h")
+	awaitList(openedIDs, "--endpoint", "bulk-down", "--event-name", event.Opened)
+	awaitList(nil, "--endpoint", "bulk-up", "--status", "failed")
+	awaitList(failedIDs[:1], "--query", fmt.Sprintf("WorkflowId = '%s'", failedIDs[0]))
+
+	query := "HookrelayEndpoint = 'bulk-down' AND HookrelayStatus = 'failed'"
+	out, errOut, code := starter(t, "", "resend", "--query", query)
+	if code != 1 || !strings.Contains(out, "3 deliveries match") || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("resend --query without --yes: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := len(down.requests()); n != 3 {
+		t.Fatalf("without --yes the endpoint still got %d requests, want the original 3", n)
+	}
+
+	downHealthy.Store(true)
+	out, errOut, code = starter(t, "", "resend", "--query", query, "--yes")
+	if code != 0 || strings.Count(out, "resent (run ") != 3 {
+		t.Fatalf("resend --query --yes: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, id := range failedIDs {
+		if st := result(t, id); st.Status != workflows.StatusDelivered {
+			t.Fatalf("%s after bulk resend: %+v", id, st)
+		}
+	}
+	if n := len(up.requests()); n != len(upIDs) {
+		t.Fatalf("the healthy endpoint got %d requests, want %d: the bulk resend touched it", n, len(upIDs))
+	}
+	awaitList(failedIDs, "--endpoint", "bulk-down", "--status", "delivered")
+
+	_, errOut, code = starter(t, "", "list", "--status", "lost")
+	if code != 2 || !strings.Contains(errOut, "--status") {
+		t.Fatalf("list --status lost: exit %d: %s", code, errOut)
+	}
+}
+
+func TestSignalsToUnknownOrMalformedIDsFailCleanly(t *testing.T) {
+	for _, args := range [][]string{
+		{"cancel", "acme:evt_nope"}, {"retry-now", "acme:evt_nope"}, {"retry-now", "acme:evt_nope", "--wait"}, {"resend", "acme:evt_nope"},
+	} {
+		_, errOut, code := starter(t, "", args...)
+		if code != 1 || !strings.Contains(errOut, "not found") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("starter %v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+	for _, args := range [][]string{
+		{"cancel", "no-colon"}, {"retry-now", "no-colon"}, {"resend", "no-colon"}, {"cancel"}, {"resend", "a:b", "--query", "x"}, {"cancel", "a:b", "--yes"},
+	} {
+		_, errOut, code := starter(t, "", args...)
+		if code != 2 || errOut == "" {
+			t.Errorf("starter %v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}
+
+func TestTemporalCLISignalCancels(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusServiceUnavailable))
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
+	startWorker(t, endpoints)
+	id := parkedDelivery(t, rc, endpoints, 320)
+
+	cli := exec.Command(filepath.Join("..", "bin", "temporal"), "workflow", "signal", "--address", devServer.FrontendHostPort(),
+		"--workflow-id", id, "--name", "cancel", "--input", `{"reason":"from the Temporal CLI"}`)
+	if out, err := cli.CombinedOutput(); err != nil {
+		t.Fatalf("temporal workflow signal: %v\n%s", err, out)
+	}
+	st := result(t, id)
+	if st.Status != workflows.StatusCanceled || st.Actions[0].Reason != "from the Temporal CLI" {
+		t.Fatalf("after the CLI's cancel: %+v", st)
+	}
+}
+
+// The workflow history alone reconstructs every attempt, every signal with
+// its reason, and every wait: rebuilt from the fetched history, they equal
+// what the workflow itself returned.
+func TestHistoryIsACompleteAuditTrail(t *testing.T) {
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		if n <= 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [200ms, 1h]\n")
+	w := startWorker(t, endpoints)
+	id := send(t, endpoints, sampleEvent(event.TemporaryFailure, 330))[0].WorkflowID
+	eventually(t, 30*time.Second, "two failed attempts", func() bool { return len(rc.requests()) == 2 })
+	var a workflows.Attempt
+	starterJSON(t, &a, "retry-now", id, "--wait")
+	st := result(t, id)
+
+	var events []*historypb.HistoryEvent
+	it := temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	tl, err := workflows.TimelineFromHistory(events, converter.GetDefaultDataConverter())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Attempts) != 3 || !reflect.DeepEqual(tl.Attempts, st.Attempts) {
+		t.Fatalf("attempts rebuilt from history:\n%+v\nthe workflow's result:\n%+v", tl.Attempts, st.Attempts)
+	}
+	if len(tl.Actions) != len(st.Actions) || len(tl.Actions) != 1 || tl.Actions[0].Name != st.Actions[0].Name {
+		t.Fatalf("actions from history %+v, result %+v", tl.Actions, st.Actions)
+	}
+	if len(tl.Waits) != 2 || tl.Waits[0].Duration != 200*time.Millisecond || tl.Waits[0].Ended != "fired" ||
+		tl.Waits[1].Duration != time.Hour || tl.Waits[1].Ended != "canceled" || tl.Waits[1].Summary != "wait 1h after 500" {
+		t.Fatalf("waits from history: %+v", tl.Waits)
+	}
+
+	// The worker's audit lines tell the same story, without the payload.
+	audit := auditLines(t, w)
+	if len(audit) != 3 {
+		t.Fatalf("%d audit lines, want 3:\n%s", len(audit), w.log)
+	}
+	for i, l := range audit {
+		if l["delivery_id"] != id || l["endpoint_id"] != "acme" || l["attempt"] != float64(i+1) ||
+			l["status_code"] != float64(st.Attempts[i].StatusCode) || l["outcome"] != string(st.Attempts[i].Outcome) || l["key_ids"] == "" {
+			t.Fatalf("audit line %d = %v", i+1, l)
+		}
+	}
+	for _, phi := range []string{"Fake subject 330", "patient330@recipient.example.com", "clinic@sender.example.com"} {
+		if strings.Contains(w.log.String(), phi) {
+			t.Fatalf("the worker log holds %q", phi)
+		}
+	}
+}
+
+func auditLines(t *testing.T, w *workerProc) []map[string]any {
+	var lines []map[string]any
+	for _, l := range strings.Split(w.log.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["audit"] == true {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}

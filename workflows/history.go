@@ -1,0 +1,146 @@
+package workflows
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
+)
+
+// Timeline is one run of a delivery rebuilt from its workflow history alone:
+// what it was asked to deliver, every attempt, every operator action with
+// its reason, and every wait. It is how a closed run is read back (for a
+// resend) and the proof that history is a complete audit trail.
+type Timeline struct {
+	Input    DeliveryInput
+	Attempts []Attempt
+	Actions  []Action
+	Waits    []Wait
+	// Result is the run's result, when it completed.
+	Result *DeliveryState
+}
+
+// Wait is one backoff timer.
+type Wait struct {
+	Duration  time.Duration
+	Summary   string
+	StartedAt time.Time
+	// Ended is "fired", "canceled" (cut short by retry-now, resend or cancel) or "" while pending.
+	Ended string
+}
+
+// LastAttempt is the highest attempt number in the run, or FirstAttempt-1 if it made none.
+func (t Timeline) LastAttempt() int {
+	last := max(t.Input.FirstAttempt, 1) - 1
+	for _, a := range t.Attempts {
+		last = max(last, a.Number)
+	}
+	return last
+}
+
+// TimelineFromHistory rebuilds a run from its history events; dc must be the
+// data converter the workers use (it decrypts payloads once encryption is on).
+func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConverter) (Timeline, error) {
+	var t Timeline
+	scheduled := map[int64]*Attempt{} // by ActivityTaskScheduled event id
+	timers := map[string]int{}        // timer id -> index in t.Waits
+	for _, e := range events {
+		at := e.GetEventTime().AsTime()
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			if err := decodeFirst(dc, e.GetWorkflowExecutionStartedEventAttributes().GetInput(), &t.Input); err != nil {
+				return t, fmt.Errorf("event %d: workflow input: %w", e.GetEventId(), err)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			attrs := e.GetActivityTaskScheduledEventAttributes()
+			if attrs.GetActivityType().GetName() != AttemptActivityName {
+				continue
+			}
+			var in AttemptInput
+			if err := decodeFirst(dc, attrs.GetInput(), &in); err != nil {
+				return t, fmt.Errorf("event %d: attempt input: %w", e.GetEventId(), err)
+			}
+			scheduled[e.GetEventId()] = &Attempt{Number: in.Attempt, StartedAt: at}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			attrs := e.GetActivityTaskCompletedEventAttributes()
+			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
+				n := a.Number
+				if err := decodeFirst(dc, attrs.GetResult(), a); err != nil {
+					return t, fmt.Errorf("event %d: attempt result: %w", e.GetEventId(), err)
+				}
+				a.Number = n
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+			attrs := e.GetActivityTaskFailedEventAttributes()
+			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
+				a.Outcome, a.Error = OutcomeWorkerError, attrs.GetFailure().GetMessage()
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			attrs := e.GetActivityTaskTimedOutEventAttributes()
+			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
+				a.Outcome, a.Error = OutcomeWorkerError, attrs.GetFailure().GetMessage()
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+			attrs := e.GetActivityTaskCancelRequestedEventAttributes()
+			if a := scheduled[attrs.GetScheduledEventId()]; a != nil && a.Outcome == "" {
+				a.Outcome = OutcomeCanceled
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			attrs := e.GetWorkflowExecutionSignaledEventAttributes()
+			act := Action{Name: attrs.GetSignalName(), At: at}
+			if act.Name == CancelSignal && len(attrs.GetInput().GetPayloads()) > 0 {
+				var raw json.RawMessage
+				if err := dc.FromPayload(attrs.GetInput().GetPayloads()[0], &raw); err == nil {
+					act.Reason = cancelReason(raw)
+				}
+			}
+			t.Actions = append(t.Actions, act)
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			name := e.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetInput().GetName()
+			t.Actions = append(t.Actions, Action{Name: name, At: at})
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+			t.Actions = append(t.Actions, Action{Name: CancelSignal, Reason: "workflow cancellation requested through Temporal", At: at})
+		case enumspb.EVENT_TYPE_TIMER_STARTED:
+			attrs := e.GetTimerStartedEventAttributes()
+			w := Wait{Duration: attrs.GetStartToFireTimeout().AsDuration(), StartedAt: at}
+			if p := e.GetUserMetadata().GetSummary(); p != nil {
+				_ = dc.FromPayload(p, &w.Summary) // a summary is a convenience; its absence is not an error
+			}
+			timers[attrs.GetTimerId()] = len(t.Waits)
+			t.Waits = append(t.Waits, w)
+		case enumspb.EVENT_TYPE_TIMER_FIRED:
+			if i, ok := timers[e.GetTimerFiredEventAttributes().GetTimerId()]; ok {
+				t.Waits[i].Ended = "fired"
+			}
+		case enumspb.EVENT_TYPE_TIMER_CANCELED:
+			if i, ok := timers[e.GetTimerCanceledEventAttributes().GetTimerId()]; ok {
+				t.Waits[i].Ended = "canceled"
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+			var st DeliveryState
+			if err := decodeFirst(dc, e.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &st); err != nil {
+				return t, fmt.Errorf("event %d: workflow result: %w", e.GetEventId(), err)
+			}
+			t.Result = &st
+		}
+	}
+	for _, a := range scheduled {
+		if a.Outcome != "" { // an attempt still in flight has no record yet
+			t.Attempts = append(t.Attempts, *a)
+		}
+	}
+	sort.Slice(t.Attempts, func(i, j int) bool { return t.Attempts[i].Number < t.Attempts[j].Number })
+	return t, nil
+}
+
+func decodeFirst(dc converter.DataConverter, p *commonpb.Payloads, v any) error {
+	if len(p.GetPayloads()) == 0 {
+		return fmt.Errorf("no payload")
+	}
+	return dc.FromPayload(p.GetPayloads()[0], v)
+}
