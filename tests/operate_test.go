@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/starter/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -46,26 +47,9 @@ func parkedDelivery(t *testing.T, rc *receiver, endpoints string, mailLogID int)
 	return id
 }
 
+// statusOf reads a delivery's status through the library the starter uses.
 func statusOf(id string) (workflows.DeliveryState, error) {
-	var st workflows.DeliveryState
-	desc, err := temporal.DescribeWorkflowExecution(context.Background(), id, "")
-	if err != nil {
-		return st, err
-	}
-	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return result2(id)
-	}
-	v, err := temporal.QueryWorkflow(context.Background(), id, "", workflows.StatusQuery)
-	if err == nil {
-		err = v.Get(&st)
-	}
-	return st, err
-}
-
-func result2(id string) (workflows.DeliveryState, error) {
-	var st workflows.DeliveryState
-	err := temporal.GetWorkflow(context.Background(), id, "").Get(context.Background(), &st)
-	return st, err
+	return (&deliveries.Client{Temporal: temporal}).Status(context.Background(), id)
 }
 
 // failFirstThenOK answers 503 to the first request of each webhook-id, 200 after.
@@ -411,4 +395,52 @@ func auditLines(t *testing.T, w *workerProc) []map[string]any {
 		}
 	}
 	return lines
+}
+
+func TestBulkCancelByQueryTouchesOnlyOpenMatches(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusServiceUnavailable))
+	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
+  - {id: cancel-me, url: %q, events: [api_mail_log_delivered], secret: %s, retry_schedule: [1h]}
+  - {id: keep-me, url: %q, events: [api_mail_log_delivered], secret: %s, retry_schedule: [1h]}
+`, rc.URL, testSecret, rc.URL, testSecret))
+	startWorker(t, endpoints)
+	var mine, kept []string
+	for i := range 2 {
+		for _, s := range send(t, endpoints, sampleEvent(event.Delivered, 340+i)) {
+			if s.EndpointID == "cancel-me" {
+				mine = append(mine, s.WorkflowID)
+			} else {
+				kept = append(kept, s.WorkflowID)
+			}
+		}
+	}
+	query := "HookrelayEndpoint = 'cancel-me'"
+	eventually(t, 30*time.Second, "visibility to list both open deliveries", func() bool {
+		n, err := temporalCount("ExecutionStatus = 'Running' AND " + query)
+		return err == nil && n == 2
+	})
+	out, errOut, code := starter(t, "", "cancel", "--query", query, "--reason", "bulk test", "--yes")
+	if code != 0 || !strings.Contains(out, "2 deliveries match") || strings.Count(out, "\tcanceled") != 2 {
+		t.Fatalf("cancel --query: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, id := range mine {
+		if st := result(t, id); st.Status != workflows.StatusCanceled || st.Actions[0].Reason != "bulk test" {
+			t.Fatalf("%s: %+v", id, st)
+		}
+	}
+	for _, id := range kept {
+		eventually(t, 30*time.Second, id+" to be retrying", func() bool {
+			st, err := statusOf(id)
+			return err == nil && st.Status == workflows.StatusRetrying
+		})
+		temporal.TerminateWorkflow(context.Background(), id, "", "test over")
+	}
+	// Nothing open matches any more: a second bulk cancel finds none.
+	eventually(t, 30*time.Second, "visibility to show them closed", func() bool {
+		n, err := temporalCount("ExecutionStatus = 'Running' AND " + query)
+		return err == nil && n == 0
+	})
+	if out, _, code := starter(t, "", "cancel", "--query", query); code != 0 || !strings.Contains(out, "0 deliveries match") {
+		t.Fatalf("second cancel --query: exit %d: %s", code, out)
+	}
 }
