@@ -115,13 +115,3 @@ func TestSecretNeverPrintsKey(t *testing.T) {
 		t.Fatalf("String() = %q, KeyID() = %q", s.String(), s.KeyID())
 	}
 }
-
-func BenchmarkSign(b *testing.B) {
-	s, _ := ParseSecret(vectorSecret)
-	body := []byte(strings.Repeat("x", 2048))
-	ts := time.Unix(vectorUnix, 0)
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		Sign("acme:evt_0123456789abcdef", ts, body, s)
-	}
-}
