@@ -27,6 +27,12 @@ for p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$RECEIVER_PORT"; do
   port_free "$p" || { echo "demo: port $p is in use (set TEMPORAL_PORT, TEMPORAL_UI_PORT or RECEIVER_PORT)" >&2; exit 1; }
 done
 
+# A fresh payload encryption key for this demo's fresh server: worker and starter
+# read it from HOOKRELAY_CODEC_KEY_FILE, and Temporal stores only ciphertext.
+printf 'demo-%s:%s\n' "$(date +%Y%m%d)" "$(head -c 32 /dev/urandom | base64)" > "$dir/codec.key"
+chmod 600 "$dir/codec.key"
+export HOOKRELAY_CODEC_KEY_FILE=$dir/codec.key
+
 # A fresh signing secret for this demo; the endpoints file names the file, never the secret.
 printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64)" > "$dir/secret"
 chmod 600 "$dir/secret"

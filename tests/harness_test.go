@@ -6,6 +6,8 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,13 +29,21 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/temporalclient"
 )
 
 var (
 	devServer *testsuite.DevServer
-	temporal  client.Client
-	binDir    string // worker and starter built for this run
+	// temporal decrypts payloads with this run's key, as worker and starter do.
+	temporal client.Client
+	// rawTemporal has no codec: it sees payloads as Temporal stores them.
+	rawTemporal  client.Client
+	binDir       string // worker and starter built for this run
+	codecKeyFile string // this run's payload encryption key, generated in TestMain
 )
+
+// codecKeyID names this run's payload encryption key.
+const codecKeyID = "tests"
 
 // testSecret is a fake signing secret for tests only.
 const testSecret = "whsec_dGVzdC1vbmx5LXNlY3JldC1ub3QtZm9yLXByb2R1Y3Rpb24="
@@ -65,6 +75,9 @@ func setup(m *testing.M) (int, error) {
 	if err := build.Run(); err != nil {
 		return 0, fmt.Errorf("build worker and starter: %w", err)
 	}
+	if codecKeyFile, err = writeCodecKey(binDir); err != nil {
+		return 0, err
+	}
 
 	serverLog, err := os.Create(filepath.Join(binDir, "temporal.log"))
 	if err != nil {
@@ -84,8 +97,26 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("start dev server: %w", err)
 	}
 	defer devServer.Stop()
-	temporal = devServer.Client()
+	rawTemporal = devServer.Client()
+	temporal, err = temporalclient.Dial(ctx, temporalclient.Options{
+		Address: devServer.FrontendHostPort(), Namespace: "default", TaskQueue: "unused", CodecKeyFile: codecKeyFile,
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return 0, err
+	}
+	defer temporal.Close()
 	return m.Run(), nil
+}
+
+// writeCodecKey writes a fresh key file: keys are generated per run, never committed.
+func writeCodecKey(dir string) (string, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "codec.key")
+	content := "# generated for one test run\n" + codecKeyID + ":" + base64.StdEncoding.EncodeToString(key) + "\n"
+	return path, os.WriteFile(path, []byte(content), 0o600)
 }
 
 // eventually polls cond until it holds or timeout passes.
@@ -195,7 +226,8 @@ type workerProc struct {
 // Cleanup stops it with SIGTERM and expects exit status 0.
 func startWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
 	t.Helper()
-	args := append([]string{"--temporal-address", devServer.FrontendHostPort(), "--task-queue", taskQueue(t), "--endpoints", endpoints}, extraArgs...)
+	args := append([]string{"--temporal-address", devServer.FrontendHostPort(), "--task-queue", taskQueue(t), "--endpoints", endpoints,
+		"--codec-key-file", codecKeyFile}, extraArgs...)
 	w := &workerProc{cmd: exec.Command(filepath.Join(binDir, "worker"), args...), log: &syncBuffer{}, done: make(chan error, 1)}
 	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
 	if err := w.cmd.Start(); err != nil {
@@ -263,7 +295,8 @@ func (s *syncBuffer) String() string {
 func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "HOOKRELAY_TASK_QUEUE="+taskQueue(t))
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "HOOKRELAY_TASK_QUEUE="+taskQueue(t),
+		temporalclient.EnvCodecKeyFile+"="+codecKeyFile)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
