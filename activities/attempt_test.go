@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/signing"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -26,8 +28,18 @@ const (
 
 var payload = json.RawMessage(`{"id":42,"subject":"Fake subject","time":"2026-01-02T03:04:05Z","to":"someone@recipient.example.com"}`)
 
+// loopbackClient admits the test servers on 127.0.0.1, as --allow-cidr 127.0.0.0/8 does.
+func loopbackClient() *http.Client {
+	return NewHTTPClient(HTTPOptions{Guard: netguard.New(netip.MustParsePrefix("127.0.0.0/8"))})
+}
+
 // runAttempt runs the activity once against url through the activity test environment.
 func runAttempt(t *testing.T, endpointsYAML string) workflows.Attempt {
+	t.Helper()
+	return runAttemptWith(t, loopbackClient(), endpointsYAML)
+}
+
+func runAttemptWith(t *testing.T, client *http.Client, endpointsYAML string) workflows.Attempt {
 	t.Helper()
 	cfg, err := endpoint.Parse([]byte(endpointsYAML), t.TempDir())
 	if err != nil {
@@ -35,7 +47,7 @@ func runAttempt(t *testing.T, endpointsYAML string) workflows.Attempt {
 	}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(New(cfg).Attempt)
+	env.RegisterActivity(New(cfg, client).Attempt)
 	val, err := env.ExecuteActivity((&Activities{}).Attempt, workflows.AttemptInput{
 		DeliveryID: "acme:evt_1", EndpointID: "acme", Attempt: 3, EventName: "api_mail_log_delivered", Payload: payload,
 	})

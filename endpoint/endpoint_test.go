@@ -203,3 +203,37 @@ func TestFileReloadsAndKeepsLastGood(t *testing.T) {
 		t.Fatal("OpenFile of a missing file succeeded")
 	}
 }
+
+func TestHTTPSOnly(t *testing.T) {
+	doc := func(url string) []byte {
+		return []byte("endpoints:\n  - {id: acme, url: '" + url + "', events: ['*'], secret: " + validSecret + "}\n")
+	}
+	if _, err := Parse(doc("http://hooks.acme.example/mail?token=fake-token"), "."); err != nil {
+		t.Fatalf("without HTTPSOnly, http is allowed: %v", err)
+	}
+	_, err := Parse(doc("http://hooks.acme.example/mail?token=fake-token"), ".", HTTPSOnly())
+	if err == nil || !strings.Contains(err.Error(), `endpoint "acme"`) || !strings.Contains(err.Error(), "url:") ||
+		!strings.Contains(err.Error(), "--https-only") {
+		t.Fatalf("HTTPSOnly on http: %v, want an error naming the endpoint, url and --https-only", err)
+	}
+	if strings.Contains(err.Error(), "fake-token") {
+		t.Fatalf("error %q quotes the URL", err)
+	}
+	if _, err := Parse(doc("https://hooks.acme.example/mail"), ".", HTTPSOnly()); err != nil {
+		t.Fatalf("HTTPSOnly on https: %v", err)
+	}
+
+	// A reload keeps the option: an edit to plain http is refused and the last good config stays.
+	path := filepath.Join(t.TempDir(), "endpoints.yaml")
+	os.WriteFile(path, doc("https://hooks.acme.example/mail"), 0o600)
+	f, err := OpenFile(path, HTTPSOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported error
+	f.OnError = func(err error) { reported = err }
+	os.WriteFile(path, doc("http://hooks.acme.example/other-path"), 0o600)
+	if e, _ := f.Lookup("acme"); e.URL.Scheme != "https" || reported == nil || !strings.Contains(reported.Error(), "--https-only") {
+		t.Fatalf("after an http edit: url %v, reported %v", e.URL, reported)
+	}
+}

@@ -72,6 +72,7 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 	badURL := writeFile(t, "endpoints.yaml", fmt.Sprintf("endpoints:\n  - id: acme\n    url: ftp://x.example.com/\n    events: ['*']\n    secret: %s\n", testSecret))
 	unsetEnv := writeFile(t, "endpoints.yaml", "endpoints:\n  - id: acme\n    url: https://x.example.com/\n    events: ['*']\n    secret_env: HOOKRELAY_TEST_SECRET_NOT_SET\n")
 	good := endpointsFile(t, "acme", "https://x.example.com/", "")
+	plainHTTP := endpointsFile(t, "acme", "http://x.example.com/", "")
 	shortKey := writeFile(t, "short.key", "# a key too short\nk1:"+strings.Repeat("A", 24)+"\n")
 	key := []string{"--codec-key-file", codecKeyFile}
 	tests := []struct {
@@ -88,6 +89,8 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"missing key file", []string{"--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, []string{"--codec-key-file", "/nonexistent/codec.key"}},
 		{"short key", []string{"--endpoints", good, "--codec-key-file", shortKey}, []string{"--codec-key-file", "line 2", "18 bytes, want 32"}},
 		{"unreachable server", append([]string{"--endpoints", good, "--temporal-address", "127.0.0.1:1"}, key...), []string{"connect to Temporal"}},
+		{"https only", append([]string{"--endpoints", plainHTTP, "--https-only"}, key...), []string{`endpoint "acme"`, "url:", "--https-only"}},
+		{"bad allow-cidr", append([]string{"--endpoints", good, "--allow-cidr", "127.0.0.1"}, key...), []string{"--allow-cidr", `"127.0.0.1"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -222,9 +222,16 @@ type workerProc struct {
 	done chan error
 }
 
-// startWorker runs bin/worker on the test's task queue and waits until it polls.
-// Cleanup stops it with SIGTERM and expects exit status 0.
+// startWorker runs bin/worker on the test's task queue, admitting loopback
+// (where the test receivers listen) through the network guard, and waits
+// until it polls. Cleanup stops it with SIGTERM and expects exit status 0.
 func startWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
+	t.Helper()
+	return startGuardedWorker(t, endpoints, append([]string{"--allow-cidr", "127.0.0.0/8"}, extraArgs...)...)
+}
+
+// startGuardedWorker is startWorker without --allow-cidr: the guard refuses loopback.
+func startGuardedWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
 	t.Helper()
 	args := append([]string{"--temporal-address", devServer.FrontendHostPort(), "--task-queue", taskQueue(t), "--endpoints", endpoints,
 		"--codec-key-file", codecKeyFile}, extraArgs...)

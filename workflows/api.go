@@ -90,10 +90,15 @@ const (
 	OutcomeConnectionError Outcome = "connection_error" // DNS, connect, TLS or read failure
 	OutcomeEndpointMissing Outcome = "endpoint_missing" // the endpoint is absent, disabled or its secret unusable
 	OutcomeWorkerError     Outcome = "worker_error"     // the attempt activity itself failed (worker lost)
+	// OutcomeBlockedDestination: the network guard refused the endpoint's
+	// address (loopback, private, link-local...). Not retried.
+	OutcomeBlockedDestination Outcome = "blocked_destination"
 )
 
 // Retryable reports whether the schedule continues after this outcome.
-func (o Outcome) Retryable() bool { return o != OutcomeDelivered && o != OutcomeGone }
+func (o Outcome) Retryable() bool {
+	return o != OutcomeDelivered && o != OutcomeGone && o != OutcomeBlockedDestination
+}
 
 // AttemptInput is what the attempt activity needs.
 type AttemptInput struct {
