@@ -18,6 +18,7 @@ import (
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/webhookverify"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -97,8 +98,12 @@ func TestAttemptSignsAndPosts(t *testing.T) {
 		t.Fatalf("webhook-id = %q", req.header.Get(signing.HeaderID))
 	}
 	for _, s := range []string{currentSecret, previousSecret} {
-		sec, _ := signing.ParseSecret(s)
-		if err := signing.Verify(req.header, req.body, time.Now(), 0, sec); err != nil {
+		v, err := webhookverify.New(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Verify(req.header, req.body); err != nil {
+			sec, _ := signing.ParseSecret(s)
 			t.Errorf("receiver holding %s cannot verify: %v", sec.KeyID(), err)
 		}
 	}

@@ -28,8 +28,8 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/hookrelay/hookrelay/signing"
 	"github.com/hookrelay/hookrelay/temporalclient"
+	"github.com/hookrelay/hookrelay/webhookverify"
 )
 
 var (
@@ -170,7 +170,7 @@ type receiver struct {
 
 func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *receiver {
 	t.Helper()
-	secret, err := signing.ParseSecret(testSecret)
+	verifier, err := webhookverify.New(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +181,8 @@ func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *
 	}
 	rc.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		rec := received{ID: r.Header.Get(signing.HeaderID), Header: r.Header.Clone(), Body: body}
-		rec.VerifyErr = signing.Verify(r.Header, body, time.Now(), 0, secret)
+		rec := received{ID: r.Header.Get(webhookverify.HeaderID), Header: r.Header.Clone(), Body: body}
+		rec.VerifyErr = verifier.Verify(r.Header, body)
 		rc.mu.Lock()
 		n := 1
 		for _, p := range rc.reqs {
