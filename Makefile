@@ -42,10 +42,10 @@ bench:
 demo: tools build
 	scripts/demo.sh
 
-## dev: a dev server with the UI on :8233, a database under .temporal/, and the search attributes
-dev: tools
-	mkdir -p .temporal
-	$(TEMPORAL) server start-dev --ip 127.0.0.1 --db-filename .temporal/dev.db --ui-port 8233 $(SEARCH_ATTRIBUTES)
+## dev: a dev server with the UI on :8233, a database under .temporal/, the search attributes,
+## a payload key in .temporal/codec.key and a codec server the UI decrypts through
+dev: tools build
+	scripts/dev.sh $(SEARCH_ATTRIBUTES)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
@@ -320,4 +322,23 @@ func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 func sampleEvent(name string, mailLogID int) string {
 	return fmt.Sprintf(`{"event_name":%q,"payload":{"id":%d,"subject":"Fake subject %d","time":"2026-04-18T20:27:25.379Z","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Custom-Header":"fake"}}}`,
 		name, mailLogID, mailLogID, mailLogID)
+}
+
+// rawHistory fetches a workflow's history through the client with no codec:
+// the bytes Temporal stores.
+func rawHistory(t *testing.T, workflowID string) []*historypb.HistoryEvent {
+	t.Helper()
+	it := rawTemporal.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []*historypb.HistoryEvent
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", workflowID, err)
+		}
+		events = append(events, e)
+	}
+	if len(events) == 0 {
+		t.Fatalf("history of %s is empty", workflowID)
+	}
+	return events
 }

@@ -1,5 +1,8 @@
 // Command worker runs DeliveryWorkflow and the attempt activity. Any number
 // of worker processes on one task queue share the deliveries.
+//
+//	worker --endpoints FILE [flags]                  run deliveries
+//	worker codec-server --listen ADDR [flags]        serve the payload codec to the Temporal UI and CLI
 package main
 
 import (
@@ -26,7 +29,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "codec-server" {
+		err = runCodecServer(ctx, os.Args[2:])
+	} else {
+		err = run(ctx, os.Args[1:])
+	}
 	stop()
 	if err != nil && !errors.Is(err, pflag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "worker:", err)
