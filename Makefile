@@ -7,7 +7,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
 	--search-attribute HookrelayAttempts=Int
 
-.PHONY: all tools build test test-unit test-integration bench demo dev fmt vet clean
+.PHONY: all tools build test test-unit test-integration fuzz bench demo dev fmt vet clean
 
 all: build
 
@@ -33,6 +33,16 @@ test-integration: tools
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+
+## fuzz: each fuzz target for FUZZTIME (make test runs their seed corpora)
+FUZZTIME ?= 15s
+FUZZ_TARGETS := ./event:FuzzParse ./endpoint:FuzzParse ./codec:FuzzParse \
+	./webhookverify:FuzzParseSignatures ./webhookverify:FuzzVerify
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
 
 ## bench: Go benchmarks (signing, event parsing)
 bench:

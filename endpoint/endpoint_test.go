@@ -237,3 +237,46 @@ func TestHTTPSOnly(t *testing.T) {
 		t.Fatalf("after an http edit: url %v, reported %v", e.URL, reported)
 	}
 }
+
+// FuzzParse: any document is refused with an error or yields endpoints that
+// meet every rule Parse promises.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(sampleFile))
+	f.Add([]byte("endpoints:\n  - {id: a, url: 'https://a.example.com', events: ['*'], secret: " + validSecret + ", retry_schedule: []}\n"))
+	f.Add([]byte("endpoints: [{id: b, url: 'http://[::1]:8080/x', events: [api_mail_log_opened], secret_env: X, timeout: 5m}]\n"))
+	f.Add([]byte("endpoints:\n  - id: acme\n    secrte: x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, "/etc/hookrelay")
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, e := range cfg.Endpoints {
+			switch {
+			case !idPattern.MatchString(e.ID) || len(e.ID) > maxIDLength || seen[e.ID]:
+				t.Fatalf("accepted id %q", e.ID)
+			case e.URL == nil || (e.URL.Scheme != "http" && e.URL.Scheme != "https") || e.URL.Hostname() == "" || e.URL.User != nil:
+				t.Fatalf("accepted url %v", e.URL)
+			case len(e.Events) == 0:
+				t.Fatal("accepted no events")
+			case e.Timeout <= 0 || e.Timeout > MaxTimeout:
+				t.Fatalf("accepted timeout %s", e.Timeout)
+			case len(e.RetrySchedule) > MaxRetryAttempts:
+				t.Fatalf("accepted %d delays", len(e.RetrySchedule))
+			}
+			for _, d := range e.RetrySchedule {
+				if d <= 0 || d > MaxRetryDelay {
+					t.Fatalf("accepted delay %s", d)
+				}
+			}
+			seen[e.ID] = true
+		}
+		if _, err := Parse(data, "/etc/hookrelay", HTTPSOnly()); err == nil {
+			for _, e := range cfg.Endpoints {
+				if e.URL.Scheme != "https" {
+					t.Fatalf("HTTPSOnly accepted %v", e.URL)
+				}
+			}
+		}
+	})
+}
