@@ -7,7 +7,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
 	--search-attribute HookrelayAttempts=Int
 
-.PHONY: all tools build test test-unit test-integration bench demo dev fmt vet clean
+.PHONY: all tools build test test-unit test-integration fuzz bench demo dev fmt vet clean
 
 all: build
 
@@ -34,6 +34,16 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+## fuzz: each fuzz target for FUZZTIME (make test runs their seed corpora)
+FUZZTIME ?= 15s
+FUZZ_TARGETS := ./event:FuzzParse ./endpoint:FuzzParse ./codec:FuzzParse \
+	./webhookverify:FuzzParseSignatures ./webhookverify:FuzzVerify
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
+
 ## bench: Go benchmarks (signing, event parsing)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /tests)
@@ -42,10 +52,10 @@ bench:
 demo: tools build
 	scripts/demo.sh
 
-## dev: a dev server with the UI on :8233, a database under .temporal/, and the search attributes
-dev: tools
-	mkdir -p .temporal
-	$(TEMPORAL) server start-dev --ip 127.0.0.1 --db-filename .temporal/dev.db --ui-port 8233 $(SEARCH_ATTRIBUTES)
+## dev: a dev server with the UI on :8233, a database under .temporal/, the search attributes,
+## a payload key in .temporal/codec.key and a codec server the UI decrypts through
+dev: tools build
+	scripts/dev.sh $(SEARCH_ATTRIBUTES)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -10,13 +10,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/signing"
 	"github.com/hookrelay/hookrelay/version"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -41,25 +44,63 @@ type Activities struct {
 	UserAgent string
 }
 
-// New returns Activities with hookrelay's HTTP client, the wall clock and User-Agent.
-func New(endpoints Endpoints) *Activities {
-	return &Activities{Endpoints: endpoints, HTTP: NewHTTPClient(), Now: time.Now, UserAgent: version.UserAgent()}
+// New returns Activities posting through httpClient (see NewHTTPClient),
+// with the wall clock and hookrelay's User-Agent.
+func New(endpoints Endpoints, httpClient *http.Client) *Activities {
+	return &Activities{Endpoints: endpoints, HTTP: httpClient, Now: time.Now, UserAgent: version.UserAgent()}
 }
 
-// NewHTTPClient never follows redirects, requires TLS 1.2 or later, ignores
-// proxy environment variables, and keeps idle connections per host for reuse.
-func NewHTTPClient() *http.Client {
+// HTTPOptions configure the attempt's HTTP client.
+type HTTPOptions struct {
+	// Guard vets every address the client connects to; nil refuses every
+	// non-public range with nothing admitted.
+	Guard *netguard.Guard
+	// UseEnvProxy sends attempts through the proxy named by HTTPS_PROXY,
+	// HTTP_PROXY and NO_PROXY. The client then connects to the proxy, not the
+	// endpoint: the guard checks the proxy's address when dialling it (admit
+	// it with --allow-cidr if it is private) and the endpoint's addresses as
+	// this worker resolves them before the request is handed over. The proxy
+	// resolves the name again, so it must enforce its own egress rules.
+	UseEnvProxy bool
+}
+
+// NewHTTPClient never follows redirects, requires TLS 1.2 or later, connects
+// only to addresses the guard admits, ignores proxy environment variables
+// unless asked, and keeps idle connections per host for reuse. The per-attempt
+// timeout (connect, TLS, headers and body) is the request context's deadline;
+// the dial and handshake timeouts here only bound each step under it.
+func NewHTTPClient(o HTTPOptions) *http.Client {
+	guard := o.Guard
+	if guard == nil {
+		guard = netguard.New()
+	}
+	t := &http.Transport{
+		DialContext:            guard.DialContext(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    10 * time.Second,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    16,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: maxBodyRead,
+	}
+	if o.UseEnvProxy {
+		// Read now rather than through http.ProxyFromEnvironment, which
+		// caches the environment for the life of the process.
+		fromEnv := httpproxy.FromEnvironment().ProxyFunc()
+		t.Proxy = func(req *http.Request) (*url.URL, error) {
+			proxy, err := fromEnv(req.URL)
+			if err != nil || proxy == nil {
+				return proxy, err // nil: NO_PROXY or none set, so DialContext checks the endpoint itself
+			}
+			if _, err := guard.Resolve(req.Context(), req.URL.Hostname()); err != nil {
+				return nil, err
+			}
+			return proxy, nil
+		}
+	}
 	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 10 * time.Second,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 16,
-			IdleConnTimeout:     90 * time.Second,
-		},
+		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }

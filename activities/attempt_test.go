@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/webhookverify"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -26,8 +29,18 @@ const (
 
 var payload = json.RawMessage(`{"id":42,"subject":"Fake subject","time":"2026-01-02T03:04:05Z","to":"someone@recipient.example.com"}`)
 
+// loopbackClient admits the test servers on 127.0.0.1, as --allow-cidr 127.0.0.0/8 does.
+func loopbackClient() *http.Client {
+	return NewHTTPClient(HTTPOptions{Guard: netguard.New(netip.MustParsePrefix("127.0.0.0/8"))})
+}
+
 // runAttempt runs the activity once against url through the activity test environment.
 func runAttempt(t *testing.T, endpointsYAML string) workflows.Attempt {
+	t.Helper()
+	return runAttemptWith(t, loopbackClient(), endpointsYAML)
+}
+
+func runAttemptWith(t *testing.T, client *http.Client, endpointsYAML string) workflows.Attempt {
 	t.Helper()
 	cfg, err := endpoint.Parse([]byte(endpointsYAML), t.TempDir())
 	if err != nil {
@@ -35,7 +48,7 @@ func runAttempt(t *testing.T, endpointsYAML string) workflows.Attempt {
 	}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(New(cfg).Attempt)
+	env.RegisterActivity(New(cfg, client).Attempt)
 	val, err := env.ExecuteActivity((&Activities{}).Attempt, workflows.AttemptInput{
 		DeliveryID: "acme:evt_1", EndpointID: "acme", Attempt: 3, EventName: "api_mail_log_delivered", Payload: payload,
 	})
@@ -85,8 +98,12 @@ func TestAttemptSignsAndPosts(t *testing.T) {
 		t.Fatalf("webhook-id = %q", req.header.Get(signing.HeaderID))
 	}
 	for _, s := range []string{currentSecret, previousSecret} {
-		sec, _ := signing.ParseSecret(s)
-		if err := signing.Verify(req.header, req.body, time.Now(), 0, sec); err != nil {
+		v, err := webhookverify.New(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Verify(req.header, req.body); err != nil {
+			sec, _ := signing.ParseSecret(s)
 			t.Errorf("receiver holding %s cannot verify: %v", sec.KeyID(), err)
 		}
 	}

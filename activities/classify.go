@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -21,6 +22,10 @@ func classify(resp *http.Response, err error) (workflows.Outcome, string) {
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {
 			err = urlErr.Err
+		}
+		var blocked *netguard.BlockedError
+		if errors.As(err, &blocked) {
+			return workflows.OutcomeBlockedDestination, blocked.Error()
 		}
 		var netErr net.Error
 		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {

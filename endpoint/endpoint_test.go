@@ -203,3 +203,80 @@ func TestFileReloadsAndKeepsLastGood(t *testing.T) {
 		t.Fatal("OpenFile of a missing file succeeded")
 	}
 }
+
+func TestHTTPSOnly(t *testing.T) {
+	doc := func(url string) []byte {
+		return []byte("endpoints:\n  - {id: acme, url: '" + url + "', events: ['*'], secret: " + validSecret + "}\n")
+	}
+	if _, err := Parse(doc("http://hooks.acme.example/mail?token=fake-token"), "."); err != nil {
+		t.Fatalf("without HTTPSOnly, http is allowed: %v", err)
+	}
+	_, err := Parse(doc("http://hooks.acme.example/mail?token=fake-token"), ".", HTTPSOnly())
+	if err == nil || !strings.Contains(err.Error(), `endpoint "acme"`) || !strings.Contains(err.Error(), "url:") ||
+		!strings.Contains(err.Error(), "--https-only") {
+		t.Fatalf("HTTPSOnly on http: %v, want an error naming the endpoint, url and --https-only", err)
+	}
+	if strings.Contains(err.Error(), "fake-token") {
+		t.Fatalf("error %q quotes the URL", err)
+	}
+	if _, err := Parse(doc("https://hooks.acme.example/mail"), ".", HTTPSOnly()); err != nil {
+		t.Fatalf("HTTPSOnly on https: %v", err)
+	}
+
+	// A reload keeps the option: an edit to plain http is refused and the last good config stays.
+	path := filepath.Join(t.TempDir(), "endpoints.yaml")
+	os.WriteFile(path, doc("https://hooks.acme.example/mail"), 0o600)
+	f, err := OpenFile(path, HTTPSOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported error
+	f.OnError = func(err error) { reported = err }
+	os.WriteFile(path, doc("http://hooks.acme.example/other-path"), 0o600)
+	if e, _ := f.Lookup("acme"); e.URL.Scheme != "https" || reported == nil || !strings.Contains(reported.Error(), "--https-only") {
+		t.Fatalf("after an http edit: url %v, reported %v", e.URL, reported)
+	}
+}
+
+// FuzzParse: any document is refused with an error or yields endpoints that
+// meet every rule Parse promises.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(sampleFile))
+	f.Add([]byte("endpoints:\n  - {id: a, url: 'https://a.example.com', events: ['*'], secret: " + validSecret + ", retry_schedule: []}\n"))
+	f.Add([]byte("endpoints: [{id: b, url: 'http://[::1]:8080/x', events: [api_mail_log_opened], secret_env: X, timeout: 5m}]\n"))
+	f.Add([]byte("endpoints:\n  - id: acme\n    secrte: x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, "/etc/hookrelay")
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, e := range cfg.Endpoints {
+			switch {
+			case !idPattern.MatchString(e.ID) || len(e.ID) > maxIDLength || seen[e.ID]:
+				t.Fatalf("accepted id %q", e.ID)
+			case e.URL == nil || (e.URL.Scheme != "http" && e.URL.Scheme != "https") || e.URL.Hostname() == "" || e.URL.User != nil:
+				t.Fatalf("accepted url %v", e.URL)
+			case len(e.Events) == 0:
+				t.Fatal("accepted no events")
+			case e.Timeout <= 0 || e.Timeout > MaxTimeout:
+				t.Fatalf("accepted timeout %s", e.Timeout)
+			case len(e.RetrySchedule) > MaxRetryAttempts:
+				t.Fatalf("accepted %d delays", len(e.RetrySchedule))
+			}
+			for _, d := range e.RetrySchedule {
+				if d <= 0 || d > MaxRetryDelay {
+					t.Fatalf("accepted delay %s", d)
+				}
+			}
+			seen[e.ID] = true
+		}
+		if _, err := Parse(data, "/etc/hookrelay", HTTPSOnly()); err == nil {
+			for _, e := range cfg.Endpoints {
+				if e.URL.Scheme != "https" {
+					t.Fatalf("HTTPSOnly accepted %v", e.URL)
+				}
+			}
+		}
+	})
+}

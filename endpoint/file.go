@@ -29,13 +29,23 @@ type rawEndpoint struct {
 
 var endpointKeys = []string{"id", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled"}
 
+// Option tightens validation.
+type Option func(*rules)
+
+type rules struct {
+	httpsOnly bool
+}
+
+// HTTPSOnly refuses endpoints whose URL is plain http (the worker's --https-only).
+func HTTPSOnly() Option { return func(r *rules) { r.httpsOnly = true } }
+
 // Load reads and validates an endpoints file.
-func Load(path string) (*Config, error) {
+func Load(path string, opts ...Option) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("endpoints file: %w", err)
 	}
-	cfg, err := Parse(data, filepath.Dir(path))
+	cfg, err := Parse(data, filepath.Dir(path), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("endpoints file %s: %w", path, err)
 	}
@@ -44,7 +54,11 @@ func Load(path string) (*Config, error) {
 
 // Parse validates an endpoints document; baseDir anchors relative secret_file paths.
 // Errors name the endpoint (its id, or its index when the id is unusable) and the field.
-func Parse(data []byte, baseDir string) (*Config, error) {
+func Parse(data []byte, baseDir string, opts ...Option) (*Config, error) {
+	var r rules
+	for _, o := range opts {
+		o(&r)
+	}
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
@@ -86,6 +100,10 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 			return nil, fmt.Errorf("%s: %w", where, typeError(err))
 		}
 		e, err := raw.validate(baseDir)
+		if err == nil && r.httpsOnly && e.URL.Scheme != "https" {
+			// The URL is not quoted: it may carry a customer's token.
+			err = errors.New("url: plain http is refused by --https-only; use an https URL")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
@@ -130,6 +148,7 @@ func typeError(err error) error {
 // validation keeps the last good config and reports the error through OnError.
 type File struct {
 	path    string
+	opts    []Option
 	OnError func(error)
 
 	mu      sync.Mutex
@@ -138,17 +157,17 @@ type File struct {
 	size    int64
 }
 
-// OpenFile loads path once and fails if it is invalid.
-func OpenFile(path string) (*File, error) {
+// OpenFile loads path once and fails if it is invalid; reloads apply the same options.
+func OpenFile(path string, opts ...Option) (*File, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("endpoints file: %w", err)
 	}
-	cfg, err := Load(path)
+	cfg, err := Load(path, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &File{path: path, cfg: cfg, modTime: info.ModTime(), size: info.Size()}, nil
+	return &File{path: path, opts: opts, cfg: cfg, modTime: info.ModTime(), size: info.Size()}, nil
 }
 
 // Config returns the current config, reloading the file first if it changed.
@@ -163,7 +182,7 @@ func (f *File) Config() *Config {
 	if info.ModTime().Equal(f.modTime) && info.Size() == f.size {
 		return f.cfg
 	}
-	cfg, err := Load(f.path)
+	cfg, err := Load(f.path, f.opts...)
 	f.modTime, f.size = info.ModTime(), info.Size()
 	if err != nil {
 		f.report(fmt.Errorf("%w (keeping the last good config)", err))

@@ -25,20 +25,22 @@ pids+=($!)
 for _ in $(seq 1 120); do bin/temporal operator cluster health >/dev/null 2>&1 && break; sleep 0.5; done
 bin/receiver --listen 127.0.0.1:$rport --secret-file "$dir/secret" --flaky-failures 1 --flaky-retry-after 0 >"$dir/receiver.log" 2>&1 &
 pids+=($!)
-bin/worker --endpoints "$dir/endpoints.yaml" >"$dir/worker.log" 2>&1 &
+# Plaintext on purpose: the fixtures hold fake data only, and replaying them must not need a key.
+bin/worker --endpoints "$dir/endpoints.yaml" --insecure-plaintext --allow-cidr 127.0.0.0/8 >"$dir/worker.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do grep -q '"worker started"' "$dir/worker.log" && break; sleep 0.5; done
 
-ids=$(bin/starter send --endpoints "$dir/endpoints.yaml" --event examples/events/delivered.json --output json |
+ids=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/delivered.json --output json |
   sed -E 's/.*"workflow_id":"([^"]+)".*/\1/')
 parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep '^ok:' <<<"$ids")
-wait_status() { for _ in $(seq 1 120); do bin/starter status "$1" --output json | grep -q "\"status\":\"$2\"" && return; sleep 0.5; done; echo "record: $1 never reached $2" >&2; exit 1; }
+starter() { bin/starter "$@" --insecure-plaintext; }
+wait_status() { for _ in $(seq 1 120); do starter status "$1" --output json | grep -q "\"status\":\"$2\"" && return; sleep 0.5; done; echo "record: $1 never reached $2" >&2; exit 1; }
 wait_status "$parked" retrying
 wait_status "$flaky" retrying
-bin/starter cancel "$parked" --reason "recorded for the replay test" >/dev/null
-bin/starter retry-now "$flaky" --wait >/dev/null
+starter cancel "$parked" --reason "recorded for the replay test" >/dev/null
+starter retry-now "$flaky" --wait >/dev/null
 wait_status "$ok" delivered
-bin/starter resend "$ok" >/dev/null
+starter resend "$ok" >/dev/null
 wait_status "$ok" delivered
 
 show() { bin/temporal workflow show --workflow-id "$1" --output json > "workflows/testdata/$2"; echo "recorded workflows/testdata/$2"; }

@@ -1,6 +1,7 @@
-// Package signing signs and verifies webhooks per the Standard Webhooks
-// specification: webhook-id, webhook-timestamp and webhook-signature headers,
-// where a signature is "v1," + base64(HMAC-SHA256(key, id + "." + timestamp + "." + body)).
+// Package signing signs webhooks per the Standard Webhooks specification:
+// webhook-id, webhook-timestamp and webhook-signature headers, where a
+// signature is "v1," + base64(HMAC-SHA256(key, id + "." + timestamp + "." + body)).
+// Receivers verify with package webhookverify.
 package signing
 
 import (
@@ -31,9 +32,6 @@ const (
 	MinKeyBytes = 24
 	MaxKeyBytes = 64
 )
-
-// DefaultTolerance is how far a webhook-timestamp may be from the verifier's clock.
-const DefaultTolerance = 5 * time.Minute
 
 // Secret is a decoded signing key. Its String form never reveals the key.
 type Secret struct {
@@ -94,48 +92,4 @@ func Headers(h http.Header, id string, ts time.Time, body []byte, secrets ...Sec
 	h.Set(HeaderID, id)
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
 	h.Set(HeaderSignature, Sign(id, ts, body, secrets...))
-}
-
-// Verification errors, for callers that answer differently to each.
-var (
-	ErrMissingHeader    = errors.New("missing webhook header")
-	ErrBadTimestamp     = errors.New("webhook-timestamp is not unix seconds")
-	ErrTimestampSkew    = errors.New("webhook-timestamp outside tolerance")
-	ErrNoMatchingSecret = errors.New("no signature matches")
-)
-
-// Verify checks the headers against body with any of secrets, accepting a
-// timestamp within tolerance of now (DefaultTolerance when tolerance is 0).
-// Comparison is constant-time.
-func Verify(h http.Header, body []byte, now time.Time, tolerance time.Duration, secrets ...Secret) error {
-	id, timestamp, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
-	for name, v := range map[string]string{HeaderID: id, HeaderTimestamp: timestamp, HeaderSignature: sigs} {
-		if v == "" {
-			return fmt.Errorf("%w: %s", ErrMissingHeader, name)
-		}
-	}
-	unix, err := strconv.ParseInt(timestamp, 10, 64)
-	if err != nil {
-		return ErrBadTimestamp
-	}
-	if tolerance == 0 {
-		tolerance = DefaultTolerance
-	}
-	if skew := now.Sub(time.Unix(unix, 0)); skew > tolerance || skew < -tolerance {
-		return fmt.Errorf("%w: %s", ErrTimestampSkew, skew.Round(time.Second))
-	}
-	for _, s := range secrets {
-		want := s.sign(id, timestamp, body)
-		for _, sig := range strings.Fields(sigs) {
-			version, encoded, ok := strings.Cut(sig, ",")
-			if !ok || version != "v1" {
-				continue
-			}
-			got, err := base64.StdEncoding.DecodeString(encoded)
-			if err == nil && hmac.Equal(got, want) {
-				return nil
-			}
-		}
-	}
-	return ErrNoMatchingSecret
 }

@@ -114,7 +114,12 @@ func (c *common) client(ctx context.Context, endpoints *endpoint.Config) (*deliv
 	if err != nil {
 		return nil, nil, err
 	}
-	return &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: temporalclient.DataConverter()}, tc.Close, nil
+	dc, err := c.conn.DataConverter()
+	if err != nil {
+		tc.Close()
+		return nil, nil, err
+	}
+	return &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: dc}, tc.Close, nil
 }
 
 func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {

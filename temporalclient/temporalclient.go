@@ -1,6 +1,7 @@
 // Package temporalclient is the one place worker and starter connect to
-// Temporal: connection flags with environment fallbacks, the data converter,
-// the SDK logger, and registration of hookrelay's search attributes.
+// Temporal: connection flags with environment fallbacks, the data converter
+// (payloads encrypted by the codec package), the SDK logger, and registration
+// of hookrelay's search attributes.
 package temporalclient
 
 import (
@@ -21,6 +22,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookrelay/hookrelay/codec"
 )
 
 // Defaults for the connection flags.
@@ -34,19 +37,32 @@ const (
 // server is a prompt, clear error rather than a hang.
 const dialTimeout = 10 * time.Second
 
-// Options says where Temporal is and which task queue deliveries use.
+// EnvCodecKeyFile is the environment fallback of --codec-key-file.
+const EnvCodecKeyFile = "HOOKRELAY_CODEC_KEY_FILE"
+
+// Options says where Temporal is, which task queue deliveries use, and how
+// payloads are encrypted.
 type Options struct {
 	Address   string
 	Namespace string
 	TaskQueue string
+	// CodecKeyFile holds the payload encryption keys (see package codec).
+	CodecKeyFile string
+	// InsecurePlaintext stores payloads unencrypted. It must be asked for
+	// explicitly: health information must not reach Temporal in plain text
+	// by accident of a missing flag.
+	InsecurePlaintext bool
 }
 
-// AddFlags adds --temporal-address, --namespace and --task-queue, each
-// defaulting to its environment variable when set.
+// AddFlags adds --temporal-address, --namespace, --task-queue and
+// --codec-key-file, each defaulting to its environment variable when set,
+// and --insecure-plaintext.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Address, "temporal-address", envOr("TEMPORAL_ADDRESS", DefaultAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
 	fs.StringVar(&o.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", DefaultNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	fs.StringVar(&o.TaskQueue, "task-queue", envOr("HOOKRELAY_TASK_QUEUE", DefaultTaskQueue), "task queue deliveries run on (env HOOKRELAY_TASK_QUEUE)")
+	fs.StringVar(&o.CodecKeyFile, "codec-key-file", os.Getenv(EnvCodecKeyFile), "payload encryption keys, one KEY_ID:BASE64 per line; the last encrypts (env "+EnvCodecKeyFile+")")
+	fs.BoolVar(&o.InsecurePlaintext, "insecure-plaintext", false, "store payloads in Temporal unencrypted (local experiments only)")
 }
 
 // Validate names the first unusable option.
@@ -60,6 +76,12 @@ func (o Options) Validate() error {
 	if strings.TrimSpace(o.TaskQueue) == "" {
 		return errors.New("--task-queue: must not be empty")
 	}
+	switch {
+	case o.CodecKeyFile == "" && !o.InsecurePlaintext:
+		return fmt.Errorf("--codec-key-file: required (or set %s): payloads hold health information and are stored encrypted; pass --insecure-plaintext only for local experiments", EnvCodecKeyFile)
+	case o.CodecKeyFile != "" && o.InsecurePlaintext:
+		return errors.New("--insecure-plaintext: conflicts with --codec-key-file (or " + EnvCodecKeyFile + "); choose one")
+	}
 	return nil
 }
 
@@ -70,10 +92,33 @@ func envOr(name, def string) string {
 	return def
 }
 
-// DataConverter is the converter every client uses. Worker and starter get it
-// only through Dial, so encryption, once added, covers both.
-func DataConverter() converter.DataConverter {
-	return converter.GetDefaultDataConverter()
+// DataConverter is the converter every client uses: JSON, then encrypted by
+// the codec loaded from o.CodecKeyFile (plain JSON only with
+// --insecure-plaintext). Worker and starter get it only through Dial.
+func (o Options) DataConverter() (converter.DataConverter, error) {
+	if o.InsecurePlaintext {
+		return converter.GetDefaultDataConverter(), nil
+	}
+	c, err := codec.Load(o.CodecKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--codec-key-file: %w", err)
+	}
+	return NewDataConverter(c), nil
+}
+
+// NewDataConverter wraps the default JSON converter in c.
+func NewDataConverter(c converter.PayloadCodec) converter.DataConverter {
+	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
+}
+
+// failureConverter also encrypts failure messages and stack traces, which
+// may quote data (a panic's value, a decode error) and which
+// NewCodecDataConverter alone leaves in plain text.
+func failureConverter(dc converter.DataConverter) converter.FailureConverter {
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          dc,
+		EncodeCommonAttributes: true,
+	})
 }
 
 // Dial connects and checks the server answers.
@@ -81,14 +126,22 @@ func Dial(ctx context.Context, o Options, logger *slog.Logger) (client.Client, e
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	c, err := client.DialContext(ctx, client.Options{
+	dc, err := o.DataConverter()
+	if err != nil {
+		return nil, err
+	}
+	copts := client.Options{
 		HostPort:      o.Address,
 		Namespace:     o.Namespace,
-		DataConverter: DataConverter(),
+		DataConverter: dc,
 		Logger:        sdklog.NewStructuredLogger(logger),
-	})
+	}
+	if !o.InsecurePlaintext {
+		copts.FailureConverter = failureConverter(dc)
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := client.DialContext(ctx, copts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", o.Address, err)
 	}

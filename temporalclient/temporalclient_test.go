@@ -1,42 +1,95 @@
 package temporalclient
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/hookrelay/hookrelay/codec"
 )
 
 func TestFlagsFallBackToEnvironment(t *testing.T) {
 	t.Setenv("TEMPORAL_ADDRESS", "temporal.example.com:7233")
 	t.Setenv("TEMPORAL_NAMESPACE", "mail")
 	t.Setenv("HOOKRELAY_TASK_QUEUE", "")
+	t.Setenv(EnvCodecKeyFile, "/etc/hookrelay/codec.key")
 	var o Options
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	o.AddFlags(fs)
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	if o.Address != "temporal.example.com:7233" || o.Namespace != "mail" || o.TaskQueue != DefaultTaskQueue {
+	if o.Address != "temporal.example.com:7233" || o.Namespace != "mail" || o.TaskQueue != DefaultTaskQueue ||
+		o.CodecKeyFile != "/etc/hookrelay/codec.key" || o.InsecurePlaintext {
 		t.Fatalf("from environment: %+v", o)
 	}
-	if err := fs.Parse([]string{"--namespace", "other"}); err != nil || o.Namespace != "other" {
+	if err := fs.Parse([]string{"--namespace", "other", "--codec-key-file", "k"}); err != nil || o.Namespace != "other" || o.CodecKeyFile != "k" {
 		t.Fatalf("a flag must win over the environment: %+v, %v", o, err)
 	}
 }
 
 func TestValidate(t *testing.T) {
-	ok := Options{Address: DefaultAddress, Namespace: "default", TaskQueue: "webhooks"}
+	ok := Options{Address: DefaultAddress, Namespace: "default", TaskQueue: "webhooks", CodecKeyFile: "codec.key"}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	plain := ok
+	plain.CodecKeyFile, plain.InsecurePlaintext = "", true
+	if err := plain.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	for flag, o := range map[string]Options{
-		"--temporal-address": {Address: "localhost", Namespace: "default", TaskQueue: "webhooks"},
-		"--namespace":        {Address: DefaultAddress, Namespace: " ", TaskQueue: "webhooks"},
-		"--task-queue":       {Address: DefaultAddress, Namespace: "default"},
+		"--temporal-address":   {Address: "localhost", Namespace: "default", TaskQueue: "webhooks", CodecKeyFile: "k"},
+		"--namespace":          {Address: DefaultAddress, Namespace: " ", TaskQueue: "webhooks", CodecKeyFile: "k"},
+		"--task-queue":         {Address: DefaultAddress, Namespace: "default", CodecKeyFile: "k"},
+		"--codec-key-file":     {Address: DefaultAddress, Namespace: "default", TaskQueue: "webhooks"},
+		"--insecure-plaintext": {Address: DefaultAddress, Namespace: "default", TaskQueue: "webhooks", CodecKeyFile: "k", InsecurePlaintext: true},
 	} {
 		if err := o.Validate(); err == nil || !strings.HasPrefix(err.Error(), flag) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %s", o, err, flag)
 		}
+	}
+}
+
+func TestDataConverterEncryptsWithTheKeyFile(t *testing.T) {
+	key := make([]byte, codec.KeyBytes)
+	rand.Read(key)
+	path := filepath.Join(t.TempDir(), "codec.key")
+	if err := os.WriteFile(path, []byte("# test\nt1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := Options{CodecKeyFile: path}.DataConverter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := dc.ToPayload("Fake subject")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(p.Metadata[codec.MetadataKeyID]) != "t1" || bytes.Contains(p.Data, []byte("Fake subject")) {
+		t.Fatalf("payload not encrypted with t1: %v", p)
+	}
+	var back string
+	if err := dc.FromPayload(p, &back); err != nil || back != "Fake subject" {
+		t.Fatalf("FromPayload = %q, %v", back, err)
+	}
+
+	plain, err := Options{InsecurePlaintext: true}.DataConverter()
+	if err != nil || plain != converter.GetDefaultDataConverter() {
+		t.Fatalf("--insecure-plaintext converter = %v, %v", plain, err)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.key")
+	os.WriteFile(bad, []byte("# test\nt1:QUFB\n"), 0o600)
+	_, err = Options{CodecKeyFile: bad}.DataConverter()
+	if err == nil || !strings.HasPrefix(err.Error(), "--codec-key-file:") || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("bad key file: %v, want an error naming the flag and line 2", err)
 	}
 }

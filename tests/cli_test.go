@@ -41,6 +41,8 @@ func TestStarterRefusesBadInput(t *testing.T) {
 		{"status without id", "", []string{"status"}, 2, []string{"WORKFLOW_ID"}},
 		{"status malformed id", "", []string{"status", "no-colon-here"}, 2, []string{"<endpoint-id>:<event-id>"}},
 		{"status unknown id", "", []string{"status", "acme:evt_does_not_exist"}, 1, []string{"not found"}},
+		{"no codec key", ev, []string{"send", "--endpoints", good, "--codec-key-file", ""}, 2, []string{"--codec-key-file: required"}},
+		{"unreadable key file", ev, []string{"send", "--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, 1, []string{"--codec-key-file", "/nonexistent/codec.key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,16 +71,26 @@ func TestStarterRefusesBadInput(t *testing.T) {
 func TestWorkerRefusesBadConfig(t *testing.T) {
 	badURL := writeFile(t, "endpoints.yaml", fmt.Sprintf("endpoints:\n  - id: acme\n    url: ftp://x.example.com/\n    events: ['*']\n    secret: %s\n", testSecret))
 	unsetEnv := writeFile(t, "endpoints.yaml", "endpoints:\n  - id: acme\n    url: https://x.example.com/\n    events: ['*']\n    secret_env: HOOKRELAY_TEST_SECRET_NOT_SET\n")
+	good := endpointsFile(t, "acme", "https://x.example.com/", "")
+	plainHTTP := endpointsFile(t, "acme", "http://x.example.com/", "")
+	shortKey := writeFile(t, "short.key", "# a key too short\nk1:"+strings.Repeat("A", 24)+"\n")
+	key := []string{"--codec-key-file", codecKeyFile}
 	tests := []struct {
 		name string
 		args []string
 		want []string
 	}{
-		{"no endpoints", nil, []string{"--endpoints"}},
-		{"bad url", []string{"--endpoints", badURL}, []string{`endpoint "acme"`, "url:"}},
-		{"secret env unset", []string{"--endpoints", unsetEnv}, []string{`endpoint "acme"`, "HOOKRELAY_TEST_SECRET_NOT_SET is not set"}},
+		{"no endpoints", key, []string{"--endpoints"}},
+		{"bad url", append([]string{"--endpoints", badURL}, key...), []string{`endpoint "acme"`, "url:"}},
+		{"secret env unset", append([]string{"--endpoints", unsetEnv}, key...), []string{`endpoint "acme"`, "HOOKRELAY_TEST_SECRET_NOT_SET is not set"}},
 		{"unknown flag", []string{"--frobnicate"}, []string{"frobnicate"}},
-		{"unreachable server", []string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", ""), "--temporal-address", "127.0.0.1:1"}, []string{"connect to Temporal"}},
+		{"no codec key", []string{"--endpoints", good}, []string{"--codec-key-file: required", "--insecure-plaintext"}},
+		{"key and plaintext", append([]string{"--endpoints", good, "--insecure-plaintext"}, key...), []string{"--insecure-plaintext", "conflicts"}},
+		{"missing key file", []string{"--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, []string{"--codec-key-file", "/nonexistent/codec.key"}},
+		{"short key", []string{"--endpoints", good, "--codec-key-file", shortKey}, []string{"--codec-key-file", "line 2", "18 bytes, want 32"}},
+		{"unreachable server", append([]string{"--endpoints", good, "--temporal-address", "127.0.0.1:1"}, key...), []string{"connect to Temporal"}},
+		{"https only", append([]string{"--endpoints", plainHTTP, "--https-only"}, key...), []string{`endpoint "acme"`, "url:", "--https-only"}},
+		{"bad allow-cidr", append([]string{"--endpoints", good, "--allow-cidr", "127.0.0.1"}, key...), []string{"--allow-cidr", `"127.0.0.1"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

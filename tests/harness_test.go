@@ -6,6 +6,8 @@ package tests
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,18 +24,31 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/temporalclient"
+	"github.com/hookrelay/hookrelay/webhookverify"
 )
 
 var (
 	devServer *testsuite.DevServer
-	temporal  client.Client
-	binDir    string // worker and starter built for this run
+	// temporal decrypts payloads with this run's key, as worker and starter do.
+	temporal client.Client
+	// rawTemporal has no codec: it sees payloads as Temporal stores them.
+	rawTemporal  client.Client
+	binDir       string // worker and starter built for this run
+	codecKeyFile string // this run's payload encryption key, generated in TestMain
+	// dataConverter decrypts with codecKeyFile, as workers and the starter do.
+	dataConverter converter.DataConverter
 )
+
+// codecKeyID names this run's payload encryption key.
+const codecKeyID = "tests"
 
 // testSecret is a fake signing secret for tests only.
 const testSecret = "whsec_dGVzdC1vbmx5LXNlY3JldC1ub3QtZm9yLXByb2R1Y3Rpb24="
@@ -65,6 +80,9 @@ func setup(m *testing.M) (int, error) {
 	if err := build.Run(); err != nil {
 		return 0, fmt.Errorf("build worker and starter: %w", err)
 	}
+	if codecKeyFile, err = writeCodecKey(binDir); err != nil {
+		return 0, err
+	}
 
 	serverLog, err := os.Create(filepath.Join(binDir, "temporal.log"))
 	if err != nil {
@@ -84,8 +102,29 @@ func setup(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("start dev server: %w", err)
 	}
 	defer devServer.Stop()
-	temporal = devServer.Client()
+	rawTemporal = devServer.Client()
+	temporal, err = temporalclient.Dial(ctx, temporalclient.Options{
+		Address: devServer.FrontendHostPort(), Namespace: "default", TaskQueue: "unused", CodecKeyFile: codecKeyFile,
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return 0, err
+	}
+	defer temporal.Close()
+	if dataConverter, err = (temporalclient.Options{CodecKeyFile: codecKeyFile}).DataConverter(); err != nil {
+		return 0, err
+	}
 	return m.Run(), nil
+}
+
+// writeCodecKey writes a fresh key file: keys are generated per run, never committed.
+func writeCodecKey(dir string) (string, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "codec.key")
+	content := "# generated for one test run\n" + codecKeyID + ":" + base64.StdEncoding.EncodeToString(key) + "\n"
+	return path, os.WriteFile(path, []byte(content), 0o600)
 }
 
 // eventually polls cond until it holds or timeout passes.
@@ -143,7 +182,7 @@ type receiver struct {
 
 func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *receiver {
 	t.Helper()
-	secret, err := signing.ParseSecret(testSecret)
+	verifier, err := webhookverify.New(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +193,8 @@ func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *
 	}
 	rc.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		rec := received{ID: r.Header.Get(signing.HeaderID), Header: r.Header.Clone(), Body: body}
-		rec.VerifyErr = signing.Verify(r.Header, body, time.Now(), 0, secret)
+		rec := received{ID: r.Header.Get(webhookverify.HeaderID), Header: r.Header.Clone(), Body: body}
+		rec.VerifyErr = verifier.Verify(r.Header, body)
 		rc.mu.Lock()
 		n := 1
 		for _, p := range rc.reqs {
@@ -195,11 +234,19 @@ type workerProc struct {
 	done chan error
 }
 
-// startWorker runs bin/worker on the test's task queue and waits until it polls.
-// Cleanup stops it with SIGTERM and expects exit status 0.
+// startWorker runs bin/worker on the test's task queue, admitting loopback
+// (where the test receivers listen) through the network guard, and waits
+// until it polls. Cleanup stops it with SIGTERM and expects exit status 0.
 func startWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
 	t.Helper()
-	args := append([]string{"--temporal-address", devServer.FrontendHostPort(), "--task-queue", taskQueue(t), "--endpoints", endpoints}, extraArgs...)
+	return startGuardedWorker(t, endpoints, append([]string{"--allow-cidr", "127.0.0.0/8"}, extraArgs...)...)
+}
+
+// startGuardedWorker is startWorker without --allow-cidr: the guard refuses loopback.
+func startGuardedWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
+	t.Helper()
+	args := append([]string{"--temporal-address", devServer.FrontendHostPort(), "--task-queue", taskQueue(t), "--endpoints", endpoints,
+		"--codec-key-file", codecKeyFile}, extraArgs...)
 	w := &workerProc{cmd: exec.Command(filepath.Join(binDir, "worker"), args...), log: &syncBuffer{}, done: make(chan error, 1)}
 	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
 	if err := w.cmd.Start(); err != nil {
@@ -267,7 +314,8 @@ func (s *syncBuffer) String() string {
 func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "HOOKRELAY_TASK_QUEUE="+taskQueue(t))
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "HOOKRELAY_TASK_QUEUE="+taskQueue(t),
+		temporalclient.EnvCodecKeyFile+"="+codecKeyFile)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -284,4 +332,23 @@ func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 func sampleEvent(name string, mailLogID int) string {
 	return fmt.Sprintf(`{"event_name":%q,"payload":{"id":%d,"subject":"Fake subject %d","time":"2026-04-18T20:27:25.379Z","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Custom-Header":"fake"}}}`,
 		name, mailLogID, mailLogID, mailLogID)
+}
+
+// rawHistory fetches a workflow's history through the client with no codec:
+// the bytes Temporal stores.
+func rawHistory(t *testing.T, workflowID string) []*historypb.HistoryEvent {
+	t.Helper()
+	it := rawTemporal.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []*historypb.HistoryEvent
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", workflowID, err)
+		}
+		events = append(events, e)
+	}
+	if len(events) == 0 {
+		t.Fatalf("history of %s is empty", workflowID)
+	}
+	return events
 }

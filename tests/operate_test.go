@@ -17,7 +17,6 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/starter/deliveries"
@@ -49,7 +48,7 @@ func parkedDelivery(t *testing.T, rc *receiver, endpoints string, mailLogID int)
 
 // statusOf reads a delivery's status through the library the starter uses.
 func statusOf(id string) (workflows.DeliveryState, error) {
-	return (&deliveries.Client{Temporal: temporal}).Status(context.Background(), id)
+	return (&deliveries.Client{Temporal: temporal, DataConverter: dataConverter}).Status(context.Background(), id)
 }
 
 // failFirstThenOK answers 503 to the first request of each webhook-id, 200 after.
@@ -353,7 +352,7 @@ func TestHistoryIsACompleteAuditTrail(t *testing.T) {
 		}
 		events = append(events, e)
 	}
-	tl, err := workflows.TimelineFromHistory(events, converter.GetDefaultDataConverter())
+	tl, err := workflows.TimelineFromHistory(events, dataConverter)
 	if err != nil {
 		t.Fatal(err)
 	}

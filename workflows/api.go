@@ -114,11 +114,14 @@ const (
 	OutcomeEndpointMissing Outcome = "endpoint_missing" // the endpoint is absent, disabled or its secret unusable
 	OutcomeWorkerError     Outcome = "worker_error"     // the attempt activity itself failed (worker lost)
 	OutcomeCanceled        Outcome = "canceled"         // canceled by an operator while in flight
+	// OutcomeBlockedDestination: the network guard refused the endpoint's
+	// address (loopback, private, link-local...). Not retried.
+	OutcomeBlockedDestination Outcome = "blocked_destination"
 )
 
 // Retryable reports whether the schedule continues after this outcome.
 func (o Outcome) Retryable() bool {
-	return o != OutcomeDelivered && o != OutcomeGone && o != OutcomeCanceled
+	return o != OutcomeDelivered && o != OutcomeGone && o != OutcomeCanceled && o != OutcomeBlockedDestination
 }
 
 // AttemptInput is what the attempt activity needs.

@@ -8,8 +8,10 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 )
 
 // Timeline is one run of a delivery rebuilt from its workflow history alone:
@@ -78,12 +80,12 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
 			attrs := e.GetActivityTaskFailedEventAttributes()
 			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
-				a.Outcome, a.Error = OutcomeWorkerError, attrs.GetFailure().GetMessage()
+				a.Outcome, a.Error = OutcomeWorkerError, failureMessage(dc, attrs.GetFailure())
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
 			attrs := e.GetActivityTaskTimedOutEventAttributes()
 			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
-				a.Outcome, a.Error = OutcomeWorkerError, attrs.GetFailure().GetMessage()
+				a.Outcome, a.Error = OutcomeWorkerError, failureMessage(dc, attrs.GetFailure())
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
 			attrs := e.GetActivityTaskCancelRequestedEventAttributes()
@@ -136,6 +138,17 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 	}
 	sort.Slice(t.Attempts, func(i, j int) bool { return t.Attempts[i].Number < t.Attempts[j].Number })
 	return t, nil
+}
+
+// failureMessage reads a failure's message, which the codec encrypts along
+// with its stack trace; decoding works on a copy, leaving the event as fetched.
+func failureMessage(dc converter.DataConverter, f *failurepb.Failure) string {
+	if f == nil {
+		return ""
+	}
+	f = proto.Clone(f).(*failurepb.Failure)
+	converter.DecodeCommonFailureAttributes(dc, f)
+	return f.GetMessage()
 }
 
 func decodeFirst(dc converter.DataConverter, p *commonpb.Payloads, v any) error {

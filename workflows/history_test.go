@@ -1,13 +1,17 @@
 package workflows
 
 import (
+	"encoding/base64"
 	"os"
 	"reflect"
 	"testing"
 	"time"
 
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+
+	"github.com/hookrelay/hookrelay/codec"
 )
 
 func loadTimeline(t *testing.T, file string) Timeline {
@@ -67,5 +71,25 @@ func TestTimelineOfOperatorActions(t *testing.T) {
 	if resent.Input.FirstAttempt != 2 || resent.Input.ResendOf == "" || resent.LastAttempt() != 2 ||
 		len(resent.Attempts) != 1 || resent.Attempts[0].Number != 2 || resent.Actions[0].Name != ResendSignal {
 		t.Fatalf("resent: %+v", resent)
+	}
+}
+
+// With encryption on, a failure's message is sealed in history; the
+// timeline reads it through the codec.
+func TestFailureMessageIsDecrypted(t *testing.T) {
+	c, err := codec.Parse([]byte("k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
+	f := &failurepb.Failure{Message: "activity lost with worker-7"}
+	if err := converter.EncodeCommonFailureAttributes(dc, f); err != nil {
+		t.Fatal(err)
+	}
+	if f.GetMessage() == "activity lost with worker-7" {
+		t.Fatal("the message was not sealed; the test proves nothing")
+	}
+	if got := failureMessage(dc, f); got != "activity lost with worker-7" {
+		t.Fatalf("failureMessage = %q", got)
 	}
 }

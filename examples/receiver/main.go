@@ -1,5 +1,6 @@
 // Command receiver is an example customer endpoint for demos and local
-// testing. It verifies every request's Standard Webhooks signature and answers:
+// testing. It verifies every request's Standard Webhooks signature with
+// package webhookverify, as a customer's Go receiver would, and answers:
 //
 //	POST /ok      200 once verified
 //	POST /flaky   503 (with Retry-After: --flaky-retry-after, if positive) for the first
@@ -18,12 +19,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/webhookverify"
 )
 
 func main() {
@@ -36,7 +38,7 @@ func main() {
 func run(args []string) error {
 	fs := pflag.NewFlagSet("receiver", pflag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9000", "address to listen on")
-	secretFile := fs.String("secret-file", "", "file holding the endpoint's whsec_ secret (or env HOOKRELAY_RECEIVER_SECRET)")
+	secretFile := fs.String("secret-file", "", "file holding the endpoint's whsec_ secrets, one per line: during a rotation the new and the old (or env HOOKRELAY_RECEIVER_SECRET)")
 	flakyFailures := fs.Int("flaky-failures", 2, "how many attempts /flaky refuses before accepting")
 	flakyRetryAfter := fs.Int("flaky-retry-after", 1, "Retry-After seconds /flaky sends with its 503s; 0 sends none")
 	if err := fs.Parse(args); err != nil {
@@ -53,18 +55,18 @@ func run(args []string) error {
 	if raw == "" {
 		return errors.New("--secret-file: required (or set HOOKRELAY_RECEIVER_SECRET)")
 	}
-	secret, err := signing.ParseSecret(raw)
+	verifier, err := webhookverify.New(strings.Fields(raw)...)
 	if err != nil {
 		return fmt.Errorf("--secret-file: %w", err)
 	}
-	r := &receiver{secret: secret, flakyFailures: *flakyFailures, flakyRetryAfter: *flakyRetryAfter, seen: map[string]int{}, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
+	r := &receiver{verifier: verifier, flakyFailures: *flakyFailures, flakyRetryAfter: *flakyRetryAfter, seen: map[string]int{}, log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
 	srv := &http.Server{Addr: *listen, Handler: r, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 	r.log.Info("receiver listening", "addr", *listen)
 	return srv.ListenAndServe()
 }
 
 type receiver struct {
-	secret          signing.Secret
+	verifier        *webhookverify.Verifier
 	flakyFailures   int
 	flakyRetryAfter int
 	log             *slog.Logger
@@ -83,9 +85,15 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	id := r.Header.Get(signing.HeaderID)
-	if err := signing.Verify(r.Header, body, time.Now(), signing.DefaultTolerance, rc.secret); err != nil {
-		rc.answer(w, r, id, "", http.StatusUnauthorized, "signature: "+err.Error())
+	id := r.Header.Get(webhookverify.HeaderID)
+	if err := rc.verifier.Verify(r.Header, body); err != nil {
+		// Each failure has its own error; a real receiver might alert on
+		// stale timestamps (clock skew, replays) differently from bad signatures.
+		note := "signature: " + err.Error()
+		if errors.Is(err, webhookverify.ErrStaleTimestamp) {
+			note = "replayed or delayed: " + err.Error()
+		}
+		rc.answer(w, r, id, "", http.StatusUnauthorized, note)
 		return
 	}
 	var ev struct {

@@ -1,0 +1,177 @@
+// Package codec encrypts every payload hookrelay hands to Temporal with
+// AES-256-GCM, so event contents (health information) are stored only as
+// ciphertext. Keys come from a key file, one KEY_ID:BASE64 per line: the
+// last line's key encrypts, every key decrypts, so keys rotate without
+// downtime. Each encrypted payload's metadata names the key that sealed it.
+package codec
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
+)
+
+// Payload metadata written by Encode.
+const (
+	// EncodingEncrypted is the payload's "encoding": the value Temporal's own
+	// encryption samples use, so tools recognise an encrypted payload.
+	EncodingEncrypted = "binary/encrypted"
+	// MetadataKeyID names the key that sealed the payload.
+	MetadataKeyID = "encryption-key-id"
+)
+
+// KeyBytes is the length of an AES-256 key.
+const KeyBytes = 32
+
+var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// Codec is a converter.PayloadCodec that seals payloads with the newest key
+// and opens them with whichever key their metadata names.
+type Codec struct {
+	current string
+	keys    map[string]cipher.AEAD
+}
+
+var _ converter.PayloadCodec = (*Codec)(nil)
+
+// Load reads a key file.
+func Load(path string) (*Codec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("codec key file: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("codec key file %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads key file contents: one KEY_ID:BASE64 per line, where BASE64
+// holds 32 random bytes; blank lines and lines starting with # are ignored.
+// Errors name the line but never echo it, since it may hold a key.
+func Parse(data []byte) (*Codec, error) {
+	c := &Codec{keys: map[string]cipher.AEAD{}}
+	firstLine := map[string]int{}
+	for i, line := range strings.Split(string(data), "\n") {
+		n := i + 1
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, encoded, ok := strings.Cut(line, ":")
+		id, encoded = strings.TrimSpace(id), strings.TrimSpace(encoded)
+		if !ok {
+			return nil, fmt.Errorf("line %d: want KEY_ID:BASE64 (base64 of %d random bytes)", n, KeyBytes)
+		}
+		if !keyIDPattern.MatchString(id) {
+			return nil, fmt.Errorf("line %d: key id must be 1 to 64 characters of A-Z a-z 0-9 . _ -", n)
+		}
+		if first, dup := firstLine[id]; dup {
+			return nil, fmt.Errorf("line %d: key id %q repeats line %d", n, id, first)
+		}
+		key, err := base64.StdEncoding.DecodeString(encoded)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: key %q is not valid base64", n, id)
+		}
+		if len(key) != KeyBytes {
+			return nil, fmt.Errorf("line %d: key %q is %d bytes, want %d (AES-256)", n, id, len(key), KeyBytes)
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: key %q: %w", n, id, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: key %q: %w", n, id, err)
+		}
+		c.keys[id], firstLine[id], c.current = aead, n, id
+	}
+	if c.current == "" {
+		return nil, fmt.Errorf("no keys: add a line KEY_ID:BASE64 of %d random bytes", KeyBytes)
+	}
+	return c, nil
+}
+
+// KeyID names the key Encode seals with: the key file's last.
+func (c *Codec) KeyID() string { return c.current }
+
+// Encode seals each payload, whole (metadata and data), under the current
+// key. The key id is also the GCM additional data, so a payload relabelled
+// with another key id fails to open.
+func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	aead := c.keys[c.current]
+	out := make([]*commonpb.Payload, len(payloads))
+	for i, p := range payloads {
+		plain, err := proto.Marshal(p)
+		if err != nil {
+			return payloads, fmt.Errorf("codec: marshal payload: %w", err)
+		}
+		nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+		if _, err := rand.Read(nonce); err != nil {
+			return payloads, fmt.Errorf("codec: nonce: %w", err)
+		}
+		out[i] = &commonpb.Payload{
+			Metadata: map[string][]byte{
+				converter.MetadataEncoding: []byte(EncodingEncrypted),
+				MetadataKeyID:              []byte(c.current),
+			},
+			Data: aead.Seal(nonce, nonce, plain, []byte(c.current)),
+		}
+	}
+	return out, nil
+}
+
+// Decode opens encrypted payloads and passes others through unchanged, so
+// histories written before encryption was turned on still read.
+func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	for i, p := range payloads {
+		if !bytes.Equal(p.GetMetadata()[converter.MetadataEncoding], []byte(EncodingEncrypted)) {
+			out[i] = p
+			continue
+		}
+		plain, err := c.open(p)
+		if err != nil {
+			return payloads, err
+		}
+		var decoded commonpb.Payload
+		if err := proto.Unmarshal(plain, &decoded); err != nil {
+			return payloads, fmt.Errorf("codec: decrypted payload is not a payload: %w", err)
+		}
+		out[i] = &decoded
+	}
+	return out, nil
+}
+
+// ErrUnknownKey means a payload names a key id the key file lacks: a key
+// was removed while payloads it sealed are still in retained histories.
+var ErrUnknownKey = errors.New("key id not in the key file")
+
+func (c *Codec) open(p *commonpb.Payload) ([]byte, error) {
+	id := string(p.GetMetadata()[MetadataKeyID])
+	aead, ok := c.keys[id]
+	if !ok {
+		return nil, fmt.Errorf("codec: payload sealed with key %q: %w", id, ErrUnknownKey)
+	}
+	data := p.GetData()
+	if len(data) < aead.NonceSize()+aead.Overhead() {
+		return nil, fmt.Errorf("codec: payload sealed with key %q is too short to be ciphertext", id)
+	}
+	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(id))
+	if err != nil {
+		return nil, fmt.Errorf("codec: payload sealed with key %q does not open: the key differs or the data was altered", id)
+	}
+	return plain, nil
+}

@@ -1,0 +1,161 @@
+// Package codecserver serves the payload codec over HTTP, so the Temporal UI
+// and CLI can show decrypted payloads to whoever holds the token: POST
+// /encode and /decode (converter.NewPayloadCodecHTTPHandler), callable from
+// browsers on one configured UI origin only, and only with the token.
+package codecserver
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.temporal.io/sdk/converter"
+)
+
+// MaxRequestBytes bounds a request body: a batch of payloads, each at most
+// Temporal's 2 MiB blob limit in practice.
+const MaxRequestBytes = 8 << 20
+
+// MinTokenLength keeps tokens out of guessing range.
+const MinTokenLength = 32
+
+// tokenPattern admits characters safe in both a header and a URL path.
+var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
+
+// Options configure the handler.
+type Options struct {
+	// Origin is the Temporal UI's origin, such as http://127.0.0.1:8233: the
+	// only origin browsers may call from. Requests without an Origin header
+	// (the CLI, scripts) are not browsers and need only the token.
+	Origin string
+	// Token must come as "Authorization: Bearer <token>".
+	Token string
+	// PathToken also accepts the token as the first path segment
+	// (/<token>/decode). The dev server's UI cannot add an Authorization
+	// header, so `make dev` points it at such a URL; the token then shows in
+	// the UI's settings to whoever can open the UI.
+	PathToken bool
+}
+
+// Handler wraps the codec's HTTP handler with the origin and token checks.
+func Handler(codec converter.PayloadCodec, o Options) (http.Handler, error) {
+	origin, err := ParseOrigin(o.Origin)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckToken(o.Token); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(o.Token))
+	return &handler{origin: origin, tokenSum: sum, pathToken: o.PathToken, codec: converter.NewPayloadCodecHTTPHandler(codec)}, nil
+}
+
+// ParseOrigin checks s is an origin: scheme, host and optional port, nothing else.
+func ParseOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--ui-origin: %q is not an origin such as http://127.0.0.1:8233", s)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// CheckToken refuses tokens that are short or unsafe in a header or path.
+func CheckToken(token string) error {
+	if len(token) < MinTokenLength || !tokenPattern.MatchString(token) {
+		return fmt.Errorf("token must be at least %d characters of A-Z a-z 0-9 . _ ~ - (generate one with: head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')", MinTokenLength)
+	}
+	return nil
+}
+
+// ReadToken reads a token file, trimming surrounding white space.
+func ReadToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(data))
+	if err := CheckToken(token); err != nil {
+		return "", fmt.Errorf("--token-file %s: %w", path, err)
+	}
+	return token, nil
+}
+
+type handler struct {
+	origin    string
+	tokenSum  [32]byte
+	pathToken bool
+	codec     http.Handler
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Origin")
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if origin != h.origin {
+			http.Error(w, "origin not allowed", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
+	if r.Method == http.MethodOptions {
+		h.preflight(w, r)
+		return
+	}
+	path, ok := h.authorize(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay codec"`)
+		http.Error(w, "missing or wrong token", http.StatusUnauthorized)
+		return
+	}
+	if path != "/encode" && path != "/decode" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	r.URL.Path = path
+	r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+	h.codec.ServeHTTP(w, r)
+}
+
+// preflight answers a browser's CORS preflight. It carries no credentials,
+// so it is answered before the token check, and only for the UI's origin.
+func (h *handler) preflight(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Origin") == "" {
+		http.Error(w, "not a CORS preflight", http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Methods", http.MethodPost)
+	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Namespace")
+	w.Header().Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// authorize checks the token, in the Authorization header or (if enabled)
+// the path, and returns the path that remains. Tokens are compared as
+// SHA-256 sums in constant time, so neither their content nor their length
+// leaks through timing.
+func (h *handler) authorize(r *http.Request) (string, bool) {
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") && h.matches(token) {
+		return r.URL.Path, true
+	}
+	if h.pathToken {
+		if token, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); ok && h.matches(token) {
+			return "/" + rest, true
+		}
+	}
+	return "", false
+}
+
+func (h *handler) matches(token string) bool {
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
+}

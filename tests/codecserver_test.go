@@ -1,0 +1,128 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// worker codec-server decrypts a payload straight from the stored history,
+// for callers with the token only.
+func TestCodecServerDecodesHistory(t *testing.T) {
+	token := strings.TrimRight(base64.URLEncoding.EncodeToString([]byte("integration-test-token-not-secret-0123")), "=")
+	tokenFile := writeFile(t, "codec-token", token+"\n")
+	cmd := exec.Command(filepath.Join(binDir, "worker"), "codec-server", "--listen", "127.0.0.1:0",
+		"--codec-key-file", codecKeyFile, "--token-file", tokenFile, "--ui-origin", "http://127.0.0.1:8233")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	var logged syncBuffer
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logged.Write(append(sc.Bytes(), '\n'))
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "codec server listening" {
+				addr <- line.Addr
+			}
+		}
+		done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("codec server exited: %v\n%s", err, logged.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("codec server did not start:\n%s", logged.String())
+	}
+
+	// A workflow started by the test's (encrypting) client; no worker needed
+	// for its input to be in history.
+	id := workflows.WorkflowID("acme", "evt_codec_server_test")
+	_, err = temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue(t)},
+		workflows.DeliveryWorkflowName, workflows.DeliveryInput{
+			EndpointID: "acme", EventID: "evt_codec_server_test", EventName: event.Delivered, MailLogID: 1,
+			Payload: json.RawMessage(`{"id":1,"subject":"Fake subject via codec server"}`), Timeout: time.Second,
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { temporal.TerminateWorkflow(context.Background(), id, "", "test over") })
+	input := rawHistory(t, id)[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+	if bytes.Contains(input.GetPayloads()[0].GetData(), []byte("Fake subject")) {
+		t.Fatal("the stored input is plain text")
+	}
+	body, err := protojson.Marshal(input)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	post := func(auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/decode", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, out := post(""); code != http.StatusUnauthorized || strings.Contains(out, "Fake subject") {
+		t.Fatalf("without the token: %d %s", code, out)
+	}
+	code, out := post("Bearer " + token)
+	var decoded commonpb.Payloads
+	if code != http.StatusOK || protojson.Unmarshal([]byte(out), &decoded) != nil || len(decoded.Payloads) != 1 {
+		t.Fatalf("with the token: %d %s", code, out)
+	}
+	var in workflows.DeliveryInput
+	if err := converter.GetDefaultDataConverter().FromPayload(decoded.Payloads[0], &in); err != nil || !strings.Contains(string(in.Payload), "Fake subject via codec server") {
+		t.Fatalf("decoded input %+v: %v", in, err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("codec server exit after SIGTERM: %v\n%s", err, logged.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("codec server still running after SIGTERM")
+	}
+	if strings.Contains(logged.String(), token) {
+		t.Fatal("the codec server logged its token")
+	}
+}

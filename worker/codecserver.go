@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/codec"
+	"github.com/hookrelay/hookrelay/codecserver"
+	"github.com/hookrelay/hookrelay/temporalclient"
+)
+
+// envCodecTokenFile is the environment fallback of --token-file.
+const envCodecTokenFile = "HOOKRELAY_CODEC_TOKEN_FILE"
+
+// runCodecServer serves /encode and /decode for the Temporal UI and CLI
+// until SIGINT/SIGTERM.
+func runCodecServer(ctx context.Context, args []string) error {
+	fs := pflag.NewFlagSet("worker codec-server", pflag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
+	keyFile := fs.String("codec-key-file", os.Getenv(temporalclient.EnvCodecKeyFile), "payload encryption keys, as for the worker (env "+temporalclient.EnvCodecKeyFile+")")
+	origin := fs.String("ui-origin", "http://127.0.0.1:8233", "the Temporal UI's origin: the only one browsers may call from")
+	tokenFile := fs.String("token-file", os.Getenv(envCodecTokenFile), "file holding the token callers send as \"Authorization: Bearer <token>\" (env "+envCodecTokenFile+")")
+	pathToken := fs.Bool("accept-path-token", false, "also accept the token as the first path segment, for a UI that cannot send headers (make dev)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("codec-server: unexpected argument %q", fs.Arg(0))
+	}
+	if *keyFile == "" {
+		return fmt.Errorf("--codec-key-file: required (or set %s)", temporalclient.EnvCodecKeyFile)
+	}
+	if *tokenFile == "" {
+		return fmt.Errorf("--token-file: required (or set %s): the codec server decrypts health information for whoever may call it", envCodecTokenFile)
+	}
+	c, err := codec.Load(*keyFile)
+	if err != nil {
+		return fmt.Errorf("--codec-key-file: %w", err)
+	}
+	token, err := codecserver.ReadToken(*tokenFile)
+	if err != nil {
+		return err
+	}
+	h, err := codecserver.Handler(c, codecserver.Options{Origin: *origin, Token: token, PathToken: *pathToken})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	logger.Info("codec server listening", "addr", ln.Addr().String(), "ui_origin", *origin, "encrypts_with", c.KeyID(), "path_token", *pathToken)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("codec server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("codec server shutdown: %w", err)
+	}
+	logger.Info("codec server stopped")
+	return nil
+}
