@@ -83,16 +83,35 @@ func Dial(ctx context.Context, o Options, logger *slog.Logger) (client.Client, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	c, err := client.DialContext(ctx, client.Options{
-		HostPort:      o.Address,
-		Namespace:     o.Namespace,
-		DataConverter: DataConverter(),
-		Logger:        sdklog.NewStructuredLogger(logger),
-	})
+	c, err := client.DialContext(ctx, clientOptions(o, logger))
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", o.Address, err)
 	}
 	return c, nil
+}
+
+// DialLazy builds a client that connects on first use. A long-running server
+// (starter serve) uses it so it can start, and report itself not ready, while
+// Temporal is down; gRPC reconnects by itself when the server is back.
+func DialLazy(o Options, logger *slog.Logger) (client.Client, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(clientOptions(o, logger))
+	if err != nil {
+		return nil, fmt.Errorf("Temporal client for %s: %w", o.Address, err)
+	}
+	return c, nil
+}
+
+// clientOptions is the one place client options are set, for both dial styles.
+func clientOptions(o Options, logger *slog.Logger) client.Options {
+	return client.Options{
+		HostPort:      o.Address,
+		Namespace:     o.Namespace,
+		DataConverter: DataConverter(),
+		Logger:        sdklog.NewStructuredLogger(logger),
+	}
 }
 
 // EnsureSearchAttributes registers any of keys the namespace lacks, so a bare
