@@ -108,5 +108,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do about it
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // answers are read by programs and people, not put in HTML
+	enc.Encode(v)            // the client may be gone; nothing to do about it
 }
