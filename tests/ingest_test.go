@@ -626,23 +626,34 @@ func TestPublishTellsOutageFromInvalidInput(t *testing.T) {
 	if err := ds.Stop(); err != nil {
 		t.Logf("dev server stop: %v", err)
 	}
-	down, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	got, err := dc.Publish(down, ev(2))
+	// Each call gets its own deadline: one already past would make any call
+	// "unavailable" without reaching the SDK's handling of the outage.
+	within := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	start := time.Now()
+	got, err := dc.Publish(within(), ev(2)) // the SDK retries until the deadline
 	unavailable(t, err)
 	if len(got) != 0 {
 		t.Fatalf("Publish with Temporal down returned deliveries %+v", got)
 	}
-	unavailable(t, dc.Ready(down))
-	_, err = dc.Status(down, started[0].WorkflowID)
+	t.Logf("Publish with Temporal down: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	err = dc.Ready(within()) // a health check on a refused connection fails at once
 	unavailable(t, err)
-	_, err = dc.PublishJSON(down, []byte(`{"event_name":"api_mail_log_opened"}`))
+	t.Logf("Ready with Temporal down: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	_, err = dc.Status(within(), started[0].WorkflowID)
+	unavailable(t, err)
+	_, err = dc.PublishJSON(within(), []byte(`{"event_name":"api_mail_log_opened"}`))
 	invalid(t, err, "payload") // still told apart while Temporal is down
 
 	never := newClient(freeAddr(t)) // a lazy client's first call fails differently
-	_, err = never.Publish(ctx, ev(3))
+	_, err = never.Publish(within(), ev(3))
 	unavailable(t, err)
-	unavailable(t, never.Ready(ctx))
+	t.Logf("Publish to a server never started: %v", err)
+	unavailable(t, never.Ready(within()))
 }
 
 // SIGTERM: serve stops accepting connections, but a request already in
