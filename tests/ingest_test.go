@@ -657,7 +657,8 @@ func TestPublishTellsOutageFromInvalidInput(t *testing.T) {
 }
 
 // SIGTERM: serve stops accepting connections, but a request already in
-// flight (its body half sent) is finished and answered, then serve exits 0.
+// flight (its handler waiting for the body) is finished and answered, then
+// serve exits 0.
 func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
 	endpoints := endpointsFile(t, "acme", rc.URL, "")
@@ -671,8 +672,15 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		hostPort, srv.token, len(body), body[:len(body)/2])
+	// With Expect: 100-continue the server answers "100 Continue" when the
+	// handler starts reading the body: proof the request is in flight.
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n",
+		hostPort, srv.token, len(body))
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	answers := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(answers, nil); err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue, got %v %v", resp, err)
+	}
 
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.stop(30 * time.Second) }()
@@ -692,10 +700,10 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 	default:
 	}
 
-	if _, err := io.WriteString(conn, body[len(body)/2:]); err != nil {
+	if _, err := io.WriteString(conn, body); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(answers, nil)
 	if err != nil {
 		t.Fatalf("in-flight request: %v\n%s", err, srv.log)
 	}
