@@ -166,6 +166,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	if s.tokenHash == nil {
+		s.log.Warn("ingest serving WITHOUT authentication: anyone who reaches the address can start deliveries")
+	}
 	s.log.Info("ingest serving", "addr", ln.Addr().String(), "auth", s.tokenHash != nil,
 		"max_in_flight", cap(s.slots), "request_timeout", s.requestTimeout.String())
 
