@@ -22,13 +22,13 @@ build:
 
 ## test: vet, then unit and integration tests (race detector on) against a real dev server
 test: tools vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-unit: vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
 
 test-integration: tools
-	$(GO) test -race -count=1 -v ./tests/
+	$(GO) test -race -count=1 -timeout 20m -v ./tests/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

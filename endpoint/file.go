@@ -197,6 +197,12 @@ func (f *File) Lookup(id string) (Endpoint, bool) {
 	return f.Config().Lookup(id)
 }
 
+// Subscribed returns the enabled endpoints of the current config that want
+// events named name, so a long-running publisher follows edits to the file.
+func (f *File) Subscribed(name string) []Endpoint {
+	return f.Config().Subscribed(name)
+}
+
 func (f *File) report(err error) {
 	if f.OnError != nil {
 		f.OnError(err)

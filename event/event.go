@@ -124,6 +124,24 @@ func Parse(data []byte) (Event, error) {
 	return ev, nil
 }
 
+// Validate checks an Event built in Go rather than by Parse, so a hand-made
+// event with a missing id or an unknown name is refused before anything starts.
+func (e Event) Validate() error {
+	switch {
+	case !Known(e.Name):
+		return fieldErr("event_name", "unknown event %q, want one of %s", e.Name, strings.Join(Names, ", "))
+	case !idPattern.MatchString(e.ID):
+		return fieldErr("event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit (Parse derives one)")
+	case e.MailLogID <= 0:
+		return fieldErr("payload.id", "must be a positive integer")
+	case len(e.Payload) == 0 || !json.Valid(e.Payload) || bytes.TrimSpace(e.Payload)[0] != '{':
+		return fieldErr("payload", "must be a JSON object")
+	case len(e.Payload) > MaxBodyBytes:
+		return fieldErr("payload", "is %d bytes, over the %d byte limit", len(e.Payload), MaxBodyBytes)
+	}
+	return nil
+}
+
 func decodeError(err error) error {
 	var typeErr *json.UnmarshalTypeError
 	switch {

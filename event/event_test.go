@@ -117,6 +117,40 @@ func TestParseRefusesBadInput(t *testing.T) {
 	}
 }
 
+// Events built in Go instead of parsed: Validate refuses what Parse would.
+func TestValidate(t *testing.T) {
+	good, err := Parse([]byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("a parsed event does not validate: %v", err)
+	}
+	tests := []struct {
+		name  string
+		edit  func(*Event)
+		field string
+	}{
+		{"no id", func(e *Event) { e.ID = "" }, "event_id"},
+		{"id with a space", func(e *Event) { e.ID = "a b" }, "event_id"},
+		{"unknown name", func(e *Event) { e.Name = "api_mail_log_clicked" }, "event_name"},
+		{"no mail log id", func(e *Event) { e.MailLogID = 0 }, "payload.id"},
+		{"no payload", func(e *Event) { e.Payload = nil }, "payload"},
+		{"payload not an object", func(e *Event) { e.Payload = json.RawMessage(`[1]`) }, "payload"},
+		{"payload not JSON", func(e *Event) { e.Payload = json.RawMessage(`{"id":`) }, "payload"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := good
+			tt.edit(&ev)
+			var fe *FieldError
+			if err := ev.Validate(); !errors.As(err, &fe) || fe.Field != tt.field {
+				t.Fatalf("Validate = %v, want a *FieldError on %s", err, tt.field)
+			}
+		})
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(sample))
 	f.Add([]byte(`{"event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z"}}`))

@@ -1,4 +1,5 @@
-// Command starter submits events to hookrelay and reports and steers deliveries.
+// Command starter submits events to hookrelay, reports and steers deliveries,
+// and with serve runs the HTTP API (package starter/ingest).
 // Run "starter help" for its commands.
 package main
 
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -22,6 +24,7 @@ import (
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/starter/ingest"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -33,6 +36,7 @@ const usage = `usage:
   starter cancel (WORKFLOW_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
   starter retry-now WORKFLOW_ID [--wait] [--output text|json]
   starter resend (WORKFLOW_ID | --query QUERY [--yes]) [--output text|json]
+  starter serve --listen ADDR --endpoints FILE [--api-token-file FILE | --insecure-no-auth]
 Run "starter COMMAND --help" for a command's flags.`
 
 // errUsage marks mistakes in the command line: exit status 2.
@@ -70,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return retryNow(ctx, args[1:], stdout)
 	case "resend":
 		return resend(ctx, args[1:], stdout)
+	case "serve":
+		return serve(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -107,7 +113,7 @@ func (c *common) parse(fs *pflag.FlagSet, args []string) error {
 	return nil
 }
 
-func (c *common) client(ctx context.Context, endpoints *endpoint.Config) (*deliveries.Client, func(), error) {
+func (c *common) client(ctx context.Context, endpoints deliveries.Endpoints) (*deliveries.Client, func(), error) {
 	// The SDK logs only problems here: the starter's output is its answer.
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	tc, err := temporalclient.Dial(ctx, c.conn, logger)
@@ -174,6 +180,93 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		return fmt.Errorf("%w (sending the same event again is safe: started deliveries are not duplicated)", err)
 	}
 	return nil
+}
+
+func serve(ctx context.Context, args []string) error {
+	fs := pflag.NewFlagSet("starter serve", pflag.ContinueOnError)
+	var conn temporalclient.Options
+	conn.AddFlags(fs)
+	listen := fs.String("listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
+	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
+	tokenFile := fs.String("api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
+	noAuth := fs.Bool("insecure-no-auth", false, "serve without authentication, for local testing only")
+	cfg := ingest.Config{}
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", ingest.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", ingest.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", ingest.DefaultShutdownTimeout, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	}
+	if *endpointsPath == "" {
+		return fmt.Errorf("--endpoints: required (or set HOOKRELAY_ENDPOINTS): %w", errUsage)
+	}
+	if err := conn.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+	token, err := apiToken(*tokenFile, *noAuth)
+	if err != nil {
+		return err
+	}
+	cfg.Token, cfg.NoAuth = token, *noAuth
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
+
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	endpoints, err := endpoint.OpenFile(*endpointsPath)
+	if err != nil {
+		return err
+	}
+	endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
+	tc, err := temporalclient.DialLazy(conn, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	dc, err := conn.DataConverter()
+	if err != nil {
+		return err
+	}
+	cfg.Deliveries = &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: conn.TaskQueue, DataConverter: dc}
+	cfg.Logger = logger
+	srv, err := ingest.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// apiToken reads the bearer token from --api-token-file, else from
+// HOOKRELAY_API_TOKEN; with neither, serve refuses to start unless told to
+// run without authentication.
+func apiToken(file string, noAuth bool) (string, error) {
+	token := os.Getenv("HOOKRELAY_API_TOKEN")
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--api-token-file: %w", err)
+		}
+		if token = strings.TrimSpace(string(data)); token == "" {
+			return "", fmt.Errorf("--api-token-file %s: the file is empty: %w", file, errUsage)
+		}
+	}
+	switch {
+	case token == "" && !noAuth:
+		return "", fmt.Errorf("no API token: give --api-token-file FILE or set HOOKRELAY_API_TOKEN (or --insecure-no-auth for local testing): %w", errUsage)
+	case token != "" && noAuth:
+		return "", fmt.Errorf("--insecure-no-auth: an API token is configured too; drop one of them: %w", errUsage)
+	}
+	return token, nil
 }
 
 func readEvent(path string, stdin io.Reader) ([]byte, error) {

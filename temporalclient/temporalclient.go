@@ -126,9 +126,44 @@ func Dial(ctx context.Context, o Options, logger *slog.Logger) (client.Client, e
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	dc, err := o.DataConverter()
+	copts, err := clientOptions(o, logger)
 	if err != nil {
 		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := client.DialContext(ctx, copts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", o.Address, err)
+	}
+	return c, nil
+}
+
+// DialLazy builds a client that connects on first use. A long-running server
+// (starter serve) uses it so it can start, and report itself not ready, while
+// Temporal is down; gRPC reconnects by itself when the server is back.
+func DialLazy(o Options, logger *slog.Logger) (client.Client, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	copts, err := clientOptions(o, logger)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(copts)
+	if err != nil {
+		return nil, fmt.Errorf("Temporal client for %s: %w", o.Address, err)
+	}
+	return c, nil
+}
+
+// clientOptions is the one place client options are set, for both dial
+// styles: the data converter (encrypting unless --insecure-plaintext) and,
+// with encryption, a failure converter that seals failure messages too.
+func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
+	dc, err := o.DataConverter()
+	if err != nil {
+		return client.Options{}, err
 	}
 	copts := client.Options{
 		HostPort:      o.Address,
@@ -139,13 +174,7 @@ func Dial(ctx context.Context, o Options, logger *slog.Logger) (client.Client, e
 	if !o.InsecurePlaintext {
 		copts.FailureConverter = failureConverter(dc)
 	}
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	c, err := client.DialContext(ctx, copts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", o.Address, err)
-	}
-	return c, nil
+	return copts, nil
 }
 
 // EnsureSearchAttributes registers any of keys the namespace lacks, so a bare

@@ -16,6 +16,7 @@ func TestStarterRefusesBadInput(t *testing.T) {
 	good := endpointsFile(t, "acme", "https://hooks.acme.example/mail", "")
 	badEndpoints := writeFile(t, "bad.yaml", "endpoints:\n  - id: acme\n    url: https://hooks.acme.example/mail\n    events: ['*']\n    secret: whsec_AAAA\n")
 	ev := sampleEvent(event.Delivered, 201)
+	token := writeFile(t, "token", "fake-test-token-0123456789\n")
 	tests := []struct {
 		name  string
 		stdin string
@@ -43,6 +44,13 @@ func TestStarterRefusesBadInput(t *testing.T) {
 		{"status unknown id", "", []string{"status", "acme:evt_does_not_exist"}, 1, []string{"not found"}},
 		{"no codec key", ev, []string{"send", "--endpoints", good, "--codec-key-file", ""}, 2, []string{"--codec-key-file: required"}},
 		{"unreadable key file", ev, []string{"send", "--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, 1, []string{"--codec-key-file", "/nonexistent/codec.key"}},
+		{"serve without a token", "", []string{"serve", "--endpoints", good}, 2, []string{"no API token", "--api-token-file", "HOOKRELAY_API_TOKEN", "--insecure-no-auth"}},
+		{"serve with a short token", "", []string{"serve", "--endpoints", good, "--api-token-file", writeFile(t, "token", "short\n")}, 2, []string{"at least 16"}},
+		{"serve with an empty token file", "", []string{"serve", "--endpoints", good, "--api-token-file", writeFile(t, "token", "\n")}, 2, []string{"--api-token-file", "empty"}},
+		{"serve with a missing token file", "", []string{"serve", "--endpoints", good, "--api-token-file", "/nonexistent/token"}, 1, []string{"--api-token-file"}},
+		{"serve with a token and no auth", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--insecure-no-auth"}, 2, []string{"--insecure-no-auth"}},
+		{"serve without endpoints", "", []string{"serve", "--api-token-file", token}, 2, []string{"--endpoints"}},
+		{"serve on a bad address", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--listen", "nohost"}, 1, []string{"--listen"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +43,7 @@ var (
 	// rawTemporal has no codec: it sees payloads as Temporal stores them.
 	rawTemporal  client.Client
 	binDir       string // worker and starter built for this run
+	temporalCLI  string // bin/temporal
 	codecKeyFile string // this run's payload encryption key, generated in TestMain
 	// dataConverter decrypts with codecKeyFile, as workers and the starter do.
 	dataConverter converter.DataConverter
@@ -67,9 +69,9 @@ func setup(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	temporalPath := filepath.Join(root, "bin", "temporal")
-	if _, err := os.Stat(temporalPath); err != nil {
-		return 0, fmt.Errorf("the integration tests need the Temporal CLI at %s: run `make tools`", temporalPath)
+	temporalCLI = filepath.Join(root, "bin", "temporal")
+	if _, err := os.Stat(temporalCLI); err != nil {
+		return 0, fmt.Errorf("the integration tests need the Temporal CLI at %s: run `make tools`", temporalCLI)
 	}
 	if binDir, err = os.MkdirTemp("", "hookrelay-tests-"); err != nil {
 		return 0, err
@@ -92,7 +94,7 @@ func setup(m *testing.M) (int, error) {
 	defer cancel()
 	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	devServer, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  temporalPath,
+		ExistingPath:  temporalCLI,
 		ClientOptions: &client.Options{Namespace: "default", Logger: quiet},
 		LogLevel:      "warn",
 		Stdout:        serverLog,
@@ -125,6 +127,48 @@ func writeCodecKey(dir string) (string, error) {
 	path := filepath.Join(dir, "codec.key")
 	content := "# generated for one test run\n" + codecKeyID + ":" + base64.StdEncoding.EncodeToString(key) + "\n"
 	return path, os.WriteFile(path, []byte(content), 0o600)
+}
+
+// startOwnDevServer starts a dev server for t alone, for tests that stop it.
+// opts.ClientOptions.HostPort fixes its address (a restart keeps it) and
+// opts.DBFilename makes it persist. Cleanup stops it if it still runs.
+func startOwnDevServer(t *testing.T, opts testsuite.DevServerOptions) *testsuite.DevServer {
+	t.Helper()
+	logFile, err := os.OpenFile(filepath.Join(binDir, "temporal-"+regexp.MustCompile(`\W+`).ReplaceAllString(t.Name(), "-")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logFile.Close() })
+	co := client.Options{}
+	if opts.ClientOptions != nil {
+		co = *opts.ClientOptions
+	}
+	co.Namespace = "default"
+	co.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	opts.ClientOptions, opts.ExistingPath, opts.LogLevel, opts.Stdout, opts.Stderr = &co, temporalCLI, "warn", logFile, logFile
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ds, err := testsuite.StartDevServer(ctx, opts)
+	if err != nil {
+		t.Fatalf("start dev server: %v", err)
+	}
+	t.Cleanup(func() {
+		ds.Client().Close()
+		ds.Stop() // an error only says it was stopped already
+	})
+	return ds
+}
+
+// freeAddr finds a loopback address nothing listens on, for a server that
+// must come back on the same address after a restart.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // eventually polls cond until it holds or timeout passes.
@@ -227,52 +271,78 @@ func (rc *receiver) requests() []received {
 	return append([]received(nil), rc.reqs...)
 }
 
-// workerProc is a worker OS process.
-type workerProc struct {
+// hookrelayCmd is the one place the tests build a worker or starter command:
+// the binary built for this run, talking to the Temporal frontend at
+// temporalAddr on the test's task queue, encrypting with this run's key.
+func hookrelayCmd(t *testing.T, temporalAddr, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(binDir, bin), args...)
+	// Tests give serve its token as a file; one inherited from the
+	// environment would change what they check.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "HOOKRELAY_API_TOKEN=") })
+	cmd.Env = append(env, "TEMPORAL_ADDRESS="+temporalAddr, "HOOKRELAY_TASK_QUEUE="+taskQueue(t),
+		temporalclient.EnvCodecKeyFile+"="+codecKeyFile)
+	return cmd
+}
+
+// proc is a worker or `starter serve` OS process.
+type proc struct {
 	cmd  *exec.Cmd
 	log  *syncBuffer
 	done chan error
 }
 
-// startWorker runs bin/worker on the test's task queue, admitting loopback
-// (where the test receivers listen) through the network guard, and waits
-// until it polls. Cleanup stops it with SIGTERM and expects exit status 0.
-func startWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
+// startProc starts cmd and waits until its log contains ready. Cleanup stops
+// it with SIGTERM and expects exit status 0.
+func startProc(t *testing.T, cmd *exec.Cmd, ready string) *proc {
 	t.Helper()
-	return startGuardedWorker(t, endpoints, append([]string{"--allow-cidr", "127.0.0.0/8"}, extraArgs...)...)
-}
-
-// startGuardedWorker is startWorker without --allow-cidr: the guard refuses loopback.
-func startGuardedWorker(t *testing.T, endpoints string, extraArgs ...string) *workerProc {
-	t.Helper()
-	args := append([]string{"--temporal-address", devServer.FrontendHostPort(), "--task-queue", taskQueue(t), "--endpoints", endpoints,
-		"--codec-key-file", codecKeyFile}, extraArgs...)
-	w := &workerProc{cmd: exec.Command(filepath.Join(binDir, "worker"), args...), log: &syncBuffer{}, done: make(chan error, 1)}
-	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
-	if err := w.cmd.Start(); err != nil {
+	p := &proc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { w.done <- w.cmd.Wait() }()
+	name := filepath.Base(cmd.Path)
+	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		if w.cmd.ProcessState == nil {
-			if err := w.stop(30 * time.Second); err != nil {
-				t.Errorf("worker pid %d: %v\n%s", w.cmd.Process.Pid, err, w.log)
+		if p.cmd.ProcessState == nil {
+			if err := p.stop(30 * time.Second); err != nil {
+				t.Errorf("%s pid %d: %v\n%s", name, p.cmd.Process.Pid, err, p.log)
 			}
 		}
 	})
-	eventually(t, 30*time.Second, "worker to start", func() bool {
+	eventually(t, 30*time.Second, name+" to start", func() bool {
 		select {
-		case err := <-w.done:
-			t.Fatalf("worker exited early: %v\n%s", err, w.log)
+		case err := <-p.done:
+			t.Fatalf("%s exited early: %v\n%s", name, err, p.log)
 		default:
 		}
-		return strings.Contains(w.log.String(), `"worker started"`)
+		return strings.Contains(p.log.String(), ready)
 	})
-	return w
+	return p
+}
+
+// startWorker runs bin/worker on the test's task queue, admitting loopback
+// (where the test receivers listen) through the network guard, and waits
+// until it polls.
+func startWorker(t *testing.T, endpoints string, extraArgs ...string) *proc {
+	t.Helper()
+	return startWorkerOn(t, devServer.FrontendHostPort(), endpoints, append([]string{"--allow-cidr", "127.0.0.0/8"}, extraArgs...)...)
+}
+
+// startGuardedWorker is startWorker without --allow-cidr: the guard refuses loopback.
+func startGuardedWorker(t *testing.T, endpoints string, extraArgs ...string) *proc {
+	t.Helper()
+	return startWorkerOn(t, devServer.FrontendHostPort(), endpoints, extraArgs...)
+}
+
+// startWorkerOn is startWorker against another Temporal frontend.
+func startWorkerOn(t *testing.T, temporalAddr, endpoints string, extraArgs ...string) *proc {
+	t.Helper()
+	args := append([]string{"--endpoints", endpoints}, extraArgs...)
+	return startProc(t, hookrelayCmd(t, temporalAddr, "worker", args...), `"worker started"`)
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (w *workerProc) stop(timeout time.Duration) error {
+func (w *proc) stop(timeout time.Duration) error {
 	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("signal: %w", err)
 	}
@@ -289,7 +359,7 @@ func (w *workerProc) stop(timeout time.Duration) error {
 }
 
 // attempts counts the attempts this worker made, from its audit lines.
-func (w *workerProc) attempts() int {
+func (w *proc) attempts() int {
 	return strings.Count(w.log.String(), `"msg":"attempt finished"`)
 }
 
@@ -313,9 +383,7 @@ func (s *syncBuffer) String() string {
 // starter runs the starter binary against the dev server and returns its output and exit status.
 func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "starter"), args...)
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+devServer.FrontendHostPort(), "HOOKRELAY_TASK_QUEUE="+taskQueue(t),
-		temporalclient.EnvCodecKeyFile+"="+codecKeyFile)
+	cmd := hookrelayCmd(t, devServer.FrontendHostPort(), "starter", args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -385,7 +385,7 @@ func TestHistoryIsACompleteAuditTrail(t *testing.T) {
 	}
 }
 
-func auditLines(t *testing.T, w *workerProc) []map[string]any {
+func auditLines(t *testing.T, w *proc) []map[string]any {
 	var lines []map[string]any
 	for _, l := range strings.Split(w.log.String(), "\n") {
 		var m map[string]any

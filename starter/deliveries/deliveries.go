@@ -15,6 +15,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
@@ -28,6 +30,9 @@ var (
 	ErrUnavailable = errors.New("temporal unavailable")
 	// ErrNotFound means no delivery has that workflow ID.
 	ErrNotFound = errors.New("delivery not found")
+	// ErrNoWorker means Temporal answered but no worker answered a status
+	// query in time: the delivery exists, its state is unknown for now.
+	ErrNoWorker = errors.New("no worker answered the status query")
 )
 
 // queryTimeout bounds a status query, which needs a worker to answer.
@@ -36,11 +41,17 @@ const queryTimeout = 10 * time.Second
 // Client starts deliveries and reads their status.
 type Client struct {
 	Temporal  client.Client
-	Endpoints *endpoint.Config
+	Endpoints Endpoints
 	TaskQueue string
 	// DataConverter decodes histories; it must match the one Temporal was
 	// dialled with. Nil means the SDK's default.
 	DataConverter converter.DataConverter
+}
+
+// Endpoints is where Publish finds an event's subscribers: an
+// *endpoint.Config, or an *endpoint.File, which follows edits to the file.
+type Endpoints interface {
+	Subscribed(eventName string) []endpoint.Endpoint
 }
 
 // Started is one delivery Publish started, or found already started.
@@ -52,7 +63,8 @@ type Started struct {
 	Duplicate  bool   `json:"duplicate"`
 }
 
-// PublishJSON validates a submitted event and publishes it.
+// PublishJSON validates a submitted event and publishes it. Invalid input is
+// an *event.FieldError and starts nothing.
 func (c *Client) PublishJSON(ctx context.Context, data []byte) ([]Started, error) {
 	ev, err := event.Parse(data)
 	if err != nil {
@@ -64,9 +76,16 @@ func (c *Client) PublishJSON(ctx context.Context, data []byte) ([]Started, error
 // Publish starts one delivery per enabled endpoint subscribed to the event,
 // in endpoint file order. A delivery that already exists (the same event
 // submitted before) is returned with Duplicate set, and nothing new starts.
-// On error the deliveries started so far are returned with it; publishing
-// again is safe.
+// No subscriber means nothing to deliver: no deliveries and no error.
+//
+// Errors: an *event.FieldError for an event that does not validate (nothing
+// starts); ErrUnavailable (errors.Is) when Temporal cannot be reached or does
+// not answer before ctx's deadline. On error the deliveries started so far are
+// returned with it; publishing the same event again is safe and completes the set.
 func (c *Client) Publish(ctx context.Context, ev event.Event) ([]Started, error) {
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
 	var out []Started
 	for _, ep := range c.Endpoints.Subscribed(ev.Name) {
 		s, err := c.start(ctx, ep, ev)
@@ -146,7 +165,7 @@ func (c *Client) Status(ctx context.Context, workflowID string) (workflows.Deliv
 		val, err := c.Temporal.QueryWorkflow(qctx, workflowID, runID, workflows.StatusQuery)
 		if err != nil {
 			if qctx.Err() != nil {
-				return st, fmt.Errorf("delivery %s: no worker answered the status query within %s; is a worker polling task queue %q?", workflowID, queryTimeout, info.GetTaskQueue())
+				return st, fmt.Errorf("delivery %s: %w within %s; is a worker polling task queue %q?", workflowID, ErrNoWorker, queryTimeout, info.GetTaskQueue())
 			}
 			return st, fmt.Errorf("delivery %s: status query: %w", workflowID, err)
 		}
@@ -193,17 +212,37 @@ func lookupError(id string, err error) error {
 	return fmt.Errorf("delivery %s: %w", id, unavailable(err))
 }
 
+// Ready reports whether Temporal answers a health check; when it does not,
+// the error wraps ErrUnavailable.
+func (c *Client) Ready(ctx context.Context) error {
+	if _, err := c.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		return fmt.Errorf("health check: %w", unavailable(err))
+	}
+	return nil
+}
+
 // unavailable marks errors that mean Temporal could not be reached or is
 // overloaded, so callers know a retry later may succeed.
+//
+// While the server is down the SDK retries a call until its deadline and
+// returns DeadlineExceeded; a connection that never came up (a lazy client's
+// first call, a health check) fails at once with a gRPC Unavailable status
+// wrapped in plain errors, which only the status code reveals.
 func unavailable(err error) error {
 	var (
 		down      *serviceerror.Unavailable
 		deadline  *serviceerror.DeadlineExceeded
 		exhausted *serviceerror.ResourceExhausted
 	)
-	if errors.As(err, &down) || errors.As(err, &deadline) || errors.As(err, &exhausted) ||
-		errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	switch {
+	case errors.As(err, &down), errors.As(err, &deadline), errors.As(err, &exhausted),
+		errors.Is(err, context.DeadlineExceeded):
+	default:
+		switch status.Code(err) {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		default:
+			return err
+		}
 	}
-	return err
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

@@ -1,0 +1,64 @@
+package deliveries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"go.temporal.io/api/serviceerror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/hookrelay/hookrelay/event"
+)
+
+// The errors the SDK returns when Temporal is down or slow, as observed
+// against a stopped dev server (tests/ingest_test.go checks the real ones),
+// are ErrUnavailable; errors a retry will not cure are not.
+func TestUnavailable(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"server down: the SDK retries until the deadline", serviceerror.NewDeadlineExceeded("context deadline exceeded"), true},
+		{"never connected: lazy client's first call", fmt.Errorf("failed reaching server: %w", status.Error(codes.Unavailable, "connection error: connection refused")), true},
+		{"health check on a closed port", fmt.Errorf("health check error: %w", status.Error(codes.Unavailable, "connection refused")), true},
+		{"unavailable", serviceerror.NewUnavailable("frontend shutting down"), true},
+		{"overloaded", &serviceerror.ResourceExhausted{Message: "rate limited"}, true},
+		{"caller's deadline", context.DeadlineExceeded, true},
+		{"gRPC deadline status", status.Error(codes.DeadlineExceeded, "deadline"), true},
+		{"invalid argument", serviceerror.NewInvalidArgument("search attribute not registered"), false},
+		{"namespace not found", serviceerror.NewNamespaceNotFound("default"), false},
+		{"permission denied", serviceerror.NewPermissionDenied("no", ""), false},
+		{"caller canceled", context.Canceled, false},
+		{"plain error", errors.New("boom"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := unavailable(tt.err)
+			if got := errors.Is(err, ErrUnavailable); got != tt.want {
+				t.Fatalf("errors.Is(unavailable(%v), ErrUnavailable) = %v, want %v", tt.err, got, tt.want)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("unavailable(%v) lost the cause: %v", tt.err, err)
+			}
+		})
+	}
+}
+
+// An invalid event is refused before Temporal is called: the client here
+// has no Temporal connection at all, so any call would panic.
+func TestPublishRefusesInvalidEventBeforeTemporal(t *testing.T) {
+	c := &Client{}
+	_, err := c.Publish(context.Background(), event.Event{Name: event.Delivered, MailLogID: 1, Payload: []byte(`{"id":1}`)})
+	var fe *event.FieldError
+	if !errors.As(err, &fe) || fe.Field != "event_id" || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Publish = %v, want a *event.FieldError on event_id", err)
+	}
+	_, err = c.PublishJSON(context.Background(), []byte(`{"event_name":"api_mail_log_opened"}`))
+	if !errors.As(err, &fe) || fe.Field != "payload" {
+		t.Fatalf("PublishJSON = %v, want a *event.FieldError on payload", err)
+	}
+}

@@ -1,0 +1,114 @@
+package ingest
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// methods maps the HTTP methods a path answers to their handlers.
+type methods map[string]http.HandlerFunc
+
+// routes is the API. A new endpoint is one line here; cancel and resend
+// will be POST routes on "/v1/deliveries/{workflow_id}/cancel" and ".../resend".
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	s.route(mux, "/v1/events", methods{http.MethodPost: s.authed(s.postEvents)})
+	s.route(mux, "/v1/deliveries/{workflow_id}", methods{http.MethodGet: s.authed(s.getDelivery)})
+	s.route(mux, "/healthz", methods{http.MethodGet: s.healthz})
+	s.route(mux, "/readyz", methods{http.MethodGet: s.readyz})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events and GET /v1/deliveries/{workflow_id}", "")
+	})
+	return s.logRequests(mux)
+}
+
+// route registers pattern without a method, so a wrong method gets the
+// API's JSON 405 with Allow rather than the mux's plain-text one.
+func (s *Server) route(mux *http.ServeMux, pattern string, m methods) {
+	allow := make([]string, 0, len(m))
+	for method := range m {
+		allow = append(allow, method)
+	}
+	slices.Sort(allow)
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := m[r.Method]
+		if !ok {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, r, http.StatusMethodNotAllowed, r.Method+" is not allowed here; use "+strings.Join(allow, " or "), "")
+			return
+		}
+		h(w, r)
+	})
+}
+
+// authed requires the bearer token, unless the server runs without authentication.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	if s.tokenHash == nil {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		token = strings.TrimSpace(token)
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay"`)
+			writeError(w, r, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>", "Authorization")
+			return
+		}
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay", error="invalid_token"`)
+			writeError(w, r, http.StatusUnauthorized, "wrong bearer token", "Authorization")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// apiError is every error the API answers: what went wrong and, when one
+// field or header is at fault, which. A refused batch also lists each bad event.
+type apiError struct {
+	Error  string       `json:"error"`
+	Field  string       `json:"field,omitempty"`
+	Events []eventError `json:"events,omitempty"`
+}
+
+// eventError is one refused event of a batch; Field is within that event.
+type eventError struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+	Field string `json:"field"`
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, msg, field string) {
+	writeAPIError(w, r, status, apiError{Error: msg, Field: field})
+}
+
+func writeAPIError(w http.ResponseWriter, r *http.Request, status int, e apiError) {
+	if e.Field != "" {
+		annotate(r, slog.String("field", e.Field))
+	}
+	writeJSON(w, status, e)
+}
+
+// writeUnavailable refuses a request Temporal could not serve now: nothing
+// is lost, and the same request later completes without duplicating.
+func writeUnavailable(w http.ResponseWriter, r *http.Request, retryAfter time.Duration, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+	writeError(w, r, http.StatusServiceUnavailable, msg, "")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // answers are read by programs and people, not put in HTML
+	enc.Encode(v)            // the client may be gone; nothing to do about it
+}

@@ -1,0 +1,202 @@
+// Package ingest is hookrelay's HTTP API: the mail service POSTs events to it
+// and reads deliveries from it. It holds routing, authentication, the request
+// rules, backpressure and the server's lifecycle; `starter serve` only wires
+// it to a deliveries.Client.
+//
+// Backpressure without loss: a request that would wait on Temporal beyond
+// MaxInFlight, or whose Temporal calls miss RequestTimeout, is refused with
+// 503 and Retry-After instead of being queued in memory, and a 202 is written
+// only after Temporal has confirmed every delivery of the request exists.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// Limits of the API.
+const (
+	// MaxEvents is the most events one POST /v1/events may hold.
+	MaxEvents = 100
+	// MaxRequestBytes caps any request body, a batch included.
+	MaxRequestBytes = event.MaxBodyBytes
+	// MinTokenLength refuses tokens short enough to guess.
+	MinTokenLength = 16
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxInFlight     = 64
+	DefaultRequestTimeout  = 10 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// Server timeouts. Writing may take as long as reading the body plus the
+// Temporal calls, so WriteTimeout is derived from RequestTimeout in Serve.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 16 << 10
+	readyTimeout      = 2 * time.Second
+)
+
+// Deliveries is what the API needs from hookrelay: *deliveries.Client.
+type Deliveries interface {
+	Publish(ctx context.Context, ev event.Event) ([]deliveries.Started, error)
+	Status(ctx context.Context, workflowID string) (workflows.DeliveryState, error)
+	Ready(ctx context.Context) error
+}
+
+// Config configures a Server.
+type Config struct {
+	Deliveries Deliveries
+	// Token is the bearer token every /v1 request must carry. An empty
+	// token is refused unless NoAuth is set.
+	Token  string
+	NoAuth bool
+	// MaxInFlight bounds the requests waiting on Temporal at once; the next
+	// one is refused with 503 rather than queued.
+	MaxInFlight int
+	// RequestTimeout bounds the Temporal calls of one request; past it the
+	// request is refused with 503.
+	RequestTimeout time.Duration
+	// ShutdownTimeout is how long requests in flight may finish after the
+	// context given to Serve is done.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Validate names the first unusable setting.
+func (c Config) Validate() error {
+	switch {
+	case c.NoAuth && c.Token != "":
+		return errors.New("a token and no authentication were both asked for")
+	case !c.NoAuth && c.Token == "":
+		return errors.New("no API token configured, and authentication is not explicitly turned off")
+	case !c.NoAuth && len(c.Token) < MinTokenLength:
+		return fmt.Errorf("the API token is %d characters; use at least %d random ones", len(c.Token), MinTokenLength)
+	case c.MaxInFlight < 0:
+		return fmt.Errorf("max in flight: %d is negative", c.MaxInFlight)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("request timeout: %s is negative", c.RequestTimeout)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("shutdown timeout: %s is negative", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+// Server is the HTTP API.
+type Server struct {
+	deliveries      Deliveries
+	tokenHash       *[sha256.Size]byte // nil: no authentication
+	slots           chan struct{}      // one per request waiting on Temporal
+	requestTimeout  time.Duration
+	shutdownTimeout time.Duration
+	log             *slog.Logger
+	draining        atomic.Bool
+	temporalDown    atomic.Bool // the last start found Temporal unavailable
+	handler         http.Handler
+}
+
+// New checks cfg and builds the server.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Deliveries == nil {
+		return nil, errors.New("ingest: Config.Deliveries is nil")
+	}
+	s := &Server{
+		deliveries:      cfg.Deliveries,
+		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
+		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
+		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),
+		log:             cfg.Logger,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.NoAuth {
+		// Comparing hashes keeps the comparison constant-time whatever the
+		// presented token's length.
+		h := sha256.Sum256([]byte(cfg.Token))
+		s.tokenHash = &h
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Handler is the API's http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers on ln until ctx is done, then stops accepting connections,
+// lets requests in flight finish (up to ShutdownTimeout) and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      readTimeout + s.requestTimeout + 5*time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests get a context of their own, not ctx: SIGTERM must not
+		// cancel the Temporal calls of requests already in flight.
+		BaseContext: func(net.Listener) context.Context { return context.Background() },
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	if s.tokenHash == nil {
+		s.log.Warn("ingest serving WITHOUT authentication: anyone who reaches the address can start deliveries")
+	}
+	s.log.Info("ingest serving", "addr", ln.Addr().String(), "auth", s.tokenHash != nil,
+		"max_in_flight", cap(s.slots), "request_timeout", s.requestTimeout.String())
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("ingest stopping: no new connections; requests in flight may finish", "shutdown_timeout", s.shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("shutdown: requests still in flight after %s: %w", s.shutdownTimeout, err)
+	}
+	<-served // http.ErrServerClosed
+	s.log.Info("ingest stopped")
+	return nil
+}
+
+// acquire takes a slot for a request that will wait on Temporal. When none
+// is free it fails at once: waiting would queue requests in memory.
+func (s *Server) acquire() (release func(), ok bool) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, true
+	default:
+		return nil, false
+	}
+}

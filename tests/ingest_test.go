@@ -1,0 +1,721 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/temporalclient"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// ingestServer is a `starter serve` OS process and how to reach it.
+type ingestServer struct {
+	*proc
+	url   string
+	token string
+}
+
+// startServe runs `starter serve` against the Temporal frontend at
+// temporalAddr, on a free loopback port, with a token file.
+func startServe(t *testing.T, temporalAddr, endpoints string, extraArgs ...string) *ingestServer {
+	t.Helper()
+	token := "fake-test-token-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--endpoints", endpoints,
+		"--api-token-file", writeFile(t, "api-token", token+"\n")}, extraArgs...)
+	p := startProc(t, hookrelayCmd(t, temporalAddr, "starter", args...), `"msg":"ingest serving"`)
+	var line struct{ Addr string }
+	for _, l := range strings.Split(p.log.String(), "\n") {
+		if strings.Contains(l, `"msg":"ingest serving"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatalf("serve log line %q: %v", l, err)
+			}
+		}
+	}
+	if line.Addr == "" {
+		t.Fatalf("serve did not log its address:\n%s", p.log)
+	}
+	return &ingestServer{proc: p, url: "http://" + line.Addr, token: token}
+}
+
+// httpClient keeps connections for up to 64 concurrent clients.
+var httpClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+type response struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request with the token and Content-Type: application/json;
+// header entries replace those, and an empty value removes the header.
+func (s *ingestServer) do(method, path string, body io.Reader, header map[string]string) (response, error) {
+	req, err := http.NewRequest(method, s.url+path, body)
+	if err != nil {
+		return response{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return response{code: resp.StatusCode, header: resp.Header, body: b}, err
+}
+
+func (s *ingestServer) post(body string) (response, error) {
+	return s.do(http.MethodPost, "/v1/events", strings.NewReader(body), nil)
+}
+
+// The API's answers, as a client reads them.
+type (
+	apiDelivery struct {
+		WorkflowID string `json:"workflow_id"`
+		EndpointID string `json:"endpoint_id"`
+		EventID    string `json:"event_id"`
+		Duplicate  bool   `json:"duplicate"`
+	}
+	apiAccepted struct {
+		Deliveries []apiDelivery `json:"deliveries"`
+	}
+	apiError struct {
+		Error  string `json:"error"`
+		Field  string `json:"field"`
+		Events []struct {
+			Index int    `json:"index"`
+			Error string `json:"error"`
+			Field string `json:"field"`
+		} `json:"events"`
+	}
+)
+
+// accepted decodes a 202 for one event.
+func accepted(r response) (apiAccepted, error) {
+	var a apiAccepted
+	if r.code != http.StatusAccepted {
+		return a, fmt.Errorf("status %d: %s", r.code, r.body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return a, fmt.Errorf("202 body %s: %w", r.body, err)
+	}
+	return a, nil
+}
+
+// eventIDsIn returns the ids of the valid events in a request body, one
+// event or a batch: the workflow IDs a refused request must not have started.
+func eventIDsIn(body string) []string {
+	if ev, err := event.Parse([]byte(body)); err == nil {
+		return []string{ev.ID}
+	}
+	var batch struct{ Events []json.RawMessage }
+	json.Unmarshal([]byte(body), &batch)
+	var ids []string
+	for _, raw := range batch.Events {
+		if ev, err := event.Parse(raw); err == nil {
+			ids = append(ids, ev.ID)
+		}
+	}
+	return ids
+}
+
+// Every refusal of the API on the real binary: its status, a JSON error
+// naming the field, and no workflow started by any of them.
+func TestServeRefusesBadRequests(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusOK))
+	endpoints := endpointsFile(t, "acme", rc.URL, "")
+	startWorker(t, endpoints) // registers the search attributes the final, valid event needs
+	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+
+	ev := func(i int) string { return sampleEvent(event.Delivered, 3000+i) }
+	big := strings.Replace(ev(1), "Fake subject", strings.Repeat("x", event.MaxBodyBytes), 1)
+	noTime := strings.Replace(ev(2), `"time":"2026-04-18T20:27:25.379Z",`, "", 1)
+	batch := func(items ...string) string { return `{"events":[` + strings.Join(items, ",") + `]}` }
+	var many []string
+	for i := range 101 {
+		many = append(many, ev(100+i))
+	}
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		chunked                  bool
+		status                   int
+		field                    string
+	}{
+		{"GET events", "GET", "/v1/events", "", nil, false, 405, ""},
+		{"PUT events", "PUT", "/v1/events", ev(3), nil, false, 405, ""},
+		{"no token", "POST", "/v1/events", ev(4), map[string]string{"Authorization": ""}, false, 401, "Authorization"},
+		{"wrong token", "POST", "/v1/events", ev(5), map[string]string{"Authorization": "Bearer fake-wrong-token-000000"}, false, 401, "Authorization"},
+		{"token as basic auth", "POST", "/v1/events", ev(6), map[string]string{"Authorization": "Basic " + srv.token}, false, 401, "Authorization"},
+		{"no content type", "POST", "/v1/events", ev(7), map[string]string{"Content-Type": ""}, false, 415, "Content-Type"},
+		{"form content type", "POST", "/v1/events", ev(8), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, false, 415, "Content-Type"},
+		{"gzip encoding", "POST", "/v1/events", ev(9), map[string]string{"Content-Encoding": "gzip"}, false, 415, "Content-Encoding"},
+		{"over 256 KiB", "POST", "/v1/events", big, nil, false, 413, "body"},
+		{"over 256 KiB, chunked", "POST", "/v1/events", big, nil, true, 413, "body"},
+		{"empty body", "POST", "/v1/events", "", nil, false, 400, "body"},
+		{"malformed JSON", "POST", "/v1/events", ev(10)[:60], nil, false, 400, "body"},
+		{"two JSON values", "POST", "/v1/events", ev(11) + ev(12), nil, false, 400, "body"},
+		{"JSON array", "POST", "/v1/events", "[" + ev(13) + "]", nil, false, 422, "body"},
+		{"unknown event_name", "POST", "/v1/events", strings.Replace(ev(14), event.Delivered, "api_mail_log_clicked", 1), nil, false, 422, "event_name"},
+		{"payload.id not an integer", "POST", "/v1/events", strings.Replace(ev(15), `"id":3015`, `"id":"3015"`, 1), nil, false, 422, "payload.id"},
+		{"payload.time missing", "POST", "/v1/events", noTime, nil, false, 422, "payload.time"},
+		{"bad event_id", "POST", "/v1/events", strings.Replace(ev(16), `{"event_name"`, `{"event_id":"no spaces allowed","event_name"`, 1), nil, false, 422, "event_id"},
+		{"unknown top-level field", "POST", "/v1/events", strings.Replace(ev(17), `{"event_name"`, `{"priority":1,"event_name"`, 1), nil, false, 422, "priority"},
+		{"empty batch", "POST", "/v1/events", batch(), nil, false, 422, "events"},
+		{"batch of 101", "POST", "/v1/events", batch(many...), nil, false, 422, "events"},
+		{"batch with one bad event", "POST", "/v1/events", batch(ev(18), noTime, ev(19)), nil, false, 422, "events[1].payload.time"},
+		{"status of a malformed id", "GET", "/v1/deliveries/not-a-delivery-id", "", nil, false, 400, "workflow_id"},
+		{"status of an unknown delivery", "GET", "/v1/deliveries/acme:evt_does_not_exist", "", nil, false, 404, "workflow_id"},
+		{"POST a delivery", "POST", "/v1/deliveries/acme:evt_does_not_exist", "", nil, false, 405, ""},
+	}
+	var wouldBe []string // workflow IDs the valid events among those would have
+	for _, tt := range tests {
+		for _, id := range eventIDsIn(tt.body) {
+			wouldBe = append(wouldBe, workflows.WorkflowID("acme", id))
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tt.body)
+			if tt.chunked {
+				body = io.MultiReader(body) // no length known: sent chunked
+			}
+			r, err := srv.do(tt.method, tt.path, body, tt.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.code != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.code, tt.status, r.body)
+			}
+			var e apiError
+			if err := json.Unmarshal(r.body, &e); err != nil || r.header.Get("Content-Type") != "application/json" {
+				t.Fatalf("body %q (%s) is not a JSON error: %v", r.body, r.header.Get("Content-Type"), err)
+			}
+			if e.Error == "" || e.Field != tt.field {
+				t.Fatalf("error %+v, want field %q", e, tt.field)
+			}
+		})
+	}
+	if len(tests) < 15 || len(wouldBe) < 10 {
+		t.Fatalf("%d cases, %d would-be workflows: the table lost its teeth", len(tests), len(wouldBe))
+	}
+
+	// None of them started a workflow: each ID their valid events would have
+	// is unknown to Temporal, and once one valid event is visible it is the
+	// only workflow on the queue.
+	for _, id := range wouldBe {
+		_, err := temporal.DescribeWorkflowExecution(context.Background(), id, "")
+		var nf *serviceerror.NotFound
+		if !errors.As(err, &nf) {
+			t.Errorf("workflow %s: %v, want not found", id, err)
+		}
+	}
+	r, err := srv.post(ev(999))
+	a, err2 := accepted(r)
+	if err != nil || err2 != nil || len(a.Deliveries) != 1 || a.Deliveries[0].Duplicate {
+		t.Fatalf("valid event: %+v %v %v", a, err, err2)
+	}
+	eventually(t, 30*time.Second, "the valid event to be visible", func() bool {
+		n, err := temporalCount(fmt.Sprintf("WorkflowId = %q", a.Deliveries[0].WorkflowID))
+		return err == nil && n == 1
+	})
+	countOnQueue(t, 1)
+}
+
+// postAll posts one event per body from clients concurrent clients. A 503 is
+// retried after its Retry-After, as a producer should; any other answer but
+// 202 fails. It returns each body's 202 and how many 503s it took.
+func postAll(t *testing.T, srv *ingestServer, bodies []string, clients int) (answers []apiAccepted, refused int) {
+	t.Helper()
+	answers = make([]apiAccepted, len(bodies))
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				a, n, err := postUntilAccepted(srv, bodies[i], 2*time.Minute)
+				mu.Lock()
+				answers[i], refused = a, refused+n
+				if err != nil {
+					errs = append(errs, fmt.Errorf("event %d: %w", i, err))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range bodies {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d events not accepted, first: %v", len(errs), errs[0])
+	}
+	return answers, refused
+}
+
+// postUntilAccepted posts body, retrying 503s after their Retry-After until
+// it is accepted or timeout passes.
+func postUntilAccepted(srv *ingestServer, body string, timeout time.Duration) (a apiAccepted, refused int, err error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := srv.post(body)
+		if err != nil {
+			return a, refused, err
+		}
+		if r.code != http.StatusServiceUnavailable {
+			a, err := accepted(r)
+			return a, refused, err
+		}
+		refused++
+		wait, err := strconv.Atoi(r.header.Get("Retry-After"))
+		if err != nil || wait < 1 {
+			return a, refused, fmt.Errorf("503 without a usable Retry-After: %q", r.header.Get("Retry-After"))
+		}
+		if time.Now().Add(time.Duration(wait) * time.Second).After(deadline) {
+			return a, refused, fmt.Errorf("still refused after %s: %s", timeout, r.body)
+		}
+		time.Sleep(time.Duration(wait) * time.Second) // the server asked for this pause
+	}
+}
+
+// checkAnswers checks every 202 lists one delivery per subscribed endpoint,
+// with the workflow ID "<endpoint>:<event id>", and returns the workflow IDs.
+func checkAnswers(t *testing.T, bodies []string, answers []apiAccepted, subscribed []string) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for i, a := range answers {
+		eventID := eventIDsIn(bodies[i])[0]
+		if len(a.Deliveries) != len(subscribed) {
+			t.Fatalf("event %d: %d deliveries, want %d: %+v", i, len(a.Deliveries), len(subscribed), a)
+		}
+		for k, d := range a.Deliveries {
+			if d.EndpointID != subscribed[k] || d.EventID != eventID || d.WorkflowID != workflows.WorkflowID(subscribed[k], eventID) {
+				t.Fatalf("event %d: delivery %+v, want endpoint %s, event %s", i, d, subscribed[k], eventID)
+			}
+			ids[d.WorkflowID] = true
+		}
+	}
+	return ids
+}
+
+// waitDelivered waits until every one of ids was accepted by rc (a 200 to a
+// verified request) and Temporal shows exactly len(ids) workflows on the
+// test's queue, all delivered: nothing missing, nothing duplicated.
+func waitDelivered(t *testing.T, c client.Client, rc *receiver, ids map[string]bool, timeout time.Duration) {
+	t.Helper()
+	want := int64(len(ids))
+	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
+	eventually(t, timeout, fmt.Sprintf("%d deliveries", want), func() bool {
+		n, err := count(c, delivered)
+		return err == nil && n == want
+	})
+	if n, err := count(c, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != want {
+		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, want)
+	}
+	got := map[string]bool{}
+	for _, r := range rc.requests() {
+		if r.VerifyErr != nil {
+			t.Fatalf("%s: signature: %v", r.ID, r.VerifyErr)
+		}
+		if r.Status == http.StatusOK {
+			got[r.ID] = true
+		}
+	}
+	for id := range ids {
+		if !got[id] {
+			t.Fatalf("the receiver never accepted %s", id)
+		}
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("the receiver accepted %d webhook-ids, want %d", len(got), len(ids))
+	}
+}
+
+func count(c client.Client, query string) (int64, error) {
+	resp, err := c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+	return resp.GetCount(), err
+}
+
+// 1,000 events from 50 concurrent clients become exactly 1,000 deliveries per
+// subscribed endpoint, all delivered; posting them again starts nothing.
+func TestServeThousandEventsFromFiftyClients(t *testing.T) {
+	const events, clients = 1000, 50
+	rc := newReceiver(t, always(http.StatusOK))
+	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
+  - id: crm
+    url: %[1]s/crm
+    events: ["*"]
+    secret: %[2]s
+  - id: billing
+    url: %[1]s/billing
+    events: [api_mail_log_delivered, api_mail_log_opened]
+    secret: %[2]s
+  - id: bounces         # subscribes to an event not sent here
+    url: %[1]s/bounces
+    events: [api_mail_log_permanent_failure]
+    secret: %[2]s
+  - id: archive         # disabled
+    url: %[1]s/archive
+    events: ["*"]
+    secret: %[2]s
+    enabled: false
+`, rc.URL, testSecret))
+	subscribed := []string{"crm", "billing"}
+	// Two workers, as production runs several: each polls with the SDK's
+	// default two workflow-task pollers, which bound one worker's throughput.
+	startWorker(t, endpoints)
+	startWorker(t, endpoints)
+	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+
+	bodies := make([]string, events)
+	for i := range bodies {
+		name := event.Delivered
+		if i%2 == 1 {
+			name = event.Opened
+		}
+		bodies[i] = sampleEvent(name, 10_000+i)
+	}
+	start := time.Now()
+	answers, refused := postAll(t, srv, bodies, clients)
+	posted := time.Since(start)
+	ids := checkAnswers(t, bodies, answers, subscribed)
+	if len(ids) != events*len(subscribed) {
+		t.Fatalf("%d distinct deliveries, want %d", len(ids), events*len(subscribed))
+	}
+	waitDelivered(t, temporal, rc, ids, 5*time.Minute)
+	all := time.Since(start)
+	t.Logf("%d events (%d deliveries) accepted in %s (%.0f events/s, %d refused with 503 and retried); all delivered after %s (%.0f deliveries/s)",
+		events, len(ids), posted.Round(time.Millisecond), events/posted.Seconds(), refused, all.Round(time.Millisecond), float64(len(ids))/all.Seconds())
+
+	// The same 1,000 again: the same workflow IDs, every one a duplicate, nothing new.
+	receivedBefore := len(rc.requests())
+	again, _ := postAll(t, srv, bodies, clients)
+	if againIDs := checkAnswers(t, bodies, again, subscribed); len(againIDs) != len(ids) {
+		t.Fatalf("resubmission answered %d deliveries, want %d", len(againIDs), len(ids))
+	}
+	for i, a := range again {
+		for _, d := range a.Deliveries {
+			if !d.Duplicate {
+				t.Fatalf("event %d resubmitted: %+v not a duplicate", i, d)
+			}
+		}
+	}
+	countOnQueue(t, int64(len(ids)))
+	if n := len(rc.requests()); n != receivedBefore {
+		t.Fatalf("the receiver got %d more requests after the resubmission", n-receivedBefore)
+	}
+}
+
+// Stopping Temporal mid-stream: serve answers 503 with Retry-After, never
+// anything else; once Temporal is back (same address, same database),
+// resubmitting every refused event completes the set, and every event,
+// accepted before the stop or after, is delivered by exactly one workflow
+// per endpoint.
+func TestServeThroughTemporalRestart(t *testing.T) {
+	opts := testsuite.DevServerOptions{
+		ClientOptions: &client.Options{HostPort: freeAddr(t)},
+		DBFilename:    filepath.Join(t.TempDir(), "temporal.db"),
+	}
+	ds := startOwnDevServer(t, opts)
+	addr := ds.FrontendHostPort()
+	rc := newReceiver(t, always(http.StatusOK))
+	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
+  - id: crm
+    url: %[1]s/crm
+    events: ["*"]
+    secret: %[2]s
+    timeout: 5s
+    retry_schedule: [500ms, 1s, 2s, 5s, 5s, 10s, 10s, 30s]
+  - id: billing
+    url: %[1]s/billing
+    events: ["*"]
+    secret: %[2]s
+    timeout: 5s
+    retry_schedule: [500ms, 1s, 2s, 5s, 5s, 10s, 10s, 30s]
+`, rc.URL, testSecret))
+	subscribed := []string{"crm", "billing"}
+	startWorkerOn(t, addr, endpoints)
+	srv := startServe(t, addr, endpoints, "--request-timeout", "2s")
+
+	// The stream: a feeder offers a new event every 10ms to 10 clients, which
+	// post each once and keep what they got.
+	var (
+		mu              sync.Mutex
+		acceptedBodies  []string
+		acceptedAnswers []apiAccepted
+		refusedBodies   []string
+		unexpected      []string
+		wg              sync.WaitGroup
+		stream          = make(chan string)
+		stopFeeding     = make(chan struct{})
+	)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for body := range stream {
+				r, err := srv.post(body)
+				mu.Lock()
+				switch {
+				case err != nil:
+					unexpected = append(unexpected, err.Error())
+				case r.code == http.StatusServiceUnavailable && r.header.Get("Retry-After") != "":
+					refusedBodies = append(refusedBodies, body)
+				default:
+					if a, err := accepted(r); err != nil {
+						unexpected = append(unexpected, err.Error())
+					} else {
+						acceptedBodies, acceptedAnswers = append(acceptedBodies, body), append(acceptedAnswers, a)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	go func() {
+		defer close(stream)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stopFeeding:
+				return
+			case <-tick.C:
+				stream <- sampleEvent(event.Names[i%len(event.Names)], 50_000+i)
+			}
+		}
+	}()
+	counts := func() (accepted, refused int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acceptedBodies), len(refusedBodies)
+	}
+
+	eventually(t, time.Minute, "50 events accepted", func() bool { a, _ := counts(); return a >= 50 })
+	stopStart := time.Now()
+	if err := ds.Stop(); err != nil {
+		t.Logf("dev server stop: %v", err)
+	}
+	acceptedAtStop, _ := counts()
+	t.Logf("dev server stopped in %s, %d events accepted by then", time.Since(stopStart).Round(time.Millisecond), acceptedAtStop)
+	eventually(t, time.Minute, "20 events refused", func() bool { _, r := counts(); return r >= 20 })
+	close(stopFeeding)
+	wg.Wait()
+	if len(unexpected) > 0 {
+		t.Fatalf("%d answers other than 202 or 503 with Retry-After, first: %s", len(unexpected), unexpected[0])
+	}
+	if r, err := srv.do(http.MethodGet, "/readyz", nil, nil); err != nil || r.code != http.StatusServiceUnavailable {
+		t.Fatalf("readyz with Temporal down: %d %v", r.code, err)
+	}
+
+	ds = startOwnDevServer(t, opts) // same address, same database
+	eventually(t, 2*time.Minute, "serve to be ready again", func() bool {
+		r, err := srv.do(http.MethodGet, "/readyz", nil, nil)
+		return err == nil && r.code == http.StatusOK
+	})
+	resubmitted, refusedAgain := postAll(t, srv, refusedBodies, 10)
+	duplicates := 0
+	for _, a := range resubmitted {
+		for _, d := range a.Deliveries {
+			if d.Duplicate {
+				duplicates++ // started before a 503: the stop came mid-request
+			}
+		}
+	}
+	bodies := append(append([]string(nil), acceptedBodies...), refusedBodies...)
+	ids := checkAnswers(t, bodies, append(append([]apiAccepted(nil), acceptedAnswers...), resubmitted...), subscribed)
+	if len(ids) != len(bodies)*len(subscribed) {
+		t.Fatalf("%d distinct deliveries for %d events, want %d", len(ids), len(bodies), len(bodies)*len(subscribed))
+	}
+	t.Logf("%d events: %d accepted in the stream, %d refused and resubmitted (%d deliveries of them had started before the 503; %d 503s during resubmission)",
+		len(bodies), len(acceptedBodies), len(refusedBodies), duplicates, refusedAgain)
+	waitDelivered(t, ds.Client(), rc, ids, 3*time.Minute)
+}
+
+// The Go package tells a Temporal outage (ErrUnavailable: retry later) from
+// invalid input (*event.FieldError: fix it), for real, against a dev server
+// that is stopped, and one that never ran.
+func TestPublishTellsOutageFromInvalidInput(t *testing.T) {
+	ds := startOwnDevServer(t, testsuite.DevServerOptions{})
+	ctx := context.Background()
+	if err := temporalclient.EnsureSearchAttributes(ctx, ds.Client(), "default", workflows.SearchAttributes); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := endpoint.Parse([]byte(fmt.Sprintf("endpoints:\n  - id: acme\n    url: https://hooks.acme.example/mail\n    events: [\"*\"]\n    secret: %s\n", testSecret)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	newClient := func(addr string) *deliveries.Client {
+		tc, err := temporalclient.DialLazy(temporalclient.Options{Address: addr, Namespace: "default", TaskQueue: taskQueue(t), CodecKeyFile: codecKeyFile}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tc.Close)
+		return &deliveries.Client{Temporal: tc, Endpoints: cfg, TaskQueue: taskQueue(t)}
+	}
+	dc := newClient(ds.FrontendHostPort())
+	ev := func(i int) event.Event {
+		e, err := event.Parse([]byte(sampleEvent(event.Opened, 6000+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	invalid := func(t *testing.T, err error, field string) {
+		t.Helper()
+		var fe *event.FieldError
+		if !errors.As(err, &fe) || fe.Field != field || errors.Is(err, deliveries.ErrUnavailable) {
+			t.Fatalf("err = %v, want a *event.FieldError on %s and not ErrUnavailable", err, field)
+		}
+	}
+	unavailable := func(t *testing.T, err error) {
+		t.Helper()
+		var fe *event.FieldError
+		if !errors.Is(err, deliveries.ErrUnavailable) || errors.As(err, &fe) {
+			t.Fatalf("err = %v, want ErrUnavailable", err)
+		}
+	}
+
+	started, err := dc.Publish(ctx, ev(1))
+	if err != nil || len(started) != 1 || started[0].Duplicate {
+		t.Fatalf("Publish with Temporal up = %+v, %v", started, err)
+	}
+	if err := dc.Ready(ctx); err != nil {
+		t.Fatalf("Ready with Temporal up: %v", err)
+	}
+	_, err = dc.Publish(ctx, event.Event{Name: event.Opened, MailLogID: 1, Payload: []byte(`{"id":1}`)})
+	invalid(t, err, "event_id")
+
+	if err := ds.Stop(); err != nil {
+		t.Logf("dev server stop: %v", err)
+	}
+	// Each call gets its own deadline: one already past would make any call
+	// "unavailable" without reaching the SDK's handling of the outage.
+	within := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	start := time.Now()
+	got, err := dc.Publish(within(), ev(2)) // the SDK retries until the deadline
+	unavailable(t, err)
+	if len(got) != 0 {
+		t.Fatalf("Publish with Temporal down returned deliveries %+v", got)
+	}
+	t.Logf("Publish with Temporal down: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	err = dc.Ready(within()) // a health check on a refused connection fails at once
+	unavailable(t, err)
+	t.Logf("Ready with Temporal down: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	_, err = dc.Status(within(), started[0].WorkflowID)
+	unavailable(t, err)
+	_, err = dc.PublishJSON(within(), []byte(`{"event_name":"api_mail_log_opened"}`))
+	invalid(t, err, "payload") // still told apart while Temporal is down
+
+	never := newClient(freeAddr(t)) // a lazy client's first call fails differently
+	_, err = never.Publish(within(), ev(3))
+	unavailable(t, err)
+	t.Logf("Publish to a server never started: %v", err)
+	unavailable(t, never.Ready(within()))
+}
+
+// SIGTERM: serve stops accepting connections, but a request already in
+// flight (its handler waiting for the body) is finished and answered, then
+// serve exits 0.
+func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusOK))
+	endpoints := endpointsFile(t, "acme", rc.URL, "")
+	startWorker(t, endpoints)
+	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+	hostPort := strings.TrimPrefix(srv.url, "http://")
+
+	body := sampleEvent(event.Delivered, 4000)
+	conn, err := net.Dial("tcp", hostPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// With Expect: 100-continue the server answers "100 Continue" when the
+	// handler starts reading the body: proof the request is in flight.
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n",
+		hostPort, srv.token, len(body))
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	answers := bufio.NewReader(conn)
+	if resp, err := http.ReadResponse(answers, nil); err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue, got %v %v", resp, err)
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.stop(30 * time.Second) }()
+	eventually(t, 10*time.Second, "serve to log that it is stopping", func() bool {
+		return strings.Contains(srv.log.String(), `"msg":"ingest stopping`)
+	})
+	eventually(t, 10*time.Second, "serve to refuse new connections", func() bool {
+		c, err := net.Dial("tcp", hostPort)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-stopped:
+		t.Fatalf("serve exited (%v) with a request in flight", err)
+	default:
+	}
+
+	if _, err := io.WriteString(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(answers, nil)
+	if err != nil {
+		t.Fatalf("in-flight request: %v\n%s", err, srv.log)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	a, err := accepted(response{code: resp.StatusCode, body: b})
+	if err != nil || len(a.Deliveries) != 1 {
+		t.Fatalf("in-flight request: %+v %v", a, err)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("serve: %v\n%s", err, srv.log)
+	}
+	if st := result(t, a.Deliveries[0].WorkflowID); st.Status != workflows.StatusDelivered {
+		t.Fatalf("the delivery accepted during shutdown: %+v", st)
+	}
+}
