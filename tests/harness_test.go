@@ -325,17 +325,22 @@ func startProc(t *testing.T, cmd *exec.Cmd, ready string) *proc {
 // until it polls.
 func startWorker(t *testing.T, endpoints string, extraArgs ...string) *proc {
 	t.Helper()
-	return startWorkerOn(t, devServer.FrontendHostPort(), endpoints, append([]string{"--allow-cidr", "127.0.0.0/8"}, extraArgs...)...)
-}
-
-// startGuardedWorker is startWorker without --allow-cidr: the guard refuses loopback.
-func startGuardedWorker(t *testing.T, endpoints string, extraArgs ...string) *proc {
-	t.Helper()
 	return startWorkerOn(t, devServer.FrontendHostPort(), endpoints, extraArgs...)
 }
 
 // startWorkerOn is startWorker against another Temporal frontend.
 func startWorkerOn(t *testing.T, temporalAddr, endpoints string, extraArgs ...string) *proc {
+	t.Helper()
+	return runWorker(t, temporalAddr, endpoints, append([]string{"--allow-cidr", "127.0.0.0/8"}, extraArgs...)...)
+}
+
+// startGuardedWorker is startWorker without --allow-cidr: the guard refuses loopback.
+func startGuardedWorker(t *testing.T, endpoints string, extraArgs ...string) *proc {
+	t.Helper()
+	return runWorker(t, devServer.FrontendHostPort(), endpoints, extraArgs...)
+}
+
+func runWorker(t *testing.T, temporalAddr, endpoints string, extraArgs ...string) *proc {
 	t.Helper()
 	args := append([]string{"--endpoints", endpoints}, extraArgs...)
 	return startProc(t, hookrelayCmd(t, temporalAddr, "worker", args...), `"worker started"`)
