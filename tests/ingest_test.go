@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -717,5 +718,56 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 	}
 	if st := result(t, a.Deliveries[0].WorkflowID); st.Status != workflows.StatusDelivered {
 		t.Fatalf("the delivery accepted during shutdown: %+v", st)
+	}
+}
+
+// Cancel and resend over HTTP, against the real dev server.
+func TestServeCancelsAndResends(t *testing.T) {
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
+	startWorker(t, endpoints)
+	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+
+	resp, err := srv.post(sampleEvent(event.Delivered, 701))
+	if err != nil || resp.code != http.StatusAccepted {
+		t.Fatalf("POST /v1/events: %d %s %v", resp.code, resp.body, err)
+	}
+	a, err := accepted(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := a.Deliveries[0].WorkflowID
+	eventually(t, 30*time.Second, "the delivery to wait for its retry", func() bool {
+		st, err := statusOf(id)
+		return err == nil && st.Status == workflows.StatusRetrying
+	})
+
+	resp, err = srv.do(http.MethodPost, "/v1/deliveries/"+id+"/cancel", strings.NewReader(`{"reason":"customer paused deliveries"}`), nil)
+	var st workflows.DeliveryState
+	if err != nil || resp.code != http.StatusOK || json.Unmarshal(resp.body, &st) != nil ||
+		st.Status != workflows.StatusCanceled || st.Actions[0].Reason != "customer paused deliveries" {
+		t.Fatalf("cancel: %d %s %v", resp.code, resp.body, err)
+	}
+	resp, _ = srv.do(http.MethodPost, "/v1/deliveries/"+id+"/cancel", nil, nil)
+	if resp.code != http.StatusConflict {
+		t.Fatalf("second cancel: %d %s, want 409", resp.code, resp.body)
+	}
+
+	healthy.Store(true)
+	resp, err = srv.do(http.MethodPost, "/v1/deliveries/"+id+"/resend", nil, nil)
+	if err != nil || resp.code != http.StatusAccepted {
+		t.Fatalf("resend: %d %s %v", resp.code, resp.body, err)
+	}
+	if final := result(t, id); final.Status != workflows.StatusDelivered || final.Attempts[0].Number != 2 {
+		t.Fatalf("after resend: %+v", final)
+	}
+	if resp, _ := srv.do(http.MethodPost, "/v1/deliveries/acme:evt_nope/resend", nil, nil); resp.code != http.StatusNotFound {
+		t.Fatalf("resend of an unknown delivery: %d %s", resp.code, resp.body)
 	}
 }

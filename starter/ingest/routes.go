@@ -21,10 +21,12 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.route(mux, "/v1/events", methods{http.MethodPost: s.authed(s.postEvents)})
 	s.route(mux, "/v1/deliveries/{workflow_id}", methods{http.MethodGet: s.authed(s.getDelivery)})
+	s.route(mux, "/v1/deliveries/{workflow_id}/cancel", methods{http.MethodPost: s.authed(s.postCancel)})
+	s.route(mux, "/v1/deliveries/{workflow_id}/resend", methods{http.MethodPost: s.authed(s.postResend)})
 	s.route(mux, "/healthz", methods{http.MethodGet: s.healthz})
 	s.route(mux, "/readyz", methods{http.MethodGet: s.readyz})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events and GET /v1/deliveries/{workflow_id}", "")
+		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{workflow_id}, POST /v1/deliveries/{workflow_id}/cancel and /resend", "")
 	})
 	return s.logRequests(mux)
 }

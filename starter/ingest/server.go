@@ -56,6 +56,8 @@ const (
 type Deliveries interface {
 	Publish(ctx context.Context, ev event.Event) ([]deliveries.Started, error)
 	Status(ctx context.Context, workflowID string) (workflows.DeliveryState, error)
+	Cancel(ctx context.Context, workflowID, reason string) (workflows.DeliveryState, error)
+	Resend(ctx context.Context, workflowID string) (deliveries.Started, error)
 	Ready(ctx context.Context) error
 }
 

@@ -34,7 +34,25 @@ type fakeDeliveries struct {
 	published []string // event ids
 	publish   func(ctx context.Context, ev event.Event) ([]deliveries.Started, error)
 	status    func(ctx context.Context, id string) (workflows.DeliveryState, error)
+	cancel    func(ctx context.Context, id, reason string) (workflows.DeliveryState, error)
+	resend    func(ctx context.Context, id string) (deliveries.Started, error)
 	ready     func(ctx context.Context) error
+}
+
+func (f *fakeDeliveries) Cancel(ctx context.Context, id, reason string) (workflows.DeliveryState, error) {
+	if f.cancel != nil {
+		return f.cancel(ctx, id, reason)
+	}
+	return workflows.DeliveryState{WorkflowID: id, Status: workflows.StatusCanceled, Attempts: []workflows.Attempt{},
+		Actions: []workflows.Action{{Name: workflows.CancelSignal, Reason: reason}}}, nil
+}
+
+func (f *fakeDeliveries) Resend(ctx context.Context, id string) (deliveries.Started, error) {
+	if f.resend != nil {
+		return f.resend(ctx, id)
+	}
+	ep, ev, _ := workflows.ParseWorkflowID(id)
+	return deliveries.Started{WorkflowID: id, RunID: "run-2", EndpointID: ep, EventID: ev}, nil
 }
 
 func (f *fakeDeliveries) Publish(ctx context.Context, ev event.Event) ([]deliveries.Started, error) {

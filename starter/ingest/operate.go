@@ -1,0 +1,97 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// cancelRequest is the optional body of POST /v1/deliveries/{id}/cancel.
+type cancelRequest struct {
+	Reason string `json:"reason"`
+}
+
+// postCancel is POST /v1/deliveries/{workflow_id}/cancel: stop an open
+// delivery, waiting for it to close, and answer its final state.
+func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
+	var req cancelRequest
+	if r.ContentLength != 0 {
+		if ref := checkContentHeaders(r.Header); ref != nil {
+			writeAPIError(w, r, ref.status, ref.body)
+			return
+		}
+		body, ref := readBody(w, r)
+		if ref != nil {
+			writeAPIError(w, r, ref.status, ref.body)
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if len(body) > 0 {
+			if err := dec.Decode(&req); err != nil {
+				writeError(w, r, http.StatusUnprocessableEntity, `the body must be {"reason": "..."} or empty`, "reason")
+				return
+			}
+		}
+		if utf8.RuneCountInString(req.Reason) > workflows.MaxReasonLength {
+			writeError(w, r, http.StatusUnprocessableEntity, "reason is longer than 500 characters", "reason")
+			return
+		}
+	}
+	s.onDelivery(w, r, http.StatusOK, func(ctx context.Context, id string) (any, error) {
+		return s.deliveries.Cancel(ctx, id, req.Reason)
+	})
+}
+
+// postResend is POST /v1/deliveries/{workflow_id}/resend: send the event
+// again with the same webhook-id; a closed delivery gets a new run.
+func (s *Server) postResend(w http.ResponseWriter, r *http.Request) {
+	s.onDelivery(w, r, http.StatusAccepted, func(ctx context.Context, id string) (any, error) {
+		started, err := s.deliveries.Resend(ctx, id)
+		return delivery{WorkflowID: started.WorkflowID, EndpointID: started.EndpointID, EventID: started.EventID}, err
+	})
+}
+
+// onDelivery runs one call about the delivery in the path, under the same
+// limits as any Temporal call, and maps its errors to answers.
+func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, id string) (any, error)) {
+	id := r.PathValue("workflow_id")
+	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error(), "workflow_id")
+		return
+	}
+	release, ok := s.acquire()
+	if !ok {
+		writeUnavailable(w, r, retryAfterBusy, "too many requests in flight; retry after Retry-After seconds")
+		return
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+	defer cancel()
+
+	v, err := call(ctx, id)
+	switch {
+	case err == nil:
+		writeJSON(w, okStatus, v)
+	case errors.Is(err, deliveries.ErrNotFound):
+		writeError(w, r, http.StatusNotFound, "no delivery has this workflow_id", "workflow_id")
+	case errors.Is(err, deliveries.ErrFinished):
+		writeError(w, r, http.StatusConflict, "the delivery has already finished; resend it instead", "workflow_id")
+	case errors.Is(err, deliveries.ErrNoWorker):
+		annotate(r, slog.String("error", err.Error()))
+		writeUnavailable(w, r, retryAfterUnavailable, "the delivery exists but no worker answered; retry later")
+	case errors.Is(err, deliveries.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
+		annotate(r, slog.String("error", err.Error()))
+		writeUnavailable(w, r, retryAfterUnavailable, "Temporal is unavailable or too slow; retry after Retry-After seconds")
+	default:
+		annotate(r, slog.String("error", err.Error()))
+		writeError(w, r, http.StatusInternalServerError, "internal error", "")
+	}
+}

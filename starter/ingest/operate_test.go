@@ -1,0 +1,70 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+func TestCancelAndResend(t *testing.T) {
+	f := &fakeDeliveries{}
+	var gotReason string
+	f.cancel = func(ctx context.Context, id, reason string) (workflows.DeliveryState, error) {
+		gotReason = reason
+		switch id {
+		case "crm:done":
+			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w (delivered)", id, deliveries.ErrFinished)
+		case "crm:missing":
+			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrNotFound)
+		case "crm:down":
+			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrUnavailable)
+		}
+		return workflows.DeliveryState{WorkflowID: id, Status: workflows.StatusCanceled, Attempts: []workflows.Attempt{},
+			Actions: []workflows.Action{{Name: workflows.CancelSignal, Reason: reason}}}, nil
+	}
+	h := newTestServer(t, f, nil).Handler()
+
+	w := do(t, h, "POST", "/v1/deliveries/crm:evt_1/cancel", `{"reason":"endpoint retired"}`)
+	st := decode[workflows.DeliveryState](t, w)
+	if w.Code != 200 || st.Status != workflows.StatusCanceled || gotReason != "endpoint retired" {
+		t.Fatalf("cancel: %d %+v (reason %q)", w.Code, st, gotReason)
+	}
+	if w := do(t, h, "POST", "/v1/deliveries/crm:evt_1/cancel", "", "Content-Type", ""); w.Code != 200 || gotReason != "" {
+		t.Fatalf("cancel without a body: %d %s (reason %q)", w.Code, w.Body, gotReason)
+	}
+
+	w = do(t, h, "POST", "/v1/deliveries/crm:evt_1/resend", "")
+	started := decode[delivery](t, w)
+	if w.Code != 202 || started.WorkflowID != "crm:evt_1" || started.EndpointID != "crm" || started.EventID != "evt_1" {
+		t.Fatalf("resend: %d %+v", w.Code, started)
+	}
+
+	for _, tt := range []struct {
+		method, path, body string
+		headers            []string
+		code               int
+		field              string
+	}{
+		{"POST", "/v1/deliveries/crm:done/cancel", "", nil, 409, "workflow_id"},
+		{"POST", "/v1/deliveries/crm:missing/cancel", "", nil, 404, "workflow_id"},
+		{"POST", "/v1/deliveries/crm:down/cancel", "", nil, 503, ""},
+		{"POST", "/v1/deliveries/no-colon/cancel", "", nil, 400, "workflow_id"},
+		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"reason":7}`, nil, 422, "reason"},
+		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"why":"x"}`, nil, 422, "reason"},
+		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"reason":"` + strings.Repeat("x", 501) + `"}`, nil, 422, "reason"},
+		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"reason":"x"}`, []string{"Content-Type", "text/plain"}, 415, "Content-Type"},
+		{"POST", "/v1/deliveries/crm:evt_1/cancel", "", []string{"Authorization", ""}, 401, "Authorization"},
+		{"GET", "/v1/deliveries/crm:evt_1/cancel", "", nil, 405, ""},
+		{"GET", "/v1/deliveries/crm:evt_1/resend", "", nil, 405, ""},
+	} {
+		w := do(t, h, tt.method, tt.path, tt.body, tt.headers...)
+		e := decode[apiError](t, w)
+		if w.Code != tt.code || e.Field != tt.field || e.Error == "" {
+			t.Errorf("%s %s %.30s: %d %+v, want %d field %q", tt.method, tt.path, tt.body, w.Code, e, tt.code, tt.field)
+		}
+	}
+}
