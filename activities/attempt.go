@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/metrics"
 	"github.com/hookrelay/hookrelay/netguard"
 	"github.com/hookrelay/hookrelay/signing"
 	"github.com/hookrelay/hookrelay/version"
@@ -105,13 +106,26 @@ func NewHTTPClient(o HTTPOptions) *http.Client {
 	}
 }
 
-// Attempt makes one signed POST and reports its outcome. It returns an
-// error only when it cannot run at all; every HTTP result, failures
-// included, is a recorded attempt.
+// Attempt is the attempt activity (ordinary or local): one signed POST,
+// its outcome audited and counted. It returns an error only when it cannot
+// run at all; every HTTP result, failures included, is a recorded attempt.
 func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, error) {
+	// Heartbeats reach the server only for ordinary activities that run
+	// over a second; for a local activity the SDK ignores them.
+	defer heartbeatWhileRunning(ctx)()
+	rec, err := a.attempt(ctx, in)
+	if err != nil {
+		return rec, err
+	}
+	a.audit(ctx, in, rec)
+	return rec, nil
+}
+
+// attempt resolves the endpoint, signs, POSTs and classifies: the attempt
+// without the activity's audit line, metrics and heartbeats.
+func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, error) {
 	started := a.Now()
 	rec := workflows.Attempt{Number: in.Attempt, StartedAt: started}
-	defer func() { a.log(ctx, in, rec) }()
 
 	ep, ok := a.Endpoints.Lookup(in.EndpointID)
 	switch {
@@ -142,7 +156,6 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	req.Header.Set("User-Agent", a.UserAgent)
 	signing.Headers(req.Header, in.DeliveryID, started, body, secrets...)
 
-	defer heartbeatWhileRunning(ctx)()
 	resp, err := a.HTTP.Do(req)
 	if err == nil {
 		rec.StatusCode = resp.StatusCode
@@ -208,9 +221,10 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// log writes the attempt's audit line: ids, outcome, status, latency and
-// key ids; never the payload, the URL or a header value.
-func (a *Activities) log(ctx context.Context, in workflows.AttemptInput, rec workflows.Attempt) {
+// audit writes the attempt's audit line (ids, outcome, status, latency and
+// key ids; never the payload, the URL or a header value) and counts it in
+// the metrics: attempts by endpoint and outcome, and latency.
+func (a *Activities) audit(ctx context.Context, in workflows.AttemptInput, rec workflows.Attempt) {
 	activity.GetLogger(ctx).Info("attempt finished",
 		"audit", true,
 		"delivery_id", in.DeliveryID,
@@ -221,4 +235,7 @@ func (a *Activities) log(ctx context.Context, in workflows.AttemptInput, rec wor
 		"latency_ms", rec.LatencyMS,
 		"key_ids", strings.Join(rec.KeyIDs, " "),
 	)
+	m := activity.GetMetricsHandler(ctx).WithTags(map[string]string{"endpoint": in.EndpointID})
+	m.WithTags(map[string]string{"outcome": string(rec.Outcome)}).Counter(metrics.Attempts).Inc(1)
+	m.Timer(metrics.AttemptLatency).Record(time.Duration(rec.LatencyMS) * time.Millisecond)
 }

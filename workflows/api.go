@@ -89,6 +89,13 @@ type DeliveryInput struct {
 	FirstAttempt int `json:"first_attempt,omitempty"`
 	// ResendOf is the run this one resends, if any.
 	ResendOf string `json:"resend_of,omitempty"`
+	// FirstAttemptLocal makes the run's first attempt a local activity: it
+	// runs in the workflow task's worker, with no activity task round trip,
+	// so a first-try delivery costs fewer server actions and less latency.
+	// Later attempts are ordinary activities. An input field rather than
+	// workflow.GetVersion, which would cost a marker and a search-attribute
+	// upsert per delivery; deliveries started without it replay unchanged.
+	FirstAttemptLocal bool `json:"first_attempt_local,omitempty"`
 }
 
 // Action is an operator's signal or update, as the workflow received it.

@@ -11,6 +11,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/hookrelay/hookrelay/metrics"
 )
 
 const (
@@ -233,20 +235,31 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 	defer func() { d.inFlight = 0 }()
 
 	actCtx, cancelActivity := workflow.WithCancel(ctx)
-	actCtx = workflow.WithActivityOptions(actCtx, workflow.ActivityOptions{
-		StartToCloseTimeout: d.in.Timeout + attemptTimeoutMargin,
-		HeartbeatTimeout:    attemptHeartbeatTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
-		Summary:             fmt.Sprintf("POST attempt %d", n),
-	})
-	started := workflow.Now(ctx)
-	fut := workflow.ExecuteActivity(actCtx, AttemptActivityName, AttemptInput{
+	in := AttemptInput{
 		DeliveryID: d.state.WorkflowID,
 		EndpointID: d.in.EndpointID,
 		Attempt:    n,
 		EventName:  d.in.EventName,
 		Payload:    d.in.Payload,
-	})
+	}
+	started := workflow.Now(ctx)
+	var fut workflow.Future
+	if d.in.FirstAttemptLocal && n == max(d.in.FirstAttempt, 1) {
+		// A local activity is cancelled in-process, needs no heartbeat, and
+		// a lost worker's attempt is retried with the workflow task.
+		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(actCtx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: d.in.Timeout + attemptTimeoutMargin,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+			Summary:             fmt.Sprintf("POST attempt %d (local)", n),
+		}), AttemptActivityName, in)
+	} else {
+		fut = workflow.ExecuteActivity(workflow.WithActivityOptions(actCtx, workflow.ActivityOptions{
+			StartToCloseTimeout: d.in.Timeout + attemptTimeoutMargin,
+			HeartbeatTimeout:    attemptHeartbeatTimeout,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+			Summary:             fmt.Sprintf("POST attempt %d", n),
+		}), AttemptActivityName, in)
+	}
 	if err := workflow.Await(ctx, func() bool { return fut.IsReady() || d.cancelReq != nil }); err != nil {
 		d.onTemporalCancel(ctx)
 	}
@@ -304,6 +317,9 @@ func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error)
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	d.setStatus(ctx, s)
 	d.showDetails(ctx)
+	// The SDK's handler records nothing while replaying, so each delivery counts once.
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"endpoint": d.in.EndpointID, "status": string(s)}).
+		Counter(metrics.Deliveries).Inc(1)
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return d.state, fmt.Errorf("wait for update handlers: %w", err)
 	}

@@ -92,6 +92,14 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 			if a := scheduled[attrs.GetScheduledEventId()]; a != nil && a.Outcome == "" {
 				a.Outcome = OutcomeCanceled
 			}
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			a, err := localAttempt(e, dc, max(t.Input.FirstAttempt, 1))
+			if err != nil {
+				return t, fmt.Errorf("event %d: %w", e.GetEventId(), err)
+			}
+			if a != nil {
+				scheduled[e.GetEventId()] = a
+			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 			attrs := e.GetWorkflowExecutionSignaledEventAttributes()
 			act := Action{Name: attrs.GetSignalName(), At: at}
@@ -139,6 +147,36 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 	sort.Slice(t.Attempts, func(i, j int) bool { return t.Attempts[i].Number < t.Attempts[j].Number })
 	return t, nil
 }
+
+// localAttempt reads a local-activity marker recording an attempt (the
+// first of a run started with FirstAttemptLocal, numbered first), or
+// returns nil for any other marker.
+func localAttempt(e *historypb.HistoryEvent, dc converter.DataConverter, first int) (*Attempt, error) {
+	attrs := e.GetMarkerRecordedEventAttributes()
+	if attrs.GetMarkerName() != localActivityMarker {
+		return nil, nil
+	}
+	var data struct{ ActivityType string }
+	if err := decodeFirst(dc, attrs.GetDetails()["data"], &data); err != nil {
+		return nil, fmt.Errorf("local activity marker: %w", err)
+	}
+	if data.ActivityType != AttemptActivityName {
+		return nil, nil
+	}
+	a := &Attempt{Number: first, StartedAt: e.GetEventTime().AsTime()}
+	if f := attrs.GetFailure(); f != nil {
+		a.Outcome, a.Error = OutcomeWorkerError, failureMessage(dc, f)
+		return a, nil
+	}
+	if err := decodeFirst(dc, attrs.GetDetails()["result"], a); err != nil {
+		return nil, fmt.Errorf("local attempt result: %w", err)
+	}
+	a.Number = first
+	return a, nil
+}
+
+// localActivityMarker names the markers the Go SDK records local activities with.
+const localActivityMarker = "LocalActivity"
 
 // failureMessage reads a failure's message, which the codec encrypts along
 // with its stack trace; decoding works on a copy, leaving the event as fetched.

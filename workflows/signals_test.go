@@ -245,3 +245,36 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstAttemptLocalThenOrdinary(t *testing.T) {
+	var local []bool
+	r := newSignalRun(t, func(ctx context.Context, in AttemptInput) (Attempt, error) {
+		local = append(local, activity.GetInfo(ctx).IsLocalActivity)
+		return respond(500, 500, 200)(ctx, in)
+	})
+	in := testInput(time.Second, time.Second)
+	in.FirstAttemptLocal = true
+	st, _ := r.execute(t, in)
+	// respond is rebuilt per call, so each answers 500: three failed attempts.
+	if len(local) != 3 || !local[0] || local[1] || local[2] || st.Status != StatusFailed || st.Attempts[0].Number != 1 {
+		t.Fatalf("local per attempt %v, state %+v", local, st)
+	}
+}
+
+func TestCancelDuringALocalFirstAttempt(t *testing.T) {
+	r := newSignalRun(t, func(ctx context.Context, in AttemptInput) (Attempt, error) {
+		select {
+		case <-ctx.Done():
+			return Attempt{}, ctx.Err()
+		case <-time.After(2 * time.Second):
+			return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
+		}
+	})
+	r.at(200*time.Millisecond, func() { r.env.SignalWorkflow(CancelSignal, "stop") })
+	in := testInput(time.Hour)
+	in.FirstAttemptLocal = true
+	st, _ := r.execute(t, in)
+	if st.Status != StatusCanceled || st.Attempts[0].Outcome != OutcomeCanceled {
+		t.Fatalf("state = %+v", st)
+	}
+}

@@ -1,0 +1,107 @@
+// Package metrics exposes Prometheus metrics: the Temporal SDK's, through
+// its tally handler, and hookrelay's own, which workflows and activities
+// record through the same handler (so workflow metrics skip replays):
+//
+//	hookrelay_attempts_total{endpoint, outcome}   attempts by outcome and endpoint
+//	hookrelay_attempt_latency_seconds{endpoint}   attempt latency histogram
+//	hookrelay_deliveries_total{endpoint, status}  deliveries by final status
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	prom "github.com/prometheus/client_golang/prometheus"
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
+	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
+)
+
+// Names of hookrelay's own metrics, before the Prometheus suffixes
+// (_total for counters, _seconds for timers) the naming scope adds.
+const (
+	Attempts       = "hookrelay_attempts"
+	AttemptLatency = "hookrelay_attempt_latency"
+	Deliveries     = "hookrelay_deliveries"
+)
+
+// latencyBuckets suit webhook POSTs: from a fast loopback answer to the 5m timeout cap.
+var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30, 60, 300}
+
+// sanitize is the SDK's Prometheus sanitizing, but label values keep '-'
+// and '.', so endpoint ids such as "acme-eu" stay readable.
+var sanitize = tally.SanitizeOptions{
+	NameCharacters:       sdktally.PrometheusSanitizeOptions.NameCharacters,
+	KeyCharacters:        sdktally.PrometheusSanitizeOptions.KeyCharacters,
+	ValueCharacters:      tally.ValidCharacters{Ranges: tally.AlphanumericRange, Characters: []rune{'_', '-', '.'}},
+	ReplacementCharacter: tally.DefaultReplacementCharacter,
+}
+
+// Registry holds the metrics of one process.
+type Registry struct {
+	handler  client.MetricsHandler
+	reporter tallyprom.Reporter
+	closer   io.Closer
+}
+
+// New returns a registry reporting every second to its own Prometheus registry.
+func New() *Registry {
+	reg := prom.NewRegistry()
+	reporter := tallyprom.NewReporter(tallyprom.Options{
+		Registerer:              reg,
+		Gatherer:                reg,
+		DefaultTimerType:        tallyprom.HistogramTimerType,
+		DefaultHistogramBuckets: latencyBuckets,
+	})
+	scope, closer := tally.NewRootScope(tally.ScopeOptions{
+		CachedReporter:  reporter,
+		Separator:       tallyprom.DefaultSeparator,
+		SanitizeOptions: &sanitize,
+	}, time.Second)
+	return &Registry{
+		handler:  sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
+		reporter: reporter,
+		closer:   closer,
+	}
+}
+
+// Handler is the SDK metrics handler to put in client.Options.
+func (r *Registry) Handler() client.MetricsHandler { return r.handler }
+
+// Close flushes and stops reporting.
+func (r *Registry) Close() error { return r.closer.Close() }
+
+// Serve serves GET /metrics and GET /healthz on addr until ctx is done.
+// It returns once listening, with the address it listens on.
+func (r *Registry) Serve(ctx context.Context, addr string, logger *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("--metrics-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", r.reporter.HTTPHandler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "error", err.Error())
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdownCtx)
+	}()
+	return ln.Addr().String(), nil
+}
