@@ -52,6 +52,9 @@ type Options struct {
 	// explicitly: health information must not reach Temporal in plain text
 	// by accident of a missing flag.
 	InsecurePlaintext bool
+	// MetricsHandler receives the SDK's metrics, and hookrelay's own that
+	// workflows and activities record through it; nil records none.
+	MetricsHandler client.MetricsHandler
 }
 
 // AddFlags adds --temporal-address, --namespace, --task-queue and
@@ -166,10 +169,11 @@ func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
 		return client.Options{}, err
 	}
 	copts := client.Options{
-		HostPort:      o.Address,
-		Namespace:     o.Namespace,
-		DataConverter: dc,
-		Logger:        sdklog.NewStructuredLogger(logger),
+		HostPort:       o.Address,
+		Namespace:      o.Namespace,
+		DataConverter:  dc,
+		Logger:         sdklog.NewStructuredLogger(logger),
+		MetricsHandler: o.MetricsHandler,
 	}
 	if !o.InsecurePlaintext {
 		copts.FailureConverter = failureConverter(dc)

@@ -13,15 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/pflag"
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/hookrelay/hookrelay/activities"
-	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/netguard"
+	"github.com/hookrelay/hookrelay/deliveryworker"
+	"github.com/hookrelay/hookrelay/metrics"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/version"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -46,11 +42,10 @@ func run(ctx context.Context, args []string) error {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
 	var conn temporalclient.Options
 	conn.AddFlags(fs)
+	var opts deliveryworker.Options
+	opts.AddFlags(fs)
 	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
-	stopTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight attempts may take to finish")
-	allowCIDRs := fs.StringArray("allow-cidr", nil, "admit this otherwise refused range, such as 127.0.0.0/8 for local testing (repeatable)")
-	httpsOnly := fs.Bool("https-only", false, "refuse endpoints with plain http URLs")
-	useEnvProxy := fs.Bool("use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
+	metricsListen := fs.String("metrics-listen", os.Getenv("HOOKRELAY_METRICS_LISTEN"), "serve Prometheus GET /metrics and GET /healthz on this address (env HOOKRELAY_METRICS_LISTEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,30 +55,28 @@ func run(ctx context.Context, args []string) error {
 	if *endpointsPath == "" {
 		return errors.New("--endpoints: required (or set HOOKRELAY_ENDPOINTS)")
 	}
-	if *stopTimeout <= 0 {
-		return errors.New("--shutdown-timeout: must be positive")
-	}
-	allow, err := netguard.ParseCIDRs(*allowCIDRs)
-	if err != nil {
-		return fmt.Errorf("--allow-cidr: %w", err)
+	if err := opts.Validate(); err != nil {
+		return err
 	}
 	if err := conn.Validate(); err != nil {
 		return err
 	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	var endpointRules []endpoint.Option
-	if *httpsOnly {
-		endpointRules = append(endpointRules, endpoint.HTTPSOnly())
-	}
-	endpoints, err := endpoint.OpenFile(*endpointsPath, endpointRules...)
+	endpoints, err := opts.OpenEndpoints(*endpointsPath, logger)
 	if err != nil {
 		return err
 	}
-	if err := endpoints.Config().CheckSecrets(); err != nil {
-		return fmt.Errorf("endpoints file %s: %w", *endpointsPath, err)
+	if *metricsListen != "" {
+		reg := metrics.New()
+		defer reg.Close()
+		addr, err := reg.Serve(ctx, *metricsListen, logger)
+		if err != nil {
+			return err
+		}
+		conn.MetricsHandler = reg.Handler()
+		logger.Info("metrics serving", "addr", addr)
 	}
-	endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
 
 	c, err := temporalclient.Dial(ctx, conn, logger)
 	if err != nil {
@@ -93,19 +86,19 @@ func run(ctx context.Context, args []string) error {
 	if err := temporalclient.EnsureSearchAttributes(ctx, c, conn.Namespace, workflows.SearchAttributes); err != nil {
 		return err
 	}
-
-	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: *useEnvProxy})
-	w := worker.New(c, conn.TaskQueue, worker.Options{WorkerStopTimeout: *stopTimeout})
-	workflows.Register(w)
-	w.RegisterActivityWithOptions(activities.New(endpoints, httpClient).Attempt, activity.RegisterOptions{Name: workflows.AttemptActivityName})
+	w, err := deliveryworker.New(c, conn.TaskQueue, endpoints, opts)
+	if err != nil {
+		return err
+	}
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker started", "version", version.String(), "task_queue", conn.TaskQueue,
 		"namespace", conn.Namespace, "endpoints", len(endpoints.Config().Endpoints), "pid", os.Getpid(),
-		"encrypted", !conn.InsecurePlaintext, "allow_cidr", *allowCIDRs, "https_only", *httpsOnly, "use_env_proxy", *useEnvProxy)
+		"encrypted", !conn.InsecurePlaintext, "allow_cidr", opts.AllowCIDRs, "https_only", opts.HTTPSOnly, "use_env_proxy", opts.UseEnvProxy,
+		"max_concurrent_attempts", opts.MaxConcurrentAttempts, "pollers", opts.Pollers, "attempts_per_second", opts.AttemptsPerSecond)
 	<-ctx.Done()
-	logger.Info("worker stopping: no new work; in-flight attempts may finish", "shutdown_timeout", stopTimeout.String())
+	logger.Info("worker stopping: no new work; in-flight attempts may finish", "shutdown_timeout", opts.ShutdownTimeout.String())
 	w.Stop()
 	logger.Info("worker stopped")
 	return nil

@@ -125,6 +125,8 @@ func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event
 		Payload:       ev.Payload,
 		RetrySchedule: ep.RetrySchedule,
 		Timeout:       ep.Timeout,
+		// The fast path: the first attempt runs in the workflow task.
+		FirstAttemptLocal: true,
 	}
 	opts := c.startOptions(id, in)
 	// A workflow ID is never reused by send: the same event again is a duplicate,
