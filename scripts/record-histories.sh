@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Records the workflow histories the replay test replays (workflows/testdata/),
 # from a throwaway dev server, worker and example receiver, with fake events.
-# Run it after a deliberate change to DeliveryWorkflow has been guarded with
-# workflow.GetVersion: ADD the new histories; keep the old ones, which
-# running workflows may still have.
+# Run it after a deliberate change to DeliveryWorkflow has been guarded (with
+# workflow.GetVersion or an input flag): it ADDS histories named with TAG;
+# keep the old ones, which running workflows may still have.
+#   scripts/record-histories.sh TAG
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tag=${1:?usage: scripts/record-histories.sh TAG (names the new files, e.g. local-first)}
 make -s tools build
 dir=$(mktemp -d)
 port=7399 rport=9399
@@ -33,6 +35,8 @@ for _ in $(seq 1 120); do grep -q '"worker started"' "$dir/worker.log" && break;
 ids=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/delivered.json --output json |
   sed -E 's/.*"workflow_id":"([^"]+)".*/\1/')
 parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep '^ok:' <<<"$ids")
+first=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/opened.json --output json |
+  sed -E 's/.*"workflow_id":"([^"]+)".*/\1/' | grep '^ok:')
 starter() { bin/starter "$@" --insecure-plaintext; }
 wait_status() { for _ in $(seq 1 120); do starter status "$1" --output json | grep -q "\"status\":\"$2\"" && return; sleep 0.5; done; echo "record: $1 never reached $2" >&2; exit 1; }
 wait_status "$parked" retrying
@@ -44,6 +48,8 @@ starter resend "$ok" >/dev/null
 wait_status "$ok" delivered
 
 show() { bin/temporal workflow show --workflow-id "$1" --output json > "workflows/testdata/$2"; echo "recorded workflows/testdata/$2"; }
-show "$parked" delivery_canceled_history.json
-show "$flaky" delivery_retry_now_history.json
-show "$ok" delivery_resent_history.json
+wait_status "$first" delivered
+show "$parked" "delivery_canceled_${tag}_history.json"
+show "$flaky" "delivery_retry_now_${tag}_history.json"
+show "$ok" "delivery_resent_${tag}_history.json"
+show "$first" "delivery_first_try_${tag}_history.json"

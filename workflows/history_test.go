@@ -93,3 +93,17 @@ func TestFailureMessageIsDecrypted(t *testing.T) {
 		t.Fatalf("failureMessage = %q", got)
 	}
 }
+
+// A first attempt run as a local activity is a marker in history; the
+// timeline reads it like an activity's result.
+func TestTimelineReadsLocalFirstAttempts(t *testing.T) {
+	first := loadTimeline(t, "testdata/delivery_first_try_local-first_history.json")
+	if !first.Input.FirstAttemptLocal || first.Result.Status != StatusDelivered || len(first.Attempts) != 1 ||
+		!reflect.DeepEqual(first.Attempts, first.Result.Attempts) {
+		t.Fatalf("first try: %+v", first)
+	}
+	retried := loadTimeline(t, "testdata/delivery_retry_now_local-first_history.json")
+	if len(retried.Attempts) != 2 || !reflect.DeepEqual(retried.Attempts, retried.Result.Attempts) {
+		t.Fatalf("local then ordinary attempt:\n%+v\nresult:\n%+v", retried.Attempts, retried.Result.Attempts)
+	}
+}
