@@ -5,7 +5,6 @@
 package deliveryworker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -33,21 +32,25 @@ type Options struct {
 	Pollers               int
 	AttemptsPerSecond     float64
 
-	envErr error // an environment fallback that did not parse, reported by Validate
+	envErr error  // an environment fallback that did not parse, reported by Validate
+	prefix string // of the flag names, for messages
 }
 
-// AddFlags adds the worker's flags, the knobs with environment fallbacks.
-func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight attempts may take to finish")
-	fs.StringArrayVar(&o.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range, such as 127.0.0.0/8 for local testing (repeatable)")
-	fs.BoolVar(&o.HTTPSOnly, "https-only", false, "refuse endpoints with plain http URLs")
-	fs.BoolVar(&o.UseEnvProxy, "use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
-	fs.IntVar(&o.MaxConcurrentAttempts, "max-concurrent-attempts", o.envInt("HOOKRELAY_MAX_CONCURRENT_ATTEMPTS"),
+// AddFlags adds the worker's flags, each name prefixed with prefix ("" for
+// the worker command, "worker-" where a worker is hosted beside other flags);
+// the knobs fall back to their environment variables either way.
+func (o *Options) AddFlags(fs *pflag.FlagSet, prefix string) {
+	fs.DurationVar(&o.ShutdownTimeout, prefix+"shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight attempts may take to finish")
+	fs.StringArrayVar(&o.AllowCIDRs, prefix+"allow-cidr", nil, "admit this otherwise refused range, such as 127.0.0.0/8 for local testing (repeatable)")
+	fs.BoolVar(&o.HTTPSOnly, prefix+"https-only", false, "refuse endpoints with plain http URLs")
+	fs.BoolVar(&o.UseEnvProxy, prefix+"use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
+	fs.IntVar(&o.MaxConcurrentAttempts, prefix+"max-concurrent-attempts", o.envInt("HOOKRELAY_MAX_CONCURRENT_ATTEMPTS"),
 		"attempts this worker runs at once, ordinary and local each (env HOOKRELAY_MAX_CONCURRENT_ATTEMPTS; 0: the SDK's 1000)")
-	fs.IntVar(&o.Pollers, "pollers", o.envInt("HOOKRELAY_POLLERS"),
+	fs.IntVar(&o.Pollers, prefix+"pollers", o.envInt("HOOKRELAY_POLLERS"),
 		"concurrent long polls for workflow tasks and for activity tasks each (env HOOKRELAY_POLLERS; 0: the SDK's 2)")
-	fs.Float64Var(&o.AttemptsPerSecond, "attempts-per-second", o.envFloat("HOOKRELAY_ATTEMPTS_PER_SECOND"),
+	fs.Float64Var(&o.AttemptsPerSecond, prefix+"attempts-per-second", o.envFloat("HOOKRELAY_ATTEMPTS_PER_SECOND"),
 		"at most this many attempts a second from this worker (env HOOKRELAY_ATTEMPTS_PER_SECOND; 0: unlimited)")
+	o.prefix = prefix
 }
 
 func (o *Options) envInt(name string) int {
@@ -80,16 +83,16 @@ func (o Options) Validate() error {
 	case o.envErr != nil:
 		return o.envErr
 	case o.ShutdownTimeout <= 0:
-		return errors.New("--shutdown-timeout: must be positive")
+		return fmt.Errorf("--%sshutdown-timeout: must be positive", o.prefix)
 	case o.MaxConcurrentAttempts < 0:
-		return fmt.Errorf("--max-concurrent-attempts: %d must not be negative", o.MaxConcurrentAttempts)
+		return fmt.Errorf("--%smax-concurrent-attempts: %d must not be negative", o.prefix, o.MaxConcurrentAttempts)
 	case o.Pollers < 0:
-		return fmt.Errorf("--pollers: %d must not be negative", o.Pollers)
+		return fmt.Errorf("--%spollers: %d must not be negative", o.prefix, o.Pollers)
 	case o.AttemptsPerSecond < 0:
-		return fmt.Errorf("--attempts-per-second: %g must not be negative", o.AttemptsPerSecond)
+		return fmt.Errorf("--%sattempts-per-second: %g must not be negative", o.prefix, o.AttemptsPerSecond)
 	}
 	if _, err := netguard.ParseCIDRs(o.AllowCIDRs); err != nil {
-		return fmt.Errorf("--allow-cidr: %w", err)
+		return fmt.Errorf("--%sallow-cidr: %w", o.prefix, err)
 	}
 	return nil
 }
@@ -117,7 +120,7 @@ func (o Options) OpenEndpoints(path string, logger *slog.Logger) (*endpoint.File
 func New(c client.Client, taskQueue string, endpoints activities.Endpoints, o Options) (worker.Worker, error) {
 	allow, err := netguard.ParseCIDRs(o.AllowCIDRs)
 	if err != nil {
-		return nil, fmt.Errorf("--allow-cidr: %w", err)
+		return nil, fmt.Errorf("--%sallow-cidr: %w", o.prefix, err)
 	}
 	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy})
 	w := worker.New(c, taskQueue, worker.Options{

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookrelay/hookrelay/deliveryworker"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/starter/deliveries"
@@ -194,6 +195,10 @@ func serve(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", ingest.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", ingest.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", ingest.DefaultShutdownTimeout, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
+	hostWorker := fs.Bool("worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+
+		"the first workflow task, and with it the first attempt, runs here without a server round trip")
+	var workerOpts deliveryworker.Options
+	workerOpts.AddFlags(fs, "worker-")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
@@ -209,6 +214,9 @@ func serve(ctx context.Context, args []string) error {
 	if err := conn.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", err, errUsage)
 	}
+	if err := workerOpts.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", err, errUsage)
+	}
 	token, err := apiToken(*tokenFile, *noAuth)
 	if err != nil {
 		return err
@@ -219,11 +227,16 @@ func serve(ctx context.Context, args []string) error {
 	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	endpoints, err := endpoint.OpenFile(*endpointsPath)
+	// Only a hosted worker signs, so only then must every secret resolve here.
+	var endpoints *endpoint.File
+	if *hostWorker {
+		endpoints, err = workerOpts.OpenEndpoints(*endpointsPath, logger)
+	} else if endpoints, err = endpoint.OpenFile(*endpointsPath); err == nil {
+		endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
+	}
 	if err != nil {
 		return err
 	}
-	endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
 	tc, err := temporalclient.DialLazy(conn, logger)
 	if err != nil {
 		return err
@@ -233,7 +246,24 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Deliveries = &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: conn.TaskQueue, DataConverter: dc}
+	cfg.Deliveries = &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: conn.TaskQueue, DataConverter: dc, EagerStart: *hostWorker}
+	if *hostWorker {
+		// Like the worker command: a hosted worker needs Temporal at start
+		// and registers the search attributes a bare dev server lacks.
+		if err := temporalclient.EnsureSearchAttributes(ctx, tc, conn.Namespace, workflows.SearchAttributes); err != nil {
+			return err
+		}
+		w, err := deliveryworker.New(tc, conn.TaskQueue, endpoints, workerOpts)
+		if err != nil {
+			return err
+		}
+		// Started before serving, stopped after the last request is answered.
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start the hosted worker: %w", err)
+		}
+		defer w.Stop()
+		logger.Info("hosted worker started", "task_queue", conn.TaskQueue, "allow_cidr", workerOpts.AllowCIDRs)
+	}
 	cfg.Logger = logger
 	srv, err := ingest.New(cfg)
 	if err != nil {

@@ -92,6 +92,10 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"bad url", append([]string{"--endpoints", badURL}, key...), []string{`endpoint "acme"`, "url:"}},
 		{"secret env unset", append([]string{"--endpoints", unsetEnv}, key...), []string{`endpoint "acme"`, "HOOKRELAY_TEST_SECRET_NOT_SET is not set"}},
 		{"unknown flag", []string{"--frobnicate"}, []string{"frobnicate"}},
+		{"negative pollers", []string{"--endpoints", badURL, "--pollers", "-1"}, []string{"--pollers", "-1"}},
+		{"negative attempts per second", []string{"--endpoints", badURL, "--attempts-per-second", "-3"}, []string{"--attempts-per-second"}},
+		{"knob from a bad environment value", []string{"--endpoints", badURL, "--env", "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS=lots"}, []string{"HOOKRELAY_MAX_CONCURRENT_ATTEMPTS", "lots"}},
+		{"metrics on a bad address", []string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", ""), "--insecure-plaintext", "--metrics-listen", "nohost"}, []string{"--metrics-listen"}},
 		{"no codec key", []string{"--endpoints", good}, []string{"--codec-key-file: required", "--insecure-plaintext"}},
 		{"key and plaintext", append([]string{"--endpoints", good, "--insecure-plaintext"}, key...), []string{"--insecure-plaintext", "conflicts"}},
 		{"missing key file", []string{"--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, []string{"--codec-key-file", "/nonexistent/codec.key"}},
@@ -102,8 +106,18 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(filepath.Join(binDir, "worker"), tt.args...)
-			cmd.Env = []string{"PATH=/usr/bin:/bin"}
+			// "--env K=V" in a row's args sets an environment variable instead.
+			args, env := []string{}, []string{"PATH=/usr/bin:/bin"}
+			for i := 0; i < len(tt.args); i++ {
+				if tt.args[i] == "--env" {
+					env = append(env, tt.args[i+1])
+					i++
+					continue
+				}
+				args = append(args, tt.args[i])
+			}
+			cmd := exec.Command(filepath.Join(binDir, "worker"), args...)
+			cmd.Env = env
 			out, err := cmd.CombinedOutput()
 			exitErr, ok := err.(*exec.ExitError)
 			if !ok || exitErr.ExitCode() == 0 {

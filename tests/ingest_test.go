@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	enumspb "go.temporal.io/api/enums/v1"
 	"io"
 	"log/slog"
 	"net"
@@ -769,5 +770,42 @@ func TestServeCancelsAndResends(t *testing.T) {
 	}
 	if resp, _ := srv.do(http.MethodPost, "/v1/deliveries/acme:evt_nope/resend", nil, nil); resp.code != http.StatusNotFound {
 		t.Fatalf("resend of an unknown delivery: %d %s", resp.code, resp.body)
+	}
+}
+
+// With --worker, serve runs deliveries itself and starts them eagerly: no
+// other worker runs here, yet every event is delivered, each workflow task by serve.
+func TestServeHostsAWorker(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusOK))
+	endpoints := endpointsFile(t, "acme", rc.URL, "")
+	srv := startServe(t, devServer.FrontendHostPort(), endpoints, "--worker", "--worker-allow-cidr", "127.0.0.0/8")
+
+	var ids []string
+	for i := range 5 {
+		resp, err := srv.post(sampleEvent(event.Delivered, 720+i))
+		a, aerr := accepted(resp)
+		if err != nil || aerr != nil {
+			t.Fatalf("POST: %d %s %v %v\n%s", resp.code, resp.body, err, aerr, srv.log)
+		}
+		ids = append(ids, a.Deliveries[0].WorkflowID)
+	}
+	pid := fmt.Sprintf("%d@", srv.cmd.Process.Pid)
+	for _, id := range ids {
+		if st := result(t, id); st.Status != workflows.StatusDelivered || len(st.Attempts) != 1 {
+			t.Fatalf("%s: %+v", id, st)
+		}
+		it := temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if started := e.GetWorkflowTaskStartedEventAttributes(); started != nil && !strings.HasPrefix(started.GetIdentity(), pid) {
+				t.Fatalf("%s: a workflow task ran on %q, not serve (pid %s)", id, started.GetIdentity(), pid)
+			}
+		}
+	}
+	if n := len(rc.requests()); n != len(ids) {
+		t.Fatalf("receiver got %d requests, want %d", n, len(ids))
 	}
 }

@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string) error {
 	var conn temporalclient.Options
 	conn.AddFlags(fs)
 	var opts deliveryworker.Options
-	opts.AddFlags(fs)
+	opts.AddFlags(fs, "")
 	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
 	metricsListen := fs.String("metrics-listen", os.Getenv("HOOKRELAY_METRICS_LISTEN"), "serve Prometheus GET /metrics and GET /healthz on this address (env HOOKRELAY_METRICS_LISTEN)")
 	if err := fs.Parse(args); err != nil {

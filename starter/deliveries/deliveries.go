@@ -46,6 +46,10 @@ type Client struct {
 	// DataConverter decodes histories; it must match the one Temporal was
 	// dialled with. Nil means the SDK's default.
 	DataConverter converter.DataConverter
+	// EagerStart asks the server to hand a new delivery's first workflow
+	// task straight back to a worker in this process (one must run on
+	// Temporal and TaskQueue), saving a round trip before the first attempt.
+	EagerStart bool
 }
 
 // Endpoints is where Publish finds an event's subscribers: an
@@ -134,6 +138,7 @@ func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
 	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
+	opts.EnableEagerStart = c.EagerStart
 	run, err := c.Temporal.ExecuteWorkflow(ctx, opts, workflows.DeliveryWorkflowName, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
