@@ -31,6 +31,7 @@ type Options struct {
 	MaxConcurrentAttempts int
 	Pollers               int
 	AttemptsPerSecond     float64
+	WorkflowCacheSize     int
 
 	envErr error  // an environment fallback that did not parse, reported by Validate
 	prefix string // of the flag names, for messages
@@ -50,13 +51,23 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, prefix string) {
 		"concurrent long polls for workflow tasks and for activity tasks each (env HOOKRELAY_POLLERS; 0: the SDK's 2)")
 	fs.Float64Var(&o.AttemptsPerSecond, prefix+"attempts-per-second", o.envFloat("HOOKRELAY_ATTEMPTS_PER_SECOND"),
 		"at most this many attempts a second from this worker (env HOOKRELAY_ATTEMPTS_PER_SECOND; 0: unlimited)")
+	fs.IntVar(&o.WorkflowCacheSize, prefix+"workflow-cache-size", o.envIntOr("HOOKRELAY_WORKFLOW_CACHE_SIZE", DefaultWorkflowCacheSize),
+		"workflows kept in memory between tasks (env HOOKRELAY_WORKFLOW_CACHE_SIZE); deliveries parked in backoff beyond it are evicted and replayed when their timer fires")
 	o.prefix = prefix
 }
 
-func (o *Options) envInt(name string) int {
+// DefaultWorkflowCacheSize bounds the sticky cache well below the SDK's
+// 10,000, so tens of thousands of deliveries parked in backoff cost the
+// worker little memory: the server holds their timers, and an evicted
+// delivery is replayed from history (a few events) when its timer fires.
+const DefaultWorkflowCacheSize = 1000
+
+func (o *Options) envInt(name string) int { return o.envIntOr(name, 0) }
+
+func (o *Options) envIntOr(name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
-		return 0
+		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil && o.envErr == nil {
@@ -88,6 +99,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--%smax-concurrent-attempts: %d must not be negative", o.prefix, o.MaxConcurrentAttempts)
 	case o.Pollers < 0:
 		return fmt.Errorf("--%spollers: %d must not be negative", o.prefix, o.Pollers)
+	case o.WorkflowCacheSize < 1:
+		return fmt.Errorf("--%sworkflow-cache-size: %d must be at least 1", o.prefix, o.WorkflowCacheSize)
 	case o.AttemptsPerSecond < 0:
 		return fmt.Errorf("--%sattempts-per-second: %g must not be negative", o.prefix, o.AttemptsPerSecond)
 	}
@@ -122,6 +135,8 @@ func New(c client.Client, taskQueue string, endpoints activities.Endpoints, o Op
 	if err != nil {
 		return nil, fmt.Errorf("--%sallow-cidr: %w", o.prefix, err)
 	}
+	// The SDK's cache is per process; set it before this process's first worker.
+	worker.SetStickyWorkflowCacheSize(o.WorkflowCacheSize)
 	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy})
 	w := worker.New(c, taskQueue, worker.Options{
 		WorkerStopTimeout:                       o.ShutdownTimeout,
