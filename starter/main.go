@@ -317,6 +317,18 @@ func readEvent(path string, stdin io.Reader) ([]byte, error) {
 	return data, nil
 }
 
+// oneID is the single WORKFLOW_ID argument command takes.
+func oneID(fs *pflag.FlagSet, command string) (string, error) {
+	if fs.NArg() != 1 {
+		return "", fmt.Errorf("%s takes one WORKFLOW_ID: %w", command, errUsage)
+	}
+	id := fs.Arg(0)
+	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
+		return "", fmt.Errorf("%w: %w", err, errUsage)
+	}
+	return id, nil
+}
+
 func status(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	fs := newFlags("status", &c)
@@ -324,12 +336,9 @@ func status(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("status takes one WORKFLOW_ID: %w", errUsage)
-	}
-	id := fs.Arg(0)
-	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
-		return fmt.Errorf("%w: %w", err, errUsage)
+	id, err := oneID(fs, "status")
+	if err != nil {
+		return err
 	}
 	dc, closeClient, err := c.client(ctx, nil)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hookrelay/hookrelay/starter/deliveries"
-	"github.com/hookrelay/hookrelay/workflows"
 )
 
 // target is a command's subject: one WORKFLOW_ID, or every delivery a --query matches.
@@ -36,10 +35,9 @@ func (t *target) parse(fs *pflag.FlagSet) error {
 	case t.query == "" && t.yes:
 		return fmt.Errorf("--yes goes with --query: %w", errUsage)
 	case t.query == "":
-		t.id = fs.Arg(0)
-		if _, _, err := workflows.ParseWorkflowID(t.id); err != nil {
-			return fmt.Errorf("%w: %w", err, errUsage)
-		}
+		id, err := oneID(fs, fs.Name())
+		t.id = id
+		return err
 	}
 	return nil
 }
@@ -82,12 +80,9 @@ func retryNow(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("retry-now takes one WORKFLOW_ID: %w", errUsage)
-	}
-	id := fs.Arg(0)
-	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
-		return fmt.Errorf("%w: %w", err, errUsage)
+	id, err := oneID(fs, "retry-now")
+	if err != nil {
+		return err
 	}
 	dc, closeClient, err := c.client(ctx, nil)
 	if err != nil {
