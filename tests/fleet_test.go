@@ -1,13 +1,17 @@
 package tests
 
 // Fleet faults (issue 6, item 4): a worker process killed with SIGKILL in the
-// middle of a run.
+// middle of a run, and the Temporal server restarted while deliveries wait
+// in backoff.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,11 +21,14 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -368,6 +375,180 @@ wait:
 	t.Logf("%d duplicate POSTs, all under their delivery's webhook-id; failed attempts by outcome: %v", duplicates, failedOutcomes)
 }
 
+// Fifty deliveries wait in backoff (their first attempt answered 503, the
+// next one due in 30s) when the dev server, with a file-backed database, is
+// stopped; it is restarted on the same address and database, then the
+// receiver recovers. Every delivery completes delivered in the run it
+// started in, its second attempt no sooner than its timer allowed, and every
+// POST carries its delivery's webhook-id. The worker processes are not
+// restarted: they ride out the outage and reconnect, which the test checks.
+func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
+	const (
+		total      = 50
+		firstDelay = 30 * time.Second
+	)
+	opts := testsuite.DevServerOptions{
+		ClientOptions: &client.Options{HostPort: freeAddr(t)},
+		DBFilename:    filepath.Join(t.TempDir(), "temporal.db"),
+	}
+	ds := startOwnDevServer(t, opts)
+	addr := ds.FrontendHostPort()
+
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(int, http.ResponseWriter) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	// The first delay outlasts parking all fifty and the restart; the later
+	// ones carry a delivery on if its timer fires before the receiver recovers.
+	endpoints := endpointsFile(t, "parked", rc.URL, fmt.Sprintf("    retry_schedule: [%s, 1s, 2s, 5s, 10s, 10s]\n", firstDelay))
+	// Two workers, each to stay up through the outage.
+	workers := []*proc{startWorkerOn(t, addr, endpoints), startWorkerOn(t, addr, endpoints)}
+
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tc, err := temporalclient.DialLazy(temporalclient.Options{Address: addr, Namespace: "default", TaskQueue: taskQueue(t), CodecKeyFile: codecKeyFile}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	cfg, err := endpoint.Load(endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := &deliveries.Client{Temporal: tc, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
+	bodies := make([]string, total)
+	for i := range bodies {
+		bodies[i] = sampleEvent(event.Names[i%len(event.Names)], 80_000+i)
+	}
+	runs, err := publishAll(dc, bodies, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retrying := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'retrying'", taskQueue(t))
+	eventually(t, time.Minute, fmt.Sprintf("%d deliveries waiting in backoff", total), func() bool {
+		n, err := count(ds.Client(), retrying)
+		return err == nil && n == total
+	})
+	parked := rc.requests()
+	perDelivery := map[string]int{}
+	for _, r := range parked {
+		if perDelivery[r.ID]++; r.Status != http.StatusServiceUnavailable || perDelivery[r.ID] > 1 {
+			t.Fatalf("while parking, the receiver answered %v, want 503s only, at most one per delivery", statuses(parked))
+		}
+	}
+
+	pollFailuresBefore := []int{pollFailures(workers[0]), pollFailures(workers[1])}
+	stopAt := time.Now()
+	if err := ds.Stop(); err != nil {
+		t.Logf("dev server stop: %v", err)
+	}
+	stoppedIn := time.Since(stopAt)
+	// Restart only once both workers have seen the outage: a poll failed.
+	eventually(t, time.Minute, "both workers to fail a poll", func() bool {
+		return pollFailures(workers[0]) > pollFailuresBefore[0] && pollFailures(workers[1]) > pollFailuresBefore[1]
+	})
+	ds = startOwnDevServer(t, opts) // same address, same database
+	restartedAt := time.Now()
+
+	// The workers were not restarted: each is still running and polls the
+	// restarted server (pollers are in-memory server state, so any listed
+	// now have polled since the restart; the SDK names them "<pid>@host@").
+	for _, w := range workers {
+		select {
+		case err := <-w.done:
+			t.Fatalf("worker pid %d exited during the outage: %v\n%s", w.cmd.Process.Pid, err, w.log)
+		default:
+		}
+	}
+	eventually(t, time.Minute, "both workers to poll the restarted server", func() bool {
+		for _, tqType := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+			resp, err := ds.Client().DescribeTaskQueue(context.Background(), taskQueue(t), tqType)
+			if err != nil {
+				return false
+			}
+			for _, w := range workers {
+				pid := strconv.Itoa(w.cmd.Process.Pid) + "@"
+				if !slices.ContainsFunc(resp.GetPollers(), func(p *taskqueuepb.PollerInfo) bool { return strings.HasPrefix(p.GetIdentity(), pid) }) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	reconnectedIn := time.Since(restartedAt)
+	auditedBefore := workers[0].attempts() + workers[1].attempts()
+	healthy.Store(true)
+
+	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
+	eventually(t, 2*time.Minute, fmt.Sprintf("%d deliveries delivered after the restart", total), func() bool {
+		n, err := count(ds.Client(), delivered)
+		return err == nil && n == total
+	})
+	allDoneAt := time.Now()
+	if n, err := count(ds.Client(), fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
+		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, total)
+	}
+
+	states := results(t, tc, runs) // each in the run Publish started
+	reqs := byWebhookID(t, runs, rc)
+	var (
+		waits        []time.Duration // from each first attempt to the second
+		workerErrors []string        // attempts that failed as worker_error: none expected
+	)
+	for id, st := range states {
+		first, last := st.Attempts[0], st.Attempts[len(st.Attempts)-1]
+		switch {
+		case st.Status != workflows.StatusDelivered || last.Outcome != workflows.OutcomeDelivered:
+			t.Fatalf("delivery %s: status %s, last attempt %+v\n%s", id, st.Status, last, historyOutline(tc, id, runs[id]))
+		case len(st.Attempts) < 2 || !first.StartedAt.Before(stopAt) || !last.StartedAt.After(stopAt):
+			t.Fatalf("delivery %s: attempts %+v, want the first before the stop at %s and the delivered one after\n%s",
+				id, st.Attempts, stopAt.Format(time.RFC3339Nano), historyOutline(tc, id, runs[id]))
+		}
+		// The second attempt waited for the durable timer: a restart does not
+		// fire it early, nor lose it.
+		wait := st.Attempts[1].StartedAt.Sub(first.StartedAt)
+		if wait < firstDelay {
+			t.Fatalf("delivery %s: second attempt %s after the first, before its %s timer", id, wait, firstDelay)
+		}
+		waits = append(waits, wait)
+		got := reqs[id]
+		if len(got) == 0 || len(got) > len(st.Attempts) || got[len(got)-1].Status != http.StatusOK {
+			t.Fatalf("delivery %s: POSTs answered %v for %d attempts, want a 200 last and at most one POST per attempt", id, statuses(got), len(st.Attempts))
+		}
+		for _, a := range st.Attempts {
+			if a.Outcome == workflows.OutcomeWorkerError {
+				workerErrors = append(workerErrors, fmt.Sprintf("%s attempt %d (%s after the stop): %s\n%s  the workers logged:\n%s",
+					id, a.Number, a.StartedAt.Sub(stopAt).Round(time.Millisecond), a.Error, historyOutline(tc, id, runs[id]), logLinesAbout(id, workers...)))
+			}
+		}
+	}
+	// A worker_error is a lost attempt, retried like any failure; this test
+	// kills no worker, so one here is worth a look, but not a failure.
+	for _, e := range workerErrors {
+		t.Logf("worker_error: %s", e)
+	}
+	if audited := workers[0].attempts() + workers[1].attempts(); audited-auditedBefore < total {
+		t.Fatalf("the workers audited %d attempts after the restart, want at least %d", audited-auditedBefore, total)
+	}
+	slices.Sort(waits)
+	t.Logf("%d deliveries parked (%d POSTs, all 503) when the server stopped; stop took %s; restarted %s after the stop, once both workers had failed a poll; both polling again %s after the restart",
+		total, len(parked), stoppedIn.Round(time.Millisecond), restartedAt.Sub(stopAt).Round(time.Millisecond), reconnectedIn.Round(time.Millisecond))
+	t.Logf("all delivered %s after the restart; first to second attempt %s to %s (timer %s); %d POSTs in all",
+		allDoneAt.Sub(restartedAt).Round(time.Millisecond), waits[0].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond), firstDelay, len(rc.requests()))
+	for _, w := range workers {
+		if err := w.stop(30 * time.Second); err != nil {
+			t.Fatalf("worker pid %d after the outage: %v\n%s", w.cmd.Process.Pid, err, w.log)
+		}
+	}
+}
+
+// pollFailures counts the SDK's warnings that a poll failed in w's log.
+func pollFailures(w *proc) int {
+	return strings.Count(w.log.String(), `"msg":"Failed to poll for task."`)
+}
+
 // attemptWorker names the worker that started attempt n of a run: the
 // identity on the run's n-th ActivityTaskStarted event (the SDK's default,
 // "<pid>@<host>@"). Every attempt here is one started activity, numbered from 1.
@@ -399,4 +580,42 @@ func logLinesAbout(id string, ws ...*proc) string {
 		}
 	}
 	return b.String()
+}
+
+// historyOutline lists a workflow run's events, their times and, for tasks,
+// the worker that started them or the timeout that ended them: enough to see
+// where an attempt was lost. It shows no payload.
+func historyOutline(c client.Client, id, runID string) string {
+	var b strings.Builder
+	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			fmt.Fprintf(&b, "  history: %v\n", err)
+			break
+		}
+		fmt.Fprintf(&b, "  %s %s", e.GetEventTime().AsTime().Format("15:04:05.000"), e.GetEventType())
+		switch {
+		case e.GetWorkflowTaskScheduledEventAttributes() != nil:
+			fmt.Fprintf(&b, " on %s", e.GetWorkflowTaskScheduledEventAttributes().GetTaskQueue().GetKind())
+		case e.GetWorkflowTaskStartedEventAttributes() != nil:
+			fmt.Fprintf(&b, " by %s", e.GetWorkflowTaskStartedEventAttributes().GetIdentity())
+		case e.GetWorkflowTaskTimedOutEventAttributes() != nil:
+			fmt.Fprintf(&b, " (%s)", e.GetWorkflowTaskTimedOutEventAttributes().GetTimeoutType())
+		case e.GetActivityTaskStartedEventAttributes() != nil:
+			fmt.Fprintf(&b, " by %s", e.GetActivityTaskStartedEventAttributes().GetIdentity())
+		case e.GetActivityTaskTimedOutEventAttributes() != nil:
+			fmt.Fprintf(&b, " (%s)", e.GetActivityTaskTimedOutEventAttributes().GetFailure().GetTimeoutFailureInfo().GetTimeoutType())
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func statuses(rs []received) []int {
+	var out []int
+	for _, r := range rs {
+		out = append(out, r.Status)
+	}
+	return out
 }
