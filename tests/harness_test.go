@@ -363,6 +363,27 @@ func (w *proc) stop(timeout time.Duration) error {
 	}
 }
 
+// kill sends SIGKILL, as a crash or the OOM killer would: no shutdown, no
+// last word to Temporal. It waits until the process is gone.
+func (w *proc) kill(timeout time.Duration) error {
+	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return fmt.Errorf("signal: %w", err)
+	}
+	select {
+	case err := <-w.done:
+		exitErr, ok := err.(*exec.ExitError)
+		if !ok {
+			return fmt.Errorf("exit after SIGKILL: %v, want killed by the signal", err)
+		}
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			return fmt.Errorf("exit after SIGKILL: %v, want killed by the signal", err)
+		}
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("still running %s after SIGKILL", timeout)
+	}
+}
+
 // attempts counts the attempts this worker made, from its audit lines.
 func (w *proc) attempts() int {
 	return strings.Count(w.log.String(), `"msg":"attempt finished"`)

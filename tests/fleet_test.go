@@ -1,0 +1,621 @@
+package tests
+
+// Fleet faults (issue 6, item 4): a worker process killed with SIGKILL in the
+// middle of a run, and the Temporal server restarted while deliveries wait
+// in backoff.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/temporalclient"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// publishAll publishes one event per body through the deliveries library
+// from submitters goroutines, and returns each delivery's run ID by workflow
+// ID. Every event must start exactly one new delivery. It never calls t.Fatal,
+// so it may run in its own goroutine.
+func publishAll(dc *deliveries.Client, bodies []string, submitters int) (map[string]string, error) {
+	var (
+		mu   sync.Mutex
+		runs = map[string]string{}
+		errs []error
+		wg   sync.WaitGroup
+		next = make(chan string)
+	)
+	for range submitters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for body := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				started, err := dc.PublishJSON(ctx, []byte(body))
+				cancel()
+				mu.Lock()
+				switch {
+				case err != nil:
+					errs = append(errs, err)
+				case len(started) != 1 || started[0].Duplicate || started[0].RunID == "":
+					errs = append(errs, fmt.Errorf("published %+v, want one new delivery", started))
+				default:
+					runs[started[0].WorkflowID] = started[0].RunID
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, b := range bodies {
+		next <- b
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		return runs, fmt.Errorf("%d events not published, first: %w", len(errs), errs[0])
+	}
+	if len(runs) != len(bodies) {
+		return runs, fmt.Errorf("%d distinct deliveries for %d events", len(runs), len(bodies))
+	}
+	return runs, nil
+}
+
+// results fetches every delivery's result (the run in runs) through c, which
+// must decrypt with this run's key, from a few goroutines.
+func results(t *testing.T, c client.Client, runs map[string]string) map[string]workflows.DeliveryState {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		out  = map[string]workflows.DeliveryState{}
+		errs []error
+		wg   sync.WaitGroup
+		next = make(chan string)
+	)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				var st workflows.DeliveryState
+				err := c.GetWorkflow(ctx, id, runs[id]).Get(ctx, &st)
+				cancel()
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("delivery %s: %w", id, err))
+				} else {
+					out[id] = st
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for id := range runs {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d results not read, first: %v", len(errs), errs[0])
+	}
+	return out
+}
+
+// byWebhookID groups the requests of rcs by webhook-id, failing on any
+// request whose signature did not verify or whose webhook-id is not one of
+// ids: every POST must be one of these deliveries, under its own identity.
+func byWebhookID(t *testing.T, ids map[string]string, rcs ...*receiver) map[string][]received {
+	t.Helper()
+	out := map[string][]received{}
+	for _, rc := range rcs {
+		for _, r := range rc.requests() {
+			if r.VerifyErr != nil {
+				t.Fatalf("a request with webhook-id %q did not verify: %v", r.ID, r.VerifyErr)
+			}
+			if _, ok := ids[r.ID]; !ok {
+				t.Fatalf("a request with webhook-id %q, which is no delivery of this test", r.ID)
+			}
+			out[r.ID] = append(out[r.ID], r)
+		}
+	}
+	return out
+}
+
+// lastAttemptEnd is when a delivery's last attempt ended, by the workflow's clock.
+func lastAttemptEnd(st workflows.DeliveryState) time.Time {
+	a := st.Attempts[len(st.Attempts)-1]
+	return a.StartedAt.Add(time.Duration(a.LatencyMS) * time.Millisecond)
+}
+
+// Three worker processes share 1,000 deliveries to receivers that take
+// 200 ms per request. Once 200 requests have been answered, one worker is
+// killed with SIGKILL while the receiver holds one of its requests (so the
+// kill certainly lands on an attempt in flight). Every delivery still
+// arrives and completes delivered; every POST is one of the 1,000 deliveries
+// under its own webhook-id; a delivery POSTed more than once recorded an
+// attempt for each POST, so the receiver can dedupe and the audit trail
+// explains every duplicate.
+func TestFleetSurvivesAWorkerKilled(t *testing.T) {
+	const (
+		total         = 1000
+		submitters    = 20
+		killMark      = 200 // requests answered before the kill: a fair share of the run
+		receiverDelay = 200 * time.Millisecond
+	)
+	// A lost attempt is noticed by its heartbeat timeout (5s; attempts this
+	// short send no heartbeat, and the server counts from their start), then
+	// retried after the next delay: short ones keep the test quick, and
+	// several leave room for a slow machine.
+	schedule := "    retry_schedule: [1s, 1s, 1s, 1s, 1s]\n"
+
+	var (
+		answered atomic.Int64
+		open     atomic.Int64 // requests the receivers are answering now
+		peakOpen atomic.Int64
+		held     atomic.Bool
+		holding  = make(chan struct{}, 1) // the victim's receiver holds a request
+		killed   = make(chan struct{})    // closed once the victim is dead (or the test gave up)
+	)
+	slowOK := func(victim bool) func(int, http.ResponseWriter) int {
+		return func(int, http.ResponseWriter) int {
+			n := open.Add(1)
+			defer open.Add(-1)
+			for p := peakOpen.Load(); n > p; p = peakOpen.Load() {
+				if peakOpen.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			if victim && answered.Load() >= killMark && held.CompareAndSwap(false, true) {
+				holding <- struct{}{}
+				select {
+				case <-killed:
+				case <-time.After(time.Minute):
+				}
+			}
+			time.Sleep(receiverDelay)
+			answered.Add(1)
+			return http.StatusOK
+		}
+	}
+	// Each worker's endpoints file points the endpoint at its own receiver
+	// (the URL is resolved at attempt time), so the test knows which worker
+	// made each POST. workers[0] is the victim.
+	var (
+		receivers [3]*receiver
+		files     [3]string
+		workers   [3]*proc
+	)
+	for i := range workers {
+		receivers[i] = newReceiver(t, slowOK(i == 0))
+		files[i] = endpointsFile(t, "fleet", receivers[i].URL, schedule)
+		workers[i] = startWorker(t, files[i])
+	}
+	var release sync.Once
+	releaseHeld := func() { release.Do(func() { close(killed) }) }
+	t.Cleanup(releaseHeld) // runs before workers and receivers stop
+
+	cfg, err := endpoint.Load(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := &deliveries.Client{Temporal: temporal, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
+	bodies := make([]string, total)
+	for i := range bodies {
+		bodies[i] = sampleEvent(event.Names[i%len(event.Names)], 70_000+i)
+	}
+	type publishResult struct {
+		runs map[string]string
+		err  error
+	}
+	published := make(chan publishResult, 1)
+	start := time.Now()
+	go func() {
+		runs, err := publishAll(dc, bodies, submitters)
+		published <- publishResult{runs, err}
+	}()
+
+	// Kill the victim once the mark is passed and its receiver holds one of
+	// its requests; publishing may still be going on.
+	var (
+		pub      publishResult
+		pubDone  bool
+		giveUp   = time.After(3 * time.Minute)
+		pubWatch = published
+	)
+wait:
+	for {
+		select {
+		case <-holding:
+			break wait
+		case pub = <-pubWatch:
+			if pub.err != nil {
+				t.Fatal(pub.err)
+			}
+			pubDone, pubWatch = true, nil
+		case <-giveUp:
+			t.Fatalf("after 3m, %d requests answered and none held from the victim (mark %d)", answered.Load(), killMark)
+		}
+	}
+	victimPID := strconv.Itoa(workers[0].cmd.Process.Pid) + "@" // the SDK's worker identity starts so
+	killAt := time.Now()
+	if err := workers[0].kill(30 * time.Second); err != nil {
+		t.Fatalf("victim pid %d: %v", workers[0].cmd.Process.Pid, err)
+	}
+	releaseHeld()
+	answeredAtKill := answered.Load()
+	victimAudited := workers[0].attempts()
+	if !pubDone {
+		if pub = <-published; pub.err != nil {
+			t.Fatal(pub.err)
+		}
+	}
+	publishedIn := time.Since(start)
+	runs := pub.runs
+
+	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
+	eventually(t, 3*time.Minute, fmt.Sprintf("%d deliveries delivered", total), func() bool {
+		n, err := count(temporal, delivered)
+		return err == nil && n == total
+	})
+	allDoneAt := time.Now()
+	if n, err := count(temporal, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
+		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, total)
+	}
+
+	states := results(t, temporal, runs)
+	reqs := byWebhookID(t, runs, receivers[:]...)
+	var (
+		duplicates     int // POSTs beyond each delivery's first
+		failedOutcomes = map[workflows.Outcome]int{}
+		// Attempts recorded as worker_error: lost with the victim, unless
+		// a live worker's attempt timed out too.
+		lost, lostDeliveries, byVictim int
+		recordedAfter, recoveredAfter  time.Duration // from the kill, the latest of each
+		lostDetail                     []string
+		firstTryBody                   = map[string][]byte{}
+	)
+	for id, st := range states {
+		last := st.Attempts[len(st.Attempts)-1]
+		if st.Status != workflows.StatusDelivered || last.Outcome != workflows.OutcomeDelivered || last.StatusCode != http.StatusOK {
+			t.Fatalf("delivery %s: status %s, last attempt %+v", id, st.Status, last)
+		}
+		got := reqs[id]
+		if len(got) == 0 {
+			t.Fatalf("delivery %s is delivered, but no receiver got it", id)
+		}
+		// Each POST is an attempt the workflow recorded: a duplicate is
+		// never unexplained.
+		if len(got) > len(st.Attempts) {
+			t.Fatalf("delivery %s: %d POSTs but %d attempts recorded: %+v", id, len(got), len(st.Attempts), st.Attempts)
+		}
+		accepted := 0
+		for _, r := range got {
+			if r.Status/100 == 2 {
+				accepted++
+			}
+			if b, ok := firstTryBody[id]; !ok {
+				firstTryBody[id] = r.Body
+			} else if !bytes.Equal(b, r.Body) {
+				t.Fatalf("delivery %s: a repeated POST carried another body", id)
+			}
+		}
+		if accepted == 0 {
+			t.Fatalf("delivery %s: no POST was answered 2xx", id)
+		}
+		duplicates += len(got) - 1
+		hadLost := false
+		for i, a := range st.Attempts {
+			if a.Number != i+1 {
+				t.Fatalf("delivery %s: attempt %d numbered %d", id, i+1, a.Number)
+			}
+			if i < len(st.Attempts)-1 {
+				failedOutcomes[a.Outcome]++
+			}
+			if a.Outcome == workflows.OutcomeWorkerError {
+				lost, hadLost = lost+1, true
+				by, err := attemptWorker(temporal, id, runs[id], a.Number)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(by, victimPID) {
+					byVictim++
+				} else {
+					// A live worker's attempt timed out: show what its worker logged of it.
+					t.Logf("worker_error on a live worker: %s attempt %d (%s)\n%s", id, a.Number, a.Error, logLinesAbout(id, workers[:]...))
+				}
+				recordedAfter = max(recordedAfter, a.StartedAt.Add(time.Duration(a.LatencyMS)*time.Millisecond).Sub(killAt))
+				recoveredAfter = max(recoveredAfter, lastAttemptEnd(st).Sub(killAt))
+				lostDetail = append(lostDetail, fmt.Sprintf("%s attempt %d: started by %s %s before the kill, recorded failed after %s (%s), delivered %s after the kill by attempt %d",
+					id, a.Number, by, killAt.Sub(a.StartedAt).Round(time.Millisecond), (time.Duration(a.LatencyMS)*time.Millisecond).Round(time.Millisecond),
+					a.Error, lastAttemptEnd(st).Sub(killAt).Round(time.Millisecond), last.Number))
+			}
+		}
+		if hadLost {
+			lostDeliveries++
+		}
+	}
+	// The held request was POSTed and answered 200, but its worker died
+	// before reading the answer: its attempt must have been lost and sent again.
+	if byVictim == 0 || duplicates == 0 {
+		t.Fatalf("the kill lost %d attempts and caused %d duplicate POSTs; the held request should have caused one of each", byVictim, duplicates)
+	}
+	slices.Sort(lostDetail)
+	perReceiver := make([]int, len(receivers))
+	for i, rc := range receivers {
+		perReceiver[i] = len(rc.requests())
+	}
+	t.Logf("%d deliveries published in %s with %d submitters; all delivered %s after the first publish (%.0f deliveries/s, at most %d requests open at the receivers at once)",
+		total, publishedIn.Round(time.Millisecond), submitters, allDoneAt.Sub(start).Round(time.Millisecond), total/allDoneAt.Sub(start).Seconds(), peakOpen.Load())
+	t.Logf("victim killed %s after the start with %d requests answered (it had audited %d attempts); POSTs per worker: victim %d, survivors %d and %d (audited %d and %d)",
+		killAt.Sub(start).Round(time.Millisecond), answeredAtKill, victimAudited, perReceiver[0], perReceiver[1], perReceiver[2], workers[1].attempts(), workers[2].attempts())
+	t.Logf("%d attempts failed as worker_error (%d deliveries; %d of those attempts started by the victim); the last recorded %s after the kill, the last of those deliveries delivered %s after the kill; all delivered %s after the kill",
+		lost, lostDeliveries, byVictim, recordedAfter.Round(time.Millisecond), recoveredAfter.Round(time.Millisecond), allDoneAt.Sub(killAt).Round(time.Millisecond))
+	for _, l := range lostDetail {
+		t.Logf("lost: %s", l)
+	}
+	t.Logf("%d duplicate POSTs, all under their delivery's webhook-id; failed attempts by outcome: %v", duplicates, failedOutcomes)
+}
+
+// Fifty deliveries wait in backoff (their first attempt answered 503, the
+// next one due in 30s) when the dev server, with a file-backed database, is
+// stopped; it is restarted on the same address and database, then the
+// receiver recovers. Every delivery completes delivered in the run it
+// started in, its second attempt no sooner than its timer allowed, and every
+// POST carries its delivery's webhook-id. The worker processes are not
+// restarted: they ride out the outage and reconnect, which the test checks.
+func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
+	const (
+		total      = 50
+		firstDelay = 30 * time.Second
+	)
+	opts := testsuite.DevServerOptions{
+		ClientOptions: &client.Options{HostPort: freeAddr(t)},
+		DBFilename:    filepath.Join(t.TempDir(), "temporal.db"),
+	}
+	ds := startOwnDevServer(t, opts)
+	addr := ds.FrontendHostPort()
+
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(int, http.ResponseWriter) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	// The first delay outlasts parking all fifty and the restart; the later
+	// ones carry a delivery on if its timer fires before the receiver recovers.
+	endpoints := endpointsFile(t, "parked", rc.URL, fmt.Sprintf("    retry_schedule: [%s, 1s, 2s, 5s, 10s, 10s]\n", firstDelay))
+	// Two workers, each to stay up through the outage.
+	workers := []*proc{startWorkerOn(t, addr, endpoints), startWorkerOn(t, addr, endpoints)}
+
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tc, err := temporalclient.DialLazy(temporalclient.Options{Address: addr, Namespace: "default", TaskQueue: taskQueue(t), CodecKeyFile: codecKeyFile}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	cfg, err := endpoint.Load(endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := &deliveries.Client{Temporal: tc, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
+	bodies := make([]string, total)
+	for i := range bodies {
+		bodies[i] = sampleEvent(event.Names[i%len(event.Names)], 80_000+i)
+	}
+	runs, err := publishAll(dc, bodies, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retrying := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'retrying'", taskQueue(t))
+	eventually(t, time.Minute, fmt.Sprintf("%d deliveries waiting in backoff", total), func() bool {
+		n, err := count(ds.Client(), retrying)
+		return err == nil && n == total
+	})
+	parked := rc.requests()
+	perDelivery := map[string]int{}
+	for _, r := range parked {
+		if perDelivery[r.ID]++; r.Status != http.StatusServiceUnavailable || perDelivery[r.ID] > 1 {
+			t.Fatalf("while parking, the receiver answered %v, want 503s only, at most one per delivery", statuses(parked))
+		}
+	}
+
+	pollFailuresBefore := []int{pollFailures(workers[0]), pollFailures(workers[1])}
+	stopAt := time.Now()
+	if err := ds.Stop(); err != nil {
+		t.Logf("dev server stop: %v", err)
+	}
+	stoppedIn := time.Since(stopAt)
+	// Restart only once both workers have seen the outage: a poll failed.
+	eventually(t, time.Minute, "both workers to fail a poll", func() bool {
+		return pollFailures(workers[0]) > pollFailuresBefore[0] && pollFailures(workers[1]) > pollFailuresBefore[1]
+	})
+	ds = startOwnDevServer(t, opts) // same address, same database
+	restartedAt := time.Now()
+
+	// The workers were not restarted: each is still running and polls the
+	// restarted server (pollers are in-memory server state, so any listed
+	// now have polled since the restart; the SDK names them "<pid>@host@").
+	for _, w := range workers {
+		select {
+		case err := <-w.done:
+			t.Fatalf("worker pid %d exited during the outage: %v\n%s", w.cmd.Process.Pid, err, w.log)
+		default:
+		}
+	}
+	eventually(t, time.Minute, "both workers to poll the restarted server", func() bool {
+		for _, tqType := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+			resp, err := ds.Client().DescribeTaskQueue(context.Background(), taskQueue(t), tqType)
+			if err != nil {
+				return false
+			}
+			for _, w := range workers {
+				pid := strconv.Itoa(w.cmd.Process.Pid) + "@"
+				if !slices.ContainsFunc(resp.GetPollers(), func(p *taskqueuepb.PollerInfo) bool { return strings.HasPrefix(p.GetIdentity(), pid) }) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	reconnectedIn := time.Since(restartedAt)
+	auditedBefore := workers[0].attempts() + workers[1].attempts()
+	healthy.Store(true)
+
+	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
+	eventually(t, 2*time.Minute, fmt.Sprintf("%d deliveries delivered after the restart", total), func() bool {
+		n, err := count(ds.Client(), delivered)
+		return err == nil && n == total
+	})
+	allDoneAt := time.Now()
+	if n, err := count(ds.Client(), fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
+		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, total)
+	}
+
+	states := results(t, tc, runs) // each in the run Publish started
+	reqs := byWebhookID(t, runs, rc)
+	var (
+		waits        []time.Duration // from each first attempt to the second
+		workerErrors []string        // attempts that failed as worker_error: none expected
+	)
+	for id, st := range states {
+		first, last := st.Attempts[0], st.Attempts[len(st.Attempts)-1]
+		switch {
+		case st.Status != workflows.StatusDelivered || last.Outcome != workflows.OutcomeDelivered:
+			t.Fatalf("delivery %s: status %s, last attempt %+v\n%s", id, st.Status, last, historyOutline(tc, id, runs[id]))
+		case len(st.Attempts) < 2 || !first.StartedAt.Before(stopAt) || !last.StartedAt.After(stopAt):
+			t.Fatalf("delivery %s: attempts %+v, want the first before the stop at %s and the delivered one after\n%s",
+				id, st.Attempts, stopAt.Format(time.RFC3339Nano), historyOutline(tc, id, runs[id]))
+		}
+		// The second attempt waited for the durable timer: a restart does not
+		// fire it early, nor lose it.
+		wait := st.Attempts[1].StartedAt.Sub(first.StartedAt)
+		if wait < firstDelay {
+			t.Fatalf("delivery %s: second attempt %s after the first, before its %s timer", id, wait, firstDelay)
+		}
+		waits = append(waits, wait)
+		got := reqs[id]
+		if len(got) == 0 || len(got) > len(st.Attempts) || got[len(got)-1].Status != http.StatusOK {
+			t.Fatalf("delivery %s: POSTs answered %v for %d attempts, want a 200 last and at most one POST per attempt", id, statuses(got), len(st.Attempts))
+		}
+		for _, a := range st.Attempts {
+			if a.Outcome == workflows.OutcomeWorkerError {
+				workerErrors = append(workerErrors, fmt.Sprintf("%s attempt %d (%s after the stop): %s\n%s  the workers logged:\n%s",
+					id, a.Number, a.StartedAt.Sub(stopAt).Round(time.Millisecond), a.Error, historyOutline(tc, id, runs[id]), logLinesAbout(id, workers...)))
+			}
+		}
+	}
+	// A worker_error is a lost attempt, retried like any failure; this test
+	// kills no worker, so one here is worth a look, but not a failure.
+	for _, e := range workerErrors {
+		t.Logf("worker_error: %s", e)
+	}
+	if audited := workers[0].attempts() + workers[1].attempts(); audited-auditedBefore < total {
+		t.Fatalf("the workers audited %d attempts after the restart, want at least %d", audited-auditedBefore, total)
+	}
+	slices.Sort(waits)
+	t.Logf("%d deliveries parked (%d POSTs, all 503) when the server stopped; stop took %s; restarted %s after the stop, once both workers had failed a poll; both polling again %s after the restart",
+		total, len(parked), stoppedIn.Round(time.Millisecond), restartedAt.Sub(stopAt).Round(time.Millisecond), reconnectedIn.Round(time.Millisecond))
+	t.Logf("all delivered %s after the restart; first to second attempt %s to %s (timer %s); %d POSTs in all",
+		allDoneAt.Sub(restartedAt).Round(time.Millisecond), waits[0].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond), firstDelay, len(rc.requests()))
+	for _, w := range workers {
+		if err := w.stop(30 * time.Second); err != nil {
+			t.Fatalf("worker pid %d after the outage: %v\n%s", w.cmd.Process.Pid, err, w.log)
+		}
+	}
+}
+
+// pollFailures counts the SDK's warnings that a poll failed in w's log.
+func pollFailures(w *proc) int {
+	return strings.Count(w.log.String(), `"msg":"Failed to poll for task."`)
+}
+
+// attemptWorker names the worker that started attempt n of a run: the
+// identity on the run's n-th ActivityTaskStarted event (the SDK's default,
+// "<pid>@<host>@"). Every attempt here is one started activity, numbered from 1.
+func attemptWorker(c client.Client, id, runID string, n int) (string, error) {
+	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for started := 0; it.HasNext(); {
+		e, err := it.Next()
+		if err != nil {
+			return "", fmt.Errorf("history of %s: %w", id, err)
+		}
+		if a := e.GetActivityTaskStartedEventAttributes(); a != nil {
+			if started++; started == n {
+				return a.GetIdentity(), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("history of %s: no attempt %d started", id, n)
+}
+
+// logLinesAbout returns the lines of the workers' logs that name a delivery
+// (audit lines and the SDK's own; neither holds a payload).
+func logLinesAbout(id string, ws ...*proc) string {
+	var b strings.Builder
+	for _, w := range ws {
+		for _, l := range strings.Split(w.log.String(), "\n") {
+			if strings.Contains(l, id) {
+				fmt.Fprintf(&b, "  pid %d: %s\n", w.cmd.Process.Pid, l)
+			}
+		}
+	}
+	return b.String()
+}
+
+// historyOutline lists a workflow run's events, their times and, for tasks,
+// the worker that started them or the timeout that ended them: enough to see
+// where an attempt was lost. It shows no payload.
+func historyOutline(c client.Client, id, runID string) string {
+	var b strings.Builder
+	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			fmt.Fprintf(&b, "  history: %v\n", err)
+			break
+		}
+		fmt.Fprintf(&b, "  %s %s", e.GetEventTime().AsTime().Format("15:04:05.000"), e.GetEventType())
+		switch {
+		case e.GetWorkflowTaskScheduledEventAttributes() != nil:
+			fmt.Fprintf(&b, " on %s", e.GetWorkflowTaskScheduledEventAttributes().GetTaskQueue().GetKind())
+		case e.GetWorkflowTaskStartedEventAttributes() != nil:
+			fmt.Fprintf(&b, " by %s", e.GetWorkflowTaskStartedEventAttributes().GetIdentity())
+		case e.GetWorkflowTaskTimedOutEventAttributes() != nil:
+			fmt.Fprintf(&b, " (%s)", e.GetWorkflowTaskTimedOutEventAttributes().GetTimeoutType())
+		case e.GetActivityTaskStartedEventAttributes() != nil:
+			fmt.Fprintf(&b, " by %s", e.GetActivityTaskStartedEventAttributes().GetIdentity())
+		case e.GetActivityTaskTimedOutEventAttributes() != nil:
+			fmt.Fprintf(&b, " (%s)", e.GetActivityTaskTimedOutEventAttributes().GetFailure().GetTimeoutFailureInfo().GetTimeoutType())
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func statuses(rs []received) []int {
+	var out []int
+	for _, r := range rs {
+		out = append(out, r.Status)
+	}
+	return out
+}
