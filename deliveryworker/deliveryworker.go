@@ -32,6 +32,9 @@ type Options struct {
 	Pollers               int
 	AttemptsPerSecond     float64
 	WorkflowCacheSize     int
+	// OnFatalError is called if the worker stops polling for good (say, its
+	// namespace is deleted), so the host can exit rather than look healthy.
+	OnFatalError func(error)
 
 	envErr error  // an environment fallback that did not parse, reported by Validate
 	prefix string // of the flag names, for messages
@@ -146,6 +149,7 @@ func New(c client.Client, taskQueue string, endpoints activities.Endpoints, o Op
 		MaxConcurrentWorkflowTaskPollers:        o.Pollers,
 		WorkerActivitiesPerSecond:               o.AttemptsPerSecond,
 		WorkerLocalActivitiesPerSecond:          o.AttemptsPerSecond,
+		OnFatalError:                            o.OnFatalError,
 	})
 	workflows.Register(w)
 	w.RegisterActivityWithOptions(activities.New(endpoints, httpClient).Attempt, activity.RegisterOptions{Name: workflows.AttemptActivityName})

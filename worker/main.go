@@ -86,6 +86,12 @@ func run(ctx context.Context, args []string) error {
 	if err := temporalclient.EnsureSearchAttributes(ctx, c, conn.Namespace, workflows.SearchAttributes); err != nil {
 		return err
 	}
+	// A fatal worker error ends the process with it, rather than leaving a
+	// process that looks healthy but no longer polls.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	fatal := errors.New("worker stopped polling")
+	opts.OnFatalError = func(err error) { stop(fmt.Errorf("%w: %w", fatal, err)) }
 	w, err := deliveryworker.New(c, conn.TaskQueue, endpoints, opts)
 	if err != nil {
 		return err
@@ -98,6 +104,11 @@ func run(ctx context.Context, args []string) error {
 		"encrypted", !conn.InsecurePlaintext, "allow_cidr", opts.AllowCIDRs, "https_only", opts.HTTPSOnly, "use_env_proxy", opts.UseEnvProxy,
 		"max_concurrent_attempts", opts.MaxConcurrentAttempts, "pollers", opts.Pollers, "attempts_per_second", opts.AttemptsPerSecond)
 	<-ctx.Done()
+	if err := context.Cause(ctx); errors.Is(err, fatal) {
+		logger.Error("worker failed", "error", err.Error())
+		w.Stop()
+		return err
+	}
 	logger.Info("worker stopping: no new work; in-flight attempts may finish", "shutdown_timeout", opts.ShutdownTimeout.String())
 	w.Stop()
 	logger.Info("worker stopped")
