@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	logger.Info("worker started", "version", version.String(), "task_queue", conn.TaskQueue,
 		"namespace", conn.Namespace, "endpoints", len(endpoints.Config().Endpoints), "pid", os.Getpid(),
-		"encrypted", !conn.InsecurePlaintext, "allow_cidr", *allowCIDRs, "https_only", *httpsOnly, "use_env_proxy", *useEnvProxy)
+		"encrypted", !conn.InsecurePlaintext, "temporal_security", conn.Mode(), "allow_cidr", *allowCIDRs, "https_only", *httpsOnly, "use_env_proxy", *useEnvProxy)
 	<-ctx.Done()
 	logger.Info("worker stopping: no new work; in-flight attempts may finish", "shutdown_timeout", stopTimeout.String())
 	w.Stop()
