@@ -7,7 +7,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
 	--search-attribute HookrelayAttempts=Int
 
-.PHONY: all tools build test test-unit test-integration fuzz bench demo dev fmt vet clean
+.PHONY: all tools build test test-unit test-integration test-docker fuzz bench demo dev fmt vet clean
 
 all: build
 
@@ -29,6 +29,11 @@ test-unit: vet
 
 test-integration: tools
 	$(GO) test -race -count=1 -timeout 20m -v ./tests/
+
+## test-docker: the integration tests against the dev server in a container (dockertest);
+## without a Docker engine they skip, saying so. TEMPORAL_ADDRESS=host:port picks an existing cluster.
+test-docker: tools
+	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 20m -v ./tests/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
