@@ -7,7 +7,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
 	--search-attribute HookrelayAttempts=Int
 
-.PHONY: all tools build test test-unit test-integration test-docker fuzz bench demo dev fmt vet clean
+.PHONY: all tools build test test-unit test-integration test-docker fuzz bench demo dev deploy-secrets fmt vet clean
 
 all: build
 
@@ -61,6 +61,10 @@ demo: tools build
 ## a payload key in .temporal/codec.key and a codec server the UI decrypts through
 dev: tools build
 	scripts/dev.sh $(SEARCH_ATTRIBUTES)
+
+## deploy-secrets: secrets/ and .env for docker compose (generated once, git-ignored)
+deploy-secrets:
+	scripts/deploy-secrets.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
