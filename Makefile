@@ -31,7 +31,8 @@ test-integration: tools
 	$(GO) test -race -count=1 -timeout 20m -v ./tests/
 
 ## test-docker: the integration tests against the dev server in a container (dockertest);
-## without a Docker engine they skip, saying so. TEMPORAL_ADDRESS=host:port picks an existing cluster.
+## without a Docker engine they skip, saying so. (TEMPORAL_ADDRESS=host:port make test-integration
+## runs them against an existing cluster.)
 test-docker: tools
 	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 20m -v ./tests/
 
