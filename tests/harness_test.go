@@ -312,10 +312,10 @@ func hookrelayCmd(t *testing.T, temporalAddr, bin string, args ...string) *exec.
 	// Tests give serve its token as a file, and choose how to reach
 	// Temporal: a token or TLS settings inherited from the environment
 	// would change what they check.
-	inherited := append([]string{"HOOKRELAY_API_TOKEN"}, temporalclient.SecurityEnv...)
+	dropped := append([]string{"HOOKRELAY_API_TOKEN"}, temporalclient.SecurityEnv...)
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(inherited, name)
+		return slices.Contains(dropped, name)
 	})
 	if serverMode == modeCluster && temporalAddr == devServer.FrontendHostPort() {
 		// The existing cluster's own TLS and API key settings.
