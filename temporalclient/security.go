@@ -15,8 +15,9 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-// Environment fallbacks of the connection security flags. They are the
-// names the Temporal CLI reads, so one environment serves both.
+// Environment fallbacks of the connection security flags. All but
+// TEMPORAL_API_KEY_FILE are the names the Temporal CLI reads, so one
+// environment serves both.
 const (
 	EnvTLS           = "TEMPORAL_TLS"
 	EnvTLSCert       = "TEMPORAL_TLS_CERT"
