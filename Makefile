@@ -7,7 +7,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
 	--search-attribute HookrelayAttempts=Int
 
-.PHONY: all tools build test test-unit test-integration fuzz bench demo dev fmt vet clean
+.PHONY: all tools build test test-unit test-integration test-docker fuzz bench demo dev deploy-secrets fmt vet clean
 
 all: build
 
@@ -29,6 +29,12 @@ test-unit: vet
 
 test-integration: tools
 	$(GO) test -race -count=1 -timeout 20m -v ./tests/
+
+## test-docker: the integration tests against the dev server in a container (dockertest);
+## without a Docker engine they skip, saying so. (TEMPORAL_ADDRESS=host:port make test-integration
+## runs them against an existing cluster.)
+test-docker: tools
+	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 20m -v ./tests/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -56,6 +62,10 @@ demo: tools build
 ## a payload key in .temporal/codec.key and a codec server the UI decrypts through
 dev: tools build
 	scripts/dev.sh $(SEARCH_ATTRIBUTES)
+
+## deploy-secrets: secrets/ and .env for docker compose (generated once, git-ignored)
+deploy-secrets:
+	scripts/deploy-secrets.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

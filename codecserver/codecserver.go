@@ -1,7 +1,8 @@
 // Package codecserver serves the payload codec over HTTP, so the Temporal UI
 // and CLI can show decrypted payloads to whoever holds the token: POST
 // /encode and /decode (converter.NewPayloadCodecHTTPHandler), callable from
-// browsers on one configured UI origin only, and only with the token.
+// browsers on one configured UI origin only, and only with the token; and
+// GET /healthz, without the token, for health checks.
 package codecserver
 
 import (
@@ -94,6 +95,12 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// For container health checks: no token, and nothing to learn from it.
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok"}` + "\n"))
+		return
+	}
 	w.Header().Add("Vary", "Origin")
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if origin != h.origin {

@@ -225,6 +225,19 @@ func TestOtherPathsAndMethods(t *testing.T) {
 	}
 }
 
+// /healthz answers without the token, and decodes nothing.
+func TestHealthz(t *testing.T) {
+	url := serve(t, newCodec(t), Options{Origin: uiOrigin, Token: token})
+	resp := request(t, http.MethodGet, url+"/healthz", nil, nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
+		t.Fatalf("GET /healthz: %d %s", resp.StatusCode, body)
+	}
+	if resp := request(t, http.MethodPost, url+"/healthz", nil, []byte(`{"payloads":[]}`)); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST /healthz without the token: %d", resp.StatusCode)
+	}
+}
+
 func TestOptionsAreChecked(t *testing.T) {
 	c := newCodec(t)
 	for _, o := range []Options{

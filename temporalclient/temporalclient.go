@@ -1,7 +1,8 @@
 // Package temporalclient is the one place worker and starter connect to
-// Temporal: connection flags with environment fallbacks, the data converter
-// (payloads encrypted by the codec package), the SDK logger, and registration
-// of hookrelay's search attributes.
+// Temporal: connection flags with environment fallbacks (address, namespace,
+// TLS, mutual TLS, Temporal Cloud API keys), the data converter (payloads
+// encrypted by the codec package), the SDK logger, and registration of
+// hookrelay's search attributes.
 package temporalclient
 
 import (
@@ -40,8 +41,8 @@ const dialTimeout = 10 * time.Second
 // EnvCodecKeyFile is the environment fallback of --codec-key-file.
 const EnvCodecKeyFile = "HOOKRELAY_CODEC_KEY_FILE"
 
-// Options says where Temporal is, which task queue deliveries use, and how
-// payloads are encrypted.
+// Options says where Temporal is, how to reach it securely, which task queue
+// deliveries use, and how payloads are encrypted.
 type Options struct {
 	Address   string
 	Namespace string
@@ -55,20 +56,24 @@ type Options struct {
 	// MetricsHandler receives the SDK's metrics, and hookrelay's own that
 	// workflows and activities record through it; nil records none.
 	MetricsHandler client.MetricsHandler
+	// Security is how the connection is protected: TLS, mutual TLS, an API key.
+	Security
 }
 
 // AddFlags adds --temporal-address, --namespace, --task-queue and
 // --codec-key-file, each defaulting to its environment variable when set,
-// and --insecure-plaintext.
+// --insecure-plaintext, and the TLS and API key flags (see Security).
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Address, "temporal-address", envOr("TEMPORAL_ADDRESS", DefaultAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
 	fs.StringVar(&o.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", DefaultNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	fs.StringVar(&o.TaskQueue, "task-queue", envOr("HOOKRELAY_TASK_QUEUE", DefaultTaskQueue), "task queue deliveries run on (env HOOKRELAY_TASK_QUEUE)")
 	fs.StringVar(&o.CodecKeyFile, "codec-key-file", os.Getenv(EnvCodecKeyFile), "payload encryption keys, one KEY_ID:BASE64 per line; the last encrypts (env "+EnvCodecKeyFile+")")
 	fs.BoolVar(&o.InsecurePlaintext, "insecure-plaintext", false, "store payloads in Temporal unencrypted (local experiments only)")
+	o.Security.addFlags(fs)
 }
 
-// Validate names the first unusable option.
+// Validate names the first unusable option. It reads no files: the TLS
+// files and the key file are read, and their errors named, when dialling.
 func (o Options) Validate() error {
 	if _, port, err := net.SplitHostPort(o.Address); err != nil || port == "" {
 		return fmt.Errorf("--temporal-address: %q is not host:port", o.Address)
@@ -85,7 +90,7 @@ func (o Options) Validate() error {
 	case o.CodecKeyFile != "" && o.InsecurePlaintext:
 		return errors.New("--insecure-plaintext: conflicts with --codec-key-file (or " + EnvCodecKeyFile + "); choose one")
 	}
-	return nil
+	return o.Security.validate()
 }
 
 func envOr(name, def string) string {
@@ -161,19 +166,30 @@ func DialLazy(o Options, logger *slog.Logger) (client.Client, error) {
 }
 
 // clientOptions is the one place client options are set, for both dial
-// styles: the data converter (encrypting unless --insecure-plaintext) and,
-// with encryption, a failure converter that seals failure messages too.
+// styles: TLS and credentials, the data converter (encrypting unless
+// --insecure-plaintext) and, with encryption, a failure converter that seals
+// failure messages too.
 func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
+	tlsConfig, err := o.Security.TLSConfig()
+	if err != nil {
+		return client.Options{}, err
+	}
+	credentials, err := o.Security.credentials()
+	if err != nil {
+		return client.Options{}, err
+	}
 	dc, err := o.DataConverter()
 	if err != nil {
 		return client.Options{}, err
 	}
 	copts := client.Options{
-		HostPort:       o.Address,
-		Namespace:      o.Namespace,
-		DataConverter:  dc,
-		Logger:         sdklog.NewStructuredLogger(logger),
-		MetricsHandler: o.MetricsHandler,
+		HostPort:          o.Address,
+		Namespace:         o.Namespace,
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsConfig},
+		Credentials:       credentials,
+		DataConverter:     dc,
+		Logger:            sdklog.NewStructuredLogger(logger),
+		MetricsHandler:    o.MetricsHandler,
 	}
 	if !o.InsecurePlaintext {
 		copts.FailureConverter = failureConverter(dc)

@@ -322,7 +322,7 @@ func TestWorkerFinishesInFlightAttemptOnSIGTERM(t *testing.T) {
 
 func TestWorkerRegistersSearchAttributes(t *testing.T) {
 	startWorker(t, endpointsFile(t, "acme", "http://127.0.0.1:9/", ""))
-	resp, err := temporal.OperatorService().ListSearchAttributes(context.Background(), &operatorservice.ListSearchAttributesRequest{Namespace: "default"})
+	resp, err := temporal.OperatorService().ListSearchAttributes(context.Background(), &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-// Package tests runs hookrelay end to end: a real Temporal dev server
-// (bin/temporal, built by `make tools`), the worker as OS processes, the
-// starter binary, and real HTTP receivers on loopback that verify signatures.
+// Package tests runs hookrelay end to end: a real Temporal server (an
+// existing cluster, a dev server container, or bin/temporal built by `make
+// tools`: see server_test.go), the worker as OS processes, the starter
+// binary, and real HTTP receivers on loopback that verify signatures.
 package tests
 
 import (
@@ -8,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,13 +39,15 @@ import (
 )
 
 var (
-	devServer *testsuite.DevServer
+	// devServer is the suite's Temporal server, whichever mode provides it
+	// (the name stays from when it was always a dev server).
+	devServer temporalServer
 	// temporal decrypts payloads with this run's key, as worker and starter do.
 	temporal client.Client
 	// rawTemporal has no codec: it sees payloads as Temporal stores them.
 	rawTemporal  client.Client
 	binDir       string // worker and starter built for this run
-	temporalCLI  string // bin/temporal
+	temporalCLI  string // bin/temporal; optional unless the suite's server is a dev server
 	codecKeyFile string // this run's payload encryption key, generated in TestMain
 	// dataConverter decrypts with codecKeyFile, as workers and the starter do.
 	dataConverter converter.DataConverter
@@ -70,13 +74,39 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	temporalCLI = filepath.Join(root, "bin", "temporal")
-	if _, err := os.Stat(temporalCLI); err != nil {
-		return 0, fmt.Errorf("the integration tests need the Temporal CLI at %s: run `make tools`", temporalCLI)
-	}
 	if binDir, err = os.MkdirTemp("", "hookrelay-tests-"); err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(binDir)
+
+	serverLog, err := os.Create(filepath.Join(binDir, "temporal.log"))
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a first docker run pulls the image
+	defer cancel()
+	if mode, _ := chooseMode(os.Getenv(envTestServer), os.Getenv("TEMPORAL_ADDRESS"), pingDocker); mode == modeDevServer {
+		if _, err := os.Stat(temporalCLI); err != nil {
+			return 0, fmt.Errorf("the integration tests need the Temporal CLI at %s: run `make tools`", temporalCLI)
+		}
+	}
+	server, err := startServer(ctx, serverLog)
+	if err != nil {
+		return 0, fmt.Errorf("Temporal server: %w", err)
+	}
+	if server == nil {
+		// Docker mode without an engine: only TestTemporalServerMode runs, to skip saying so.
+		flag.Parse()
+		flag.Set("test.run", "^TestTemporalServerMode$")
+		return m.Run(), nil
+	}
+	devServer = server
+	defer func() {
+		if err := devServer.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "tests: stop Temporal server:", err)
+		}
+	}()
+
 	build := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./worker", "./starter")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -85,28 +115,10 @@ func setup(m *testing.M) (int, error) {
 	if codecKeyFile, err = writeCodecKey(binDir); err != nil {
 		return 0, err
 	}
-
-	serverLog, err := os.Create(filepath.Join(binDir, "temporal.log"))
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	quiet := sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	devServer, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  temporalCLI,
-		ClientOptions: &client.Options{Namespace: "default", Logger: quiet},
-		LogLevel:      "warn",
-		Stdout:        serverLog,
-		Stderr:        serverLog,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("start dev server: %w", err)
-	}
-	defer devServer.Stop()
 	rawTemporal = devServer.Client()
 	temporal, err = temporalclient.Dial(ctx, temporalclient.Options{
-		Address: devServer.FrontendHostPort(), Namespace: "default", TaskQueue: "unused", CodecKeyFile: codecKeyFile,
+		Address: devServer.FrontendHostPort(), Namespace: namespace, TaskQueue: "unused", CodecKeyFile: codecKeyFile,
+		Security: suiteSecurity,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return 0, err
@@ -129,11 +141,28 @@ func writeCodecKey(dir string) (string, error) {
 	return path, os.WriteFile(path, []byte(content), 0o600)
 }
 
+func quietSDKLogger() sdklog.Logger {
+	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// needTemporalCLI skips t where bin/temporal is absent, which only the
+// cluster and docker modes allow.
+func needTemporalCLI(t *testing.T, why string) {
+	t.Helper()
+	if _, err := os.Stat(temporalCLI); err != nil {
+		t.Skipf("%s needs the Temporal CLI at %s (make tools), absent in %s mode: %v", why, temporalCLI, serverMode, err)
+	}
+}
+
 // startOwnDevServer starts a dev server for t alone, for tests that stop it.
-// opts.ClientOptions.HostPort fixes its address (a restart keeps it) and
-// opts.DBFilename makes it persist. Cleanup stops it if it still runs.
+// It is always bin/temporal, whatever the suite's server: these tests stop
+// and restart their server, which they cannot do to a shared cluster or
+// container. opts.ClientOptions.HostPort fixes its address (a restart keeps
+// it) and opts.DBFilename makes it persist. It has the suite's namespace.
+// Cleanup stops it if it still runs.
 func startOwnDevServer(t *testing.T, opts testsuite.DevServerOptions) *testsuite.DevServer {
 	t.Helper()
+	needTemporalCLI(t, "a test that stops and restarts its own dev server")
 	logFile, err := os.OpenFile(filepath.Join(binDir, "temporal-"+regexp.MustCompile(`\W+`).ReplaceAllString(t.Name(), "-")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -143,8 +172,11 @@ func startOwnDevServer(t *testing.T, opts testsuite.DevServerOptions) *testsuite
 	if opts.ClientOptions != nil {
 		co = *opts.ClientOptions
 	}
-	co.Namespace = "default"
-	co.Logger = sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	co.Namespace = namespace
+	if namespace != "default" {
+		opts.ExtraArgs = append(opts.ExtraArgs, "--namespace", namespace)
+	}
+	co.Logger = quietSDKLogger()
 	opts.ClientOptions, opts.ExistingPath, opts.LogLevel, opts.Stdout, opts.Stderr = &co, temporalCLI, "warn", logFile, logFile
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -273,13 +305,27 @@ func (rc *receiver) requests() []received {
 
 // hookrelayCmd is the one place the tests build a worker or starter command:
 // the binary built for this run, talking to the Temporal frontend at
-// temporalAddr on the test's task queue, encrypting with this run's key.
+// temporalAddr in the suite's namespace on the test's task queue,
+// encrypting with this run's key.
 func hookrelayCmd(t *testing.T, temporalAddr, bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(binDir, bin), args...)
-	// Tests give serve its token as a file; one inherited from the
-	// environment would change what they check.
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "HOOKRELAY_API_TOKEN=") })
-	cmd.Env = append(env, "TEMPORAL_ADDRESS="+temporalAddr, "HOOKRELAY_TASK_QUEUE="+taskQueue(t),
+	// Tests give serve its token as a file, and choose how to reach
+	// Temporal: a token or TLS settings inherited from the environment
+	// would change what they check.
+	dropped := append([]string{"HOOKRELAY_API_TOKEN"}, temporalclient.SecurityEnv...)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(dropped, name)
+	})
+	if serverMode == modeCluster && temporalAddr == devServer.FrontendHostPort() {
+		// The existing cluster's own TLS and API key settings.
+		for _, name := range temporalclient.SecurityEnv {
+			if v, ok := os.LookupEnv(name); ok {
+				env = append(env, name+"="+v)
+			}
+		}
+	}
+	cmd.Env = append(env, "TEMPORAL_ADDRESS="+temporalAddr, "TEMPORAL_NAMESPACE="+namespace, "HOOKRELAY_TASK_QUEUE="+taskQueue(t),
 		temporalclient.EnvCodecKeyFile+"="+codecKeyFile)
 	return cmd
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -309,12 +308,13 @@ func TestSignalsToUnknownOrMalformedIDsFailCleanly(t *testing.T) {
 }
 
 func TestTemporalCLISignalCancels(t *testing.T) {
+	needTemporalCLI(t, "signalling with the Temporal CLI")
 	rc := newReceiver(t, always(http.StatusServiceUnavailable))
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
 	startWorker(t, endpoints)
 	id := parkedDelivery(t, rc, endpoints, 320)
 
-	cli := exec.Command(filepath.Join("..", "bin", "temporal"), "workflow", "signal", "--address", devServer.FrontendHostPort(),
+	cli := exec.Command(temporalCLI, "workflow", "signal", "--address", devServer.FrontendHostPort(), "--namespace", namespace,
 		"--workflow-id", id, "--name", "cancel", "--input", `{"reason":"from the Temporal CLI"}`)
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("temporal workflow signal: %v\n%s", err, out)

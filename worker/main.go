@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	logger.Info("worker started", "version", version.String(), "task_queue", conn.TaskQueue,
 		"namespace", conn.Namespace, "endpoints", len(endpoints.Config().Endpoints), "pid", os.Getpid(),
-		"encrypted", !conn.InsecurePlaintext, "allow_cidr", opts.AllowCIDRs, "https_only", opts.HTTPSOnly, "use_env_proxy", opts.UseEnvProxy,
+		"encrypted", !conn.InsecurePlaintext, "temporal_security", conn.Mode(), "allow_cidr", opts.AllowCIDRs, "https_only", opts.HTTPSOnly, "use_env_proxy", opts.UseEnvProxy,
 		"max_concurrent_attempts", opts.MaxConcurrentAttempts, "pollers", opts.Pollers, "attempts_per_second", opts.AttemptsPerSecond)
 	<-ctx.Done()
 	if err := context.Cause(ctx); errors.Is(err, fatal) {

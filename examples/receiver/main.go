@@ -7,6 +7,7 @@
 //	              --flaky-failures attempts of each webhook-id, then 200
 //	POST /down    503, always
 //	POST /gone    410, asking hookrelay to stop
+//	GET /healthz  200, for health checks
 //
 // It logs ids and outcomes only, never the payload's personal fields.
 package main
@@ -76,6 +77,11 @@ type receiver struct {
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" && r.Method == http.MethodGet {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok"}` + "\n"))
+		return
+	}
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return

@@ -53,6 +53,9 @@ func TestReceiverVerifies(t *testing.T) {
 	if code, _ := post("/flaky", time.Now(), sec); code != http.StatusServiceUnavailable {
 		t.Fatalf("/flaky first attempt: %d", code)
 	}
+	if resp, err := http.Get(srv.URL + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz: %v %v", resp, err)
+	}
 	if strings.Contains(logged.String(), "Fake subject") {
 		t.Fatal("the receiver logged the payload")
 	}

@@ -1,0 +1,149 @@
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hookrelay/hookrelay/codec"
+	"github.com/hookrelay/hookrelay/codecserver"
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/signing"
+)
+
+// make deploy-secrets writes every secret the compose file names, each in
+// the form its reader accepts, readable by the containers' user, and keeps
+// them on a second run.
+func TestDeploySecretsScript(t *testing.T) {
+	root := t.TempDir()
+	script, err := os.ReadFile("../scripts/deploy-secrets.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(root, "scripts"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, "scripts", "deploy-secrets.sh"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func() string {
+		out, err := exec.Command("bash", filepath.Join(root, "scripts", "deploy-secrets.sh")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("deploy-secrets.sh: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	run()
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+
+	// Every file secret of the compose file, and nothing else.
+	p := stack(t)
+	var want []string
+	for _, s := range p.Secrets {
+		rel, _ := filepath.Rel(p.WorkingDir, s.File)
+		want = append(want, rel)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "secrets"))
+	var got []string
+	for _, e := range entries {
+		got = append(got, filepath.Join("secrets", e.Name()))
+		if info, _ := e.Info(); info.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, want 0644 (bind-mounted as is; the containers run as uid 65532)", e.Name(), info.Mode().Perm())
+		}
+	}
+	if !sameSet(got, want) {
+		t.Fatalf("the script writes %v, compose wants %v", got, want)
+	}
+	if info, _ := os.Stat(filepath.Join(root, "secrets")); info.Mode().Perm() != 0o700 {
+		t.Errorf("secrets/: mode %v, want 0700", info.Mode().Perm())
+	}
+	if info, _ := os.Stat(filepath.Join(root, ".env")); info.Mode().Perm() != 0o600 {
+		t.Errorf(".env: mode %v, want 0600", info.Mode().Perm())
+	}
+
+	if _, err := codec.Load(filepath.Join(root, "secrets", "codec.key")); err != nil {
+		t.Errorf("codec.key: %v", err)
+	}
+	token, err := codecserver.ReadToken(filepath.Join(root, "secrets", "codec-token"))
+	if err != nil {
+		t.Errorf("codec-token: %v", err)
+	}
+	if api := strings.TrimSpace(read("secrets/api-token")); len(api) < 16 {
+		t.Errorf("api-token is %d characters, serve wants at least 16", len(api))
+	}
+	if _, err := signing.ParseSecret(strings.TrimSpace(read("secrets/webhook-secret"))); err != nil {
+		t.Errorf("webhook-secret: %v", err)
+	}
+	env := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(read(".env")), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		env[k] = v
+	}
+	if env["HOOKRELAY_CODEC_TOKEN"] != token || len(env["POSTGRES_PASSWORD"]) < 32 || len(env) != len(fakeEnv) {
+		t.Errorf(".env holds %v; want POSTGRES_PASSWORD and the codec token", keys(env))
+	}
+	if _, err := loadCompose(t, env); err != nil {
+		t.Errorf("the compose file with the generated .env: %v", err)
+	}
+
+	before := read("secrets/codec.key") + read(".env")
+	if out := run(); strings.Contains(out, "created") || read("secrets/codec.key")+read(".env") != before {
+		t.Fatalf("a second run replaced secrets:\n%s", out)
+	}
+}
+
+// The endpoints file the stack mounts is valid, points at the receiver on
+// the customers network, and signs with the secret the receiver verifies.
+func TestComposeEndpointsFile(t *testing.T) {
+	cfg, err := endpoint.Load("config/endpoints.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := stack(t)
+	if len(cfg.Endpoints) == 0 {
+		t.Fatal("no endpoints")
+	}
+	for _, e := range cfg.Endpoints {
+		if _, ok := p.Services[e.URL.Hostname()]; e.URL.Hostname() != "receiver" || !ok {
+			t.Errorf("endpoint %s: %s, want the receiver service", e.ID, e.URL)
+		}
+	}
+	data, _ := os.ReadFile("config/endpoints.yaml")
+	var raw struct {
+		Endpoints []map[string]any `yaml:"endpoints"`
+	}
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	receiverSecret := ""
+	for i, arg := range p.Services["receiver"].Command {
+		if arg == "--secret-file" {
+			receiverSecret = p.Services["receiver"].Command[i+1]
+		}
+	}
+	for _, e := range raw.Endpoints {
+		if e["secret_file"] != receiverSecret || e["secret"] != nil || e["secret_env"] != nil {
+			t.Errorf("endpoint %v: want secret_file %s, the receiver's", e["id"], receiverSecret)
+		}
+	}
+	// Mounted where worker and ingest read it.
+	for _, name := range []string{"worker", "ingest"} {
+		s := p.Services[name]
+		mounted := false
+		for _, v := range s.Volumes {
+			rel, _ := filepath.Rel(p.WorkingDir, v.Source)
+			mounted = mounted || (rel == "deploy/config" && v.Target == "/etc/hookrelay" && v.ReadOnly)
+		}
+		if !mounted || *s.Environment["HOOKRELAY_ENDPOINTS"] != "/etc/hookrelay/endpoints.yaml" {
+			t.Errorf("%s: deploy/config not mounted read-only at /etc/hookrelay, or HOOKRELAY_ENDPOINTS elsewhere", name)
+		}
+	}
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make deploy-secrets: the docker compose stack's secrets, generated once and then kept.
+#   secrets/codec.key       payload encryption key (KEY_ID:BASE64 of 32 bytes)
+#   secrets/codec-token     the codec server's bearer token
+#   secrets/api-token       the ingestion API's bearer token
+#   secrets/webhook-secret  the example receiver's whsec_ signing secret
+#   .env                    POSTGRES_PASSWORD and HOOKRELAY_CODEC_TOKEN, which the postgres,
+#                           temporal and temporal-ui images take only as variables
+# Both secrets/ and .env are git-ignored. Existing values are never replaced: the database
+# and Temporal's history hold what they sealed. Rotate the payload key by appending a line
+# to secrets/codec.key (README, "Encryption and key rotation").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+umask 077
+mkdir -p secrets
+# Only you may enter secrets/. The files inside are readable by others because compose
+# bind-mounts secret files as they are, and the containers run as uid 65532, not as you.
+chmod 700 secrets
+
+random() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+
+write() { # write FILE CONTENT: only if FILE is missing or empty
+  if [ -s "$1" ]; then
+    echo "kept    $1"
+  else
+    printf '%s\n' "$2" > "$1"
+    echo "created $1"
+  fi
+  chmod 644 "$1"
+}
+
+write secrets/codec.key "$(printf '# hookrelay payload keys: the last line encrypts, every line decrypts\nk%s:%s' \
+  "$(date +%Y%m%d)" "$(head -c 32 /dev/urandom | base64)")"
+write secrets/codec-token "$(random)"
+write secrets/api-token "$(random)"
+write secrets/webhook-secret "whsec_$(head -c 32 /dev/urandom | base64)"
+
+# .env: compose reads it for ${...} in docker-compose.yml. The UI's codec endpoint carries
+# the codec server's token, so it is the token in secrets/codec-token.
+touch .env
+chmod 600 .env
+setenv() { # setenv NAME VALUE: only if .env lacks NAME
+  if grep -q "^$1=" .env; then
+    echo "kept    .env $1"
+  else
+    printf '%s=%s\n' "$1" "$2" >> .env
+    echo "created .env $1"
+  fi
+}
+setenv POSTGRES_PASSWORD "$(random)"
+setenv HOOKRELAY_CODEC_TOKEN "$(cat secrets/codec-token)"
+if [ "$(grep '^HOOKRELAY_CODEC_TOKEN=' .env | cut -d= -f2-)" != "$(cat secrets/codec-token)" ]; then
+  echo "deploy-secrets: HOOKRELAY_CODEC_TOKEN in .env differs from secrets/codec-token; make them equal" >&2
+  exit 1
+fi
