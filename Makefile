@@ -7,7 +7,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
 	--search-attribute HookrelayAttempts=Int
 
-.PHONY: all tools build test test-unit test-integration test-docker fuzz bench demo dev deploy-secrets fmt vet clean
+.PHONY: all tools build test test-unit test-integration test-docker fuzz bench bench-park bench-go demo dev deploy-secrets fmt vet clean
 
 all: build
 
@@ -50,8 +50,19 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
 	done
 
-## bench: Go benchmarks (signing, event parsing)
-bench:
+## bench: end to end on a dev server: hookrelay through starter serve beside a lean
+## one-activity workflow; deliveries/s, latency, billable actions, worker RSS (bench/).
+## Flags in BENCH_FLAGS, e.g. make bench BENCH_FLAGS='--events 500 --worker-args "--pollers 8"'
+BENCH_FLAGS ?=
+bench: tools
+	$(GO) run ./bench $(BENCH_FLAGS)
+
+## bench-park: 10,000 deliveries parked in backoff: worker RSS, and the server holding the timers
+bench-park: tools
+	$(GO) run ./bench --mode park $(BENCH_FLAGS)
+
+## bench-go: Go benchmarks (signing, event parsing)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /tests)
 
 ## demo: dev server + UI, worker, example receiver, one event of each kind, outcomes

@@ -1,0 +1,106 @@
+package billable
+
+import (
+	"os"
+	"testing"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// The histories recorded from the dev server for the replay test, counted
+// by hand from their event types.
+func TestCountRecordedHistories(t *testing.T) {
+	tests := []struct {
+		file  string
+		want  Actions
+		total int
+	}{
+		// 410 at once: start, one attempt, the final status upsert.
+		{"delivery_gone_history.json", Actions{WorkflowStarted: 1, ActivityScheduled: 1, SearchAttributeUpsert: 1}, 3},
+		// Two 503s, then 200: three attempts, two waits, retrying and delivered.
+		{"delivery_retried_history.json", Actions{WorkflowStarted: 1, ActivityScheduled: 3, TimerStarted: 2, SearchAttributeUpsert: 2}, 8},
+		// Canceled by signal while waiting.
+		{"delivery_canceled_history.json", Actions{WorkflowStarted: 1, ActivityScheduled: 1, TimerStarted: 1, Signal: 1, SearchAttributeUpsert: 2}, 6},
+		// retry-now as an update during a wait.
+		{"delivery_retry_now_history.json", Actions{WorkflowStarted: 1, ActivityScheduled: 2, TimerStarted: 1, Update: 1, SearchAttributeUpsert: 2}, 7},
+		// A resend run: signal-with-start counts the start and the signal.
+		{"delivery_resent_history.json", Actions{WorkflowStarted: 1, Signal: 1, ActivityScheduled: 1, SearchAttributeUpsert: 1}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			f, err := os.Open("../../workflows/testdata/" + tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatalf("%s: %v", tt.file, err)
+			}
+			got := Count(h.GetEvents())
+			for _, c := range Categories {
+				if got[c] != tt.want[c] {
+					t.Errorf("%s: %d, want %d", c, got[c], tt.want[c])
+				}
+			}
+			if got.Total() != tt.total {
+				t.Errorf("total %d, want %d", got.Total(), tt.total)
+			}
+		})
+	}
+}
+
+// A workflow task that records several local-activity markers counts once;
+// markers of other names are not actions.
+func TestCountLocalActivityTasks(t *testing.T) {
+	ev := func(id int64, typ enumspb.EventType) *historypb.HistoryEvent {
+		return &historypb.HistoryEvent{EventId: id, EventType: typ}
+	}
+	marker := func(id int64, name string, completedBy int64) *historypb.HistoryEvent {
+		e := ev(id, enumspb.EVENT_TYPE_MARKER_RECORDED)
+		e.Attributes = &historypb.HistoryEvent_MarkerRecordedEventAttributes{MarkerRecordedEventAttributes: &historypb.MarkerRecordedEventAttributes{
+			MarkerName: name, WorkflowTaskCompletedEventId: completedBy,
+		}}
+		return e
+	}
+	history := []*historypb.HistoryEvent{
+		ev(1, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED),
+		ev(2, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
+		ev(3, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED),
+		ev(4, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+		marker(5, "LocalActivity", 4),
+		marker(6, "LocalActivity", 4),
+		marker(7, "Version", 4),
+		ev(8, enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
+		ev(9, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
+		ev(10, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED),
+		ev(11, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+		marker(12, "LocalActivity", 11),
+		ev(13, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED),
+	}
+	got := Count(history)
+	if got[LocalActivityTask] != 2 || got[WorkflowStarted] != 1 || got[SearchAttributeUpsert] != 1 || got.Total() != 4 {
+		t.Fatalf("got %v (total %d), want 2 local-activity tasks, 1 start, 1 upsert: 4", got, got.Total())
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	s := Summarize([]Actions{
+		{WorkflowStarted: 1, ActivityScheduled: 1, SearchAttributeUpsert: 1},
+		{WorkflowStarted: 1, ActivityScheduled: 2, TimerStarted: 1, SearchAttributeUpsert: 2},
+	})
+	if s.Sampled != 2 || s.PerDelivery != 4.5 || s.Min != 3 || s.Max != 6 {
+		t.Fatalf("summary %+v", s)
+	}
+	if s.Breakdown[ActivityScheduled] != 1.5 || s.Breakdown[TimerStarted] != 0.5 || s.Breakdown[Signal] != 0 {
+		t.Fatalf("breakdown %v", s.Breakdown)
+	}
+	if _, ok := s.Breakdown[Other]; !ok {
+		t.Fatal("breakdown lacks a category")
+	}
+	if empty := Summarize(nil); empty.PerDelivery != 0 || len(empty.Breakdown) != len(Categories) {
+		t.Fatalf("empty summary %+v", empty)
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Modes.
+const (
+	modeThroughput = "throughput"
+	modePark       = "park"
+)
+
+// config is the parsed command line.
+type config struct {
+	mode            string
+	events          int
+	concurrency     int
+	rate            float64 // events per second; 0: unlimited
+	workers         int
+	batch           int
+	sample          int
+	warmup          int
+	baseline        bool
+	baselineWorkers int
+	workerArgs      []string
+	serveArgs       []string
+	serverArgs      []string
+	baselineArgs    []string
+	temporalAddress string // empty: start a dev server from temporalCLI
+	namespace       string
+	temporalCLI     string
+	out             string
+	timeout         time.Duration
+	// park mode
+	retrySchedule string
+	hold          time.Duration
+	freshWatch    time.Duration
+	timerSample   int
+
+	root string // the repository
+}
+
+// usageError is a command-line mistake: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// parseFlags reads args; root is the repository, against which default paths resolve.
+func parseFlags(args []string, root string) (config, error) {
+	c := config{root: root}
+	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.StringVar(&c.mode, "mode", modeThroughput, "throughput: hookrelay through starter serve against a lean one-activity workflow; park: deliveries parked in backoff, worker memory and who holds the timers")
+	fs.IntVar(&c.events, "events", 0, "events to submit, one delivery each (default 2000; 10000 with --mode park)")
+	fs.IntVar(&c.concurrency, "concurrency", 50, "concurrent submitters")
+	fs.Float64Var(&c.rate, "rate", 0, "cap submissions at this many events per second (0: as fast as the submitters go); latency at a rate the system sustains, rather than behind a backlog")
+	fs.IntVar(&c.workers, "workers", 1, "hookrelay worker processes (0 if --serve-args makes serve host one)")
+	fs.IntVar(&c.batch, "batch", 1, "events per POST /v1/events (1 to 100)")
+	fs.IntVar(&c.sample, "sample", 50, "histories to count billable actions from, per workflow kind")
+	fs.IntVar(&c.warmup, "warmup", 20, "events delivered before each measured phase, not measured")
+	fs.BoolVar(&c.baseline, "baseline", true, "also measure the lean baseline (--baseline=false skips it)")
+	fs.IntVar(&c.baselineWorkers, "baseline-workers", 1, "lean baseline worker processes")
+	workerArgs := fs.String("worker-args", "", "extra arguments for every worker process, split on whitespace, e.g. \"--pollers 8\"")
+	serveArgs := fs.String("serve-args", "", "extra arguments for starter serve, split on whitespace")
+	serverArgs := fs.String("server-args", "", "extra arguments for `temporal server start-dev`, e.g. \"--dynamic-config-value K=V\"")
+	baselineArgs := fs.String("baseline-args", "", "extra arguments for the lean baseline workers: --pollers N, --max-concurrent-activities N")
+	fs.StringVar(&c.temporalAddress, "temporal-address", os.Getenv("TEMPORAL_ADDRESS"), "use this Temporal frontend instead of starting a dev server (env TEMPORAL_ADDRESS)")
+	fs.StringVar(&c.namespace, "namespace", "default", "Temporal namespace")
+	fs.StringVar(&c.temporalCLI, "temporal-cli", filepath.Join(root, "bin", "temporal"), "the Temporal CLI that runs the dev server (make tools builds it)")
+	fs.StringVar(&c.out, "out", "", "write the figures as JSON here (default .temporal/bench/results.json; park.json with --mode park)")
+	fs.DurationVar(&c.timeout, "timeout", 0, "give up on a phase after this long (default 15m; 60m with --mode park)")
+	fs.StringVar(&c.retrySchedule, "retry-schedule", "1h", "park: the endpoint's retry_schedule, comma-separated")
+	fs.DurationVar(&c.hold, "hold", 30*time.Second, "park: keep sampling worker memory this long after the last delivery parked")
+	fs.DurationVar(&c.freshWatch, "fresh-watch", 15*time.Second, "park: how long to watch a fresh worker's memory once the parked workers stopped")
+	fs.IntVar(&c.timerSample, "timer-sample", 20, "park: parked workflows to describe once the workers stopped")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]   (make bench, make bench-park)\n\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return c, err
+		}
+		return c, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return c, usagef("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	var err error
+	for _, f := range []struct {
+		name string
+		raw  string
+		dst  *[]string
+	}{{"worker-args", *workerArgs, &c.workerArgs}, {"serve-args", *serveArgs, &c.serveArgs}, {"server-args", *serverArgs, &c.serverArgs}, {"baseline-args", *baselineArgs, &c.baselineArgs}} {
+		if *f.dst, err = splitArgs(f.name, f.raw); err != nil {
+			return c, err
+		}
+	}
+	if !fs.Changed("events") {
+		c.events = map[string]int{modeThroughput: 2000, modePark: 10000}[c.mode]
+	}
+	if !fs.Changed("timeout") {
+		c.timeout = map[string]time.Duration{modeThroughput: 15 * time.Minute, modePark: 60 * time.Minute}[c.mode]
+	}
+	if c.out == "" {
+		c.out = filepath.Join(root, ".temporal", "bench", map[string]string{modeThroughput: "results.json", modePark: "park.json"}[c.mode])
+	}
+	return c, c.validate()
+}
+
+// validate names the first unusable flag.
+func (c config) validate() error {
+	switch {
+	case c.mode != modeThroughput && c.mode != modePark:
+		return usagef("--mode: %q is neither %s nor %s", c.mode, modeThroughput, modePark)
+	case c.events < 1:
+		return usagef("--events: must be at least 1, got %d", c.events)
+	case c.concurrency < 1 || c.concurrency > 1000:
+		return usagef("--concurrency: must be 1 to 1000, got %d", c.concurrency)
+	case c.workers < 0 || c.workers > 32:
+		return usagef("--workers: must be 0 to 32, got %d", c.workers)
+	case c.workers == 0 && len(c.serveArgs) == 0:
+		return usagef("--workers: 0 leaves nothing to run deliveries unless --serve-args makes serve host a worker")
+	case c.batch < 1 || c.batch > 100:
+		return usagef("--batch: must be 1 to 100 (the API's limit), got %d", c.batch)
+	case c.sample < 0:
+		return usagef("--sample: must not be negative, got %d", c.sample)
+	case c.warmup < 0:
+		return usagef("--warmup: must not be negative, got %d", c.warmup)
+	case c.baselineWorkers < 1 || c.baselineWorkers > 32:
+		return usagef("--baseline-workers: must be 1 to 32, got %d", c.baselineWorkers)
+	case c.timeout <= 0:
+		return usagef("--timeout: must be positive, got %s", c.timeout)
+	case c.rate < 0:
+		return usagef("--rate: must not be negative, got %g", c.rate)
+	case c.hold < 0:
+		return usagef("--hold: must not be negative, got %s", c.hold)
+	case c.freshWatch < 0:
+		return usagef("--fresh-watch: must not be negative, got %s", c.freshWatch)
+	case c.timerSample < 0:
+		return usagef("--timer-sample: must not be negative, got %d", c.timerSample)
+	case strings.TrimSpace(c.namespace) == "":
+		return usagef("--namespace: must not be empty")
+	}
+	if _, err := parseSchedule(c.retrySchedule); err != nil {
+		return usagef("--retry-schedule: %v", err)
+	}
+	if c.temporalAddress == "" {
+		if _, err := os.Stat(c.temporalCLI); err != nil {
+			return usagef("--temporal-cli: %s: %v (run `make tools`, or set --temporal-address)", c.temporalCLI, err)
+		}
+	}
+	return nil
+}
+
+// splitArgs splits a pass-through flag's value on whitespace. Quoting is
+// refused rather than half-supported.
+func splitArgs(flag, raw string) ([]string, error) {
+	if strings.ContainsAny(raw, `"'\`) {
+		return nil, usagef("--%s: quotes and backslashes are not supported; arguments are split on whitespace", flag)
+	}
+	return strings.Fields(raw), nil
+}
+
+// parseSchedule reads "1h" or "5s,1h" into durations, as the endpoints file would hold them.
+func parseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a comma-separated list of durations such as 1h or 5s,1h", s)
+		}
+		if d <= 0 {
+			return nil, fmt.Errorf("%q: every delay must be positive", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeRoot is a repository with a Temporal CLI in bin/, so flags that need
+// it validate without building it.
+func fakeRoot(t *testing.T) string {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "temporal"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "")
+	root := fakeRoot(t)
+	c, err := parseFlags(nil, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.mode != modeThroughput || c.events != 2000 || c.concurrency != 50 || c.workers != 1 || c.sample != 50 ||
+		c.timeout != 15*time.Minute || c.out != filepath.Join(root, ".temporal", "bench", "results.json") || !c.baseline {
+		t.Fatalf("throughput defaults: %+v", c)
+	}
+	p, err := parseFlags([]string{"--mode", "park"}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.events != 10000 || p.timeout != time.Hour || p.out != filepath.Join(root, ".temporal", "bench", "park.json") {
+		t.Fatalf("park defaults: %+v", p)
+	}
+	pass, err := parseFlags([]string{"--worker-args", " --pollers 8  --max-concurrent-attempts 200 ", "--serve-args", "--max-in-flight 128"}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(pass.workerArgs, "|") != "--pollers|8|--max-concurrent-attempts|200" || strings.Join(pass.serveArgs, "|") != "--max-in-flight|128" {
+		t.Fatalf("pass-through: %q %q", pass.workerArgs, pass.serveArgs)
+	}
+}
+
+// Each bad flag is refused as a usage error naming the flag.
+func TestParseFlagsRefuses(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "")
+	root := fakeRoot(t)
+	tests := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--mode", "fast"}, "--mode"},
+		{[]string{"--events", "0"}, "--events"},
+		{[]string{"--events", "many"}, "--events"},
+		{[]string{"--concurrency", "0"}, "--concurrency"},
+		{[]string{"--rate", "-1"}, "--rate"},
+		{[]string{"--workers", "-1"}, "--workers"},
+		{[]string{"--workers", "0"}, "--workers"},
+		{[]string{"--batch", "101"}, "--batch"},
+		{[]string{"--sample", "-1"}, "--sample"},
+		{[]string{"--timeout", "0s"}, "--timeout"},
+		{[]string{"--worker-args", `--pollers "8"`}, "--worker-args"},
+		{[]string{"--retry-schedule", "soon"}, "--retry-schedule"},
+		{[]string{"--retry-schedule", "1h,0s"}, "--retry-schedule"},
+		{[]string{"--temporal-cli", filepath.Join(root, "missing")}, "--temporal-cli"},
+		{[]string{"--no-such-flag"}, "--no-such-flag"},
+		{[]string{"stray"}, "stray"},
+	}
+	for _, tt := range tests {
+		_, err := parseFlags(tt.args, root)
+		var usage usageError
+		if err == nil || !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.flag) {
+			t.Errorf("%q: error %v, want a usage error naming %s", tt.args, err, tt.flag)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+// Command bench measures hookrelay end to end on a real Temporal server:
+// deliveries per second, latency from submission to the receiver's verified
+// 2xx, billable Temporal actions per delivery and worker memory, beside a
+// lean baseline (one workflow, one activity that POSTs) on the same server
+// and receiver. With --mode park it parks deliveries in backoff and shows
+// what waiting costs a worker, and that the server holds the timers.
+//
+//	go run ./bench [flags]              (make bench)
+//	go run ./bench --mode park [flags]  (make bench-park)
+//
+// It starts a dev server from bin/temporal (or uses TEMPORAL_ADDRESS), a
+// loopback receiver, starter serve and worker processes built from this
+// repository, prints the figures and writes them as JSON (--out).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	interrupted := ctx.Err() != nil
+	stop()
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	case interrupted:
+		fmt.Fprintln(os.Stderr, "bench: interrupted; every process it started is stopped")
+		os.Exit(130)
+	default:
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) (err error) {
+	if len(args) > 0 && args[0] == leanWorkerCommand {
+		return runLeanWorker(ctx, args[1:])
+	}
+	root, err := findRoot()
+	if err != nil {
+		return err
+	}
+	cfg, err := parseFlags(args, root)
+	if err != nil {
+		return err
+	}
+	h, err := newHarness(ctx, cfg, out)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, e := range h.close() {
+			fmt.Fprintln(out, "   warning:", e)
+		}
+	}()
+	hd := newHeader(cfg, h, args)
+	var report any
+	switch cfg.mode {
+	case modeThroughput:
+		r := &throughputReport{header: hd}
+		if err := runThroughput(ctx, h, r); err != nil {
+			return err
+		}
+		r.Machine.LoadAvgEnd = loadavg()
+		printThroughput(out, r)
+		report = r
+	case modePark:
+		r := &parkReport{header: hd}
+		if err := runPark(ctx, h, r); err != nil {
+			return err
+		}
+		r.Machine.LoadAvgEnd = loadavg()
+		printPark(out, r)
+		report = r
+	}
+	// Every request the receiver got was signed right, or the figures mean nothing.
+	if err := h.rc.checkSignatures(); err != nil {
+		return err
+	}
+	if err := writeJSON(cfg.out, report); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nfigures written to %s; process logs in %s\n", rel(root, cfg.out), hd.LogDir)
+	return nil
+}
+
+// findRoot finds the repository from the working directory up.
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if isModuleRoot(filepath.Join(dir, "go.mod")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run the bench inside the hookrelay repository (no go.mod of github.com/hookrelay/hookrelay found from here up)")
+		}
+		dir = parent
+	}
+}
+
+func isModuleRoot(gomod string) bool {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "module ") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "module ")) == "github.com/hookrelay/hookrelay"
+		}
+	}
+	return false
+}

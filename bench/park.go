@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/hookrelay/hookrelay/bench/billable"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// rssSample is one second of the park run.
+type rssSample struct {
+	Seconds  float64 `json:"t"` // since the first request
+	Workers  int64   `json:"workers_rss_bytes"`
+	Serve    int64   `json:"serve_rss_bytes"`
+	Accepted int64   `json:"accepted"`
+	Parked   int64   `json:"parked"`
+}
+
+// parkMemory is the worker processes' summed resident set (VmRSS) over the run.
+type parkMemory struct {
+	Idle         int64   `json:"idle_rss_bytes"`       // before the first request
+	Peak         int64   `json:"peak_rss_bytes"`       // the largest sample
+	PeakHWM      int64   `json:"peak_hwm_bytes"`       // VmHWM summed, at the end: peaks between samples too
+	AtPark       int64   `json:"at_park_rss_bytes"`    // when the last delivery parked
+	AtEnd        int64   `json:"at_end_rss_bytes"`     // --hold later
+	Drift        int64   `json:"drift_bytes"`          // AtEnd - AtPark
+	DriftPercent float64 `json:"drift_percent"`        // of AtPark
+	ServePeakHWM int64   `json:"serve_peak_hwm_bytes"` // serve's VmHWM
+}
+
+// timerCheck shows the server, not the worker, holds the parked deliveries.
+type timerCheck struct {
+	RunningBefore int64 `json:"running_before_stop"`
+	// RunningAfterStop counts Running workflows on the queue with every
+	// worker (and serve) stopped.
+	RunningAfterStop int64 `json:"running_after_stop"`
+	Described        int   `json:"described"`
+	// WithPendingTimer counts described workflows that are Running with no
+	// activity or workflow task pending and an unfired timer in history.
+	WithPendingTimer int     `json:"with_pending_timer"`
+	TimerFiresInMin  float64 `json:"timer_fires_in_min_seconds"`
+	TimerFiresInMax  float64 `json:"timer_fires_in_max_seconds"`
+	// A fresh worker process started afterwards, watched for --fresh-watch.
+	FreshWatchSeconds float64 `json:"fresh_watch_seconds"`
+	FreshPeakRSS      int64   `json:"fresh_worker_peak_rss_bytes"`
+	FreshEndRSS       int64   `json:"fresh_worker_end_rss_bytes"`
+	AttemptsDuring    int     `json:"attempts_during_fresh_watch"`
+	ParkedAfter       int64   `json:"parked_after_fresh_watch"`
+}
+
+type parkReport struct {
+	header
+	Events            int              `json:"events"`
+	RetrySchedule     string           `json:"retry_schedule"`
+	AcceptSeconds     float64          `json:"accept_seconds"`
+	AcceptedPerSecond float64          `json:"accepted_per_second"`
+	ParkSeconds       float64          `json:"park_seconds"` // first request to all parked
+	Refused503        int64            `json:"refused_503"`
+	Attempts          int              `json:"attempts"` // 503s the receiver answered
+	Actions           billable.Summary `json:"actions_per_parked_delivery"`
+	Workers           parkMemory       `json:"workers"`
+	ServerHoldsTimers timerCheck       `json:"server_holds_timers"`
+	Samples           []rssSample      `json:"samples"`
+}
+
+// runPark parks cfg.events deliveries in backoff against an endpoint that
+// always answers 503, watching the workers' memory, then stops them and
+// shows the workflows wait on the server.
+func runPark(ctx context.Context, h *harness, rep *parkReport) error {
+	cfg := h.cfg
+	schedule, err := parseSchedule(cfg.retrySchedule)
+	if err != nil {
+		return err
+	}
+	events, err := makeEvents(cfg.events, time.Now().UTC().Truncate(time.Millisecond))
+	if err != nil {
+		return err
+	}
+	rep.Events, rep.RetrySchedule = cfg.events, cfg.retrySchedule
+	taskQueue := "bench-park-" + h.runID
+	endpoints, err := h.writeEndpoints("endpoints-park.yaml", parkEndpoint, h.rc.url+pathUnavailable, schedule)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "== park: %d deliveries to an endpoint that always answers 503, retry_schedule [%s]; %d worker(s), task queue %s\n",
+		cfg.events, cfg.retrySchedule, cfg.workers, taskQueue)
+	var workers []*proc
+	for i := range cfg.workers {
+		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
+		if err != nil {
+			return err
+		}
+		workers = append(workers, w)
+	}
+	serve, err := h.startServe(ctx, taskQueue, endpoints)
+	if err != nil {
+		return err
+	}
+	token, err := h.token()
+	if err != nil {
+		return fmt.Errorf("api token: %w", err)
+	}
+	sc := newServeClient(serve.url, token, cfg.concurrency)
+	parkID := func(ev fakeEvent) string { return workflows.WorkflowID(parkEndpoint, ev.id) }
+	wids := ids(events, parkID)
+	retrying := fmt.Sprintf("TaskQueue = '%s' AND HookrelayStatus = 'retrying'", taskQueue)
+	runningQuery := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", taskQueue)
+
+	// Memory every second, from before the first request to the end of the hold.
+	hosts := append(slices.Clone(workers), serve.proc) // serve may host a worker too (--serve-args)
+	rep.Workers.Idle, _ = rssOf(workers)
+	var (
+		accepted, parked atomic.Int64
+		samplesMu        sync.Mutex
+		begin            = time.Now()
+	)
+	sampleNow := func() rssSample {
+		w, _ := rssOf(workers)
+		s, _ := rssOf([]*proc{serve.proc})
+		smp := rssSample{Seconds: round(time.Since(begin).Seconds(), 1), Workers: w, Serve: s, Accepted: accepted.Load(), Parked: parked.Load()}
+		samplesMu.Lock()
+		rep.Samples = append(rep.Samples, smp)
+		samplesMu.Unlock()
+		return smp
+	}
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				sampleNow()
+			case <-stopSampling:
+				return
+			}
+		}
+	}()
+	stopSampler := func() {
+		if stopSampling != nil {
+			close(stopSampling)
+			<-sampled
+			stopSampling = nil
+		}
+	}
+	defer stopSampler()
+
+	// Submit, and poll visibility until every delivery is parked.
+	subCtx, cancelSubmit := context.WithCancel(ctx)
+	defer cancelSubmit()
+	started := make([]time.Time, len(events))
+	submitted := make(chan error, 1)
+	go func() {
+		submitted <- submitAll(subCtx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
+			func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, parkID) })
+	}()
+	var lastAccepted time.Time
+	lastProgress := begin
+	for parked.Load() < int64(len(events)) || submitted != nil {
+		select {
+		case err := <-submitted:
+			if err != nil {
+				return fmt.Errorf("park: submit: %w", err)
+			}
+			lastAccepted, submitted = time.Now(), nil
+			fmt.Fprintf(h.out, "   park: all %d accepted in %.1fs (%d refused with 503 and retried)\n", len(events), lastAccepted.Sub(begin).Seconds(), sc.refused.Load())
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		n, err := h.count(ctx, retrying)
+		if err != nil {
+			return err
+		}
+		parked.Store(n)
+		if time.Since(begin) > cfg.timeout {
+			return fmt.Errorf("park: %d of %d parked after --timeout %s: %w", n, len(events), cfg.timeout, errIncomplete)
+		}
+		if time.Since(lastProgress) >= 5*time.Second {
+			lastProgress = time.Now()
+			_, _, attempts := h.rc.counts()
+			w, _ := rssOf(workers)
+			fmt.Fprintf(h.out, "   park: %5.0fs  accepted %d/%d, attempts %d, parked %d, workers RSS %s\n",
+				time.Since(begin).Seconds(), accepted.Load(), len(events), attempts, n, mb(w))
+		}
+	}
+	parkedAt := time.Now()
+	rep.Workers.AtPark = sampleNow().Workers
+	rep.AcceptSeconds = round(lastAccepted.Sub(begin).Seconds(), 3)
+	rep.AcceptedPerSecond = round(float64(len(events))/lastAccepted.Sub(begin).Seconds(), 1)
+	rep.ParkSeconds = round(parkedAt.Sub(begin).Seconds(), 3)
+	rep.Refused503 = sc.refused.Load()
+	fmt.Fprintf(h.out, "   park: all %d parked after %.1fs, workers RSS %s; holding %s\n", len(events), rep.ParkSeconds, mb(rep.Workers.AtPark), cfg.hold)
+
+	if err := sleep(ctx, cfg.hold); err != nil {
+		return err
+	}
+	rep.Workers.AtEnd = sampleNow().Workers
+	stopSampler()
+	for _, smp := range rep.Samples {
+		rep.Workers.Peak = max(rep.Workers.Peak, smp.Workers)
+	}
+	rep.Workers.Drift = rep.Workers.AtEnd - rep.Workers.AtPark
+	if rep.Workers.AtPark > 0 {
+		rep.Workers.DriftPercent = round(100*float64(rep.Workers.Drift)/float64(rep.Workers.AtPark), 1)
+	}
+	if rep.Workers.PeakHWM, err = hwmOf(workers); err != nil {
+		return err
+	}
+	if rep.Workers.ServePeakHWM, err = hwmOf([]*proc{serve.proc}); err != nil {
+		return err
+	}
+	_, _, rep.Attempts = h.rc.counts()
+
+	fmt.Fprintf(h.out, "   park: counting actions in %d histories\n", min(cfg.sample, len(wids)))
+	if rep.Actions, err = h.sampleActions(ctx, wids, false); err != nil {
+		return fmt.Errorf("park: %w", err)
+	}
+	if err := h.checkServerHoldsTimers(ctx, &rep.ServerHoldsTimers, hosts, wids, taskQueue, endpoints, runningQuery, retrying); err != nil {
+		return err
+	}
+	if cfg.temporalAddress != "" {
+		return h.terminateAll(ctx, wids)
+	}
+	return nil
+}
+
+// checkServerHoldsTimers stops every process that could run a workflow,
+// then shows the workflows still Running with a pending timer on the
+// server, and that a fresh worker stays small: nothing is owed to it
+// until a timer fires.
+func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, hosts []*proc, wids []string, taskQueue, endpoints, runningQuery, retrying string) error {
+	var err error
+	if tc.RunningBefore, err = h.count(ctx, runningQuery); err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "== server holds the timers: stopping serve and the worker(s); %d Running\n", tc.RunningBefore)
+	h.stopAll(hosts)
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	if tc.RunningAfterStop, err = h.count(ctx, runningQuery); err != nil {
+		return err
+	}
+	tc.TimerFiresInMin = -1
+	for _, i := range spread(len(wids), h.cfg.timerSample) {
+		tc.Described++
+		desc, err := h.client.DescribeWorkflowExecution(ctx, wids[i], "")
+		if err != nil {
+			return fmt.Errorf("describe %s: %w", wids[i], err)
+		}
+		if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING ||
+			len(desc.GetPendingActivities()) > 0 || desc.GetPendingWorkflowTask() != nil {
+			continue
+		}
+		events, err := history(ctx, h.client, wids[i])
+		if err != nil {
+			return err
+		}
+		fires, ok := pendingTimer(events)
+		if !ok {
+			continue
+		}
+		tc.WithPendingTimer++
+		in := time.Until(fires).Seconds()
+		if tc.TimerFiresInMin < 0 || in < tc.TimerFiresInMin {
+			tc.TimerFiresInMin = round(in, 1)
+		}
+		tc.TimerFiresInMax = max(tc.TimerFiresInMax, round(in, 1))
+	}
+	fmt.Fprintf(h.out, "   %d Running with no worker; %d of %d described are waiting on a server timer; starting a fresh worker for %s\n",
+		tc.RunningAfterStop, tc.WithPendingTimer, tc.Described, h.cfg.freshWatch)
+
+	_, _, attemptsBefore := h.rc.counts()
+	fresh, err := h.startWorker(ctx, "worker-fresh", taskQueue, endpoints)
+	if err != nil {
+		return err
+	}
+	begin := time.Now()
+	for time.Since(begin) < h.cfg.freshWatch {
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+		m, err := readMemory(fresh.pid())
+		if err != nil {
+			return err
+		}
+		tc.FreshPeakRSS, tc.FreshEndRSS = max(tc.FreshPeakRSS, m.RSS), m.RSS
+	}
+	tc.FreshWatchSeconds = round(time.Since(begin).Seconds(), 1)
+	_, _, attemptsAfter := h.rc.counts()
+	tc.AttemptsDuring = attemptsAfter - attemptsBefore
+	if tc.ParkedAfter, err = h.count(ctx, retrying); err != nil {
+		return err
+	}
+	h.stopAll([]*proc{fresh})
+	return nil
+}
+
+// pendingTimer finds the last timer started and neither fired nor
+// canceled, and when it fires.
+func pendingTimer(events []*historypb.HistoryEvent) (time.Time, bool) {
+	open := map[string]time.Time{}
+	for _, e := range events {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_TIMER_STARTED:
+			a := e.GetTimerStartedEventAttributes()
+			open[a.GetTimerId()] = e.GetEventTime().AsTime().Add(a.GetStartToFireTimeout().AsDuration())
+		case enumspb.EVENT_TYPE_TIMER_FIRED:
+			delete(open, e.GetTimerFiredEventAttributes().GetTimerId())
+		case enumspb.EVENT_TYPE_TIMER_CANCELED:
+			delete(open, e.GetTimerCanceledEventAttributes().GetTimerId())
+		}
+	}
+	var fires time.Time
+	for _, t := range open {
+		if fires.IsZero() || t.Before(fires) {
+			fires = t
+		}
+	}
+	return fires, !fires.IsZero()
+}
+
+// count asks visibility how many workflows match query.
+func (h *harness) count(ctx context.Context, query string) (int64, error) {
+	resp, err := h.client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: h.cfg.namespace, Query: query})
+	if err != nil {
+		return 0, fmt.Errorf("count %q: %w", query, err)
+	}
+	return resp.GetCount(), nil
+}
+
+// terminateAll ends the parked workflows on a server the bench did not start.
+func (h *harness) terminateAll(ctx context.Context, wids []string) error {
+	fmt.Fprintf(h.out, "== terminating the %d parked workflows on %s\n", len(wids), h.temporalAddr)
+	started := make([]time.Time, len(wids))
+	var done atomic.Int64
+	return submitAll(ctx, len(wids), 1, h.cfg.concurrency, 0, started, &done, func(ctx context.Context, idx []int) error {
+		if err := h.client.TerminateWorkflow(ctx, wids[idx[0]], "", "hookrelay bench park mode: cleanup"); err != nil {
+			return fmt.Errorf("terminate %s: %w", wids[idx[0]], err)
+		}
+		return nil
+	})
+}
+
+// rssOf sums the current resident set (VmRSS) of ps.
+func rssOf(ps []*proc) (int64, error) {
+	var sum int64
+	for _, p := range ps {
+		m, err := readMemory(p.pid())
+		if err != nil {
+			return sum, err
+		}
+		sum += m.RSS
+	}
+	return sum, nil
+}
+
+// hwmOf sums the peak resident set (VmHWM) of ps.
+func hwmOf(ps []*proc) (int64, error) {
+	var sum int64
+	for _, p := range ps {
+		m, err := readMemory(p.pid())
+		if err != nil {
+			return sum, err
+		}
+		sum += m.Peak
+	}
+	return sum, nil
+}

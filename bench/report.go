@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/bench/billable"
+)
+
+// machine describes where the figures were measured.
+type machine struct {
+	CPU          string `json:"cpu"`
+	Cores        int    `json:"cores"`
+	MemoryBytes  int64  `json:"memory_bytes"`
+	OS           string `json:"os"`
+	Kernel       string `json:"kernel"`
+	GoVersion    string `json:"go_version"`
+	TemporalCLI  string `json:"temporal_cli,omitempty"`
+	Date         string `json:"date"`
+	LoadAvgStart string `json:"loadavg_start"` // /proc/loadavg: other work on the machine shows here
+	LoadAvgEnd   string `json:"loadavg_end"`
+	GitCommit    string `json:"git_commit"`
+}
+
+// configJSON is the run's settings as the report records them.
+type configJSON struct {
+	Events          int      `json:"events"`
+	Concurrency     int      `json:"concurrency"`
+	Rate            float64  `json:"rate_per_second"` // 0: unlimited
+	Workers         int      `json:"workers"`
+	Batch           int      `json:"batch"`
+	Sample          int      `json:"sample"`
+	Warmup          int      `json:"warmup"`
+	Baseline        bool     `json:"baseline"`
+	BaselineWorkers int      `json:"baseline_workers"`
+	WorkerArgs      []string `json:"worker_args"`
+	ServeArgs       []string `json:"serve_args"`
+	ServerArgs      []string `json:"server_args"`
+	BaselineArgs    []string `json:"baseline_args"`
+	Namespace       string   `json:"namespace"`
+	Timeout         string   `json:"timeout"`
+	Hold            string   `json:"hold,omitempty"`
+}
+
+// header is what every report starts with.
+type header struct {
+	Mode        string            `json:"mode"`
+	Command     string            `json:"command"`
+	Machine     machine           `json:"machine"`
+	Config      configJSON        `json:"config"`
+	Temporal    string            `json:"temporal"`
+	LogDir      string            `json:"log_dir"`
+	Definitions map[string]string `json:"definitions"`
+}
+
+var definitions = map[string]string{
+	"latency":               "from just before an event's first POST /v1/events (baseline: client.ExecuteWorkflow) to the receiver's verified 2xx for it; 503 waits included",
+	"deliveries_per_second": "measured events / (last verified 2xx - first request)",
+	"accepted_per_second":   "measured events / (last 202 or start - first request)",
+	"actions":               "Temporal Cloud billable actions counted from the histories of an evenly spread sample: workflow start, activity scheduled, timer started, signal, update accepted, search-attribute upsert, each workflow task recording LocalActivity markers once; heartbeats and queries are not in history and not counted",
+	"peak_rss":              "VmHWM from /proc/PID/status; workers_peak_rss_sum is the sum over worker processes, _max the largest",
+	"cpu_seconds":           "utime+stime from /proc/PID/stat over the measured phase (warm-up excluded)",
+	"park":                  "parked = visibility counts HookrelayStatus='retrying' on the run's task queue; worker RSS is VmRSS summed over worker processes, sampled every second",
+}
+
+func newHeader(cfg config, h *harness, args []string) header {
+	temporal := "dev server (" + rel(cfg.root, cfg.temporalCLI) + ", in memory) at " + h.temporalAddr
+	if cfg.temporalAddress != "" {
+		temporal = cfg.temporalAddress
+	}
+	c := configJSON{Events: cfg.events, Concurrency: cfg.concurrency, Rate: cfg.rate, Workers: cfg.workers, Batch: cfg.batch, Sample: cfg.sample,
+		Warmup: cfg.warmup, Baseline: cfg.baseline, BaselineWorkers: cfg.baselineWorkers, WorkerArgs: cfg.workerArgs,
+		ServeArgs: cfg.serveArgs, ServerArgs: cfg.serverArgs, BaselineArgs: cfg.baselineArgs, Namespace: cfg.namespace, Timeout: cfg.timeout.String()}
+	if cfg.mode == modePark {
+		c.Hold, c.Warmup, c.Baseline, c.BaselineWorkers = cfg.hold.String(), 0, false, 0
+	}
+	return header{
+		Mode:        cfg.mode,
+		Command:     commandLine(args),
+		Machine:     describeMachine(cfg),
+		Config:      c,
+		Temporal:    temporal,
+		LogDir:      rel(cfg.root, h.logDir),
+		Definitions: definitions,
+	}
+}
+
+// commandLine is how to run this again.
+func commandLine(args []string) string {
+	parts := []string{"go", "run", "./bench"}
+	for _, a := range args {
+		if strings.ContainsAny(a, " \t\"'$") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+func describeMachine(cfg config) machine {
+	m := machine{
+		Cores:        runtime.NumCPU(),
+		OS:           runtime.GOOS + "/" + runtime.GOARCH,
+		GoVersion:    runtime.Version(),
+		Date:         time.Now().UTC().Format(time.RFC3339),
+		LoadAvgStart: loadavg(),
+	}
+	m.CPU = procField("/proc/cpuinfo", "model name")
+	if kb := procField("/proc/meminfo", "MemTotal"); kb != "" {
+		var n int64
+		fmt.Sscanf(kb, "%d", &n)
+		m.MemoryBytes = n << 10
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("git", "-C", cfg.root, "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.GitCommit = strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "-C", cfg.root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			m.GitCommit += "-dirty"
+		}
+	}
+	if cfg.temporalAddress == "" {
+		if out, err := exec.Command(cfg.temporalCLI, "--version").Output(); err == nil {
+			m.TemporalCLI = strings.TrimSpace(string(out))
+		}
+	}
+	return m
+}
+
+// procField is the first "name : value" line's value in a /proc file.
+func procField(path, name string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// writeJSON writes v to path, creating its directory.
+func writeJSON(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	return nil
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
+
+func printMachine(w io.Writer, hd header) {
+	m := hd.Machine
+	fmt.Fprintf(w, "machine: %s, %d cores, %s, %s, %s; load average %s at start, %s at end\n",
+		m.CPU, m.Cores, mb(m.MemoryBytes), m.OS, m.GoVersion, m.LoadAvgStart, m.LoadAvgEnd)
+	fmt.Fprintf(w, "temporal: %s\ncommit: %s   date: %s\n", hd.Temporal, m.GitCommit, m.Date)
+}
+
+// printThroughput prints hookrelay and the baseline side by side.
+func printThroughput(w io.Writer, r *throughputReport) {
+	hk, base := r.Hookrelay, r.Baseline
+	cfg := r.Config
+	fmt.Fprintf(w, "\n== results: %d deliveries each, %d concurrent submitters, %d hookrelay worker(s), %d baseline worker(s), batch %d\n",
+		hk.Deliveries, cfg.Concurrency, cfg.Workers, cfg.BaselineWorkers, cfg.Batch)
+	printMachine(w, r.header)
+	fmt.Fprintf(w, "\n%-38s %14s %14s %10s\n", "", "hookrelay", "baseline", "ratio")
+	row := func(label string, a, b float64, format string, withRatio bool) {
+		bs, rs := "-", ""
+		if base != nil {
+			bs = fmt.Sprintf(format, b)
+			if withRatio {
+				rs = fmt.Sprintf("%.2f×", ratio(a, b))
+			}
+		}
+		fmt.Fprintf(w, "%-38s %14s %14s %10s\n", label, fmt.Sprintf(format, a), bs, rs)
+	}
+	var b phaseResult
+	if base != nil {
+		b = *base
+	}
+	row("deliveries/s (first request→last 2xx)", hk.DeliveriesPerSecond, b.DeliveriesPerSecond, "%.1f", true)
+	row("accepted/s", hk.AcceptedPerSecond, b.AcceptedPerSecond, "%.1f", true)
+	row("latency p50 (ms)", hk.Latency.P50, b.Latency.P50, "%.1f", true)
+	row("latency p95 (ms)", hk.Latency.P95, b.Latency.P95, "%.1f", true)
+	row("latency p99 (ms)", hk.Latency.P99, b.Latency.P99, "%.1f", true)
+	row("latency max (ms)", hk.Latency.Max, b.Latency.Max, "%.1f", false)
+	row(fmt.Sprintf("billable actions/delivery (%d sampled)", hk.Actions.Sampled), hk.Actions.PerDelivery, b.Actions.PerDelivery, "%.2f", true)
+	for _, c := range billable.Categories {
+		if hk.Actions.Breakdown[c] != 0 || b.Actions.Breakdown[c] != 0 {
+			row("  "+string(c), hk.Actions.Breakdown[c], b.Actions.Breakdown[c], "%.2f", false)
+		}
+	}
+	mbRow := func(label string, a, b int64) {
+		bs := "-"
+		if base != nil && b > 0 {
+			bs = mb(b)
+		}
+		as := "-"
+		if a > 0 {
+			as = mb(a)
+		}
+		fmt.Fprintf(w, "%-38s %14s %14s\n", label, as, bs)
+	}
+	mbRow("peak RSS, workers (sum of VmHWM)", hk.WorkersPeakRSSSum, b.WorkersPeakRSSSum)
+	mbRow("peak RSS, largest worker (VmHWM)", hk.WorkersPeakRSSMax, b.WorkersPeakRSSMax)
+	mbRow("peak RSS, starter serve (VmHWM)", hk.ServePeakRSS, 0)
+	for _, group := range []string{"temporal", "serve", "workers", "bench"} {
+		row("CPU ms/delivery, "+group, cpuGroup(hk, group), cpuGroup(b, group), "%.2f", false)
+	}
+	row("503 refusals (retried)", float64(hk.Refused503), 0, "%.0f", false)
+	row("duplicate deliveries", float64(hk.Duplicates), float64(b.Duplicates), "%.0f", false)
+	if r.Ratio != nil {
+		fmt.Fprintf(w, "\nissue 6 targets: throughput ≥ 1.5× baseline: %.2f×; p50 ≤ baseline: %.2f×; ≤ 2 actions for a first-time success: %.2f\n",
+			r.Ratio.Throughput, r.Ratio.P50, hk.Actions.PerDelivery)
+	}
+}
+
+// cpuGroup sums the CPU per delivery of a phase's processes in one group.
+func cpuGroup(r phaseResult, group string) float64 {
+	var sum float64
+	for _, p := range r.Processes {
+		name := p.Name
+		switch {
+		case strings.HasPrefix(name, "worker"), strings.HasPrefix(name, "lean-worker"):
+			name = "workers"
+		case strings.HasPrefix(name, "bench"):
+			name = "bench"
+		}
+		if name == group {
+			sum += p.CPUMsPerDelivery
+		}
+	}
+	return sum
+}
+
+// printPark prints the park run's figures.
+func printPark(w io.Writer, r *parkReport) {
+	fmt.Fprintf(w, "\n== results: %d deliveries parked (endpoint answers 503, retry_schedule [%s]), %d worker(s), %d concurrent submitters\n",
+		r.Events, r.RetrySchedule, r.Config.Workers, r.Config.Concurrency)
+	printMachine(w, r.header)
+	m, tc := r.Workers, r.ServerHoldsTimers
+	fmt.Fprintf(w, "\naccepted in %.1fs (%.1f/s, %d refused with 503 and retried); all parked after %.1fs; %d attempts\n",
+		r.AcceptSeconds, r.AcceptedPerSecond, r.Refused503, r.ParkSeconds, r.Attempts)
+	fmt.Fprintf(w, "worker RSS (VmRSS summed over %d worker(s)):\n", r.Config.Workers)
+	fmt.Fprintf(w, "  idle before submitting   %10s\n", mb(m.Idle))
+	fmt.Fprintf(w, "  peak (1 s samples)       %10s   (VmHWM %s)\n", mb(m.Peak), mb(m.PeakHWM))
+	fmt.Fprintf(w, "  when all had parked      %10s\n", mb(m.AtPark))
+	fmt.Fprintf(w, "  %-24s %10s   drift %+.1f MB (%+.1f%%)\n", r.Config.Hold+" later", mb(m.AtEnd), float64(m.Drift)/(1<<20), m.DriftPercent)
+	fmt.Fprintf(w, "starter serve peak RSS (VmHWM) %s\n", mb(m.ServePeakHWM))
+	fmt.Fprintf(w, "billable actions per parked delivery so far: %.2f (%d sampled)", r.Actions.PerDelivery, r.Actions.Sampled)
+	for _, c := range billable.Categories {
+		if v := r.Actions.Breakdown[c]; v != 0 {
+			fmt.Fprintf(w, "; %s %.2f", c, v)
+		}
+	}
+	fmt.Fprintf(w, "\nserver holds the timers: with serve and every worker stopped, %d of %d still Running; %d of %d described are Running with no\n",
+		tc.RunningAfterStop, tc.RunningBefore, tc.WithPendingTimer, tc.Described)
+	fmt.Fprintf(w, "  activity or workflow task pending and an unfired timer (fires in %.0f–%.0f s); a fresh worker over %.0f s: RSS peak %s, end %s,\n",
+		tc.TimerFiresInMin, tc.TimerFiresInMax, tc.FreshWatchSeconds, mb(tc.FreshPeakRSS), mb(tc.FreshEndRSS))
+	fmt.Fprintf(w, "  %d attempts, %d still parked\n", tc.AttemptsDuring, tc.ParkedAfter)
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Millisecond // 1..100ms
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one value", []time.Duration{7}, 99, 7},
+		{"p50 of 1..100", hundred, 50, 50 * time.Millisecond},
+		{"p95 of 1..100", hundred, 95, 95 * time.Millisecond},
+		{"p99 of 1..100", hundred, 99, 99 * time.Millisecond},
+		{"p100 is the max", hundred, 100, 100 * time.Millisecond},
+		{"p0 is the min", hundred, 0, 1 * time.Millisecond},
+		{"p50 of four rounds down to the second", []time.Duration{1, 2, 3, 4}, 50, 2},
+		{"p99 of four is the max", []time.Duration{1, 2, 3, 4}, 99, 4},
+	}
+	for _, tt := range tests {
+		if got := percentile(tt.sorted, tt.p); got != tt.want {
+			t.Errorf("%s: p%v = %v, want %v", tt.name, tt.p, got, tt.want)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	ds := []time.Duration{40 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond, 20 * time.Millisecond}
+	got := summarize(ds)
+	want := latency{P50: 20, P95: 40, P99: 40, Min: 10, Max: 40, Mean: 25}
+	if got != want {
+		t.Fatalf("summarize = %+v, want %+v", got, want)
+	}
+	if (summarize(nil) != latency{}) {
+		t.Fatal("summarize(nil) is not zero")
+	}
+}
+
+func TestSpread(t *testing.T) {
+	tests := []struct {
+		n, k int
+		want []int
+	}{
+		{10, 0, []int{}},
+		{10, 1, []int{0}},
+		{10, 2, []int{0, 9}},
+		{10, 4, []int{0, 3, 6, 9}},
+		{3, 50, []int{0, 1, 2}},
+		{2000, 50, nil}, // checked below: 50 distinct, first and last included
+	}
+	for _, tt := range tests {
+		got := spread(tt.n, tt.k)
+		if tt.want != nil && !slices.Equal(got, tt.want) {
+			t.Errorf("spread(%d, %d) = %v, want %v", tt.n, tt.k, got, tt.want)
+		}
+		if len(got) != min(tt.n, tt.k) || len(slices.Compact(slices.Clone(got))) != len(got) {
+			t.Errorf("spread(%d, %d) = %v: want %d distinct indexes", tt.n, tt.k, got, min(tt.n, tt.k))
+		}
+		if len(got) > 1 && (got[0] != 0 || got[len(got)-1] != tt.n-1) {
+			t.Errorf("spread(%d, %d) = %v: want first and last", tt.n, tt.k, got)
+		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with spaces and a parenthesis; utime 250, stime 50 ticks.
+	stat := "4242 (odd) name) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 0 0 20 0 12 0 100 2000000 3000 18446744073709551615"
+	got, err := parseStatCPU(stat)
+	if err != nil || got != 3.0 {
+		t.Fatalf("parseStatCPU = %v, %v; want 3.0 s", got, err)
+	}
+	if _, err := parseStatCPU("4242 (short) S 1"); err == nil {
+		t.Fatal("a truncated stat line parsed")
+	}
+}

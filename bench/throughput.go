@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/hookrelay/hookrelay/bench/billable"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// Endpoint ids: the workflow ID prefixes on the receiver.
+const (
+	benchEndpoint = "bench"
+	leanPrefix    = "lean"
+	parkEndpoint  = "parked"
+)
+
+// procFigures is one process's cost over a measured phase.
+type procFigures struct {
+	Name string `json:"name"`
+	PID  int    `json:"pid"`
+	// PeakRSS is VmHWM at the end of the phase: the most it ever held resident.
+	PeakRSS          int64   `json:"peak_rss_bytes"`
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	CPUMsPerDelivery float64 `json:"cpu_ms_per_delivery"`
+}
+
+// phaseResult is one workflow kind's figures.
+type phaseResult struct {
+	Name       string `json:"name"`
+	Deliveries int    `json:"deliveries"`
+	// AcceptSeconds runs from the first request to the last accepted one.
+	AcceptSeconds     float64 `json:"accept_seconds"`
+	AcceptedPerSecond float64 `json:"accepted_per_second"`
+	// Seconds runs from the first request to the last verified 2xx.
+	Seconds             float64          `json:"seconds"`
+	DeliveriesPerSecond float64          `json:"deliveries_per_second"`
+	Latency             latency          `json:"latency"`
+	Refused503          int64            `json:"refused_503"`
+	Duplicates          int              `json:"duplicate_deliveries"`
+	Actions             billable.Summary `json:"actions"`
+	// Worker memory: the sum and the largest of the worker processes' VmHWM.
+	WorkersPeakRSSSum int64         `json:"workers_peak_rss_sum_bytes"`
+	WorkersPeakRSSMax int64         `json:"workers_peak_rss_max_bytes"`
+	ServePeakRSS      int64         `json:"serve_peak_rss_bytes,omitempty"`
+	Processes         []procFigures `json:"processes"`
+}
+
+// ratios compare hookrelay with the baseline: hookrelay's figure divided by the baseline's.
+type ratios struct {
+	Throughput float64 `json:"throughput"`
+	P50        float64 `json:"p50"`
+	P95        float64 `json:"p95"`
+	P99        float64 `json:"p99"`
+	Actions    float64 `json:"actions"`
+}
+
+type throughputReport struct {
+	header
+	Hookrelay phaseResult  `json:"hookrelay"`
+	Baseline  *phaseResult `json:"baseline,omitempty"`
+	Ratio     *ratios      `json:"ratio,omitempty"`
+}
+
+// runThroughput measures hookrelay (events through starter serve to worker
+// processes) and then, on the same server and receiver, the lean baseline.
+func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error {
+	cfg := h.cfg
+	events, err := makeEvents(cfg.warmup+cfg.events, time.Now().UTC().Truncate(time.Millisecond))
+	if err != nil {
+		return err
+	}
+	warm, measured := events[:cfg.warmup], events[cfg.warmup:]
+
+	// hookrelay
+	taskQueue := "bench-" + h.runID
+	endpoints, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, h.rc.url+pathOK, []time.Duration{5 * time.Second, time.Minute})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "== hookrelay: %d worker(s), starter serve, task queue %s\n", cfg.workers, taskQueue)
+	var running []*proc
+	if h.server != nil {
+		running = append(running, h.server)
+	}
+	var workers []*proc
+	for i := range cfg.workers {
+		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
+		if err != nil {
+			return err
+		}
+		workers = append(workers, w)
+	}
+	serve, err := h.startServe(ctx, taskQueue, endpoints)
+	if err != nil {
+		return err
+	}
+	token, err := h.token()
+	if err != nil {
+		return fmt.Errorf("api token: %w", err)
+	}
+	sc := newServeClient(serve.url, token, cfg.concurrency)
+	hookID := func(ev fakeEvent) string { return workflows.WorkflowID(benchEndpoint, ev.id) }
+	viaServe := func(evs []fakeEvent) sendFunc {
+		return func(ctx context.Context, idx []int) error { return sc.send(ctx, evs, idx, hookID) }
+	}
+	if err := h.warmUp(ctx, "hookrelay", warm, hookID, cfg.batch, viaServe(warm)); err != nil {
+		return err
+	}
+	participants := slices.Concat(running, []*proc{serve.proc}, workers)
+	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.refused.Load, participants)
+	if err != nil {
+		return err
+	}
+	// The baseline runs alone: stop what served hookrelay.
+	h.stopAll(append([]*proc{serve.proc}, workers...))
+	if !cfg.baseline {
+		return nil
+	}
+
+	// the lean baseline
+	leanQueue := "bench-lean-" + h.runID
+	fmt.Fprintf(h.out, "== lean baseline: %d worker(s), client.ExecuteWorkflow, task queue %s\n", cfg.baselineWorkers, leanQueue)
+	var leanWorkers []*proc
+	for i := range cfg.baselineWorkers {
+		w, err := h.startLeanWorker(ctx, fmt.Sprintf("lean-worker-%d", i+1), leanQueue)
+		if err != nil {
+			return err
+		}
+		leanWorkers = append(leanWorkers, w)
+	}
+	leanID := func(ev fakeEvent) string { return workflows.WorkflowID(leanPrefix, ev.id) }
+	direct := func(evs []fakeEvent) sendFunc {
+		return func(ctx context.Context, idx []int) error {
+			return startLean(ctx, h.client, leanQueue, leanID(evs[idx[0]]), evs[idx[0]])
+		}
+	}
+	if err := h.warmUp(ctx, "baseline", warm, leanID, 1, direct(warm)); err != nil {
+		return err
+	}
+	noRefusals := func() int64 { return 0 }
+	base, err := h.measure(ctx, "baseline", ids(measured, leanID), 1, direct(measured), noRefusals, slices.Concat(running, leanWorkers))
+	if err != nil {
+		return err
+	}
+	h.stopAll(leanWorkers)
+	rep.Baseline = &base
+	rep.Ratio = &ratios{
+		Throughput: ratio(rep.Hookrelay.DeliveriesPerSecond, base.DeliveriesPerSecond),
+		P50:        ratio(rep.Hookrelay.Latency.P50, base.Latency.P50),
+		P95:        ratio(rep.Hookrelay.Latency.P95, base.Latency.P95),
+		P99:        ratio(rep.Hookrelay.Latency.P99, base.Latency.P99),
+		Actions:    ratio(rep.Hookrelay.Actions.PerDelivery, base.Actions.PerDelivery),
+	}
+	return nil
+}
+
+func ids(evs []fakeEvent, id func(fakeEvent) string) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = id(ev)
+	}
+	return out
+}
+
+// warmUp delivers a few events first, unmeasured: connections, task queues
+// and caches are then as they are in steady state.
+func (h *harness) warmUp(ctx context.Context, name string, evs []fakeEvent, id func(fakeEvent) string, batch int, send sendFunc) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	fmt.Fprintf(h.out, "   %s: warming up with %d events\n", name, len(evs))
+	_, _, _, err := h.deliver(ctx, name+" warm-up", ids(evs, id), batch, 0, send)
+	return err
+}
+
+// stopAll stops ps, reporting (not failing on) an unclean exit.
+func (h *harness) stopAll(ps []*proc) {
+	for _, p := range ps {
+		if err := p.stop(30 * time.Second); err != nil {
+			fmt.Fprintf(h.out, "   warning: %v\n", err)
+		}
+	}
+}
+
+// deliver submits every event and waits until the receiver has verified a
+// 2xx for each of ids. It returns when each event's first request started,
+// when each was delivered, and when the last was accepted.
+func (h *harness) deliver(ctx context.Context, name string, ids []string, batch int, rate float64, send sendFunc) (started, delivered []time.Time, lastAccepted time.Time, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	started = make([]time.Time, len(ids))
+	var accepted atomic.Int64
+	submitted := make(chan error, 1)
+	begin := time.Now()
+	go func() {
+		submitted <- submitAll(ctx, len(ids), batch, h.cfg.concurrency, rate, started, &accepted, send)
+	}()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	lastProgress := begin
+	for {
+		select {
+		case err := <-submitted:
+			if err != nil {
+				return nil, nil, time.Time{}, fmt.Errorf("%s: submit: %w", name, err)
+			}
+			lastAccepted, submitted = time.Now(), nil
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, nil, time.Time{}, ctx.Err()
+		}
+		at, n := h.rc.deliveredAt(ids)
+		if n == len(ids) && submitted == nil {
+			return started, at, lastAccepted, nil
+		}
+		if time.Since(begin) > h.cfg.timeout {
+			return nil, nil, time.Time{}, fmt.Errorf("%s: %d of %d delivered after --timeout %s: %w", name, n, len(ids), h.cfg.timeout, errIncomplete)
+		}
+		if time.Since(lastProgress) >= 5*time.Second {
+			lastProgress = time.Now()
+			fmt.Fprintf(h.out, "   %s: %5.0fs  accepted %d/%d, delivered %d\n", name, time.Since(begin).Seconds(), accepted.Load(), len(ids), n)
+		}
+	}
+}
+
+// measure delivers ids and computes the phase's figures; ps are the
+// processes whose memory and CPU it reports (this process is added: the
+// receiver and the submitters).
+func (h *harness) measure(ctx context.Context, name string, ids []string, batch int, send sendFunc, refused func() int64, ps []*proc) (phaseResult, error) {
+	fmt.Fprintf(h.out, "   %s: %d events, %d concurrent submitters%s\n", name, len(ids), h.cfg.concurrency, rateNote(h.cfg.rate))
+	cpuBefore := cpuOf(ps)
+	dupBefore, _, _ := h.rc.counts()
+	refusedBefore := refused()
+	started, delivered, lastAccepted, err := h.deliver(ctx, name, ids, batch, h.cfg.rate, send)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	cpuAfter := cpuOf(ps)
+	dupAfter, _, _ := h.rc.counts()
+
+	first, last := started[0], delivered[0]
+	lat := make([]time.Duration, len(ids))
+	for i := range ids {
+		lat[i] = delivered[i].Sub(started[i])
+		if started[i].Before(first) {
+			first = started[i]
+		}
+		if delivered[i].After(last) {
+			last = delivered[i]
+		}
+	}
+	r := phaseResult{
+		Name:          name,
+		Deliveries:    len(ids),
+		AcceptSeconds: round(lastAccepted.Sub(first).Seconds(), 3),
+		Seconds:       round(last.Sub(first).Seconds(), 3),
+		Latency:       summarize(lat),
+		Refused503:    refused() - refusedBefore,
+		Duplicates:    dupAfter - dupBefore,
+	}
+	r.AcceptedPerSecond = round(float64(len(ids))/lastAccepted.Sub(first).Seconds(), 1)
+	r.DeliveriesPerSecond = round(float64(len(ids))/last.Sub(first).Seconds(), 1)
+
+	fmt.Fprintf(h.out, "   %s: delivered all %d in %.1fs; counting actions in %d histories\n", name, len(ids), r.Seconds, min(h.cfg.sample, len(ids)))
+	if r.Actions, err = h.sampleActions(ctx, ids, true); err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
+	}
+	for _, p := range append(ps, nil) { // nil: this process
+		pid, pname := os.Getpid(), "bench (receiver, submitters)"
+		if p != nil {
+			pid, pname = p.pid(), p.name
+		}
+		mem, err := readMemory(pid)
+		if err != nil {
+			return r, err
+		}
+		cpu := round(cpuAfter[pid]-cpuBefore[pid], 2)
+		r.Processes = append(r.Processes, procFigures{Name: pname, PID: pid, PeakRSS: mem.Peak, CPUSeconds: cpu,
+			CPUMsPerDelivery: round(cpu*1000/float64(len(ids)), 3)})
+		switch {
+		case p == nil:
+		case isWorker(p):
+			r.WorkersPeakRSSSum += mem.Peak
+			r.WorkersPeakRSSMax = max(r.WorkersPeakRSSMax, mem.Peak)
+		case p.name == "serve":
+			r.ServePeakRSS = mem.Peak
+		}
+	}
+	return r, nil
+}
+
+func isWorker(p *proc) bool {
+	return strings.HasPrefix(p.name, "worker") || strings.HasPrefix(p.name, "lean-worker")
+}
+
+// cpuOf reads the CPU seconds of ps and of this process, by pid. A process
+// that has exited reads as missing (zero).
+func cpuOf(ps []*proc) map[int]float64 {
+	out := map[int]float64{}
+	pids := []int{os.Getpid()}
+	for _, p := range ps {
+		pids = append(pids, p.pid())
+	}
+	for _, pid := range pids {
+		if s, err := cpuSeconds(pid); err == nil {
+			out[pid] = s
+		}
+	}
+	return out
+}
+
+// sampleActions counts billable actions in the histories of a sample of
+// ids, spread over the run; waitClosed first waits for each to close.
+func (h *harness) sampleActions(ctx context.Context, ids []string, waitClosed bool) (billable.Summary, error) {
+	var sample []billable.Actions
+	for _, i := range spread(len(ids), h.cfg.sample) {
+		if waitClosed {
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			err := h.client.GetWorkflow(wctx, ids[i], "").Get(wctx, nil)
+			cancel()
+			if err != nil {
+				return billable.Summary{}, fmt.Errorf("workflow %s did not complete: %w", ids[i], err)
+			}
+		}
+		events, err := history(ctx, h.client, ids[i])
+		if err != nil {
+			return billable.Summary{}, err
+		}
+		sample = append(sample, billable.Count(events))
+	}
+	return billable.Summarize(sample), nil
+}
+
+func history(ctx context.Context, c client.Client, id string) ([]*historypb.HistoryEvent, error) {
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []*historypb.HistoryEvent
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
+func rateNote(rate float64) string {
+	if rate == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", at most %g events/s", rate)
+}
