@@ -268,6 +268,28 @@ type serveProc struct {
 }
 
 // startServe runs `starter serve` on a free loopback port with this run's token.
+// startHookrelay starts n worker processes and starter serve on taskQueue,
+// and a client that submits through serve with concurrency submitters.
+func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*proc, *serveProc, *serveClient, error) {
+	var workers []*proc
+	for i := range n {
+		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		workers = append(workers, w)
+	}
+	serve, err := h.startServe(ctx, taskQueue, endpoints)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	token, err := h.token()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("api token: %w", err)
+	}
+	return workers, serve, newServeClient(serve.url, token, concurrency), nil
+}
+
 func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (*serveProc, error) {
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--endpoints", endpoints, "--api-token-file", h.tokenFile,
 		"--temporal-address", h.temporalAddr, "--namespace", h.cfg.namespace, "--task-queue", taskQueue, "--codec-key-file", h.codecKeyFile}

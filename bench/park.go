@@ -93,23 +93,10 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	}
 	fmt.Fprintf(h.out, "== park: %d deliveries to an endpoint that always answers 503, retry_schedule [%s]; %d worker(s), task queue %s\n",
 		cfg.events, cfg.retrySchedule, cfg.workers, taskQueue)
-	var workers []*proc
-	for i := range cfg.workers {
-		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
-		if err != nil {
-			return err
-		}
-		workers = append(workers, w)
-	}
-	serve, err := h.startServe(ctx, taskQueue, endpoints)
+	workers, serve, sc, err := h.startHookrelay(ctx, cfg.workers, taskQueue, endpoints, cfg.concurrency)
 	if err != nil {
 		return err
 	}
-	token, err := h.token()
-	if err != nil {
-		return fmt.Errorf("api token: %w", err)
-	}
-	sc := newServeClient(serve.url, token, cfg.concurrency)
 	parkID := func(ev fakeEvent) string { return workflows.WorkflowID(parkEndpoint, ev.id) }
 	wids := ids(events, parkID)
 	retrying := fmt.Sprintf("TaskQueue = '%s' AND HookrelayStatus = 'retrying'", taskQueue)

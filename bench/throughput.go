@@ -92,23 +92,10 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	if h.server != nil {
 		running = append(running, h.server)
 	}
-	var workers []*proc
-	for i := range cfg.workers {
-		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
-		if err != nil {
-			return err
-		}
-		workers = append(workers, w)
-	}
-	serve, err := h.startServe(ctx, taskQueue, endpoints)
+	workers, serve, sc, err := h.startHookrelay(ctx, cfg.workers, taskQueue, endpoints, cfg.concurrency)
 	if err != nil {
 		return err
 	}
-	token, err := h.token()
-	if err != nil {
-		return fmt.Errorf("api token: %w", err)
-	}
-	sc := newServeClient(serve.url, token, cfg.concurrency)
 	hookID := func(ev fakeEvent) string { return workflows.WorkflowID(benchEndpoint, ev.id) }
 	viaServe := func(evs []fakeEvent) sendFunc {
 		return func(ctx context.Context, idx []int) error { return sc.send(ctx, evs, idx, hookID) }
