@@ -317,6 +317,28 @@ func readEvent(path string, stdin io.Reader) ([]byte, error) {
 	return data, nil
 }
 
+// connect parses a command's flags, has checkArgs check its arguments, and
+// only then dials Temporal: bad input never costs a connection.
+func (c *common) connect(ctx context.Context, fs *pflag.FlagSet, args []string, checkArgs func(*pflag.FlagSet) error) (*deliveries.Client, func(), error) {
+	if err := c.parse(fs, args); err != nil {
+		return nil, nil, err
+	}
+	if err := checkArgs(fs); err != nil {
+		return nil, nil, err
+	}
+	return c.client(ctx, nil)
+}
+
+// connectTo is connect for a command that takes one WORKFLOW_ID.
+func (c *common) connectTo(ctx context.Context, fs *pflag.FlagSet, args []string, command string) (string, *deliveries.Client, func(), error) {
+	var id string
+	dc, closeClient, err := c.connect(ctx, fs, args, func(fs *pflag.FlagSet) (err error) {
+		id, err = oneID(fs, command)
+		return err
+	})
+	return id, dc, closeClient, err
+}
+
 // oneID is the single WORKFLOW_ID argument command takes.
 func oneID(fs *pflag.FlagSet, command string) (string, error) {
 	if fs.NArg() != 1 {
@@ -333,14 +355,7 @@ func status(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	fs := newFlags("status", &c)
 	wait := fs.Bool("wait", false, "wait until the delivery is delivered, failed or canceled")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	id, err := oneID(fs, "status")
-	if err != nil {
-		return err
-	}
-	dc, closeClient, err := c.client(ctx, nil)
+	id, dc, closeClient, err := c.connectTo(ctx, fs, args, "status")
 	if err != nil {
 		return err
 	}

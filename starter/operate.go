@@ -48,13 +48,7 @@ func cancel(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("cancel", &c)
 	t.addFlags(fs, "cancel")
 	reason := fs.String("reason", "", "why, recorded with the delivery's attempts")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if err := t.parse(fs); err != nil {
-		return err
-	}
-	dc, closeClient, err := c.client(ctx, nil)
+	dc, closeClient, err := c.connect(ctx, fs, args, t.parse)
 	if err != nil {
 		return err
 	}
@@ -77,14 +71,7 @@ func retryNow(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	fs := newFlags("retry-now", &c)
 	wait := fs.Bool("wait", false, "wait for the attempt and print its outcome")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	id, err := oneID(fs, "retry-now")
-	if err != nil {
-		return err
-	}
-	dc, closeClient, err := c.client(ctx, nil)
+	id, dc, closeClient, err := c.connectTo(ctx, fs, args, "retry-now")
 	if err != nil {
 		return err
 	}
@@ -116,13 +103,7 @@ func resend(ctx context.Context, args []string, stdout io.Writer) error {
 	var t target
 	fs := newFlags("resend", &c)
 	t.addFlags(fs, "resend")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if err := t.parse(fs); err != nil {
-		return err
-	}
-	dc, closeClient, err := c.client(ctx, nil)
+	dc, closeClient, err := c.connect(ctx, fs, args, t.parse)
 	if err != nil {
 		return err
 	}
