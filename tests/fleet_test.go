@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -40,36 +41,22 @@ func publishAll(dc *deliveries.Client, bodies []string, submitters int) (map[str
 	var (
 		mu   sync.Mutex
 		runs = map[string]string{}
-		errs []error
-		wg   sync.WaitGroup
-		next = make(chan string)
 	)
-	for range submitters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for body := range next {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				started, err := dc.PublishJSON(ctx, []byte(body))
-				cancel()
-				mu.Lock()
-				switch {
-				case err != nil:
-					errs = append(errs, err)
-				case len(started) != 1 || started[0].Duplicate || started[0].RunID == "":
-					errs = append(errs, fmt.Errorf("published %+v, want one new delivery", started))
-				default:
-					runs[started[0].WorkflowID] = started[0].RunID
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, b := range bodies {
-		next <- b
-	}
-	close(next)
-	wg.Wait()
+	errs := inParallel(len(bodies), submitters, func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		started, err := dc.PublishJSON(ctx, []byte(bodies[i]))
+		switch {
+		case err != nil:
+			return err
+		case len(started) != 1 || started[0].Duplicate || started[0].RunID == "":
+			return fmt.Errorf("published %+v, want one new delivery", started)
+		}
+		mu.Lock()
+		runs[started[0].WorkflowID] = started[0].RunID
+		mu.Unlock()
+		return nil
+	})
 	if len(errs) > 0 {
 		return runs, fmt.Errorf("%d events not published, first: %w", len(errs), errs[0])
 	}
@@ -83,37 +70,24 @@ func publishAll(dc *deliveries.Client, bodies []string, submitters int) (map[str
 // must decrypt with this run's key, from a few goroutines.
 func results(t *testing.T, c client.Client, runs map[string]string) map[string]workflows.DeliveryState {
 	t.Helper()
+	ids := slices.Collect(maps.Keys(runs))
 	var (
-		mu   sync.Mutex
-		out  = map[string]workflows.DeliveryState{}
-		errs []error
-		wg   sync.WaitGroup
-		next = make(chan string)
+		mu  sync.Mutex
+		out = map[string]workflows.DeliveryState{}
 	)
-	for range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range next {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				var st workflows.DeliveryState
-				err := c.GetWorkflow(ctx, id, runs[id]).Get(ctx, &st)
-				cancel()
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("delivery %s: %w", id, err))
-				} else {
-					out[id] = st
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for id := range runs {
-		next <- id
-	}
-	close(next)
-	wg.Wait()
+	errs := inParallel(len(ids), 10, func(i int) error {
+		id := ids[i]
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var st workflows.DeliveryState
+		if err := c.GetWorkflow(ctx, id, runs[id]).Get(ctx, &st); err != nil {
+			return fmt.Errorf("delivery %s: %w", id, err)
+		}
+		mu.Lock()
+		out[id] = st
+		mu.Unlock()
+		return nil
+	})
 	if len(errs) > 0 {
 		t.Fatalf("%d results not read, first: %v", len(errs), errs[0])
 	}
@@ -401,13 +375,7 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 	ds := startOwnDevServer(t, opts)
 	addr := ds.FrontendHostPort()
 
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(int, http.ResponseWriter) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, heal := recoveringReceiver(t, http.StatusServiceUnavailable)
 	// The first delay outlasts parking all fifty and the restart; the later
 	// ones carry a delivery on if its timer fires before the receiver recovers.
 	endpoints := endpointsFile(t, "parked", rc.URL, fmt.Sprintf("    retry_schedule: [%s, 1s, 2s, 5s, 10s, 10s]\n", firstDelay))
@@ -486,7 +454,7 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 	})
 	reconnectedIn := time.Since(restartedAt)
 	auditedBefore := workers[0].attempts() + workers[1].attempts()
-	healthy.Store(true)
+	heal()
 
 	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
 	eventually(t, 2*time.Minute, fmt.Sprintf("%d deliveries delivered after the restart", total), func() bool {

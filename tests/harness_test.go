@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -203,6 +204,36 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// inParallel runs do(i) for every i in [0, n) from workers goroutines and
+// returns the errors, in no order. do guards whatever state it shares.
+func inParallel(n, workers int, do func(i int) error) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		next = make(chan int)
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := do(i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
+}
+
 // eventually polls cond until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -295,6 +326,20 @@ func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *
 
 func always(code int) func(int, http.ResponseWriter) int {
 	return func(int, http.ResponseWriter) int { return code }
+}
+
+// recoveringReceiver answers failCode to every request until heal is
+// called, and 200 after: an endpoint that is down, then comes back.
+func recoveringReceiver(t *testing.T, failCode int) (rc *receiver, heal func()) {
+	t.Helper()
+	var healthy atomic.Bool
+	rc = newReceiver(t, func(int, http.ResponseWriter) int {
+		if healthy.Load() {
+			return http.StatusOK
+		}
+		return failCode
+	})
+	return rc, func() { healthy.Store(true) }
 }
 
 func (rc *receiver) requests() []received {

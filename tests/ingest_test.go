@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,32 +258,17 @@ func TestServeRefusesBadRequests(t *testing.T) {
 func postAll(t *testing.T, srv *ingestServer, bodies []string, clients int) (answers []apiAccepted, refused int) {
 	t.Helper()
 	answers = make([]apiAccepted, len(bodies))
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		next = make(chan int)
-	)
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				a, n, err := postUntilAccepted(srv, bodies[i], 2*time.Minute)
-				mu.Lock()
-				answers[i], refused = a, refused+n
-				if err != nil {
-					errs = append(errs, fmt.Errorf("event %d: %w", i, err))
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for i := range bodies {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	var mu sync.Mutex
+	errs := inParallel(len(bodies), clients, func(i int) error {
+		a, n, err := postUntilAccepted(srv, bodies[i], 2*time.Minute)
+		mu.Lock()
+		answers[i], refused = a, refused+n
+		mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		return nil
+	})
 	if len(errs) > 0 {
 		t.Fatalf("%d events not accepted, first: %v", len(errs), errs[0])
 	}
@@ -724,13 +708,7 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 
 // Cancel and resend over HTTP, against the real dev server.
 func TestServeCancelsAndResends(t *testing.T) {
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, heal := recoveringReceiver(t, http.StatusServiceUnavailable)
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
 	startWorker(t, endpoints)
 	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
@@ -760,7 +738,7 @@ func TestServeCancelsAndResends(t *testing.T) {
 		t.Fatalf("second cancel: %d %s, want 409", resp.code, resp.body)
 	}
 
-	healthy.Store(true)
+	heal()
 	resp, err = srv.do(http.MethodPost, "/v1/deliveries/"+id+"/resend", nil, nil)
 	if err != nil || resp.code != http.StatusAccepted {
 		t.Fatalf("resend: %d %s %v", resp.code, resp.body, err)

@@ -166,13 +166,7 @@ func TestResendAfterDeliveryPostsAgainWithTheSameWebhookID(t *testing.T) {
 }
 
 func TestResendOfAFailedDeliveryAfterTheEndpointRecovers(t *testing.T) {
-	var healthy atomic.Bool
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusInternalServerError
-	})
+	rc, heal := recoveringReceiver(t, http.StatusInternalServerError)
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [100ms]\n")
 	startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.PermanentFailure, 306))[0].WorkflowID
@@ -180,7 +174,7 @@ func TestResendOfAFailedDeliveryAfterTheEndpointRecovers(t *testing.T) {
 		t.Fatalf("before recovery: %+v", st)
 	}
 
-	healthy.Store(true)
+	heal()
 	var st workflows.DeliveryState
 	starterJSON(t, &st, "resend", id)
 	final := result(t, id)
@@ -197,13 +191,7 @@ func TestResendOfAFailedDeliveryAfterTheEndpointRecovers(t *testing.T) {
 // Deliveries to two endpoints, three failed on one: bulk resend by query
 // touches exactly those, and list filters return exactly the expected IDs.
 func TestBulkResendAndListByQuery(t *testing.T) {
-	var downHealthy atomic.Bool
-	down := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if downHealthy.Load() {
-			return http.StatusOK
-		}
-		return http.StatusBadGateway
-	})
+	down, healDown := recoveringReceiver(t, http.StatusBadGateway)
 	up := newReceiver(t, always(http.StatusOK))
 	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
   - {id: bulk-down, url: %q, events: ["*"], secret: %s, retry_schedule: []}
@@ -267,7 +255,7 @@ func TestBulkResendAndListByQuery(t *testing.T) {
 		t.Fatalf("without --yes the endpoint still got %d requests, want the original 3", n)
 	}
 
-	downHealthy.Store(true)
+	healDown()
 	out, errOut, code = starter(t, "", "resend", "--query", query, "--yes")
 	if code != 0 || strings.Count(out, "resent (run ") != 3 {
 		t.Fatalf("resend --query --yes: exit %d\n%s\n%s", code, out, errOut)
