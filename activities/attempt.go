@@ -19,10 +19,10 @@ import (
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/metrics"
-	"github.com/hookrelay/hookrelay/netguard"
-	"github.com/hookrelay/hookrelay/signing"
-	"github.com/hookrelay/hookrelay/version"
+	"github.com/hookrelay/hookrelay/internal/metrics"
+	"github.com/hookrelay/hookrelay/internal/netguard"
+	"github.com/hookrelay/hookrelay/internal/signing"
+	"github.com/hookrelay/hookrelay/internal/version"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

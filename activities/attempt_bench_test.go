@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/netguard"
+	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

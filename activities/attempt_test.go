@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/netguard"
-	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/internal/netguard"
+	"github.com/hookrelay/hookrelay/internal/signing"
 	"github.com/hookrelay/hookrelay/webhookverify"
 	"github.com/hookrelay/hookrelay/workflows"
 )

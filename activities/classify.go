@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookrelay/hookrelay/netguard"
+	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/internal/signing"
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
 

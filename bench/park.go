@@ -12,7 +12,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/hookrelay/hookrelay/bench/billable"
+	"github.com/hookrelay/hookrelay/internal/billable"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

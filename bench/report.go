@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookrelay/hookrelay/bench/billable"
+	"github.com/hookrelay/hookrelay/internal/billable"
 )
 
 // machine describes where the figures were measured.

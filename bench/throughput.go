@@ -13,7 +13,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/hookrelay/hookrelay/bench/billable"
+	"github.com/hookrelay/hookrelay/internal/billable"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

@@ -174,7 +174,7 @@ func TestDockerfileBuild(t *testing.T) {
 		for _, pkg := range mainPackages {
 			yield(" " + pkg)
 		}
-		yield(" ./healthcheck")
+		yield(" ./deploy/healthcheck")
 	})...) {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("the build command %q lacks %q", cmd, want)

@@ -9,10 +9,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/hookrelay/hookrelay/codec"
-	"github.com/hookrelay/hookrelay/codecserver"
+	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/codecserver"
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/internal/signing"
 )
 
 // make deploy-secrets writes every secret the compose file names, each in

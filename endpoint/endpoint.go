@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/internal/signing"
 )
 
 // Defaults applied when a field is absent.

@@ -1,5 +1,5 @@
 // Command starter submits events to hookrelay, reports and steers deliveries,
-// and with serve runs the HTTP API (package starter/ingest).
+// and with serve runs the HTTP API (package httpapi).
 // Run "starter help" for its commands.
 package main
 
@@ -21,11 +21,11 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/hookrelay/hookrelay/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/starter/deliveries"
-	"github.com/hookrelay/hookrelay/starter/ingest"
+	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/httpapi"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -191,10 +191,10 @@ func serve(ctx context.Context, args []string) error {
 	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
 	tokenFile := fs.String("api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
 	noAuth := fs.Bool("insecure-no-auth", false, "serve without authentication, for local testing only")
-	cfg := ingest.Config{}
-	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", ingest.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", ingest.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", ingest.DefaultShutdownTimeout, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
+	cfg := httpapi.Config{}
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", httpapi.DefaultShutdownTimeout, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
 	hostWorker := fs.Bool("worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+
 		"the first workflow task, and with it the first attempt, runs here without a server round trip")
 	var workerOpts deliveryworker.Options
@@ -265,7 +265,7 @@ func serve(ctx context.Context, args []string) error {
 		logger.Info("hosted worker started", "task_queue", conn.TaskQueue, "allow_cidr", workerOpts.AllowCIDRs)
 	}
 	cfg.Logger = logger
-	srv, err := ingest.New(cfg)
+	srv, err := httpapi.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 )
 
 // target is a command's subject: one WORKFLOW_ID, or every delivery a --query matches.

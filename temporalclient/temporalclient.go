@@ -24,7 +24,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/hookrelay/hookrelay/codec"
+	"github.com/hookrelay/hookrelay/internal/codec"
 )
 
 // Defaults for the connection flags.

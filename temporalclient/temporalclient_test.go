@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/hookrelay/hookrelay/codec"
+	"github.com/hookrelay/hookrelay/internal/codec"
 )
 
 func TestFlagsFallBackToEnvironment(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/hookrelay/hookrelay/codec"
+	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/workflows"
 )

@@ -26,7 +26,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )

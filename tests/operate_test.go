@@ -18,7 +18,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

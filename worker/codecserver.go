@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/hookrelay/hookrelay/codec"
-	"github.com/hookrelay/hookrelay/codecserver"
+	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/codecserver"
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
 

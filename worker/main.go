@@ -16,10 +16,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/hookrelay/hookrelay/deliveryworker"
-	"github.com/hookrelay/hookrelay/metrics"
+	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/temporalclient"
-	"github.com/hookrelay/hookrelay/version"
+	"github.com/hookrelay/hookrelay/internal/version"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

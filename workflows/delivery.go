@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/hookrelay/hookrelay/metrics"
+	"github.com/hookrelay/hookrelay/internal/metrics"
 )
 
 const (

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/hookrelay/hookrelay/codec"
+	"github.com/hookrelay/hookrelay/internal/codec"
 )
 
 func loadTimeline(t *testing.T, file string) Timeline {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/signing"
+	"github.com/hookrelay/hookrelay/internal/signing"
 	"github.com/hookrelay/hookrelay/webhookverify"
 )
 

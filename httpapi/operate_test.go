@@ -1,4 +1,4 @@
-package ingest
+package httpapi
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

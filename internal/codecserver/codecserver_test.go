@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/hookrelay/hookrelay/codec"
+	"github.com/hookrelay/hookrelay/internal/codec"
 )
 
 const (

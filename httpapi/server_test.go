@@ -1,4 +1,4 @@
-package ingest
+package httpapi
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

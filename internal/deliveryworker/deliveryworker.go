@@ -18,7 +18,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/activities"
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/netguard"
+	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

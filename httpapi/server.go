@@ -7,7 +7,7 @@
 // MaxInFlight, or whose Temporal calls miss RequestTimeout, is refused with
 // 503 and Retry-After instead of being queued in memory, and a 202 is written
 // only after Temporal has confirmed every delivery of the request exists.
-package ingest
+package httpapi
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

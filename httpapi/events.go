@@ -1,4 +1,4 @@
-package ingest
+package httpapi
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 )
 
 // How long a refused client should wait: a full server frees a slot within

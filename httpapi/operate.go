@@ -1,4 +1,4 @@
-package ingest
+package httpapi
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
-	"github.com/hookrelay/hookrelay/starter/deliveries"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
