@@ -18,7 +18,7 @@ COPY . .
 ARG VERSION=dev
 # CGO off: static binaries, nothing to resolve at run time on an empty base.
 RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
-      -ldflags "-s -w -X github.com/hookrelay/hookrelay/version.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/hookrelay/hookrelay/internal/version.Version=${VERSION}" \
       -o /out/ ./worker ./starter ./examples/receiver ./deploy/healthcheck \
  && for b in /out/*; do if ldd "$b" 2>&1 | grep -q '=>'; then echo "$b is dynamically linked" >&2; exit 1; fi; done
 

@@ -18,7 +18,6 @@ import (
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/signing"
@@ -145,7 +144,7 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 		rec.KeyIDs = append(rec.KeyIDs, s.KeyID())
 	}
 
-	body := event.Event{Name: in.EventName, Payload: in.Payload}.Body()
+	body := in.RequestBody()
 	reqCtx, cancel := context.WithTimeout(ctx, ep.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, ep.URL.String(), bytes.NewReader(body))

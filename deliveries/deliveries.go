@@ -5,6 +5,7 @@ package deliveries
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -58,13 +59,23 @@ type Endpoints interface {
 	Subscribed(eventName string) []endpoint.Endpoint
 }
 
-// Started is one delivery Publish started, or found already started.
+// Started is one delivery Publish started, or found already started. In
+// JSON it also carries DeliveryID as "workflow_id", its deprecated name.
 type Started struct {
-	WorkflowID string `json:"workflow_id"`
+	DeliveryID string `json:"delivery_id"`
 	RunID      string `json:"run_id"`
 	EndpointID string `json:"endpoint_id"`
 	EventID    string `json:"event_id"`
 	Duplicate  bool   `json:"duplicate"`
+}
+
+// MarshalJSON writes delivery_id and its deprecated name workflow_id.
+func (s Started) MarshalJSON() ([]byte, error) {
+	type plain Started
+	return json.Marshal(struct {
+		plain
+		WorkflowID string `json:"workflow_id"`
+	}{plain(s), s.DeliveryID})
 }
 
 // PublishJSON validates a submitted event and publishes it. Invalid input is
@@ -90,9 +101,23 @@ func (c *Client) Publish(ctx context.Context, ev event.Event) ([]Started, error)
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
+	return c.publish(ctx, ev, c.Endpoints.Subscribed(ev.Name))
+}
+
+// PublishTo is Publish to endpoints the caller already looked up (an
+// event's subscribers, say, to tell "no subscriber" apart before dialling).
+func (c *Client) PublishTo(ctx context.Context, ev event.Event, endpoints []endpoint.Endpoint) ([]Started, error) {
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	return c.publish(ctx, ev, endpoints)
+}
+
+func (c *Client) publish(ctx context.Context, ev event.Event, endpoints []endpoint.Endpoint) ([]Started, error) {
+	body := ev.Body() // one body for every endpoint, POSTed as is by every attempt
 	var out []Started
-	for _, ep := range c.Endpoints.Subscribed(ev.Name) {
-		s, err := c.start(ctx, ep, ev)
+	for _, ep := range endpoints {
+		s, err := c.start(ctx, ep, ev, body)
 		if err != nil {
 			return out, err
 		}
@@ -118,15 +143,16 @@ func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.Star
 	}
 }
 
-func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event) (Started, error) {
-	id := workflows.WorkflowID(ep.ID, ev.ID)
-	s := Started{WorkflowID: id, EndpointID: ep.ID, EventID: ev.ID}
+func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event, body []byte) (Started, error) {
+	id := workflows.DeliveryID(ep.ID, ev.ID)
+	s := Started{DeliveryID: id, EndpointID: ep.ID, EventID: ev.ID}
 	in := workflows.DeliveryInput{
 		EndpointID:    ep.ID,
 		EventID:       ev.ID,
 		EventName:     ev.Name,
 		MailLogID:     ev.MailLogID,
-		Payload:       ev.Payload,
+		EventTime:     ev.Time,
+		Body:          body,
 		RetrySchedule: ep.RetrySchedule,
 		Timeout:       ep.Timeout,
 		// The fast path: the first attempt runs in the workflow task.
@@ -154,13 +180,13 @@ func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event
 
 // Status reports a delivery: from its status query while it runs, from its
 // result once it has closed.
-func (c *Client) Status(ctx context.Context, workflowID string) (workflows.DeliveryState, error) {
-	if _, _, err := workflows.ParseWorkflowID(workflowID); err != nil {
+func (c *Client) Status(ctx context.Context, deliveryID string) (workflows.DeliveryState, error) {
+	if _, _, err := workflows.ParseDeliveryID(deliveryID); err != nil {
 		return workflows.DeliveryState{}, err
 	}
-	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, deliveryID, "")
 	if err != nil {
-		return workflows.DeliveryState{}, lookupError(workflowID, err)
+		return workflows.DeliveryState{}, lookupError(deliveryID, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	runID := info.GetExecution().GetRunId()
@@ -169,46 +195,46 @@ func (c *Client) Status(ctx context.Context, workflowID string) (workflows.Deliv
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 		defer cancel()
-		val, err := c.Temporal.QueryWorkflow(qctx, workflowID, runID, workflows.StatusQuery)
+		val, err := c.Temporal.QueryWorkflow(qctx, deliveryID, runID, workflows.StatusQuery)
 		if err != nil {
 			if qctx.Err() != nil {
-				return st, fmt.Errorf("delivery %s: %w within %s; is a worker polling task queue %q?", workflowID, ErrNoWorker, queryTimeout, info.GetTaskQueue())
+				return st, fmt.Errorf("delivery %s: %w within %s; is a worker polling task queue %q?", deliveryID, ErrNoWorker, queryTimeout, info.GetTaskQueue())
 			}
-			return st, fmt.Errorf("delivery %s: status query: %w", workflowID, err)
+			return st, fmt.Errorf("delivery %s: status query: %w", deliveryID, err)
 		}
 		if err := val.Get(&st); err != nil {
-			return st, fmt.Errorf("delivery %s: decode status: %w", workflowID, err)
+			return st, fmt.Errorf("delivery %s: decode status: %w", deliveryID, err)
 		}
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		if err := c.Temporal.GetWorkflow(ctx, workflowID, runID).Get(ctx, &st); err != nil {
-			return st, fmt.Errorf("delivery %s: read result: %w", workflowID, err)
+		if err := c.Temporal.GetWorkflow(ctx, deliveryID, runID).Get(ctx, &st); err != nil {
+			return st, fmt.Errorf("delivery %s: read result: %w", deliveryID, err)
 		}
 	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		st = closedWithoutResult(workflowID, workflows.StatusCanceled)
+		st = closedWithoutResult(deliveryID, workflows.StatusCanceled)
 	default: // failed, timed out
-		st = closedWithoutResult(workflowID, workflows.StatusFailed)
+		st = closedWithoutResult(deliveryID, workflows.StatusFailed)
 	}
 	return st, nil
 }
 
 // Wait blocks until the delivery closes and returns its final state.
-func (c *Client) Wait(ctx context.Context, workflowID string) (workflows.DeliveryState, error) {
-	if _, _, err := workflows.ParseWorkflowID(workflowID); err != nil {
+func (c *Client) Wait(ctx context.Context, deliveryID string) (workflows.DeliveryState, error) {
+	if _, _, err := workflows.ParseDeliveryID(deliveryID); err != nil {
 		return workflows.DeliveryState{}, err
 	}
-	if _, err := c.Temporal.DescribeWorkflowExecution(ctx, workflowID, ""); err != nil {
-		return workflows.DeliveryState{}, lookupError(workflowID, err)
+	if _, err := c.Temporal.DescribeWorkflowExecution(ctx, deliveryID, ""); err != nil {
+		return workflows.DeliveryState{}, lookupError(deliveryID, err)
 	}
 	var st workflows.DeliveryState
-	if err := c.Temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &st); err != nil {
-		return c.Status(ctx, workflowID) // closed without a result: canceled or terminated
+	if err := c.Temporal.GetWorkflow(ctx, deliveryID, "").Get(ctx, &st); err != nil {
+		return c.Status(ctx, deliveryID) // closed without a result: canceled or terminated
 	}
 	return st, nil
 }
 
 func closedWithoutResult(id string, s workflows.Status) workflows.DeliveryState {
-	ep, ev, _ := workflows.ParseWorkflowID(id)
-	return workflows.DeliveryState{WorkflowID: id, EndpointID: ep, EventID: ev, Status: s, Attempts: []workflows.Attempt{}}
+	ep, ev, _ := workflows.ParseDeliveryID(id)
+	return workflows.DeliveryState{DeliveryID: id, EndpointID: ep, EventID: ev, Status: s, Attempts: []workflows.Attempt{}}
 }
 
 func lookupError(id string, err error) error {

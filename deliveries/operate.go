@@ -2,6 +2,7 @@ package deliveries
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -36,7 +37,7 @@ func (c *Client) dataConverter() converter.DataConverter {
 
 // describeOpen returns the running run's id, or ErrNotFound / ErrFinished.
 func (c *Client) describeOpen(ctx context.Context, id string) (string, error) {
-	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
+	if _, _, err := workflows.ParseDeliveryID(id); err != nil {
 		return "", err
 	}
 	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, id, "")
@@ -125,7 +126,7 @@ func (c *Client) RetryNowWait(ctx context.Context, id string) (workflows.Attempt
 // webhook-id), its event read from the previous run's history and its
 // attempts numbered on from the previous run's.
 func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
-	endpointID, eventID, err := workflows.ParseWorkflowID(id)
+	endpointID, eventID, err := workflows.ParseDeliveryID(id)
 	if err != nil {
 		return Started{}, err
 	}
@@ -148,7 +149,7 @@ func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
 	if err != nil {
 		return Started{}, fmt.Errorf("delivery %s: resend: %w", id, unavailable(err))
 	}
-	return Started{WorkflowID: id, RunID: run.GetRunID(), EndpointID: endpointID, EventID: eventID}, nil
+	return Started{DeliveryID: id, RunID: run.GetRunID(), EndpointID: endpointID, EventID: eventID}, nil
 }
 
 // Timeline rebuilds one run of a delivery (the latest when runID is "") from its history.
@@ -169,9 +170,10 @@ func (c *Client) Timeline(ctx context.Context, id, runID string) (workflows.Time
 	return tl, nil
 }
 
-// Listed is one delivery as visibility reports it.
+// Listed is one delivery as visibility reports it. In JSON it also carries
+// DeliveryID as "workflow_id", its deprecated name.
 type Listed struct {
-	WorkflowID string     `json:"workflow_id"`
+	DeliveryID string     `json:"delivery_id"`
 	RunID      string     `json:"run_id"`
 	EndpointID string     `json:"endpoint_id"`
 	EventName  string     `json:"event_name"`
@@ -220,12 +222,21 @@ func (c *Client) List(ctx context.Context, query string) ([]Listed, error) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].StartedAt.After(out[j].StartedAt) })
 	deduped := out[:0]
 	for _, l := range out {
-		if !seen[l.WorkflowID] {
-			seen[l.WorkflowID] = true
+		if !seen[l.DeliveryID] {
+			seen[l.DeliveryID] = true
 			deduped = append(deduped, l)
 		}
 	}
 	return deduped, nil
+}
+
+// MarshalJSON writes delivery_id and its deprecated name workflow_id.
+func (l Listed) MarshalJSON() ([]byte, error) {
+	type plain Listed
+	return json.Marshal(struct {
+		plain
+		WorkflowID string `json:"workflow_id"`
+	}{plain(l), l.DeliveryID})
 }
 
 func listed(id, runID string, fields map[string]*commonpb.Payload) Listed {
@@ -237,7 +248,7 @@ func listed(id, runID string, fields map[string]*commonpb.Payload) Listed {
 		}
 		return s
 	}
-	l := Listed{WorkflowID: id, RunID: runID, EndpointID: str(workflows.EndpointAttr.GetName()),
+	l := Listed{DeliveryID: id, RunID: runID, EndpointID: str(workflows.EndpointAttr.GetName()),
 		EventName: str(workflows.EventNameAttr.GetName()), MailLogID: str(workflows.MailLogIDAttr.GetName()),
 		Status: str(workflows.StatusAttr.GetName())}
 	if p := fields[workflows.AttemptsAttr.GetName()]; p != nil {

@@ -49,6 +49,10 @@ type Event struct {
 	MailLogID int64           `json:"mail_log_id"`
 	Time      time.Time       `json:"time"`
 	Payload   json.RawMessage `json:"payload"`
+
+	// parsed is the payload as Parse checked it: while Payload is still
+	// that slice, Validate need not scan it again.
+	parsed json.RawMessage
 }
 
 // FieldError is a refusal that names the offending field.
@@ -112,6 +116,7 @@ func Parse(data []byte) (Event, error) {
 		return Event{}, fieldErr("payload", "is not valid JSON")
 	}
 	ev.Payload = compact.Bytes()
+	ev.parsed = ev.Payload
 
 	if raw.EventID != nil {
 		if !idPattern.MatchString(*raw.EventID) {
@@ -125,8 +130,24 @@ func Parse(data []byte) (Event, error) {
 }
 
 // Validate checks an Event built in Go rather than by Parse, so a hand-made
-// event with a missing id or an unknown name is refused before anything starts.
+// event with a missing id or an unknown name is refused before anything
+// starts. For an event from Parse it skips the scan of the payload Parse did.
 func (e Event) Validate() error {
+	if err := e.validateFields(); err != nil {
+		return err
+	}
+	switch {
+	case len(e.Payload) > 0 && len(e.Payload) == len(e.parsed) && &e.Payload[0] == &e.parsed[0]:
+		return nil // Parse checked these very bytes
+	case len(e.Payload) == 0 || !json.Valid(e.Payload) || bytes.TrimSpace(e.Payload)[0] != '{':
+		return fieldErr("payload", "must be a JSON object")
+	case len(e.Payload) > MaxBodyBytes:
+		return fieldErr("payload", "is %d bytes, over the %d byte limit", len(e.Payload), MaxBodyBytes)
+	}
+	return nil
+}
+
+func (e Event) validateFields() error {
 	switch {
 	case !Known(e.Name):
 		return fieldErr("event_name", "unknown event %q, want one of %s", e.Name, strings.Join(Names, ", "))
@@ -134,10 +155,6 @@ func (e Event) Validate() error {
 		return fieldErr("event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit (Parse derives one)")
 	case e.MailLogID <= 0:
 		return fieldErr("payload.id", "must be a positive integer")
-	case len(e.Payload) == 0 || !json.Valid(e.Payload) || bytes.TrimSpace(e.Payload)[0] != '{':
-		return fieldErr("payload", "must be a JSON object")
-	case len(e.Payload) > MaxBodyBytes:
-		return fieldErr("payload", "is %d bytes, over the %d byte limit", len(e.Payload), MaxBodyBytes)
 	}
 	return nil
 }

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/event"
 )
 
 // How long a refused client should wait: a full server frees a slot within
@@ -47,10 +47,16 @@ func (s *Server) temporalUp(ctx context.Context) bool {
 
 // delivery is one delivery in a 202 answer.
 type delivery struct {
+	DeliveryID string `json:"delivery_id"`
+	// WorkflowID repeats DeliveryID under its former name. Deprecated.
 	WorkflowID string `json:"workflow_id"`
 	EndpointID string `json:"endpoint_id"`
 	EventID    string `json:"event_id"`
 	Duplicate  bool   `json:"duplicate"`
+}
+
+func deliveryOf(s deliveries.Started) delivery {
+	return delivery{DeliveryID: s.DeliveryID, WorkflowID: s.DeliveryID, EndpointID: s.EndpointID, EventID: s.EventID, Duplicate: s.Duplicate}
 }
 
 // accepted answers one event: {"deliveries": [...]}.
@@ -116,7 +122,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		answers[i] = eventAccepted{EventID: ev.ID, Deliveries: make([]delivery, 0, len(ds))}
 		for _, d := range ds {
-			answers[i].Deliveries = append(answers[i].Deliveries, delivery{WorkflowID: d.WorkflowID, EndpointID: d.EndpointID, EventID: d.EventID, Duplicate: d.Duplicate})
+			answers[i].Deliveries = append(answers[i].Deliveries, deliveryOf(d))
 			if d.Duplicate {
 				duplicates++
 			} else {

@@ -18,7 +18,7 @@ type cancelRequest struct {
 	Reason string `json:"reason"`
 }
 
-// postCancel is POST /v1/deliveries/{workflow_id}/cancel: stop an open
+// postCancel is POST /v1/deliveries/{delivery_id}/cancel: stop an open
 // delivery, waiting for it to close, and answer its final state.
 func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 	var req cancelRequest
@@ -50,21 +50,21 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// postResend is POST /v1/deliveries/{workflow_id}/resend: send the event
+// postResend is POST /v1/deliveries/{delivery_id}/resend: send the event
 // again with the same webhook-id; a closed delivery gets a new run.
 func (s *Server) postResend(w http.ResponseWriter, r *http.Request) {
 	s.onDelivery(w, r, http.StatusAccepted, func(ctx context.Context, id string) (any, error) {
 		started, err := s.deliveries.Resend(ctx, id)
-		return delivery{WorkflowID: started.WorkflowID, EndpointID: started.EndpointID, EventID: started.EventID}, err
+		return deliveryOf(started), err
 	})
 }
 
 // onDelivery runs one call about the delivery in the path, under the same
 // limits as any Temporal call, and maps its errors to answers.
 func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, id string) (any, error)) {
-	id := r.PathValue("workflow_id")
-	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error(), "workflow_id")
+	id := r.PathValue("delivery_id")
+	if _, _, err := workflows.ParseDeliveryID(id); err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error(), "delivery_id")
 		return
 	}
 	release, ok := s.acquire()
@@ -81,9 +81,9 @@ func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int
 	case err == nil:
 		writeJSON(w, okStatus, v)
 	case errors.Is(err, deliveries.ErrNotFound):
-		writeError(w, r, http.StatusNotFound, "no delivery has this workflow_id", "workflow_id")
+		writeError(w, r, http.StatusNotFound, "no delivery has this delivery_id", "delivery_id")
 	case errors.Is(err, deliveries.ErrFinished):
-		writeError(w, r, http.StatusConflict, "the delivery has already finished; resend it instead", "workflow_id")
+		writeError(w, r, http.StatusConflict, "the delivery has already finished; resend it instead", "delivery_id")
 	case errors.Is(err, deliveries.ErrNoWorker):
 		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "the delivery exists but no worker answered; retry later")

@@ -23,7 +23,7 @@ func TestCancelAndResend(t *testing.T) {
 		case "crm:down":
 			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrUnavailable)
 		}
-		return workflows.DeliveryState{WorkflowID: id, Status: workflows.StatusCanceled, Attempts: []workflows.Attempt{},
+		return workflows.DeliveryState{DeliveryID: id, Status: workflows.StatusCanceled, Attempts: []workflows.Attempt{},
 			Actions: []workflows.Action{{Name: workflows.CancelSignal, Reason: reason}}}, nil
 	}
 	h := newTestServer(t, f, nil).Handler()
@@ -39,7 +39,7 @@ func TestCancelAndResend(t *testing.T) {
 
 	w = do(t, h, "POST", "/v1/deliveries/crm:evt_1/resend", "")
 	started := decode[delivery](t, w)
-	if w.Code != 202 || started.WorkflowID != "crm:evt_1" || started.EndpointID != "crm" || started.EventID != "evt_1" {
+	if w.Code != 202 || started.DeliveryID != "crm:evt_1" || started.EndpointID != "crm" || started.EventID != "evt_1" {
 		t.Fatalf("resend: %d %+v", w.Code, started)
 	}
 
@@ -49,10 +49,10 @@ func TestCancelAndResend(t *testing.T) {
 		code               int
 		field              string
 	}{
-		{"POST", "/v1/deliveries/crm:done/cancel", "", nil, 409, "workflow_id"},
-		{"POST", "/v1/deliveries/crm:missing/cancel", "", nil, 404, "workflow_id"},
+		{"POST", "/v1/deliveries/crm:done/cancel", "", nil, 409, "delivery_id"},
+		{"POST", "/v1/deliveries/crm:missing/cancel", "", nil, 404, "delivery_id"},
 		{"POST", "/v1/deliveries/crm:down/cancel", "", nil, 503, ""},
-		{"POST", "/v1/deliveries/no-colon/cancel", "", nil, 400, "workflow_id"},
+		{"POST", "/v1/deliveries/no-colon/cancel", "", nil, 400, "delivery_id"},
 		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"reason":7}`, nil, 422, "reason"},
 		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"why":"x"}`, nil, 422, "reason"},
 		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"reason":"` + strings.Repeat("x", 501) + `"}`, nil, 422, "reason"},

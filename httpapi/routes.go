@@ -16,17 +16,17 @@ import (
 type methods map[string]http.HandlerFunc
 
 // routes is the API. A new endpoint is one line here; cancel and resend
-// will be POST routes on "/v1/deliveries/{workflow_id}/cancel" and ".../resend".
+// will be POST routes on "/v1/deliveries/{delivery_id}/cancel" and ".../resend".
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.route(mux, "/v1/events", methods{http.MethodPost: s.authed(s.postEvents)})
-	s.route(mux, "/v1/deliveries/{workflow_id}", methods{http.MethodGet: s.authed(s.getDelivery)})
-	s.route(mux, "/v1/deliveries/{workflow_id}/cancel", methods{http.MethodPost: s.authed(s.postCancel)})
-	s.route(mux, "/v1/deliveries/{workflow_id}/resend", methods{http.MethodPost: s.authed(s.postResend)})
+	s.route(mux, "/v1/deliveries/{delivery_id}", methods{http.MethodGet: s.authed(s.getDelivery)})
+	s.route(mux, "/v1/deliveries/{delivery_id}/cancel", methods{http.MethodPost: s.authed(s.postCancel)})
+	s.route(mux, "/v1/deliveries/{delivery_id}/resend", methods{http.MethodPost: s.authed(s.postResend)})
 	s.route(mux, "/healthz", methods{http.MethodGet: s.healthz})
 	s.route(mux, "/readyz", methods{http.MethodGet: s.readyz})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{workflow_id}, POST /v1/deliveries/{workflow_id}/cancel and /resend", "")
+		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{delivery_id}, POST /v1/deliveries/{delivery_id}/cancel and /resend", "")
 	})
 	return s.logRequests(mux)
 }

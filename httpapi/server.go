@@ -1,4 +1,4 @@
-// Package ingest is hookrelay's HTTP API: the mail service POSTs events to it
+// Package httpapi is hookrelay's HTTP API: the mail service POSTs events to it
 // and reads deliveries from it. It holds routing, authentication, the request
 // rules, backpressure and the server's lifecycle; `starter serve` only wires
 // it to a deliveries.Client.
@@ -20,8 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -55,9 +55,9 @@ const (
 // Deliveries is what the API needs from hookrelay: *deliveries.Client.
 type Deliveries interface {
 	Publish(ctx context.Context, ev event.Event) ([]deliveries.Started, error)
-	Status(ctx context.Context, workflowID string) (workflows.DeliveryState, error)
-	Cancel(ctx context.Context, workflowID, reason string) (workflows.DeliveryState, error)
-	Resend(ctx context.Context, workflowID string) (deliveries.Started, error)
+	Status(ctx context.Context, deliveryID string) (workflows.DeliveryState, error)
+	Cancel(ctx context.Context, deliveryID, reason string) (workflows.DeliveryState, error)
+	Resend(ctx context.Context, deliveryID string) (deliveries.Started, error)
 	Ready(ctx context.Context) error
 }
 

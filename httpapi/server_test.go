@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -43,7 +43,7 @@ func (f *fakeDeliveries) Cancel(ctx context.Context, id, reason string) (workflo
 	if f.cancel != nil {
 		return f.cancel(ctx, id, reason)
 	}
-	return workflows.DeliveryState{WorkflowID: id, Status: workflows.StatusCanceled, Attempts: []workflows.Attempt{},
+	return workflows.DeliveryState{DeliveryID: id, Status: workflows.StatusCanceled, Attempts: []workflows.Attempt{},
 		Actions: []workflows.Action{{Name: workflows.CancelSignal, Reason: reason}}}, nil
 }
 
@@ -52,7 +52,7 @@ func (f *fakeDeliveries) Resend(ctx context.Context, id string) (deliveries.Star
 		return f.resend(ctx, id)
 	}
 	ep, ev, _ := workflows.ParseWorkflowID(id)
-	return deliveries.Started{WorkflowID: id, RunID: "run-2", EndpointID: ep, EventID: ev}, nil
+	return deliveries.Started{DeliveryID: id, RunID: "run-2", EndpointID: ep, EventID: ev}, nil
 }
 
 func (f *fakeDeliveries) Publish(ctx context.Context, ev event.Event) ([]deliveries.Started, error) {
@@ -64,7 +64,7 @@ func (f *fakeDeliveries) Publish(ctx context.Context, ev event.Event) ([]deliver
 	}
 	var out []deliveries.Started
 	for _, ep := range []string{"crm", "billing"} {
-		out = append(out, deliveries.Started{WorkflowID: workflows.WorkflowID(ep, ev.ID), RunID: "run-1", EndpointID: ep, EventID: ev.ID})
+		out = append(out, deliveries.Started{DeliveryID: workflows.DeliveryID(ep, ev.ID), RunID: "run-1", EndpointID: ep, EventID: ev.ID})
 	}
 	return out, nil
 }
@@ -73,7 +73,7 @@ func (f *fakeDeliveries) Status(ctx context.Context, id string) (workflows.Deliv
 	if f.status != nil {
 		return f.status(ctx, id)
 	}
-	return workflows.DeliveryState{WorkflowID: id, Status: workflows.StatusDelivered, Attempts: []workflows.Attempt{}}, nil
+	return workflows.DeliveryState{DeliveryID: id, Status: workflows.StatusDelivered, Attempts: []workflows.Attempt{}}, nil
 }
 
 func (f *fakeDeliveries) Ready(ctx context.Context) error {
@@ -194,7 +194,7 @@ func TestRequestRules(t *testing.T) {
 		{"events not an array", "POST", "/v1/events", `{"events":{}}`, nil, 422, "events"},
 		{"batch with an extra field", "POST", "/v1/events", `{"events":[` + valid + `],"event_name":"api_mail_log_opened"}`, nil, 422, "event_name"},
 		{"batch with a bad event", "POST", "/v1/events", `{"events":[` + valid + `,{"event_name":"api_mail_log_opened","payload":{"time":"2026-04-18T20:27:25.379Z"}}]}`, nil, 422, "events[1].payload.id"},
-		{"malformed delivery id", "GET", "/v1/deliveries/no-colon", "", nil, 400, "workflow_id"},
+		{"malformed delivery id", "GET", "/v1/deliveries/no-colon", "", nil, 400, "delivery_id"},
 		{"delete delivery", "DELETE", "/v1/deliveries/crm:evt_1", "", nil, 405, ""},
 		{"status without token", "GET", "/v1/deliveries/crm:evt_1", "", []string{"Authorization", ""}, 401, "Authorization"},
 		{"unknown path", "GET", "/v2/events", "", nil, 404, ""},
@@ -259,7 +259,7 @@ func TestAcceptedShapes(t *testing.T) {
 		t.Fatalf("single: status %d: %s", w.Code, w.Body)
 	}
 	single := decode[accepted](t, w) // unknown fields (run_id) would fail here
-	if len(single.Deliveries) != 2 || single.Deliveries[0].EndpointID != "crm" || single.Deliveries[1].WorkflowID != "billing:"+single.Deliveries[1].EventID {
+	if len(single.Deliveries) != 2 || single.Deliveries[0].EndpointID != "crm" || single.Deliveries[1].DeliveryID != "billing:"+single.Deliveries[1].EventID {
 		t.Fatalf("single: %+v", single)
 	}
 
@@ -299,7 +299,7 @@ func TestTemporalFailures(t *testing.T) {
 			return nil, ctx.Err()
 		}, 503, "5"},
 		{"fails after the first delivery", func(ctx context.Context, ev event.Event) ([]deliveries.Started, error) {
-			return []deliveries.Started{{WorkflowID: "crm:" + ev.ID}}, fmt.Errorf("%w: deadline", deliveries.ErrUnavailable)
+			return []deliveries.Started{{DeliveryID: "crm:" + ev.ID}}, fmt.Errorf("%w: deadline", deliveries.ErrUnavailable)
 		}, 503, "5"},
 		{"another failure", func(context.Context, event.Event) ([]deliveries.Started, error) {
 			return nil, errors.New("namespace not found")
@@ -333,7 +333,7 @@ func TestOutageRefusesAtOnce(t *testing.T) {
 			<-ctx.Done() // as the SDK does: retry until the deadline
 			return nil, fmt.Errorf("%w: %w", deliveries.ErrUnavailable, ctx.Err())
 		}
-		return []deliveries.Started{{WorkflowID: "crm:" + ev.ID, EndpointID: "crm", EventID: ev.ID}}, nil
+		return []deliveries.Started{{DeliveryID: "crm:" + ev.ID, EndpointID: "crm", EventID: ev.ID}}, nil
 	}
 	f.ready = func(context.Context) error {
 		if down.Load() {
@@ -374,7 +374,7 @@ func TestBusyRefusesRatherThanQueues(t *testing.T) {
 	f.publish = func(ctx context.Context, ev event.Event) ([]deliveries.Started, error) {
 		entered <- struct{}{}
 		<-release
-		return []deliveries.Started{{WorkflowID: "crm:" + ev.ID, EndpointID: "crm", EventID: ev.ID}}, nil
+		return []deliveries.Started{{DeliveryID: "crm:" + ev.ID, EndpointID: "crm", EventID: ev.ID}}, nil
 	}
 	h := newTestServer(t, f, func(c *Config) { c.MaxInFlight = 1 }).Handler()
 
@@ -414,11 +414,11 @@ func TestDeliveryStatus(t *testing.T) {
 		case "crm:down":
 			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrUnavailable)
 		}
-		return workflows.DeliveryState{WorkflowID: id, EndpointID: "crm", Status: workflows.StatusRetrying, Attempts: []workflows.Attempt{{Number: 1, Outcome: workflows.OutcomeHTTPError, StatusCode: 500}}}, nil
+		return workflows.DeliveryState{DeliveryID: id, EndpointID: "crm", Status: workflows.StatusRetrying, Attempts: []workflows.Attempt{{Number: 1, Outcome: workflows.OutcomeHTTPError, StatusCode: 500}}}, nil
 	}
 	w := do(t, h, "GET", "/v1/deliveries/crm:evt_1", "")
 	st := decode[workflows.DeliveryState](t, w)
-	if w.Code != 200 || st.WorkflowID != "crm:evt_1" || st.Status != workflows.StatusRetrying || len(st.Attempts) != 1 {
+	if w.Code != 200 || st.DeliveryID != "crm:evt_1" || st.Status != workflows.StatusRetrying || len(st.Attempts) != 1 {
 		t.Fatalf("%d %+v", w.Code, st)
 	}
 	for id, want := range map[string]int{"crm:missing": 404, "crm:no-worker": 503, "crm:down": 503} {
@@ -486,7 +486,7 @@ func TestServeFinishesInFlightRequests(t *testing.T) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return []deliveries.Started{{WorkflowID: "crm:" + ev.ID, EndpointID: "crm", EventID: ev.ID}}, nil
+		return []deliveries.Started{{DeliveryID: "crm:" + ev.ID, EndpointID: "crm", EventID: ev.ID}}, nil
 	}
 	s := newTestServer(t, f, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

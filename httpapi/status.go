@@ -6,7 +6,7 @@ import (
 	"net/http"
 )
 
-// getDelivery is GET /v1/deliveries/{workflow_id}: the delivery's status and
+// getDelivery is GET /v1/deliveries/{delivery_id}: the delivery's status and
 // attempts, as `starter status --output json` prints them.
 func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request) {
 	s.onDelivery(w, r, http.StatusOK, func(ctx context.Context, id string) (any, error) {

@@ -12,55 +12,42 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/httpapi"
+	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
 const usage = `usage:
   starter send --endpoints FILE [--event FILE|-] [--output text|json]
-  starter status WORKFLOW_ID [--output text|json] [--wait]
+  starter status DELIVERY_ID [--output text|json] [--wait]
   starter list [--endpoint ID] [--event-name NAME] [--status STATUS] [--since DURATION] [--query QUERY] [--output text|json]
-  starter cancel (WORKFLOW_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
-  starter retry-now WORKFLOW_ID [--wait] [--output text|json]
-  starter resend (WORKFLOW_ID | --query QUERY [--yes]) [--output text|json]
-  starter serve --listen ADDR --endpoints FILE [--api-token-file FILE | --insecure-no-auth]
+  starter cancel (DELIVERY_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
+  starter retry-now DELIVERY_ID [--wait] [--output text|json]
+  starter resend (DELIVERY_ID | --query QUERY [--yes]) [--output text|json]
+  starter serve --listen ADDR --endpoints FILE [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
 Run "starter COMMAND --help" for a command's flags.`
 
-// errUsage marks mistakes in the command line: exit status 2.
-var errUsage = errors.New("usage")
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, pflag.ErrHelp):
-	case errors.Is(err, errUsage):
-		fmt.Fprintln(os.Stderr, "starter:", strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "starter:", oneLine(err))
-		os.Exit(1)
-	}
+	cmdline.Main("starter", func(ctx context.Context, args []string) error {
+		return run(ctx, args, os.Stdin, os.Stdout)
+	})
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("no command given\n%s: %w", usage, errUsage)
+		return cmdline.Usagef("no command given\n%s", usage)
 	}
 	switch args[0] {
 	case "send":
@@ -81,7 +68,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		fmt.Fprintln(stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q\n%s: %w", args[0], usage, errUsage)
+		return cmdline.Usagef("unknown command %q\n%s", args[0], usage)
 	}
 }
 
@@ -98,50 +85,39 @@ func newFlags(name string, c *common) *pflag.FlagSet {
 	return fs
 }
 
-func (c *common) parse(fs *pflag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", err, errUsage)
+// parse parses and checks the command's flags; maxArgs bounds its
+// positional arguments (-1: the command checks them).
+func (c *common) parse(fs *pflag.FlagSet, args []string, maxArgs int) error {
+	if err := cmdline.Parse(fs, args, maxArgs); err != nil {
+		return err
 	}
 	if c.output != "text" && c.output != "json" {
-		return fmt.Errorf("--output: %q is not text or json: %w", c.output, errUsage)
+		return cmdline.Usagef("--output: %q is not text or json", c.output)
 	}
-	if err := c.conn.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", err, errUsage)
-	}
-	return nil
+	return cmdline.Usage(c.conn.Validate())
 }
 
 func (c *common) client(ctx context.Context, endpoints deliveries.Endpoints) (*deliveries.Client, func(), error) {
 	// The SDK logs only problems here: the starter's output is its answer.
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	tc, err := temporalclient.Dial(ctx, c.conn, logger)
+	tc, err := temporalclient.Connect(ctx, c.conn, logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	dc, err := c.conn.DataConverter()
-	if err != nil {
-		tc.Close()
-		return nil, nil, err
-	}
-	return &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: dc}, tc.Close, nil
+	return &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: tc.DataConverter}, tc.Close, nil
 }
 
 func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	var c common
 	fs := newFlags("send", &c)
-	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
+	var endpointsPath string
+	cmdline.EndpointsFile(fs, &endpointsPath)
 	eventPath := fs.String("event", "-", "event JSON file, or - for standard input")
-	if err := c.parse(fs, args); err != nil {
+	if err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
-	}
-	if *endpointsPath == "" {
-		return fmt.Errorf("--endpoints: required (or set HOOKRELAY_ENDPOINTS): %w", errUsage)
+	if endpointsPath == "" {
+		return cmdline.Usagef("--endpoints: required (or set %s)", cmdline.EnvEndpoints)
 	}
 	data, err := readEvent(*eventPath, stdin)
 	if err != nil {
@@ -151,11 +127,12 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err != nil {
 		return fmt.Errorf("event: %w", err)
 	}
-	endpoints, err := endpoint.Load(*endpointsPath)
+	endpoints, err := endpoint.Load(endpointsPath)
 	if err != nil {
 		return err
 	}
-	if len(endpoints.Subscribed(ev.Name)) == 0 {
+	subscribers := endpoints.Subscribed(ev.Name)
+	if len(subscribers) == 0 {
 		fmt.Fprintf(os.Stderr, "starter: no enabled endpoint subscribes to %s; nothing to deliver\n", ev.Name)
 		return nil
 	}
@@ -164,7 +141,7 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		return err
 	}
 	defer closeClient()
-	started, err := dc.Publish(ctx, ev)
+	started, err := dc.PublishTo(ctx, ev, subscribers)
 	for _, s := range started {
 		if c.output == "json" {
 			line, _ := json.Marshal(s)
@@ -175,7 +152,7 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		if s.Duplicate {
 			verb = "duplicate, already started"
 		}
-		fmt.Fprintf(stdout, "%s\t%s (run %s)\n", s.WorkflowID, verb, s.RunID)
+		fmt.Fprintf(stdout, "%s\t%s (run %s)\n", s.DeliveryID, verb, s.RunID)
 	}
 	if err != nil {
 		return fmt.Errorf("%w (sending the same event again is safe: started deliveries are not duplicated)", err)
@@ -188,34 +165,37 @@ func serve(ctx context.Context, args []string) error {
 	var conn temporalclient.Options
 	conn.AddFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
-	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
+	var endpointsPath string
+	cmdline.EndpointsFile(fs, &endpointsPath)
 	tokenFile := fs.String("api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
 	noAuth := fs.Bool("insecure-no-auth", false, "serve without authentication, for local testing only")
 	cfg := httpapi.Config{}
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", httpapi.DefaultShutdownTimeout, "on SIGINT/SIGTERM, how long requests in flight may take to finish")
+	cmdline.ShutdownTimeout(fs, &cfg.ShutdownTimeout)
 	hostWorker := fs.Bool("worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+
-		"the first workflow task, and with it the first attempt, runs here without a server round trip")
+		"the first workflow task, and with it the first attempt, runs here without a server round trip; takes the worker's flags")
 	var workerOpts deliveryworker.Options
-	workerOpts.AddFlags(fs, "worker-")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", err, errUsage)
+	workerOpts.AddFlags(fs)
+	// The hosted worker's flags had a worker- prefix; those names still work.
+	for _, name := range append(deliveryworker.FlagNames, "shutdown-timeout") {
+		cmdline.Deprecated(fs, "worker-"+name, name)
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	if err := cmdline.Parse(fs, args, 0); err != nil {
+		return err
 	}
-	if *endpointsPath == "" {
-		return fmt.Errorf("--endpoints: required (or set HOOKRELAY_ENDPOINTS): %w", errUsage)
+	if endpointsPath == "" {
+		return cmdline.Usagef("--endpoints: required (or set %s)", cmdline.EnvEndpoints)
 	}
 	if err := conn.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", err, errUsage)
+		return cmdline.Usage(err)
 	}
+	workerOpts.ShutdownTimeout = cfg.ShutdownTimeout
 	if err := workerOpts.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", err, errUsage)
+		return cmdline.Usage(err)
+	}
+	if set := cmdline.Changed(fs, deliveryworker.FlagNames...); !*hostWorker && len(set) > 0 {
+		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])
 	}
 	token, err := apiToken(*tokenFile, *noAuth)
 	if err != nil {
@@ -223,37 +203,33 @@ func serve(ctx context.Context, args []string) error {
 	}
 	cfg.Token, cfg.NoAuth = token, *noAuth
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", err, errUsage)
+		return cmdline.Usage(err)
 	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	// Only a hosted worker signs, so only then must every secret resolve here.
 	var endpoints *endpoint.File
 	if *hostWorker {
-		endpoints, err = workerOpts.OpenEndpoints(*endpointsPath, logger)
-	} else if endpoints, err = endpoint.OpenFile(*endpointsPath); err == nil {
+		endpoints, err = workerOpts.OpenEndpoints(endpointsPath, logger)
+	} else if endpoints, err = endpoint.OpenFile(endpointsPath); err == nil {
 		endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
 	}
 	if err != nil {
 		return err
 	}
-	tc, err := temporalclient.DialLazy(conn, logger)
+	tc, err := temporalclient.ConnectLazy(conn, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	dc, err := conn.DataConverter()
-	if err != nil {
-		return err
-	}
-	cfg.Deliveries = &deliveries.Client{Temporal: tc, Endpoints: endpoints, TaskQueue: conn.TaskQueue, DataConverter: dc, EagerStart: *hostWorker}
+	cfg.Deliveries = &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints, TaskQueue: conn.TaskQueue, DataConverter: tc.DataConverter, EagerStart: *hostWorker}
 	if *hostWorker {
 		// Like the worker command: a hosted worker needs Temporal at start
 		// and registers the search attributes a bare dev server lacks.
-		if err := temporalclient.EnsureSearchAttributes(ctx, tc, conn.Namespace, workflows.SearchAttributes); err != nil {
+		if err := temporalclient.EnsureSearchAttributes(ctx, tc.Client, conn.Namespace, workflows.SearchAttributes); err != nil {
 			return err
 		}
-		w, err := deliveryworker.New(tc, conn.TaskQueue, endpoints, workerOpts)
+		w, err := deliveryworker.New(tc.Client, conn.TaskQueue, endpoints, workerOpts)
 		if err != nil {
 			return err
 		}
@@ -287,14 +263,14 @@ func apiToken(file string, noAuth bool) (string, error) {
 			return "", fmt.Errorf("--api-token-file: %w", err)
 		}
 		if token = strings.TrimSpace(string(data)); token == "" {
-			return "", fmt.Errorf("--api-token-file %s: the file is empty: %w", file, errUsage)
+			return "", cmdline.Usagef("--api-token-file %s: the file is empty", file)
 		}
 	}
 	switch {
 	case token == "" && !noAuth:
-		return "", fmt.Errorf("no API token: give --api-token-file FILE or set HOOKRELAY_API_TOKEN (or --insecure-no-auth for local testing): %w", errUsage)
+		return "", cmdline.Usagef("no API token: give --api-token-file FILE or set HOOKRELAY_API_TOKEN (or --insecure-no-auth for local testing)")
 	case token != "" && noAuth:
-		return "", fmt.Errorf("--insecure-no-auth: an API token is configured too; drop one of them: %w", errUsage)
+		return "", cmdline.Usagef("--insecure-no-auth: an API token is configured too; drop one of them")
 	}
 	return token, nil
 }
@@ -320,7 +296,7 @@ func readEvent(path string, stdin io.Reader) ([]byte, error) {
 // connect parses a command's flags, has checkArgs check its arguments, and
 // only then dials Temporal: bad input never costs a connection.
 func (c *common) connect(ctx context.Context, fs *pflag.FlagSet, args []string, checkArgs func(*pflag.FlagSet) error) (*deliveries.Client, func(), error) {
-	if err := c.parse(fs, args); err != nil {
+	if err := c.parse(fs, args, -1); err != nil {
 		return nil, nil, err
 	}
 	if err := checkArgs(fs); err != nil {
@@ -329,7 +305,7 @@ func (c *common) connect(ctx context.Context, fs *pflag.FlagSet, args []string, 
 	return c.client(ctx, nil)
 }
 
-// connectTo is connect for a command that takes one WORKFLOW_ID.
+// connectTo is connect for a command that takes one DELIVERY_ID.
 func (c *common) connectTo(ctx context.Context, fs *pflag.FlagSet, args []string, command string) (string, *deliveries.Client, func(), error) {
 	var id string
 	dc, closeClient, err := c.connect(ctx, fs, args, func(fs *pflag.FlagSet) (err error) {
@@ -339,14 +315,14 @@ func (c *common) connectTo(ctx context.Context, fs *pflag.FlagSet, args []string
 	return id, dc, closeClient, err
 }
 
-// oneID is the single WORKFLOW_ID argument command takes.
+// oneID is the single DELIVERY_ID argument command takes.
 func oneID(fs *pflag.FlagSet, command string) (string, error) {
 	if fs.NArg() != 1 {
-		return "", fmt.Errorf("%s takes one WORKFLOW_ID: %w", command, errUsage)
+		return "", cmdline.Usagef("%s takes one DELIVERY_ID", command)
 	}
 	id := fs.Arg(0)
-	if _, _, err := workflows.ParseWorkflowID(id); err != nil {
-		return "", fmt.Errorf("%w: %w", err, errUsage)
+	if _, _, err := workflows.ParseDeliveryID(id); err != nil {
+		return "", cmdline.Usage(err)
 	}
 	return id, nil
 }
@@ -380,7 +356,7 @@ func (c *common) printState(w io.Writer, st workflows.DeliveryState) error {
 }
 
 func printState(w io.Writer, st workflows.DeliveryState) {
-	fmt.Fprintf(w, "delivery  %s\nstatus    %s\n", st.WorkflowID, st.Status)
+	fmt.Fprintf(w, "delivery  %s\nstatus    %s\n", st.DeliveryID, st.Status)
 	if st.NextAttemptAt != nil {
 		fmt.Fprintf(w, "next      %s (in %s)\n", st.NextAttemptAt.UTC().Format(time.RFC3339), time.Until(*st.NextAttemptAt).Round(time.Second))
 	}
@@ -394,15 +370,10 @@ func printState(w io.Writer, st workflows.DeliveryState) {
 		if a.StatusCode != 0 {
 			code = strconv.Itoa(a.StatusCode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%dms\t%s\n", a.Number, a.StartedAt.UTC().Format(time.RFC3339), a.Outcome, code, a.LatencyMS, oneLine(errors.New(a.Error)))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%dms\t%s\n", a.Number, a.StartedAt.UTC().Format(time.RFC3339), a.Outcome, code, a.LatencyMS, cmdline.OneLine(errors.New(a.Error)))
 	}
 	tw.Flush()
 	for _, a := range st.Actions {
 		fmt.Fprintf(w, "%s  %s %s\n", a.At.UTC().Format(time.RFC3339), a.Name, a.Reason)
 	}
-}
-
-// oneLine keeps an error to one line, as a command-line answer should be.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 )
 
-// target is a command's subject: one WORKFLOW_ID, or every delivery a --query matches.
+// target is a command's subject: one DELIVERY_ID, or every delivery a --query matches.
 type target struct {
 	query string
 	yes   bool
@@ -29,11 +30,11 @@ func (t *target) addFlags(fs *pflag.FlagSet, verb string) {
 func (t *target) parse(fs *pflag.FlagSet) error {
 	switch {
 	case t.query != "" && fs.NArg() > 0:
-		return fmt.Errorf("give a WORKFLOW_ID or --query, not both: %w", errUsage)
+		return cmdline.Usagef("give a DELIVERY_ID or --query, not both")
 	case t.query == "" && fs.NArg() != 1:
-		return fmt.Errorf("give one WORKFLOW_ID or --query: %w", errUsage)
+		return cmdline.Usagef("give one DELIVERY_ID or --query")
 	case t.query == "" && t.yes:
-		return fmt.Errorf("--yes goes with --query: %w", errUsage)
+		return cmdline.Usagef("--yes goes with --query")
 	case t.query == "":
 		id, err := oneID(fs, fs.Name())
 		t.id = id
@@ -141,22 +142,23 @@ func bulk(ctx context.Context, c *common, dc *deliveries.Client, t target, query
 	}
 	failed := 0
 	for _, m := range matches {
-		result, err := act(m.WorkflowID)
+		result, err := act(m.DeliveryID)
 		line := struct {
-			WorkflowID string `json:"workflow_id"`
+			DeliveryID string `json:"delivery_id"`
+			WorkflowID string `json:"workflow_id"` // deprecated: delivery_id's former name
 			Result     string `json:"result,omitempty"`
 			Error      string `json:"error,omitempty"`
-		}{WorkflowID: m.WorkflowID, Result: result}
+		}{DeliveryID: m.DeliveryID, WorkflowID: m.DeliveryID, Result: result}
 		if err != nil {
 			failed++
-			line.Result, line.Error = "", oneLine(err)
+			line.Result, line.Error = "", cmdline.OneLine(err)
 		}
 		if c.output == "json" {
 			json.NewEncoder(stdout).Encode(line)
 		} else if err != nil {
-			fmt.Fprintf(stdout, "%s\terror: %s\n", m.WorkflowID, line.Error)
+			fmt.Fprintf(stdout, "%s\terror: %s\n", m.DeliveryID, line.Error)
 		} else {
-			fmt.Fprintf(stdout, "%s\t%s\n", m.WorkflowID, result)
+			fmt.Fprintf(stdout, "%s\t%s\n", m.DeliveryID, result)
 		}
 	}
 	if failed > 0 {
@@ -174,16 +176,13 @@ func list(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&f.Status, "status", "", "only this status: pending, retrying, delivered, failed or canceled")
 	fs.DurationVar(&f.Since, "since", 0, "only deliveries started within this long, e.g. 24h")
 	query := fs.String("query", "", "a raw visibility query, ANDed with the filters")
-	if err := c.parse(fs, args); err != nil {
+	if err := c.parse(fs, args, 0); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
 	}
 	f.Now = time.Now()
 	q, err := f.Query()
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, errUsage)
+		return cmdline.Usage(err)
 	}
 	if *query != "" {
 		if q != "" {
@@ -210,9 +209,9 @@ func list(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKFLOW ID\tSTATUS\tATTEMPTS\tEVENT\tMAIL LOG\tSTARTED")
+	fmt.Fprintln(tw, "DELIVERY ID\tSTATUS\tATTEMPTS\tEVENT\tMAIL LOG\tSTARTED")
 	for _, l := range found {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.WorkflowID, l.Status, l.Attempts, l.EventName, l.MailLogID, l.StartedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.DeliveryID, l.Status, l.Attempts, l.EventName, l.MailLogID, l.StartedAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

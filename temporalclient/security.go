@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
+
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 )
 
 // Environment fallbacks of the connection security flags. All but
@@ -51,28 +52,16 @@ type Security struct {
 	// APIKey, or the content of APIKeyFile, is sent as a bearer token on
 	// every call (Temporal Cloud API keys). At most one of them.
 	APIKey, APIKeyFile string
-
-	envErr error // an environment fallback that did not parse
 }
 
 func (s *Security) addFlags(fs *pflag.FlagSet) {
-	tlsDefault := false
-	if v := os.Getenv(EnvTLS); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			s.envErr = fmt.Errorf("--tls: %s=%q is not true or false", EnvTLS, v)
-		}
-		tlsDefault = b
-	}
-	fs.BoolVar(&s.TLS, "tls", tlsDefault, "connect with TLS, verifying the server by the system roots or --tls-ca; implied by every option below (env "+EnvTLS+")")
-	fs.StringVar(&s.TLSCert, "tls-cert", os.Getenv(EnvTLSCert), "PEM client certificate for mutual TLS; needs --tls-key (env "+EnvTLSCert+")")
-	fs.StringVar(&s.TLSKey, "tls-key", os.Getenv(EnvTLSKey), "PEM private key of --tls-cert (env "+EnvTLSKey+")")
-	fs.StringVar(&s.TLSCA, "tls-ca", os.Getenv(EnvTLSCA), "PEM CA certificates to verify the server by, instead of the system roots (env "+EnvTLSCA+")")
-	fs.StringVar(&s.TLSServerName, "tls-server-name", os.Getenv(EnvTLSServerName), "name the server's certificate must carry, if not the address's host (env "+EnvTLSServerName+")")
-	fs.StringVar(&s.APIKey, "api-key", "", "Temporal Cloud API key; implies TLS. Prefer the environment or --api-key-file: a flag shows in the process list (env "+EnvAPIKey+")")
-	// Set after registering, so that --help never prints the key as a default.
-	s.APIKey = os.Getenv(EnvAPIKey)
-	fs.StringVar(&s.APIKeyFile, "api-key-file", os.Getenv(EnvAPIKeyFile), "file holding the Temporal Cloud API key; implies TLS (env "+EnvAPIKeyFile+")")
+	cmdline.Bool(fs, &s.TLS, "tls", EnvTLS, false, "connect with TLS, verifying the server by the system roots or --tls-ca; implied by every option below")
+	cmdline.String(fs, &s.TLSCert, "tls-cert", EnvTLSCert, "", "PEM client certificate for mutual TLS; needs --tls-key")
+	cmdline.String(fs, &s.TLSKey, "tls-key", EnvTLSKey, "", "PEM private key of --tls-cert")
+	cmdline.String(fs, &s.TLSCA, "tls-ca", EnvTLSCA, "", "PEM CA certificates to verify the server by, instead of the system roots")
+	cmdline.String(fs, &s.TLSServerName, "tls-server-name", EnvTLSServerName, "", "name the server's certificate must carry, if not the address's host")
+	cmdline.Secret(fs, &s.APIKey, "api-key", EnvAPIKey, "Temporal Cloud API key; implies TLS. Prefer the environment or --api-key-file: a flag shows in the process list")
+	cmdline.String(fs, &s.APIKeyFile, "api-key-file", EnvAPIKeyFile, "", "file holding the Temporal Cloud API key; implies TLS")
 }
 
 // Enabled reports whether the connection uses TLS.
@@ -100,8 +89,6 @@ func (s Security) Mode() string {
 // and credentials.
 func (s Security) validate() error {
 	switch {
-	case s.envErr != nil:
-		return s.envErr
 	case s.TLSCert != "" && s.TLSKey == "":
 		return fmt.Errorf("--tls-key: required with --tls-cert, which is a client certificate and needs its private key (or set %s)", EnvTLSKey)
 	case s.TLSKey != "" && s.TLSCert == "":

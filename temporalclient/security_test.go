@@ -3,6 +3,7 @@ package temporalclient
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/testpki"
 )
 
@@ -59,10 +61,13 @@ func TestSecurityFlagsFallBackToEnvironment(t *testing.T) {
 
 	t.Setenv(EnvTLS, "maybe")
 	var bad Options
-	bad.AddFlags(pflag.NewFlagSet("t", pflag.ContinueOnError))
-	bad.Address, bad.Namespace, bad.TaskQueue, bad.InsecurePlaintext = DefaultAddress, "default", "webhooks", true
-	if err := bad.Validate(); err == nil || !strings.HasPrefix(err.Error(), "--tls: TEMPORAL_TLS=") {
-		t.Fatalf("TEMPORAL_TLS=maybe: %v, want an error naming --tls and the variable", err)
+	badFlags := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	bad.AddFlags(badFlags)
+	if err := cmdline.Parse(badFlags, nil, 0); err == nil || !errors.Is(err, cmdline.ErrUsage) || !strings.HasPrefix(err.Error(), "--tls: TEMPORAL_TLS=") {
+		t.Fatalf("TEMPORAL_TLS=maybe: %v, want a usage error naming --tls and the variable", err)
+	}
+	if err := cmdline.Parse(badFlags, []string{"--tls"}, 0); err != nil {
+		t.Fatalf("--tls given on the command line overrides TEMPORAL_TLS=maybe: %v", err)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
 )
 
@@ -64,12 +64,17 @@ type Options struct {
 // --codec-key-file, each defaulting to its environment variable when set,
 // --insecure-plaintext, and the TLS and API key flags (see Security).
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Address, "temporal-address", envOr("TEMPORAL_ADDRESS", DefaultAddress), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
-	fs.StringVar(&o.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", DefaultNamespace), "Temporal namespace (env TEMPORAL_NAMESPACE)")
-	fs.StringVar(&o.TaskQueue, "task-queue", envOr("HOOKRELAY_TASK_QUEUE", DefaultTaskQueue), "task queue deliveries run on (env HOOKRELAY_TASK_QUEUE)")
-	fs.StringVar(&o.CodecKeyFile, "codec-key-file", os.Getenv(EnvCodecKeyFile), "payload encryption keys, one KEY_ID:BASE64 per line; the last encrypts (env "+EnvCodecKeyFile+")")
+	cmdline.String(fs, &o.Address, "temporal-address", "TEMPORAL_ADDRESS", DefaultAddress, "Temporal frontend host:port")
+	cmdline.String(fs, &o.Namespace, "namespace", "TEMPORAL_NAMESPACE", DefaultNamespace, "Temporal namespace")
+	cmdline.String(fs, &o.TaskQueue, "task-queue", "HOOKRELAY_TASK_QUEUE", DefaultTaskQueue, "task queue deliveries run on")
+	AddCodecKeyFileFlag(fs, &o.CodecKeyFile)
 	fs.BoolVar(&o.InsecurePlaintext, "insecure-plaintext", false, "store payloads in Temporal unencrypted (local experiments only)")
 	o.Security.addFlags(fs)
+}
+
+// AddCodecKeyFileFlag defines --codec-key-file, for clients and the codec server alike.
+func AddCodecKeyFileFlag(fs *pflag.FlagSet, p *string) {
+	cmdline.String(fs, p, "codec-key-file", EnvCodecKeyFile, "", "payload encryption keys, one KEY_ID:BASE64 per line; the last encrypts")
 }
 
 // Validate names the first unusable option. It reads no files: the TLS
@@ -91,13 +96,6 @@ func (o Options) Validate() error {
 		return errors.New("--insecure-plaintext: conflicts with --codec-key-file (or " + EnvCodecKeyFile + "); choose one")
 	}
 	return o.Security.validate()
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
 }
 
 // DataConverter is the converter every client uses: JSON, then encrypted by
@@ -131,38 +129,58 @@ func failureConverter(dc converter.DataConverter) converter.FailureConverter {
 
 // Dial connects and checks the server answers.
 func Dial(ctx context.Context, o Options, logger *slog.Logger) (client.Client, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	copts, err := clientOptions(o, logger)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	c, err := client.DialContext(ctx, copts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s: %w", o.Address, err)
-	}
-	return c, nil
+	c, err := Connect(ctx, o, logger)
+	return c.Client, err
 }
 
 // DialLazy builds a client that connects on first use. A long-running server
 // (starter serve) uses it so it can start, and report itself not ready, while
 // Temporal is down; gRPC reconnects by itself when the server is back.
 func DialLazy(o Options, logger *slog.Logger) (client.Client, error) {
+	c, err := ConnectLazy(o, logger)
+	return c.Client, err
+}
+
+// Conn is a client and the data converter it was built with, for callers
+// that also decode payloads themselves (histories, say): the key file is
+// read once.
+type Conn struct {
+	client.Client
+	DataConverter converter.DataConverter
+}
+
+// Connect is Dial, keeping the data converter.
+func Connect(ctx context.Context, o Options, logger *slog.Logger) (Conn, error) {
 	if err := o.Validate(); err != nil {
-		return nil, err
+		return Conn{}, err
 	}
 	copts, err := clientOptions(o, logger)
 	if err != nil {
-		return nil, err
+		return Conn{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := client.DialContext(ctx, copts)
+	if err != nil {
+		return Conn{}, fmt.Errorf("connect to Temporal at %s: %w", o.Address, err)
+	}
+	return Conn{Client: c, DataConverter: copts.DataConverter}, nil
+}
+
+// ConnectLazy is DialLazy, keeping the data converter.
+func ConnectLazy(o Options, logger *slog.Logger) (Conn, error) {
+	if err := o.Validate(); err != nil {
+		return Conn{}, err
+	}
+	copts, err := clientOptions(o, logger)
+	if err != nil {
+		return Conn{}, err
 	}
 	c, err := client.NewLazyClient(copts)
 	if err != nil {
-		return nil, fmt.Errorf("Temporal client for %s: %w", o.Address, err)
+		return Conn{}, fmt.Errorf("Temporal client for %s: %w", o.Address, err)
 	}
-	return c, nil
+	return Conn{Client: c, DataConverter: copts.DataConverter}, nil
 }
 
 // clientOptions is the one place client options are set, for both dial

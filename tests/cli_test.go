@@ -39,7 +39,7 @@ func TestStarterRefusesBadInput(t *testing.T) {
 		{"invalid endpoints file", ev, []string{"send", "--endpoints", badEndpoints}, 1, []string{`endpoint "acme"`, "secret:"}},
 		{"missing endpoints file", ev, []string{"send", "--endpoints", "/nonexistent/endpoints.yaml"}, 1, []string{"endpoints file"}},
 		{"unreachable server", ev, []string{"send", "--endpoints", good, "--temporal-address", "127.0.0.1:1"}, 1, []string{"connect to Temporal at 127.0.0.1:1"}},
-		{"status without id", "", []string{"status"}, 2, []string{"WORKFLOW_ID"}},
+		{"status without id", "", []string{"status"}, 2, []string{"DELIVERY_ID"}},
 		{"status malformed id", "", []string{"status", "no-colon-here"}, 2, []string{"<endpoint-id>:<event-id>"}},
 		{"status unknown id", "", []string{"status", "acme:evt_does_not_exist"}, 1, []string{"not found"}},
 		{"no codec key", ev, []string{"send", "--endpoints", good, "--codec-key-file", ""}, 2, []string{"--codec-key-file: required"}},
@@ -51,6 +51,9 @@ func TestStarterRefusesBadInput(t *testing.T) {
 		{"serve with a token and no auth", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--insecure-no-auth"}, 2, []string{"--insecure-no-auth"}},
 		{"serve without endpoints", "", []string{"serve", "--api-token-file", token}, 2, []string{"--endpoints"}},
 		{"serve on a bad address", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--listen", "nohost"}, 1, []string{"--listen"}},
+		{"serve with a worker flag but no worker", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--pollers", "4"}, 2, []string{"--pollers", "--worker"}},
+		{"serve with a bad hosted worker flag", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--worker", "--allow-cidr", "10.0.0.1"}, 2, []string{"--allow-cidr", `"10.0.0.1"`}},
+		{"serve with a bad deprecated worker flag", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--worker", "--worker-pollers", "-2"}, 2, []string{"--pollers", "-2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,22 +90,23 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		name string
 		args []string
 		want []string
+		code int // 2 for a command-line mistake, 1 for anything else
 	}{
-		{"no endpoints", key, []string{"--endpoints"}},
-		{"bad url", append([]string{"--endpoints", badURL}, key...), []string{`endpoint "acme"`, "url:"}},
-		{"secret env unset", append([]string{"--endpoints", unsetEnv}, key...), []string{`endpoint "acme"`, "HOOKRELAY_TEST_SECRET_NOT_SET is not set"}},
-		{"unknown flag", []string{"--frobnicate"}, []string{"frobnicate"}},
-		{"negative pollers", []string{"--endpoints", badURL, "--pollers", "-1"}, []string{"--pollers", "-1"}},
-		{"negative attempts per second", []string{"--endpoints", badURL, "--attempts-per-second", "-3"}, []string{"--attempts-per-second"}},
-		{"knob from a bad environment value", []string{"--endpoints", badURL, "--env", "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS=lots"}, []string{"HOOKRELAY_MAX_CONCURRENT_ATTEMPTS", "lots"}},
-		{"metrics on a bad address", []string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", ""), "--insecure-plaintext", "--metrics-listen", "nohost"}, []string{"--metrics-listen"}},
-		{"no codec key", []string{"--endpoints", good}, []string{"--codec-key-file: required", "--insecure-plaintext"}},
-		{"key and plaintext", append([]string{"--endpoints", good, "--insecure-plaintext"}, key...), []string{"--insecure-plaintext", "conflicts"}},
-		{"missing key file", []string{"--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, []string{"--codec-key-file", "/nonexistent/codec.key"}},
-		{"short key", []string{"--endpoints", good, "--codec-key-file", shortKey}, []string{"--codec-key-file", "line 2", "18 bytes, want 32"}},
-		{"unreachable server", append([]string{"--endpoints", good, "--temporal-address", "127.0.0.1:1"}, key...), []string{"connect to Temporal"}},
-		{"https only", append([]string{"--endpoints", plainHTTP, "--https-only"}, key...), []string{`endpoint "acme"`, "url:", "--https-only"}},
-		{"bad allow-cidr", append([]string{"--endpoints", good, "--allow-cidr", "127.0.0.1"}, key...), []string{"--allow-cidr", `"127.0.0.1"`}},
+		{"no endpoints", key, []string{"--endpoints"}, 2},
+		{"bad url", append([]string{"--endpoints", badURL}, key...), []string{`endpoint "acme"`, "url:"}, 1},
+		{"secret env unset", append([]string{"--endpoints", unsetEnv}, key...), []string{`endpoint "acme"`, "HOOKRELAY_TEST_SECRET_NOT_SET is not set"}, 1},
+		{"unknown flag", []string{"--frobnicate"}, []string{"frobnicate"}, 2},
+		{"negative pollers", []string{"--endpoints", badURL, "--pollers", "-1"}, []string{"--pollers", "-1"}, 2},
+		{"negative attempts per second", []string{"--endpoints", badURL, "--attempts-per-second", "-3"}, []string{"--attempts-per-second"}, 2},
+		{"knob from a bad environment value", []string{"--endpoints", badURL, "--env", "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS=lots"}, []string{"HOOKRELAY_MAX_CONCURRENT_ATTEMPTS", "lots"}, 2},
+		{"metrics on a bad address", []string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", ""), "--insecure-plaintext", "--metrics-listen", "nohost"}, []string{"--metrics-listen"}, 1},
+		{"no codec key", []string{"--endpoints", good}, []string{"--codec-key-file: required", "--insecure-plaintext"}, 2},
+		{"key and plaintext", append([]string{"--endpoints", good, "--insecure-plaintext"}, key...), []string{"--insecure-plaintext", "conflicts"}, 2},
+		{"missing key file", []string{"--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, []string{"--codec-key-file", "/nonexistent/codec.key"}, 1},
+		{"short key", []string{"--endpoints", good, "--codec-key-file", shortKey}, []string{"--codec-key-file", "line 2", "18 bytes, want 32"}, 1},
+		{"unreachable server", append([]string{"--endpoints", good, "--temporal-address", "127.0.0.1:1"}, key...), []string{"connect to Temporal"}, 1},
+		{"https only", append([]string{"--endpoints", plainHTTP, "--https-only"}, key...), []string{`endpoint "acme"`, "url:", "--https-only"}, 1},
+		{"bad allow-cidr", append([]string{"--endpoints", good, "--allow-cidr", "127.0.0.1"}, key...), []string{"--allow-cidr", `"127.0.0.1"`}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,8 +124,8 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 			cmd.Env = env
 			out, err := cmd.CombinedOutput()
 			exitErr, ok := err.(*exec.ExitError)
-			if !ok || exitErr.ExitCode() == 0 {
-				t.Fatalf("worker %v: err %v, want a non-zero exit\n%s", tt.args, err, out)
+			if !ok || exitErr.ExitCode() != tt.code {
+				t.Fatalf("worker %v: err %v, want exit status %d\n%s", tt.args, err, tt.code, out)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(string(out), w) {

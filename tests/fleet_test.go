@@ -26,9 +26,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -53,7 +53,7 @@ func publishAll(dc *deliveries.Client, bodies []string, submitters int) (map[str
 			return fmt.Errorf("published %+v, want one new delivery", started)
 		}
 		mu.Lock()
-		runs[started[0].WorkflowID] = started[0].RunID
+		runs[started[0].DeliveryID] = started[0].RunID
 		mu.Unlock()
 		return nil
 	})

@@ -24,9 +24,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -101,7 +101,8 @@ func (s *ingestServer) post(body string) (response, error) {
 // The API's answers, as a client reads them.
 type (
 	apiDelivery struct {
-		WorkflowID string `json:"workflow_id"`
+		DeliveryID string `json:"delivery_id"`
+		WorkflowID string `json:"workflow_id"` // deprecated: delivery_id's former name, still printed
 		EndpointID string `json:"endpoint_id"`
 		EventID    string `json:"event_id"`
 		Duplicate  bool   `json:"duplicate"`
@@ -130,6 +131,11 @@ func accepted(r response) (apiAccepted, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil {
 		return a, fmt.Errorf("202 body %s: %w", r.body, err)
+	}
+	for _, d := range a.Deliveries {
+		if d.DeliveryID == "" || d.WorkflowID != d.DeliveryID {
+			return a, fmt.Errorf("202 body %s: delivery_id %q and its deprecated name workflow_id %q differ", r.body, d.DeliveryID, d.WorkflowID)
+		}
 	}
 	return a, nil
 }
@@ -196,8 +202,8 @@ func TestServeRefusesBadRequests(t *testing.T) {
 		{"empty batch", "POST", "/v1/events", batch(), nil, false, 422, "events"},
 		{"batch of 101", "POST", "/v1/events", batch(many...), nil, false, 422, "events"},
 		{"batch with one bad event", "POST", "/v1/events", batch(ev(18), noTime, ev(19)), nil, false, 422, "events[1].payload.time"},
-		{"status of a malformed id", "GET", "/v1/deliveries/not-a-delivery-id", "", nil, false, 400, "workflow_id"},
-		{"status of an unknown delivery", "GET", "/v1/deliveries/acme:evt_does_not_exist", "", nil, false, 404, "workflow_id"},
+		{"status of a malformed id", "GET", "/v1/deliveries/not-a-delivery-id", "", nil, false, 400, "delivery_id"},
+		{"status of an unknown delivery", "GET", "/v1/deliveries/acme:evt_does_not_exist", "", nil, false, 404, "delivery_id"},
 		{"POST a delivery", "POST", "/v1/deliveries/acme:evt_does_not_exist", "", nil, false, 405, ""},
 	}
 	var wouldBe []string // workflow IDs the valid events among those would have
@@ -630,7 +636,7 @@ func TestPublishTellsOutageFromInvalidInput(t *testing.T) {
 	err = dc.Ready(within()) // a health check on a refused connection fails at once
 	unavailable(t, err)
 	t.Logf("Ready with Temporal down: %v after %s", err, time.Since(start).Round(time.Millisecond))
-	_, err = dc.Status(within(), started[0].WorkflowID)
+	_, err = dc.Status(within(), started[0].DeliveryID)
 	unavailable(t, err)
 	_, err = dc.PublishJSON(within(), []byte(`{"event_name":"api_mail_log_opened"}`))
 	invalid(t, err, "payload") // still told apart while Temporal is down

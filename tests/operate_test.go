@@ -17,8 +17,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 
-	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

@@ -274,18 +274,19 @@ func TestWorkerAndStarterOverMutualTLS(t *testing.T) {
 		name string
 		args []string
 		want string
+		code int // 2 for a command-line mistake, 1 for anything else
 	}{
-		{"no client certificate", []string{"--tls-ca", ca.CertFile}, "connect to Temporal at " + proxy.addr},
-		{"certificate without its key", []string{"--tls-ca", ca.CertFile, "--tls-cert", workerCert.CertFile}, "--tls-key: required with --tls-cert"},
+		{"no client certificate", []string{"--tls-ca", ca.CertFile}, "connect to Temporal at " + proxy.addr, 1},
+		{"certificate without its key", []string{"--tls-ca", ca.CertFile, "--tls-cert", workerCert.CertFile}, "--tls-key: required with --tls-cert", 2},
 		{"mismatched pair", []string{"--tls-ca", ca.CertFile, "--tls-cert", workerCert.CertFile, "--tls-key", other.KeyFile},
-			"--tls-key " + other.KeyFile + ": does not match the certificate in --tls-cert"},
+			"--tls-key " + other.KeyFile + ": does not match the certificate in --tls-cert", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// Refused at once, or after the 10s dial timeout: never a hang.
 			out, err := hookrelayCmd(t, proxy.addr, "worker", append([]string{"--endpoints", endpoints}, c.args...)...).CombinedOutput()
 			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-				t.Fatalf("worker %v: %v, want exit status 1\n%s", c.args, err, out)
+			if !errors.As(err, &exit) || exit.ExitCode() != c.code {
+				t.Fatalf("worker %v: %v, want exit status %d\n%s", c.args, err, c.code, out)
 			}
 			if !strings.Contains(string(out), c.want) || strings.Contains(string(out), "worker started") {
 				t.Fatalf("worker output %q: want %q and no start", out, c.want)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/codecserver"
 	"github.com/hookrelay/hookrelay/temporalclient"
@@ -25,27 +26,25 @@ const envCodecTokenFile = "HOOKRELAY_CODEC_TOKEN_FILE"
 func runCodecServer(ctx context.Context, args []string) error {
 	fs := pflag.NewFlagSet("worker codec-server", pflag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
-	keyFile := fs.String("codec-key-file", os.Getenv(temporalclient.EnvCodecKeyFile), "payload encryption keys, as for the worker (env "+temporalclient.EnvCodecKeyFile+")")
+	var keyFile, tokenFile string
+	temporalclient.AddCodecKeyFileFlag(fs, &keyFile)
 	origin := fs.String("ui-origin", "http://127.0.0.1:8233", "the Temporal UI's origin: the only one browsers may call from")
-	tokenFile := fs.String("token-file", os.Getenv(envCodecTokenFile), "file holding the token callers send as \"Authorization: Bearer <token>\" (env "+envCodecTokenFile+")")
+	cmdline.String(fs, &tokenFile, "token-file", envCodecTokenFile, "", "file holding the token callers send as \"Authorization: Bearer <token>\"")
 	pathToken := fs.Bool("accept-path-token", false, "also accept the token as the first path segment, for a UI that cannot send headers (make dev)")
-	if err := fs.Parse(args); err != nil {
+	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("codec-server: unexpected argument %q", fs.Arg(0))
+	if keyFile == "" {
+		return cmdline.Usagef("--codec-key-file: required (or set %s)", temporalclient.EnvCodecKeyFile)
 	}
-	if *keyFile == "" {
-		return fmt.Errorf("--codec-key-file: required (or set %s)", temporalclient.EnvCodecKeyFile)
+	if tokenFile == "" {
+		return cmdline.Usagef("--token-file: required (or set %s): the codec server decrypts health information for whoever may call it", envCodecTokenFile)
 	}
-	if *tokenFile == "" {
-		return fmt.Errorf("--token-file: required (or set %s): the codec server decrypts health information for whoever may call it", envCodecTokenFile)
-	}
-	c, err := codec.Load(*keyFile)
+	c, err := codec.Load(keyFile)
 	if err != nil {
 		return fmt.Errorf("--codec-key-file: %w", err)
 	}
-	token, err := codecserver.ReadToken(*tokenFile)
+	token, err := codecserver.ReadToken(tokenFile)
 	if err != nil {
 		return err
 	}

@@ -11,31 +11,24 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/metrics"
-	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/internal/version"
+	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	var err error
-	if len(os.Args) > 1 && os.Args[1] == "codec-server" {
-		err = runCodecServer(ctx, os.Args[2:])
-	} else {
-		err = run(ctx, os.Args[1:])
-	}
-	stop()
-	if err != nil && !errors.Is(err, pflag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
-	}
+	cmdline.Main("worker", func(ctx context.Context, args []string) error {
+		if len(args) > 0 && args[0] == "codec-server" {
+			return runCodecServer(ctx, args[1:])
+		}
+		return run(ctx, args)
+	})
 }
 
 func run(ctx context.Context, args []string) error {
@@ -43,34 +36,33 @@ func run(ctx context.Context, args []string) error {
 	var conn temporalclient.Options
 	conn.AddFlags(fs)
 	var opts deliveryworker.Options
-	opts.AddFlags(fs, "")
-	endpointsPath := fs.String("endpoints", os.Getenv("HOOKRELAY_ENDPOINTS"), "endpoints YAML file (env HOOKRELAY_ENDPOINTS)")
-	metricsListen := fs.String("metrics-listen", os.Getenv("HOOKRELAY_METRICS_LISTEN"), "serve Prometheus GET /metrics and GET /healthz on this address (env HOOKRELAY_METRICS_LISTEN)")
-	if err := fs.Parse(args); err != nil {
+	opts.AddFlags(fs)
+	cmdline.ShutdownTimeout(fs, &opts.ShutdownTimeout)
+	var endpointsPath, metricsListen string
+	cmdline.EndpointsFile(fs, &endpointsPath)
+	cmdline.String(fs, &metricsListen, "metrics-listen", "HOOKRELAY_METRICS_LISTEN", "", "serve Prometheus GET /metrics and GET /healthz on this address")
+	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *endpointsPath == "" {
-		return errors.New("--endpoints: required (or set HOOKRELAY_ENDPOINTS)")
+	if endpointsPath == "" {
+		return cmdline.Usagef("--endpoints: required (or set %s)", cmdline.EnvEndpoints)
 	}
 	if err := opts.Validate(); err != nil {
-		return err
+		return cmdline.Usage(err)
 	}
 	if err := conn.Validate(); err != nil {
-		return err
+		return cmdline.Usage(err)
 	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	endpoints, err := opts.OpenEndpoints(*endpointsPath, logger)
+	endpoints, err := opts.OpenEndpoints(endpointsPath, logger)
 	if err != nil {
 		return err
 	}
-	if *metricsListen != "" {
+	if metricsListen != "" {
 		reg := metrics.New()
 		defer reg.Close()
-		addr, err := reg.Serve(ctx, *metricsListen, logger)
+		addr, err := reg.Serve(ctx, metricsListen, logger)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookrelay/hookrelay/event"
 )
 
 // Names registered with Temporal.
@@ -58,11 +60,12 @@ func (s Status) Final() bool {
 	return s == StatusDelivered || s == StatusFailed || s == StatusCanceled
 }
 
-// WorkflowID is a delivery's identity and its webhook-id header: "<endpoint-id>:<event-id>".
-func WorkflowID(endpointID, eventID string) string { return endpointID + ":" + eventID }
+// DeliveryID is a delivery's identity: its workflow ID and its webhook-id
+// header, "<endpoint-id>:<event-id>".
+func DeliveryID(endpointID, eventID string) string { return endpointID + ":" + eventID }
 
-// ParseWorkflowID splits a delivery's workflow ID into endpoint id and event id.
-func ParseWorkflowID(id string) (endpointID, eventID string, err error) {
+// ParseDeliveryID splits a delivery id into endpoint id and event id.
+func ParseDeliveryID(id string) (endpointID, eventID string, err error) {
 	endpointID, eventID, ok := strings.Cut(id, ":")
 	if !ok || endpointID == "" || eventID == "" {
 		return "", "", fmt.Errorf("delivery id %q: want <endpoint-id>:<event-id>", id)
@@ -70,14 +73,33 @@ func ParseWorkflowID(id string) (endpointID, eventID string, err error) {
 	return endpointID, eventID, nil
 }
 
+// WorkflowID is DeliveryID's former name.
+//
+// Deprecated: use DeliveryID.
+func WorkflowID(endpointID, eventID string) string { return DeliveryID(endpointID, eventID) }
+
+// ParseWorkflowID is ParseDeliveryID's former name.
+//
+// Deprecated: use ParseDeliveryID.
+func ParseWorkflowID(id string) (endpointID, eventID string, err error) { return ParseDeliveryID(id) }
+
 // DeliveryInput starts a delivery. It carries the endpoint's id, never its
-// URL or secret, which the attempt activity resolves at attempt time.
+// URL or secret, which the attempt activity resolves at attempt time, and
+// the event as parsed once on ingest: its name, ids, time and the exact
+// body the receiver gets.
 type DeliveryInput struct {
-	EndpointID string          `json:"endpoint_id"`
-	EventID    string          `json:"event_id"`
-	EventName  string          `json:"event_name"`
-	MailLogID  int64           `json:"mail_log_id"`
-	Payload    json.RawMessage `json:"payload"`
+	EndpointID string `json:"endpoint_id"`
+	EventID    string `json:"event_id"`
+	EventName  string `json:"event_name"`
+	MailLogID  int64  `json:"mail_log_id"`
+	// EventTime is the event's payload.time.
+	EventTime time.Time `json:"event_time,omitzero"`
+	// Body is what every attempt POSTs: {"event_name", "payload"}, built once
+	// by the publisher.
+	Body json.RawMessage `json:"body,omitempty"`
+	// Payload is the event's payload as deliveries started before Body
+	// existed carry it; the workflow then builds the body from it.
+	Payload json.RawMessage `json:"payload,omitempty"`
 	// RetrySchedule is the endpoint's schedule when the delivery started:
 	// the delay after each failed attempt. Empty means a single attempt.
 	RetrySchedule []time.Duration `json:"retry_schedule"`
@@ -133,11 +155,23 @@ func (o Outcome) Retryable() bool {
 
 // AttemptInput is what the attempt activity needs.
 type AttemptInput struct {
-	DeliveryID string          `json:"delivery_id"` // the workflow ID, sent as webhook-id
-	EndpointID string          `json:"endpoint_id"`
-	Attempt    int             `json:"attempt"`
-	EventName  string          `json:"event_name"`
-	Payload    json.RawMessage `json:"payload"`
+	DeliveryID string `json:"delivery_id"` // the workflow ID, sent as webhook-id
+	EndpointID string `json:"endpoint_id"`
+	Attempt    int    `json:"attempt"`
+	// Body is the exact request body to POST.
+	Body json.RawMessage `json:"body,omitempty"`
+	// EventName and Payload are how attempts scheduled before Body existed
+	// carry the event; the activity builds the body from them.
+	EventName string          `json:"event_name,omitempty"`
+	Payload   json.RawMessage `json:"payload,omitempty"`
+}
+
+// RequestBody is the body an attempt POSTs.
+func (in AttemptInput) RequestBody() []byte {
+	if len(in.Body) > 0 {
+		return in.Body
+	}
+	return event.Event{Name: in.EventName, Payload: in.Payload}.Body()
 }
 
 // Attempt records one POST.
@@ -160,8 +194,9 @@ type Attempt struct {
 const MaxRetryAfter = 24 * time.Hour
 
 // DeliveryState is the status query's answer and the workflow's result.
+// In JSON it also carries DeliveryID as "workflow_id", its deprecated name.
 type DeliveryState struct {
-	WorkflowID    string     `json:"workflow_id"`
+	DeliveryID    string     `json:"delivery_id"`
 	EndpointID    string     `json:"endpoint_id"`
 	EventID       string     `json:"event_id"`
 	EventName     string     `json:"event_name"`
@@ -172,4 +207,31 @@ type DeliveryState struct {
 	Actions []Action `json:"actions,omitempty"`
 	// ResendOf is the run this one resends, if any.
 	ResendOf string `json:"resend_of,omitempty"`
+}
+
+// MarshalJSON writes the state with delivery_id, and workflow_id, its
+// deprecated name, for readers of earlier output.
+func (s DeliveryState) MarshalJSON() ([]byte, error) {
+	type plain DeliveryState
+	return json.Marshal(struct {
+		plain
+		WorkflowID string `json:"workflow_id"`
+	}{plain(s), s.DeliveryID})
+}
+
+// UnmarshalJSON reads delivery_id, or workflow_id from results recorded before it.
+func (s *DeliveryState) UnmarshalJSON(data []byte) error {
+	type plain DeliveryState
+	var v struct {
+		plain
+		WorkflowID string `json:"workflow_id"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*s = DeliveryState(v.plain)
+	if s.DeliveryID == "" {
+		s.DeliveryID = v.WorkflowID
+	}
+	return nil
 }

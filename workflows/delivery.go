@@ -51,6 +51,7 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryState, er
 type delivery struct {
 	in    DeliveryInput
 	state DeliveryState
+	body  json.RawMessage // what every attempt POSTs
 
 	next      int     // number of the next attempt
 	inFlight  int     // number of the attempt in flight; 0 while waiting
@@ -63,8 +64,8 @@ type delivery struct {
 }
 
 func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
-	if in.EndpointID == "" || in.EventID == "" || in.EventName == "" || len(in.Payload) == 0 {
-		return nil, temporal.NewNonRetryableApplicationError("delivery input lacks endpoint_id, event_id, event_name or payload", "InvalidInput", nil)
+	if in.EndpointID == "" || in.EventID == "" || in.EventName == "" || len(in.Body) == 0 && len(in.Payload) == 0 {
+		return nil, temporal.NewNonRetryableApplicationError("delivery input lacks endpoint_id, event_id, event_name or body", "InvalidInput", nil)
 	}
 	if in.Timeout <= 0 {
 		return nil, temporal.NewNonRetryableApplicationError("delivery input timeout must be positive", "InvalidInput", nil)
@@ -73,8 +74,9 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 		in:            in,
 		next:          max(in.FirstAttempt, 1),
 		resendStarted: in.ResendOf != "",
+		body:          AttemptInput{Body: in.Body, EventName: in.EventName, Payload: in.Payload}.RequestBody(),
 		state: DeliveryState{
-			WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+			DeliveryID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 			EndpointID: in.EndpointID,
 			EventID:    in.EventID,
 			EventName:  in.EventName,
@@ -236,11 +238,10 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 
 	actCtx, cancelActivity := workflow.WithCancel(ctx)
 	in := AttemptInput{
-		DeliveryID: d.state.WorkflowID,
+		DeliveryID: d.state.DeliveryID,
 		EndpointID: d.in.EndpointID,
 		Attempt:    n,
-		EventName:  d.in.EventName,
-		Payload:    d.in.Payload,
+		Body:       d.body,
 	}
 	started := workflow.Now(ctx)
 	var fut workflow.Future

@@ -79,7 +79,7 @@ func TestDeliveredFirstTry(t *testing.T) {
 	if r.state.Status != StatusDelivered || len(r.state.Attempts) != 1 || r.state.Attempts[0].Number != 1 || len(r.timers) != 0 {
 		t.Fatalf("state = %+v, timers = %v", r.state, r.timers)
 	}
-	if r.state.WorkflowID != "acme:evt_1" || r.state.NextAttemptAt != nil {
+	if r.state.DeliveryID != "acme:evt_1" || r.state.NextAttemptAt != nil {
 		t.Fatalf("state = %+v", r.state)
 	}
 }
@@ -210,7 +210,7 @@ func TestInvalidInputFailsTheWorkflow(t *testing.T) {
 }
 
 func TestParseWorkflowID(t *testing.T) {
-	ep, ev, err := ParseWorkflowID(WorkflowID("acme", "evt_1:x"))
+	ep, ev, err := ParseWorkflowID(DeliveryID("acme", "evt_1:x"))
 	if err != nil || ep != "acme" || ev != "evt_1:x" {
 		t.Fatalf("ParseWorkflowID = %q, %q, %v", ep, ev, err)
 	}

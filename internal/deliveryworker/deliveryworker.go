@@ -5,10 +5,9 @@
 package deliveryworker
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/activities"
 	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -35,28 +35,26 @@ type Options struct {
 	// OnFatalError is called if the worker stops polling for good (say, its
 	// namespace is deleted), so the host can exit rather than look healthy.
 	OnFatalError func(error)
-
-	envErr error  // an environment fallback that did not parse, reported by Validate
-	prefix string // of the flag names, for messages
 }
 
-// AddFlags adds the worker's flags, each name prefixed with prefix ("" for
-// the worker command, "worker-" where a worker is hosted beside other flags);
-// the knobs fall back to their environment variables either way.
-func (o *Options) AddFlags(fs *pflag.FlagSet, prefix string) {
-	fs.DurationVar(&o.ShutdownTimeout, prefix+"shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long in-flight attempts may take to finish")
-	fs.StringArrayVar(&o.AllowCIDRs, prefix+"allow-cidr", nil, "admit this otherwise refused range, such as 127.0.0.0/8 for local testing (repeatable)")
-	fs.BoolVar(&o.HTTPSOnly, prefix+"https-only", false, "refuse endpoints with plain http URLs")
-	fs.BoolVar(&o.UseEnvProxy, prefix+"use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
-	fs.IntVar(&o.MaxConcurrentAttempts, prefix+"max-concurrent-attempts", o.envInt("HOOKRELAY_MAX_CONCURRENT_ATTEMPTS"),
-		"attempts this worker runs at once, ordinary and local each (env HOOKRELAY_MAX_CONCURRENT_ATTEMPTS; 0: the SDK's 1000)")
-	fs.IntVar(&o.Pollers, prefix+"pollers", o.envInt("HOOKRELAY_POLLERS"),
-		"concurrent long polls for workflow tasks and for activity tasks each (env HOOKRELAY_POLLERS; 0: the SDK's 2)")
-	fs.Float64Var(&o.AttemptsPerSecond, prefix+"attempts-per-second", o.envFloat("HOOKRELAY_ATTEMPTS_PER_SECOND"),
-		"at most this many attempts a second from this worker (env HOOKRELAY_ATTEMPTS_PER_SECOND; 0: unlimited)")
-	fs.IntVar(&o.WorkflowCacheSize, prefix+"workflow-cache-size", o.envIntOr("HOOKRELAY_WORKFLOW_CACHE_SIZE", DefaultWorkflowCacheSize),
-		"workflows kept in memory between tasks (env HOOKRELAY_WORKFLOW_CACHE_SIZE); deliveries parked in backoff beyond it are evicted and replayed when their timer fires")
-	o.prefix = prefix
+// FlagNames are the flags AddFlags defines, for hosts that alias or check them.
+var FlagNames = []string{"allow-cidr", "https-only", "use-env-proxy", "max-concurrent-attempts", "pollers", "attempts-per-second", "workflow-cache-size"}
+
+// AddFlags adds the worker's flags, for the worker command and for every
+// process that hosts a worker (starter serve --worker) alike. The host
+// defines --shutdown-timeout (cmdline.ShutdownTimeout) for its whole process.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&o.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range, such as 127.0.0.0/8 for local testing (repeatable)")
+	fs.BoolVar(&o.HTTPSOnly, "https-only", false, "refuse endpoints with plain http URLs")
+	fs.BoolVar(&o.UseEnvProxy, "use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
+	cmdline.Int(fs, &o.MaxConcurrentAttempts, "max-concurrent-attempts", "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS", 0,
+		"attempts this worker runs at once, ordinary and local each (0: the SDK's 1000)")
+	cmdline.Int(fs, &o.Pollers, "pollers", "HOOKRELAY_POLLERS", 0,
+		"concurrent long polls for workflow tasks and for activity tasks each (0: the SDK's 2)")
+	cmdline.Float64(fs, &o.AttemptsPerSecond, "attempts-per-second", "HOOKRELAY_ATTEMPTS_PER_SECOND", 0,
+		"at most this many attempts a second from this worker (0: unlimited)")
+	cmdline.Int(fs, &o.WorkflowCacheSize, "workflow-cache-size", "HOOKRELAY_WORKFLOW_CACHE_SIZE", DefaultWorkflowCacheSize,
+		"workflows kept in memory between tasks; deliveries parked in backoff beyond it are evicted and replayed when their timer fires")
 }
 
 // DefaultWorkflowCacheSize bounds the sticky cache well below the SDK's
@@ -65,50 +63,22 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, prefix string) {
 // delivery is replayed from history (a few events) when its timer fires.
 const DefaultWorkflowCacheSize = 1000
 
-func (o *Options) envInt(name string) int { return o.envIntOr(name, 0) }
-
-func (o *Options) envIntOr(name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil && o.envErr == nil {
-		o.envErr = fmt.Errorf("%s: %q is not a whole number", name, v)
-	}
-	return n
-}
-
-func (o *Options) envFloat(name string) float64 {
-	v := os.Getenv(name)
-	if v == "" {
-		return 0
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil && o.envErr == nil {
-		o.envErr = fmt.Errorf("%s: %q is not a number", name, v)
-	}
-	return f
-}
-
 // Validate names the first unusable option.
 func (o Options) Validate() error {
 	switch {
-	case o.envErr != nil:
-		return o.envErr
 	case o.ShutdownTimeout <= 0:
-		return fmt.Errorf("--%sshutdown-timeout: must be positive", o.prefix)
+		return errors.New("--shutdown-timeout: must be positive")
 	case o.MaxConcurrentAttempts < 0:
-		return fmt.Errorf("--%smax-concurrent-attempts: %d must not be negative", o.prefix, o.MaxConcurrentAttempts)
+		return fmt.Errorf("--max-concurrent-attempts: %d must not be negative", o.MaxConcurrentAttempts)
 	case o.Pollers < 0:
-		return fmt.Errorf("--%spollers: %d must not be negative", o.prefix, o.Pollers)
+		return fmt.Errorf("--pollers: %d must not be negative", o.Pollers)
 	case o.WorkflowCacheSize < 1:
-		return fmt.Errorf("--%sworkflow-cache-size: %d must be at least 1", o.prefix, o.WorkflowCacheSize)
+		return fmt.Errorf("--workflow-cache-size: %d must be at least 1", o.WorkflowCacheSize)
 	case o.AttemptsPerSecond < 0:
-		return fmt.Errorf("--%sattempts-per-second: %g must not be negative", o.prefix, o.AttemptsPerSecond)
+		return fmt.Errorf("--attempts-per-second: %g must not be negative", o.AttemptsPerSecond)
 	}
 	if _, err := netguard.ParseCIDRs(o.AllowCIDRs); err != nil {
-		return fmt.Errorf("--%sallow-cidr: %w", o.prefix, err)
+		return fmt.Errorf("--allow-cidr: %w", err)
 	}
 	return nil
 }
@@ -136,7 +106,7 @@ func (o Options) OpenEndpoints(path string, logger *slog.Logger) (*endpoint.File
 func New(c client.Client, taskQueue string, endpoints activities.Endpoints, o Options) (worker.Worker, error) {
 	allow, err := netguard.ParseCIDRs(o.AllowCIDRs)
 	if err != nil {
-		return nil, fmt.Errorf("--%sallow-cidr: %w", o.prefix, err)
+		return nil, fmt.Errorf("--allow-cidr: %w", err)
 	}
 	// The SDK's cache is per process; set it before this process's first worker.
 	worker.SetStickyWorkflowCacheSize(o.WorkflowCacheSize)

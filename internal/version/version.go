@@ -1,5 +1,5 @@
 // Package version holds hookrelay's version, stamped at build time with
-// -ldflags "-X github.com/hookrelay/hookrelay/version.Version=v1.2.3".
+// -ldflags "-X github.com/hookrelay/hookrelay/internal/version.Version=v1.2.3".
 package version
 
 import "runtime/debug"

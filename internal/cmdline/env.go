@@ -1,0 +1,115 @@
+package cmdline
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// envErrorAnnotation carries an environment fallback that did not parse;
+// Parse reports it unless the flag itself is given.
+const envErrorAnnotation = "hookrelay-env-error"
+
+// Env reads an environment fallback: its value, and whether it is set and non-empty.
+func Env(name string) (string, bool) {
+	v, ok := os.LookupEnv(name)
+	return v, ok && v != ""
+}
+
+func withEnv(usage, env string) string {
+	if env == "" {
+		return usage
+	}
+	return usage + " (env " + env + ")"
+}
+
+// String defines --name, defaulting to $env when set, else to def.
+func String(fs *pflag.FlagSet, p *string, name, env, def, usage string) {
+	if v, ok := Env(env); ok {
+		def = v
+	}
+	fs.StringVar(p, name, def, withEnv(usage, env))
+}
+
+// Secret defines --name like String, but --help never shows the value
+// taken from $env.
+func Secret(fs *pflag.FlagSet, p *string, name, env, usage string) {
+	fs.StringVar(p, name, "", withEnv(usage, env))
+	if v, ok := Env(env); ok {
+		*p = v
+	}
+}
+
+// Bool defines --name, defaulting to $env (true or false) when set.
+func Bool(fs *pflag.FlagSet, p *bool, name, env string, def bool, usage string) {
+	v, ok := Env(env)
+	b, err := strconv.ParseBool(v)
+	if ok && err == nil {
+		def = b
+	}
+	fs.BoolVar(p, name, def, withEnv(usage, env))
+	if ok && err != nil {
+		envError(fs, name, "--%s: %s=%q is not true or false", name, env, v)
+	}
+}
+
+// Int defines --name, defaulting to $env when set.
+func Int(fs *pflag.FlagSet, p *int, name, env string, def int, usage string) {
+	v, ok := Env(env)
+	n, err := strconv.Atoi(v)
+	if ok && err == nil {
+		def = n
+	}
+	fs.IntVar(p, name, def, withEnv(usage, env))
+	if ok && err != nil {
+		envError(fs, name, "%s: %q is not a whole number", env, v)
+	}
+}
+
+// Float64 defines --name, defaulting to $env when set.
+func Float64(fs *pflag.FlagSet, p *float64, name, env string, def float64, usage string) {
+	v, ok := Env(env)
+	f, err := strconv.ParseFloat(v, 64)
+	if ok && err == nil {
+		def = f
+	}
+	fs.Float64Var(p, name, def, withEnv(usage, env))
+	if ok && err != nil {
+		envError(fs, name, "%s: %q is not a number", env, v)
+	}
+}
+
+// Duration defines --name, defaulting to $env (such as 30s) when set.
+func Duration(fs *pflag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
+	v, ok := Env(env)
+	d, err := time.ParseDuration(v)
+	if ok && err == nil {
+		def = d
+	}
+	fs.DurationVar(p, name, def, withEnv(usage, env))
+	if ok && err != nil {
+		envError(fs, name, "%s: %q is not a duration such as 30s", env, v)
+	}
+}
+
+func envError(fs *pflag.FlagSet, name, format string, args ...any) {
+	fs.SetAnnotation(name, envErrorAnnotation, []string{fmt.Sprintf(format, args...)})
+}
+
+// EnvEndpoints is the environment fallback of --endpoints.
+const EnvEndpoints = "HOOKRELAY_ENDPOINTS"
+
+// EndpointsFile defines --endpoints, the endpoints YAML file, for every
+// command that reads endpoints.
+func EndpointsFile(fs *pflag.FlagSet, p *string) {
+	String(fs, p, "endpoints", EnvEndpoints, "", "endpoints YAML file")
+}
+
+// ShutdownTimeout defines --shutdown-timeout for a process that runs
+// attempts, requests or both: how long those in flight may take to finish.
+func ShutdownTimeout(fs *pflag.FlagSet, p *time.Duration) {
+	fs.DurationVar(p, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long attempts and requests in flight may take to finish")
+}
