@@ -8,7 +8,7 @@
 #                           temporal and temporal-ui images take only as variables
 # Both secrets/ and .env are git-ignored. Existing values are never replaced: the database
 # and Temporal's history hold what they sealed. Rotate the payload key by appending a line
-# to secrets/codec.key (README, "Encryption and key rotation").
+# to secrets/codec.key (docs/security.md, "Encryption and key rotation").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
