@@ -90,7 +90,7 @@ ids=()
 for ev in delivered temporary_failure permanent_failure opened; do
   while IFS= read -r line; do
     echo "   $ev: $line"
-    ids+=("$(printf '%s' "$line" | sed -E 's/.*"workflow_id":"([^"]+)".*/\1/')")
+    ids+=("$(printf '%s' "$line" | sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')")
   done < <(bin/starter send --endpoints "$dir/endpoints.yaml" --event "examples/events/$ev.json" --output json)
 done
 

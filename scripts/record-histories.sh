@@ -33,10 +33,10 @@ pids+=($!)
 for _ in $(seq 1 120); do grep -q '"worker started"' "$dir/worker.log" && break; sleep 0.5; done
 
 ids=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/delivered.json --output json |
-  sed -E 's/.*"workflow_id":"([^"]+)".*/\1/')
+  sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')
 parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep '^ok:' <<<"$ids")
 first=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/opened.json --output json |
-  sed -E 's/.*"workflow_id":"([^"]+)".*/\1/' | grep '^ok:')
+  sed -E 's/.*"delivery_id":"([^"]+)".*/\1/' | grep '^ok:')
 starter() { bin/starter "$@" --insecure-plaintext; }
 wait_status() { for _ in $(seq 1 120); do starter status "$1" --output json | grep -q "\"status\":\"$2\"" && return; sleep 0.5; done; echo "record: $1 never reached $2" >&2; exit 1; }
 wait_status "$parked" retrying

@@ -27,7 +27,7 @@ import (
 // timer, a child workflow). Rather than copy DeliveryWorkflow, the change is
 // applied to the real workflow through a workflow interceptor, at the moment
 // it starts a backoff timer, exactly where such a change would sit in
-// delivery.go (see README, "Changing DeliveryWorkflow safely"):
+// delivery.go (see docs/operations.md, "Changing DeliveryWorkflow safely"):
 //
 //	if workflow.GetVersion(ctx, "note-backoff", workflow.DefaultVersion, 1) == 1 {
 //		noteBackoff(ctx)
