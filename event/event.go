@@ -7,9 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,60 +73,99 @@ func Parse(data []byte) (Event, error) {
 	if len(data) > MaxBodyBytes {
 		return Event{}, fieldErr("body", "is %d bytes, over the %d byte limit", len(data), MaxBodyBytes)
 	}
-	var raw struct {
-		EventID   *string         `json:"event_id"`
-		EventName *string         `json:"event_name"`
-		Payload   json.RawMessage `json:"payload"`
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return Event{}, fieldErr("body", "is not a JSON object: %v", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return Event{}, decodeError(err)
+	if fields == nil {
+		return Event{}, fieldErr("body", "is not a JSON object")
 	}
-	if dec.More() {
-		return Event{}, fieldErr("body", "holds more than one JSON value")
+	return FromObject(fields)
+}
+
+// topLevelFields are the keys an event may hold.
+var topLevelFields = []string{"event_id", "event_name", "payload"}
+
+// FromObject is Parse for an event whose top level the caller has already
+// decoded (an HTTP API telling one event from a batch), so its bytes are
+// not decoded again.
+func FromObject(fields map[string]json.RawMessage) (Event, error) {
+	var unknown []string
+	for k := range fields {
+		if !slices.Contains(topLevelFields, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return Event{}, fieldErr(unknown[0], "is not a known field; an event holds event_name, payload and optionally event_id")
 	}
 
 	var ev Event
+	name, err := stringField(fields, "event_name")
 	switch {
-	case raw.EventName == nil:
+	case err != nil:
+		return Event{}, err
+	case name == nil:
 		return Event{}, fieldErr("event_name", "is required")
-	case !Known(*raw.EventName):
-		return Event{}, fieldErr("event_name", "unknown event %q, want one of %s", *raw.EventName, strings.Join(Names, ", "))
+	case !Known(*name):
+		return Event{}, fieldErr("event_name", "unknown event %q, want one of %s", *name, strings.Join(Names, ", "))
 	}
-	ev.Name = *raw.EventName
+	ev.Name = *name
 
-	if len(raw.Payload) == 0 || string(raw.Payload) == "null" {
+	raw := fields["payload"]
+	if len(raw) == 0 || string(raw) == "null" {
 		return Event{}, fieldErr("payload", "is required")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw.Payload, &fields); err != nil {
+	if raw[0] != '{' {
 		return Event{}, fieldErr("payload", "must be a JSON object")
 	}
-	id, err := parseMailLogID(fields["id"])
-	if err != nil {
-		return Event{}, err
-	}
-	ev.MailLogID = id
-	if ev.Time, err = parseTime(fields["time"]); err != nil {
-		return Event{}, err
-	}
 	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw.Payload); err != nil {
+	compact.Grow(len(raw))
+	if err := json.Compact(&compact, raw); err != nil {
 		return Event{}, fieldErr("payload", "is not valid JSON")
 	}
 	ev.Payload = compact.Bytes()
+	var known struct {
+		ID   json.RawMessage `json:"id"`
+		Time json.RawMessage `json:"time"`
+	}
+	if err := json.Unmarshal(ev.Payload, &known); err != nil {
+		return Event{}, fieldErr("payload", "must be a JSON object")
+	}
+	if ev.MailLogID, err = parseMailLogID(known.ID); err != nil {
+		return Event{}, err
+	}
+	if ev.Time, err = parseTime(known.Time); err != nil {
+		return Event{}, err
+	}
 	ev.parsed = ev.Payload
 
-	if raw.EventID != nil {
-		if !idPattern.MatchString(*raw.EventID) {
-			return Event{}, fieldErr("event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
-		}
-		ev.ID = *raw.EventID
-	} else {
+	id, err := stringField(fields, "event_id")
+	switch {
+	case err != nil:
+		return Event{}, err
+	case id == nil:
 		ev.ID = DeriveID(ev.Name, ev.MailLogID, ev.Time)
+	case !idPattern.MatchString(*id):
+		return Event{}, fieldErr("event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
+	default:
+		ev.ID = *id
 	}
 	return ev, nil
+}
+
+// stringField reads an optional string field: nil when absent or null.
+func stringField(fields map[string]json.RawMessage, name string) (*string, error) {
+	raw, ok := fields[name]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fieldErr(name, "must be a JSON string")
+	}
+	return &s, nil
 }
 
 // Validate checks an Event built in Go rather than by Parse, so a hand-made
@@ -157,18 +196,6 @@ func (e Event) validateFields() error {
 		return fieldErr("payload.id", "must be a positive integer")
 	}
 	return nil
-}
-
-func decodeError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fieldErr(typeErr.Field, "must be a JSON %s", typeErr.Type.Kind())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return fieldErr(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "is not a known field; an event holds event_name, payload and optionally event_id")
-	default:
-		return fieldErr("body", "is not a JSON object: %v", err)
-	}
 }
 
 func parseMailLogID(raw json.RawMessage) (int64, error) {

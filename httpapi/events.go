@@ -213,20 +213,22 @@ func parseEvents(body []byte) ([]event.Event, bool, *refusal) {
 	if len(trimmed) == 0 {
 		return nil, false, refuse(http.StatusBadRequest, "body", `body is empty; send one event, or {"events": [...]}`)
 	}
-	var syntax json.RawMessage
-	if err := json.Unmarshal(trimmed, &syntax); err != nil {
-		return nil, false, refuse(http.StatusBadRequest, "body", "body is not valid JSON: %v", err)
-	}
-	if trimmed[0] != '{' {
-		return nil, false, refuse(http.StatusUnprocessableEntity, "body", `body must be a JSON object: one event, or {"events": [...]}`)
-	}
+	// The one decode of the request: a single event is validated from its
+	// top level as decoded here, a batch's events each from their own bytes.
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &top); err != nil {
-		return nil, false, refuse(http.StatusUnprocessableEntity, "body", "body must be a JSON object: %v", err)
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			return nil, false, refuse(http.StatusBadRequest, "body", "body is not valid JSON: %v", err)
+		}
+		return nil, false, refuse(http.StatusUnprocessableEntity, "body", `body must be a JSON object: one event, or {"events": [...]}`)
+	}
+	if top == nil {
+		return nil, false, refuse(http.StatusUnprocessableEntity, "body", `body must be a JSON object: one event, or {"events": [...]}`)
 	}
 	rawEvents, batch := top["events"]
 	if !batch {
-		ev, err := event.Parse(trimmed)
+		ev, err := event.FromObject(top)
 		if err != nil {
 			return nil, false, fieldRefusal(err)
 		}
