@@ -5,7 +5,7 @@ TEMPORAL := $(BIN)/temporal
 TEMPORAL_CLI_VERSION := v1.5.1
 SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attribute HookrelayEventName=Keyword \
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
-	--search-attribute HookrelayAttempts=Int
+	--search-attribute HookrelayAttempts=Int --search-attribute HookrelayAccount=Keyword
 
 .PHONY: all tools build test test-unit test-integration test-docker fuzz bench bench-park bench-go demo dev deploy-secrets fmt vet clean
 

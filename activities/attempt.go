@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,14 +32,11 @@ const (
 	keptBody    = 1 << 10
 )
 
-// Endpoints finds an endpoint by id at attempt time; *endpoint.File reloads on change.
-type Endpoints interface {
-	Lookup(id string) (endpoint.Endpoint, bool)
-}
-
 // Activities carries the attempt activity's dependencies.
 type Activities struct {
-	Endpoints Endpoints
+	// Endpoints resolves an endpoint by id at attempt time: the endpoints
+	// file (*endpoint.File reloads on change) or the registry.
+	Endpoints endpoint.Source
 	HTTP      *http.Client
 	Now       func() time.Time
 	UserAgent string
@@ -46,7 +44,7 @@ type Activities struct {
 
 // New returns Activities posting through httpClient (see NewHTTPClient),
 // with the wall clock and hookrelay's User-Agent.
-func New(endpoints Endpoints, httpClient *http.Client) *Activities {
+func New(endpoints endpoint.Source, httpClient *http.Client) *Activities {
 	return &Activities{Endpoints: endpoints, HTTP: httpClient, Now: time.Now, UserAgent: version.UserAgent()}
 }
 
@@ -126,10 +124,19 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	started := a.Now()
 	rec := workflows.Attempt{Number: in.Attempt, StartedAt: started}
 
-	ep, ok := a.Endpoints.Lookup(in.EndpointID)
+	ep, err := a.Endpoints.Resolve(ctx, in.EndpointID)
 	switch {
-	case !ok:
-		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, fmt.Sprintf("endpoint %q is not in the endpoints file", in.EndpointID)
+	case errors.Is(err, endpoint.ErrDeleted):
+		rec.Outcome, rec.Error = workflows.OutcomeEndpointDeleted, fmt.Sprintf("endpoint %q was deleted", in.EndpointID)
+		return rec, nil
+	case errors.Is(err, endpoint.ErrNotFound):
+		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, err.Error()
+		return rec, nil
+	case err != nil:
+		// The registry did not answer: the attempt could not run at all.
+		return rec, fmt.Errorf("resolve endpoint %q: %w", in.EndpointID, err)
+	case ep.AccountID != in.AccountID:
+		rec.Outcome, rec.Error = workflows.OutcomeAccountMismatch, fmt.Sprintf("endpoint %q belongs to another account than the event; nothing sent", in.EndpointID)
 		return rec, nil
 	case !ep.Enabled:
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, fmt.Sprintf("endpoint %q is disabled", in.EndpointID)

@@ -1,7 +1,9 @@
 package activities
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -207,5 +209,69 @@ func TestAttemptKeepsOnlyFirstKiBOfBody(t *testing.T) {
 	a := runAttempt(t, endpointYAML(srv.URL, ""))
 	if len(a.ResponseBody) != 1024 || !strings.HasPrefix(a.ResponseBody, "éxx") {
 		t.Fatalf("kept %d bytes: %.20q", len(a.ResponseBody), a.ResponseBody)
+	}
+}
+
+// staticSource resolves one endpoint, or fails with err.
+type staticSource struct {
+	ep  endpoint.Endpoint
+	err error
+}
+
+func (s staticSource) Resolve(context.Context, string) (endpoint.Endpoint, error) { return s.ep, s.err }
+func (s staticSource) Route(context.Context, string, string) ([]endpoint.Endpoint, error) {
+	return nil, nil
+}
+
+// A delivery never crosses accounts: an endpoint that belongs to another
+// account than the event gets nothing, and the delivery stops; a deleted
+// one stops it too; a registry that does not answer fails the attempt
+// itself (retried), and sends nothing.
+func TestAttemptRefusesAnotherAccountsEndpoint(t *testing.T) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { posts.Add(1) }))
+	defer srv.Close()
+	cfg, err := endpoint.Parse([]byte(endpointYAML(srv.URL, "    account_id: acct-b\n")), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := cfg.Lookup("acme")
+	for _, c := range []struct {
+		name    string
+		src     staticSource
+		account string
+		outcome workflows.Outcome
+		failed  bool
+	}{
+		{"event of another account", staticSource{ep: ep}, "acct-a", workflows.OutcomeAccountMismatch, false},
+		{"event without an account", staticSource{ep: ep}, "", workflows.OutcomeAccountMismatch, false},
+		{"deleted endpoint", staticSource{err: fmt.Errorf("gone: %w", endpoint.ErrDeleted)}, "acct-b", workflows.OutcomeEndpointDeleted, false},
+		{"registry down", staticSource{err: errors.New("connection refused")}, "acct-b", "", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(New(c.src, loopbackClient()).Attempt)
+			val, err := env.ExecuteActivity((&Activities{}).Attempt, workflows.AttemptInput{
+				DeliveryID: "acme:evt_1", EndpointID: "acme", AccountID: c.account, Attempt: 1, Body: []byte(`{"event_name":"api_mail_log_opened","payload":{}}`),
+			})
+			if c.failed {
+				if err == nil {
+					t.Fatal("the attempt succeeded with the registry down, want an activity error")
+				}
+				return
+			}
+			var a workflows.Attempt
+			if err != nil || val.Get(&a) != nil || a.Outcome != c.outcome || a.Outcome.Retryable() {
+				t.Fatalf("attempt %+v, %v: want %s, not retried", a, err, c.outcome)
+			}
+		})
+	}
+	if n := posts.Load(); n != 0 {
+		t.Fatalf("the receiver got %d POSTs, want none", n)
+	}
+	// The same endpoint with the event of its own account is delivered.
+	if a := runAttempt(t, endpointYAML(srv.URL, "")); a.Outcome != workflows.OutcomeDelivered || posts.Load() != 1 {
+		t.Fatalf("own account: %+v, %d POSTs", a, posts.Load())
 	}
 }

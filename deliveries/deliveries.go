@@ -41,8 +41,9 @@ const queryTimeout = 10 * time.Second
 
 // Client starts deliveries and reads their status.
 type Client struct {
-	Temporal  client.Client
-	Endpoints Endpoints
+	Temporal client.Client
+	// Endpoints routes events to endpoints: the endpoints file or the registry.
+	Endpoints endpoint.Source
 	TaskQueue string
 	// DataConverter decodes histories; it must match the one Temporal was
 	// dialled with. Nil means the SDK's default.
@@ -51,12 +52,6 @@ type Client struct {
 	// task straight back to a worker in this process (one must run on
 	// Temporal and TaskQueue), saving a round trip before the first attempt.
 	EagerStart bool
-}
-
-// Endpoints is where Publish finds an event's subscribers: an
-// *endpoint.Config, or an *endpoint.File, which follows edits to the file.
-type Endpoints interface {
-	Subscribed(eventName string) []endpoint.Endpoint
 }
 
 // Started is one delivery Publish started, or found already started. In
@@ -101,14 +96,24 @@ func (c *Client) Publish(ctx context.Context, ev event.Event) ([]Started, error)
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
-	return c.publish(ctx, ev, c.Endpoints.Subscribed(ev.Name))
+	endpoints, err := c.Endpoints.Route(ctx, ev.AccountID, ev.Name)
+	if err != nil {
+		return nil, fmt.Errorf("route event %s: %w", ev.ID, unavailable(err))
+	}
+	return c.publish(ctx, ev, endpoints)
 }
 
-// PublishTo is Publish to endpoints the caller already looked up (an
-// event's subscribers, say, to tell "no subscriber" apart before dialling).
+// PublishTo is Publish to endpoints the caller already routed the event to
+// (to tell "no subscriber" apart before dialling, say). Each must belong to
+// the event's account.
 func (c *Client) PublishTo(ctx context.Context, ev event.Event, endpoints []endpoint.Endpoint) ([]Started, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
+	}
+	for _, ep := range endpoints {
+		if ep.AccountID != ev.AccountID {
+			return nil, fmt.Errorf("endpoint %q belongs to another account than event %s; nothing started", ep.ID, ev.ID)
+		}
 	}
 	return c.publish(ctx, ev, endpoints)
 }
@@ -129,17 +134,21 @@ func (c *Client) publish(ctx context.Context, ev event.Event, endpoints []endpoi
 // startOptions are a delivery run's start options: its ID, summary and
 // initial search attributes (ids, event name and status only: never PHI).
 func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.StartWorkflowOptions {
+	attrs := []temporal.SearchAttributeUpdate{
+		workflows.EndpointAttr.ValueSet(in.EndpointID),
+		workflows.EventNameAttr.ValueSet(in.EventName),
+		workflows.MailLogIDAttr.ValueSet(strconv.FormatInt(in.MailLogID, 10)),
+		workflows.StatusAttr.ValueSet(string(workflows.StatusPending)),
+		workflows.AttemptsAttr.ValueSet(int64(max(in.FirstAttempt, 1) - 1)),
+	}
+	if in.AccountID != "" {
+		attrs = append(attrs, workflows.AccountAttr.ValueSet(in.AccountID))
+	}
 	return client.StartWorkflowOptions{
-		ID:            id,
-		TaskQueue:     c.TaskQueue,
-		StaticSummary: fmt.Sprintf("%s → %s, mail log %d", in.EventName, in.EndpointID, in.MailLogID),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.EndpointAttr.ValueSet(in.EndpointID),
-			workflows.EventNameAttr.ValueSet(in.EventName),
-			workflows.MailLogIDAttr.ValueSet(strconv.FormatInt(in.MailLogID, 10)),
-			workflows.StatusAttr.ValueSet(string(workflows.StatusPending)),
-			workflows.AttemptsAttr.ValueSet(int64(max(in.FirstAttempt, 1)-1)),
-		),
+		ID:                    id,
+		TaskQueue:             c.TaskQueue,
+		StaticSummary:         fmt.Sprintf("%s → %s, mail log %d", in.EventName, in.EndpointID, in.MailLogID),
+		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
 	}
 }
 
@@ -148,6 +157,7 @@ func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event
 	s := Started{DeliveryID: id, EndpointID: ep.ID, EventID: ev.ID}
 	in := workflows.DeliveryInput{
 		EndpointID:    ep.ID,
+		AccountID:     ev.AccountID,
 		EventID:       ev.ID,
 		EventName:     ev.Name,
 		MailLogID:     ev.MailLogID,

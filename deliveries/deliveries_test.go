@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 )
 
@@ -60,5 +63,41 @@ func TestPublishRefusesInvalidEventBeforeTemporal(t *testing.T) {
 	_, err = c.PublishJSON(context.Background(), []byte(`{"event_name":"api_mail_log_opened"}`))
 	if !errors.As(err, &fe) || fe.Field != "payload" {
 		t.Fatalf("PublishJSON = %v, want a *event.FieldError on payload", err)
+	}
+}
+
+// PublishTo refuses, before starting anything, an endpoint of another
+// account than the event's: a routing mistake must never start a delivery.
+func TestPublishToRefusesAnotherAccountsEndpoint(t *testing.T) {
+	ev, err := event.Parse([]byte(`{"account_id":"acct-a","event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{} // no Temporal client: reaching it would panic
+	for _, account := range []string{"acct-b", ""} {
+		started, err := c.PublishTo(context.Background(), ev, []endpoint.Endpoint{{ID: "crm", AccountID: account}})
+		if err == nil || len(started) != 0 {
+			t.Fatalf("endpoint of account %q: started %v, err %v; want a refusal", account, started, err)
+		}
+	}
+}
+
+func TestFilterQuery(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	q, err := Filter{Account: "acct_42:eu", Endpoint: "ep_7f3a", Status: "failed", Since: time.Hour, Now: now}.Query()
+	want := "HookrelayAccount = 'acct_42:eu' AND HookrelayEndpoint = 'ep_7f3a' AND HookrelayStatus = 'failed' AND StartTime >= '2026-11-29T11:00:00Z'"
+	if err != nil || q != want {
+		t.Fatalf("Query = %q, %v\nwant  %q", q, err, want)
+	}
+	for flag, f := range map[string]Filter{
+		"--account":    {Account: "x' OR 'a'='a"},
+		"--endpoint":   {Endpoint: "Acme"},
+		"--event-name": {EventName: "api_mail_log_clicked"},
+		"--status":     {Status: "lost"},
+		"--since":      {Since: -time.Hour},
+	} {
+		if _, err := f.Query(); err == nil || !strings.HasPrefix(err.Error(), flag) {
+			t.Errorf("%+v: %v, want an error naming %s", f, err, flag)
+		}
 	}
 }

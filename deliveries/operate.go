@@ -175,6 +175,7 @@ func (c *Client) Timeline(ctx context.Context, id, runID string) (workflows.Time
 type Listed struct {
 	DeliveryID string     `json:"delivery_id"`
 	RunID      string     `json:"run_id"`
+	AccountID  string     `json:"account_id,omitempty"`
 	EndpointID string     `json:"endpoint_id"`
 	EventName  string     `json:"event_name"`
 	MailLogID  string     `json:"mail_log_id"`
@@ -248,7 +249,7 @@ func listed(id, runID string, fields map[string]*commonpb.Payload) Listed {
 		}
 		return s
 	}
-	l := Listed{DeliveryID: id, RunID: runID, EndpointID: str(workflows.EndpointAttr.GetName()),
+	l := Listed{DeliveryID: id, RunID: runID, AccountID: str(workflows.AccountAttr.GetName()), EndpointID: str(workflows.EndpointAttr.GetName()),
 		EventName: str(workflows.EventNameAttr.GetName()), MailLogID: str(workflows.MailLogIDAttr.GetName()),
 		Status: str(workflows.StatusAttr.GetName())}
 	if p := fields[workflows.AttemptsAttr.GetName()]; p != nil {
@@ -259,6 +260,7 @@ func listed(id, runID string, fields map[string]*commonpb.Payload) Listed {
 
 // Filter selects deliveries by their search attributes.
 type Filter struct {
+	Account   string
 	Endpoint  string
 	EventName string
 	Status    string
@@ -266,15 +268,21 @@ type Filter struct {
 	Now       time.Time
 }
 
-var endpointIDPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+var endpointIDPattern = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // Query turns the filter into a visibility query, refusing values that could
 // not match (and so could not be quoted safely), named by their flag.
 func (f Filter) Query() (string, error) {
 	var parts []string
+	if f.Account != "" {
+		if err := event.CheckAccountID(f.Account); err != nil {
+			return "", fmt.Errorf("--account: %q %w", f.Account, err)
+		}
+		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.AccountAttr.GetName(), f.Account))
+	}
 	if f.Endpoint != "" {
 		if !endpointIDPattern.MatchString(f.Endpoint) {
-			return "", fmt.Errorf("--endpoint: %q is not an endpoint id ([a-z0-9-])", f.Endpoint)
+			return "", fmt.Errorf("--endpoint: %q is not an endpoint id ([a-z0-9_-])", f.Endpoint)
 		}
 		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.EndpointAttr.GetName(), f.Endpoint))
 	}

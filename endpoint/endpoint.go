@@ -1,9 +1,12 @@
-// Package endpoint holds the customer endpoints: where each one's events go,
-// how they are signed, and how failed attempts are retried. It reads the
-// endpoints YAML file, which both worker and starter load.
+// Package endpoint holds the customer endpoints: whose they are (the
+// account), where each one's events go, how they are signed, and how failed
+// attempts are retried. It reads the endpoints YAML file, which both worker
+// and starter load, and defines the Source every store of endpoints (the
+// file, or the registry database) offers them through.
 package endpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -13,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/signing"
@@ -41,9 +46,33 @@ var (
 	envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
+// Source is where endpoints come from: the endpoints file or the registry
+// database. Resolve finds one by id at attempt time; Route finds the
+// endpoints an event goes to. Both are exact on the account: an endpoint of
+// account X serves only events of account X, one without an account only
+// events without one.
+type Source interface {
+	// Resolve returns the endpoint with this id, or an error wrapping
+	// ErrNotFound (absent now, perhaps added later) or ErrDeleted (removed
+	// for good from a registry).
+	Resolve(ctx context.Context, id string) (Endpoint, error)
+	// Route returns the enabled endpoints of accountID subscribed to eventName.
+	Route(ctx context.Context, accountID, eventName string) ([]Endpoint, error)
+}
+
+// Errors of Source.Resolve.
+var (
+	ErrNotFound = errors.New("endpoint not found")
+	ErrDeleted  = errors.New("endpoint deleted")
+)
+
 // Endpoint is one customer destination.
 type Endpoint struct {
-	ID            string
+	ID string
+	// AccountID is the customer the endpoint belongs to; "" for a
+	// single-customer file without accounts.
+	AccountID     string
+	Description   string
 	URL           *url.URL
 	Events        []string // event names, or ["*"]
 	Timeout       time.Duration
@@ -52,6 +81,14 @@ type Endpoint struct {
 
 	secret          secretSource
 	previousSecrets []signing.Secret
+}
+
+// SetSecrets gives an endpoint built outside this package (by a registry)
+// its signing secrets: the current one, then those still signed with
+// during a rotation.
+func (e *Endpoint) SetSecrets(current signing.Secret, previous ...signing.Secret) {
+	e.secret = secretSource{inline: &current}
+	e.previousSecrets = previous
 }
 
 // Subscribes reports whether the endpoint wants events named name.
@@ -120,15 +157,29 @@ func (c *Config) Lookup(id string) (Endpoint, bool) {
 	return Endpoint{}, false
 }
 
-// Subscribed returns the enabled endpoints that want events named name, in file order.
-func (c *Config) Subscribed(name string) []Endpoint {
+// Subscribed returns the enabled endpoints of accountID that want events
+// named name, in file order. The account must match exactly.
+func (c *Config) Subscribed(accountID, name string) []Endpoint {
 	var out []Endpoint
 	for _, e := range c.Endpoints {
-		if e.Enabled && e.Subscribes(name) {
+		if e.Enabled && e.AccountID == accountID && e.Subscribes(name) {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// Resolve is Lookup as a Source.
+func (c *Config) Resolve(_ context.Context, id string) (Endpoint, error) {
+	if e, ok := c.Lookup(id); ok {
+		return e, nil
+	}
+	return Endpoint{}, fmt.Errorf("endpoint %q is not in the endpoints file: %w", id, ErrNotFound)
+}
+
+// Route is Subscribed as a Source.
+func (c *Config) Route(_ context.Context, accountID, eventName string) ([]Endpoint, error) {
+	return c.Subscribed(accountID, eventName), nil
 }
 
 // CheckSecrets resolves every enabled endpoint's secrets once, so a worker
@@ -158,20 +209,25 @@ func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
 	case len(r.ID) > maxIDLength || !idPattern.MatchString(r.ID):
 		return e, fmt.Errorf("id: %q must be 1 to %d characters of a-z, 0-9 and -", r.ID, maxIDLength)
 	}
+	if r.AccountID != nil {
+		if err := event.CheckAccountID(*r.AccountID); err != nil {
+			return e, fmt.Errorf("account_id: %w", err)
+		}
+		e.AccountID = *r.AccountID
+	}
+	if err := CheckDescription(r.Description); err != nil {
+		return e, fmt.Errorf("description: %w", err)
+	}
+	e.Description = r.Description
 
-	u, err := parseURL(r.URL)
+	u, err := ParseURL(r.URL)
 	if err != nil {
 		return e, fmt.Errorf("url: %w", err)
 	}
 	e.URL = u
 
-	if len(r.Events) == 0 {
-		return e, errors.New(`events: is required: list event names, or ["*"] for all`)
-	}
-	for _, name := range r.Events {
-		if name != allEventsWildcard && !event.Known(name) {
-			return e, fmt.Errorf("events: unknown event %q, want one of %s or \"*\"", name, strings.Join(event.Names, ", "))
-		}
+	if err := CheckEvents(r.Events); err != nil {
+		return e, fmt.Errorf("events: %w", err)
 	}
 	e.Events = r.Events
 
@@ -188,26 +244,67 @@ func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
 
 	e.Timeout = DefaultTimeout
 	if r.Timeout != nil {
-		if e.Timeout, err = parseDuration(*r.Timeout, MaxTimeout); err != nil {
+		if e.Timeout, err = ParseTimeout(*r.Timeout); err != nil {
 			return e, fmt.Errorf("timeout: %w", err)
 		}
 	}
 
 	e.RetrySchedule = DefaultRetrySchedule
 	if r.RetrySchedule != nil {
-		if len(*r.RetrySchedule) > MaxRetryAttempts {
-			return e, fmt.Errorf("retry_schedule: %d delays, at most %d", len(*r.RetrySchedule), MaxRetryAttempts)
-		}
-		e.RetrySchedule = make([]time.Duration, 0, len(*r.RetrySchedule))
-		for i, s := range *r.RetrySchedule {
-			d, err := parseDuration(s, MaxRetryDelay)
-			if err != nil {
-				return e, fmt.Errorf("retry_schedule[%d]: %w", i, err)
-			}
-			e.RetrySchedule = append(e.RetrySchedule, d)
+		if e.RetrySchedule, err = ParseRetrySchedule(*r.RetrySchedule); err != nil {
+			return e, err
 		}
 	}
 	return e, nil
+}
+
+// MaxDescriptionLength caps an endpoint's description.
+const MaxDescriptionLength = 500
+
+// CheckDescription refuses a description too long, or with control characters.
+func CheckDescription(s string) error {
+	switch {
+	case utf8.RuneCountInString(s) > MaxDescriptionLength:
+		return fmt.Errorf("is longer than %d characters", MaxDescriptionLength)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return errors.New("must not hold control characters such as newlines")
+	case !utf8.ValidString(s):
+		return errors.New("is not valid UTF-8")
+	}
+	return nil
+}
+
+// CheckEvents checks an endpoint's subscriptions: known event names, or ["*"].
+func CheckEvents(names []string) error {
+	if len(names) == 0 {
+		return errors.New(`is required: list event names, or ["*"] for all`)
+	}
+	for _, name := range names {
+		if name != allEventsWildcard && !event.Known(name) {
+			return fmt.Errorf("unknown event %q, want one of %s or \"*\"", name, strings.Join(event.Names, ", "))
+		}
+	}
+	return nil
+}
+
+// ParseTimeout reads a per-attempt timeout such as 15s.
+func ParseTimeout(s string) (time.Duration, error) { return parseDuration(s, MaxTimeout) }
+
+// ParseRetrySchedule reads a retry schedule; an error names the field, as
+// retry_schedule or retry_schedule[2].
+func ParseRetrySchedule(delays []string) ([]time.Duration, error) {
+	if len(delays) > MaxRetryAttempts {
+		return nil, fmt.Errorf("retry_schedule: %d delays, at most %d", len(delays), MaxRetryAttempts)
+	}
+	out := make([]time.Duration, 0, len(delays))
+	for i, s := range delays {
+		d, err := parseDuration(s, MaxRetryDelay)
+		if err != nil {
+			return nil, fmt.Errorf("retry_schedule[%d]: %w", i, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 func (r rawEndpoint) secretSource(baseDir string) (secretSource, error) {
@@ -241,7 +338,9 @@ func (r rawEndpoint) secretSource(baseDir string) (secretSource, error) {
 	}
 }
 
-func parseURL(s string) (*url.URL, error) {
+// ParseURL checks an endpoint URL: http or https, a host, no credentials,
+// no fragment.
+func ParseURL(s string) (*url.URL, error) {
 	if s == "" {
 		return nil, errors.New("is required")
 	}

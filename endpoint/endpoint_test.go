@@ -1,6 +1,8 @@
 package endpoint
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -52,14 +54,14 @@ func TestParseSample(t *testing.T) {
 	}
 
 	var got []string
-	for _, e := range cfg.Subscribed("api_mail_log_delivered") {
+	for _, e := range cfg.Subscribed("", "api_mail_log_delivered") {
 		got = append(got, e.ID)
 	}
 	if !reflect.DeepEqual(got, []string{"acme", "globex"}) {
 		t.Fatalf("Subscribed(delivered) = %v", got)
 	}
 	got = nil
-	for _, e := range cfg.Subscribed("api_mail_log_opened") {
+	for _, e := range cfg.Subscribed("", "api_mail_log_opened") {
 		got = append(got, e.ID)
 	}
 	if !reflect.DeepEqual(got, []string{"globex"}) {
@@ -189,11 +191,11 @@ func TestFileReloadsAndKeepsLastGood(t *testing.T) {
 	f.OnError = func(err error) { reported = append(reported, err) }
 
 	write("https://new.example.com/hooks")
-	if e, _ := f.Lookup("acme"); e.URL.Host != "new.example.com" {
+	if e, _ := f.Resolve(context.Background(), "acme"); e.URL.Host != "new.example.com" {
 		t.Fatalf("after edit, url = %v", e.URL)
 	}
 	write("ftp://broken.example.com/")
-	if e, _ := f.Lookup("acme"); e.URL.Host != "new.example.com" {
+	if e, _ := f.Resolve(context.Background(), "acme"); e.URL.Host != "new.example.com" {
 		t.Fatalf("after a bad edit, url = %v, want the last good one", e.URL)
 	}
 	if len(reported) != 1 || !strings.Contains(reported[0].Error(), "keeping the last good config") {
@@ -233,7 +235,7 @@ func TestHTTPSOnly(t *testing.T) {
 	var reported error
 	f.OnError = func(err error) { reported = err }
 	os.WriteFile(path, doc("http://hooks.acme.example/other-path"), 0o600)
-	if e, _ := f.Lookup("acme"); e.URL.Scheme != "https" || reported == nil || !strings.Contains(reported.Error(), "--https-only") {
+	if e, _ := f.Resolve(context.Background(), "acme"); e.URL.Scheme != "https" || reported == nil || !strings.Contains(reported.Error(), "--https-only") {
 		t.Fatalf("after an http edit: url %v, reported %v", e.URL, reported)
 	}
 }
@@ -279,4 +281,59 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Routing is exact on the account: an event of account X reaches only X's
+// enabled endpoints, one without an account only endpoints without one.
+func TestRouteIsExactOnTheAccount(t *testing.T) {
+	cfg, err := Parse([]byte(`
+endpoints:
+  - {id: shared, url: 'https://a.example.com', events: ['*'], secret: `+validSecret+`}
+  - {id: acme-1, account_id: acme, url: 'https://b.example.com', events: ['*'], secret: `+validSecret+`}
+  - {id: acme-2, account_id: acme, description: "CRM (fake)", url: 'https://c.example.com', events: [api_mail_log_opened], secret: `+validSecret+`}
+  - {id: acme-off, account_id: acme, url: 'https://d.example.com', events: ['*'], secret: `+validSecret+`, enabled: false}
+  - {id: globex-1, account_id: "globex:eu", url: 'https://e.example.com', events: ['*'], secret: `+validSecret+`}
+`), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(account, name string) []string {
+		eps, err := cfg.Route(context.Background(), account, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range eps {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		account, name string
+		want          []string
+	}{
+		{"", "api_mail_log_opened", []string{"shared"}},
+		{"acme", "api_mail_log_opened", []string{"acme-1", "acme-2"}},
+		{"acme", "api_mail_log_delivered", []string{"acme-1"}},
+		{"globex:eu", "api_mail_log_delivered", []string{"globex-1"}},
+		{"globex", "api_mail_log_delivered", nil},
+		{"ACME", "api_mail_log_delivered", nil},
+	} {
+		if got := ids(c.account, c.name); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Route(%q, %s) = %v, want %v", c.account, c.name, got, c.want)
+		}
+	}
+	if e, err := cfg.Resolve(context.Background(), "acme-2"); err != nil || e.AccountID != "acme" || e.Description != "CRM (fake)" {
+		t.Fatalf("Resolve(acme-2) = %+v, %v", e, err)
+	}
+	if _, err := cfg.Resolve(context.Background(), "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Resolve(nobody) = %v, want ErrNotFound", err)
+	}
+	for _, bad := range []string{`account_id: ""`, `account_id: "a b"`, `description: "line one\nline two"`} {
+		_, err := Parse([]byte("endpoints:\n  - {id: x, url: 'https://a.example.com', events: ['*'], secret: "+validSecret+", "+bad+"}\n"), ".")
+		field := strings.SplitN(bad, ":", 2)[0]
+		if err == nil || !strings.Contains(err.Error(), field+":") {
+			t.Errorf("%s: %v, want an error naming %s", bad, err, field)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,8 @@ import (
 // rawEndpoint is one entry as written in the file.
 type rawEndpoint struct {
 	ID              string    `yaml:"id"`
+	AccountID       *string   `yaml:"account_id"`
+	Description     string    `yaml:"description"`
 	URL             string    `yaml:"url"`
 	Events          []string  `yaml:"events"`
 	Secret          string    `yaml:"secret"`
@@ -27,7 +30,7 @@ type rawEndpoint struct {
 	Enabled         *bool     `yaml:"enabled"`
 }
 
-var endpointKeys = []string{"id", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled"}
+var endpointKeys = []string{"id", "account_id", "description", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled"}
 
 // Option tightens validation.
 type Option func(*rules)
@@ -192,15 +195,15 @@ func (f *File) Config() *Config {
 	return cfg
 }
 
-// Lookup finds an endpoint in the current config.
-func (f *File) Lookup(id string) (Endpoint, bool) {
-	return f.Config().Lookup(id)
+// Resolve finds an endpoint in the current config.
+func (f *File) Resolve(ctx context.Context, id string) (Endpoint, error) {
+	return f.Config().Resolve(ctx, id)
 }
 
-// Subscribed returns the enabled endpoints of the current config that want
-// events named name, so a long-running publisher follows edits to the file.
-func (f *File) Subscribed(name string) []Endpoint {
-	return f.Config().Subscribed(name)
+// Route returns the enabled endpoints of the current config that serve the
+// account and want the event, so a long-running publisher follows edits to the file.
+func (f *File) Route(ctx context.Context, accountID, eventName string) ([]Endpoint, error) {
+	return f.Config().Route(ctx, accountID, eventName)
 }
 
 func (f *File) report(err error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -39,12 +40,27 @@ func Known(name string) bool {
 // MaxBodyBytes caps a submitted event.
 const MaxBodyBytes = 256 << 10
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+var (
+	idPattern        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+	accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+)
+
+// CheckAccountID refuses an account id that is not 1 to 128 characters of
+// A-Z a-z 0-9 . _ : -.
+func CheckAccountID(id string) error {
+	if !accountIDPattern.MatchString(id) {
+		return errors.New("must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+	}
+	return nil
+}
 
 // Event is one validated status event. Payload is kept as submitted
 // (compacted) so the customer receives exactly the fields the mail service sent.
 type Event struct {
-	ID        string          `json:"event_id"`
+	ID string `json:"event_id"`
+	// AccountID is the customer the event belongs to; it reaches only that
+	// account's endpoints. "" reaches only endpoints without an account.
+	AccountID string          `json:"account_id,omitempty"`
 	Name      string          `json:"event_name"`
 	MailLogID int64           `json:"mail_log_id"`
 	Time      time.Time       `json:"time"`
@@ -84,7 +100,7 @@ func Parse(data []byte) (Event, error) {
 }
 
 // topLevelFields are the keys an event may hold.
-var topLevelFields = []string{"event_id", "event_name", "payload"}
+var topLevelFields = []string{"account_id", "event_id", "event_name", "payload"}
 
 // FromObject is Parse for an event whose top level the caller has already
 // decoded (an HTTP API telling one event from a batch), so its bytes are
@@ -98,7 +114,7 @@ func FromObject(fields map[string]json.RawMessage) (Event, error) {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return Event{}, fieldErr(unknown[0], "is not a known field; an event holds event_name, payload and optionally event_id")
+		return Event{}, fieldErr(unknown[0], "is not a known field; an event holds event_name, payload and optionally event_id and account_id")
 	}
 
 	var ev Event
@@ -141,12 +157,23 @@ func FromObject(fields map[string]json.RawMessage) (Event, error) {
 	}
 	ev.parsed = ev.Payload
 
+	account, err := stringField(fields, "account_id")
+	switch {
+	case err != nil:
+		return Event{}, err
+	case account != nil:
+		if err := CheckAccountID(*account); err != nil {
+			return Event{}, fieldErr("account_id", "%v", err)
+		}
+		ev.AccountID = *account
+	}
+
 	id, err := stringField(fields, "event_id")
 	switch {
 	case err != nil:
 		return Event{}, err
 	case id == nil:
-		ev.ID = DeriveID(ev.Name, ev.MailLogID, ev.Time)
+		ev.ID = DeriveID(ev.AccountID, ev.Name, ev.MailLogID, ev.Time)
 	case !idPattern.MatchString(*id):
 		return Event{}, fieldErr("event_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")
 	default:
@@ -187,6 +214,11 @@ func (e Event) Validate() error {
 }
 
 func (e Event) validateFields() error {
+	if e.AccountID != "" {
+		if err := CheckAccountID(e.AccountID); err != nil {
+			return fieldErr("account_id", "%v", err)
+		}
+	}
 	switch {
 	case !Known(e.Name):
 		return fieldErr("event_name", "unknown event %q, want one of %s", e.Name, strings.Join(Names, ", "))
@@ -232,10 +264,18 @@ func truncate(s string, n int) string {
 }
 
 // DeriveID is the event id used when the producer gives none: a hash of the
-// fields that tell events apart (event name, mail log id, time), and of
-// nothing personal, so the id may appear in workflow IDs and logs.
-func DeriveID(name string, mailLogID int64, t time.Time) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("hookrelay-event-v1\n%s\n%d\n%s", name, mailLogID, t.UTC().Format(time.RFC3339Nano))))
+// fields that tell events apart (account, event name, mail log id, time),
+// and of nothing personal, so the id may appear in workflow IDs and logs.
+// Without an account it is the hash it always was, so events of
+// single-customer deployments keep their ids.
+func DeriveID(accountID, name string, mailLogID int64, t time.Time) string {
+	var in string
+	if accountID == "" {
+		in = fmt.Sprintf("hookrelay-event-v1\n%s\n%d\n%s", name, mailLogID, t.UTC().Format(time.RFC3339Nano))
+	} else {
+		in = fmt.Sprintf("hookrelay-event-v2\n%s\n%s\n%d\n%s", accountID, name, mailLogID, t.UTC().Format(time.RFC3339Nano))
+	}
+	sum := sha256.Sum256([]byte(in))
 	return "evt_" + hex.EncodeToString(sum[:16])
 }
 

@@ -1,8 +1,10 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -176,5 +178,45 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// An event may name its account; the derived id then covers it, so the same
+// mail log in two accounts makes two events. Without an account the id is
+// the one it always was (the sample's id is in docs and recorded histories).
+func TestAccountID(t *testing.T) {
+	delivered, err := os.ReadFile("../examples/events/delivered.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Parse(delivered)
+	if err != nil || plain.ID != "evt_257fe6b1f89e4e1a3b6e373ecf8e917d" || plain.AccountID != "" {
+		t.Fatalf("without an account: %+v %v, want the id derived before accounts existed", plain.ID, err)
+	}
+	withAccount := func(account string) []byte {
+		return []byte(strings.Replace(string(delivered), "{", `{"account_id":`+account+",", 1))
+	}
+	a, err := Parse(withAccount(`"acct_42:clinic-7"`))
+	if err != nil || a.AccountID != "acct_42:clinic-7" || a.ID == plain.ID {
+		t.Fatalf("with an account: %+v %v", a, err)
+	}
+	b, _ := Parse(withAccount(`"acct_43"`))
+	if b.ID == a.ID {
+		t.Fatal("two accounts derive the same event id")
+	}
+	if !bytes.Equal(a.Body(), plain.Body()) {
+		t.Fatalf("the account reached the receiver's body: %s", a.Body())
+	}
+	for _, bad := range []string{`""`, `"has space"`, `"` + strings.Repeat("a", 129) + `"`, `7`, `"ünicode"`} {
+		_, err := Parse(withAccount(bad))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "account_id" {
+			t.Errorf("account_id %s: %v, want a FieldError on account_id", bad, err)
+		}
+	}
+	hand := a
+	hand.AccountID = "bad account"
+	if err := hand.Validate(); err == nil {
+		t.Error("Validate accepts a malformed account id")
 	}
 }

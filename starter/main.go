@@ -32,7 +32,7 @@ import (
 const usage = `usage:
   starter send --endpoints FILE [--event FILE|-] [--output text|json]
   starter status DELIVERY_ID [--output text|json] [--wait]
-  starter list [--endpoint ID] [--event-name NAME] [--status STATUS] [--since DURATION] [--query QUERY] [--output text|json]
+  starter list [--account ID] [--endpoint ID] [--event-name NAME] [--status STATUS] [--since DURATION] [--query QUERY] [--output text|json]
   starter cancel (DELIVERY_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
   starter retry-now DELIVERY_ID [--wait] [--output text|json]
   starter resend (DELIVERY_ID | --query QUERY [--yes]) [--output text|json]
@@ -97,7 +97,7 @@ func (c *common) parse(fs *pflag.FlagSet, args []string, maxArgs int) error {
 	return cmdline.Usage(c.conn.Validate())
 }
 
-func (c *common) client(ctx context.Context, endpoints deliveries.Endpoints) (*deliveries.Client, func(), error) {
+func (c *common) client(ctx context.Context, endpoints endpoint.Source) (*deliveries.Client, func(), error) {
 	// The SDK logs only problems here: the starter's output is its answer.
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	tc, err := temporalclient.Connect(ctx, c.conn, logger)
@@ -131,9 +131,13 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	subscribers := endpoints.Subscribed(ev.Name)
+	subscribers := endpoints.Subscribed(ev.AccountID, ev.Name)
 	if len(subscribers) == 0 {
-		fmt.Fprintf(os.Stderr, "starter: no enabled endpoint subscribes to %s; nothing to deliver\n", ev.Name)
+		if ev.AccountID != "" {
+			fmt.Fprintf(os.Stderr, "starter: no enabled endpoint of account %s subscribes to %s; nothing to deliver\n", ev.AccountID, ev.Name)
+		} else {
+			fmt.Fprintf(os.Stderr, "starter: no enabled endpoint subscribes to %s; nothing to deliver\n", ev.Name)
+		}
 		return nil
 	}
 	dc, closeClient, err := c.client(ctx, endpoints)

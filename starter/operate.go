@@ -171,6 +171,7 @@ func list(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	fs := newFlags("list", &c)
 	var f deliveries.Filter
+	fs.StringVar(&f.Account, "account", "", "only deliveries of events of this account")
 	fs.StringVar(&f.Endpoint, "endpoint", "", "only this endpoint id")
 	fs.StringVar(&f.EventName, "event-name", "", "only this event name")
 	fs.StringVar(&f.Status, "status", "", "only this status: pending, retrying, delivered, failed or canceled")

@@ -39,10 +39,12 @@ var (
 	MailLogIDAttr = temporal.NewSearchAttributeKeyKeyword("HookrelayMailLogID")
 	StatusAttr    = temporal.NewSearchAttributeKeyKeyword("HookrelayStatus")
 	AttemptsAttr  = temporal.NewSearchAttributeKeyInt64("HookrelayAttempts")
+	// AccountAttr is the event's account, set at start when it has one.
+	AccountAttr = temporal.NewSearchAttributeKeyKeyword("HookrelayAccount")
 )
 
 // SearchAttributes lists every key the worker registers.
-var SearchAttributes = []temporal.SearchAttributeKey{EndpointAttr, EventNameAttr, MailLogIDAttr, StatusAttr, AttemptsAttr}
+var SearchAttributes = []temporal.SearchAttributeKey{EndpointAttr, EventNameAttr, MailLogIDAttr, StatusAttr, AttemptsAttr, AccountAttr}
 
 // Status is where a delivery stands.
 type Status string
@@ -89,7 +91,10 @@ func ParseWorkflowID(id string) (endpointID, eventID string, err error) { return
 // body the receiver gets.
 type DeliveryInput struct {
 	EndpointID string `json:"endpoint_id"`
-	EventID    string `json:"event_id"`
+	// AccountID is the event's account; the attempt refuses an endpoint of
+	// any other. "" for events without one.
+	AccountID string `json:"account_id,omitempty"`
+	EventID   string `json:"event_id"`
 	EventName  string `json:"event_name"`
 	MailLogID  int64  `json:"mail_log_id"`
 	// EventTime is the event's payload.time.
@@ -141,6 +146,11 @@ const (
 	OutcomeTimeout         Outcome = "timeout"          // no complete answer within the endpoint's timeout
 	OutcomeConnectionError Outcome = "connection_error" // DNS, connect, TLS or read failure
 	OutcomeEndpointMissing Outcome = "endpoint_missing" // the endpoint is absent, disabled or its secret unusable
+	OutcomeEndpointDeleted Outcome = "endpoint_deleted" // the registry deleted the endpoint: not retried
+	// OutcomeAccountMismatch: the endpoint now belongs to another account
+	// than the event. Nothing is sent, and it is not retried: a delivery
+	// never crosses accounts.
+	OutcomeAccountMismatch Outcome = "account_mismatch"
 	OutcomeWorkerError     Outcome = "worker_error"     // the attempt activity itself failed (worker lost)
 	OutcomeCanceled        Outcome = "canceled"         // canceled by an operator while in flight
 	// OutcomeBlockedDestination: the network guard refused the endpoint's
@@ -150,13 +160,19 @@ const (
 
 // Retryable reports whether the schedule continues after this outcome.
 func (o Outcome) Retryable() bool {
-	return o != OutcomeDelivered && o != OutcomeGone && o != OutcomeCanceled && o != OutcomeBlockedDestination
+	switch o {
+	case OutcomeDelivered, OutcomeGone, OutcomeCanceled, OutcomeBlockedDestination, OutcomeEndpointDeleted, OutcomeAccountMismatch:
+		return false
+	}
+	return true
 }
 
 // AttemptInput is what the attempt activity needs.
 type AttemptInput struct {
 	DeliveryID string `json:"delivery_id"` // the workflow ID, sent as webhook-id
 	EndpointID string `json:"endpoint_id"`
+	// AccountID is the event's account: the endpoint must belong to it.
+	AccountID string `json:"account_id,omitempty"`
 	Attempt    int    `json:"attempt"`
 	// Body is the exact request body to POST.
 	Body json.RawMessage `json:"body,omitempty"`

@@ -240,6 +240,7 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 	in := AttemptInput{
 		DeliveryID: d.state.DeliveryID,
 		EndpointID: d.in.EndpointID,
+		AccountID:  d.in.AccountID,
 		Attempt:    n,
 		Body:       d.body,
 	}

@@ -103,7 +103,7 @@ func (o Options) OpenEndpoints(path string, logger *slog.Logger) (*endpoint.File
 
 // New builds (but does not start) a worker on taskQueue running
 // DeliveryWorkflow and the attempt activity against endpoints.
-func New(c client.Client, taskQueue string, endpoints activities.Endpoints, o Options) (worker.Worker, error) {
+func New(c client.Client, taskQueue string, endpoints endpoint.Source, o Options) (worker.Worker, error) {
 	allow, err := netguard.ParseCIDRs(o.AllowCIDRs)
 	if err != nil {
 		return nil, fmt.Errorf("--allow-cidr: %w", err)
