@@ -215,13 +215,26 @@ func (c *Client) Status(ctx context.Context, deliveryID string) (workflows.Deliv
 		if err := val.Get(&st); err != nil {
 			return st, fmt.Errorf("delivery %s: decode status: %w", deliveryID, err)
 		}
-	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		if err := c.Temporal.GetWorkflow(ctx, deliveryID, runID).Get(ctx, &st); err != nil {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		// A delivery's final status is its close status; its state is the
+		// result, or the details of the failure or cancellation it closed with.
+		err := c.Temporal.GetWorkflow(ctx, deliveryID, runID).Get(ctx, &st)
+		if err == nil {
+			return st, nil
+		}
+		if closed, ok := workflows.StateFromError(err); ok {
+			return closed, nil
+		}
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 			return st, fmt.Errorf("delivery %s: read result: %w", deliveryID, err)
 		}
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+			return closedWithoutResult(deliveryID, workflows.StatusCanceled), nil
+		}
+		st = closedWithoutResult(deliveryID, workflows.StatusFailed)
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
 		st = closedWithoutResult(deliveryID, workflows.StatusCanceled)
-	default: // failed, timed out
+	default: // timed out
 		st = closedWithoutResult(deliveryID, workflows.StatusFailed)
 	}
 	return st, nil
@@ -237,7 +250,10 @@ func (c *Client) Wait(ctx context.Context, deliveryID string) (workflows.Deliver
 	}
 	var st workflows.DeliveryState
 	if err := c.Temporal.GetWorkflow(ctx, deliveryID, "").Get(ctx, &st); err != nil {
-		return c.Status(ctx, deliveryID) // closed without a result: canceled or terminated
+		if closed, ok := workflows.StateFromError(err); ok {
+			return closed, nil // failed or canceled
+		}
+		return c.Status(ctx, deliveryID) // closed without a state: terminated, say
 	}
 	return st, nil
 }

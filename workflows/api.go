@@ -6,6 +6,7 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -95,8 +96,8 @@ type DeliveryInput struct {
 	// any other. "" for events without one.
 	AccountID string `json:"account_id,omitempty"`
 	EventID   string `json:"event_id"`
-	EventName  string `json:"event_name"`
-	MailLogID  int64  `json:"mail_log_id"`
+	EventName string `json:"event_name"`
+	MailLogID int64  `json:"mail_log_id"`
 	// EventTime is the event's payload.time.
 	EventTime time.Time `json:"event_time,omitzero"`
 	// Body is what every attempt POSTs: {"event_name", "payload"}, built once
@@ -151,8 +152,8 @@ const (
 	// than the event. Nothing is sent, and it is not retried: a delivery
 	// never crosses accounts.
 	OutcomeAccountMismatch Outcome = "account_mismatch"
-	OutcomeWorkerError     Outcome = "worker_error"     // the attempt activity itself failed (worker lost)
-	OutcomeCanceled        Outcome = "canceled"         // canceled by an operator while in flight
+	OutcomeWorkerError     Outcome = "worker_error" // the attempt activity itself failed (worker lost)
+	OutcomeCanceled        Outcome = "canceled"     // canceled by an operator while in flight
 	// OutcomeBlockedDestination: the network guard refused the endpoint's
 	// address (loopback, private, link-local...). Not retried.
 	OutcomeBlockedDestination Outcome = "blocked_destination"
@@ -173,7 +174,7 @@ type AttemptInput struct {
 	EndpointID string `json:"endpoint_id"`
 	// AccountID is the event's account: the endpoint must belong to it.
 	AccountID string `json:"account_id,omitempty"`
-	Attempt    int    `json:"attempt"`
+	Attempt   int    `json:"attempt"`
 	// Body is the exact request body to POST.
 	Body json.RawMessage `json:"body,omitempty"`
 	// EventName and Payload are how attempts scheduled before Body existed
@@ -250,4 +251,22 @@ func (s *DeliveryState) UnmarshalJSON(data []byte) error {
 		s.DeliveryID = v.WorkflowID
 	}
 	return nil
+}
+
+// StateFromError reads a closed delivery's state from the error its run
+// ended with: a failed delivery fails with an application error of type
+// DeliveryFailedType, a canceled one is canceled, each carrying its state as
+// details. ok is false for an error that carries none (a terminated run,
+// invalid input, a delivery closed before the close status carried the
+// final status).
+func StateFromError(err error) (st DeliveryState, ok bool) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == DeliveryFailedType && appErr.HasDetails() {
+		return st, appErr.Details(&st) == nil
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) && canceled.HasDetails() {
+		return st, canceled.Details(&st) == nil
+	}
+	return st, false
 }

@@ -47,11 +47,28 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryState, er
 	return d.run(ctx)
 }
 
+// behaviorChange is DeliveryWorkflow's one workflow.GetVersion change ID.
+// It is read once, in the first workflow task (beside the local first
+// attempt's marker, so it costs no action of its own), and each behaviour
+// added since is kept for the versions that have it; a delivery started
+// before a behaviour existed keeps the old one for its whole run.
+const behaviorChange = "delivery-behavior"
+
+// Behaviours by the version of behaviorChange that introduced them.
+const (
+	// behaviorCloseStatus: the final status is the workflow's close status
+	// (completed: delivered, failed: failed, canceled: canceled) instead of
+	// a search-attribute upsert, saving one action per delivery.
+	behaviorCloseStatus workflow.Version = 1
+	behaviorLatest                       = behaviorCloseStatus
+)
+
 // delivery is the workflow's state between attempts.
 type delivery struct {
-	in    DeliveryInput
-	state DeliveryState
-	body  json.RawMessage // what every attempt POSTs
+	in       DeliveryInput
+	state    DeliveryState
+	body     json.RawMessage  // what every attempt POSTs
+	behavior workflow.Version // of behaviorChange
 
 	next      int     // number of the next attempt
 	inFlight  int     // number of the attempt in flight; 0 while waiting
@@ -71,6 +88,7 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 		return nil, temporal.NewNonRetryableApplicationError("delivery input timeout must be positive", "InvalidInput", nil)
 	}
 	d := &delivery{
+		behavior:      workflow.GetVersion(ctx, behaviorChange, workflow.DefaultVersion, behaviorLatest),
 		in:            in,
 		next:          max(in.FirstAttempt, 1),
 		resendStarted: in.ResendOf != "",
@@ -315,9 +333,20 @@ func (d *delivery) onTemporalCancel(ctx workflow.Context) {
 // finish records the final status and lets running update handlers reply
 // before the workflow completes. It uses a disconnected context, since a
 // Temporal cancellation may have cancelled ctx.
+//
+// The final status is the close status: a delivered delivery completes, a
+// failed one fails and a canceled one is canceled, each carrying its state
+// (as result, failure details or cancellation details), so visibility and
+// the UI tell them apart with no search-attribute upsert. Deliveries started
+// before that behaviour complete with an upserted status, as they did.
 func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	d.setStatus(ctx, s)
+	closeStatus := d.behavior >= behaviorCloseStatus
+	if closeStatus {
+		d.state.Status = s
+	} else {
+		d.setStatus(ctx, s)
+	}
 	d.showDetails(ctx)
 	// The SDK's handler records nothing while replaying, so each delivery counts once.
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"endpoint": d.in.EndpointID, "status": string(s)}).
@@ -325,7 +354,28 @@ func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error)
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return d.state, fmt.Errorf("wait for update handlers: %w", err)
 	}
+	if !closeStatus {
+		return d.state, nil
+	}
+	switch s {
+	case StatusFailed:
+		return DeliveryState{}, temporal.NewNonRetryableApplicationError(d.failedMessage(), DeliveryFailedType, nil, d.state)
+	case StatusCanceled:
+		return DeliveryState{}, temporal.NewCanceledError(d.state)
+	}
 	return d.state, nil
+}
+
+// DeliveryFailedType is the application error type a failed delivery closes with.
+const DeliveryFailedType = "DeliveryFailed"
+
+// failedMessage says why a delivery failed, from ids and outcomes only.
+func (d *delivery) failedMessage() string {
+	if n := len(d.state.Attempts); n > 0 {
+		last := d.state.Attempts[n-1]
+		return fmt.Sprintf("delivery failed after %d attempt(s); the last was %s", n, failureLabel(last))
+	}
+	return "delivery failed"
 }
 
 // setStatus records a status change and mirrors it, with the number of the
