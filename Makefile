@@ -5,7 +5,8 @@ TEMPORAL := $(BIN)/temporal
 TEMPORAL_CLI_VERSION := v1.5.1
 SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attribute HookrelayEventName=Keyword \
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
-	--search-attribute HookrelayAttempts=Int --search-attribute HookrelayAccount=Keyword
+	--search-attribute HookrelayAttempts=Int --search-attribute HookrelayAccount=Keyword \
+	--search-attribute HookrelayCircuit=Keyword --search-attribute HookrelayEventTime=Datetime
 
 .PHONY: all tools build test test-unit test-integration test-docker fuzz bench bench-park bench-go demo dev deploy-secrets fmt vet clean
 

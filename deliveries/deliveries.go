@@ -144,6 +144,9 @@ func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.Star
 	if in.AccountID != "" {
 		attrs = append(attrs, workflows.AccountAttr.ValueSet(in.AccountID))
 	}
+	if !in.EventTime.IsZero() {
+		attrs = append(attrs, workflows.EventTimeAttr.ValueSet(in.EventTime))
+	}
 	return client.StartWorkflowOptions{
 		ID:                    id,
 		TaskQueue:             c.TaskQueue,
@@ -186,6 +189,19 @@ func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event
 	}
 	s.RunID = run.GetRunID()
 	return s, nil
+}
+
+// Notify starts one delivery of an operational event (hookrelay.*, not a
+// mail event) to ep: signed, retried and audited like any delivery. The
+// same eventID again starts nothing.
+func (c *Client) Notify(ctx context.Context, ep endpoint.Endpoint, eventID, eventName string, payload any) error {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("notice %s: %w", eventID, err)
+	}
+	ev := event.Event{ID: eventID, AccountID: ep.AccountID, Name: eventName, Payload: p}
+	_, err = c.start(ctx, ep, ev, ev.Body())
+	return err
 }
 
 // Status reports a delivery: from its status query while it runs, from its

@@ -60,7 +60,11 @@ const (
 	// (completed: delivered, failed: failed, canceled: canceled) instead of
 	// a search-attribute upsert, saving one action per delivery.
 	behaviorCloseStatus workflow.Version = 1
-	behaviorLatest                       = behaviorCloseStatus
+	// behaviorHealth: an attempt may park the delivery when the endpoint's
+	// circuit is not healthy, until the endpoint's health workflow releases
+	// it or its park_limit passes.
+	behaviorHealth workflow.Version = 2
+	behaviorLatest                  = behaviorHealth
 )
 
 // delivery is the workflow's state between attempts.
@@ -75,6 +79,12 @@ type delivery struct {
 	cancelReq *Action // set once a cancel arrives
 	retryNow  bool    // cut the current (or next) wait short
 	resend    bool    // attempt again when the attempt in flight ends, whatever its outcome
+	// Parking (behaviorHealth).
+	parked       bool            // waiting for a release
+	release      bool            // the health workflow released it: the next attempt is a release
+	override     bool            // an operator asked for an attempt whatever the circuit
+	parkDeadline workflow.Future // fires park_limit after the delivery first parked
+	parkExpired  bool            // park_limit has passed
 	// resendStarted: this run was started by a resend, whose signal is
 	// already answered by the run's first attempt.
 	resendStarted bool
@@ -111,6 +121,10 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, RetryNowUpdate, d.retryNowAndWait,
 		workflow.UpdateHandlerOptions{Validator: d.validateRetryNow}); err != nil {
 		return nil, fmt.Errorf("register %s update: %w", RetryNowUpdate, err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ReleaseUpdate, d.releaseAndWait,
+		workflow.UpdateHandlerOptions{Validator: d.validateRelease}); err != nil {
+		return nil, fmt.Errorf("register %s update: %w", ReleaseUpdate, err)
 	}
 	d.listen(ctx)
 	return d, nil
@@ -197,6 +211,30 @@ func (d *delivery) retryNowAndWait(ctx workflow.Context) (Attempt, error) {
 		target = d.next
 	}
 	d.onRetryNow(ctx)
+	return d.awaitAttempt(ctx, target)
+}
+
+// validateRelease accepts a release only for a parked delivery: a drain
+// that lists one just as it was canceled or released otherwise skips it.
+func (d *delivery) validateRelease(ctx workflow.Context) error {
+	if !d.parked || d.cancelReq != nil || d.state.Status.Final() {
+		return errors.New("delivery is not parked")
+	}
+	return nil
+}
+
+// releaseAndWait is the release update: the endpoint's health workflow
+// releases a parked delivery (a probe, or its turn in a drain); it returns
+// the attempt that follows, so the release reads the outcome without any
+// report of the delivery's own.
+func (d *delivery) releaseAndWait(ctx workflow.Context) (Attempt, error) {
+	target := d.next
+	d.release = true
+	return d.awaitAttempt(ctx, target)
+}
+
+// awaitAttempt waits for attempt target and returns its record.
+func (d *delivery) awaitAttempt(ctx workflow.Context, target int) (Attempt, error) {
 	if err := workflow.Await(ctx, func() bool { return d.attempted(target) || d.state.Status.Final() }); err != nil {
 		return Attempt{}, err
 	}
@@ -219,6 +257,12 @@ func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
 			return d.finish(ctx, StatusCanceled)
 		}
 		a := d.attempt(ctx)
+		if a.Outcome == OutcomeParked {
+			if ended, s := d.park(ctx, a); ended {
+				return d.finish(ctx, s)
+			}
+			continue
+		}
 		d.state.Attempts = append(d.state.Attempts, a)
 		d.state.NextAttemptAt = nil
 
@@ -261,7 +305,11 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		AccountID:  d.in.AccountID,
 		Attempt:    n,
 		Body:       d.body,
+		MayPark:    d.behavior >= behaviorHealth,
+		Release:    d.release,
+		Override:   d.override,
 	}
+	d.release, d.override = false, false
 	started := workflow.Now(ctx)
 	var fut workflow.Future
 	if d.in.FirstAttemptLocal && n == max(d.in.FirstAttempt, 1) {
@@ -295,7 +343,50 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		}
 	}
 	a.Number = n
+	if a.Outcome == OutcomeParked {
+		d.next = n // nothing was sent: the number stays for the attempt that will be
+	}
 	return a
+}
+
+// park waits, with no POST and no timer but the one park deadline, until
+// the endpoint's health workflow releases the delivery, an operator asks
+// for an attempt (retry-now, resend) or cancels, or park_limit passes since
+// the delivery first parked. It reports whether the delivery ended, and how.
+func (d *delivery) park(ctx workflow.Context, a Attempt) (ended bool, s Status) {
+	if d.parkDeadline == nil && a.ParkLimitSeconds > 0 {
+		limit := time.Duration(a.ParkLimitSeconds) * time.Second
+		d.parkDeadline = workflow.NewTimerWithOptions(ctx, limit, workflow.TimerOptions{
+			Summary: fmt.Sprintf("park limit %s", shortDuration(limit)),
+		})
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			if d.parkDeadline.Get(ctx, nil) == nil {
+				d.parkExpired = true
+			}
+		})
+	}
+	d.parked = true
+	d.setStatus(ctx, StatusParked)
+	d.showDetails(ctx)
+	if err := workflow.Await(ctx, func() bool { return d.release || d.retryNow || d.cancelReq != nil || d.parkExpired }); err != nil {
+		d.onTemporalCancel(ctx)
+	}
+	d.parked = false
+	switch {
+	case d.cancelReq != nil:
+		return true, StatusCanceled
+	case d.release:
+		return false, "" // the next attempt is the release's
+	case d.retryNow:
+		d.retryNow, d.override = false, true
+		return false, ""
+	}
+	d.state.Attempts = append(d.state.Attempts, Attempt{
+		Number: d.next, StartedAt: workflow.Now(ctx), Outcome: OutcomeEndpointUnavailable,
+		Error: fmt.Sprintf("parked longer than the endpoint's park limit (%s); nothing was sent", shortDuration(time.Duration(a.ParkLimitSeconds)*time.Second)),
+	})
+	d.next++
+	return true, StatusFailed
 }
 
 // wait sleeps on a durable timer until the next attempt is due, a retry-now
