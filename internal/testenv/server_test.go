@@ -20,7 +20,7 @@ func TestChooseMode(t *testing.T) {
 		{"", "temporal.internal:7233", up, ModeCluster, ""},
 		{"", "", up, ModeDocker, ""},
 		{"", "", down, ModeDevServer, ""},
-		{"", "", nil, ModeDevServer, ""}, // the bench: docker only when forced
+		{"", "", nil, ModeDevServer, ""},     // the bench: docker only when forced
 		{"docker", "", down, ModeDocker, ""}, // then skips, saying why
 		{"docker", "temporal.internal:7233", up, ModeDocker, ""},
 		{"docker", "", nil, ModeDocker, ""},
