@@ -51,6 +51,9 @@ type Process struct {
 // contains it. If the process exits first, or the wait times out, or ctx
 // ends, Start stops it and returns an error with the end of its log.
 func Start(ctx context.Context, s Spec) (*Process, error) {
+	if s.LogDir == "" {
+		return nil, fmt.Errorf("%s: no directory for its log", s.Name)
+	}
 	f, err := os.OpenFile(filepath.Join(s.LogDir, s.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log file: %w", s.Name, err)

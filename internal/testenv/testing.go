@@ -11,9 +11,12 @@ import (
 // registers what must happen at t's cleanup.
 
 // StartT starts s for t and, at t's cleanup, stops it with SIGTERM and
-// expects exit status 0.
+// expects exit status 0. Without a LogDir, it logs into a directory of t's.
 func StartT(t testing.TB, s Spec) *Process {
 	t.Helper()
+	if s.LogDir == "" {
+		s.LogDir = t.TempDir()
+	}
 	p, err := Start(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
