@@ -11,8 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -124,7 +122,7 @@ func setup(m *testing.M) (int, error) {
 	}
 	rawTemporal = server.Client()
 	suite := testenv.Hookrelay{Address: server.FrontendHostPort(), Namespace: namespace, CodecKeyFile: codecKeyFile, Security: suiteSecurity}
-	if temporal, err = suite.Dial(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if temporal, err = suite.Dial(ctx, nil); err != nil {
 		return 0, err
 	}
 	defer temporal.Close()

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -123,8 +124,12 @@ func (h Hookrelay) Options() temporalclient.Options {
 	return temporalclient.Options{Address: h.Address, Namespace: h.Namespace, TaskQueue: h.TaskQueue, CodecKeyFile: h.CodecKeyFile, Security: h.Security}
 }
 
-// Dial connects as the programs do, decrypting payloads with CodecKeyFile.
+// Dial connects as the programs do, decrypting payloads with CodecKeyFile;
+// the client logs to logger, or nowhere if it is nil.
 func (h Hookrelay) Dial(ctx context.Context, logger *slog.Logger) (client.Client, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	o := h.Options()
 	if o.TaskQueue == "" {
 		o.TaskQueue = "unused"

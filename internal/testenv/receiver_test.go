@@ -2,8 +2,8 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +55,7 @@ func TestReceiverVerifiesAndCounts(t *testing.T) {
 		{"acme:evt_2", other, 401},  // a bad signature counts as a request of its id
 		{"acme:evt_2", secret, 200},
 	} {
-		if got := post(t, rc, c.id, c.secret, `{"n":`+strconv.Itoa(i)+`}`); got != c.want {
+		if got := post(t, rc, c.id, c.secret, fmt.Sprintf(`{"n":%d}`, i)); got != c.want {
 			t.Fatalf("request %d (%s): status %d, want %d", i+1, c.id, got, c.want)
 		}
 	}
