@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/event"
 )
 
 // How long a refused client should wait: a full server frees a slot within

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
