@@ -24,6 +24,7 @@ import (
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/httpapi"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
