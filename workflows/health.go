@@ -12,12 +12,13 @@ import (
 	"github.com/hookrelay/hookrelay/endpoint"
 )
 
+// healthHistoryLimit: past this many events the workflow continues as new,
+// carrying its state, so a long outage's failure reports never grow one
+// history without bound. A variable for tests.
+var healthHistoryLimit = 2000
+
 // Health workflow limits.
 const (
-	// healthHistoryLimit: past this many events the workflow continues as
-	// new, carrying its state, so a long outage's failure reports never
-	// grow one history without bound.
-	healthHistoryLimit = 2000
 	// maxHealthActions keeps the last operator actions and transitions.
 	maxHealthActions = 50
 	// sweepAfter: after a drain the circuit is healthy, but a worker may
@@ -73,6 +74,9 @@ type health struct {
 	failures []time.Time
 	// published is the state last upserted to HookrelayCircuit.
 	published CircuitState
+	// steps counts what this run handled (signals, timers, releases), each
+	// a few history events.
+	steps int
 
 	// The one release activity (probe, drain or sweep) and the one timer in flight.
 	release       workflow.Future
@@ -130,10 +134,20 @@ func (h *health) run(ctx workflow.Context) (HealthState, error) {
 		}
 		sel.Select(ctx)
 		h.showDetails(ctx)
-		if h.release == nil && workflow.GetInfo(ctx).GetCurrentHistoryLength() > healthHistoryLimit {
+		h.steps++
+		if h.release == nil && h.historyFull(ctx) {
 			return h.continueAsNew(ctx, channels)
 		}
 	}
+}
+
+// historyFull reports whether this run's history is long enough to
+// continue as new: by the server's count, its suggestion, or this run's own
+// count of steps (each a signal, timer or release and its workflow task:
+// about four events).
+func (h *health) historyFull(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetCurrentHistoryLength() > healthHistoryLimit || info.GetContinueAsNewSuggested() || h.steps*4 > healthHistoryLimit
 }
 
 // continueAsNew hands the state to a fresh run once every signal received
@@ -295,10 +309,10 @@ func (h *health) onReleased(ctx workflow.Context, kind string, r ReleaseResult) 
 			h.enter(ctx, CircuitDraining)
 			return
 		}
-		if r.Released > 0 {
-			h.st.ProbeStep++
-		}
-		h.arm(ctx) // nothing parked to probe with, or the probe failed: the next probe
+		// The probe failed, or found nothing parked to probe with: the next
+		// probe, one step further along the backoff.
+		h.st.ProbeStep++
+		h.arm(ctx)
 	case kind == "drain" && h.st.State == CircuitDraining, kind == "sweep" && h.st.State == CircuitHealthy:
 		if r.Reopen {
 			h.open(ctx, fmt.Sprintf("after %d consecutive failures while draining", h.circuit.OpenAfter))
