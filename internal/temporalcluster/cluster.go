@@ -163,7 +163,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.env = c.processEnv()
-	for _, s := range Services {
+	for s := range healthNames {
 		conn, err := dialHealth(c.ports[s].address())
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package temporalcluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,9 @@ func TestMain(m *testing.M) {
 		}
 	}
 	if sharedLogDir != "" {
-		if code != 0 || sharedFailed {
+		if entries, _ := os.ReadDir(sharedLogDir); len(entries) == 0 {
+			os.Remove(sharedLogDir) // no cluster got as far as logging
+		} else if code != 0 || sharedFailed {
 			fmt.Fprintf(os.Stderr, "cluster logs kept in %s\n", sharedLogDir)
 		} else {
 			os.RemoveAll(sharedLogDir)
@@ -241,25 +244,51 @@ func startWaiting(t *testing.T, c *Cluster, tq string, n int, d time.Duration) [
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	runs := make([]client.WorkflowRun, n)
-	for i := range runs {
-		run, err := c.Client().ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	err := forEach(n, func(i int) (err error) {
+		runs[i], err = c.Client().ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:        fmt.Sprintf("%s-%d", tq, i),
 			TaskQueue: tq,
 		}, sleepThenGreet, greetInput{Name: fmt.Sprint(i), Sleep: d})
-		if err != nil {
-			t.Fatalf("start workflow %d: %v", i, err)
-		}
-		runs[i] = run
+		return err
+	})
+	if err != nil {
+		t.Fatalf("start workflows: %v", err)
 	}
-	eventually(t, time.Minute, fmt.Sprintf("%d timers to be set", n), func() error {
-		for _, run := range runs {
-			if err := timerSet(ctx, c, run); err != nil {
-				return err
+	eventuallyEach(t, runs, "timer to be set", func(run client.WorkflowRun) error { return timerSet(ctx, c, run) })
+	return runs
+}
+
+// eventuallyEach polls cond for each run until it has held for every one,
+// asking again only about those it has not held for yet.
+func eventuallyEach(t *testing.T, runs []client.WorkflowRun, what string, cond func(client.WorkflowRun) error) {
+	t.Helper()
+	pending := append([]client.WorkflowRun(nil), runs...)
+	eventually(t, time.Minute, fmt.Sprintf("each of %d workflows' %s", len(runs), what), func() error {
+		var still []client.WorkflowRun
+		var first error
+		for _, run := range pending {
+			if err := cond(run); err != nil {
+				still = append(still, run)
+				first = cmp.Or(first, err)
 			}
+		}
+		pending = still
+		if first != nil {
+			return fmt.Errorf("%d to go: %w", len(pending), first)
 		}
 		return nil
 	})
-	return runs
+}
+
+// forEach runs f for 0..n-1 concurrently and returns their errors joined.
+func forEach(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = f(i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // timerSet says whether run's first workflow task completed with its timer
@@ -327,8 +356,10 @@ func killAndRestart(t *testing.T, c *Cluster, s Service, whileDown func()) {
 func TestHistoryKilledWhileTimersWait(t *testing.T) {
 	c := sharedCluster(t)
 	tq := startWorker(t, c)
+	setup := time.Now()
 	runs := startWaiting(t, c, tq, 50, 3*time.Second)
 	began := time.Now()
+	t.Logf("50 workflows started, their timers set, in %v", time.Since(setup).Round(time.Millisecond))
 	// Restart takes longer than the timers (history reports SERVING 5s
 	// after taking its shards), so they come due while it is down or recovering.
 	killAndRestart(t, c, History, func() {})
@@ -337,25 +368,28 @@ func TestHistoryKilledWhileTimersWait(t *testing.T) {
 }
 
 // Matching dies while 50 workflows wait on timers; the timers fire while it
-// is down (history then holds a workflow task it cannot hand to matching);
+// is down (history then holds workflow tasks it cannot hand to matching);
 // once it is back each one is dispatched to the worker and completes.
 func TestMatchingKilledWhileTimersWait(t *testing.T) {
 	c := sharedCluster(t)
 	tq := startWorker(t, c)
-	runs := startWaiting(t, c, tq, 50, 3*time.Second)
+	setup := time.Now()
+	// Long enough that starting the 50 (a few seconds under -race on two
+	// cores) ends well before the first fires.
+	runs := startWaiting(t, c, tq, 50, 8*time.Second)
 	began := time.Now()
+	t.Logf("50 workflows started, their timers set, in %v", time.Since(setup).Round(time.Millisecond))
 	killAndRestart(t, c, Matching, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		eventually(t, time.Minute, "every timer to fire while matching is down", func() error {
-			for _, run := range runs {
-				resp, err := c.Client().DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
-				if err != nil {
-					return err
-				}
-				if resp.GetPendingWorkflowTask() == nil {
-					return fmt.Errorf("%s: no workflow task pending", run.GetID())
-				}
+		eventuallyEach(t, runs, "timer to fire while matching is down", func(run client.WorkflowRun) error {
+			resp, err := c.Client().DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+			if err != nil {
+				return err
+			}
+			// Event 6 is TimerFired.
+			if resp.GetWorkflowExecutionInfo().GetHistoryLength() < 6 {
+				return fmt.Errorf("%s: timer not fired", run.GetID())
 			}
 			return nil
 		})
