@@ -296,11 +296,7 @@ func (c *Cluster) Stop() error {
 	}
 	var wg sync.WaitGroup
 	for _, p := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.stop(10 * time.Second)
-		}()
+		wg.Go(func() { p.stop(10 * time.Second) })
 	}
 	wg.Wait()
 	if c.dbs.temporal == "" {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -234,6 +236,70 @@ func TestEachProcessHasItsOwnPorts(t *testing.T) {
 	if len(seen) != 17 {
 		t.Errorf("%d distinct ports, want 17 (4 per service, and the frontend's HTTP)", len(seen))
 	}
+
+	// What each process really listens on: its own ports, on 127.0.0.1 only.
+	for _, s := range Services {
+		p := c.Ports(s)
+		want := []string{}
+		for _, port := range []int{p.GRPC, p.Membership, p.HTTP, p.Metrics, p.PProf} {
+			if port != 0 && !(s == Worker && port == p.GRPC) {
+				want = append(want, fmt.Sprintf("127.0.0.1:%d", port))
+			}
+		}
+		got, err := listening(c.PID(s))
+		if err != nil {
+			t.Skipf("listening sockets of %s: %v", s, err)
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s listens on %v, want %v", s, got, want)
+		}
+	}
+}
+
+// listening lists the TCP addresses process pid listens on, from Linux's
+// /proc: the socket inodes among its descriptors, found in /proc/net/tcp{,6}.
+func listening(pid int) ([]string, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	var addrs []string
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// local_address rem_address st ... inode; 0A is LISTEN.
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			addrs = append(addrs, procNetAddr(f[1]))
+		}
+	}
+	slices.Sort(addrs)
+	return addrs, nil
+}
+
+// procNetAddr reads /proc/net/tcp's "0100007F:1F90" (IPv4 little-endian
+// hex, port hex) as "127.0.0.1:8080"; IPv6 addresses it leaves in hex.
+func procNetAddr(s string) string {
+	ipHex, portHex, _ := strings.Cut(s, ":")
+	port, _ := strconv.ParseUint(portHex, 16, 16)
+	if len(ipHex) == 8 {
+		ip, _ := strconv.ParseUint(ipHex, 16, 32)
+		return fmt.Sprintf("%d.%d.%d.%d:%d", byte(ip), byte(ip>>8), byte(ip>>16), byte(ip>>24), port)
+	}
+	return fmt.Sprintf("[%s]:%d", ipHex, port)
 }
 
 // startWaiting starts n workflows that each wait on a timer of d, then run
