@@ -130,6 +130,9 @@ func (w *Watcher) refresh(ctx context.Context) error {
 		w.shown[id] = s
 	}
 	w.mu.Unlock()
+	for id, s := range gauge {
+		w.logger().Info("endpoint circuit changed", "endpoint_id", id, "state", string(s))
+	}
 	w.showGauge(gauge)
 	w.loadOnce.Do(func() { close(w.loaded) })
 	return nil
