@@ -51,8 +51,9 @@ type parkedDelivery struct {
 // the list until none is left, so deliveries that parked meanwhile queue
 // behind. It stops after OpenAfter consecutive failed releases (Reopen).
 //
-// Order: at most one release is in flight per 10/s of rate, so at a rate of
-// 10/s or less each POST finishes before the next is released.
+// Order: one release is in flight at a time while a release's round trip
+// is shorter than 1/PerSecond, so each POST finishes before the next is
+// released; when it is longer, more are, so the drain keeps its rate (see pacing).
 func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInput) (workflows.ReleaseResult, error) {
 	var res workflows.ReleaseResult
 	if in.PerSecond <= 0 {
@@ -60,10 +61,14 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 	}
 	activity.GetLogger(ctx).Info("releasing parked deliveries", "endpoint_id", in.EndpointID, "limit", in.Limit, "per_second", in.PerSecond)
 	limiter := rate.NewLimiter(rate.Limit(in.PerSecond), 1)
-	window := max(1, int(math.Ceil(in.PerSecond/10)))
+	pace := &pacing{rate: in.PerSecond, max: maxReleasesInFlight}
 	if in.Limit > 0 {
-		window = min(window, in.Limit)
+		pace.max = min(pace.max, in.Limit)
 	}
+	defer func() {
+		activity.GetLogger(ctx).Info("released parked deliveries", "endpoint_id", in.EndpointID, "released", res.Released,
+			"delivered", res.Delivered, "failed", res.Failed, "reopen", res.Reopen, "max_in_flight", res.MaxInFlight)
+	}()
 	for {
 		parked, err := h.listParked(ctx, in.EndpointID)
 		if err != nil {
@@ -73,7 +78,7 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 		if len(parked) == 0 || (in.Limit > 0 && res.Released >= in.Limit) {
 			return res, nil
 		}
-		progressed, err := h.releaseAll(ctx, in, parked, limiter, window, &res)
+		progressed, err := h.releaseAll(ctx, in, parked, limiter, pace, &res)
 		if err != nil || res.Reopen || (in.Limit > 0 && res.Released >= in.Limit) {
 			if n, lerr := h.countParked(ctx, in.EndpointID); lerr == nil {
 				res.Parked = n
@@ -93,58 +98,97 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 	}
 }
 
-// releaseAll releases parked in order, window at a time, and reports
-// whether any release was accepted.
-func (h *HealthActivities) releaseAll(ctx context.Context, in workflows.ReleaseInput, parked []parkedDelivery, limiter *rate.Limiter, window int, res *workflows.ReleaseResult) (bool, error) {
+// pacing bounds the releases in flight: one while a release's round trip
+// (the update, the POST, the answer) is shorter than 1/rate, so each POST
+// ends before the next delivery is released (strict event-time order); more
+// when it is longer, so the drain keeps its rate (neighbours may then arrive
+// out of order, by fewer places than are in flight).
+type pacing struct {
+	rate    float64
+	max     int
+	latency time.Duration // moving average of the round trip
+}
+
+func (p *pacing) window() int {
+	w := int(math.Ceil(p.rate * p.latency.Seconds()))
+	return min(max(w, 1), p.max)
+}
+
+func (p *pacing) observe(d time.Duration) {
+	if p.latency == 0 {
+		p.latency = d
+		return
+	}
+	p.latency = (3*p.latency + d) / 4
+}
+
+// releaseAll releases parked in order, paced, and reports whether any
+// release was accepted.
+func (h *HealthActivities) releaseAll(ctx context.Context, in workflows.ReleaseInput, parked []parkedDelivery, limiter *rate.Limiter, pace *pacing, res *workflows.ReleaseResult) (bool, error) {
 	var (
 		mu          sync.Mutex
 		wg          sync.WaitGroup
 		consecutive int
 		progressed  bool
-		sem         = make(chan struct{}, window)
+		inFlight    int
+		finished    = make(chan struct{}, 1)
 	)
 	done := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return res.Reopen || (in.Limit > 0 && res.Released >= in.Limit)
+		return res.Reopen || (in.Limit > 0 && res.Released+inFlight >= in.Limit)
+	}
+	room := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inFlight < pace.window()
 	}
 	for _, p := range parked {
-		if done() {
+		if done() || limiter.Wait(ctx) != nil {
 			break
 		}
-		if err := limiter.Wait(ctx); err != nil {
-			break
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		for !room() && ctx.Err() == nil {
+			select {
+			case <-finished:
+			case <-ctx.Done():
+			}
 		}
 		if ctx.Err() != nil || done() {
 			break
 		}
+		mu.Lock()
+		inFlight++
+		res.MaxInFlight = max(res.MaxInFlight, inFlight)
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer wg.Done()
+			started := time.Now()
 			a, err := h.releaseOne(ctx, p.id)
 			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				return // not parked any more, or the update did not complete: not counted
-			}
-			progressed = true
-			res.Released++
-			switch {
-			case a.Outcome == workflows.OutcomeDelivered:
-				res.Delivered++
-				consecutive = 0
-			case endpointFailure(a.Outcome):
-				res.Failed++
-				consecutive++
-				if consecutive >= in.OpenAfter {
-					res.Reopen = true
+			inFlight--
+			if err == nil {
+				pace.observe(time.Since(started))
+				progressed = true
+				res.Released++
+				switch {
+				case a.Outcome == workflows.OutcomeDelivered:
+					res.Delivered++
+					consecutive = 0
+				case endpointFailure(a.Outcome):
+					res.Failed++
+					consecutive++
+					if consecutive >= in.OpenAfter {
+						res.Reopen = true
+					}
 				}
+				activity.RecordHeartbeat(ctx, *res)
+			} // else: not parked any more, or the update did not complete: not counted
+			mu.Unlock()
+			select {
+			case finished <- struct{}{}:
+			default:
 			}
-			activity.RecordHeartbeat(ctx, *res)
 		}()
 	}
 	wg.Wait()
@@ -235,6 +279,9 @@ func (h *HealthActivities) countParked(ctx context.Context, endpointID string) (
 	}
 	return int(resp.GetCount()), nil
 }
+
+// maxReleasesInFlight bounds a drain's concurrent releases.
+const maxReleasesInFlight = 64
 
 // EndpointDisabledEvent is the event name of the notice sent to the
 // operations endpoint when an endpoint is disabled.

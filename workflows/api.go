@@ -411,6 +411,9 @@ type ReleaseResult struct {
 	Reopen bool `json:"reopen,omitempty"`
 	// Parked is how many were still parked when it stopped.
 	Parked int `json:"parked"`
+	// MaxInFlight is the most releases that were in flight at once (1: each
+	// POST ended before the next delivery was released).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
 }
 
 // NoticeInput is an endpoint's change of state, for the notice activity:
