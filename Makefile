@@ -49,9 +49,11 @@ test-docker: tools
 	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 20m -v ./tests/
 
 ## test-cluster: a Temporal server on PostgreSQL, its four services as processes
-## (internal/temporalcluster; docs/temporal-cluster.md), and its tests
+## (internal/temporalcluster; docs/temporal-cluster.md): its own tests, then the whole
+## integration suite against it, the server fault tests included (tests/faults_test.go)
 test-cluster: tools tools-cluster
 	HOOKRELAY_TEST_SERVER=postgres $(GO) test -race -count=1 -timeout 30m ./internal/temporalcluster/
+	HOOKRELAY_TEST_SERVER=postgres $(GO) test -race -count=1 -timeout 45m -v ./tests/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
