@@ -31,7 +31,7 @@ var (
 		"temporal-namespace", "temporal-ui", "worker", "codec-server", "ingest", "receiver"}
 	// oneShot are jobs that run to completion: no health check, no restart,
 	// and what needs them waits until they completed successfully.
-	oneShot = []string{"temporal-schema", "temporal-namespace"}
+	oneShot      = []string{"temporal-schema", "temporal-namespace"}
 	mainPackages = map[string]string{"worker": "./worker", "starter": "./starter", "receiver": "./examples/receiver"}
 )
 
