@@ -70,9 +70,9 @@ type ServerOptions struct {
 	LogDir string
 }
 
-// modes is every mode and how to start it. A new mode (a PostgreSQL-backed
-// cluster of separate processes, say) is a Mode constant and one entry here:
-// ChooseMode then accepts it when forced, and StartServer starts it.
+// modes is every mode and how to start it. A new mode is a Mode constant and
+// one entry here: ChooseMode then accepts it when forced, and StartServer
+// starts it.
 var modes = []struct {
 	mode  Mode
 	start func(context.Context, ServerOptions) (Server, error)
