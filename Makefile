@@ -49,9 +49,11 @@ test-docker: tools
 	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 20m -v ./tests/
 
 ## test-cluster: a Temporal server on PostgreSQL, its four services as processes
-## (internal/temporalcluster; docs/temporal-cluster.md), and its tests
+## (internal/temporalcluster; docs/temporal-cluster.md): its own tests, then the whole
+## integration suite against it, the server fault tests included (tests/faults_test.go)
 test-cluster: tools tools-cluster
 	HOOKRELAY_TEST_SERVER=postgres $(GO) test -race -count=1 -timeout 30m ./internal/temporalcluster/
+	HOOKRELAY_TEST_SERVER=postgres $(GO) test -race -count=1 -timeout 45m -v ./tests/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -69,14 +71,19 @@ fuzz:
 
 ## bench: end to end on a dev server: hookrelay through starter serve beside a lean
 ## one-activity workflow; deliveries/s, latency, billable actions, worker RSS (bench/).
-## Flags in BENCH_FLAGS, e.g. make bench BENCH_FLAGS='--events 500 --worker-args "--pollers 8"'
+## Flags in BENCH_FLAGS, e.g. make bench BENCH_FLAGS='--events 500 --worker-args "--pollers 8"'.
+## BENCH_SERVER=postgres runs the same bench on a Temporal server on PostgreSQL, its four
+## services as processes (what make test-cluster runs); it sets HOOKRELAY_TEST_SERVER.
 BENCH_FLAGS ?=
-bench: tools
-	$(GO) run ./bench $(BENCH_FLAGS)
+BENCH_SERVER ?=
+BENCH_ENV := $(if $(BENCH_SERVER),HOOKRELAY_TEST_SERVER=$(BENCH_SERVER))
+BENCH_TOOLS := tools $(if $(filter postgres,$(BENCH_SERVER)),tools-cluster)
+bench: $(BENCH_TOOLS)
+	$(BENCH_ENV) $(GO) run ./bench $(BENCH_FLAGS)
 
 ## bench-park: 10,000 deliveries parked in backoff: worker RSS, and the server holding the timers
-bench-park: tools
-	$(GO) run ./bench --mode park $(BENCH_FLAGS)
+bench-park: $(BENCH_TOOLS)
+	$(BENCH_ENV) $(GO) run ./bench --mode park $(BENCH_FLAGS)
 
 ## bench-go: Go benchmarks (signing, event parsing)
 bench-go:

@@ -38,7 +38,8 @@ type config struct {
 	temporalAddress string // empty: start a dev server from temporalCLI
 	// serverMode is how the run gets its server: an existing cluster with
 	// --temporal-address, else a dev server from temporalCLI, unless
-	// HOOKRELAY_TEST_SERVER forces another (docker).
+	// HOOKRELAY_TEST_SERVER forces another (docker; postgres, a cluster on
+	// PostgreSQL the bench starts: make bench BENCH_SERVER=postgres).
 	serverMode  testenv.Mode
 	namespace   string
 	temporalCLI string

@@ -102,6 +102,7 @@ func TestParseFlagsChoosesTheServer(t *testing.T) {
 		{"", "temporal.internal:7233", nil, testenv.ModeCluster, ""},
 		{"", "", []string{"--temporal-address", "temporal.internal:7233"}, testenv.ModeCluster, ""},
 		{"docker", "", nil, testenv.ModeDocker, ""},
+		{"postgres", "", nil, testenv.ModePostgres, ""},
 		{"kubernetes", "", nil, "", testenv.EnvServer},
 	} {
 		t.Setenv("TEMPORAL_ADDRESS", c.address)

@@ -14,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/hookrelay/hookrelay/internal/temporalcluster"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -34,9 +35,10 @@ type harness struct {
 	tokenFile string
 
 	server testenv.Server
-	// serverPID is the dev server's, when the bench runs one: its CPU and
-	// memory are among the figures.
-	serverPID int
+	// serverProcs are the server's processes, when the bench runs it (the
+	// dev server, or a cluster's four services): their CPU and memory are
+	// among the figures.
+	serverProcs []member
 	// hr runs worker, starter and the lean worker against the server.
 	hr        testenv.Hookrelay
 	client    client.Client
@@ -114,9 +116,12 @@ func (h *harness) startServer(ctx context.Context) error {
 	for _, k := range workflows.SearchAttributes {
 		args = append(args, "--search-attribute", k.GetName()+"="+cliType(k.GetValueType().String()))
 	}
+	if cfg.serverMode == testenv.ModePostgres {
+		fmt.Fprintf(h.out, "== starting a Temporal server on PostgreSQL, its services as processes (logs in %s)\n", rel(cfg.root, h.logDir))
+	}
 	h.server, err = testenv.StartServer(ctx, testenv.ServerOptions{
 		Mode: cfg.serverMode, Address: cfg.temporalAddress, Namespace: cfg.namespace,
-		TemporalCLI: cfg.temporalCLI, ExtraArgs: append(args, cfg.serverArgs...), Log: serverLog,
+		TemporalCLI: cfg.temporalCLI, ExtraArgs: append(args, cfg.serverArgs...), Log: serverLog, LogDir: h.logDir,
 	})
 	if err != nil {
 		return fmt.Errorf("Temporal server (%s mode): %w", cfg.serverMode, err)
@@ -124,13 +129,21 @@ func (h *harness) startServer(ctx context.Context) error {
 	h.hr.Address, h.hr.Namespace = h.server.FrontendHostPort(), h.server.Namespace()
 	switch s := h.server.(type) {
 	case *testenv.DevServer:
-		h.serverPID = s.PID()
+		if s.PID() > 0 {
+			h.serverProcs = []member{{"temporal", s.PID()}}
+		}
 		fmt.Fprintf(h.out, "== starting a dev server on %s (%s)\n", h.hr.Address, rel(cfg.root, cfg.temporalCLI))
 	case *testenv.Cluster:
 		if cfg.serverMode == testenv.ModeDocker {
 			fmt.Fprintf(h.out, "== started a dev server container (%s:%s) on %s, namespace %s\n",
 				testenv.DockerImageRepository, testenv.DockerImageTag, h.hr.Address, h.hr.Namespace)
 		}
+	case *temporalcluster.Cluster:
+		for _, svc := range temporalcluster.Services {
+			h.serverProcs = append(h.serverProcs, member{"temporal-" + string(svc), s.PID(svc)})
+		}
+		temporalDB, visibilityDB := s.Databases()
+		fmt.Fprintf(h.out, "   frontend %s, databases %s and %s (dropped at the end)\n", h.hr.Address, temporalDB, visibilityDB)
 	}
 	return nil
 }

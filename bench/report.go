@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/billable"
+	"github.com/hookrelay/hookrelay/internal/temporalcluster"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
@@ -79,6 +80,9 @@ func newHeader(cfg config, h *harness, args []string) header {
 		temporal = cfg.temporalAddress
 	case testenv.ModeDocker:
 		temporal = "dev server container (" + testenv.DockerImageRepository + ":" + testenv.DockerImageTag + ") at " + h.hr.Address
+	case testenv.ModePostgres:
+		temporal = "Temporal server " + temporalcluster.ServerVersion + " on PostgreSQL, frontend, history, matching and worker as four processes (bin/temporal-server-" +
+			temporalcluster.ServerVersion + "), at " + h.hr.Address
 	}
 	c := configJSON{Events: cfg.events, Concurrency: cfg.concurrency, Rate: cfg.rate, Workers: cfg.workers, Batch: cfg.batch, Sample: cfg.sample,
 		Warmup: cfg.warmup, Baseline: cfg.baseline, BaselineWorkers: cfg.baselineWorkers, WorkerArgs: cfg.workerArgs,
@@ -262,6 +266,8 @@ func cpuGroup(r phaseResult, group string) float64 {
 			name = "workers"
 		case strings.HasPrefix(name, "bench"):
 			name = "bench"
+		case strings.HasPrefix(name, "temporal"): // the dev server, or a cluster's four processes
+			name = "temporal"
 		}
 		if name == group {
 			sum += p.CPUMsPerDelivery

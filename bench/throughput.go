@@ -219,13 +219,10 @@ type member struct {
 	pid  int
 }
 
-// members are the dev server (when the bench runs it), ps, and this
-// process (the receiver and the submitters).
+// members are the server's processes (when the bench runs it), ps, and
+// this process (the receiver and the submitters).
 func (h *harness) members(ps []*testenv.Process) []member {
-	var out []member
-	if h.serverPID > 0 {
-		out = append(out, member{"temporal", h.serverPID})
-	}
+	out := append([]member(nil), h.serverProcs...)
 	for _, p := range ps {
 		out = append(out, member{p.Name(), p.PID()})
 	}

@@ -27,7 +27,11 @@ var fakeEnv = map[string]string{
 // The services of the stack, and for hookrelay's own the main package their
 // image's entrypoint is built from (the Dockerfile target's binary).
 var (
-	wantServices = []string{"postgresql", "temporal", "temporal-ui", "worker", "codec-server", "ingest", "receiver"}
+	wantServices = []string{"postgresql", "temporal-schema", "temporal-frontend", "temporal-history", "temporal-matching", "temporal-worker",
+		"temporal-namespace", "temporal-ui", "worker", "codec-server", "ingest", "receiver"}
+	// oneShot are jobs that run to completion: no health check, no restart,
+	// and what needs them waits until they completed successfully.
+	oneShot      = []string{"temporal-schema", "temporal-namespace"}
 	mainPackages = map[string]string{"worker": "./worker", "starter": "./starter", "receiver": "./examples/receiver"}
 )
 
@@ -113,11 +117,18 @@ func TestComposeImagesArePinned(t *testing.T) {
 	}
 }
 
-// Every service has a health check, and starts only after what it needs is
-// healthy, so a plain `docker compose up` converges.
+// Every service has a health check, or is a one-shot job, and starts only
+// after what it needs is healthy (or, for a job, completed), so a plain
+// `docker compose up` converges.
 func TestComposeHealthChecksAndStartOrder(t *testing.T) {
 	p := stack(t)
 	for name, s := range p.Services {
+		if slices.Contains(oneShot, name) {
+			if (s.HealthCheck != nil && !s.HealthCheck.Disable) || s.Restart != types.RestartPolicyNo {
+				t.Errorf("%s: a one-shot job with a health check or restart %q", name, s.Restart)
+			}
+			continue
+		}
 		hc := s.HealthCheck
 		if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] == "NONE" {
 			t.Errorf("%s: no health check", name)
@@ -136,21 +147,31 @@ func TestComposeHealthChecksAndStartOrder(t *testing.T) {
 			if _, ok := p.Services[dep]; !ok {
 				t.Errorf("%s depends on unknown %s", name, dep)
 			}
-			switch d.Condition {
-			case types.ServiceConditionHealthy, types.ServiceConditionStarted:
+			switch {
+			case slices.Contains(oneShot, dep) && d.Condition == types.ServiceConditionCompletedSuccessfully:
+			case !slices.Contains(oneShot, dep) && (d.Condition == types.ServiceConditionHealthy || d.Condition == types.ServiceConditionStarted):
 			default:
 				t.Errorf("%s: depends on %s with condition %q", name, dep, d.Condition)
 			}
 		}
 	}
+	healthy, done := types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully
 	for svc, deps := range map[string]map[string]string{
-		"temporal":     {"postgresql": types.ServiceConditionHealthy},
-		"temporal-ui":  {"temporal": types.ServiceConditionHealthy, "codec-server": types.ServiceConditionHealthy},
-		"worker":       {"temporal": types.ServiceConditionHealthy},
-		"ingest":       {"temporal": types.ServiceConditionHealthy, "worker": types.ServiceConditionStarted},
-		"codec-server": {},
-		"receiver":     {},
-		"postgresql":   {},
+		// The schema before any Temporal service, the frontend before the
+		// others (the first to start writes the cluster metadata), the
+		// namespace once all four run, and hookrelay once it exists.
+		"temporal-schema":    {"postgresql": healthy},
+		"temporal-frontend":  {"temporal-schema": done},
+		"temporal-history":   {"temporal-frontend": healthy},
+		"temporal-matching":  {"temporal-frontend": healthy},
+		"temporal-worker":    {"temporal-frontend": healthy},
+		"temporal-namespace": {"temporal-frontend": healthy, "temporal-history": healthy, "temporal-matching": healthy, "temporal-worker": healthy},
+		"temporal-ui":        {"temporal-frontend": healthy, "codec-server": healthy},
+		"worker":             {"temporal-namespace": done},
+		"ingest":             {"temporal-namespace": done, "worker": types.ServiceConditionStarted},
+		"codec-server":       {},
+		"receiver":           {},
+		"postgresql":         {},
 	} {
 		got := map[string]string{}
 		for dep, d := range p.Services[svc].DependsOn {
@@ -247,7 +268,8 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 	}
 	// The fake .env values appear exactly where they belong.
 	want := map[string][]string{
-		"POSTGRES_PASSWORD":     {"postgresql POSTGRES_PASSWORD", "temporal POSTGRES_PWD"},
+		"POSTGRES_PASSWORD": {"postgresql POSTGRES_PASSWORD", "temporal-schema POSTGRES_PWD", "temporal-frontend POSTGRES_PWD",
+			"temporal-history POSTGRES_PWD", "temporal-matching POSTGRES_PWD", "temporal-worker POSTGRES_PWD"},
 		"HOOKRELAY_CODEC_TOKEN": {"temporal-ui TEMPORAL_CODEC_ENDPOINT"},
 	}
 	for envName, value := range fakeEnv {
@@ -377,19 +399,14 @@ func TestComposeCommandsUseRealFlags(t *testing.T) {
 
 // Variables set on the images hookrelay does not build are checked against
 // the names those images document, loosely: a misspelt name is caught, the
-// values are not. Sources: the postgres image's documentation; Temporal
-// server v1.29.1 docker/config_template.yaml and temporalio/docker-builds'
-// auto-setup.sh; temporalio/ui server/docker/config-template.yaml.
+// values are not. Sources: the postgres image's documentation;
+// temporalio/ui server/config/docker.yaml (v2.42.1). The Temporal server and
+// admin-tools images run this repository's deploy/temporal files instead of
+// their own templates, so their names are those the files read
+// (temporalFileEnv).
 var imageEnv = map[string][]string{
 	"postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_INITDB_ARGS", "POSTGRES_INITDB_WALDIR",
 		"POSTGRES_HOST_AUTH_METHOD", "PGDATA", "POSTGRES_USER_FILE", "POSTGRES_PASSWORD_FILE", "POSTGRES_DB_FILE"},
-	"temporalio/auto-setup": {"DB", "DB_PORT", "DBNAME", "VISIBILITY_DBNAME", "VISIBILITY_DB_PORT", "POSTGRES_SEEDS", "POSTGRES_USER",
-		"POSTGRES_PWD", "VISIBILITY_POSTGRES_SEEDS", "VISIBILITY_POSTGRES_USER", "VISIBILITY_POSTGRES_PWD", "SQL_TLS_ENABLED",
-		"SQL_CA", "SQL_CERT", "SQL_CERT_KEY", "SQL_HOST_VERIFICATION", "SQL_HOST_NAME", "SQL_MAX_CONNS", "SQL_MAX_IDLE_CONNS",
-		"SQL_MAX_CONN_TIME", "BIND_ON_IP", "TEMPORAL_BROADCAST_ADDRESS", "DYNAMIC_CONFIG_FILE_PATH", "LOG_LEVEL",
-		"NUM_HISTORY_SHARDS", "PROMETHEUS_ENDPOINT", "ENABLE_ES", "SKIP_SCHEMA_SETUP", "SKIP_DB_CREATE", "DEFAULT_NAMESPACE",
-		"DEFAULT_NAMESPACE_RETENTION", "SKIP_DEFAULT_NAMESPACE_CREATION", "SKIP_ADD_CUSTOM_SEARCH_ATTRIBUTES", "TEMPORAL_ADDRESS",
-		"SERVICES"},
 	"temporalio/ui": {"TEMPORAL_ADDRESS", "TEMPORAL_UI_PORT", "TEMPORAL_UI_PUBLIC_PATH", "TEMPORAL_CORS_ORIGINS",
 		"TEMPORAL_CSRF_COOKIE_INSECURE", "TEMPORAL_CODEC_ENDPOINT", "TEMPORAL_CODEC_PASS_ACCESS_TOKEN",
 		"TEMPORAL_CODEC_INCLUDE_CREDENTIALS", "TEMPORAL_DEFAULT_NAMESPACE", "TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT",
@@ -398,12 +415,19 @@ var imageEnv = map[string][]string{
 }
 
 func TestComposeThirdPartyEnvironmentNames(t *testing.T) {
+	documented := map[string][]string{
+		"temporalio/server":      temporalFileEnv(t, "config.yaml", "service.sh"),
+		"temporalio/admin-tools": temporalFileEnv(t, "schema.sh"),
+	}
+	for repo, names := range imageEnv {
+		documented[repo] = names
+	}
 	for name, s := range stack(t).Services {
 		if s.Build != nil {
 			continue
 		}
 		repo, _, _ := strings.Cut(s.Image, ":")
-		known, ok := imageEnv[repo]
+		known, ok := documented[repo]
 		if !ok {
 			t.Errorf("%s: image %s has no list of documented variables here", name, repo)
 			continue

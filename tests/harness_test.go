@@ -68,7 +68,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func setup(m *testing.M) (int, error) {
+func setup(m *testing.M) (code int, err error) {
 	root, err := testenv.Root()
 	if err != nil {
 		return 0, err
@@ -90,6 +90,19 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	opts := testenv.ServerOptions{Mode: serverMode, TemporalCLI: temporalCLI, Log: serverLog}
+	if serverMode == testenv.ModePostgres {
+		// The cluster's logs outlive the run when it fails, to be read.
+		if opts.LogDir, err = os.MkdirTemp("", "hookrelay-tests-cluster-"); err != nil {
+			return 0, err
+		}
+		defer func() {
+			if code == 0 && err == nil {
+				os.RemoveAll(opts.LogDir)
+			} else {
+				fmt.Fprintln(os.Stderr, "tests: the Temporal cluster's logs are kept in", opts.LogDir)
+			}
+		}()
+	}
 	if serverMode == testenv.ModeCluster {
 		// The same environment fallbacks as worker and starter.
 		opts.Address, opts.Namespace, opts.Security = address, os.Getenv("TEMPORAL_NAMESPACE"), testenv.SecurityFromEnv()

@@ -28,9 +28,12 @@ import (
 //	                            started with dockertest ("docker" mode)
 //	otherwise                   bin/temporal, as testsuite.StartDevServer ("devserver" mode)
 //
-// HOOKRELAY_TEST_SERVER=cluster|docker|devserver forces one (make test-docker
-// sets docker). The same suite runs in every mode. Tests that stop and
-// restart a server of their own always use bin/temporal (startOwnDevServer).
+// HOOKRELAY_TEST_SERVER=cluster|docker|devserver|postgres forces one (make
+// test-docker sets docker; make test-cluster sets postgres: a Temporal server
+// on PostgreSQL, its four services as processes, started for the run). The
+// same suite runs in every mode. Tests that stop and restart a server of
+// their own always use bin/temporal (startOwnDevServer); the fault tests
+// (faults_test.go) run in postgres mode only.
 
 // TestTemporalServerMode reports which server the suite runs against and
 // checks it answers in the suite's namespace. In docker mode without a

@@ -60,8 +60,9 @@ type Options struct {
 	// BinDir holds the binaries `server` and `sql` (temporal-sql-tool).
 	// Default: bin/temporal-server-v1.29.1 under the module root.
 	BinDir string
-	// ConfigDir holds config.yaml and dynamicconfig.yaml. Default:
-	// deploy/temporal under the module root.
+	// ConfigDir holds config.yaml, dynamicconfig.yaml, and the scripts
+	// that set up the schema (schema.sh) and start a service (service.sh).
+	// Default: deploy/temporal under the module root.
 	ConfigDir string
 	// SchemaDir is the server module's schema directory (holding
 	// postgresql/v12/...). Default: the module cache's copy of
@@ -116,16 +117,20 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c := &Cluster{
 		opts:      opts,
 		serverBin: filepath.Join(opts.BinDir, "server"),
-		tool:      sqlTool{path: filepath.Join(opts.BinDir, "sql")},
-		procs:     map[Service]*process{},
-		health:    map[Service]*grpc.ClientConn{},
+		tool: sqlTool{
+			path:      filepath.Join(opts.BinDir, "sql"),
+			script:    filepath.Join(opts.ConfigDir, "schema.sh"),
+			schemaDir: opts.SchemaDir,
+		},
+		procs:  map[Service]*process{},
+		health: map[Service]*grpc.ClientConn{},
 	}
 	for _, bin := range []string{c.serverBin, c.tool.path} {
 		if _, err := os.Stat(bin); err != nil {
 			return nil, fmt.Errorf("%w (%v)", ErrNoBinaries, err)
 		}
 	}
-	for _, f := range []string{"config.yaml", "dynamicconfig.yaml"} {
+	for _, f := range []string{"config.yaml", "dynamicconfig.yaml", "schema.sh", "service.sh"} {
 		if _, err := os.Stat(filepath.Join(opts.ConfigDir, f)); err != nil {
 			return nil, fmt.Errorf("temporal server config: %w", err)
 		}
@@ -155,7 +160,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			err = fmt.Errorf("%w (logs in %s)", err, c.opts.LogDir)
 		}
 	}()
-	if err := c.tool.setup(ctx, c.dbs, opts.SchemaDir); err != nil {
+	if err := c.tool.setup(ctx, c.dbs); err != nil {
 		return nil, err
 	}
 

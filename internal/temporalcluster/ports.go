@@ -58,16 +58,12 @@ func freePorts() (map[Service]Ports, error) {
 		}
 	}()
 	next := func() (int, error) {
-		for range 1000 {
-			port := portLow + rand.IntN(portHigh-portLow+1)
-			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-			if err != nil {
-				continue // taken
-			}
-			listeners = append(listeners, l)
-			return port, nil
+		l, err := listenLow()
+		if err != nil {
+			return 0, err
 		}
-		return 0, fmt.Errorf("no free port on %s in %d-%d after 1000 tries", host, portLow, portHigh)
+		listeners = append(listeners, l)
+		return l.Addr().(*net.TCPAddr).Port, nil
 	}
 	ports := map[Service]Ports{}
 	for _, s := range Services {
@@ -86,4 +82,29 @@ func freePorts() (map[Service]Ports, error) {
 		ports[s] = p
 	}
 	return ports, nil
+}
+
+// listenLow listens on a free port of 127.0.0.1 in [portLow, portHigh].
+func listenLow() (net.Listener, error) {
+	for range 1000 {
+		port := portLow + rand.IntN(portHigh-portLow+1)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err == nil {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("no free port on %s in %d-%d after 1000 tries", host, portLow, portHigh)
+}
+
+// FreePort is a port of 127.0.0.1 free now, from the range the cluster's
+// own ports come from: for a server that must come back on the same port
+// after a restart (PostgreSQL under a cluster), since below the ephemeral
+// range no outgoing connection is given it while the server is down.
+func FreePort() (int, error) {
+	l, err := listenLow()
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

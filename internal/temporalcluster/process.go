@@ -51,10 +51,11 @@ func (p *process) stop(grace time.Duration) {
 	}
 }
 
-// The server's command line: its config directory resolves under --root, so
-// --root / lets an absolute --config through. --env config picks config.yaml.
-func (c *Cluster) serverArgs(s Service) []string {
-	return []string{"--root", "/", "--config", c.opts.ConfigDir, "--env", "config", "--allow-no-auth", "start", "--service", string(s)}
+// The service's command line: service.sh in the config directory, the
+// script compose's Temporal services run too, which execs the server (so
+// the process is the server's) with the config beside it.
+func (c *Cluster) serviceArgs(s Service) []string {
+	return []string{filepath.Join(c.opts.ConfigDir, "service.sh"), string(s)}
 }
 
 // processEnv is the environment deploy/temporal/config.yaml reads, the same
@@ -75,6 +76,8 @@ func (c *Cluster) processEnv() []string {
 		"BIND_ON_IP":                 host,
 		"TEMPORAL_BROADCAST_ADDRESS": host,
 		"DYNAMIC_CONFIG_FILE_PATH":   filepath.Join(c.opts.ConfigDir, "dynamicconfig.yaml"),
+		"TEMPORAL_SERVER":            c.serverBin,
+		"PATH":                       os.Getenv("PATH"), // for service.sh's tools
 		"FRONTEND_HTTP_PORT":         strconv.Itoa(c.ports[Frontend].HTTP),
 	}
 	for _, s := range Services {
@@ -111,8 +114,8 @@ func (c *Cluster) startProcess(s Service) error {
 		return fmt.Errorf("start %s: cluster stopped", s)
 	}
 	env := c.serviceEnv(s)
-	args := c.serverArgs(s)
-	envFile := "# " + c.serverBin + " " + strings.Join(args, " ") + "\n" + strings.Join(env, "\n") + "\n"
+	args := c.serviceArgs(s)
+	envFile := "# /bin/sh " + strings.Join(args, " ") + "\n" + strings.Join(env, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(c.opts.LogDir, string(s)+".env"), []byte(envFile), 0o600); err != nil {
 		return fmt.Errorf("start %s: %w", s, err)
 	}
@@ -127,7 +130,7 @@ func (c *Cluster) startProcess(s Service) error {
 		return fmt.Errorf("start %s: log: %w", s, err)
 	}
 
-	cmd := exec.Command(c.serverBin, args...)
+	cmd := exec.Command("/bin/sh", args...)
 	cmd.Env = env
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile

@@ -92,67 +92,70 @@ func (t postgresTarget) ping(ctx context.Context) error {
 
 type databases struct{ temporal, visibility string }
 
-// sqlTool runs temporal-sql-tool. Its output goes to logPath.
+// sqlTool creates, migrates and drops the databases through schema.sh in
+// the config directory (deploy/temporal/schema.sh), the script compose's
+// schema job runs too, with the temporal-sql-tool binary at path. Its output
+// goes to logPath.
 type sqlTool struct {
-	path    string
-	logPath string
-	pg      postgresTarget
+	path      string
+	script    string // schema.sh
+	schemaDir string
+	logPath   string
+	pg        postgresTarget
 }
 
 // setup creates both databases and brings their schema to the version the
-// server expects. It runs what an operator (or a one-shot schema job) runs,
-// with SCHEMA=<module>/schema:
+// server expects: schema.sh setup, which runs, for each database with its
+// versioned directory under the schema directory,
 //
 //	temporal-sql-tool --plugin postgres12 --ep HOST -p PORT -u USER --db DB create-database --defaultdb postgres
 //	temporal-sql-tool --plugin postgres12 --ep HOST -p PORT -u USER --db DB setup-schema -v 0.0
-//	temporal-sql-tool --plugin postgres12 --ep HOST -p PORT -u USER --db DB update-schema -d $SCHEMA/postgresql/v12/temporal/versioned
+//	temporal-sql-tool --plugin postgres12 --ep HOST -p PORT -u USER --db DB update-schema -d $SCHEMA_DIR/postgresql/v12/temporal/versioned
 //
-// and the same for the visibility database with .../visibility/versioned.
-// The password, if any, travels in SQL_PASSWORD rather than on the command line.
-func (t sqlTool) setup(ctx context.Context, dbs databases, schemaDir string) error {
-	for _, db := range []struct{ name, dir string }{
-		{dbs.temporal, filepath.Join(schemaDir, schemaTemporal)},
-		{dbs.visibility, filepath.Join(schemaDir, schemaVisibility)},
-	} {
-		for _, step := range [][]string{
-			{"create-database", "--defaultdb", t.pg.database},
-			{"setup-schema", "-v", "0.0"},
-			{"update-schema", "-d", db.dir},
-		} {
-			if err := t.run(ctx, db.name, step...); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// (visibility/versioned for the visibility database). The password, if any,
+// travels in the environment rather than on the command line.
+func (t sqlTool) setup(ctx context.Context, dbs databases) error {
+	return t.run(ctx, dbs, "setup")
 }
 
 // drop drops both databases (DROP DATABASE IF EXISTS: absent is fine; and
 // create-database, for its part, accepts an existing database, hence the
 // random names).
 func (t sqlTool) drop(ctx context.Context, dbs databases) error {
-	var errs []error
-	for _, db := range []string{dbs.temporal, dbs.visibility} {
-		errs = append(errs, t.run(ctx, db, "drop-database", "--defaultdb", t.pg.database, "--force"))
-	}
-	return errors.Join(errs...)
+	return t.run(ctx, dbs, "drop")
 }
 
-func (t sqlTool) run(ctx context.Context, db string, args ...string) error {
-	full := append([]string{"--plugin", plugin, "--ep", t.pg.host, "-p", strconv.Itoa(t.pg.port), "-u", t.pg.user, "--db", db}, args...)
-	cmd := exec.CommandContext(ctx, t.path, full...)
-	// Only what is set here: SQL_* variables of the caller would override defaults.
-	cmd.Env = []string{}
-	if t.pg.password != "" {
-		cmd.Env = append(cmd.Env, "SQL_PASSWORD="+t.pg.password)
+// env is schema.sh's environment: only what is set here, since SQL_* or
+// POSTGRES_* variables of the caller would change what it does.
+func (t sqlTool) env(dbs databases) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"SQL_TOOL=" + t.path,
+		"SCHEMA_DIR=" + t.schemaDir,
+		"DB=" + plugin,
+		"POSTGRES_SEEDS=" + t.pg.host,
+		"DB_PORT=" + strconv.Itoa(t.pg.port),
+		"POSTGRES_USER=" + t.pg.user,
+		"DEFAULT_DB=" + t.pg.database,
+		"DBNAME=" + dbs.temporal,
+		"VISIBILITY_DBNAME=" + dbs.visibility,
 	}
+	if t.pg.password != "" {
+		env = append(env, "POSTGRES_PWD="+t.pg.password)
+	}
+	return env
+}
+
+func (t sqlTool) run(ctx context.Context, dbs databases, action string) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", t.script, action)
+	cmd.Env = t.env(dbs)
 	out, err := cmd.CombinedOutput()
 	if f, ferr := os.OpenFile(t.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); ferr == nil {
-		fmt.Fprintf(f, "---- temporal-sql-tool %s\n%s", strings.Join(full, " "), out)
+		fmt.Fprintf(f, "==== %s %s (databases %s, %s)\n%s", t.script, action, dbs.temporal, dbs.visibility, out)
 		f.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("temporal-sql-tool %s on database %s at %s: %w: %s", args[0], db, t.pg.address(), err, lastLines(out, 5))
+		return fmt.Errorf("%s %s (databases %s and %s at %s): %w: %s", filepath.Base(t.script), action, dbs.temporal, dbs.visibility, t.pg.address(), err, lastLines(out, 5))
 	}
 	return nil
 }

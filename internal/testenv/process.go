@@ -32,6 +32,11 @@ type Spec struct {
 	Ready string
 	// ReadyTimeout bounds the wait for Ready (DefaultReadyTimeout if zero).
 	ReadyTimeout time.Duration
+	// Dir is its working directory; empty is this process's.
+	Dir string
+	// Credential runs it as another user (PostgreSQL refuses to run as
+	// root); nil runs it as this process's user.
+	Credential *syscall.Credential
 }
 
 // Process is a child process in its own process group, its output (stdout
@@ -61,8 +66,10 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	p := &Process{name: s.Name, logPath: f.Name(), watch: &logWatch{f: f, want: s.Ready, found: make(chan struct{})}, done: make(chan struct{})}
 	p.cmd = exec.Command(s.Path, s.Args...)
 	p.cmd.Env = s.Env
+	p.cmd.Dir = s.Dir
 	p.cmd.Stdout, p.cmd.Stderr = p.watch, p.watch
 	p.cmd.SysProcAttr = sysProcAttr()
+	p.cmd.SysProcAttr.Credential = s.Credential
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", s.Name, err)

@@ -10,10 +10,11 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"github.com/hookrelay/hookrelay/internal/temporalcluster"
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
 
-// EnvServer forces a server mode: HOOKRELAY_TEST_SERVER=cluster|docker|devserver.
+// EnvServer forces a server mode: HOOKRELAY_TEST_SERVER=cluster|docker|devserver|postgres.
 const EnvServer = "HOOKRELAY_TEST_SERVER"
 
 // Mode is how a run gets its Temporal server.
@@ -27,6 +28,11 @@ const (
 	ModeDocker Mode = "docker"
 	// ModeDevServer is bin/temporal, started through testsuite.StartDevServer.
 	ModeDevServer Mode = "devserver"
+	// ModePostgres is the production shape, chosen only when forced: a
+	// Temporal server on PostgreSQL, its four services as processes
+	// (internal/temporalcluster), with fresh databases and hookrelay's
+	// search attributes (`make test-cluster`).
+	ModePostgres Mode = "postgres"
 )
 
 // Server is a Temporal server a run uses. *DevServer and *Cluster are ones;
@@ -59,11 +65,14 @@ type ServerOptions struct {
 	ExtraArgs []string
 	// Log receives the dev server's output (devserver mode); nil discards it.
 	Log io.Writer
+	// LogDir receives the cluster's logs, one per process (postgres mode);
+	// empty makes a new temporary directory. It is never removed.
+	LogDir string
 }
 
-// modes is every mode and how to start it. A new mode (a PostgreSQL-backed
-// cluster of separate processes, say) is a Mode constant and one entry here:
-// ChooseMode then accepts it when forced, and StartServer starts it.
+// modes is every mode and how to start it. A new mode is a Mode constant and
+// one entry here: ChooseMode then accepts it when forced, and StartServer
+// starts it.
 var modes = []struct {
 	mode  Mode
 	start func(context.Context, ServerOptions) (Server, error)
@@ -74,6 +83,9 @@ var modes = []struct {
 	{ModeDocker, func(ctx context.Context, _ ServerOptions) (Server, error) { return startContainer(ctx) }},
 	{ModeDevServer, func(ctx context.Context, o ServerOptions) (Server, error) {
 		return StartDevServer(ctx, DevServerOptions{CLI: o.TemporalCLI, Namespace: o.Namespace, ExtraArgs: o.ExtraArgs, Log: o.Log})
+	}},
+	{ModePostgres, func(ctx context.Context, o ServerOptions) (Server, error) {
+		return StartPostgresCluster(ctx, temporalcluster.Options{LogDir: o.LogDir})
 	}},
 }
 

@@ -27,7 +27,9 @@ func TestChooseMode(t *testing.T) {
 		{"devserver", "temporal.internal:7233", up, ModeDevServer, ""},
 		{"cluster", "temporal.internal:7233", down, ModeCluster, ""},
 		{"cluster", "", up, "", "needs TEMPORAL_ADDRESS"},
-		{"kubernetes", "", up, "", `want cluster, docker or devserver`},
+		{"postgres", "", up, ModePostgres, ""},                       // only ever when forced
+		{"postgres", "temporal.internal:7233", up, ModePostgres, ""}, // TEMPORAL_ADDRESS is not its frontend
+		{"kubernetes", "", up, "", `want cluster, docker, devserver or postgres`},
 	} {
 		got, err := ChooseMode(c.forced, c.address, c.docker)
 		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
@@ -48,8 +50,8 @@ func TestChooseModeAsksDockerOnlyWhenNeeded(t *testing.T) {
 }
 
 func TestStartServerRefusesAnUnknownMode(t *testing.T) {
-	_, err := StartServer(t.Context(), ServerOptions{Mode: "postgres"})
-	if err == nil || !strings.Contains(err.Error(), `"postgres"`) {
+	_, err := StartServer(t.Context(), ServerOptions{Mode: "kubernetes"})
+	if err == nil || !strings.Contains(err.Error(), `"kubernetes"`) {
 		t.Fatalf("StartServer in an unknown mode: %v", err)
 	}
 }
