@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/converter"
+
+	"github.com/hookrelay/hookrelay/internal/redact"
 )
 
 // MaxRequestBytes bounds a request body: a batch of payloads, each at most
@@ -61,7 +63,7 @@ func ParseOrigin(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("--ui-origin: %q is not an origin such as http://127.0.0.1:8233", s)
+		return "", fmt.Errorf("--ui-origin: %q is not an origin such as http://127.0.0.1:8233", redact.URL(s))
 	}
 	return u.Scheme + "://" + u.Host, nil
 }
