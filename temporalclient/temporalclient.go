@@ -25,6 +25,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/secretfile"
 )
 
 // Defaults for the connection flags.
@@ -188,6 +189,9 @@ func ConnectLazy(o Options, logger *slog.Logger) (Conn, error) {
 // --insecure-plaintext) and, with encryption, a failure converter that seals
 // failure messages too.
 func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
+	secretfile.Warn(logger, "--codec-key-file", o.CodecKeyFile)
+	secretfile.Warn(logger, "--api-key-file", o.APIKeyFile)
+	secretfile.Warn(logger, "--tls-key", o.TLSKey)
 	tlsConfig, err := o.Security.TLSConfig()
 	if err != nil {
 		return client.Options{}, err

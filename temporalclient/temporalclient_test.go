@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,34 @@ func TestDataConverterEncryptsWithTheKeyFile(t *testing.T) {
 	_, err = Options{CodecKeyFile: bad}.DataConverter()
 	if err == nil || !strings.HasPrefix(err.Error(), "--codec-key-file:") || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad key file: %v, want an error naming the flag and line 2", err)
+	}
+}
+
+// A key file others may read still works, with a warning naming the flag.
+func TestWarnsOnAKeyFileOthersMayRead(t *testing.T) {
+	key := make([]byte, codec.KeyBytes)
+	rand.Read(key)
+	path := filepath.Join(t.TempDir(), "codec.key")
+	if err := os.WriteFile(path, []byte("t1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o644) // whatever the umask
+	var logs bytes.Buffer
+	c, err := ConnectLazy(Options{Address: "127.0.0.1:1", Namespace: "default", TaskQueue: "q", CodecKeyFile: path}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), "--codec-key-file") || !strings.Contains(logs.String(), "0644") {
+		t.Fatalf("logs %q: want a warning naming --codec-key-file and its mode", logs.String())
+	}
+	os.Chmod(path, 0o600)
+	logs.Reset()
+	if c, err = ConnectLazy(Options{Address: "127.0.0.1:1", Namespace: "default", TaskQueue: "q", CodecKeyFile: path}, slog.New(slog.NewJSONHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if strings.Contains(logs.String(), "WARN") {
+		t.Fatalf("a 0600 key file warned: %q", logs.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/codecserver"
+	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
 
@@ -40,6 +41,9 @@ func runCodecServer(ctx context.Context, args []string) error {
 	if tokenFile == "" {
 		return cmdline.Usagef("--token-file: required (or set %s): the codec server decrypts health information for whoever may call it", envCodecTokenFile)
 	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	secretfile.Warn(logger, "--codec-key-file", keyFile)
+	secretfile.Warn(logger, "--token-file", tokenFile)
 	c, err := codec.Load(keyFile)
 	if err != nil {
 		return fmt.Errorf("--codec-key-file: %w", err)
@@ -57,7 +61,6 @@ func runCodecServer(ctx context.Context, args []string) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	logger.Info("codec server listening", "addr", ln.Addr().String(), "ui_origin", *origin, "encrypts_with", c.KeyID(), "path_token", *pathToken)
 
 	served := make(chan error, 1)
