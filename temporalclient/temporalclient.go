@@ -25,6 +25,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
 )
 
@@ -111,6 +112,41 @@ func (o Options) DataConverter() (converter.DataConverter, error) {
 		return nil, fmt.Errorf("--codec-key-file: %w", err)
 	}
 	return NewDataConverter(c), nil
+}
+
+// dataConverter is DataConverter with the key's use watched: encryptions
+// counted per key in metrics, and a warning (log and metric) once a key has
+// sealed codec.WarnEncryptions payloads.
+func (o Options) dataConverter(logger *slog.Logger) (converter.DataConverter, error) {
+	if o.InsecurePlaintext {
+		return converter.GetDefaultDataConverter(), nil
+	}
+	c, err := codec.Load(o.CodecKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--codec-key-file: %w", err)
+	}
+	c.Watch(KeyMonitor(logger, o.MetricsHandler))
+	return NewDataConverter(c), nil
+}
+
+// KeyMonitor counts a codec's encryptions per key in m (if not nil) and
+// warns, in the log and in m, when a key reaches the threshold past which
+// it should be rotated (docs/security.md, "Encryption and key rotation").
+func KeyMonitor(logger *slog.Logger, m client.MetricsHandler) codec.Monitor {
+	var mon codec.Monitor
+	if m != nil {
+		mon.Sealed = func(id string) {
+			m.WithTags(map[string]string{"key_id": id}).Counter(metrics.CodecEncryptions).Inc(1)
+		}
+	}
+	mon.Overused = func(id string, n uint64) {
+		logger.Warn("payload key sealed many payloads: rotate it", "key_id", id, "encryptions", n,
+			"limit", "2^32 per key for AES-GCM with random nonces; see docs/security.md")
+		if m != nil {
+			m.WithTags(map[string]string{"key_id": id}).Gauge(metrics.CodecKeyOverused).Update(1)
+		}
+	}
+	return mon
 }
 
 // NewDataConverter wraps the default JSON converter in c.
@@ -200,7 +236,7 @@ func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
 	if err != nil {
 		return client.Options{}, err
 	}
-	dc, err := o.DataConverter()
+	dc, err := o.dataConverter(logger)
 	if err != nil {
 		return client.Options{}, err
 	}

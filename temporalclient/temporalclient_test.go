@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/internal/codec"
@@ -121,5 +124,83 @@ func TestWarnsOnAKeyFileOthersMayRead(t *testing.T) {
 	c.Close()
 	if strings.Contains(logs.String(), "WARN") {
 		t.Fatalf("a 0600 key file warned: %q", logs.String())
+	}
+}
+
+// fakeMetrics records counter increments and gauge values by name and tags.
+type fakeMetrics struct {
+	mu     *sync.Mutex
+	tags   string
+	values map[string]float64
+}
+
+func newFakeMetrics() *fakeMetrics {
+	return &fakeMetrics{mu: &sync.Mutex{}, values: map[string]float64{}}
+}
+
+func (f *fakeMetrics) WithTags(tags map[string]string) client.MetricsHandler {
+	keys := make([]string, 0, len(tags))
+	for k, v := range tags {
+		keys = append(keys, k+"="+v)
+	}
+	sort.Strings(keys)
+	return &fakeMetrics{mu: f.mu, tags: f.tags + "{" + strings.Join(keys, ",") + "}", values: f.values}
+}
+func (f *fakeMetrics) Counter(name string) client.MetricsCounter {
+	return fakeInstrument{f, name, true}
+}
+func (f *fakeMetrics) Gauge(name string) client.MetricsGauge { return fakeInstrument{f, name, false} }
+func (f *fakeMetrics) Timer(name string) client.MetricsTimer {
+	return client.MetricsNopHandler.Timer(name)
+}
+func (f *fakeMetrics) get(key string) float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.values[key]
+}
+
+type fakeInstrument struct {
+	f       *fakeMetrics
+	name    string
+	counter bool
+}
+
+func (i fakeInstrument) Inc(n int64) { i.Update(float64(n)) }
+func (i fakeInstrument) Update(v float64) {
+	i.f.mu.Lock()
+	defer i.f.mu.Unlock()
+	if i.counter {
+		i.f.values[i.name+i.f.tags] += v
+	} else {
+		i.f.values[i.name+i.f.tags] = v
+	}
+}
+
+// Every payload a client seals is counted per key; past the threshold the
+// process warns in its log and in a gauge.
+func TestKeyMonitorCountsAndWarns(t *testing.T) {
+	c, err := codec.Parse([]byte("k9:" + base64.StdEncoding.EncodeToString(make([]byte, codec.KeyBytes))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newFakeMetrics()
+	var logs bytes.Buffer
+	mon := KeyMonitor(slog.New(slog.NewJSONHandler(&logs, nil)), m)
+	mon.Threshold = 3
+	c.Watch(mon)
+	dc := NewDataConverter(c)
+	for i := range 4 {
+		if _, err := dc.ToPayload(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.get("hookrelay_codec_encryptions{key_id=k9}"); got != 4 {
+		t.Errorf("encryptions counted %v, want 4", got)
+	}
+	if got := m.get("hookrelay_codec_key_overused{key_id=k9}"); got != 1 {
+		t.Errorf("overused gauge %v, want 1", got)
+	}
+	if strings.Count(logs.String(), `"level":"WARN"`) != 1 || !strings.Contains(logs.String(), `"key_id":"k9"`) || !strings.Contains(logs.String(), "rotate") {
+		t.Errorf("logs %q: want one warning naming k9 and rotation", logs.String())
 	}
 }

@@ -48,6 +48,7 @@ func runCodecServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--codec-key-file: %w", err)
 	}
+	c.Watch(temporalclient.KeyMonitor(logger, nil)) // /encode seals too
 	token, err := codecserver.ReadToken(tokenFile)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@
 //	hookrelay_attempt_latency_seconds{endpoint}   attempt latency histogram
 //	hookrelay_deliveries_total{endpoint, status}  deliveries by final status
 //	hookrelay_endpoint_state{endpoint, state}     1 for the circuit state each endpoint is in, 0 for the others
+//	hookrelay_codec_encryptions_total{key_id}     payloads this process sealed, per payload key
+//	hookrelay_codec_key_overused{key_id}          1 once this process sealed codec.WarnEncryptions payloads with the key: rotate it
 package metrics
 
 import (
@@ -32,6 +34,10 @@ const (
 	AttemptLatency = "hookrelay_attempt_latency"
 	Deliveries     = "hookrelay_deliveries"
 	EndpointState  = "hookrelay_endpoint_state"
+	// CodecEncryptions counts payloads sealed per key (GCM's random-nonce
+	// limit is per key); CodecKeyOverused is 1 past the warning threshold.
+	CodecEncryptions = "hookrelay_codec_encryptions"
+	CodecKeyOverused = "hookrelay_codec_key_overused"
 )
 
 // latencyBuckets suit webhook POSTs: from a fast loopback answer to the 5m timeout cap.
