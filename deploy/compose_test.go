@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -439,6 +440,24 @@ func TestComposeNetworkGuardAdmitsOnlyTheCustomersNetwork(t *testing.T) {
 		if onCustomers != (name == "worker" || name == "receiver") {
 			t.Errorf("%s on the customers network: %t", name, onCustomers)
 		}
+	}
+}
+
+// The workers' metrics (every endpoint's id and outcomes) listen on
+// loopback, not on the customers network the guard admits; the health check
+// reaches them there.
+func TestComposeMetricsOffTheCustomersNetwork(t *testing.T) {
+	w := stack(t).Services["worker"]
+	listen := w.Environment["HOOKRELAY_METRICS_LISTEN"]
+	if listen == nil {
+		t.Fatal("worker: HOOKRELAY_METRICS_LISTEN unset")
+	}
+	host, port, err := net.SplitHostPort(*listen)
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("worker metrics listen on %q, want 127.0.0.1:PORT", *listen)
+	}
+	if probe := w.HealthCheck.Test[len(w.HealthCheck.Test)-1]; !strings.HasPrefix(probe, "http://127.0.0.1:"+port+"/") {
+		t.Errorf("worker health check %q does not reach the metrics listener on port %s", probe, port)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/metrics"
+	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/version"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -53,8 +54,19 @@ func run(ctx context.Context, args []string) error {
 	if err := conn.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
+	var metricsWarning string
+	if metricsListen != "" {
+		admitted, _ := netguard.ParseCIDRs(opts.AllowCIDRs) // checked by opts.Validate
+		var err error
+		if metricsWarning, err = metrics.CheckListen(metricsListen, admitted); err != nil {
+			return cmdline.Usage(err)
+		}
+	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if metricsWarning != "" {
+		logger.Warn(metricsWarning, "metrics_listen", metricsListen)
+	}
 	endpoints, err := opts.OpenEndpoints(endpointsPath, logger)
 	if err != nil {
 		return err

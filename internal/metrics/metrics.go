@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
@@ -112,4 +113,33 @@ func (r *Registry) Serve(ctx context.Context, addr string, logger *slog.Logger) 
 		srv.Shutdown(shutdownCtx)
 	}()
 	return ln.Addr().String(), nil
+}
+
+// CheckListen vets --metrics-listen against the ranges --allow-cidr admits,
+// the customers' networks a worker reaches: metrics name every endpoint
+// and their outcomes, so customers must not reach them. An address inside
+// an admitted range is refused; every interface ("0.0.0.0:9090", ":9090")
+// while ranges are admitted is allowed with a warning, since those
+// interfaces may include one on a customers' network.
+func CheckListen(addr string, admitted []netip.Prefix) (warning string, err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--metrics-listen: %q is not host:port", addr)
+	}
+	if len(admitted) == 0 {
+		return "", nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if host == "" || err == nil && ip.IsUnspecified() {
+		return "metrics listen on every interface, including any on a network --allow-cidr admits; bind --metrics-listen to 127.0.0.1 or an address only operators reach", nil
+	}
+	if err != nil {
+		return "", nil // a host name: resolved by Listen, checked by whoever names it
+	}
+	for _, p := range admitted {
+		if p.Contains(ip.Unmap()) {
+			return "", fmt.Errorf("--metrics-listen: %s is in %s, which --allow-cidr admits as a customers' network; bind metrics to 127.0.0.1 or an address only operators reach", ip, p)
+		}
+	}
+	return "", nil
 }
