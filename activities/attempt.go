@@ -142,6 +142,12 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, *endpoint.Endpoint, error) {
 	started := a.Now()
 	rec := workflows.Attempt{Number: in.Attempt, StartedAt: started}
+	if in.UnsealedInput || in.Unsealed() {
+		// Forged past the codec: signing it would vouch for content no key
+		// holder sent (workflows.Provenance).
+		rec.Outcome, rec.Error = workflows.OutcomeInvalidInput, invalidInputReason(in)
+		return rec, nil, nil
+	}
 
 	ep, err := a.Endpoints.Resolve(ctx, in.EndpointID)
 	switch {
@@ -205,6 +211,15 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	return rec, &ep, nil
 }
 
+// invalidInputReason says which input arrived unsealed.
+func invalidInputReason(in workflows.AttemptInput) string {
+	which := "the delivery's input"
+	if !in.UnsealedInput {
+		which = "the attempt's input"
+	}
+	return which + " did not arrive encrypted with a payload key this worker holds (started without the codec?); nothing sent"
+}
+
 // heartbeatEvery is how often a long attempt heartbeats. Attempts that finish
 // sooner send none: a heartbeat is a server round trip.
 const heartbeatEvery = time.Second
@@ -257,7 +272,7 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 // key ids; never the payload, the URL or a header value) and counts it in
 // the metrics: attempts by endpoint and outcome, and latency.
 func (a *Activities) audit(ctx context.Context, in workflows.AttemptInput, rec workflows.Attempt) {
-	activity.GetLogger(ctx).Info("attempt finished",
+	attrs := []any{
 		"audit", true,
 		"delivery_id", in.DeliveryID,
 		"endpoint_id", in.EndpointID,
@@ -266,7 +281,11 @@ func (a *Activities) audit(ctx context.Context, in workflows.AttemptInput, rec w
 		"status_code", rec.StatusCode,
 		"latency_ms", rec.LatencyMS,
 		"key_ids", strings.Join(rec.KeyIDs, " "),
-	)
+	}
+	if rec.Outcome == workflows.OutcomeInvalidInput {
+		attrs = append(attrs, "reason", rec.Error) // a fixed text: no input content
+	}
+	activity.GetLogger(ctx).Info("attempt finished", attrs...)
 	m := activity.GetMetricsHandler(ctx).WithTags(map[string]string{"endpoint": in.EndpointID})
 	m.WithTags(map[string]string{"outcome": string(rec.Outcome)}).Counter(metrics.Attempts).Inc(1)
 	m.Timer(metrics.AttemptLatency).Record(time.Duration(rec.LatencyMS) * time.Millisecond)

@@ -237,7 +237,7 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		w, err := deliveryworker.New(deliveryworker.Deps{Client: tc.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-			Endpoints: endpoints, Logger: logger}, workerOpts)
+			Endpoints: endpoints, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter)}, workerOpts)
 		if err != nil {
 			return err
 		}

@@ -102,7 +102,8 @@ func (o Options) Validate() error {
 
 // DataConverter is the converter every client uses: JSON, then encrypted by
 // the codec loaded from o.CodecKeyFile (plain JSON only with
-// --insecure-plaintext). Worker and starter get it only through Dial.
+// --insecure-plaintext), marking what arrived unsealed (provenance.go).
+// Worker and starter get it only through Dial.
 func (o Options) DataConverter() (converter.DataConverter, error) {
 	if o.InsecurePlaintext {
 		return converter.GetDefaultDataConverter(), nil
@@ -111,7 +112,7 @@ func (o Options) DataConverter() (converter.DataConverter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--codec-key-file: %w", err)
 	}
-	return NewDataConverter(c), nil
+	return newSealingConverter(c), nil
 }
 
 // dataConverter is DataConverter with the key's use watched: encryptions
@@ -126,7 +127,7 @@ func (o Options) dataConverter(logger *slog.Logger) (converter.DataConverter, er
 		return nil, fmt.Errorf("--codec-key-file: %w", err)
 	}
 	c.Watch(KeyMonitor(logger, o.MetricsHandler))
-	return NewDataConverter(c), nil
+	return newSealingConverter(c), nil
 }
 
 // KeyMonitor counts a codec's encryptions per key in m (if not nil) and

@@ -82,11 +82,12 @@ func run(ctx context.Context, args []string) error {
 		logger.Info("metrics serving", "addr", addr)
 	}
 
-	c, err := temporalclient.Dial(ctx, conn, logger)
+	tc, err := temporalclient.Connect(ctx, conn, logger)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer tc.Close()
+	c := tc.Client
 	if err := temporalclient.EnsureSearchAttributes(ctx, c, conn.Namespace, workflows.SearchAttributes); err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func run(ctx context.Context, args []string) error {
 	fatal := errors.New("worker stopped polling")
 	opts.OnFatalError = func(err error) { stop(fmt.Errorf("%w: %w", fatal, err)) }
 	w, err := deliveryworker.New(deliveryworker.Deps{Client: c, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-		Endpoints: endpoints, Logger: logger, Metrics: conn.MetricsHandler}, opts)
+		Endpoints: endpoints, Logger: logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(tc.DataConverter)}, opts)
 	if err != nil {
 		return err
 	}

@@ -206,6 +206,16 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
+// Sealed reports whether p is sealed by a key of this key file: encrypted,
+// naming a key it holds, and opening under it.
+func (c *Codec) Sealed(p *commonpb.Payload) bool {
+	if !bytes.Equal(p.GetMetadata()[converter.MetadataEncoding], []byte(EncodingEncrypted)) {
+		return false
+	}
+	_, err := c.open(p)
+	return err == nil
+}
+
 // ErrUnknownKey means a payload names a key id the key file lacks: a key
 // was removed while payloads it sealed are still in retained histories.
 var ErrUnknownKey = errors.New("key id not in the key file")

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/hookrelay/hookrelay/activities"
@@ -27,13 +29,13 @@ import (
 
 // Options are the worker's flags, except --endpoints, which its host defines.
 type Options struct {
-	ShutdownTimeout       time.Duration
-	AllowCIDRs            []string
-	HTTPSOnly             bool
-	UseEnvProxy           bool
+	ShutdownTimeout time.Duration
+	AllowCIDRs      []string
+	HTTPSOnly       bool
+	UseEnvProxy     bool
 	// ProxyAllowCIDRs admit the proxy's address (with UseEnvProxy), apart
 	// from AllowCIDRs, which admit endpoints.
-	ProxyAllowCIDRs []string
+	ProxyAllowCIDRs       []string
 	MaxConcurrentAttempts int
 	Pollers               int
 	AttemptsPerSecond     float64
@@ -134,6 +136,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Metrics receives the endpoint state gauge; nil records none.
 	Metrics client.MetricsHandler
+	// Sealed tells payloads sealed by the client's keys
+	// (temporalclient.Sealed); nil (--insecure-plaintext) accepts any.
+	Sealed func(*commonpb.Payload) bool
 }
 
 // Worker is a delivery worker: the SDK worker running DeliveryWorkflow,
@@ -159,7 +164,12 @@ func New(d Deps, o Options) (*Worker, error) {
 	}
 	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy,
 		ProxyGuard: netguard.New(proxyAllow...)})
+	var interceptors []interceptor.WorkerInterceptor
+	if d.Sealed != nil {
+		interceptors = append(interceptors, &sealedSignals{sealed: d.Sealed})
+	}
 	w := worker.New(d.Client, d.TaskQueue, worker.Options{
+		Interceptors:                            interceptors,
 		WorkerStopTimeout:                       o.ShutdownTimeout,
 		MaxConcurrentActivityExecutionSize:      o.MaxConcurrentAttempts,
 		MaxConcurrentLocalActivityExecutionSize: o.MaxConcurrentAttempts,
