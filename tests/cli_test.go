@@ -116,6 +116,9 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"unreachable server", append([]string{"--endpoints", good, "--temporal-address", "127.0.0.1:1"}, key...), []string{"connect to Temporal"}, 1},
 		{"https only", append([]string{"--endpoints", plainHTTP, "--https-only"}, key...), []string{`endpoint "acme"`, "url:", "--https-only"}, 1},
 		{"bad allow-cidr", append([]string{"--endpoints", good, "--allow-cidr", "127.0.0.1"}, key...), []string{"--allow-cidr", `"127.0.0.1"`}, 2},
+		{"codec server: audience without issuer", []string{"codec-server", "--oidc-audience", "hookrelay-codec"}, []string{"--oidc-issuer"}, 2},
+		{"codec server: plain http issuer", []string{"codec-server", "--oidc-issuer", "http://sso.example.com/realms/ops?x=fake-7741", "--oidc-audience", "a"}, []string{"--oidc-issuer", "https"}, 2},
+		{"codec server: a shared-secret algorithm", []string{"codec-server", "--oidc-issuer", "https://sso.example.com", "--oidc-audience", "a", "--oidc-algorithms", "HS256"}, []string{"--oidc-algorithms", "HS256"}, 2},
 		{"proxy-allow-cidr without a proxy", append([]string{"--endpoints", good, "--proxy-allow-cidr", "10.0.0.0/8"}, key...), []string{"--proxy-allow-cidr", "--use-env-proxy"}, 2},
 	}
 	for _, tt := range tests {
