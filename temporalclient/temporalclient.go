@@ -150,8 +150,12 @@ func KeyMonitor(logger *slog.Logger, m client.MetricsHandler) codec.Monitor {
 	return mon
 }
 
-// NewDataConverter wraps the default JSON converter in c.
+// NewDataConverter wraps the default JSON converter in c; with hookrelay's
+// codec it also marks what arrived unsealed, as every client's converter does.
 func NewDataConverter(c converter.PayloadCodec) converter.DataConverter {
+	if hc, ok := c.(*codec.Codec); ok {
+		return newSealingConverter(hc)
+	}
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
