@@ -256,7 +256,7 @@ wait:
 		return err == nil && n == total
 	})
 	allDoneAt := time.Now()
-	if n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
+	if n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q AND WorkflowType = %q", taskQueue(t), workflows.DeliveryWorkflowName)); err != nil || n != total {
 		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, total)
 	}
 
@@ -380,7 +380,9 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 	rc, heal := recoveringReceiver(t, http.StatusServiceUnavailable)
 	// The first delay outlasts parking all fifty and the restart; the later
 	// ones carry a delivery on if its timer fires before the receiver recovers.
-	endpoints := endpointsFile(t, "parked", rc.URL, fmt.Sprintf("    retry_schedule: [%s, 1s, 2s, 5s, 10s, 10s]\n", firstDelay))
+	// The circuit stays closed (open_after above the deliveries): this test
+	// is about deliveries waiting on their own timers through the restart.
+	endpoints := endpointsFile(t, "parked", rc.URL, fmt.Sprintf("    retry_schedule: [%s, 1s, 2s, 5s, 10s, 10s]\n    circuit: {open_after: 1000}\n", firstDelay))
 	// Two workers, each to stay up through the outage.
 	var workers []*testenv.Process
 	for range 2 {
@@ -466,7 +468,7 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 		return err == nil && n == total
 	})
 	allDoneAt := time.Now()
-	if n, err := testenv.CountWorkflows(context.Background(), ds.Client(), fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
+	if n, err := testenv.CountWorkflows(context.Background(), ds.Client(), fmt.Sprintf("TaskQueue = %q AND WorkflowType = %q", taskQueue(t), workflows.DeliveryWorkflowName)); err != nil || n != total {
 		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, total)
 	}
 

@@ -13,6 +13,7 @@ import (
 	sdktemporal "go.temporal.io/sdk/temporal"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -113,4 +114,24 @@ func TestForgedHealthInputIsRefused(t *testing.T) {
 	if n := strings.Count(w.Log(), "signal ignored: it did not arrive sealed"); n != 5 {
 		t.Fatalf("worker logged %d ignored signals, want 5:\n%s", n, w.Log())
 	}
+
+	// An operator's Temporal CLI, given the codec server, seals its input: that signal counts.
+	codecToken := "operator-codec-token-not-secret-0123456789"
+	spec := hookrelay(t).Spec("codec-server", "worker", "codec-server", "--listen", "127.0.0.1:0",
+		"--codec-key-file", codecKeyFile, "--token-file", writeFile(t, "codec-token", codecToken+"\n"))
+	spec.Ready = `"msg":"codec server listening"`
+	addr, err := testenv.StartT(t, spec).LoggedAddr("codec server listening")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := exec.Command(temporalCLI, "workflow", "signal", "--address", server.FrontendHostPort(), "--namespace", namespace,
+		"--workflow-id", healthID, "--name", workflows.PauseSignal, "--input", `{"reason":"operator via the CLI (fake)"}`)
+	cli.Env = append(testenv.ChildEnv(), "TEMPORAL_CODEC_ENDPOINT=http://"+addr, "TEMPORAL_CODEC_AUTH=Bearer "+codecToken)
+	if out, err := cli.CombinedOutput(); err != nil {
+		t.Fatalf("temporal workflow signal through the codec server: %v\n%s", err, out)
+	}
+	testenv.Eventually(t, 30*time.Second, "the operator's sealed pause to apply", func() bool {
+		st, err := dc.EndpointHealth(ctx, "forge-health")
+		return err == nil && st.State == workflows.CircuitPaused && strings.Contains(fmt.Sprint(st.Actions), "operator via the CLI")
+	})
 }

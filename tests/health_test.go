@@ -252,7 +252,11 @@ func TestDisableSendsANoticeAndEnableDrains(t *testing.T) {
 		!strings.Contains(body.Payload.Reason, "abuse report (fake)") {
 		t.Fatalf("notice %s (verify %v)", notice.Body, notice.VerifyErr)
 	}
-	if !strings.Contains(w.Log(), `"msg":"endpoint state changed","audit":true`) {
+	var audited bool
+	for _, l := range strings.Split(w.Log(), "\n") {
+		audited = audited || (strings.Contains(l, `"msg":"endpoint state changed"`) && strings.Contains(l, `"audit":true`) && strings.Contains(l, `"state":"disabled"`))
+	}
+	if !audited {
 		t.Fatalf("no audit line for the disable:\n%s", w.Log())
 	}
 	waitCircuit(t, w, "customer", workflows.CircuitDisabled)

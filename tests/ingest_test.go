@@ -327,7 +327,7 @@ func waitDelivered(t *testing.T, c client.Client, rc *testenv.Receiver, ids map[
 		n, err := testenv.CountWorkflows(context.Background(), c, delivered)
 		return err == nil && n == want
 	})
-	if n, err := testenv.CountWorkflows(context.Background(), c, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != want {
+	if n, err := testenv.CountWorkflows(context.Background(), c, fmt.Sprintf("TaskQueue = %q AND WorkflowType = %q", taskQueue(t), workflows.DeliveryWorkflowName)); err != nil || n != want {
 		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, want)
 	}
 	got := map[string]bool{}
