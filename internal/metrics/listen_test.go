@@ -15,6 +15,8 @@ func TestCheckListen(t *testing.T) {
 		err      string
 	}{
 		{"127.0.0.1:9090", customers, false, ""},
+		{"127.0.0.1:9090", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, false, ""},
+		{"[::1]:9090", []netip.Prefix{netip.MustParsePrefix("::1/128")}, false, ""},
 		{"10.1.2.3:9090", customers, false, ""},
 		{"172.30.89.7:9090", customers, false, "172.30.89.7 is in 172.30.89.0/24"},
 		{"[::ffff:172.30.89.7]:9090", customers, false, "is in 172.30.89.0/24"},

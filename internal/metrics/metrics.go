@@ -118,7 +118,7 @@ func (r *Registry) Serve(ctx context.Context, addr string, logger *slog.Logger) 
 // CheckListen vets --metrics-listen against the ranges --allow-cidr admits,
 // the customers' networks a worker reaches: metrics name every endpoint
 // and their outcomes, so customers must not reach them. An address inside
-// an admitted range is refused; every interface ("0.0.0.0:9090", ":9090")
+// an admitted range is refused (loopback aside: only this host reaches it); every interface ("0.0.0.0:9090", ":9090")
 // while ranges are admitted is allowed with a warning, since those
 // interfaces may include one on a customers' network.
 func CheckListen(addr string, admitted []netip.Prefix) (warning string, err error) {
@@ -135,6 +135,9 @@ func CheckListen(addr string, admitted []netip.Prefix) (warning string, err erro
 	}
 	if err != nil {
 		return "", nil // a host name: resolved by Listen, checked by whoever names it
+	}
+	if ip.IsLoopback() {
+		return "", nil // reached from this host only, even where --allow-cidr admits loopback (local testing)
 	}
 	for _, p := range admitted {
 		if p.Contains(ip.Unmap()) {
