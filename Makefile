@@ -61,7 +61,7 @@ vet:
 
 ## fuzz: each fuzz target for FUZZTIME (make test runs their seed corpora)
 FUZZTIME ?= 15s
-FUZZ_TARGETS := ./event:FuzzParse ./endpoint:FuzzParse ./internal/codec:FuzzParse \
+FUZZ_TARGETS := ./event:FuzzParse ./httpapi:FuzzParseEvents ./endpoint:FuzzParse ./internal/codec:FuzzParse \
 	./webhookverify:FuzzParseSignatures ./webhookverify:FuzzVerify
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -6,12 +6,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -61,16 +61,18 @@ func New(endpoints endpoint.Source, httpClient *http.Client) *Activities {
 
 // HTTPOptions configure the attempt's HTTP client.
 type HTTPOptions struct {
-	// Guard vets every address the client connects to; nil refuses every
-	// non-public range with nothing admitted.
+	// Guard vets every endpoint address the client connects to, or asks the
+	// proxy to; nil refuses every non-public range with nothing admitted.
 	Guard *netguard.Guard
 	// UseEnvProxy sends attempts through the proxy named by HTTPS_PROXY,
-	// HTTP_PROXY and NO_PROXY. The client then connects to the proxy, not the
-	// endpoint: the guard checks the proxy's address when dialling it (admit
-	// it with --allow-cidr if it is private) and the endpoint's addresses as
-	// this worker resolves them before the request is handed over. The proxy
-	// resolves the name again, so it must enforce its own egress rules.
+	// HTTP_PROXY and NO_PROXY, as a CONNECT tunnel to the endpoint address
+	// the guard checked (see proxy.go).
 	UseEnvProxy bool
+	// ProxyGuard vets the proxy's own address, apart from the endpoints
+	// (--proxy-allow-cidr); nil refuses every non-public range.
+	ProxyGuard *netguard.Guard
+	// RootCAs verify endpoints' certificates; nil uses the system roots.
+	RootCAs *x509.CertPool
 }
 
 // NewHTTPClient never follows redirects, requires TLS 1.2 or later, connects
@@ -83,33 +85,33 @@ func NewHTTPClient(o HTTPOptions) *http.Client {
 	if guard == nil {
 		guard = netguard.New()
 	}
-	t := &http.Transport{
-		DialContext:            guard.DialContext(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}),
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    10 * time.Second,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           256,
-		MaxIdleConnsPerHost:    16,
-		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: maxBodyRead,
-	}
-	if o.UseEnvProxy {
-		// Read now rather than through http.ProxyFromEnvironment, which
-		// caches the environment for the life of the process.
-		fromEnv := httpproxy.FromEnvironment().ProxyFunc()
-		t.Proxy = func(req *http.Request) (*url.URL, error) {
-			proxy, err := fromEnv(req.URL)
-			if err != nil || proxy == nil {
-				return proxy, err // nil: NO_PROXY or none set, so DialContext checks the endpoint itself
-			}
-			if _, err := guard.Resolve(req.Context(), req.URL.Hostname()); err != nil {
-				return nil, err
-			}
-			return proxy, nil
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	transport := func(dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Transport {
+		return &http.Transport{
+			// Proxy stays nil: with --use-env-proxy the dialer itself tunnels.
+			DialContext:            dial,
+			TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs},
+			TLSHandshakeTimeout:    10 * time.Second,
+			ForceAttemptHTTP2:      true,
+			MaxIdleConns:           256,
+			MaxIdleConnsPerHost:    16,
+			IdleConnTimeout:        90 * time.Second,
+			MaxResponseHeaderBytes: maxBodyRead,
 		}
 	}
+	var rt http.RoundTripper = transport(guard.DialContext(dialer))
+	if o.UseEnvProxy {
+		proxyGuard := o.ProxyGuard
+		if proxyGuard == nil {
+			proxyGuard = netguard.New()
+		}
+		// Read now rather than through http.ProxyFromEnvironment, which
+		// caches the environment for the life of the process.
+		t := &tunnel{guard: guard, proxyGuard: proxyGuard, dialer: dialer, proxyFor: httpproxy.FromEnvironment().ProxyFunc()}
+		rt = byScheme{https: transport(t.dialContext("https")), http: transport(t.dialContext("http"))}
+	}
 	return &http.Client{
-		Transport:     t,
+		Transport:     rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
@@ -140,6 +142,12 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, *endpoint.Endpoint, error) {
 	started := a.Now()
 	rec := workflows.Attempt{Number: in.Attempt, StartedAt: started}
+	if in.UnsealedInput || in.Unsealed() {
+		// Forged past the codec: signing it would vouch for content no key
+		// holder sent (workflows.Provenance).
+		rec.Outcome, rec.Error = workflows.OutcomeInvalidInput, invalidInputReason(in)
+		return rec, nil, nil
+	}
 
 	ep, err := a.Endpoints.Resolve(ctx, in.EndpointID)
 	switch {
@@ -203,6 +211,15 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	return rec, &ep, nil
 }
 
+// invalidInputReason says which input arrived unsealed.
+func invalidInputReason(in workflows.AttemptInput) string {
+	which := "the delivery's input"
+	if !in.UnsealedInput {
+		which = "the attempt's input"
+	}
+	return which + " did not arrive encrypted with a payload key this worker holds (started without the codec?); nothing sent"
+}
+
 // heartbeatEvery is how often a long attempt heartbeats. Attempts that finish
 // sooner send none: a heartbeat is a server round trip.
 const heartbeatEvery = time.Second
@@ -255,7 +272,7 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 // key ids; never the payload, the URL or a header value) and counts it in
 // the metrics: attempts by endpoint and outcome, and latency.
 func (a *Activities) audit(ctx context.Context, in workflows.AttemptInput, rec workflows.Attempt) {
-	activity.GetLogger(ctx).Info("attempt finished",
+	attrs := []any{
 		"audit", true,
 		"delivery_id", in.DeliveryID,
 		"endpoint_id", in.EndpointID,
@@ -264,7 +281,11 @@ func (a *Activities) audit(ctx context.Context, in workflows.AttemptInput, rec w
 		"status_code", rec.StatusCode,
 		"latency_ms", rec.LatencyMS,
 		"key_ids", strings.Join(rec.KeyIDs, " "),
-	)
+	}
+	if rec.Outcome == workflows.OutcomeInvalidInput {
+		attrs = append(attrs, "reason", rec.Error) // a fixed text: no input content
+	}
+	activity.GetLogger(ctx).Info("attempt finished", attrs...)
 	m := activity.GetMetricsHandler(ctx).WithTags(map[string]string{"endpoint": in.EndpointID})
 	m.WithTags(map[string]string{"outcome": string(rec.Outcome)}).Counter(metrics.Attempts).Inc(1)
 	m.Timer(metrics.AttemptLatency).Record(time.Duration(rec.LatencyMS) * time.Millisecond)

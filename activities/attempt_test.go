@@ -1,11 +1,13 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/endpoint"
@@ -273,5 +276,47 @@ func TestAttemptRefusesAnotherAccountsEndpoint(t *testing.T) {
 	// The same endpoint with the event of its own account is delivered.
 	if a := runAttempt(t, endpointYAML(srv.URL, "")); a.Outcome != workflows.OutcomeDelivered || posts.Load() != 1 {
 		t.Fatalf("own account: %+v, %d POSTs", a, posts.Load())
+	}
+}
+
+// An input that did not arrive sealed by the worker's keys (the delivery's,
+// as the workflow reports it, or the attempt's own) is signed for no one:
+// nothing is POSTed, the attempt ends invalid_input, not retried, and the
+// audit line says why.
+func TestAttemptRefusesUnsealedInput(t *testing.T) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { posts.Add(1) }))
+	defer srv.Close()
+	cfg, err := endpoint.Parse([]byte(endpointYAML(srv.URL, "")), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(cfg, loopbackClient())
+
+	var logs bytes.Buffer
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a.Attempt)
+	val, err := env.ExecuteActivity((&Activities{}).Attempt, workflows.AttemptInput{
+		DeliveryID: "acme:forged-1", EndpointID: "acme", Attempt: 1, Body: []byte(`{"event_name":"api_mail_log_opened","payload":{}}`), UnsealedInput: true,
+	})
+	var rec workflows.Attempt
+	if err != nil || val.Get(&rec) != nil || rec.Outcome != workflows.OutcomeInvalidInput || rec.Outcome.Retryable() || len(rec.KeyIDs) != 0 {
+		t.Fatalf("attempt %+v, %v: want invalid_input, unsigned, not retried", rec, err)
+	}
+	if !strings.Contains(logs.String(), `"outcome":"invalid_input"`) || !strings.Contains(logs.String(), `"reason":"the delivery's input did not arrive encrypted`) {
+		t.Errorf("audit line lacks the outcome or the reason:\n%s", logs.String())
+	}
+
+	// The attempt's own payload unsealed: an attempt scheduled by something polling as a worker.
+	in := workflows.AttemptInput{DeliveryID: "acme:forged-2", EndpointID: "acme", Attempt: 1, Body: []byte(`{}`)}
+	in.MarkUnsealed()
+	rec, ep, err := a.attempt(context.Background(), in)
+	if err != nil || ep != nil || rec.Outcome != workflows.OutcomeInvalidInput || !strings.Contains(rec.Error, "the attempt's input") {
+		t.Fatalf("attempt %+v, endpoint %v, %v: want invalid_input naming the attempt's input", rec, ep, err)
+	}
+	if n := posts.Load(); n != 0 {
+		t.Fatalf("the receiver got %d POSTs, want none", n)
 	}
 }

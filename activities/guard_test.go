@@ -1,17 +1,23 @@
 package activities
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/netguard"
+	"github.com/hookrelay/hookrelay/internal/testpki"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -114,47 +120,178 @@ func TestAttemptTimeoutCoversTLSAndBody(t *testing.T) {
 	}
 }
 
-func TestAttemptUseEnvProxy(t *testing.T) {
-	var proxied atomic.Value
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxied.Store(r.URL.String()) // absolute form: the proxy is asked for the endpoint's URL
+// connectProxy is a real HTTP proxy on loopback that tunnels CONNECT to the
+// target it is given, and records every request line it gets.
+type connectProxy struct {
+	addr string
+	mu   sync.Mutex
+	seen []string // "CONNECT 127.0.0.1:443", or "POST http://..." for an absolute-form request
+	auth []string // Proxy-Authorization headers
+}
+
+func newConnectProxy(t *testing.T) *connectProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &connectProxy{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *connectProxy) serve(c net.Conn) {
+	defer c.Close()
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	p.seen = append(p.seen, req.Method+" "+req.RequestURI)
+	p.auth = append(p.auth, req.Header.Get("Proxy-Authorization"))
+	p.mu.Unlock()
+	if req.Method != http.MethodConnect {
+		io.WriteString(c, "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	// Like any proxy, it connects where it is told: a name it resolves itself.
+	upstream, err := net.DialTimeout("tcp", req.RequestURI, 2*time.Second)
+	if err != nil {
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	defer upstream.Close()
+	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(upstream, c); done <- struct{}{} }()
+	go func() { io.Copy(c, upstream); done <- struct{}{} }()
+	<-done
+}
+
+func (p *connectProxy) requests() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.seen...)
+}
+
+// rebinding answers a name's first lookup with first, and every later one
+// with then: what a hostile DNS server does between a check and a connect.
+func rebinding(name, first, then string) (lookup func(context.Context, string) ([]netip.Addr, error), calls *atomic.Int32) {
+	calls = new(atomic.Int32)
+	return func(_ context.Context, host string) ([]netip.Addr, error) {
+		if host != name {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		if calls.Add(1) == 1 {
+			return []netip.Addr{netip.MustParseAddr(first)}, nil
+		}
+		return []netip.Addr{netip.MustParseAddr(then)}, nil
+	}, calls
+}
+
+// Through the proxy, the worker asks for a tunnel to the address its guard
+// checked, never to a name the proxy would resolve again; over the tunnel
+// the request still carries the endpoint's name as Host and TLS server name.
+func TestAttemptThroughProxyConnectsToTheCheckedAddress(t *testing.T) {
+	ca := testpki.NewCA(t, "proxy-test-ca")
+	var host, sni atomic.Value
+	receiver := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host.Store(r.Host)
+		sni.Store(r.TLS.ServerName)
 		w.WriteHeader(http.StatusAccepted)
 	}))
-	defer proxy.Close()
-	var direct atomic.Int32
-	directSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { direct.Add(1) }))
-	defer directSrv.Close()
-	_, directPort, _ := net.SplitHostPort(directSrv.Listener.Addr().String())
+	receiver.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Server("hooks.customer.example").TLS}}
+	receiver.StartTLS()
+	defer receiver.Close()
+	_, port, _ := net.SplitHostPort(receiver.Listener.Addr().String())
+	plainReceiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host.Store(r.Host) }))
+	defer plainReceiver.Close()
+	_, plainPort, _ := net.SplitHostPort(plainReceiver.Listener.Addr().String())
 
-	t.Setenv("HTTP_PROXY", proxy.URL)
-	t.Setenv("http_proxy", proxy.URL)
+	proxy := newConnectProxy(t)
+	t.Setenv("HTTPS_PROXY", "http://proxyuser:fake-proxy-pw@"+proxy.addr)
+	t.Setenv("HTTP_PROXY", "http://proxyuser:fake-proxy-pw@"+proxy.addr)
 	t.Setenv("NO_PROXY", "")
-	t.Setenv("no_proxy", "")
-	guard := func() *netguard.Guard {
-		g := netguard.New(netip.MustParsePrefix("127.0.0.0/8")) // the proxy's and the direct server's address
-		g.Lookup = lookup(map[string]string{
-			"hooks.customer.example":    "93.184.215.14",
-			"intranet.customer.example": "10.0.0.5",
-			"direct.customer.example":   "127.0.0.1",
-		})
-		return g
+	for _, v := range []string{"https_proxy", "http_proxy", "no_proxy"} {
+		t.Setenv(v, "")
+	}
+	client := func(endpointsAllow, proxyAllow string, resolve func(context.Context, string) ([]netip.Addr, error)) *http.Client {
+		g := netguard.New(netip.MustParsePrefix(endpointsAllow))
+		g.Lookup = resolve
+		pg := netguard.New()
+		if proxyAllow != "" {
+			pg = netguard.New(netip.MustParsePrefix(proxyAllow))
+		}
+		return NewHTTPClient(HTTPOptions{Guard: g, UseEnvProxy: true, ProxyGuard: pg, RootCAs: ca.Pool})
 	}
 
-	viaProxy := NewHTTPClient(HTTPOptions{Guard: guard(), UseEnvProxy: true})
-	a := runAttemptWith(t, viaProxy, endpointYAML("http://hooks.customer.example/hook", ""))
-	if a.Outcome != workflows.OutcomeDelivered || a.StatusCode != http.StatusAccepted || proxied.Load() != "http://hooks.customer.example/hook" {
-		t.Fatalf("through the proxy: attempt %+v, proxy saw %v", a, proxied.Load())
+	// https: the first answer (the receiver, admitted) is checked and tunnelled to;
+	// the rebinding answer that follows is never asked for.
+	resolve, calls := rebinding("hooks.customer.example", "127.0.0.1", "169.254.169.254")
+	a := runAttemptWith(t, client("127.0.0.1/32", "127.0.0.1/32", resolve), endpointYAML("https://hooks.customer.example:"+port+"/hook?token=fake-token", ""))
+	if a.Outcome != workflows.OutcomeDelivered || a.StatusCode != http.StatusAccepted {
+		t.Fatalf("https through the proxy: attempt %+v", a)
 	}
-	proxied.Store("")
-	a = runAttemptWith(t, viaProxy, endpointYAML("http://intranet.customer.example/hook", ""))
-	if a.Outcome != workflows.OutcomeBlockedDestination || proxied.Load() != "" {
-		t.Fatalf("a private destination through the proxy: attempt %+v, proxy saw %q", a, proxied.Load())
+	if got := proxy.requests(); len(got) != 1 || got[0] != "CONNECT 127.0.0.1:"+port {
+		t.Fatalf("the proxy was asked %q, want one CONNECT to the checked address 127.0.0.1:%s", got, port)
+	}
+	if host.Load() != "hooks.customer.example:"+port || sni.Load() != "hooks.customer.example" || calls.Load() != 1 {
+		t.Fatalf("receiver saw Host %v and SNI %v after %d lookups; want the endpoint's name, one lookup", host.Load(), sni.Load(), calls.Load())
+	}
+	if proxy.auth[0] != "Basic "+base64.StdEncoding.EncodeToString([]byte("proxyuser:fake-proxy-pw")) {
+		t.Errorf("Proxy-Authorization %q, want the credentials of HTTPS_PROXY", proxy.auth[0])
 	}
 
-	// Without --use-env-proxy the same environment is ignored.
-	plain := NewHTTPClient(HTTPOptions{Guard: guard()})
-	a = runAttemptWith(t, plain, endpointYAML("http://direct.customer.example:"+directPort+"/hook", ""))
-	if a.Outcome != workflows.OutcomeDelivered || direct.Load() != 1 || proxied.Load() != "" {
-		t.Fatalf("without --use-env-proxy: attempt %+v, direct %d, proxy saw %q", a, direct.Load(), proxied.Load())
+	// http: tunnelled too, so the proxy never gets a name to resolve.
+	resolve, _ = rebinding("plain.customer.example", "127.0.0.1", "169.254.169.254")
+	a = runAttemptWith(t, client("127.0.0.1/32", "127.0.0.1/32", resolve), endpointYAML("http://plain.customer.example:"+plainPort+"/hook", ""))
+	if got := proxy.requests(); a.Outcome != workflows.OutcomeDelivered || len(got) != 2 || got[1] != "CONNECT 127.0.0.1:"+plainPort || host.Load() != "plain.customer.example:"+plainPort {
+		t.Fatalf("http through the proxy: attempt %+v, proxy asked %q, Host %v", a, got, host.Load())
+	}
+
+	// A name whose (first) answer the guard refuses reaches no proxy.
+	resolve, _ = rebinding("hooks.customer.example", "169.254.169.254", "127.0.0.1")
+	a = runAttemptWith(t, client("127.0.0.1/32", "127.0.0.1/32", resolve), endpointYAML("https://hooks.customer.example:"+port+"/hook", ""))
+	if a.Outcome != workflows.OutcomeBlockedDestination || len(proxy.requests()) != 2 {
+		t.Fatalf("a refused destination: attempt %+v, proxy asked %q", a, proxy.requests())
+	}
+
+	// The allow-lists are apart: admitting the proxy admits no endpoint on its network...
+	resolve, _ = rebinding("hooks.customer.example", "127.0.0.1", "127.0.0.1")
+	a = runAttemptWith(t, client("192.0.2.0/24", "127.0.0.0/8", resolve), endpointYAML("https://hooks.customer.example:"+port+"/hook", ""))
+	if a.Outcome != workflows.OutcomeBlockedDestination || len(proxy.requests()) != 2 {
+		t.Fatalf("endpoint on the proxy's admitted network: attempt %+v, proxy asked %q", a, proxy.requests())
+	}
+	// ...and admitting endpoints admits no proxy: a retried connection error naming --proxy-allow-cidr.
+	resolve, _ = rebinding("hooks.customer.example", "127.0.0.1", "127.0.0.1")
+	a = runAttemptWith(t, client("127.0.0.0/8", "", resolve), endpointYAML("https://hooks.customer.example:"+port+"/hook", ""))
+	if a.Outcome != workflows.OutcomeConnectionError || !a.Outcome.Retryable() || !strings.Contains(a.Error, "--proxy-allow-cidr") || len(proxy.requests()) != 2 {
+		t.Fatalf("proxy not admitted: attempt %+v, proxy asked %q", a, proxy.requests())
+	}
+	if strings.Contains(a.Error, "fake-proxy-pw") || strings.Contains(a.Error, "fake-token") {
+		t.Fatalf("error %q leaks the proxy's credentials or the URL", a.Error)
+	}
+
+	// NO_PROXY hosts, and every host without --use-env-proxy, go direct.
+	t.Setenv("NO_PROXY", "direct.customer.example")
+	g := netguard.New(netip.MustParsePrefix("127.0.0.1/32"))
+	g.Lookup = lookup(map[string]string{"direct.customer.example": "127.0.0.1"})
+	a = runAttemptWith(t, NewHTTPClient(HTTPOptions{Guard: g, UseEnvProxy: true}), endpointYAML("http://direct.customer.example:"+plainPort+"/hook", ""))
+	if a.Outcome != workflows.OutcomeDelivered || len(proxy.requests()) != 2 {
+		t.Fatalf("NO_PROXY: attempt %+v, proxy asked %q", a, proxy.requests())
+	}
+	t.Setenv("NO_PROXY", "")
+	a = runAttemptWith(t, NewHTTPClient(HTTPOptions{Guard: g}), endpointYAML("http://direct.customer.example:"+plainPort+"/hook", ""))
+	if a.Outcome != workflows.OutcomeDelivered || len(proxy.requests()) != 2 {
+		t.Fatalf("without --use-env-proxy: attempt %+v, proxy asked %q", a, proxy.requests())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
 	"github.com/hookrelay/hookrelay/endpoint"
@@ -56,6 +57,9 @@ type parkedDelivery struct {
 // released; when it is longer, more are, so the drain keeps its rate (see pacing).
 func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInput) (workflows.ReleaseResult, error) {
 	var res workflows.ReleaseResult
+	if in.Unsealed() {
+		return res, unsealedActivity(ctx, "release", in.EndpointID)
+	}
 	if in.PerSecond <= 0 {
 		return res, errors.New("release: per_second must be positive")
 	}
@@ -283,6 +287,15 @@ func (h *HealthActivities) countParked(ctx context.Context, endpointID string) (
 // maxReleasesInFlight bounds a drain's concurrent releases.
 const maxReleasesInFlight = 64
 
+// unsealedActivity refuses an activity whose input did not arrive sealed by
+// a key this worker holds: only a client without the key, polling the task
+// queue as a worker would, schedules one. It audits why and does nothing.
+func unsealedActivity(ctx context.Context, what, endpointID string) error {
+	activity.GetLogger(ctx).Warn(what+" refused", "audit", true, "endpoint_id", endpointID, "outcome", string(workflows.OutcomeInvalidInput),
+		"reason", "the input did not arrive encrypted with a payload key this worker holds")
+	return temporal.NewNonRetryableApplicationError(what+" input did not arrive sealed by a payload key this worker holds; refused", "InvalidInput", nil)
+}
+
 // EndpointDisabledEvent is the event name of the notice sent to the
 // operations endpoint when an endpoint is disabled.
 const EndpointDisabledEvent = "hookrelay.endpoint.disabled"
@@ -303,6 +316,9 @@ type notice struct {
 // an operations endpoint is configured, delivers the notice to it as a
 // signed webhook (a delivery like any other: retried, audited).
 func (h *HealthActivities) Notify(ctx context.Context, in workflows.NoticeInput) error {
+	if in.Unsealed() {
+		return unsealedActivity(ctx, "notice", in.EndpointID)
+	}
 	activity.GetLogger(ctx).Info("endpoint state changed",
 		"audit", true,
 		"endpoint_id", in.EndpointID,

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,18 @@ var fakeEnv = map[string]string{
 	"HOOKRELAY_CODEC_TOKEN": "fake-codec-token-for-tests-0123456789",
 }
 
+// ssoEnv stands for the UI's sign-in settings an operator adds to .env
+// (docs/deployment.md): the identity provider's, so never generated.
+var ssoEnv = map[string]string{
+	"HOOKRELAY_OIDC_ISSUER":          "https://sso.example.com/realms/ops",
+	"HOOKRELAY_OIDC_AUDIENCE":        "hookrelay-codec",
+	"TEMPORAL_UI_OIDC_CLIENT_ID":     "temporal-ui",
+	"TEMPORAL_UI_OIDC_CLIENT_SECRET": "fake-oidc-client-secret-for-tests",
+}
+
+// devUIFile is the dev-only override: the UI without sign-in.
+const devUIFile = "docker-compose.dev-ui.yml"
+
 // The services of the stack, and for hookrelay's own the main package their
 // image's entrypoint is built from (the Dockerfile target's binary).
 var (
@@ -35,14 +48,17 @@ var (
 	mainPackages = map[string]string{"worker": "./worker", "starter": "./starter", "receiver": "./examples/receiver"}
 )
 
-func loadCompose(t *testing.T, env map[string]string) (*types.Project, error) {
+func loadCompose(t *testing.T, env map[string]string, files ...string) (*types.Project, error) {
 	t.Helper()
 	var kv []string
 	for k, v := range env {
 		kv = append(kv, k+"="+v)
 	}
-	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"},
-		cli.WithWorkingDirectory(".."), cli.WithEnv(kv))
+	paths := []string{"../docker-compose.yml"}
+	for _, f := range files {
+		paths = append(paths, "../"+f)
+	}
+	opts, err := cli.NewProjectOptions(paths, cli.WithWorkingDirectory(".."), cli.WithEnv(kv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +71,25 @@ var (
 	projectErr  error
 )
 
-// stack is the compose file as `docker compose up` sees it with .env present.
+// stack is the compose file as `docker compose up` sees it with .env
+// present, the sign-in settings added.
 func stack(t *testing.T) *types.Project {
 	t.Helper()
-	projectOnce.Do(func() { project, projectErr = loadCompose(t, fakeEnv) })
+	projectOnce.Do(func() { project, projectErr = loadCompose(t, withSSO(fakeEnv)) })
 	if projectErr != nil {
 		t.Fatalf("load docker-compose.yml: %v", projectErr)
 	}
 	return project
+}
+
+func withSSO(env map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range []map[string]string{env, ssoEnv} {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func TestComposeServices(t *testing.T) {
@@ -266,13 +293,17 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 			}
 		}
 	}
-	// The fake .env values appear exactly where they belong.
+	// The fake .env values appear exactly where they belong: the codec token
+	// nowhere but its file (the UI signs in; only the dev-only variant puts
+	// it in the UI's codec endpoint).
 	want := map[string][]string{
 		"POSTGRES_PASSWORD": {"postgresql POSTGRES_PASSWORD", "temporal-schema POSTGRES_PWD", "temporal-frontend POSTGRES_PWD",
 			"temporal-history POSTGRES_PWD", "temporal-matching POSTGRES_PWD", "temporal-worker POSTGRES_PWD"},
-		"HOOKRELAY_CODEC_TOKEN": {"temporal-ui TEMPORAL_CODEC_ENDPOINT"},
+		"HOOKRELAY_CODEC_TOKEN":          nil,
+		"TEMPORAL_UI_OIDC_CLIENT_SECRET": {"temporal-ui TEMPORAL_AUTH_CLIENT_SECRET"},
 	}
-	for envName, value := range fakeEnv {
+	for envName := range want {
+		value := withSSO(fakeEnv)[envName]
 		var at []string
 		for name, s := range p.Services {
 			for k, v := range s.Environment {
@@ -306,7 +337,7 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	secretName := regexp.MustCompile(`PASSWORD|PWD|TOKEN|SECRET|API_KEY|CREDENTIAL|PRIVATE`)
-	reference := regexp.MustCompile(`^\$\{[A-Z_]+(:\?[^}]*)?\}$`)
+	reference := regexp.MustCompile(`^\$\{[A-Z_]+(:\?[^}]*|:-)?\}$`) // ${X}, ${X:?why} or ${X:-} (empty by default)
 	for name, s := range raw.Services {
 		if len(s.Environment) == 0 && len(p.Services[name].Environment) > 0 {
 			t.Errorf("%s: environment not written as a mapping", name)
@@ -318,6 +349,7 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 			}
 			switch {
 			case strings.HasSuffix(k, "_FILE") && strings.HasPrefix(v, "/run/secrets/"):
+			case v == "true" || v == "false": // a switch about a secret (TEMPORAL_CODEC_PASS_ACCESS_TOKEN)
 			case reference.MatchString(v):
 			case k == "TEMPORAL_CODEC_ENDPOINT" && reference.MatchString(v[strings.LastIndex(v, "/")+1:]):
 			default:
@@ -411,6 +443,8 @@ var imageEnv = map[string][]string{
 		"TEMPORAL_CSRF_COOKIE_INSECURE", "TEMPORAL_CODEC_ENDPOINT", "TEMPORAL_CODEC_PASS_ACCESS_TOKEN",
 		"TEMPORAL_CODEC_INCLUDE_CREDENTIALS", "TEMPORAL_DEFAULT_NAMESPACE", "TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT",
 		"TEMPORAL_TLS_KEY", "TEMPORAL_TLS_SERVER_NAME", "TEMPORAL_TLS_ENABLE_HOST_VERIFICATION", "TEMPORAL_AUTH_ENABLED",
+		"TEMPORAL_AUTH_PROVIDER_URL", "TEMPORAL_AUTH_ISSUER_URL", "TEMPORAL_AUTH_CLIENT_ID", "TEMPORAL_AUTH_CLIENT_SECRET",
+		"TEMPORAL_AUTH_CALLBACK_URL", "TEMPORAL_AUTH_SCOPES",
 		"TEMPORAL_DISABLE_WRITE_ACTIONS", "TEMPORAL_BANNER_TEXT"},
 }
 
@@ -463,6 +497,99 @@ func TestComposeNetworkGuardAdmitsOnlyTheCustomersNetwork(t *testing.T) {
 		if onCustomers != (name == "worker" || name == "receiver") {
 			t.Errorf("%s on the customers network: %t", name, onCustomers)
 		}
+	}
+}
+
+// The workers' metrics (every endpoint's id and outcomes) listen on
+// loopback, not on the customers network the guard admits; the health check
+// reaches them there.
+func TestComposeMetricsOffTheCustomersNetwork(t *testing.T) {
+	w := stack(t).Services["worker"]
+	listen := w.Environment["HOOKRELAY_METRICS_LISTEN"]
+	if listen == nil {
+		t.Fatal("worker: HOOKRELAY_METRICS_LISTEN unset")
+	}
+	host, port, err := net.SplitHostPort(*listen)
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("worker metrics listen on %q, want 127.0.0.1:PORT", *listen)
+	}
+	if probe := w.HealthCheck.Test[len(w.HealthCheck.Test)-1]; !strings.HasPrefix(probe, "http://127.0.0.1:"+port+"/") {
+		t.Errorf("worker health check %q does not reach the metrics listener on port %s", probe, port)
+	}
+}
+
+// The UI signs its users in through the operator's OIDC provider and passes
+// their access tokens to the codec server, which checks them against the
+// same issuer: no token in any URL, no --accept-path-token.
+func TestComposeUISignsInThroughOIDC(t *testing.T) {
+	p := stack(t)
+	ui, codec := p.Services["temporal-ui"].Environment, p.Services["codec-server"]
+	get := func(env types.MappingWithEquals, k string) string {
+		if v := env[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	for k, want := range map[string]string{
+		"TEMPORAL_AUTH_ENABLED":            "true",
+		"TEMPORAL_CODEC_PASS_ACCESS_TOKEN": "true",
+		"TEMPORAL_AUTH_PROVIDER_URL":       ssoEnv["HOOKRELAY_OIDC_ISSUER"],
+		"TEMPORAL_AUTH_CLIENT_ID":          ssoEnv["TEMPORAL_UI_OIDC_CLIENT_ID"],
+		"TEMPORAL_CODEC_ENDPOINT":          "http://127.0.0.1:8081",
+	} {
+		if got := get(ui, k); got != want {
+			t.Errorf("temporal-ui %s = %q, want %q", k, got, want)
+		}
+	}
+	if get(codec.Environment, "HOOKRELAY_OIDC_ISSUER") != ssoEnv["HOOKRELAY_OIDC_ISSUER"] ||
+		get(codec.Environment, "HOOKRELAY_OIDC_AUDIENCE") != ssoEnv["HOOKRELAY_OIDC_AUDIENCE"] {
+		t.Errorf("codec-server does not check the UI's issuer and audience: %v", codec.Environment)
+	}
+	if slices.Contains(codec.Command, "--accept-path-token") {
+		t.Error("codec-server accepts the path token outside the dev-only variant")
+	}
+}
+
+// The dev-only variant, an override file, turns sign-in off and puts the
+// codec token in the UI's codec endpoint; it says so, and touches nothing
+// but the UI and the codec server.
+func TestComposeDevUIVariant(t *testing.T) {
+	p, err := loadCompose(t, fakeEnv, devUIFile) // no sign-in settings needed
+	if err != nil {
+		t.Fatalf("load with %s: %v", devUIFile, err)
+	}
+	ui, codec := p.Services["temporal-ui"], p.Services["codec-server"]
+	if v := ui.Environment["TEMPORAL_AUTH_ENABLED"]; v == nil || *v != "false" {
+		t.Errorf("dev UI: TEMPORAL_AUTH_ENABLED %v", v)
+	}
+	if v := ui.Environment["TEMPORAL_CODEC_ENDPOINT"]; v == nil || *v != "http://127.0.0.1:8081/"+fakeEnv["HOOKRELAY_CODEC_TOKEN"] {
+		t.Errorf("dev UI: codec endpoint %v, want the token as its path", v)
+	}
+	if !slices.Contains(codec.Command, "--accept-path-token") || !hasFlag(t, "worker", "codec-server", "--accept-path-token") {
+		t.Errorf("dev codec-server command %q", codec.Command)
+	}
+	text, err := os.ReadFile("../" + devUIFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(text), "# DEV ONLY") {
+		t.Errorf("%s does not open by saying it is for development only", devUIFile)
+	}
+	var raw struct {
+		Services map[string]any `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(text, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for name := range raw.Services {
+		got = append(got, name)
+	}
+	if slices.Sort(got); !slices.Equal(got, []string{"codec-server", "temporal-ui"}) {
+		t.Errorf("%s overrides %v, want only temporal-ui and codec-server", devUIFile, got)
+	}
+	if _, err := loadCompose(t, nil, devUIFile); err == nil || !strings.Contains(err.Error(), "make deploy-secrets") {
+		t.Errorf("the dev UI without .env: %v, want an error saying to run make deploy-secrets", err)
 	}
 }
 

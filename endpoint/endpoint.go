@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/redact"
 	"github.com/hookrelay/hookrelay/internal/signing"
 )
 
@@ -433,24 +435,31 @@ func (r rawEndpoint) secretSource(baseDir string) (secretSource, error) {
 }
 
 // ParseURL checks an endpoint URL: http or https, a host, no credentials,
-// no fragment.
+// no fragment. Its errors show the URL without query or fragment (which may
+// carry a customer's token), since they reach logs when a reload fails.
 func ParseURL(s string) (*url.URL, error) {
 	if s == "" {
 		return nil, errors.New("is required")
 	}
+	shown := redact.URL(s)
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a URL", s)
+		return nil, fmt.Errorf("%q is not a URL", shown)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("%q must use http or https", s)
+		return nil, fmt.Errorf("%q must use http or https", shown)
 	case u.Host == "" || u.Hostname() == "":
-		return nil, fmt.Errorf("%q has no host", s)
+		return nil, fmt.Errorf("%q has no host", shown)
 	case u.User != nil:
 		return nil, errors.New("must not hold credentials; receivers authenticate deliveries by their signature")
 	case u.Fragment != "":
-		return nil, fmt.Errorf("%q must not have a #fragment", s)
+		return nil, fmt.Errorf("%q must not have a #fragment", shown)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: port must be 1 to 65535", shown)
+		}
 	}
 	return u, nil
 }

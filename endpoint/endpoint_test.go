@@ -206,6 +206,46 @@ func TestFileReloadsAndKeepsLastGood(t *testing.T) {
 	}
 }
 
+// A URL's query and fragment may hold a customer's token: no error quotes
+// them, at load or in the reload error the worker logs.
+func TestURLErrorsHoldNoQuery(t *testing.T) {
+	doc := func(url string) string {
+		return "endpoints:\n  - {id: acme, url: '" + url + "', events: ['*'], secret: " + validSecret + "}\n"
+	}
+	for _, url := range []string{
+		"ftp://hooks.acme.example/mail?token=fake-token-7741",
+		"https:///mail?token=fake-token-7741",
+		"https://hooks.acme.example/mail?token=fake-token-7741#frag",
+		"https://hooks.acme.example/mail#fake-token-7741",
+		"https://hooks.acme.example:99999999/mail?token=fake-token-7741",
+		"https://hooks.acme.example/%zz?token=fake-token-7741",
+		"https://user:fake-token-7741@hooks.acme.example/mail",
+	} {
+		_, err := Parse([]byte(doc(url)), ".")
+		if err == nil || !strings.Contains(err.Error(), "url:") {
+			t.Errorf("%s: %v, want a url error", url, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "fake-token-7741") {
+			t.Errorf("error quotes the query: %v", err)
+		}
+	}
+
+	path := filepath.Join(t.TempDir(), "endpoints.yaml")
+	os.WriteFile(path, []byte(doc("https://hooks.acme.example/mail")), 0o600)
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported error
+	f.OnError = func(err error) { reported = err }
+	os.WriteFile(path, []byte(doc("gopher://hooks.acme.example/mail?token=fake-token-7741")), 0o600)
+	f.Resolve(context.Background(), "acme")
+	if reported == nil || strings.Contains(reported.Error(), "fake-token-7741") || !strings.Contains(reported.Error(), "hooks.acme.example/mail?…") {
+		t.Fatalf("reload error %v: want the URL shown without its query", reported)
+	}
+}
+
 func TestHTTPSOnly(t *testing.T) {
 	doc := func(url string) []byte {
 		return []byte("endpoints:\n  - {id: acme, url: '" + url + "', events: ['*'], secret: " + validSecret + "}\n")

@@ -89,12 +89,18 @@ func Parse(data []byte) (Event, error) {
 	if len(data) > MaxBodyBytes {
 		return Event{}, fieldErr("body", "is %d bytes, over the %d byte limit", len(data), MaxBodyBytes)
 	}
+	if err := CheckUTF8("body", data); err != nil {
+		return Event{}, err
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
 		return Event{}, fieldErr("body", "is not a JSON object: %v", err)
 	}
 	if fields == nil {
 		return Event{}, fieldErr("body", "is not a JSON object")
+	}
+	if path, dup := DuplicateKey(data); dup {
+		return Event{}, duplicateErr(path)
 	}
 	return FromObject(fields)
 }
@@ -104,7 +110,9 @@ var topLevelFields = []string{"account_id", "event_id", "event_name", "payload"}
 
 // FromObject is Parse for an event whose top level the caller has already
 // decoded (an HTTP API telling one event from a batch), so its bytes are
-// not decoded again.
+// not decoded again. A decoded map has lost any repeated top-level key: the
+// caller checks the document for those (DuplicateKey, CheckUTF8); FromObject
+// checks the payload.
 func FromObject(fields map[string]json.RawMessage) (Event, error) {
 	var unknown []string
 	for k := range fields {
@@ -136,23 +144,24 @@ func FromObject(fields map[string]json.RawMessage) (Event, error) {
 	if raw[0] != '{' {
 		return Event{}, fieldErr("payload", "must be a JSON object")
 	}
+	if err := checkStrict("payload", "payload", raw); err != nil {
+		return Event{}, err
+	}
 	var compact bytes.Buffer
 	compact.Grow(len(raw))
 	if err := json.Compact(&compact, raw); err != nil {
 		return Event{}, fieldErr("payload", "is not valid JSON")
 	}
 	ev.Payload = compact.Bytes()
-	var known struct {
-		ID   json.RawMessage `json:"id"`
-		Time json.RawMessage `json:"time"`
-	}
+	// By exact key, as receivers read them: a struct would also take "ID" or "Time".
+	var known map[string]json.RawMessage
 	if err := json.Unmarshal(ev.Payload, &known); err != nil {
 		return Event{}, fieldErr("payload", "must be a JSON object")
 	}
-	if ev.MailLogID, err = parseMailLogID(known.ID); err != nil {
+	if ev.MailLogID, err = parseMailLogID(known["id"]); err != nil {
 		return Event{}, err
 	}
-	if ev.Time, err = parseTime(known.Time); err != nil {
+	if ev.Time, err = parseTime(known["time"]); err != nil {
 		return Event{}, err
 	}
 	ev.parsed = ev.Payload
@@ -210,7 +219,7 @@ func (e Event) Validate() error {
 	case len(e.Payload) > MaxBodyBytes:
 		return fieldErr("payload", "is %d bytes, over the %d byte limit", len(e.Payload), MaxBodyBytes)
 	}
-	return nil
+	return checkStrict("payload", "payload", e.Payload)
 }
 
 func (e Event) validateFields() error {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const sample = `{
@@ -104,6 +105,13 @@ func TestParseRefusesBadInput(t *testing.T) {
 		{"bad event_id", `{"event_id":"has space","event_name":"api_mail_log_opened",` + ok + `}`, "event_id"},
 		{"event_id not a string", `{"event_id":7,"event_name":"api_mail_log_opened",` + ok + `}`, "event_id"},
 		{"over 256 KiB", `{"event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z","subject":"` + strings.Repeat("x", MaxBodyBytes) + `"}}`, "body"},
+		// Strict JSON: a repeated key anywhere, named by its path, and bytes that are not UTF-8.
+		{"duplicate top-level key", `{"event_name":"api_mail_log_opened","event_name":"api_mail_log_delivered",` + ok + `}`, "event_name"},
+		{"duplicate payload.id", `{"event_name":"api_mail_log_opened","payload":{"id":1,"id":2,"time":"2026-01-01T00:00:00Z"}}`, "payload.id"},
+		{"duplicate by escape", `{"event_name":"api_mail_log_opened","payload":{"id":1,"\u0069d":2,"time":"2026-01-01T00:00:00Z"}}`, "payload.id"},
+		{"duplicate deep in an array", `{"event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z","to":[{"a":1},{"b":1,"b":2}]}}`, "payload.to[1].b"},
+		{"payload.ID is not payload.id", `{"event_name":"api_mail_log_opened","payload":{"ID":1,"time":"2026-01-01T00:00:00Z"}}`, "payload.id"},
+		{"invalid UTF-8", "{\"event_name\":\"api_mail_log_opened\",\"payload\":{\"id\":1,\"time\":\"2026-01-01T00:00:00Z\",\"subject\":\"\xff\xfe\"}}", "body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,6 +148,8 @@ func TestValidate(t *testing.T) {
 		{"no payload", func(e *Event) { e.Payload = nil }, "payload"},
 		{"payload not an object", func(e *Event) { e.Payload = json.RawMessage(`[1]`) }, "payload"},
 		{"payload not JSON", func(e *Event) { e.Payload = json.RawMessage(`{"id":`) }, "payload"},
+		{"duplicate key", func(e *Event) { e.Payload = json.RawMessage(`{"id":1,"to":"a","to":"b"}`) }, "payload.to"},
+		{"payload not UTF-8", func(e *Event) { e.Payload = json.RawMessage("{\"id\":1,\"to\":\"\xff\"}") }, "payload"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +166,17 @@ func TestValidate(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(sample))
 	f.Add([]byte(`{"event_name":"api_mail_log_opened","payload":{"id":1,"time":"2026-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`{"event_name":"api_mail_log_opened","payload":{"id":1,"id":2,"time":"2026-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`{"event_name":"api_mail_log_opened","payload":{"id":1,"\u0069d":2,"time":"2026-01-01T00:00:00Z","x":[{"a":"\"}"},{"a":1,"a":2}]}}`))
+	f.Add([]byte("{\"event_name\":\"api_mail_log_opened\",\"payload\":{\"id\":1,\"time\":\"2026-01-01T00:00:00Z\",\"s\":\"\xed\xa0\x80\"}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast duplicate scan agrees with a decoder-based one on every valid document.
+		if json.Valid(data) {
+			_, got := DuplicateKey(data)
+			if want := hasDuplicateKey(t, data); got != want {
+				t.Fatalf("DuplicateKey = %t, the decoder finds %t, in %q", got, want, data)
+			}
+		}
 		ev, err := Parse(data)
 		if err != nil {
 			var fe *FieldError
@@ -168,7 +188,64 @@ func FuzzParse(f *testing.F) {
 		if !json.Valid(ev.Body()) || ev.ID == "" {
 			t.Fatalf("accepted event has invalid body or id: %+v", ev)
 		}
+		if !utf8.Valid(ev.Body()) {
+			t.Fatalf("accepted event's body is not UTF-8: %q", ev.Body())
+		}
+		if _, dup := DuplicateKey(data); dup {
+			t.Fatalf("accepted an event with a duplicate key: %q", data)
+		}
 	})
+}
+
+// hasDuplicateKey is DuplicateKey the slow, obvious way: json.Decoder tokens.
+func hasDuplicateKey(t *testing.T, data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func() bool
+	walk = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("token of a valid document: %v", err)
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			dup := false
+			for dec.More() {
+				k, _ := dec.Token()
+				key := k.(string)
+				dup = dup || seen[key]
+				seen[key] = true
+				dup = walk() || dup
+			}
+			dec.Token()
+			return dup
+		case json.Delim('['):
+			dup := false
+			for dec.More() {
+				dup = walk() || dup
+			}
+			dec.Token()
+			return dup
+		}
+		return false
+	}
+	return walk()
+}
+
+func TestDuplicateKeyPaths(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1,"b":{"c":[1,{"d":1,"d":2}]}}`: "b.c[1].d",
+		`{"a":1,"a":2}`:                       "a",
+		`[{"x":1},{"x":1,"x":1}]`:             "[1].x",
+		`{"we ird":{"k":1,"k":2}}`:            `"we ird".k`,
+		`{"a":"\"{\"a\":1,\"a\":2}","b":1}`:   "",
+		`{"a":{"x":1},"b":{"x":1}}`:           "",
+	} {
+		got, found := DuplicateKey([]byte(in))
+		if got != want || found != (want != "") {
+			t.Errorf("DuplicateKey(%s) = %q, %t; want %q", in, got, found, want)
+		}
+	}
 }
 
 func BenchmarkParse(b *testing.B) {

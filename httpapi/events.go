@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
@@ -213,6 +214,10 @@ func parseEvents(body []byte) ([]event.Event, bool, *refusal) {
 	if len(trimmed) == 0 {
 		return nil, false, refuse(http.StatusBadRequest, "body", `body is empty; send one event, or {"events": [...]}`)
 	}
+	if !utf8.Valid(trimmed) {
+		// Like malformed JSON: a receiver's parser would reject or mangle it.
+		return nil, false, refuse(http.StatusBadRequest, "body", "body is not valid UTF-8")
+	}
 	// The one decode of the request: a single event is validated from its
 	// top level as decoded here, a batch's events each from their own bytes.
 	var top map[string]json.RawMessage
@@ -225,6 +230,10 @@ func parseEvents(body []byte) ([]event.Event, bool, *refusal) {
 	}
 	if top == nil {
 		return nil, false, refuse(http.StatusUnprocessableEntity, "body", `body must be a JSON object: one event, or {"events": [...]}`)
+	}
+	// The decoded map kept only the last of a repeated key: look in the bytes.
+	if path, dup := event.DuplicateKey(trimmed); dup {
+		return nil, false, refuse(http.StatusUnprocessableEntity, path, "%s: is a duplicate key: one object may hold each key once (receivers' parsers disagree on which value wins)", path)
 	}
 	rawEvents, batch := top["events"]
 	if !batch {

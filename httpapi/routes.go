@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,9 +95,24 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, msg, field s
 
 func writeAPIError(w http.ResponseWriter, r *http.Request, status int, e apiError) {
 	if e.Field != "" {
-		annotate(r, slog.String("field", e.Field))
+		annotate(r, slog.String("field", loggedField(e.Field)))
 	}
 	writeJSON(w, status, e)
+}
+
+// knownField matches the field names hookrelay itself defines, alone or in
+// a batch (events[3].payload.id). Any other field name is a key the client
+// chose (an unknown or repeated key): the answer names it, the log does not.
+var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|reason|Authorization|Content-Type|Content-Encoding)$`)
+
+// unknownField is what the log says instead of a client's key.
+const unknownField = "unknown"
+
+func loggedField(field string) string {
+	if knownField.MatchString(field) {
+		return field
+	}
+	return unknownField
 }
 
 // writeUnavailable refuses a request Temporal could not serve now: nothing

@@ -194,6 +194,12 @@ func TestRequestRules(t *testing.T) {
 		{"events not an array", "POST", "/v1/events", `{"events":{}}`, nil, 422, "events"},
 		{"batch with an extra field", "POST", "/v1/events", `{"events":[` + valid + `],"event_name":"api_mail_log_opened"}`, nil, 422, "event_name"},
 		{"batch with a bad event", "POST", "/v1/events", `{"events":[` + valid + `,{"event_name":"api_mail_log_opened","payload":{"time":"2026-04-18T20:27:25.379Z"}}]}`, nil, 422, "events[1].payload.id"},
+		{"duplicate top-level key", "POST", "/v1/events", strings.Replace(valid, `{"event_name"`, `{"event_name":"api_mail_log_opened","event_name"`, 1), nil, 422, "event_name"},
+		{"duplicate payload key", "POST", "/v1/events", strings.Replace(valid, `"id":1,`, `"id":1,"id":2,`, 1), nil, 422, "payload.id"},
+		{"duplicate key in a batch", "POST", "/v1/events", `{"events":[` + valid + "," + strings.Replace(valid, `"to":`, `"to":"x","to":`, 1) + `]}`, nil, 422, "events[1].payload.to"},
+		{"duplicate events key", "POST", "/v1/events", `{"events":[` + valid + `],"events":[]}`, nil, 422, "events"},
+		{"invalid UTF-8", "POST", "/v1/events", strings.Replace(valid, "Fake subject", "Fake \xff\xfe subject", 1), nil, 400, "body"},
+		{"invalid UTF-8 in a batch", "POST", "/v1/events", `{"events":[` + strings.Replace(valid, "Fake subject", "\xc3\x28", 1) + `]}`, nil, 400, "body"},
 		{"malformed delivery id", "GET", "/v1/deliveries/no-colon", "", nil, 400, "delivery_id"},
 		{"delete delivery", "DELETE", "/v1/deliveries/crm:evt_1", "", nil, 405, ""},
 		{"status without token", "GET", "/v1/deliveries/crm:evt_1", "", []string{"Authorization", ""}, 401, "Authorization"},
@@ -472,6 +478,30 @@ func TestLogsHoldNoSecretsOrPayloads(t *testing.T) {
 	}
 	if strings.Count(out, `"msg":"request"`) != 3 || !strings.Contains(out, `"field":"payload.id"`) || !strings.Contains(out, `"started":2`) {
 		t.Errorf("want one line per request with its outcome:\n%s", out)
+	}
+}
+
+// A key the client chose (unknown, or repeated) is named in the answer but
+// logged as a fixed word: key names are the client's data.
+func TestLogsNameNoClientChosenKey(t *testing.T) {
+	var logs bytes.Buffer
+	h := newTestServer(t, &fakeDeliveries{}, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	}).Handler()
+	const key = "patient-7741-chart"
+	for _, body := range []string{
+		strings.Replace(sampleEvent(1), `{"event_name"`, `{"`+key+`":1,"event_name"`, 1),
+		strings.Replace(sampleEvent(1), `"to":`, `"`+key+`":1,"`+key+`":2,"to":`, 1),
+		`{"events":[` + sampleEvent(1) + `],"` + key + `":1}`,
+	} {
+		w := do(t, h, "POST", "/v1/events", body)
+		if w.Code != 422 || !strings.Contains(w.Body.String(), key) {
+			t.Errorf("status %d, body %s: want a 422 naming the key", w.Code, w.Body)
+		}
+	}
+	out := logs.String()
+	if strings.Contains(out, key) || strings.Count(out, `"field":"unknown"`) != 3 {
+		t.Errorf("logs name the client's key, or lack the fixed word:\n%s", out)
 	}
 }
 

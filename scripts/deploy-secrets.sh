@@ -4,8 +4,10 @@
 #   secrets/codec-token     the codec server's bearer token
 #   secrets/api-token       the ingestion API's bearer token
 #   secrets/webhook-secret  the example receiver's whsec_ signing secret
-#   .env                    POSTGRES_PASSWORD and HOOKRELAY_CODEC_TOKEN, which the postgres,
-#                           temporal and temporal-ui images take only as variables
+#   .env                    POSTGRES_PASSWORD, which the postgres and temporal images take only
+#                           as a variable, and HOOKRELAY_CODEC_TOKEN, for the dev-only UI
+#                           (docker-compose.dev-ui.yml). The UI's sign-in settings (HOOKRELAY_OIDC_*,
+#                           TEMPORAL_UI_OIDC_*) are your identity provider's: add them yourself.
 # Both secrets/ and .env are git-ignored. Existing values are never replaced: the database
 # and Temporal's history hold what they sealed. Rotate the payload key by appending a line
 # to secrets/codec.key (docs/security.md, "Encryption and key rotation").
@@ -36,8 +38,8 @@ write secrets/codec-token "$(random)"
 write secrets/api-token "$(random)"
 write secrets/webhook-secret "whsec_$(head -c 32 /dev/urandom | base64)"
 
-# .env: compose reads it for ${...} in docker-compose.yml. The UI's codec endpoint carries
-# the codec server's token, so it is the token in secrets/codec-token.
+# .env: compose reads it for ${...} in docker-compose.yml. The dev-only UI's codec endpoint
+# carries the codec server's token, so it is the token in secrets/codec-token.
 touch .env
 chmod 600 .env
 setenv() { # setenv NAME VALUE: only if .env lacks NAME
@@ -53,4 +55,8 @@ setenv HOOKRELAY_CODEC_TOKEN "$(cat secrets/codec-token)"
 if [ "$(grep '^HOOKRELAY_CODEC_TOKEN=' .env | cut -d= -f2-)" != "$(cat secrets/codec-token)" ]; then
   echo "deploy-secrets: HOOKRELAY_CODEC_TOKEN in .env differs from secrets/codec-token; make them equal" >&2
   exit 1
+fi
+if ! grep -q '^HOOKRELAY_OIDC_ISSUER=.' .env; then
+  echo "note    the UI signs users in through your OIDC provider: set HOOKRELAY_OIDC_ISSUER, HOOKRELAY_OIDC_AUDIENCE," \
+    "TEMPORAL_UI_OIDC_CLIENT_ID and TEMPORAL_UI_OIDC_CLIENT_SECRET in .env (docs/deployment.md)"
 fi

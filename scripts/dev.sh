@@ -22,8 +22,10 @@ if [ ! -s .temporal/codec-token ]; then
 fi
 token=$(cat .temporal/codec-token)
 
-# The dev server's UI cannot send an Authorization header, so it gets the
-# token as the first path segment of the codec endpoint (--accept-path-token).
+# DEV ONLY: the dev server's UI cannot send an Authorization header, so it gets the
+# token as the first path segment of the codec endpoint (--accept-path-token, which the
+# codec server warns about). The token is then on the dev server's command line and in
+# the UI's settings, seen by whoever can open the UI on this machine: who it decrypts for.
 bin/worker codec-server --listen "127.0.0.1:$CODEC_PORT" --codec-key-file .temporal/codec.key \
   --token-file .temporal/codec-token --ui-origin "http://127.0.0.1:$TEMPORAL_UI_PORT" --accept-path-token &
 codec_pid=$!
@@ -32,7 +34,8 @@ trap 'kill "$codec_pid" 2>/dev/null || true' EXIT INT TERM
 cat <<EOT
 == codec server on 127.0.0.1:$CODEC_PORT; open the UI as http://127.0.0.1:$TEMPORAL_UI_PORT (the one origin it serves)
 == worker and starter: export HOOKRELAY_CODEC_KEY_FILE=$PWD/.temporal/codec.key
-== CLI: bin/temporal workflow show -w ID --codec-endpoint http://127.0.0.1:$CODEC_PORT --codec-auth "Bearer \$(cat .temporal/codec-token)"
+== CLI (the token from the environment, not the command line, where ps shows it):
+   TEMPORAL_CODEC_ENDPOINT=http://127.0.0.1:$CODEC_PORT TEMPORAL_CODEC_AUTH="Bearer \$(cat .temporal/codec-token)" bin/temporal workflow show -w ID
 EOT
 bin/temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
   --db-filename .temporal/dev.db --ui-codec-endpoint "http://127.0.0.1:$CODEC_PORT/$token" "$@"

@@ -26,6 +26,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -212,6 +213,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	secretfile.Warn(logger, "--api-token-file", *tokenFile)
 	// Only a hosted worker signs, so only then must every secret resolve here.
 	var endpoints *endpoint.File
 	if *hostWorker {
@@ -235,7 +237,7 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		w, err := deliveryworker.New(deliveryworker.Deps{Client: tc.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-			Endpoints: endpoints, Logger: logger}, workerOpts)
+			Endpoints: endpoints, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter)}, workerOpts)
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,11 @@ func (s *Security) addFlags(fs *pflag.FlagSet) {
 	cmdline.String(fs, &s.TLSKey, "tls-key", EnvTLSKey, "", "PEM private key of --tls-cert")
 	cmdline.String(fs, &s.TLSCA, "tls-ca", EnvTLSCA, "", "PEM CA certificates to verify the server by, instead of the system roots")
 	cmdline.String(fs, &s.TLSServerName, "tls-server-name", EnvTLSServerName, "", "name the server's certificate must carry, if not the address's host")
-	cmdline.Secret(fs, &s.APIKey, "api-key", EnvAPIKey, "Temporal Cloud API key; implies TLS. Prefer the environment or --api-key-file: a flag shows in the process list")
+	cmdline.Secret(fs, &s.APIKey, "api-key", EnvAPIKey, "Temporal Cloud API key; implies TLS")
+	// A key on the command line shows in the process list: it is read from
+	// the environment or a file. The flag stays, warned, for the scripts
+	// that use it.
+	fs.MarkDeprecated("api-key", "the key shows in the process list to every local user; set "+EnvAPIKey+" or use --api-key-file")
 	cmdline.String(fs, &s.APIKeyFile, "api-key-file", EnvAPIKeyFile, "", "file holding the Temporal Cloud API key; implies TLS")
 }
 

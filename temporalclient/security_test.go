@@ -55,8 +55,18 @@ func TestSecurityFlagsFallBackToEnvironment(t *testing.T) {
 	if strings.Contains(fs.FlagUsages(), fakeAPIKey) {
 		t.Fatal("--help shows the API key taken from the environment")
 	}
+	var notice strings.Builder
+	fs.SetOutput(&notice)
 	if err := fs.Parse([]string{"--api-key", "other-key", "--tls-server-name", "flag.example"}); err != nil || o.APIKey != "other-key" || o.TLSServerName != "flag.example" {
 		t.Fatalf("a flag must win over the environment: %+v, %v", o.Security, err)
+	}
+	// --api-key is deprecated: still taken, with a notice naming the ways that keep the key out of ps.
+	if !strings.Contains(notice.String(), "--api-key has been deprecated") || !strings.Contains(notice.String(), EnvAPIKey) ||
+		!strings.Contains(notice.String(), "--api-key-file") || strings.Contains(notice.String(), "other-key") {
+		t.Fatalf("--api-key notice %q", notice.String())
+	}
+	if strings.Contains(fs.FlagUsages(), "--api-key ") {
+		t.Error("--help still offers --api-key")
 	}
 
 	t.Setenv(EnvTLS, "maybe")

@@ -25,6 +25,8 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/metrics"
+	"github.com/hookrelay/hookrelay/internal/secretfile"
 )
 
 // Defaults for the connection flags.
@@ -100,7 +102,8 @@ func (o Options) Validate() error {
 
 // DataConverter is the converter every client uses: JSON, then encrypted by
 // the codec loaded from o.CodecKeyFile (plain JSON only with
-// --insecure-plaintext). Worker and starter get it only through Dial.
+// --insecure-plaintext), marking what arrived unsealed (provenance.go).
+// Worker and starter get it only through Dial.
 func (o Options) DataConverter() (converter.DataConverter, error) {
 	if o.InsecurePlaintext {
 		return converter.GetDefaultDataConverter(), nil
@@ -109,11 +112,50 @@ func (o Options) DataConverter() (converter.DataConverter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--codec-key-file: %w", err)
 	}
-	return NewDataConverter(c), nil
+	return newSealingConverter(c), nil
 }
 
-// NewDataConverter wraps the default JSON converter in c.
+// dataConverter is DataConverter with the key's use watched: encryptions
+// counted per key in metrics, and a warning (log and metric) once a key has
+// sealed codec.WarnEncryptions payloads.
+func (o Options) dataConverter(logger *slog.Logger) (converter.DataConverter, error) {
+	if o.InsecurePlaintext {
+		return converter.GetDefaultDataConverter(), nil
+	}
+	c, err := codec.Load(o.CodecKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--codec-key-file: %w", err)
+	}
+	c.Watch(KeyMonitor(logger, o.MetricsHandler))
+	return newSealingConverter(c), nil
+}
+
+// KeyMonitor counts a codec's encryptions per key in m (if not nil) and
+// warns, in the log and in m, when a key reaches the threshold past which
+// it should be rotated (docs/security.md, "Encryption and key rotation").
+func KeyMonitor(logger *slog.Logger, m client.MetricsHandler) codec.Monitor {
+	var mon codec.Monitor
+	if m != nil {
+		mon.Sealed = func(id string) {
+			m.WithTags(map[string]string{"key_id": id}).Counter(metrics.CodecEncryptions).Inc(1)
+		}
+	}
+	mon.Overused = func(id string, n uint64) {
+		logger.Warn("payload key sealed many payloads: rotate it", "key_id", id, "encryptions", n,
+			"limit", "2^32 per key for AES-GCM with random nonces; see docs/security.md")
+		if m != nil {
+			m.WithTags(map[string]string{"key_id": id}).Gauge(metrics.CodecKeyOverused).Update(1)
+		}
+	}
+	return mon
+}
+
+// NewDataConverter wraps the default JSON converter in c; with hookrelay's
+// codec it also marks what arrived unsealed, as every client's converter does.
 func NewDataConverter(c converter.PayloadCodec) converter.DataConverter {
+	if hc, ok := c.(*codec.Codec); ok {
+		return newSealingConverter(hc)
+	}
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 }
 
@@ -188,6 +230,9 @@ func ConnectLazy(o Options, logger *slog.Logger) (Conn, error) {
 // --insecure-plaintext) and, with encryption, a failure converter that seals
 // failure messages too.
 func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
+	secretfile.Warn(logger, "--codec-key-file", o.CodecKeyFile)
+	secretfile.Warn(logger, "--api-key-file", o.APIKeyFile)
+	secretfile.Warn(logger, "--tls-key", o.TLSKey)
 	tlsConfig, err := o.Security.TLSConfig()
 	if err != nil {
 		return client.Options{}, err
@@ -196,7 +241,7 @@ func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
 	if err != nil {
 		return client.Options{}, err
 	}
-	dc, err := o.DataConverter()
+	dc, err := o.dataConverter(logger)
 	if err != nil {
 		return client.Options{}, err
 	}

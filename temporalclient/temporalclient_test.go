@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/internal/codec"
@@ -91,5 +95,112 @@ func TestDataConverterEncryptsWithTheKeyFile(t *testing.T) {
 	_, err = Options{CodecKeyFile: bad}.DataConverter()
 	if err == nil || !strings.HasPrefix(err.Error(), "--codec-key-file:") || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad key file: %v, want an error naming the flag and line 2", err)
+	}
+}
+
+// A key file others may read still works, with a warning naming the flag.
+func TestWarnsOnAKeyFileOthersMayRead(t *testing.T) {
+	key := make([]byte, codec.KeyBytes)
+	rand.Read(key)
+	path := filepath.Join(t.TempDir(), "codec.key")
+	if err := os.WriteFile(path, []byte("t1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o644) // whatever the umask
+	var logs bytes.Buffer
+	c, err := ConnectLazy(Options{Address: "127.0.0.1:1", Namespace: "default", TaskQueue: "q", CodecKeyFile: path}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), "--codec-key-file") || !strings.Contains(logs.String(), "0644") {
+		t.Fatalf("logs %q: want a warning naming --codec-key-file and its mode", logs.String())
+	}
+	os.Chmod(path, 0o600)
+	logs.Reset()
+	if c, err = ConnectLazy(Options{Address: "127.0.0.1:1", Namespace: "default", TaskQueue: "q", CodecKeyFile: path}, slog.New(slog.NewJSONHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if strings.Contains(logs.String(), "WARN") {
+		t.Fatalf("a 0600 key file warned: %q", logs.String())
+	}
+}
+
+// fakeMetrics records counter increments and gauge values by name and tags.
+type fakeMetrics struct {
+	mu     *sync.Mutex
+	tags   string
+	values map[string]float64
+}
+
+func newFakeMetrics() *fakeMetrics {
+	return &fakeMetrics{mu: &sync.Mutex{}, values: map[string]float64{}}
+}
+
+func (f *fakeMetrics) WithTags(tags map[string]string) client.MetricsHandler {
+	keys := make([]string, 0, len(tags))
+	for k, v := range tags {
+		keys = append(keys, k+"="+v)
+	}
+	sort.Strings(keys)
+	return &fakeMetrics{mu: f.mu, tags: f.tags + "{" + strings.Join(keys, ",") + "}", values: f.values}
+}
+func (f *fakeMetrics) Counter(name string) client.MetricsCounter {
+	return fakeInstrument{f, name, true}
+}
+func (f *fakeMetrics) Gauge(name string) client.MetricsGauge { return fakeInstrument{f, name, false} }
+func (f *fakeMetrics) Timer(name string) client.MetricsTimer {
+	return client.MetricsNopHandler.Timer(name)
+}
+func (f *fakeMetrics) get(key string) float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.values[key]
+}
+
+type fakeInstrument struct {
+	f       *fakeMetrics
+	name    string
+	counter bool
+}
+
+func (i fakeInstrument) Inc(n int64) { i.Update(float64(n)) }
+func (i fakeInstrument) Update(v float64) {
+	i.f.mu.Lock()
+	defer i.f.mu.Unlock()
+	if i.counter {
+		i.f.values[i.name+i.f.tags] += v
+	} else {
+		i.f.values[i.name+i.f.tags] = v
+	}
+}
+
+// Every payload a client seals is counted per key; past the threshold the
+// process warns in its log and in a gauge.
+func TestKeyMonitorCountsAndWarns(t *testing.T) {
+	c, err := codec.Parse([]byte("k9:" + base64.StdEncoding.EncodeToString(make([]byte, codec.KeyBytes))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newFakeMetrics()
+	var logs bytes.Buffer
+	mon := KeyMonitor(slog.New(slog.NewJSONHandler(&logs, nil)), m)
+	mon.Threshold = 3
+	c.Watch(mon)
+	dc := NewDataConverter(c)
+	for i := range 4 {
+		if _, err := dc.ToPayload(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.get("hookrelay_codec_encryptions{key_id=k9}"); got != 4 {
+		t.Errorf("encryptions counted %v, want 4", got)
+	}
+	if got := m.get("hookrelay_codec_key_overused{key_id=k9}"); got != 1 {
+		t.Errorf("overused gauge %v, want 1", got)
+	}
+	if strings.Count(logs.String(), `"level":"WARN"`) != 1 || !strings.Contains(logs.String(), `"key_id":"k9"`) || !strings.Contains(logs.String(), "rotate") {
+		t.Errorf("logs %q: want one warning naming k9 and rotation", logs.String())
 	}
 }

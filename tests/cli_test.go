@@ -107,7 +107,8 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"negative pollers", []string{"--endpoints", badURL, "--pollers", "-1"}, []string{"--pollers", "-1"}, 2},
 		{"negative attempts per second", []string{"--endpoints", badURL, "--attempts-per-second", "-3"}, []string{"--attempts-per-second"}, 2},
 		{"knob from a bad environment value", []string{"--endpoints", badURL, "--env", "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS=lots"}, []string{"HOOKRELAY_MAX_CONCURRENT_ATTEMPTS", "lots"}, 2},
-		{"metrics on a bad address", []string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", ""), "--insecure-plaintext", "--metrics-listen", "nohost"}, []string{"--metrics-listen"}, 1},
+		{"metrics on a bad address", []string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", ""), "--insecure-plaintext", "--metrics-listen", "nohost"}, []string{"--metrics-listen"}, 2},
+		{"metrics on the customers' network", []string{"--endpoints", good, "--insecure-plaintext", "--allow-cidr", "172.30.89.0/24", "--metrics-listen", "172.30.89.5:9090"}, []string{"--metrics-listen", "172.30.89.0/24", "--allow-cidr"}, 2},
 		{"no codec key", []string{"--endpoints", good}, []string{"--codec-key-file: required", "--insecure-plaintext"}, 2},
 		{"key and plaintext", append([]string{"--endpoints", good, "--insecure-plaintext"}, key...), []string{"--insecure-plaintext", "conflicts"}, 2},
 		{"missing key file", []string{"--endpoints", good, "--codec-key-file", "/nonexistent/codec.key"}, []string{"--codec-key-file", "/nonexistent/codec.key"}, 1},
@@ -115,6 +116,10 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"unreachable server", append([]string{"--endpoints", good, "--temporal-address", "127.0.0.1:1"}, key...), []string{"connect to Temporal"}, 1},
 		{"https only", append([]string{"--endpoints", plainHTTP, "--https-only"}, key...), []string{`endpoint "acme"`, "url:", "--https-only"}, 1},
 		{"bad allow-cidr", append([]string{"--endpoints", good, "--allow-cidr", "127.0.0.1"}, key...), []string{"--allow-cidr", `"127.0.0.1"`}, 2},
+		{"codec server: audience without issuer", []string{"codec-server", "--oidc-audience", "hookrelay-codec"}, []string{"--oidc-issuer"}, 2},
+		{"codec server: plain http issuer", []string{"codec-server", "--oidc-issuer", "http://sso.example.com/realms/ops?x=fake-7741", "--oidc-audience", "a"}, []string{"--oidc-issuer", "https"}, 2},
+		{"codec server: a shared-secret algorithm", []string{"codec-server", "--oidc-issuer", "https://sso.example.com", "--oidc-audience", "a", "--oidc-algorithms", "HS256"}, []string{"--oidc-algorithms", "HS256"}, 2},
+		{"proxy-allow-cidr without a proxy", append([]string{"--endpoints", good, "--proxy-allow-cidr", "10.0.0.0/8"}, key...), []string{"--proxy-allow-cidr", "--use-env-proxy"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,7 +74,7 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 		}
 		return http.StatusServiceUnavailable
 	})
-	eps := writeEndpoints(t, testenv.Endpoint{ID: "flaky", URL: rc.URL,
+	eps := writeEndpoints(t, testenv.Endpoint{ID: "outage-flaky", URL: rc.URL,
 		RetrySchedule: []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 10 * time.Minute},
 		Extra:         "    circuit: {open_after: 5, probe_every: [2s], drain_per_second: 10}\n"})
 	w := startWorker(t, eps, "--circuit-refresh", "500ms")
@@ -93,12 +93,12 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 		}
 		order[started[0].DeliveryID] = i
 	}
-	waitCircuit(t, w, "flaky", workflows.CircuitOpen)
+	waitCircuit(t, w, "outage-flaky", workflows.CircuitOpen)
 	// Each probe puts its delivery back in its retry schedule for a while, so
 	// one or two may be waiting rather than parked at any moment.
-	testenv.Eventually(t, 2*time.Minute, "the deliveries parked", func() bool { return parkedCount(t, "flaky") >= n-2 })
+	testenv.Eventually(t, 2*time.Minute, "the deliveries parked", func() bool { return parkedCount(t, "outage-flaky") >= n-2 })
 
-	st, err := dc.EndpointHealth(context.Background(), "flaky")
+	st, err := dc.EndpointHealth(context.Background(), "outage-flaky")
 	if err != nil || st.State != workflows.CircuitOpen || st.OpenedAt == nil {
 		t.Fatalf("health while down: %+v %v", st, err)
 	}
@@ -109,7 +109,7 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 		_, got := rc.Accepted(sortedKeys(order))
 		return got == n
 	})
-	waitCircuit(t, w, "flaky", workflows.CircuitHealthy)
+	waitCircuit(t, w, "outage-flaky", workflows.CircuitHealthy)
 
 	reqs := rc.Requests()
 	if err := rc.Verified(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/metrics"
+	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/version"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -53,8 +54,19 @@ func run(ctx context.Context, args []string) error {
 	if err := conn.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
+	var metricsWarning string
+	if metricsListen != "" {
+		admitted, _ := netguard.ParseCIDRs(opts.AllowCIDRs) // checked by opts.Validate
+		var err error
+		if metricsWarning, err = metrics.CheckListen(metricsListen, admitted); err != nil {
+			return cmdline.Usage(err)
+		}
+	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if metricsWarning != "" {
+		logger.Warn(metricsWarning, "metrics_listen", metricsListen)
+	}
 	endpoints, err := opts.OpenEndpoints(endpointsPath, logger)
 	if err != nil {
 		return err
@@ -70,11 +82,12 @@ func run(ctx context.Context, args []string) error {
 		logger.Info("metrics serving", "addr", addr)
 	}
 
-	c, err := temporalclient.Dial(ctx, conn, logger)
+	tc, err := temporalclient.Connect(ctx, conn, logger)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer tc.Close()
+	c := tc.Client
 	if err := temporalclient.EnsureSearchAttributes(ctx, c, conn.Namespace, workflows.SearchAttributes); err != nil {
 		return err
 	}
@@ -85,7 +98,7 @@ func run(ctx context.Context, args []string) error {
 	fatal := errors.New("worker stopped polling")
 	opts.OnFatalError = func(err error) { stop(fmt.Errorf("%w: %w", fatal, err)) }
 	w, err := deliveryworker.New(deliveryworker.Deps{Client: c, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-		Endpoints: endpoints, Logger: logger, Metrics: conn.MetricsHandler}, opts)
+		Endpoints: endpoints, Logger: logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(tc.DataConverter)}, opts)
 	if err != nil {
 		return err
 	}

@@ -91,11 +91,28 @@ func WorkflowID(endpointID, eventID string) string { return DeliveryID(endpointI
 // Deprecated: use ParseDeliveryID.
 func ParseWorkflowID(id string) (endpointID, eventID string, err error) { return ParseDeliveryID(id) }
 
+// Provenance is embedded in every workflow and activity input. A worker that
+// holds payload keys decodes with a converter that calls MarkUnsealed when
+// the input's payload was not sealed by one of its keys: whoever reached the
+// frontend without a key (say, `temporal workflow start` with plaintext
+// input). The code acting on the input then refuses to. It is no JSON
+// field, so no input can claim it; a worker started with
+// --insecure-plaintext marks nothing.
+type Provenance struct{ unsealed bool }
+
+// MarkUnsealed records that the value's payload was not sealed by a key
+// the worker holds. The data converter calls it.
+func (p *Provenance) MarkUnsealed() { p.unsealed = true }
+
+// Unsealed reports whether MarkUnsealed was called.
+func (p Provenance) Unsealed() bool { return p.unsealed }
+
 // DeliveryInput starts a delivery. It carries the endpoint's id, never its
 // URL or secret, which the attempt activity resolves at attempt time, and
 // the event as parsed once on ingest: its name, ids, time and the exact
 // body the receiver gets.
 type DeliveryInput struct {
+	Provenance
 	EndpointID string `json:"endpoint_id"`
 	// AccountID is the event's account; the attempt refuses an endpoint of
 	// any other. "" for events without one.
@@ -169,12 +186,16 @@ const (
 	// OutcomeEndpointUnavailable: the delivery stayed parked past the
 	// endpoint's park_limit. Nothing was sent; not retried.
 	OutcomeEndpointUnavailable Outcome = "endpoint_unavailable"
+	// OutcomeInvalidInput: the delivery's input did not arrive sealed by a
+	// payload key the worker holds (a start forged past the codec). Nothing
+	// was sent; not retried.
+	OutcomeInvalidInput Outcome = "invalid_input"
 )
 
 // Retryable reports whether the schedule continues after this outcome.
 func (o Outcome) Retryable() bool {
 	switch o {
-	case OutcomeDelivered, OutcomeGone, OutcomeCanceled, OutcomeBlockedDestination, OutcomeEndpointDeleted, OutcomeAccountMismatch, OutcomeEndpointUnavailable:
+	case OutcomeDelivered, OutcomeGone, OutcomeCanceled, OutcomeBlockedDestination, OutcomeEndpointDeleted, OutcomeAccountMismatch, OutcomeEndpointUnavailable, OutcomeInvalidInput:
 		return false
 	}
 	return true
@@ -182,6 +203,7 @@ func (o Outcome) Retryable() bool {
 
 // AttemptInput is what the attempt activity needs.
 type AttemptInput struct {
+	Provenance
 	DeliveryID string `json:"delivery_id"` // the workflow ID, sent as webhook-id
 	EndpointID string `json:"endpoint_id"`
 	// AccountID is the event's account: the endpoint must belong to it.
@@ -199,6 +221,11 @@ type AttemptInput struct {
 	// Override POSTs whatever the circuit: an operator's retry-now or
 	// resend of a parked delivery.
 	Override bool `json:"override,omitempty"`
+	// UnsealedInput: the delivery's own input arrived unsealed (see
+	// Provenance); the attempt sends nothing and ends invalid_input. Set by
+	// the workflow, which schedules the attempt all the same, so a history
+	// replays into the same commands whatever its payloads.
+	UnsealedInput bool `json:"unsealed_input,omitempty"`
 	// EventName and Payload are how attempts scheduled before Body existed
 	// carry the event; the activity builds the body from them.
 	EventName string          `json:"event_name,omitempty"`
@@ -365,6 +392,7 @@ type FailureReport struct {
 
 // HealthInput starts (or continues as new) an endpoint's health workflow.
 type HealthInput struct {
+	Provenance
 	EndpointID string           `json:"endpoint_id"`
 	AccountID  string           `json:"account_id,omitempty"`
 	Circuit    endpoint.Circuit `json:"circuit"`
@@ -396,6 +424,7 @@ type HealthState struct {
 // one endpoint, oldest event first: one for a probe (Limit 1), or all of
 // them at PerSecond for a drain, stopping after OpenAfter consecutive failures.
 type ReleaseInput struct {
+	Provenance
 	EndpointID string  `json:"endpoint_id"`
 	Limit      int     `json:"limit,omitempty"` // 0: all
 	PerSecond  float64 `json:"per_second"`
@@ -419,6 +448,7 @@ type ReleaseResult struct {
 // NoticeInput is an endpoint's change of state, for the notice activity:
 // an audit line, and a signed webhook to the operations endpoint if any.
 type NoticeInput struct {
+	Provenance
 	EndpointID          string       `json:"endpoint_id"`
 	AccountID           string       `json:"account_id,omitempty"`
 	State               CircuitState `json:"state"`

@@ -308,6 +308,9 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		MayPark:    d.behavior >= behaviorHealth,
 		Release:    d.release,
 		Override:   d.override,
+		// The attempt, not the workflow, refuses a forged input: the same
+		// commands either way, so every history replays unchanged.
+		UnsealedInput: d.in.Unsealed(),
 	}
 	d.release, d.override = false, false
 	started := workflow.Now(ctx)

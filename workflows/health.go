@@ -46,6 +46,11 @@ func RegisterHealth(r interface {
 // deliveries park until enabled). It runs for as long as the endpoint
 // exists, continuing as new to keep its history short.
 func EndpointHealthWorkflow(ctx workflow.Context, in HealthInput) (HealthState, error) {
+	if in.Unsealed() {
+		// Started past the codec (see Provenance): its state and circuit
+		// settings are not trusted to park, drain or disable anything.
+		return HealthState{}, temporal.NewNonRetryableApplicationError("health input did not arrive sealed by a payload key this worker holds; refused", "InvalidInput", nil)
+	}
 	if in.EndpointID == "" {
 		return HealthState{}, temporal.NewNonRetryableApplicationError("health input lacks endpoint_id", "InvalidInput", nil)
 	}

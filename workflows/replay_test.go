@@ -1,10 +1,16 @@
 package workflows
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"os"
 	"path/filepath"
 	"testing"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
+
+	"github.com/hookrelay/hookrelay/temporalclient"
 )
 
 // Every history in testdata was recorded from the dev server with fake data:
@@ -25,6 +31,41 @@ func TestReplayRecordedHistories(t *testing.T) {
 			Register(replayer)
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
+			}
+		})
+	}
+}
+
+// A worker holding payload keys decodes these plaintext histories with its
+// sealing converter, which marks their inputs unsealed (Provenance): the
+// refusal happens in the attempt, whose result history holds, so each
+// history still replays into the same commands.
+func TestReplayRecordedHistoriesWithKeys(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	keyFile := filepath.Join(t.TempDir(), "codec.key")
+	if err := os.WriteFile(keyFile, []byte("replay:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dc, err := temporalclient.Options{CodecKeyFile: keyFile}.DataConverter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in DeliveryInput
+	p, _ := converter.GetDefaultDataConverter().ToPayload(DeliveryInput{EndpointID: "acme"})
+	if err := dc.FromPayload(p, &in); err != nil || !in.Unsealed() {
+		t.Fatalf("a plaintext input through the keyed converter: unsealed %t, %v; want marked", in.Unsealed(), err)
+	}
+	files, _ := filepath.Glob("testdata/*_history.json")
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: dc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			Register(replayer)
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
+				t.Fatalf("replay %s with keys: %v", file, err)
 			}
 		})
 	}

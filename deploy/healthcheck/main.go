@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/internal/redact"
 )
 
 func main() {
@@ -40,7 +42,7 @@ func run(args []string) error {
 	}
 	u, err := url.Parse(fs.Arg(0))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http or https URL", fs.Arg(0))
+		return fmt.Errorf("%q is not an http or https URL", redact.URL(fs.Arg(0)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -51,12 +53,17 @@ func run(args []string) error {
 	// No proxy: the probe checks the process in this container.
 	c := &http.Client{Transport: &http.Transport{Proxy: nil}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
+	shown := redact.URL(u.String())
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", u.Redacted(), err)
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err // its text repeats the whole URL
+		}
+		return fmt.Errorf("GET %s: %w", shown, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
+		return fmt.Errorf("GET %s: %s", shown, resp.Status)
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ func TestHealthcheck(t *testing.T) {
 		{[]string{srv.URL + "/moved"}, "302 Found"},
 		{[]string{"--timeout", "200ms", srv.URL + "/slow"}, "deadline exceeded"},
 		{[]string{closed}, "connection refused"},
+		{[]string{closed + "?token=fake-token-7741"}, "connection refused"},
+		{[]string{"ftp://127.0.0.1/healthz?token=fake-token-7741"}, "not an http or https URL"},
 		{[]string{"127.0.0.1:8080/healthz"}, "not an http or https URL"},
 		{nil, "want one URL"},
 		{[]string{"--timeout", "0s", srv.URL}, "--timeout"},
@@ -49,6 +51,9 @@ func TestHealthcheck(t *testing.T) {
 		err := run(c.args)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("run(%q) = %v, want an error saying %q", c.args, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "fake-token") {
+			t.Errorf("run(%q) = %v: the error quotes the URL's query", c.args, err)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -41,6 +42,43 @@ var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 type Codec struct {
 	current string
 	keys    map[string]cipher.AEAD
+	// sealed counts this process's encryptions per key id.
+	sealed  map[string]*atomic.Uint64
+	monitor Monitor
+}
+
+// WarnEncryptions is the default count of encryptions with one key at which
+// a process warns. AES-GCM with random 96-bit nonces is safe for 2^32
+// encryptions per key (NIST SP 800-38D); a fleet sums its processes' counts,
+// and each process counts only since it started, so the warning comes at
+// 2^28, sixteen times below the limit.
+const WarnEncryptions = 1 << 28
+
+// Monitor watches a codec's key use. Set it before the codec is used.
+type Monitor struct {
+	// Threshold is the count at which Overused is called (WarnEncryptions if 0).
+	Threshold uint64
+	// Sealed, if set, is called for each payload sealed, with the key id.
+	Sealed func(keyID string)
+	// Overused, if set, is called once per key, when this process's
+	// encryptions with it reach Threshold.
+	Overused func(keyID string, count uint64)
+}
+
+// Watch sets the codec's monitor.
+func (c *Codec) Watch(m Monitor) {
+	if m.Threshold == 0 {
+		m.Threshold = WarnEncryptions
+	}
+	c.monitor = m
+}
+
+// Encryptions is how many payloads this process has sealed with key id.
+func (c *Codec) Encryptions(id string) uint64 {
+	if n, ok := c.sealed[id]; ok {
+		return n.Load()
+	}
+	return 0
 }
 
 var _ converter.PayloadCodec = (*Codec)(nil)
@@ -62,7 +100,7 @@ func Load(path string) (*Codec, error) {
 // holds 32 random bytes; blank lines and lines starting with # are ignored.
 // Errors name the line but never echo it, since it may hold a key.
 func Parse(data []byte) (*Codec, error) {
-	c := &Codec{keys: map[string]cipher.AEAD{}}
+	c := &Codec{keys: map[string]cipher.AEAD{}, sealed: map[string]*atomic.Uint64{}, monitor: Monitor{Threshold: WarnEncryptions}}
 	firstLine := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
@@ -97,6 +135,7 @@ func Parse(data []byte) (*Codec, error) {
 			return nil, fmt.Errorf("line %d: key %q: %w", n, id, err)
 		}
 		c.keys[id], firstLine[id], c.current = aead, n, id
+		c.sealed[id] = new(atomic.Uint64)
 	}
 	if c.current == "" {
 		return nil, fmt.Errorf("no keys: add a line KEY_ID:BASE64 of %d random bytes", KeyBytes)
@@ -129,8 +168,20 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 			},
 			Data: aead.Seal(nonce, nonce, plain, []byte(c.current)),
 		}
+		c.count()
 	}
 	return out, nil
+}
+
+// count records one encryption with the current key.
+func (c *Codec) count() {
+	n := c.sealed[c.current].Add(1)
+	if c.monitor.Sealed != nil {
+		c.monitor.Sealed(c.current)
+	}
+	if n == c.monitor.Threshold && c.monitor.Overused != nil {
+		c.monitor.Overused(c.current, n)
+	}
 }
 
 // Decode opens encrypted payloads and passes others through unchanged, so
@@ -153,6 +204,16 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		out[i] = &decoded
 	}
 	return out, nil
+}
+
+// Sealed reports whether p is sealed by a key of this key file: encrypted,
+// naming a key it holds, and opening under it.
+func (c *Codec) Sealed(p *commonpb.Payload) bool {
+	if !bytes.Equal(p.GetMetadata()[converter.MetadataEncoding], []byte(EncodingEncrypted)) {
+		return false
+	}
+	_, err := c.open(p)
+	return err == nil
 }
 
 // ErrUnknownKey means a payload names a key id the key file lacks: a key

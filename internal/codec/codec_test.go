@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -89,6 +90,50 @@ func TestRotation(t *testing.T) {
 	_, err := before.Decode(fresh)
 	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), `"k2"`) {
 		t.Fatalf("old key file on a k2 payload: %v, want ErrUnknownKey naming k2", err)
+	}
+}
+
+// Encryptions are counted per key, and the monitor hears once when a key
+// reaches its threshold, from many goroutines at once.
+func TestCountsEncryptionsPerKey(t *testing.T) {
+	if WarnEncryptions > 1<<30 {
+		t.Fatalf("WarnEncryptions %d is not well below GCM's 2^32", WarnEncryptions)
+	}
+	c := mustParse(t, newKey(t, "k1"))
+	var mu sync.Mutex
+	var sealed int
+	var overused []string
+	c.Watch(Monitor{Threshold: 100,
+		Sealed: func(id string) { mu.Lock(); sealed++; mu.Unlock() },
+		Overused: func(id string, n uint64) {
+			mu.Lock()
+			overused = append(overused, fmt.Sprintf("%s at %d", id, n))
+			mu.Unlock()
+		}})
+	p := jsonPayload(t, "fake")
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			for range 15 {
+				if _, err := c.Encode([]*commonpb.Payload{p, p}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if c.Encryptions("k1") != 300 || sealed != 300 {
+		t.Fatalf("Encryptions = %d, monitor heard %d; want 300", c.Encryptions("k1"), sealed)
+	}
+	if len(overused) != 1 || overused[0] != "k1 at 100" {
+		t.Fatalf("overused reported %v, want once, at 100", overused)
+	}
+	// After a rotation the new key counts from zero; decrypting counts nothing.
+	rotated := mustParse(t, newKey(t, "k1"), newKey(t, "k2"))
+	enc, _ := rotated.Encode([]*commonpb.Payload{p})
+	rotated.Decode(enc)
+	if rotated.Encryptions("k2") != 1 || rotated.Encryptions("k1") != 0 {
+		t.Fatalf("after rotation: k1 %d, k2 %d", rotated.Encryptions("k1"), rotated.Encryptions("k2"))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/converter"
+
+	"github.com/hookrelay/hookrelay/internal/redact"
 )
 
 // MaxRequestBytes bounds a request body: a batch of payloads, each at most
@@ -39,8 +42,13 @@ type Options struct {
 	// PathToken also accepts the token as the first path segment
 	// (/<token>/decode). The dev server's UI cannot add an Authorization
 	// header, so `make dev` points it at such a URL; the token then shows in
-	// the UI's settings to whoever can open the UI.
+	// the UI's settings to whoever can open the UI. For the local dev UI only.
 	PathToken bool
+	// OIDC, if set, also accepts the access token of a user the Temporal UI
+	// signed in ("Authorization: Bearer <JWT>", TEMPORAL_CODEC_PASS_ACCESS_TOKEN).
+	OIDC *OIDC
+	// Logger hears why a request was refused (never a token); nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Handler wraps the codec's HTTP handler with the origin and token checks.
@@ -52,8 +60,17 @@ func Handler(codec converter.PayloadCodec, o Options) (http.Handler, error) {
 	if err := CheckToken(o.Token); err != nil {
 		return nil, err
 	}
+	if o.OIDC != nil {
+		if err := o.OIDC.Check(); err != nil {
+			return nil, err
+		}
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	sum := sha256.Sum256([]byte(o.Token))
-	return &handler{origin: origin, tokenSum: sum, pathToken: o.PathToken, codec: converter.NewPayloadCodecHTTPHandler(codec)}, nil
+	return &handler{origin: origin, tokenSum: sum, pathToken: o.PathToken, oidc: o.OIDC, log: logger, codec: converter.NewPayloadCodecHTTPHandler(codec)}, nil
 }
 
 // ParseOrigin checks s is an origin: scheme, host and optional port, nothing else.
@@ -61,7 +78,7 @@ func ParseOrigin(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("--ui-origin: %q is not an origin such as http://127.0.0.1:8233", s)
+		return "", fmt.Errorf("--ui-origin: %q is not an origin such as http://127.0.0.1:8233", redact.URL(s))
 	}
 	return u.Scheme + "://" + u.Host, nil
 }
@@ -91,6 +108,8 @@ type handler struct {
 	origin    string
 	tokenSum  [32]byte
 	pathToken bool
+	oidc      *OIDC
+	log       *slog.Logger
 	codec     http.Handler
 }
 
@@ -149,10 +168,21 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request) {
 // authorize checks the token, in the Authorization header or (if enabled)
 // the path, and returns the path that remains. Tokens are compared as
 // SHA-256 sums in constant time, so neither their content nor their length
-// leaks through timing.
+// leaks through timing. With OIDC, a bearer JWT is verified as a signed-in
+// user's access token.
 func (h *handler) authorize(r *http.Request) (string, bool) {
-	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") && h.matches(token) {
-		return r.URL.Path, true
+	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		if h.matches(token) {
+			return r.URL.Path, true
+		}
+		if h.oidc != nil && strings.Count(token, ".") == 2 {
+			sub, err := h.oidc.Verify(r.Context(), token)
+			if err == nil {
+				h.log.Info("codec request", "auth", "oidc", "sub", sub, "path", r.URL.Path)
+				return r.URL.Path, true
+			}
+			h.log.Warn("codec request refused", "auth", "oidc", "reason", err.Error())
+		}
 	}
 	if h.pathToken {
 		if token, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); ok && h.matches(token) {

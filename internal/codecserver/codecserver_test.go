@@ -252,6 +252,9 @@ func TestOptionsAreChecked(t *testing.T) {
 			t.Errorf("Handler accepted %+v", o)
 		}
 	}
+	if _, err := ParseOrigin("http://127.0.0.1:8233/?token=fake-token-7741"); err == nil || strings.Contains(err.Error(), "fake-token") {
+		t.Errorf("ParseOrigin with a query: %v, want an error without the query", err)
+	}
 	if o, err := ParseOrigin("http://127.0.0.1:8233/"); err != nil || o != uiOrigin {
 		t.Errorf("ParseOrigin with a trailing slash = %q, %v", o, err)
 	}

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/hookrelay/hookrelay/activities"
@@ -27,10 +29,13 @@ import (
 
 // Options are the worker's flags, except --endpoints, which its host defines.
 type Options struct {
-	ShutdownTimeout       time.Duration
-	AllowCIDRs            []string
-	HTTPSOnly             bool
-	UseEnvProxy           bool
+	ShutdownTimeout time.Duration
+	AllowCIDRs      []string
+	HTTPSOnly       bool
+	UseEnvProxy     bool
+	// ProxyAllowCIDRs admit the proxy's address (with UseEnvProxy), apart
+	// from AllowCIDRs, which admit endpoints.
+	ProxyAllowCIDRs       []string
 	MaxConcurrentAttempts int
 	Pollers               int
 	AttemptsPerSecond     float64
@@ -46,7 +51,7 @@ type Options struct {
 }
 
 // FlagNames are the flags AddFlags defines, for hosts that alias or check them.
-var FlagNames = []string{"allow-cidr", "https-only", "use-env-proxy", "max-concurrent-attempts", "pollers", "attempts-per-second", "workflow-cache-size", "operations-endpoint", "circuit-refresh"}
+var FlagNames = []string{"allow-cidr", "https-only", "use-env-proxy", "proxy-allow-cidr", "max-concurrent-attempts", "pollers", "attempts-per-second", "workflow-cache-size", "operations-endpoint", "circuit-refresh"}
 
 // AddFlags adds the worker's flags, for the worker command and for every
 // process that hosts a worker (starter serve --worker) alike. The host
@@ -54,7 +59,8 @@ var FlagNames = []string{"allow-cidr", "https-only", "use-env-proxy", "max-concu
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range, such as 127.0.0.0/8 for local testing (repeatable)")
 	fs.BoolVar(&o.HTTPSOnly, "https-only", false, "refuse endpoints with plain http URLs")
-	fs.BoolVar(&o.UseEnvProxy, "use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY")
+	fs.BoolVar(&o.UseEnvProxy, "use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY, tunnelled to the address the guard checked")
+	fs.StringArrayVar(&o.ProxyAllowCIDRs, "proxy-allow-cidr", nil, "with --use-env-proxy: admit the proxy's own address in this otherwise refused range; admits no endpoint (repeatable)")
 	cmdline.Int(fs, &o.MaxConcurrentAttempts, "max-concurrent-attempts", "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS", 0,
 		"attempts this worker runs at once, ordinary and local each (0: the SDK's 1000)")
 	cmdline.Int(fs, &o.Pollers, "pollers", "HOOKRELAY_POLLERS", 0,
@@ -94,6 +100,12 @@ func (o Options) Validate() error {
 	if _, err := netguard.ParseCIDRs(o.AllowCIDRs); err != nil {
 		return fmt.Errorf("--allow-cidr: %w", err)
 	}
+	if _, err := netguard.ParseCIDRs(o.ProxyAllowCIDRs); err != nil {
+		return fmt.Errorf("--proxy-allow-cidr: %w", err)
+	}
+	if len(o.ProxyAllowCIDRs) > 0 && !o.UseEnvProxy {
+		return errors.New("--proxy-allow-cidr: admits the proxy's address, so it needs --use-env-proxy")
+	}
 	return nil
 }
 
@@ -124,6 +136,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Metrics receives the endpoint state gauge; nil records none.
 	Metrics client.MetricsHandler
+	// Sealed tells payloads sealed by the client's keys
+	// (temporalclient.Sealed); nil (--insecure-plaintext) accepts any.
+	Sealed func(*commonpb.Payload) bool
 }
 
 // Worker is a delivery worker: the SDK worker running DeliveryWorkflow,
@@ -143,8 +158,18 @@ func New(d Deps, o Options) (*Worker, error) {
 	}
 	// The SDK's cache is per process; set it before this process's first worker.
 	worker.SetStickyWorkflowCacheSize(o.WorkflowCacheSize)
-	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy})
+	proxyAllow, err := netguard.ParseCIDRs(o.ProxyAllowCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("--proxy-allow-cidr: %w", err)
+	}
+	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy,
+		ProxyGuard: netguard.New(proxyAllow...)})
+	var interceptors []interceptor.WorkerInterceptor
+	if d.Sealed != nil {
+		interceptors = append(interceptors, &sealedSignals{sealed: d.Sealed})
+	}
 	w := worker.New(d.Client, d.TaskQueue, worker.Options{
+		Interceptors:                            interceptors,
 		WorkerStopTimeout:                       o.ShutdownTimeout,
 		MaxConcurrentActivityExecutionSize:      o.MaxConcurrentAttempts,
 		MaxConcurrentLocalActivityExecutionSize: o.MaxConcurrentAttempts,

@@ -6,6 +6,8 @@
 //	hookrelay_attempt_latency_seconds{endpoint}   attempt latency histogram
 //	hookrelay_deliveries_total{endpoint, status}  deliveries by final status
 //	hookrelay_endpoint_state{endpoint, state}     1 for the circuit state each endpoint is in, 0 for the others
+//	hookrelay_codec_encryptions_total{key_id}     payloads this process sealed, per payload key
+//	hookrelay_codec_key_overused{key_id}          1 once this process sealed codec.WarnEncryptions payloads with the key: rotate it
 package metrics
 
 import (
@@ -16,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	prom "github.com/prometheus/client_golang/prometheus"
@@ -32,6 +35,10 @@ const (
 	AttemptLatency = "hookrelay_attempt_latency"
 	Deliveries     = "hookrelay_deliveries"
 	EndpointState  = "hookrelay_endpoint_state"
+	// CodecEncryptions counts payloads sealed per key (GCM's random-nonce
+	// limit is per key); CodecKeyOverused is 1 past the warning threshold.
+	CodecEncryptions = "hookrelay_codec_encryptions"
+	CodecKeyOverused = "hookrelay_codec_key_overused"
 )
 
 // latencyBuckets suit webhook POSTs: from a fast loopback answer to the 5m timeout cap.
@@ -106,4 +113,36 @@ func (r *Registry) Serve(ctx context.Context, addr string, logger *slog.Logger) 
 		srv.Shutdown(shutdownCtx)
 	}()
 	return ln.Addr().String(), nil
+}
+
+// CheckListen vets --metrics-listen against the ranges --allow-cidr admits,
+// the customers' networks a worker reaches: metrics name every endpoint
+// and their outcomes, so customers must not reach them. An address inside
+// an admitted range is refused (loopback aside: only this host reaches it); every interface ("0.0.0.0:9090", ":9090")
+// while ranges are admitted is allowed with a warning, since those
+// interfaces may include one on a customers' network.
+func CheckListen(addr string, admitted []netip.Prefix) (warning string, err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--metrics-listen: %q is not host:port", addr)
+	}
+	if len(admitted) == 0 {
+		return "", nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if host == "" || err == nil && ip.IsUnspecified() {
+		return "metrics listen on every interface, including any on a network --allow-cidr admits; bind --metrics-listen to 127.0.0.1 or an address only operators reach", nil
+	}
+	if err != nil {
+		return "", nil // a host name: resolved by Listen, checked by whoever names it
+	}
+	if ip.IsLoopback() {
+		return "", nil // reached from this host only, even where --allow-cidr admits loopback (local testing)
+	}
+	for _, p := range admitted {
+		if p.Contains(ip.Unmap()) {
+			return "", fmt.Errorf("--metrics-listen: %s is in %s, which --allow-cidr admits as a customers' network; bind metrics to 127.0.0.1 or an address only operators reach", ip, p)
+		}
+	}
+	return "", nil
 }

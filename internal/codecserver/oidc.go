@@ -1,0 +1,266 @@
+package codecserver
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/hookrelay/hookrelay/internal/redact"
+)
+
+// OIDC verifies the access tokens the Temporal UI passes when it signs its
+// users in (TEMPORAL_CODEC_PASS_ACCESS_TOKEN): JWTs signed by the issuer's
+// keys, issued by Issuer for Audience, unexpired, signed with an algorithm
+// of the allow-list. Keys come from the issuer's JWKS, found through its
+// discovery document unless JWKSURL names it; they are cached, and fetched
+// again when a token names a key id the cache lacks (the issuer rotated),
+// at most once per MinRefresh, so tokens with made-up key ids cannot make
+// the codec server hammer the issuer.
+type OIDC struct {
+	// Issuer is the "iss" every token must carry, exactly: the issuer URL.
+	Issuer string
+	// Audience must be among the token's "aud": the API the UI's tokens are
+	// for (for ID tokens, the UI's client id).
+	Audience string
+	// Algorithms is the allow-list of signature algorithms (DefaultAlgorithms if empty).
+	Algorithms []string
+	// JWKSURL is the issuer's key set; "" reads jwks_uri from
+	// Issuer/.well-known/openid-configuration.
+	JWKSURL string
+	// MinRefresh bounds how often keys are fetched for an unknown key id
+	// (DefaultMinRefresh if zero; negative: no bound, for tests).
+	MinRefresh time.Duration
+	// Client fetches discovery and keys (a client with a 10s timeout if nil).
+	Client *http.Client
+	// Now is the clock tokens are checked by (time.Now if nil).
+	Now func() time.Time
+
+	mu        sync.Mutex
+	keys      jose.JSONWebKeySet
+	fetchedAt time.Time
+	jwksURL   string
+	fetches   int
+}
+
+// Defaults of OIDC.
+var DefaultAlgorithms = []string{"RS256", "ES256"}
+
+const (
+	DefaultMinRefresh = 5 * time.Second
+	// leeway absorbs clock skew between the issuer and this server.
+	leeway = 30 * time.Second
+	// maxDocument bounds a discovery document or key set.
+	maxDocument = 1 << 20
+)
+
+// asymmetric lists the algorithms a key set's public keys verify. A shared
+// secret (HS256) would let anyone holding it mint tokens, and is refused.
+var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Check names the first unusable setting.
+func (o *OIDC) Check() error {
+	if err := checkFetchURL("--oidc-issuer", o.Issuer); err != nil {
+		return err
+	}
+	if strings.TrimSpace(o.Audience) == "" {
+		return errors.New("--oidc-audience: required with --oidc-issuer: the audience the UI's access tokens are issued for")
+	}
+	if o.JWKSURL != "" {
+		if err := checkFetchURL("--oidc-jwks-url", o.JWKSURL); err != nil {
+			return err
+		}
+	}
+	for _, a := range o.algorithms() {
+		if !slices.Contains(asymmetric, a) {
+			return fmt.Errorf("--oidc-algorithms: %q is not one of %s", a, strings.Join(asymmetric, ", "))
+		}
+	}
+	return nil
+}
+
+// checkFetchURL admits https URLs, and plain http on loopback only.
+func checkFetchURL(flag, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s: %q is not an https URL without query", flag, redact.URL(s))
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() || u.Hostname() == "localhost" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %q must be https (plain http only on loopback)", flag, redact.URL(s))
+}
+
+func (o *OIDC) algorithms() []string {
+	if len(o.Algorithms) == 0 {
+		return DefaultAlgorithms
+	}
+	return o.Algorithms
+}
+
+// Verify checks token and returns its subject.
+func (o *OIDC) Verify(ctx context.Context, token string) (string, error) {
+	var algs []jose.SignatureAlgorithm
+	for _, a := range o.algorithms() {
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	tok, err := jwt.ParseSigned(token, algs)
+	if err != nil {
+		return "", fmt.Errorf("not a JWT signed with an allowed algorithm (%s): %w", strings.Join(o.algorithms(), ", "), err)
+	}
+	if len(tok.Headers) != 1 {
+		return "", errors.New("want exactly one signature")
+	}
+	h := tok.Headers[0]
+	key, err := o.key(ctx, h.KeyID, h.Algorithm)
+	if err != nil {
+		return "", err
+	}
+	var claims jwt.Claims
+	if err := tok.Claims(key.Key, &claims); err != nil {
+		return "", fmt.Errorf("signature: %w", err)
+	}
+	if claims.Expiry == nil {
+		return "", errors.New("the token has no expiry (exp)")
+	}
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	if err := claims.ValidateWithLeeway(jwt.Expected{Issuer: o.Issuer, AnyAudience: jwt.Audience{o.Audience}, Time: now()}, leeway); err != nil {
+		return "", err
+	}
+	return claims.Subject, nil
+}
+
+// key finds the key a token names, fetching the key set when it lacks it.
+func (o *OIDC) key(ctx context.Context, kid, alg string) (jose.JSONWebKey, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if k, ok := o.lookup(kid, alg); ok {
+		return k, nil
+	}
+	minRefresh := o.MinRefresh
+	if minRefresh == 0 {
+		minRefresh = DefaultMinRefresh
+	}
+	if !o.fetchedAt.IsZero() && time.Since(o.fetchedAt) < minRefresh {
+		return jose.JSONWebKey{}, fmt.Errorf("no key %q in the issuer's key set (fetched %s ago)", kid, time.Since(o.fetchedAt).Round(time.Second))
+	}
+	if err := o.fetch(ctx); err != nil {
+		return jose.JSONWebKey{}, err
+	}
+	if k, ok := o.lookup(kid, alg); ok {
+		return k, nil
+	}
+	return jose.JSONWebKey{}, fmt.Errorf("no key %q for %s in the issuer's key set", kid, alg)
+}
+
+// lookup finds the cached public signing key for kid and alg; a token
+// without a key id may use the key set's only key.
+func (o *OIDC) lookup(kid, alg string) (jose.JSONWebKey, bool) {
+	var found []jose.JSONWebKey
+	for _, k := range o.keys.Keys {
+		if kid != "" && k.KeyID != kid || k.Use != "" && k.Use != "sig" || k.Algorithm != "" && k.Algorithm != alg {
+			continue
+		}
+		switch k.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+			found = append(found, k)
+		}
+	}
+	if len(found) != 1 {
+		return jose.JSONWebKey{}, false
+	}
+	return found[0], true
+}
+
+// fetch reads the key set (and first the discovery document, if needed).
+// The caller holds o.mu.
+func (o *OIDC) fetch(ctx context.Context) error {
+	o.fetchedAt = time.Now()
+	o.fetches++
+	if o.jwksURL == "" {
+		o.jwksURL = o.JWKSURL
+	}
+	if o.jwksURL == "" {
+		var doc struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		discovery := strings.TrimSuffix(o.Issuer, "/") + "/.well-known/openid-configuration"
+		if err := o.getJSON(ctx, discovery, &doc); err != nil {
+			return fmt.Errorf("OIDC discovery: %w", err)
+		}
+		if doc.Issuer != o.Issuer {
+			return fmt.Errorf("OIDC discovery: the document's issuer %q is not --oidc-issuer %q", redact.URL(doc.Issuer), redact.URL(o.Issuer))
+		}
+		if err := checkFetchURL("jwks_uri", doc.JWKSURI); err != nil {
+			return fmt.Errorf("OIDC discovery: %w", err)
+		}
+		o.jwksURL = doc.JWKSURI
+	}
+	var set jose.JSONWebKeySet
+	if err := o.getJSON(ctx, o.jwksURL, &set); err != nil {
+		return fmt.Errorf("OIDC key set: %w", err)
+	}
+	o.keys = set
+	return nil
+}
+
+func (o *OIDC) getJSON(ctx context.Context, u string, v any) error {
+	c := o.Client
+	if c == nil {
+		c = &http.Client{Timeout: 10 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", redact.URL(u), err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return fmt.Errorf("GET %s: %w", redact.URL(u), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", redact.URL(u), resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", redact.URL(u), err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("GET %s: not JSON of the expected shape: %w", redact.URL(u), err)
+	}
+	return nil
+}
+
+// Fetches counts key set fetches, for tests and logs.
+func (o *OIDC) Fetches() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.fetches
+}
