@@ -463,4 +463,3 @@ func newSecret() (string, error) {
 	}
 	return signing.SecretPrefix + base64.StdEncoding.EncodeToString(b), nil
 }
-
