@@ -58,6 +58,8 @@ type Options struct {
 	MetricsHandler client.MetricsHandler
 	// Security is how the connection is protected: TLS, mutual TLS, an API key.
 	Security
+
+	codec *codec.Codec // loaded by Codec, reused by DataConverter
 }
 
 // AddFlags adds --temporal-address, --namespace, --task-queue and
@@ -105,11 +107,29 @@ func (o Options) DataConverter() (converter.DataConverter, error) {
 	if o.InsecurePlaintext {
 		return converter.GetDefaultDataConverter(), nil
 	}
+	c, err := o.Codec()
+	if err != nil {
+		return nil, err
+	}
+	return NewDataConverter(c), nil
+}
+
+// Codec loads the payload keys from CodecKeyFile once: later calls on o,
+// and the data converter of connections made with o after, reuse them. The
+// endpoint registry seals endpoint secrets with them.
+func (o *Options) Codec() (*codec.Codec, error) {
+	if o.codec != nil {
+		return o.codec, nil
+	}
+	if o.CodecKeyFile == "" {
+		return nil, fmt.Errorf("--codec-key-file: required (or set %s)", EnvCodecKeyFile)
+	}
 	c, err := codec.Load(o.CodecKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--codec-key-file: %w", err)
 	}
-	return NewDataConverter(c), nil
+	o.codec = c
+	return c, nil
 }
 
 // NewDataConverter wraps the default JSON converter in c.
