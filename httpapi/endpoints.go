@@ -30,49 +30,9 @@ type Endpoints interface {
 	RotateSecret(ctx context.Context, accountID, id string, overlap time.Duration) (registry.Rotated, error)
 }
 
-// endpointView is an endpoint as the API shows it. Secret is set only in
-// the answer to its creation.
-type endpointView struct {
-	ID            string     `json:"id"`
-	AccountID     string     `json:"account_id"`
-	URL           string     `json:"url"`
-	Events        []string   `json:"events"`
-	Description   string     `json:"description"`
-	Timeout       string     `json:"timeout"`
-	RetrySchedule []string   `json:"retry_schedule"`
-	Enabled       bool       `json:"enabled"`
-	CreatedAt     *time.Time `json:"created_at,omitempty"`
-	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
-	Secret        string     `json:"secret,omitempty"`
-}
-
-func viewOf(e registry.Entry) endpointView {
-	v := endpointView{ID: e.ID, AccountID: e.AccountID, URL: e.URL.String(), Events: e.Events, Description: e.Description,
-		Timeout: formatDuration(e.Timeout), RetrySchedule: make([]string, len(e.RetrySchedule)), Enabled: e.Enabled}
-	for i, d := range e.RetrySchedule {
-		v.RetrySchedule[i] = formatDuration(d)
-	}
-	if !e.CreatedAt.IsZero() { // a file's endpoints have no times
-		v.CreatedAt, v.UpdatedAt = &e.CreatedAt, &e.UpdatedAt
-	}
-	return v
-}
-
-// formatDuration writes 5m and 2h rather than 5m0s and 2h0m0s.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
-
 type endpointList struct {
-	Endpoints  []endpointView `json:"endpoints"`
-	NextCursor string         `json:"next_cursor,omitempty"`
+	Endpoints  []registry.View `json:"endpoints"`
+	NextCursor string          `json:"next_cursor,omitempty"`
 }
 
 type rotatedView struct {
@@ -94,7 +54,7 @@ func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		annotate(r, slog.String("endpoint_id", e.ID))
-		v := viewOf(e)
+		v := e.View()
 		v.Secret = secret
 		return v, nil
 	})
@@ -120,9 +80,9 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		out := endpointList{Endpoints: make([]endpointView, 0, len(page.Entries)), NextCursor: page.NextCursor}
+		out := endpointList{Endpoints: make([]registry.View, 0, len(page.Entries)), NextCursor: page.NextCursor}
 		for _, e := range page.Entries {
-			out.Endpoints = append(out.Endpoints, viewOf(e))
+			out.Endpoints = append(out.Endpoints, e.View())
 		}
 		annotate(r, slog.Int("endpoints", len(out.Endpoints)))
 		return out, nil
@@ -136,7 +96,7 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		return viewOf(e), nil
+		return e.View(), nil
 	})
 }
 
@@ -153,7 +113,7 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		return viewOf(e), nil
+		return e.View(), nil
 	})
 }
 

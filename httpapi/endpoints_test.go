@@ -61,7 +61,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	var logs bytes.Buffer
 	h := endpointServer(t, newRegistry(t), &logs)
 	w := do(t, h, "POST", endpointsPath, `{"url":"https://hooks.example.com/mail?token=fake-query-token","events":["api_mail_log_delivered"],"description":"CRM","timeout":"10s","retry_schedule":["5s","5m","2h"]}`)
-	created := decode[endpointView](t, w)
+	created := decode[registry.View](t, w)
 	if w.Code != 201 || !strings.HasPrefix(created.ID, "ep_") || !strings.HasPrefix(created.Secret, "whsec_") || created.AccountID != "acct_1" ||
 		created.Timeout != "10s" || strings.Join(created.RetrySchedule, ",") != "5s,5m,2h" || !created.Enabled || created.CreatedAt == nil {
 		t.Fatalf("create: %d %+v", w.Code, created)
@@ -69,7 +69,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	one := endpointsPath + "/" + created.ID
 
 	w = do(t, h, "GET", one, "")
-	got := decode[endpointView](t, w)
+	got := decode[registry.View](t, w)
 	if w.Code != 200 || got.Secret != "" || got.URL != created.URL || got.Description != "CRM" {
 		t.Fatalf("get: %d %+v", w.Code, got)
 	}
@@ -78,7 +78,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	}
 
 	w = do(t, h, "PATCH", one, `{"enabled":false,"account_id":"acct_1"}`)
-	if got := decode[endpointView](t, w); w.Code != 200 || got.Enabled || got.Description != "CRM" || got.Secret != "" {
+	if got := decode[registry.View](t, w); w.Code != 200 || got.Enabled || got.Description != "CRM" || got.Secret != "" {
 		t.Fatalf("patch: %d %+v", w.Code, got)
 	}
 
@@ -144,7 +144,7 @@ func TestEndpointBadInput(t *testing.T) {
 	r := newRegistry(t)
 	h := endpointServer(t, r, nil)
 	w := do(t, h, "POST", endpointsPath, `{"url":"https://hooks.example.com/","events":["*"]}`)
-	existing := decode[endpointView](t, w)
+	existing := decode[registry.View](t, w)
 	valid := map[string]any{"url": "https://hooks.example.com/", "events": []string{"*"}}
 	with := func(k string, v any) string {
 		m := map[string]any{}

@@ -164,7 +164,9 @@ func (o Options) openFile(path string, checkSecrets bool, logger *slog.Logger) (
 			return nil, fmt.Errorf("endpoints file %s: %w", path, err)
 		}
 	}
-	endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
+	if logger != nil {
+		endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
+	}
 	return endpoints, nil
 }
 
