@@ -3,11 +3,16 @@ GO       ?= go
 BIN      := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
 TEMPORAL_CLI_VERSION := v1.5.1
+# The Temporal server and temporal-sql-tool for the production-shaped cluster
+# (internal/temporalcluster): the server release the CLI's dev server embeds.
+TEMPORAL_SERVER_VERSION := v1.29.1
+TEMPORAL_SERVER_BIN := $(BIN)/temporal-server-$(TEMPORAL_SERVER_VERSION)
 SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attribute HookrelayEventName=Keyword \
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
-	--search-attribute HookrelayAttempts=Int --search-attribute HookrelayAccount=Keyword
+	--search-attribute HookrelayAttempts=Int --search-attribute HookrelayAccount=Keyword \
+	--search-attribute HookrelayCircuit=Keyword --search-attribute HookrelayEventTime=Datetime
 
-.PHONY: all tools build test test-unit test-integration test-docker fuzz bench bench-park bench-go bench-registry demo dev deploy-secrets fmt vet clean
+.PHONY: all tools tools-cluster build test test-cluster test-unit test-integration test-docker fuzz bench bench-park bench-go bench-registry demo dev deploy-secrets fmt vet clean
 
 all: build
 
@@ -15,6 +20,13 @@ all: build
 tools: $(TEMPORAL)
 $(TEMPORAL):
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+## tools-cluster: the Temporal server and temporal-sql-tool from go.temporal.io/server (Go module
+## proxy), into bin/temporal-server-v1.29.1/ as server and sql; the module cache keeps its schema
+tools-cluster: $(TEMPORAL_SERVER_BIN)/server $(TEMPORAL_SERVER_BIN)/sql
+$(TEMPORAL_SERVER_BIN)/server $(TEMPORAL_SERVER_BIN)/sql &:
+	GOBIN=$(TEMPORAL_SERVER_BIN) $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) \
+		go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
 
 ## build: bin/worker, bin/starter and the example bin/receiver
 build:
@@ -35,6 +47,11 @@ test-integration: tools
 ## runs them against an existing cluster.)
 test-docker: tools
 	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 20m -v ./tests/
+
+## test-cluster: a Temporal server on PostgreSQL, its four services as processes
+## (internal/temporalcluster; docs/temporal-cluster.md), and its tests
+test-cluster: tools tools-cluster
+	HOOKRELAY_TEST_SERVER=postgres $(GO) test -race -count=1 -timeout 30m ./internal/temporalcluster/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

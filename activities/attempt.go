@@ -32,8 +32,19 @@ const (
 	keptBody    = 1 << 10
 )
 
+// Health is endpoint health as this worker sees it (*circuit.Watcher); nil
+// never parks a delivery and reports nothing.
+type Health interface {
+	// Circuit is the endpoint's circuit as this worker last read it.
+	Circuit(endpointID string) workflows.CircuitState
+	// Observe takes an attempt's outcome: a success is noted in memory, a
+	// failure reported to the endpoint's health workflow.
+	Observe(ctx context.Context, ep endpoint.Endpoint, deliveryID string, rec workflows.Attempt)
+}
+
 // Activities carries the attempt activity's dependencies.
 type Activities struct {
+	Health Health
 	// Endpoints resolves an endpoint by id at attempt time: the endpoints
 	// file (*endpoint.File reloads on change) or the registry.
 	Endpoints endpoint.Source
@@ -110,17 +121,23 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	// Heartbeats reach the server only for ordinary activities that run
 	// over a second; for a local activity the SDK ignores them.
 	defer heartbeatWhileRunning(ctx)()
-	rec, err := a.attempt(ctx, in)
+	rec, ep, err := a.attempt(ctx, in)
 	if err != nil {
 		return rec, err
 	}
 	a.audit(ctx, in, rec)
+	if a.Health != nil && ep != nil && !in.Release {
+		// A release's outcome reaches the health workflow through the
+		// release itself: no report of its own.
+		a.Health.Observe(ctx, *ep, in.DeliveryID, rec)
+	}
 	return rec, nil
 }
 
 // attempt resolves the endpoint, signs, POSTs and classifies: the attempt
-// without the activity's audit line, metrics and heartbeats.
-func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, error) {
+// without the activity's audit line, metrics and heartbeats. It returns the
+// endpoint it POSTed to, or nil when it sent nothing.
+func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, *endpoint.Endpoint, error) {
 	started := a.Now()
 	rec := workflows.Attempt{Number: in.Attempt, StartedAt: started}
 
@@ -128,24 +145,31 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	switch {
 	case errors.Is(err, endpoint.ErrDeleted):
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointDeleted, fmt.Sprintf("endpoint %q was deleted", in.EndpointID)
-		return rec, nil
+		return rec, nil, nil
 	case errors.Is(err, endpoint.ErrNotFound):
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, err.Error()
-		return rec, nil
+		return rec, nil, nil
 	case err != nil:
 		// The registry did not answer: the attempt could not run at all.
-		return rec, fmt.Errorf("resolve endpoint %q: %w", in.EndpointID, err)
+		return rec, nil, fmt.Errorf("resolve endpoint %q: %w", in.EndpointID, err)
 	case ep.AccountID != in.AccountID:
 		rec.Outcome, rec.Error = workflows.OutcomeAccountMismatch, fmt.Sprintf("endpoint %q belongs to another account than the event; nothing sent", in.EndpointID)
-		return rec, nil
+		return rec, nil, nil
 	case !ep.Enabled:
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, fmt.Sprintf("endpoint %q is disabled", in.EndpointID)
-		return rec, nil
+		return rec, nil, nil
+	}
+	if in.MayPark && !in.Release && !in.Override && a.Health != nil {
+		if state := a.Health.Circuit(ep.ID); state.Parks() {
+			rec.Outcome, rec.Error = workflows.OutcomeParked, fmt.Sprintf("the endpoint's circuit is %s; nothing sent", state)
+			rec.ParkLimitSeconds = int64(ep.Circuit.ParkLimit / time.Second)
+			return rec, nil, nil
+		}
 	}
 	secrets, err := ep.Secrets()
 	if err != nil {
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, err.Error()
-		return rec, nil
+		return rec, nil, nil
 	}
 	for _, s := range secrets {
 		rec.KeyIDs = append(rec.KeyIDs, s.KeyID())
@@ -156,7 +180,7 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, ep.URL.String(), bytes.NewReader(body))
 	if err != nil {
-		return rec, fmt.Errorf("endpoint %q: build request: %w", in.EndpointID, err)
+		return rec, nil, fmt.Errorf("endpoint %q: build request: %w", in.EndpointID, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", a.UserAgent)
@@ -176,7 +200,7 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	}
 	rec.Outcome, rec.Error = classify(resp, err)
 	rec.LatencyMS = a.Now().Sub(started).Milliseconds()
-	return rec, nil
+	return rec, &ep, nil
 }
 
 // heartbeatEvery is how often a long attempt heartbeats. Attempts that finish

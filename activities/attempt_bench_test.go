@@ -37,7 +37,7 @@ func BenchmarkAttempt(b *testing.B) {
 		Payload: json.RawMessage(`{"id":42,"time":"2026-01-02T03:04:05Z","subject":"` + strings.Repeat("s", 900) + `"}`)}
 	b.ReportAllocs()
 	for b.Loop() {
-		rec, err := a.attempt(context.Background(), in)
+		rec, _, err := a.attempt(context.Background(), in)
 		if err != nil || rec.Outcome != workflows.OutcomeDelivered {
 			b.Fatalf("attempt = %+v, %v", rec, err)
 		}

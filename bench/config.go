@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 // Modes.
@@ -34,10 +36,14 @@ type config struct {
 	serverArgs      []string
 	baselineArgs    []string
 	temporalAddress string // empty: start a dev server from temporalCLI
-	namespace       string
-	temporalCLI     string
-	out             string
-	timeout         time.Duration
+	// serverMode is how the run gets its server: an existing cluster with
+	// --temporal-address, else a dev server from temporalCLI, unless
+	// HOOKRELAY_TEST_SERVER forces another (docker).
+	serverMode  testenv.Mode
+	namespace   string
+	temporalCLI string
+	out         string
+	timeout     time.Duration
 	// park mode
 	retrySchedule string
 	hold          time.Duration
@@ -114,6 +120,11 @@ func parseFlags(args []string, root string) (config, error) {
 	if c.out == "" {
 		c.out = filepath.Join(root, ".temporal", "bench", map[string]string{modeThroughput: "results.json", modePark: "park.json"}[c.mode])
 	}
+	// Never docker unless forced: the figures include the dev server's CPU
+	// and memory, read from /proc.
+	if c.serverMode, err = testenv.ChooseMode(os.Getenv(testenv.EnvServer), c.temporalAddress, nil); err != nil {
+		return c, usageError{err}
+	}
 	return c, c.validate()
 }
 
@@ -154,7 +165,7 @@ func (c config) validate() error {
 	if _, err := parseSchedule(c.retrySchedule); err != nil {
 		return usagef("--retry-schedule: %v", err)
 	}
-	if c.temporalAddress == "" {
+	if c.serverMode == testenv.ModeDevServer {
 		if _, err := os.Stat(c.temporalCLI); err != nil {
 			return usagef("--temporal-cli: %s: %v (run `make tools`, or set --temporal-address)", c.temporalCLI, err)
 		}

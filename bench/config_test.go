@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 // fakeRoot is a repository with a Temporal CLI in bin/, so flags that need
@@ -24,6 +26,7 @@ func fakeRoot(t *testing.T) string {
 
 func TestParseFlagsDefaults(t *testing.T) {
 	t.Setenv("TEMPORAL_ADDRESS", "")
+	t.Setenv(testenv.EnvServer, "")
 	root := fakeRoot(t)
 	c, err := parseFlags(nil, root)
 	if err != nil {
@@ -52,6 +55,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 // Each bad flag is refused as a usage error naming the flag.
 func TestParseFlagsRefuses(t *testing.T) {
 	t.Setenv("TEMPORAL_ADDRESS", "")
+	t.Setenv(testenv.EnvServer, "")
 	root := fakeRoot(t)
 	tests := []struct {
 		args []string
@@ -79,6 +83,39 @@ func TestParseFlagsRefuses(t *testing.T) {
 		var usage usageError
 		if err == nil || !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.flag) {
 			t.Errorf("%q: error %v, want a usage error naming %s", tt.args, err, tt.flag)
+		}
+	}
+}
+
+// The server is chosen as the tests choose it, docker only when forced: a
+// bad HOOKRELAY_TEST_SERVER is a usage error, and a mode that needs no
+// bin/temporal does not ask for it.
+func TestParseFlagsChoosesTheServer(t *testing.T) {
+	root := t.TempDir() // no bin/temporal
+	for _, c := range []struct {
+		forced, address string
+		args            []string
+		want            testenv.Mode
+		err             string
+	}{
+		{"", "", nil, "", "--temporal-cli"},
+		{"", "temporal.internal:7233", nil, testenv.ModeCluster, ""},
+		{"", "", []string{"--temporal-address", "temporal.internal:7233"}, testenv.ModeCluster, ""},
+		{"docker", "", nil, testenv.ModeDocker, ""},
+		{"kubernetes", "", nil, "", testenv.EnvServer},
+	} {
+		t.Setenv("TEMPORAL_ADDRESS", c.address)
+		t.Setenv(testenv.EnvServer, c.forced)
+		cfg, err := parseFlags(c.args, root)
+		var usage usageError
+		if c.err != "" {
+			if !errors.As(err, &usage) || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s=%q %v: err %v, want a usage error naming %s", testenv.EnvServer, c.forced, c.args, err, c.err)
+			}
+			continue
+		}
+		if err != nil || cfg.serverMode != c.want {
+			t.Errorf("%s=%q %v: mode %q, %v; want %q", testenv.EnvServer, c.forced, c.args, cfg.serverMode, err, c.want)
 		}
 	}
 }

@@ -2,49 +2,47 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// harness is what both modes share: the binaries built for this run, the
-// generated secrets, the Temporal server and a client, the receiver, and
-// every process started.
+// harness is what both modes share, on package testenv: the binaries built
+// for this run, the generated secrets, the Temporal server and a client,
+// the receiver, and every process started.
 type harness struct {
 	cfg    config
 	out    io.Writer // progress and the report
 	runID  string
 	tmp    string // binaries, key, token, endpoints files; removed on close
 	logDir string // every process's log, kept
-	binDir string
 
-	codecKeyFile string
-	secret       string // the endpoints' signing secret; never printed
-	tokenFile    string
+	secret    string // the endpoints' signing secret; never printed
+	token     string // serve's API token, in tokenFile; never printed
+	tokenFile string
 
-	temporalAddr string
-	server       *proc // nil with --temporal-address
-	client       client.Client
-	clientLog    *os.File
-	rc           *receiver
-	procs        procs
-	env          []string // children's environment
+	server testenv.Server
+	// serverPID is the dev server's, when the bench runs one: its CPU and
+	// memory are among the figures.
+	serverPID int
+	// hr runs worker, starter and the lean worker against the server.
+	hr        testenv.Hookrelay
+	client    client.Client
+	logs      []*os.File // the server's and the client's
+	rc        *testenv.Receiver
+	processes []*testenv.Process
 }
 
 // newHarness builds worker and starter, generates a codec key, a signing
@@ -60,55 +58,116 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	if h.tmp, err = os.MkdirTemp("", "hookrelay-bench-"); err != nil {
 		return h, fmt.Errorf("temp dir: %w", err)
 	}
-	h.binDir = filepath.Join(h.tmp, "bin")
 	h.logDir = filepath.Join(cfg.root, ".temporal", "bench", "logs-"+h.runID)
 	if err = os.MkdirAll(h.logDir, 0o700); err != nil {
 		return h, fmt.Errorf("log dir: %w", err)
 	}
-	h.env = childEnv()
+	h.hr = testenv.Hookrelay{Bin: filepath.Join(h.tmp, "bin"), CodecKeyFile: filepath.Join(h.tmp, "codec.key"), LogDir: h.logDir}
 
 	fmt.Fprintf(out, "== building worker and starter (logs in %s)\n", rel(cfg.root, h.logDir))
-	if err = h.build(ctx); err != nil {
+	if err = testenv.Build(ctx, cfg.root, h.hr.Bin); err != nil {
 		return h, err
 	}
 	if err = h.writeSecrets(); err != nil {
 		return h, err
 	}
-	if h.clientLog, err = os.Create(filepath.Join(h.logDir, "bench-client.log")); err != nil {
-		return h, fmt.Errorf("client log: %w", err)
+	if err = h.startServer(ctx); err != nil {
+		return h, err
 	}
-	if cfg.temporalAddress != "" {
-		fmt.Fprintf(out, "== using Temporal at %s (namespace %s)\n", cfg.temporalAddress, cfg.namespace)
-		h.temporalAddr = cfg.temporalAddress
-		if h.client, err = h.dial(ctx); err != nil {
-			return h, err
-		}
-	} else if err = h.startDevServer(ctx); err != nil {
+	clientLog, err := h.logFile("bench-client.log")
+	if err != nil {
+		return h, err
+	}
+	logger := slog.New(slog.NewJSONHandler(clientLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if h.client, err = h.hr.Dial(ctx, logger); err != nil {
 		return h, err
 	}
 	// The dev server registers them at start; another server may lack them,
 	// and serve needs them before any worker has run.
-	if err = temporalclient.EnsureSearchAttributes(ctx, h.client, cfg.namespace, workflows.SearchAttributes); err != nil {
+	if err = temporalclient.EnsureSearchAttributes(ctx, h.client, h.hr.Namespace, workflows.SearchAttributes); err != nil {
 		return h, err
 	}
-	if h.rc, err = startReceiver(h.secret); err != nil {
+	// Park mode's endpoint never accepts: every attempt parks its delivery.
+	answer := testenv.Always(http.StatusOK)
+	if cfg.mode == modePark {
+		answer = testenv.Always(http.StatusServiceUnavailable) // no Retry-After: the schedule decides
+	}
+	if h.rc, err = testenv.NewReceiver(testenv.ReceiverOptions{Secret: h.secret, Answer: answer}); err != nil {
 		return h, err
 	}
 	return h, nil
 }
 
-// close stops every process, the receiver and the client, and removes the
-// temporary files (binaries, key, token). Logs stay.
+// startServer starts the dev server from bin/temporal, in memory on a free
+// port with hookrelay's search attributes, or reaches the server the run
+// asked for (--temporal-address, HOOKRELAY_TEST_SERVER).
+func (h *harness) startServer(ctx context.Context) error {
+	cfg := h.cfg
+	serverLog, err := h.logFile("temporal.log")
+	if err != nil {
+		return err
+	}
+	if cfg.serverMode == testenv.ModeCluster {
+		fmt.Fprintf(h.out, "== using Temporal at %s (namespace %s)\n", cfg.temporalAddress, cfg.namespace)
+	}
+	var args []string
+	for _, k := range workflows.SearchAttributes {
+		args = append(args, "--search-attribute", k.GetName()+"="+cliType(k.GetValueType().String()))
+	}
+	h.server, err = testenv.StartServer(ctx, testenv.ServerOptions{
+		Mode: cfg.serverMode, Address: cfg.temporalAddress, Namespace: cfg.namespace,
+		TemporalCLI: cfg.temporalCLI, ExtraArgs: append(args, cfg.serverArgs...), Log: serverLog,
+	})
+	if err != nil {
+		return fmt.Errorf("Temporal server (%s mode): %w", cfg.serverMode, err)
+	}
+	h.hr.Address, h.hr.Namespace = h.server.FrontendHostPort(), h.server.Namespace()
+	switch s := h.server.(type) {
+	case *testenv.DevServer:
+		h.serverPID = s.PID()
+		fmt.Fprintf(h.out, "== starting a dev server on %s (%s)\n", h.hr.Address, rel(cfg.root, cfg.temporalCLI))
+	case *testenv.Cluster:
+		if cfg.serverMode == testenv.ModeDocker {
+			fmt.Fprintf(h.out, "== started a dev server container (%s:%s) on %s, namespace %s\n",
+				testenv.DockerImageRepository, testenv.DockerImageTag, h.hr.Address, h.hr.Namespace)
+		}
+	}
+	return nil
+}
+
+// logFile creates a log of the bench's own in the run's log directory.
+func (h *harness) logFile(name string) (*os.File, error) {
+	f, err := os.Create(filepath.Join(h.logDir, name))
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", name, err)
+	}
+	h.logs = append(h.logs, f)
+	return f, nil
+}
+
+// close stops every process (the last started first), the receiver, the
+// client and the server, and removes the temporary files (binaries, key,
+// token). Logs stay.
 func (h *harness) close() []error {
-	errs := h.procs.stopAll(30 * time.Second)
+	var errs []error
+	for i := len(h.processes) - 1; i >= 0; i-- {
+		if err := h.processes[i].Stop(30 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if h.rc != nil {
-		h.rc.close()
+		h.rc.Close()
 	}
 	if h.client != nil {
 		h.client.Close()
 	}
-	if h.clientLog != nil {
-		h.clientLog.Close()
+	if h.server != nil {
+		if err := h.server.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop Temporal server: %w", err))
+		}
+	}
+	for _, f := range h.logs {
+		f.Close()
 	}
 	if h.tmp != "" {
 		os.RemoveAll(h.tmp)
@@ -116,119 +175,24 @@ func (h *harness) close() []error {
 	return errs
 }
 
-// childEnv is this environment without hookrelay's and Temporal's
-// variables: every setting a child gets is on its command line.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HOOKRELAY_") && !strings.HasPrefix(kv, "TEMPORAL_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func (h *harness) build(ctx context.Context) error {
-	goTool := os.Getenv("GO")
-	if goTool == "" {
-		goTool = "go"
-	}
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", h.binDir+string(filepath.Separator), "./worker", "./starter")
-	cmd.Dir = h.cfg.root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build ./worker ./starter: %w\n%s", err, out)
-	}
-	return nil
-}
-
 // writeSecrets generates this run's payload key, signing secret and API
 // token, in files only the bench's children read.
 func (h *harness) writeSecrets() error {
-	random := func(n int) []byte {
-		b := make([]byte, n)
-		rand.Read(b) // never fails (crypto/rand)
-		return b
+	if err := testenv.WriteCodecKey(h.hr.CodecKeyFile, "bench"); err != nil {
+		return err
 	}
-	h.codecKeyFile = filepath.Join(h.tmp, "codec.key")
-	key := "# generated for one bench run\nbench:" + base64.StdEncoding.EncodeToString(random(32)) + "\n"
-	if err := os.WriteFile(h.codecKeyFile, []byte(key), 0o600); err != nil {
-		return fmt.Errorf("codec key: %w", err)
-	}
-	h.secret = "whsec_" + base64.StdEncoding.EncodeToString(random(32))
+	h.secret, h.token = testenv.NewSecret(), testenv.NewToken()
 	h.tokenFile = filepath.Join(h.tmp, "api-token")
-	if err := os.WriteFile(h.tokenFile, []byte(base64.RawURLEncoding.EncodeToString(random(32))+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(h.tokenFile, []byte(h.token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("api token: %w", err)
 	}
 	return nil
 }
 
-// token is the API token serve was given.
-func (h *harness) token() (string, error) {
-	b, err := os.ReadFile(h.tokenFile)
-	return strings.TrimSpace(string(b)), err
-}
-
 // writeEndpoints writes an endpoints file with one endpoint and returns its path.
 func (h *harness) writeEndpoints(name, id, url string, schedule []time.Duration) (string, error) {
-	var delays []string
-	for _, d := range schedule {
-		delays = append(delays, d.String())
-	}
-	yaml := fmt.Sprintf("endpoints:\n  - id: %s\n    url: %s\n    events: [\"*\"]\n    secret: %s\n    timeout: 15s\n    retry_schedule: [%s]\n",
-		id, url, h.secret, strings.Join(delays, ", "))
 	path := filepath.Join(h.tmp, name)
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		return "", fmt.Errorf("endpoints file: %w", err)
-	}
-	return path, nil
-}
-
-func (h *harness) dial(ctx context.Context) (client.Client, error) {
-	logger := slog.New(slog.NewJSONHandler(h.clientLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return temporalclient.Dial(ctx, temporalclient.Options{
-		Address: h.temporalAddr, Namespace: h.cfg.namespace, TaskQueue: "unused", CodecKeyFile: h.codecKeyFile,
-	}, logger)
-}
-
-// startDevServer runs `temporal server start-dev` in memory on a free port,
-// with hookrelay's search attributes, and waits until it answers.
-func (h *harness) startDevServer(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	h.temporalAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	fmt.Fprintf(h.out, "== starting a dev server on %s (%s)\n", h.temporalAddr, rel(h.cfg.root, h.cfg.temporalCLI))
-	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--headless",
-		"--log-level", "warn", "--dynamic-config-value", "frontend.enableServerVersionCheck=false"}
-	if h.cfg.namespace != "default" {
-		args = append(args, "--namespace", h.cfg.namespace)
-	}
-	for _, k := range workflows.SearchAttributes {
-		args = append(args, "--search-attribute", k.GetName()+"="+cliType(k.GetValueType().String()))
-	}
-	args = append(args, h.cfg.serverArgs...)
-	if h.server, err = h.procs.start(ctx, "temporal", h.logDir, h.cfg.temporalCLI, args, h.env, ""); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		c, err := h.dial(ctx)
-		if err == nil {
-			h.client = c
-			return nil
-		}
-		switch {
-		case !h.server.running():
-			return fmt.Errorf("dev server exited (%v); see %s", h.server.waitErr, h.server.logPath)
-		case time.Now().After(deadline):
-			return fmt.Errorf("dev server not answering after 90s: %w", err)
-		case ctx.Err() != nil:
-			return ctx.Err()
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	return path, testenv.WriteEndpoints(path, testenv.Endpoint{ID: id, URL: url, Secret: h.secret, Timeout: 15 * time.Second, RetrySchedule: schedule})
 }
 
 // cliType turns INDEXED_VALUE_TYPE_KEYWORD_LIST into KeywordList, as
@@ -243,35 +207,40 @@ func cliType(enum string) string {
 	return b.String()
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// start starts s, to be stopped by close if the bench does not stop it first.
+func (h *harness) start(ctx context.Context, s testenv.Spec) (*testenv.Process, error) {
+	p, err := testenv.Start(ctx, s)
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return nil, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	h.processes = append(h.processes, p)
+	return p, nil
+}
+
+// on is h.hr on taskQueue.
+func (h *harness) on(taskQueue string) testenv.Hookrelay {
+	hr := h.hr
+	hr.TaskQueue = taskQueue
+	return hr
 }
 
 // startWorker runs a hookrelay worker process on taskQueue, admitting
 // loopback (where the receiver listens) through the network guard.
-func (h *harness) startWorker(ctx context.Context, name, taskQueue, endpoints string) (*proc, error) {
-	args := []string{"--temporal-address", h.temporalAddr, "--namespace", h.cfg.namespace, "--task-queue", taskQueue,
-		"--endpoints", endpoints, "--codec-key-file", h.codecKeyFile, "--allow-cidr", "127.0.0.0/8"}
-	args = append(args, h.cfg.workerArgs...)
-	return h.procs.start(ctx, name, h.logDir, filepath.Join(h.binDir, "worker"), args, h.env, `"worker started"`)
+func (h *harness) startWorker(ctx context.Context, name, taskQueue, endpoints string) (*testenv.Process, error) {
+	args := append([]string{"--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8"}, h.cfg.workerArgs...)
+	return h.start(ctx, h.on(taskQueue).Worker(name, args...))
 }
 
 // serveProc is `starter serve` and the address it listens on.
 type serveProc struct {
-	*proc
+	*testenv.Process
 	url string
 }
 
-// startServe runs `starter serve` on a free loopback port with this run's token.
 // startHookrelay starts n worker processes and starter serve on taskQueue,
 // and a client that submits through serve with concurrency submitters.
-func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*proc, *serveProc, *serveClient, error) {
-	var workers []*proc
+func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*testenv.Process, *serveProc, *serveClient, error) {
+	var workers []*testenv.Process
 	for i := range n {
 		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
 		if err != nil {
@@ -283,30 +252,24 @@ func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoint
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	token, err := h.token()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("api token: %w", err)
-	}
-	return workers, serve, newServeClient(serve.url, token, concurrency), nil
+	return workers, serve, newServeClient(serve.url, h.token, concurrency), nil
 }
 
+// startServe runs `starter serve` on a free loopback port with this run's token.
 func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (*serveProc, error) {
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--endpoints", endpoints, "--api-token-file", h.tokenFile,
-		"--temporal-address", h.temporalAddr, "--namespace", h.cfg.namespace, "--task-queue", taskQueue, "--codec-key-file", h.codecKeyFile}
-	args = append(args, h.cfg.serveArgs...)
-	p, err := h.procs.start(ctx, "serve", h.logDir, filepath.Join(h.binDir, "starter"), args, h.env, `"msg":"ingest serving"`)
+	p, err := h.start(ctx, h.on(taskQueue).Serve("serve", h.tokenFile, append([]string{"--endpoints", endpoints}, h.cfg.serveArgs...)...))
 	if err != nil {
 		return nil, err
 	}
-	var line struct{ Addr string }
-	if err := json.Unmarshal([]byte(p.watch.readyLine()), &line); err != nil || line.Addr == "" {
-		return nil, fmt.Errorf("serve: no address in its log line %q (%v)", p.watch.readyLine(), err)
+	addr, err := p.LoggedAddr(testenv.ServeListening)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	return &serveProc{proc: p, url: "http://" + line.Addr}, nil
+	return &serveProc{Process: p, url: "http://" + addr}, nil
 }
 
 // startLeanWorker runs this program's lean-worker subcommand on taskQueue.
-func (h *harness) startLeanWorker(ctx context.Context, name, taskQueue string) (*proc, error) {
+func (h *harness) startLeanWorker(ctx context.Context, name, taskQueue string) (*testenv.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("lean worker: find this program: %w", err)
@@ -315,10 +278,10 @@ func (h *harness) startLeanWorker(ctx context.Context, name, taskQueue string) (
 	if err := os.WriteFile(secretFile, []byte(h.secret+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("lean worker: secret file: %w", err)
 	}
-	args := []string{leanWorkerCommand, "--temporal-address", h.temporalAddr, "--namespace", h.cfg.namespace, "--task-queue", taskQueue,
-		"--codec-key-file", h.codecKeyFile, "--secret-file", secretFile, "--url", h.rc.url + pathOK}
-	args = append(args, h.cfg.baselineArgs...)
-	return h.procs.start(ctx, name, h.logDir, self, args, h.env, leanWorkerReady)
+	args := append([]string{leanWorkerCommand, "--secret-file", secretFile, "--url", h.rc.URL}, h.cfg.baselineArgs...)
+	s := h.on(taskQueue).Spec(name, self, args...)
+	s.Ready = leanWorkerReady
+	return h.start(ctx, s)
 }
 
 // rel shows path relative to the repository when it is inside it.

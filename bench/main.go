@@ -8,24 +8,24 @@
 //	go run ./bench [flags]              (make bench)
 //	go run ./bench --mode park [flags]  (make bench-park)
 //
-// It starts a dev server from bin/temporal (or uses TEMPORAL_ADDRESS), a
-// loopback receiver, starter serve and worker processes built from this
-// repository, prints the figures and writes them as JSON (--out).
+// It starts a dev server from bin/temporal (or uses TEMPORAL_ADDRESS, or
+// the server HOOKRELAY_TEST_SERVER names, as the tests choose it: package
+// testenv), a loopback receiver, starter serve and worker processes built
+// from this repository, prints the figures and writes them as JSON (--out).
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 func main() {
@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	if len(args) > 0 && args[0] == leanWorkerCommand {
 		return runLeanWorker(ctx, args[1:])
 	}
-	root, err := findRoot()
+	root, err := testenv.Root()
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 		report = r
 	}
 	// Every request the receiver got was signed right, or the figures mean nothing.
-	if err := h.rc.checkSignatures(); err != nil {
+	if err := h.rc.Verified(); err != nil {
 		return err
 	}
 	if err := writeJSON(cfg.out, report); err != nil {
@@ -98,37 +98,4 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	}
 	fmt.Fprintf(out, "\nfigures written to %s; process logs in %s\n", rel(root, cfg.out), hd.LogDir)
 	return nil
-}
-
-// findRoot finds the repository from the working directory up.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if isModuleRoot(filepath.Join(dir, "go.mod")) {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run the bench inside the hookrelay repository (no go.mod of github.com/hookrelay/hookrelay found from here up)")
-		}
-		dir = parent
-	}
-}
-
-func isModuleRoot(gomod string) bool {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "module ") {
-			return strings.TrimSpace(strings.TrimPrefix(line, "module ")) == "github.com/hookrelay/hookrelay"
-		}
-	}
-	return false
 }

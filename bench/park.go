@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -10,9 +11,9 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/hookrelay/hookrelay/internal/billable"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -87,7 +88,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	}
 	rep.Events, rep.RetrySchedule = cfg.events, cfg.retrySchedule
 	taskQueue := "bench-park-" + h.runID
-	endpoints, err := h.writeEndpoints("endpoints-park.yaml", parkEndpoint, h.rc.url+pathUnavailable, schedule)
+	endpoints, err := h.writeEndpoints("endpoints-park.yaml", parkEndpoint, h.rc.URL, schedule)
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	runningQuery := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", taskQueue)
 
 	// Memory every second, from before the first request to the end of the hold.
-	hosts := append(slices.Clone(workers), serve.proc) // serve may host a worker too (--serve-args)
+	hosts := append(slices.Clone(workers), serve.Process) // serve may host a worker too (--serve-args)
 	rep.Workers.Idle, _ = rssOf(workers)
 	var (
 		accepted, parked atomic.Int64
@@ -112,7 +113,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	)
 	sampleNow := func() rssSample {
 		w, _ := rssOf(workers)
-		s, _ := rssOf([]*proc{serve.proc})
+		s, _ := rssOf([]*testenv.Process{serve.Process})
 		smp := rssSample{Seconds: round(time.Since(begin).Seconds(), 1), Workers: w, Serve: s, Accepted: accepted.Load(), Parked: parked.Load()}
 		samplesMu.Lock()
 		rep.Samples = append(rep.Samples, smp)
@@ -166,7 +167,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		n, err := h.count(ctx, retrying)
+		n, err := testenv.CountWorkflows(ctx, h.client, retrying)
 		if err != nil {
 			return err
 		}
@@ -176,7 +177,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 		}
 		if time.Since(lastProgress) >= 5*time.Second {
 			lastProgress = time.Now()
-			_, _, attempts := h.rc.counts()
+			attempts := h.parkAttempts()
 			w, _ := rssOf(workers)
 			fmt.Fprintf(h.out, "   park: %5.0fs  accepted %d/%d, attempts %d, parked %d, workers RSS %s\n",
 				time.Since(begin).Seconds(), accepted.Load(), len(events), attempts, n, mb(w))
@@ -205,10 +206,10 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if rep.Workers.PeakHWM, err = hwmOf(workers); err != nil {
 		return err
 	}
-	if rep.Workers.ServePeakHWM, err = hwmOf([]*proc{serve.proc}); err != nil {
+	if rep.Workers.ServePeakHWM, err = hwmOf([]*testenv.Process{serve.Process}); err != nil {
 		return err
 	}
-	_, _, rep.Attempts = h.rc.counts()
+	rep.Attempts = h.parkAttempts()
 
 	fmt.Fprintf(h.out, "   park: counting actions in %d histories\n", min(cfg.sample, len(wids)))
 	if rep.Actions, err = h.sampleActions(ctx, wids, false); err != nil {
@@ -217,7 +218,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if err := h.checkServerHoldsTimers(ctx, &rep.ServerHoldsTimers, hosts, wids, taskQueue, endpoints, runningQuery, retrying); err != nil {
 		return err
 	}
-	if cfg.temporalAddress != "" {
+	if cfg.serverMode == testenv.ModeCluster {
 		return h.terminateAll(ctx, wids)
 	}
 	return nil
@@ -227,9 +228,9 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 // then shows the workflows still Running with a pending timer on the
 // server, and that a fresh worker stays small: nothing is owed to it
 // until a timer fires.
-func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, hosts []*proc, wids []string, taskQueue, endpoints, runningQuery, retrying string) error {
+func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, hosts []*testenv.Process, wids []string, taskQueue, endpoints, runningQuery, retrying string) error {
 	var err error
-	if tc.RunningBefore, err = h.count(ctx, runningQuery); err != nil {
+	if tc.RunningBefore, err = testenv.CountWorkflows(ctx, h.client, runningQuery); err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "== server holds the timers: stopping serve and the worker(s); %d Running\n", tc.RunningBefore)
@@ -237,7 +238,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	if err := sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
-	if tc.RunningAfterStop, err = h.count(ctx, runningQuery); err != nil {
+	if tc.RunningAfterStop, err = testenv.CountWorkflows(ctx, h.client, runningQuery); err != nil {
 		return err
 	}
 	tc.TimerFiresInMin = -1
@@ -251,7 +252,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 			len(desc.GetPendingActivities()) > 0 || desc.GetPendingWorkflowTask() != nil {
 			continue
 		}
-		events, err := history(ctx, h.client, wids[i])
+		events, err := testenv.History(ctx, h.client, wids[i], "")
 		if err != nil {
 			return err
 		}
@@ -269,7 +270,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	fmt.Fprintf(h.out, "   %d Running with no worker; %d of %d described are waiting on a server timer; starting a fresh worker for %s\n",
 		tc.RunningAfterStop, tc.WithPendingTimer, tc.Described, h.cfg.freshWatch)
 
-	_, _, attemptsBefore := h.rc.counts()
+	attemptsBefore := h.parkAttempts()
 	fresh, err := h.startWorker(ctx, "worker-fresh", taskQueue, endpoints)
 	if err != nil {
 		return err
@@ -279,19 +280,19 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
-		m, err := readMemory(fresh.pid())
+		m, err := readMemory(fresh.PID())
 		if err != nil {
 			return err
 		}
 		tc.FreshPeakRSS, tc.FreshEndRSS = max(tc.FreshPeakRSS, m.RSS), m.RSS
 	}
 	tc.FreshWatchSeconds = round(time.Since(begin).Seconds(), 1)
-	_, _, attemptsAfter := h.rc.counts()
+	attemptsAfter := h.parkAttempts()
 	tc.AttemptsDuring = attemptsAfter - attemptsBefore
-	if tc.ParkedAfter, err = h.count(ctx, retrying); err != nil {
+	if tc.ParkedAfter, err = testenv.CountWorkflows(ctx, h.client, retrying); err != nil {
 		return err
 	}
-	h.stopAll([]*proc{fresh})
+	h.stopAll([]*testenv.Process{fresh})
 	return nil
 }
 
@@ -319,18 +320,9 @@ func pendingTimer(events []*historypb.HistoryEvent) (time.Time, bool) {
 	return fires, !fires.IsZero()
 }
 
-// count asks visibility how many workflows match query.
-func (h *harness) count(ctx context.Context, query string) (int64, error) {
-	resp, err := h.client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: h.cfg.namespace, Query: query})
-	if err != nil {
-		return 0, fmt.Errorf("count %q: %w", query, err)
-	}
-	return resp.GetCount(), nil
-}
-
 // terminateAll ends the parked workflows on a server the bench did not start.
 func (h *harness) terminateAll(ctx context.Context, wids []string) error {
-	fmt.Fprintf(h.out, "== terminating the %d parked workflows on %s\n", len(wids), h.temporalAddr)
+	fmt.Fprintf(h.out, "== terminating the %d parked workflows on %s\n", len(wids), h.hr.Address)
 	started := make([]time.Time, len(wids))
 	var done atomic.Int64
 	return submitAll(ctx, len(wids), 1, h.cfg.concurrency, 0, started, &done, func(ctx context.Context, idx []int) error {
@@ -341,11 +333,16 @@ func (h *harness) terminateAll(ctx context.Context, wids []string) error {
 	})
 }
 
+// parkAttempts counts the attempts the parking endpoint answered (503, always).
+func (h *harness) parkAttempts() int {
+	return h.rc.Stats().ByStatus[http.StatusServiceUnavailable]
+}
+
 // rssOf sums the current resident set (VmRSS) of ps.
-func rssOf(ps []*proc) (int64, error) {
+func rssOf(ps []*testenv.Process) (int64, error) {
 	var sum int64
 	for _, p := range ps {
-		m, err := readMemory(p.pid())
+		m, err := readMemory(p.PID())
 		if err != nil {
 			return sum, err
 		}
@@ -355,10 +352,10 @@ func rssOf(ps []*proc) (int64, error) {
 }
 
 // hwmOf sums the peak resident set (VmHWM) of ps.
-func hwmOf(ps []*proc) (int64, error) {
+func hwmOf(ps []*testenv.Process) (int64, error) {
 	var sum int64
 	for _, p := range ps {
-		m, err := readMemory(p.pid())
+		m, err := readMemory(p.PID())
 		if err != nil {
 			return sum, err
 		}

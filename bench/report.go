@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/billable"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 // machine describes where the figures were measured.
@@ -72,13 +73,16 @@ var definitions = map[string]string{
 }
 
 func newHeader(cfg config, h *harness, args []string) header {
-	temporal := "dev server (" + rel(cfg.root, cfg.temporalCLI) + ", in memory) at " + h.temporalAddr
-	if cfg.temporalAddress != "" {
+	temporal := "dev server (" + rel(cfg.root, cfg.temporalCLI) + ", in memory) at " + h.hr.Address
+	switch cfg.serverMode {
+	case testenv.ModeCluster:
 		temporal = cfg.temporalAddress
+	case testenv.ModeDocker:
+		temporal = "dev server container (" + testenv.DockerImageRepository + ":" + testenv.DockerImageTag + ") at " + h.hr.Address
 	}
 	c := configJSON{Events: cfg.events, Concurrency: cfg.concurrency, Rate: cfg.rate, Workers: cfg.workers, Batch: cfg.batch, Sample: cfg.sample,
 		Warmup: cfg.warmup, Baseline: cfg.baseline, BaselineWorkers: cfg.baselineWorkers, WorkerArgs: cfg.workerArgs,
-		ServeArgs: cfg.serveArgs, ServerArgs: cfg.serverArgs, BaselineArgs: cfg.baselineArgs, Namespace: cfg.namespace, Timeout: cfg.timeout.String()}
+		ServeArgs: cfg.serveArgs, ServerArgs: cfg.serverArgs, BaselineArgs: cfg.baselineArgs, Namespace: h.hr.Namespace, Timeout: cfg.timeout.String()}
 	if cfg.mode == modePark {
 		c.Hold, c.Warmup, c.Baseline, c.BaselineWorkers = cfg.hold.String(), 0, false, 0
 	}

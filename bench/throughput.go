@@ -9,11 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
-
 	"github.com/hookrelay/hookrelay/internal/billable"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -83,15 +80,11 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 
 	// hookrelay
 	taskQueue := "bench-" + h.runID
-	endpoints, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, h.rc.url+pathOK, []time.Duration{5 * time.Second, time.Minute})
+	endpoints, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, h.rc.URL, []time.Duration{5 * time.Second, time.Minute})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "== hookrelay: %d worker(s), starter serve, task queue %s\n", cfg.workers, taskQueue)
-	var running []*proc
-	if h.server != nil {
-		running = append(running, h.server)
-	}
 	workers, serve, sc, err := h.startHookrelay(ctx, cfg.workers, taskQueue, endpoints, cfg.concurrency)
 	if err != nil {
 		return err
@@ -103,13 +96,13 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	if err := h.warmUp(ctx, "hookrelay", warm, hookID, cfg.batch, viaServe(warm)); err != nil {
 		return err
 	}
-	participants := slices.Concat(running, []*proc{serve.proc}, workers)
+	participants := h.members(slices.Concat([]*testenv.Process{serve.Process}, workers))
 	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.refused.Load, participants)
 	if err != nil {
 		return err
 	}
 	// The baseline runs alone: stop what served hookrelay.
-	h.stopAll(append([]*proc{serve.proc}, workers...))
+	h.stopAll(append([]*testenv.Process{serve.Process}, workers...))
 	if !cfg.baseline {
 		return nil
 	}
@@ -117,7 +110,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	// the lean baseline
 	leanQueue := "bench-lean-" + h.runID
 	fmt.Fprintf(h.out, "== lean baseline: %d worker(s), client.ExecuteWorkflow, task queue %s\n", cfg.baselineWorkers, leanQueue)
-	var leanWorkers []*proc
+	var leanWorkers []*testenv.Process
 	for i := range cfg.baselineWorkers {
 		w, err := h.startLeanWorker(ctx, fmt.Sprintf("lean-worker-%d", i+1), leanQueue)
 		if err != nil {
@@ -135,7 +128,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	noRefusals := func() int64 { return 0 }
-	base, err := h.measure(ctx, "baseline", ids(measured, leanID), 1, direct(measured), noRefusals, slices.Concat(running, leanWorkers))
+	base, err := h.measure(ctx, "baseline", ids(measured, leanID), 1, direct(measured), noRefusals, h.members(leanWorkers))
 	if err != nil {
 		return err
 	}
@@ -171,9 +164,9 @@ func (h *harness) warmUp(ctx context.Context, name string, evs []fakeEvent, id f
 }
 
 // stopAll stops ps, reporting (not failing on) an unclean exit.
-func (h *harness) stopAll(ps []*proc) {
+func (h *harness) stopAll(ps []*testenv.Process) {
 	for _, p := range ps {
-		if err := p.stop(30 * time.Second); err != nil {
+		if err := p.Stop(30 * time.Second); err != nil {
 			fmt.Fprintf(h.out, "   warning: %v\n", err)
 		}
 	}
@@ -206,7 +199,7 @@ func (h *harness) deliver(ctx context.Context, name string, ids []string, batch 
 		case <-ctx.Done():
 			return nil, nil, time.Time{}, ctx.Err()
 		}
-		at, n := h.rc.deliveredAt(ids)
+		at, n := h.rc.Accepted(ids)
 		if n == len(ids) && submitted == nil {
 			return started, at, lastAccepted, nil
 		}
@@ -220,20 +213,38 @@ func (h *harness) deliver(ctx context.Context, name string, ids []string, batch 
 	}
 }
 
-// measure delivers ids and computes the phase's figures; ps are the
-// processes whose memory and CPU it reports (this process is added: the
-// receiver and the submitters).
-func (h *harness) measure(ctx context.Context, name string, ids []string, batch int, send sendFunc, refused func() int64, ps []*proc) (phaseResult, error) {
+// member is a process whose CPU and memory a phase reports.
+type member struct {
+	name string
+	pid  int
+}
+
+// members are the dev server (when the bench runs it), ps, and this
+// process (the receiver and the submitters).
+func (h *harness) members(ps []*testenv.Process) []member {
+	var out []member
+	if h.serverPID > 0 {
+		out = append(out, member{"temporal", h.serverPID})
+	}
+	for _, p := range ps {
+		out = append(out, member{p.Name(), p.PID()})
+	}
+	return append(out, member{"bench (receiver, submitters)", os.Getpid()})
+}
+
+// measure delivers ids and computes the phase's figures; ms are the
+// processes whose memory and CPU it reports.
+func (h *harness) measure(ctx context.Context, name string, ids []string, batch int, send sendFunc, refused func() int64, ms []member) (phaseResult, error) {
 	fmt.Fprintf(h.out, "   %s: %d events, %d concurrent submitters%s\n", name, len(ids), h.cfg.concurrency, rateNote(h.cfg.rate))
-	cpuBefore := cpuOf(ps)
-	dupBefore, _, _ := h.rc.counts()
+	cpuBefore := cpuOf(ms)
+	dupBefore := h.rc.Stats().Duplicates
 	refusedBefore := refused()
 	started, delivered, lastAccepted, err := h.deliver(ctx, name, ids, batch, h.cfg.rate, send)
 	if err != nil {
 		return phaseResult{}, err
 	}
-	cpuAfter := cpuOf(ps)
-	dupAfter, _, _ := h.rc.counts()
+	cpuAfter := cpuOf(ms)
+	dupAfter := h.rc.Stats().Duplicates
 
 	first, last := started[0], delivered[0]
 	lat := make([]time.Duration, len(ids))
@@ -262,45 +273,32 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 	if r.Actions, err = h.sampleActions(ctx, ids, true); err != nil {
 		return r, fmt.Errorf("%s: %w", name, err)
 	}
-	for _, p := range append(ps, nil) { // nil: this process
-		pid, pname := os.Getpid(), "bench (receiver, submitters)"
-		if p != nil {
-			pid, pname = p.pid(), p.name
-		}
-		mem, err := readMemory(pid)
+	for _, m := range ms {
+		mem, err := readMemory(m.pid)
 		if err != nil {
 			return r, err
 		}
-		cpu := round(cpuAfter[pid]-cpuBefore[pid], 2)
-		r.Processes = append(r.Processes, procFigures{Name: pname, PID: pid, PeakRSS: mem.Peak, CPUSeconds: cpu,
+		cpu := round(cpuAfter[m.pid]-cpuBefore[m.pid], 2)
+		r.Processes = append(r.Processes, procFigures{Name: m.name, PID: m.pid, PeakRSS: mem.Peak, CPUSeconds: cpu,
 			CPUMsPerDelivery: round(cpu*1000/float64(len(ids)), 3)})
 		switch {
-		case p == nil:
-		case isWorker(p):
+		case strings.HasPrefix(m.name, "worker") || strings.HasPrefix(m.name, "lean-worker"):
 			r.WorkersPeakRSSSum += mem.Peak
 			r.WorkersPeakRSSMax = max(r.WorkersPeakRSSMax, mem.Peak)
-		case p.name == "serve":
+		case m.name == "serve":
 			r.ServePeakRSS = mem.Peak
 		}
 	}
 	return r, nil
 }
 
-func isWorker(p *proc) bool {
-	return strings.HasPrefix(p.name, "worker") || strings.HasPrefix(p.name, "lean-worker")
-}
-
-// cpuOf reads the CPU seconds of ps and of this process, by pid. A process
-// that has exited reads as missing (zero).
-func cpuOf(ps []*proc) map[int]float64 {
+// cpuOf reads the CPU seconds of ms, by pid. A process that has exited
+// reads as missing (zero).
+func cpuOf(ms []member) map[int]float64 {
 	out := map[int]float64{}
-	pids := []int{os.Getpid()}
-	for _, p := range ps {
-		pids = append(pids, p.pid())
-	}
-	for _, pid := range pids {
-		if s, err := cpuSeconds(pid); err == nil {
-			out[pid] = s
+	for _, m := range ms {
+		if s, err := cpuSeconds(m.pid); err == nil {
+			out[m.pid] = s
 		}
 	}
 	return out
@@ -319,26 +317,13 @@ func (h *harness) sampleActions(ctx context.Context, ids []string, waitClosed bo
 				return billable.Summary{}, fmt.Errorf("workflow %s did not complete: %w", ids[i], err)
 			}
 		}
-		events, err := history(ctx, h.client, ids[i])
+		events, err := testenv.History(ctx, h.client, ids[i], "")
 		if err != nil {
 			return billable.Summary{}, err
 		}
 		sample = append(sample, billable.Count(events))
 	}
 	return billable.Summarize(sample), nil
-}
-
-func history(ctx context.Context, c client.Client, id string) ([]*historypb.HistoryEvent, error) {
-	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var events []*historypb.HistoryEvent
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			return nil, fmt.Errorf("history of %s: %w", id, err)
-		}
-		events = append(events, e)
-	}
-	return events, nil
 }
 
 func rateNote(rate float64) string {

@@ -144,6 +144,9 @@ func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.Star
 	if in.AccountID != "" {
 		attrs = append(attrs, workflows.AccountAttr.ValueSet(in.AccountID))
 	}
+	if !in.EventTime.IsZero() {
+		attrs = append(attrs, workflows.EventTimeAttr.ValueSet(in.EventTime))
+	}
 	return client.StartWorkflowOptions{
 		ID:                    id,
 		TaskQueue:             c.TaskQueue,
@@ -188,6 +191,19 @@ func (c *Client) start(ctx context.Context, ep endpoint.Endpoint, ev event.Event
 	return s, nil
 }
 
+// Notify starts one delivery of an operational event (hookrelay.*, not a
+// mail event) to ep: signed, retried and audited like any delivery. The
+// same eventID again starts nothing.
+func (c *Client) Notify(ctx context.Context, ep endpoint.Endpoint, eventID, eventName string, payload any) error {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("notice %s: %w", eventID, err)
+	}
+	ev := event.Event{ID: eventID, AccountID: ep.AccountID, Name: eventName, Payload: p}
+	_, err = c.start(ctx, ep, ev, ev.Body())
+	return err
+}
+
 // Status reports a delivery: from its status query while it runs, from its
 // result once it has closed.
 func (c *Client) Status(ctx context.Context, deliveryID string) (workflows.DeliveryState, error) {
@@ -215,13 +231,26 @@ func (c *Client) Status(ctx context.Context, deliveryID string) (workflows.Deliv
 		if err := val.Get(&st); err != nil {
 			return st, fmt.Errorf("delivery %s: decode status: %w", deliveryID, err)
 		}
-	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		if err := c.Temporal.GetWorkflow(ctx, deliveryID, runID).Get(ctx, &st); err != nil {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		// A delivery's final status is its close status; its state is the
+		// result, or the details of the failure or cancellation it closed with.
+		err := c.Temporal.GetWorkflow(ctx, deliveryID, runID).Get(ctx, &st)
+		if err == nil {
+			return st, nil
+		}
+		if closed, ok := workflows.StateFromError(err); ok {
+			return closed, nil
+		}
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 			return st, fmt.Errorf("delivery %s: read result: %w", deliveryID, err)
 		}
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+			return closedWithoutResult(deliveryID, workflows.StatusCanceled), nil
+		}
+		st = closedWithoutResult(deliveryID, workflows.StatusFailed)
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
 		st = closedWithoutResult(deliveryID, workflows.StatusCanceled)
-	default: // failed, timed out
+	default: // timed out
 		st = closedWithoutResult(deliveryID, workflows.StatusFailed)
 	}
 	return st, nil
@@ -237,7 +266,10 @@ func (c *Client) Wait(ctx context.Context, deliveryID string) (workflows.Deliver
 	}
 	var st workflows.DeliveryState
 	if err := c.Temporal.GetWorkflow(ctx, deliveryID, "").Get(ctx, &st); err != nil {
-		return c.Status(ctx, deliveryID) // closed without a result: canceled or terminated
+		if closed, ok := workflows.StateFromError(err); ok {
+			return closed, nil // failed or canceled
+		}
+		return c.Status(ctx, deliveryID) // closed without a state: terminated, say
 	}
 	return st, nil
 }

@@ -85,7 +85,8 @@ func TestPublishToRefusesAnotherAccountsEndpoint(t *testing.T) {
 func TestFilterQuery(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	q, err := Filter{Account: "acct_42:eu", Endpoint: "ep_7f3a", Status: "failed", Since: time.Hour, Now: now}.Query()
-	want := "HookrelayAccount = 'acct_42:eu' AND HookrelayEndpoint = 'ep_7f3a' AND HookrelayStatus = 'failed' AND StartTime >= '2026-11-29T11:00:00Z'"
+	want := "HookrelayAccount = 'acct_42:eu' AND HookrelayEndpoint = 'ep_7f3a' AND " +
+		"(ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut' OR (ExecutionStatus = 'Completed' AND HookrelayStatus = 'failed')) AND StartTime >= '2026-11-29T11:00:00Z'"
 	if err != nil || q != want {
 		t.Fatalf("Query = %q, %v\nwant  %q", q, err, want)
 	}

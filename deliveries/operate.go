@@ -81,6 +81,12 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (workflows.Deliv
 	defer cancel()
 	var st workflows.DeliveryState
 	if err := c.Temporal.GetWorkflow(wctx, id, runID).Get(wctx, &st); err != nil {
+		if closed, ok := workflows.StateFromError(err); ok {
+			return closed, nil // canceled, as asked (or failed just before)
+		}
+		if wctx.Err() == nil {
+			return c.Status(ctx, id) // closed without a state
+		}
 		return st, fmt.Errorf("delivery %s: cancel sent, but it did not close within %s (is a worker running?): %w", id, cancelWait, err)
 	}
 	return st, nil
@@ -209,6 +215,7 @@ func (c *Client) List(ctx context.Context, query string) ([]Listed, error) {
 		for _, e := range resp.GetExecutions() {
 			l := listed(e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), e.GetSearchAttributes().GetIndexedFields())
 			l.Running = e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+			l.Status = string(statusOf(e.GetStatus(), workflows.Status(l.Status)))
 			l.StartedAt = e.GetStartTime().AsTime()
 			if e.GetCloseTime() != nil {
 				t := e.GetCloseTime().AsTime()
@@ -258,6 +265,35 @@ func listed(id, runID string, fields map[string]*commonpb.Payload) Listed {
 	return l
 }
 
+// statusOf is a delivery's status as visibility shows it: HookrelayStatus
+// while it runs; once closed, its close status (delivered, failed or
+// canceled), except for deliveries that upserted their final status before
+// the close status carried it.
+func statusOf(exec enumspb.WorkflowExecutionStatus, attr workflows.Status) workflows.Status {
+	switch exec {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return attr
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		if attr == workflows.StatusFailed || attr == workflows.StatusCanceled {
+			return attr
+		}
+		return workflows.StatusDelivered
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return workflows.StatusCanceled
+	default:
+		return workflows.StatusFailed
+	}
+}
+
+// statusQueries is each status's visibility query, the inverse of statusOf.
+var statusQueries = map[workflows.Status]string{
+	workflows.StatusPending:   "(ExecutionStatus = 'Running' AND HookrelayStatus = 'pending')",
+	workflows.StatusRetrying:  "(ExecutionStatus = 'Running' AND HookrelayStatus = 'retrying')",
+	workflows.StatusDelivered: "(ExecutionStatus = 'Completed' AND HookrelayStatus != 'failed' AND HookrelayStatus != 'canceled')",
+	workflows.StatusFailed:    "(ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut' OR (ExecutionStatus = 'Completed' AND HookrelayStatus = 'failed'))",
+	workflows.StatusCanceled:  "(ExecutionStatus = 'Canceled' OR ExecutionStatus = 'Terminated' OR (ExecutionStatus = 'Completed' AND HookrelayStatus = 'canceled'))",
+}
+
 // Filter selects deliveries by their search attributes.
 type Filter struct {
 	Account   string
@@ -293,12 +329,11 @@ func (f Filter) Query() (string, error) {
 		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.EventNameAttr.GetName(), f.EventName))
 	}
 	if f.Status != "" {
-		switch workflows.Status(f.Status) {
-		case workflows.StatusPending, workflows.StatusRetrying, workflows.StatusDelivered, workflows.StatusFailed, workflows.StatusCanceled:
-		default:
+		q, ok := statusQueries[workflows.Status(f.Status)]
+		if !ok {
 			return "", fmt.Errorf("--status: %q is not pending, retrying, delivered, failed or canceled", f.Status)
 		}
-		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.StatusAttr.GetName(), f.Status))
+		parts = append(parts, q)
 	}
 	if f.Since < 0 {
 		return "", fmt.Errorf("--since: %s must be positive", f.Since)

@@ -78,6 +78,8 @@ type Endpoint struct {
 	Timeout       time.Duration
 	RetrySchedule []time.Duration // delay after each failed attempt
 	Enabled       bool
+	// Circuit is the endpoint's circuit breaker (see workflows' endpoint health).
+	Circuit Circuit
 
 	secret          secretSource
 	previousSecrets []signing.Secret
@@ -249,6 +251,10 @@ func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
 		}
 	}
 
+	if e.Circuit, err = r.Circuit.Parse(DefaultCircuit()); err != nil {
+		return e, err
+	}
+
 	e.RetrySchedule = DefaultRetrySchedule
 	if r.RetrySchedule != nil {
 		if e.RetrySchedule, err = ParseRetrySchedule(*r.RetrySchedule); err != nil {
@@ -256,6 +262,94 @@ func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
 		}
 	}
 	return e, nil
+}
+
+// Circuit is an endpoint's circuit breaker: when it opens, how it probes,
+// how fast it drains, when it disables the endpoint, and how long a
+// delivery may stay parked.
+type Circuit struct {
+	// OpenAfter consecutive failed attempts (of any deliveries) open the circuit.
+	OpenAfter int `json:"open_after"`
+	// ProbeEvery is the backoff between probes while open; the last repeats.
+	ProbeEvery []time.Duration `json:"probe_every"`
+	// DrainPerSecond releases parked deliveries at this rate, fleet-wide.
+	DrainPerSecond float64 `json:"drain_per_second"`
+	// DisableAfter continuously open disables the endpoint.
+	DisableAfter time.Duration `json:"disable_after"`
+	// ParkLimit: a delivery parked longer fails with endpoint_unavailable.
+	ParkLimit time.Duration `json:"park_limit"`
+}
+
+// DefaultCircuit is every endpoint's circuit unless its config says otherwise.
+func DefaultCircuit() Circuit {
+	return Circuit{
+		OpenAfter:      10,
+		ProbeEvery:     []time.Duration{30 * time.Second, time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour},
+		DrainPerSecond: 10,
+		DisableAfter:   120 * time.Hour,
+		ParkLimit:      168 * time.Hour,
+	}
+}
+
+// Bounds on circuit settings.
+const (
+	MaxOpenAfter      = 10000
+	MaxProbeSteps     = 20
+	MaxDrainPerSecond = 10000
+	maxCircuitPeriod  = 365 * 24 * time.Hour
+)
+
+// RawCircuit is a circuit as written in a file or an API request: any field
+// left out takes its default.
+type RawCircuit struct {
+	OpenAfter      *int     `yaml:"open_after" json:"open_after,omitempty"`
+	ProbeEvery     []string `yaml:"probe_every" json:"probe_every,omitempty"`
+	DrainPerSecond *float64 `yaml:"drain_per_second" json:"drain_per_second,omitempty"`
+	DisableAfter   *string  `yaml:"disable_after" json:"disable_after,omitempty"`
+	ParkLimit      *string  `yaml:"park_limit" json:"park_limit,omitempty"`
+}
+
+// Parse validates a circuit over base (the defaults, or the current one
+// for a patch); an error names the field, as circuit.open_after.
+func (r RawCircuit) Parse(base Circuit) (Circuit, error) {
+	c := base
+	if r.OpenAfter != nil {
+		if *r.OpenAfter < 1 || *r.OpenAfter > MaxOpenAfter {
+			return c, fmt.Errorf("circuit.open_after: %d must be 1 to %d", *r.OpenAfter, MaxOpenAfter)
+		}
+		c.OpenAfter = *r.OpenAfter
+	}
+	if r.ProbeEvery != nil {
+		if len(r.ProbeEvery) == 0 || len(r.ProbeEvery) > MaxProbeSteps {
+			return c, fmt.Errorf("circuit.probe_every: %d delays, want 1 to %d", len(r.ProbeEvery), MaxProbeSteps)
+		}
+		c.ProbeEvery = make([]time.Duration, 0, len(r.ProbeEvery))
+		for i, s := range r.ProbeEvery {
+			d, err := parseDuration(s, 24*time.Hour)
+			if err != nil {
+				return c, fmt.Errorf("circuit.probe_every[%d]: %w", i, err)
+			}
+			c.ProbeEvery = append(c.ProbeEvery, d)
+		}
+	}
+	if r.DrainPerSecond != nil {
+		if *r.DrainPerSecond <= 0 || *r.DrainPerSecond > MaxDrainPerSecond {
+			return c, fmt.Errorf("circuit.drain_per_second: %g must be above 0 and at most %d", *r.DrainPerSecond, MaxDrainPerSecond)
+		}
+		c.DrainPerSecond = *r.DrainPerSecond
+	}
+	var err error
+	if r.DisableAfter != nil {
+		if c.DisableAfter, err = parseDuration(*r.DisableAfter, maxCircuitPeriod); err != nil {
+			return c, fmt.Errorf("circuit.disable_after: %w", err)
+		}
+	}
+	if r.ParkLimit != nil {
+		if c.ParkLimit, err = parseDuration(*r.ParkLimit, maxCircuitPeriod); err != nil {
+			return c, fmt.Errorf("circuit.park_limit: %w", err)
+		}
+	}
+	return c, nil
 }
 
 // MaxDescriptionLength caps an endpoint's description.

@@ -337,3 +337,51 @@ endpoints:
 		}
 	}
 }
+
+func TestCircuitSettings(t *testing.T) {
+	cfg, err := Parse([]byte(`
+endpoints:
+  - {id: dflt, url: 'https://a.example.com', events: ['*'], secret: `+validSecret+`}
+  - id: tuned
+    url: https://b.example.com
+    events: ['*']
+    secret: `+validSecret+`
+    circuit: {open_after: 5, probe_every: [2s, 10s], drain_per_second: 100, disable_after: 48h, park_limit: 72h}
+  - id: partial
+    url: https://c.example.com
+    events: ['*']
+    secret: `+validSecret+`
+    circuit: {open_after: 3}
+`), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dflt, _ := cfg.Lookup("dflt")
+	if !reflect.DeepEqual(dflt.Circuit, DefaultCircuit()) || dflt.Circuit.OpenAfter != 10 || dflt.Circuit.ParkLimit != 168*time.Hour {
+		t.Fatalf("default circuit %+v", dflt.Circuit)
+	}
+	tuned, _ := cfg.Lookup("tuned")
+	want := Circuit{OpenAfter: 5, ProbeEvery: []time.Duration{2 * time.Second, 10 * time.Second}, DrainPerSecond: 100, DisableAfter: 48 * time.Hour, ParkLimit: 72 * time.Hour}
+	if !reflect.DeepEqual(tuned.Circuit, want) {
+		t.Fatalf("tuned circuit %+v, want %+v", tuned.Circuit, want)
+	}
+	partial, _ := cfg.Lookup("partial")
+	if partial.Circuit.OpenAfter != 3 || partial.Circuit.DrainPerSecond != 10 || len(partial.Circuit.ProbeEvery) != 6 {
+		t.Fatalf("partial circuit %+v: unset fields take their defaults", partial.Circuit)
+	}
+	for _, c := range []struct{ circuit, field string }{
+		{"{open_after: 0}", "circuit.open_after"},
+		{"{probe_every: []}", "circuit.probe_every"},
+		{"{probe_every: [1s, soon]}", "circuit.probe_every[1]"},
+		{"{drain_per_second: -1}", "circuit.drain_per_second"},
+		{"{disable_after: 0s}", "circuit.disable_after"},
+		{"{park_limit: forever}", "circuit.park_limit"},
+		{"{open_afterr: 3}", `unknown key "open_afterr"`},
+		{"5", "circuit: line"},
+	} {
+		_, err := Parse([]byte("endpoints:\n  - {id: x, url: 'https://a.example.com', events: ['*'], secret: "+validSecret+", circuit: "+c.circuit+"}\n"), ".")
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("circuit %s: %v, want an error naming %s", c.circuit, err, c.field)
+		}
+	}
+}

@@ -16,21 +16,22 @@ import (
 
 // rawEndpoint is one entry as written in the file.
 type rawEndpoint struct {
-	ID              string    `yaml:"id"`
-	AccountID       *string   `yaml:"account_id"`
-	Description     string    `yaml:"description"`
-	URL             string    `yaml:"url"`
-	Events          []string  `yaml:"events"`
-	Secret          string    `yaml:"secret"`
-	SecretEnv       string    `yaml:"secret_env"`
-	SecretFile      string    `yaml:"secret_file"`
-	PreviousSecrets []string  `yaml:"previous_secrets"`
-	Timeout         *string   `yaml:"timeout"`
-	RetrySchedule   *[]string `yaml:"retry_schedule"`
-	Enabled         *bool     `yaml:"enabled"`
+	ID              string     `yaml:"id"`
+	AccountID       *string    `yaml:"account_id"`
+	Description     string     `yaml:"description"`
+	URL             string     `yaml:"url"`
+	Events          []string   `yaml:"events"`
+	Secret          string     `yaml:"secret"`
+	SecretEnv       string     `yaml:"secret_env"`
+	SecretFile      string     `yaml:"secret_file"`
+	PreviousSecrets []string   `yaml:"previous_secrets"`
+	Timeout         *string    `yaml:"timeout"`
+	RetrySchedule   *[]string  `yaml:"retry_schedule"`
+	Enabled         *bool      `yaml:"enabled"`
+	Circuit         RawCircuit `yaml:"circuit"`
 }
 
-var endpointKeys = []string{"id", "account_id", "description", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled"}
+var endpointKeys = []string{"id", "account_id", "description", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled", "circuit"}
 
 // Option tightens validation.
 type Option func(*rules)
@@ -97,6 +98,11 @@ func Parse(data []byte, baseDir string, opts ...Option) (*Config, error) {
 			if !contains(endpointKeys, key.Value) {
 				return nil, fmt.Errorf("%s: line %d: unknown key %q, want one of %s", where, key.Line, key.Value, strings.Join(endpointKeys, ", "))
 			}
+			if key.Value == "circuit" && k+1 < len(node.Content) {
+				if err := checkKeys(node.Content[k+1], "circuit", circuitKeys); err != nil {
+					return nil, fmt.Errorf("%s: %w", where, err)
+				}
+			}
 		}
 		var raw rawEndpoint
 		if err := node.Decode(&raw); err != nil {
@@ -117,6 +123,21 @@ func Parse(data []byte, baseDir string, opts ...Option) (*Config, error) {
 		cfg.Endpoints = append(cfg.Endpoints, e)
 	}
 	return cfg, nil
+}
+
+var circuitKeys = []string{"open_after", "probe_every", "drain_per_second", "disable_after", "park_limit"}
+
+// checkKeys refuses a mapping's unknown keys, naming the field.
+func checkKeys(node *yaml.Node, field string, known []string) error {
+	if node.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s: line %d: must be a mapping of %s", field, node.Line, strings.Join(known, ", "))
+	}
+	for k := 0; k < len(node.Content); k += 2 {
+		if key := node.Content[k]; !contains(known, key.Value) {
+			return fmt.Errorf("%s: line %d: unknown key %q, want one of %s", field, key.Line, key.Value, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 func mappingValue(node *yaml.Node, key string) string {

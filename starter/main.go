@@ -250,7 +250,8 @@ func serve(ctx context.Context, args []string) error {
 		if err := temporalclient.EnsureSearchAttributes(ctx, tc.Client, conn.Namespace, workflows.SearchAttributes); err != nil {
 			return err
 		}
-		w, err := deliveryworker.New(tc.Client, conn.TaskQueue, endpoints.Source, workerOpts)
+		w, err := deliveryworker.New(deliveryworker.Deps{Client: tc.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
+			Endpoints: endpoints.Source, Logger: logger}, workerOpts)
 		if err != nil {
 			return err
 		}

@@ -135,11 +135,3 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
-
-func countOnQueue(t *testing.T, want int64) {
-	t.Helper()
-	resp, err := temporalCount(fmt.Sprintf("TaskQueue = %q", taskQueue(t)))
-	if err != nil || resp != want {
-		t.Fatalf("workflows on task queue %s: %d (%v), want %d", taskQueue(t), resp, err, want)
-	}
-}

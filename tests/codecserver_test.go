@@ -1,17 +1,13 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +17,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -29,39 +26,15 @@ import (
 func TestCodecServerDecodesHistory(t *testing.T) {
 	token := strings.TrimRight(base64.URLEncoding.EncodeToString([]byte("integration-test-token-not-secret-0123")), "=")
 	tokenFile := writeFile(t, "codec-token", token+"\n")
-	cmd := exec.Command(filepath.Join(binDir, "worker"), "codec-server", "--listen", "127.0.0.1:0",
+	spec := hookrelay(t).Spec("codec-server", "worker", "codec-server", "--listen", "127.0.0.1:0",
 		"--codec-key-file", codecKeyFile, "--token-file", tokenFile, "--ui-origin", "http://127.0.0.1:8233")
-	stderr, err := cmd.StderrPipe()
+	spec.Ready = `"msg":"codec server listening"`
+	p := testenv.StartT(t, spec)
+	addr, err := p.LoggedAddr("codec server listening")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	addr := make(chan string, 1)
-	var logged syncBuffer
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logged.Write(append(sc.Bytes(), '\n'))
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "codec server listening" {
-				addr <- line.Addr
-			}
-		}
-		done <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("codec server exited: %v\n%s", err, logged.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("codec server did not start:\n%s", logged.String())
-	}
+	base := "http://" + addr
 
 	// A workflow started by the test's (encrypting) client; no worker needed
 	// for its input to be in history.
@@ -111,18 +84,10 @@ func TestCodecServerDecodesHistory(t *testing.T) {
 		t.Fatalf("decoded input %+v: %v", in, err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := p.Stop(30 * time.Second); err != nil {
+		t.Fatalf("codec server after SIGTERM: %v\n%s", err, p.Log())
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("codec server exit after SIGTERM: %v\n%s", err, logged.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("codec server still running after SIGTERM")
-	}
-	if strings.Contains(logged.String(), token) {
+	if strings.Contains(p.Log(), token) {
 		t.Fatal("the codec server logged its token")
 	}
 }

@@ -11,9 +11,9 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -89,7 +89,7 @@ func TestFirstTryDelivery(t *testing.T) {
 		t.Fatalf("result = %+v", st)
 	}
 
-	reqs := rc.requests()
+	reqs := rc.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("receiver got %d requests, want 1", len(reqs))
 	}
@@ -113,8 +113,8 @@ func TestFirstTryDelivery(t *testing.T) {
 
 	// Search attributes hold ids, the event name and the final status.
 	query := fmt.Sprintf("WorkflowId = %q AND HookrelayEndpoint = 'acme' AND HookrelayEventName = %q AND HookrelayMailLogID = '101' AND HookrelayStatus = 'delivered' AND HookrelayAttempts = 1", id, event.Delivered)
-	eventually(t, 20*time.Second, "visibility to show the delivered status", func() bool {
-		count, err := temporalCount(query)
+	testenv.Eventually(t, 20*time.Second, "visibility to show the delivered status", func() bool {
+		count, err := testenv.CountWorkflows(context.Background(), temporal, query)
 		return err == nil && count == 1
 	})
 }
@@ -139,7 +139,7 @@ func TestRetriesKeepTheWebhookID(t *testing.T) {
 			t.Fatalf("attempt %d = %+v, want status %d", i+1, a, want)
 		}
 	}
-	reqs := rc.requests()
+	reqs := rc.Requests()
 	if len(reqs) != 3 {
 		t.Fatalf("receiver got %d requests, want 3", len(reqs))
 	}
@@ -160,10 +160,10 @@ func TestStatusWhileWaitingForARetry(t *testing.T) {
 
 	id := send(t, endpoints, sampleEvent(event.Opened, 103))[0].WorkflowID
 	t.Cleanup(func() { temporal.TerminateWorkflow(context.Background(), id, "", "test over") })
-	eventually(t, 20*time.Second, "the first attempt", func() bool { return len(rc.requests()) == 1 })
+	testenv.Eventually(t, 20*time.Second, "the first attempt", func() bool { return len(rc.Requests()) == 1 })
 
 	var status map[string]any
-	eventually(t, 20*time.Second, "status retrying", func() bool {
+	testenv.Eventually(t, 20*time.Second, "status retrying", func() bool {
 		status = statusJSON(t, id)
 		return status["status"] == "retrying"
 	})
@@ -204,10 +204,10 @@ func TestDuplicateSubmissionStartsNothing(t *testing.T) {
 		t.Fatalf("send after completion = %+v, first = %+v", late, first)
 	}
 
-	if count, err := temporalCount(fmt.Sprintf("WorkflowId = %q", first.WorkflowID)); err != nil || count != 1 {
+	if count, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("WorkflowId = %q", first.WorkflowID)); err != nil || count != 1 {
 		t.Fatalf("workflows with ID %s: %d (%v), want 1", first.WorkflowID, count, err)
 	}
-	if n := len(rc.requests()); n != 1 {
+	if n := len(rc.Requests()); n != 1 {
 		t.Fatalf("receiver got %d requests, want 1", n)
 	}
 }
@@ -226,18 +226,10 @@ func TestTwoWorkerProcessesShareDeliveries(t *testing.T) {
 		}
 		return http.StatusOK
 	})
-	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
-  - id: steady
-    url: %s
-    events: [api_mail_log_delivered]
-    secret: %s
-    retry_schedule: [100ms]
-  - id: flaky
-    url: %s
-    events: [api_mail_log_opened]
-    secret: %s
-    retry_schedule: [100ms]
-`, rc.URL, testSecret, flaky.URL, testSecret))
+	retry := []time.Duration{100 * time.Millisecond}
+	endpoints := writeEndpoints(t,
+		testenv.Endpoint{ID: "steady", URL: rc.URL, Events: []string{event.Delivered}, RetrySchedule: retry},
+		testenv.Endpoint{ID: "flaky", URL: flaky.URL, Events: []string{event.Opened}, RetrySchedule: retry})
 	w1 := startWorker(t, endpoints)
 	w2 := startWorker(t, endpoints)
 
@@ -249,18 +241,18 @@ func TestTwoWorkerProcessesShareDeliveries(t *testing.T) {
 		}
 		ids = append(ids, send(t, endpoints, sampleEvent(name, 1000+i))[0].WorkflowID)
 	}
-	attempts := 0
+	recorded := 0
 	for _, id := range ids {
 		st := result(t, id)
 		if st.Status != workflows.StatusDelivered {
 			t.Fatalf("%s: %+v", id, st)
 		}
-		attempts += len(st.Attempts)
+		recorded += len(st.Attempts)
 	}
 
 	successes := map[string]int{}
 	requests := 0
-	for _, r := range append(rc.requests(), flaky.requests()...) {
+	for _, r := range append(rc.Requests(), flaky.Requests()...) {
 		if r.VerifyErr != nil {
 			t.Fatalf("%s: signature: %v", r.ID, r.VerifyErr)
 		}
@@ -274,13 +266,13 @@ func TestTwoWorkerProcessesShareDeliveries(t *testing.T) {
 			t.Errorf("%s accepted %d times, want once", id, successes[id])
 		}
 	}
-	if requests != attempts {
-		t.Errorf("receivers got %d requests for %d recorded attempts", requests, attempts)
+	if requests != recorded {
+		t.Errorf("receivers got %d requests for %d recorded attempts", requests, recorded)
 	}
-	if w1.attempts() == 0 || w2.attempts() == 0 || w1.attempts()+w2.attempts() != attempts {
-		t.Errorf("worker attempts %d + %d, want both > 0 and %d in all", w1.attempts(), w2.attempts(), attempts)
+	if attempts(w1) == 0 || attempts(w2) == 0 || attempts(w1)+attempts(w2) != recorded {
+		t.Errorf("worker attempts %d + %d, want both > 0 and %d in all", attempts(w1), attempts(w2), recorded)
 	}
-	t.Logf("%d deliveries, %d attempts: worker 1 made %d, worker 2 made %d", n, attempts, w1.attempts(), w2.attempts())
+	t.Logf("%d deliveries, %d attempts: worker 1 made %d, worker 2 made %d", n, recorded, attempts(w1), attempts(w2))
 }
 
 // SIGTERM stops polling but lets an attempt in flight finish and be recorded.
@@ -301,16 +293,16 @@ func TestWorkerFinishesInFlightAttemptOnSIGTERM(t *testing.T) {
 		t.Fatal("the attempt never reached the receiver")
 	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- w.stop(30 * time.Second) }()
-	eventually(t, 10*time.Second, "the worker to log that it is stopping", func() bool {
-		return strings.Contains(w.log.String(), "worker stopping")
+	go func() { stopped <- w.Stop(30 * time.Second) }()
+	testenv.Eventually(t, 10*time.Second, "the worker to log that it is stopping", func() bool {
+		return strings.Contains(w.Log(), "worker stopping")
 	})
 	close(release)
 	if err := <-stopped; err != nil {
-		t.Fatalf("worker: %v\n%s", err, w.log)
+		t.Fatalf("worker: %v\n%s", err, w.Log())
 	}
-	if !strings.Contains(w.log.String(), `"outcome":"delivered"`) {
-		t.Fatalf("the in-flight attempt was not finished:\n%s", w.log)
+	if !strings.Contains(w.Log(), `"outcome":"delivered"`) {
+		t.Fatalf("the in-flight attempt was not finished:\n%s", w.Log())
 	}
 
 	startWorker(t, endpoints) // completes the workflow task the stopped worker left
@@ -338,10 +330,4 @@ func TestWorkerRegistersSearchAttributes(t *testing.T) {
 			t.Errorf("search attribute %s: %s, want %s", name, got, typ)
 		}
 	}
-}
-
-// temporalCount counts workflows matching a visibility query.
-func temporalCount(query string) (int64, error) {
-	resp, err := temporal.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
-	return resp.GetCount(), err
 }

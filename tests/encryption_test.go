@@ -21,6 +21,8 @@ import (
 
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/codec"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -97,7 +99,7 @@ func TestHistoryHoldsNoPlaintext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqs := rc.requests()
+	reqs := rc.Requests()
 	if len(reqs) != 2 || !bytes.Equal(reqs[1].Body, parsed.Body()) || reqs[1].VerifyErr != nil {
 		t.Fatalf("receiver got %d requests; last body %s (verify %v), want %s", len(reqs), reqs[len(reqs)-1].Body, reqs[len(reqs)-1].VerifyErr, parsed.Body())
 	}
@@ -180,10 +182,10 @@ func TestSecretNeverLeaks(t *testing.T) {
 	if !strings.Contains(outputs[2], `"status":"delivered"`) || !strings.Contains(outputs[2], `"key_ids":["key_`) || !strings.Contains(outputs[4], "delivered") {
 		t.Fatalf("status output does not show the delivery:\n%s\n%s", outputs[2], outputs[4])
 	}
-	eventually(t, 10*time.Second, "both attempts in the worker's log", func() bool { return w.attempts() == 2 })
+	testenv.Eventually(t, 10*time.Second, "both attempts in the worker's log", func() bool { return attempts(w) == 2 })
 
 	events := rawHistory(t, started.WorkflowID)
-	places := map[string]string{"worker log": w.log.String(), "starter output": strings.Join(outputs, "\n")}
+	places := map[string]string{"worker log": w.Log(), "starter output": strings.Join(outputs, "\n")}
 	for i, text := range eventTexts(t, events) {
 		places[fmt.Sprintf("stored history event %d", i/2+1)] = text
 	}

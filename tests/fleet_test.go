@@ -24,11 +24,12 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -97,11 +98,11 @@ func results(t *testing.T, c client.Client, runs map[string]string) map[string]w
 // byWebhookID groups the requests of rcs by webhook-id, failing on any
 // request whose signature did not verify or whose webhook-id is not one of
 // ids: every POST must be one of these deliveries, under its own identity.
-func byWebhookID(t *testing.T, ids map[string]string, rcs ...*receiver) map[string][]received {
+func byWebhookID(t *testing.T, ids map[string]string, rcs ...*testenv.Receiver) map[string][]testenv.Request {
 	t.Helper()
-	out := map[string][]received{}
+	out := map[string][]testenv.Request{}
 	for _, rc := range rcs {
-		for _, r := range rc.requests() {
+		for _, r := range rc.Requests() {
 			if r.VerifyErr != nil {
 				t.Fatalf("a request with webhook-id %q did not verify: %v", r.ID, r.VerifyErr)
 			}
@@ -174,9 +175,9 @@ func TestFleetSurvivesAWorkerKilled(t *testing.T) {
 	// (the URL is resolved at attempt time), so the test knows which worker
 	// made each POST. workers[0] is the victim.
 	var (
-		receivers [3]*receiver
+		receivers [3]*testenv.Receiver
 		files     [3]string
-		workers   [3]*proc
+		workers   [3]*testenv.Process
 	)
 	for i := range workers {
 		receivers[i] = newReceiver(t, slowOK(i == 0))
@@ -229,14 +230,14 @@ wait:
 			t.Fatalf("after 3m, %d requests answered and none held from the victim (mark %d)", answered.Load(), killMark)
 		}
 	}
-	victimPID := strconv.Itoa(workers[0].cmd.Process.Pid) + "@" // the SDK's worker identity starts so
+	victimPID := strconv.Itoa(workers[0].PID()) + "@" // the SDK's worker identity starts so
 	killAt := time.Now()
-	if err := workers[0].kill(30 * time.Second); err != nil {
-		t.Fatalf("victim pid %d: %v", workers[0].cmd.Process.Pid, err)
+	if err := workers[0].Kill(30 * time.Second); err != nil {
+		t.Fatalf("victim pid %d: %v", workers[0].PID(), err)
 	}
 	releaseHeld()
 	answeredAtKill := answered.Load()
-	victimAudited := workers[0].attempts()
+	victimAudited := attempts(workers[0])
 	if !pubDone {
 		if pub = <-published; pub.err != nil {
 			t.Fatal(pub.err)
@@ -246,12 +247,12 @@ wait:
 	runs := pub.runs
 
 	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
-	eventually(t, 3*time.Minute, fmt.Sprintf("%d deliveries delivered", total), func() bool {
-		n, err := count(temporal, delivered)
+	testenv.Eventually(t, 3*time.Minute, fmt.Sprintf("%d deliveries delivered", total), func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), temporal, delivered)
 		return err == nil && n == total
 	})
 	allDoneAt := time.Now()
-	if n, err := count(temporal, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
+	if n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
 		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, total)
 	}
 
@@ -342,12 +343,12 @@ wait:
 	slices.Sort(lostDetail)
 	perReceiver := make([]int, len(receivers))
 	for i, rc := range receivers {
-		perReceiver[i] = len(rc.requests())
+		perReceiver[i] = len(rc.Requests())
 	}
 	t.Logf("%d deliveries published in %s with %d submitters; all delivered %s after the first publish (%.0f deliveries/s, at most %d requests open at the receivers at once)",
 		total, publishedIn.Round(time.Millisecond), submitters, allDoneAt.Sub(start).Round(time.Millisecond), total/allDoneAt.Sub(start).Seconds(), peakOpen.Load())
 	t.Logf("victim killed %s after the start with %d requests answered (it had audited %d attempts); POSTs per worker: victim %d, survivors %d and %d (audited %d and %d)",
-		killAt.Sub(start).Round(time.Millisecond), answeredAtKill, victimAudited, perReceiver[0], perReceiver[1], perReceiver[2], workers[1].attempts(), workers[2].attempts())
+		killAt.Sub(start).Round(time.Millisecond), answeredAtKill, victimAudited, perReceiver[0], perReceiver[1], perReceiver[2], attempts(workers[1]), attempts(workers[2]))
 	t.Logf("%d attempts lost (worker_error, or a local first attempt whose workflow task timed out; %d deliveries; %d of those started by the victim); the last recorded %s after the kill, the last of those deliveries delivered %s after the kill; all delivered %s after the kill",
 		lost, lostDeliveries, byVictim, recordedAfter.Round(time.Millisecond), recoveredAfter.Round(time.Millisecond), allDoneAt.Sub(killAt).Round(time.Millisecond))
 	for _, l := range lostDetail {
@@ -368,22 +369,21 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 		total      = 50
 		firstDelay = 30 * time.Second
 	)
-	opts := testsuite.DevServerOptions{
-		ClientOptions: &client.Options{HostPort: freeAddr(t)},
-		DBFilename:    filepath.Join(t.TempDir(), "temporal.db"),
-	}
+	opts := testenv.DevServerOptions{HostPort: testenv.FreeAddrT(t), DBFilename: filepath.Join(t.TempDir(), "temporal.db")}
 	ds := startOwnDevServer(t, opts)
-	addr := ds.FrontendHostPort()
+	h := on(hookrelay(t), ds.FrontendHostPort())
 
 	rc, heal := recoveringReceiver(t, http.StatusServiceUnavailable)
 	// The first delay outlasts parking all fifty and the restart; the later
 	// ones carry a delivery on if its timer fires before the receiver recovers.
 	endpoints := endpointsFile(t, "parked", rc.URL, fmt.Sprintf("    retry_schedule: [%s, 1s, 2s, 5s, 10s, 10s]\n", firstDelay))
 	// Two workers, each to stay up through the outage.
-	workers := []*proc{startWorkerOn(t, addr, endpoints), startWorkerOn(t, addr, endpoints)}
+	var workers []*testenv.Process
+	for range 2 {
+		workers = append(workers, testenv.StartT(t, h.Worker("worker", "--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8")))
+	}
 
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tc, err := temporalclient.DialLazy(temporalclient.Options{Address: addr, Namespace: "default", TaskQueue: taskQueue(t), CodecKeyFile: codecKeyFile}, quiet)
+	tc, err := temporalclient.DialLazy(h.Options(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,11 +402,11 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	retrying := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'retrying'", taskQueue(t))
-	eventually(t, time.Minute, fmt.Sprintf("%d deliveries waiting in backoff", total), func() bool {
-		n, err := count(ds.Client(), retrying)
+	testenv.Eventually(t, time.Minute, fmt.Sprintf("%d deliveries waiting in backoff", total), func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), ds.Client(), retrying)
 		return err == nil && n == total
 	})
-	parked := rc.requests()
+	parked := rc.Requests()
 	perDelivery := map[string]int{}
 	for _, r := range parked {
 		if perDelivery[r.ID]++; r.Status != http.StatusServiceUnavailable || perDelivery[r.ID] > 1 {
@@ -421,7 +421,7 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 	}
 	stoppedIn := time.Since(stopAt)
 	// Restart only once both workers have seen the outage: a poll failed.
-	eventually(t, time.Minute, "both workers to fail a poll", func() bool {
+	testenv.Eventually(t, time.Minute, "both workers to fail a poll", func() bool {
 		return pollFailures(workers[0]) > pollFailuresBefore[0] && pollFailures(workers[1]) > pollFailuresBefore[1]
 	})
 	ds = startOwnDevServer(t, opts) // same address, same database
@@ -432,19 +432,19 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 	// now have polled since the restart; the SDK names them "<pid>@host@").
 	for _, w := range workers {
 		select {
-		case err := <-w.done:
-			t.Fatalf("worker pid %d exited during the outage: %v\n%s", w.cmd.Process.Pid, err, w.log)
+		case <-w.Done():
+			t.Fatalf("worker pid %d exited during the outage: %v\n%s", w.PID(), w.Err(), w.Log())
 		default:
 		}
 	}
-	eventually(t, time.Minute, "both workers to poll the restarted server", func() bool {
+	testenv.Eventually(t, time.Minute, "both workers to poll the restarted server", func() bool {
 		for _, tqType := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
 			resp, err := ds.Client().DescribeTaskQueue(context.Background(), taskQueue(t), tqType)
 			if err != nil {
 				return false
 			}
 			for _, w := range workers {
-				pid := strconv.Itoa(w.cmd.Process.Pid) + "@"
+				pid := strconv.Itoa(w.PID()) + "@"
 				if !slices.ContainsFunc(resp.GetPollers(), func(p *taskqueuepb.PollerInfo) bool { return strings.HasPrefix(p.GetIdentity(), pid) }) {
 					return false
 				}
@@ -453,16 +453,16 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 		return true
 	})
 	reconnectedIn := time.Since(restartedAt)
-	auditedBefore := workers[0].attempts() + workers[1].attempts()
+	auditedBefore := attempts(workers[0]) + attempts(workers[1])
 	heal()
 
 	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
-	eventually(t, 2*time.Minute, fmt.Sprintf("%d deliveries delivered after the restart", total), func() bool {
-		n, err := count(ds.Client(), delivered)
+	testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("%d deliveries delivered after the restart", total), func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), ds.Client(), delivered)
 		return err == nil && n == total
 	})
 	allDoneAt := time.Now()
-	if n, err := count(ds.Client(), fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
+	if n, err := testenv.CountWorkflows(context.Background(), ds.Client(), fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != total {
 		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, total)
 	}
 
@@ -504,37 +504,36 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 	for _, e := range workerErrors {
 		t.Logf("worker_error: %s", e)
 	}
-	if audited := workers[0].attempts() + workers[1].attempts(); audited-auditedBefore < total {
+	if audited := attempts(workers[0]) + attempts(workers[1]); audited-auditedBefore < total {
 		t.Fatalf("the workers audited %d attempts after the restart, want at least %d", audited-auditedBefore, total)
 	}
 	slices.Sort(waits)
 	t.Logf("%d deliveries parked (%d POSTs, all 503) when the server stopped; stop took %s; restarted %s after the stop, once both workers had failed a poll; both polling again %s after the restart",
 		total, len(parked), stoppedIn.Round(time.Millisecond), restartedAt.Sub(stopAt).Round(time.Millisecond), reconnectedIn.Round(time.Millisecond))
 	t.Logf("all delivered %s after the restart; first to second attempt %s to %s (timer %s); %d POSTs in all",
-		allDoneAt.Sub(restartedAt).Round(time.Millisecond), waits[0].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond), firstDelay, len(rc.requests()))
+		allDoneAt.Sub(restartedAt).Round(time.Millisecond), waits[0].Round(time.Millisecond), waits[len(waits)-1].Round(time.Millisecond), firstDelay, len(rc.Requests()))
 	for _, w := range workers {
-		if err := w.stop(30 * time.Second); err != nil {
-			t.Fatalf("worker pid %d after the outage: %v\n%s", w.cmd.Process.Pid, err, w.log)
+		if err := w.Stop(30 * time.Second); err != nil {
+			t.Fatalf("worker pid %d after the outage: %v\n%s", w.PID(), err, w.Log())
 		}
 	}
 }
 
 // pollFailures counts the SDK's warnings that a poll failed in w's log.
-func pollFailures(w *proc) int {
-	return strings.Count(w.log.String(), `"msg":"Failed to poll for task."`)
+func pollFailures(w *testenv.Process) int {
+	return strings.Count(w.Log(), `"msg":"Failed to poll for task."`)
 }
 
 // attemptWorker names the worker that started ordinary attempt n of a run:
 // the identity on the ActivityTaskStarted event of the activity scheduled
 // for attempt n (the SDK's default identity, "<pid>@<host>@").
 func attemptWorker(c client.Client, id, runID string, n int) (string, error) {
-	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	events, err := testenv.History(context.Background(), c, id, runID)
+	if err != nil {
+		return "", err
+	}
 	scheduled := map[int64]int{} // event id -> attempt number
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			return "", fmt.Errorf("history of %s: %w", id, err)
-		}
+	for _, e := range events {
 		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
 			var in workflows.AttemptInput
 			if err := dataConverter.FromPayloads(a.GetInput(), &in); err != nil {
@@ -555,13 +554,12 @@ func attemptWorker(c client.Client, id, runID string, n int) (string, error) {
 // another worker runs the attempt again under the same number, so history
 // holds one attempt where the receiver saw two POSTs with one webhook-id.
 func lostLocalAttempts(c client.Client, id, runID, prefix string) (lost, byPrefix int, err error) {
-	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	events, err := testenv.History(context.Background(), c, id, runID)
+	if err != nil {
+		return 0, 0, err
+	}
 	var startedBy string
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			return 0, 0, fmt.Errorf("history of %s: %w", id, err)
-		}
+	for _, e := range events {
 		if a := e.GetWorkflowTaskStartedEventAttributes(); a != nil {
 			startedBy = a.GetIdentity()
 		}
@@ -577,12 +575,12 @@ func lostLocalAttempts(c client.Client, id, runID, prefix string) (lost, byPrefi
 
 // logLinesAbout returns the lines of the workers' logs that name a delivery
 // (audit lines and the SDK's own; neither holds a payload).
-func logLinesAbout(id string, ws ...*proc) string {
+func logLinesAbout(id string, ws ...*testenv.Process) string {
 	var b strings.Builder
 	for _, w := range ws {
-		for _, l := range strings.Split(w.log.String(), "\n") {
+		for _, l := range strings.Split(w.Log(), "\n") {
 			if strings.Contains(l, id) {
-				fmt.Fprintf(&b, "  pid %d: %s\n", w.cmd.Process.Pid, l)
+				fmt.Fprintf(&b, "  pid %d: %s\n", w.PID(), l)
 			}
 		}
 	}
@@ -593,14 +591,12 @@ func logLinesAbout(id string, ws ...*proc) string {
 // the worker that started them or the timeout that ended them: enough to see
 // where an attempt was lost. It shows no payload.
 func historyOutline(c client.Client, id, runID string) string {
+	events, err := testenv.History(context.Background(), c, id, runID)
+	if err != nil {
+		return fmt.Sprintf("  %v\n", err)
+	}
 	var b strings.Builder
-	it := c.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			fmt.Fprintf(&b, "  history: %v\n", err)
-			break
-		}
+	for _, e := range events {
 		fmt.Fprintf(&b, "  %s %s", e.GetEventTime().AsTime().Format("15:04:05.000"), e.GetEventType())
 		switch {
 		case e.GetWorkflowTaskScheduledEventAttributes() != nil:
@@ -619,7 +615,7 @@ func historyOutline(c client.Client, id, runID string) string {
 	return b.String()
 }
 
-func statuses(rs []received) []int {
+func statuses(rs []testenv.Request) []int {
 	var out []int
 	for _, r := range rs {
 		out = append(out, r.Status)

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -17,20 +19,12 @@ import (
 // receiver never sees a connection.
 func TestBlockedDestinationFailsAtOnce(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
-	_, port, _ := net.SplitHostPort(rc.Listener.Addr().String())
-	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
-  - id: loopback
-    url: %s/hooks?token=fake-token
-    events: ["*"]
-    secret: %s
-    retry_schedule: [100ms, 100ms]
-  - id: mapped
-    url: http://[::ffff:127.0.0.1]:%s/hooks
-    events: ["*"]
-    secret: %s
-    retry_schedule: [100ms, 100ms]
-`, rc.URL, testSecret, port, testSecret))
-	w := startGuardedWorker(t, endpoints)
+	_, port, _ := net.SplitHostPort(rc.Addr)
+	retry := []time.Duration{100 * time.Millisecond, 100 * time.Millisecond}
+	endpoints := writeEndpoints(t,
+		testenv.Endpoint{ID: "loopback", URL: rc.URL + "/hooks?token=fake-token", RetrySchedule: retry},
+		testenv.Endpoint{ID: "mapped", URL: "http://[::ffff:127.0.0.1]:" + port + "/hooks", RetrySchedule: retry})
+	w := testenv.StartT(t, hookrelay(t).Worker("worker", "--endpoints", endpoints)) // no --allow-cidr: the guard refuses loopback
 
 	lines := send(t, endpoints, sampleEvent(event.PermanentFailure, 7743))
 	if len(lines) != 2 {
@@ -50,14 +44,14 @@ func TestBlockedDestinationFailsAtOnce(t *testing.T) {
 			t.Fatalf("starter status (exit %d):\n%s", code, out)
 		}
 	}
-	if n := len(rc.requests()); n != 0 {
+	if n := len(rc.Requests()); n != 0 {
 		t.Fatalf("the receiver got %d requests", n)
 	}
-	eventually(t, 10*time.Second, "two audit lines", func() bool {
-		return strings.Count(w.log.String(), `"outcome":"blocked_destination"`) == 2
+	testenv.Eventually(t, 10*time.Second, "two audit lines", func() bool {
+		return strings.Count(w.Log(), `"outcome":"blocked_destination"`) == 2
 	})
-	eventually(t, 20*time.Second, "visibility to show both failed", func() bool {
-		n, err := temporalCount(fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'failed' AND HookrelayAttempts = 1", taskQueue(t)))
+	testenv.Eventually(t, 20*time.Second, "visibility to show both failed", func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'failed' AND HookrelayAttempts = 1", taskQueue(t)))
 		return err == nil && n == 2
 	})
 }

@@ -1,48 +1,47 @@
 // Package tests runs hookrelay end to end: a real Temporal server (an
 // existing cluster, a dev server container, or bin/temporal built by `make
-// tools`: see server_test.go), the worker as OS processes, the starter
-// binary, and real HTTP receivers on loopback that verify signatures.
+// tools`, as package testenv chooses: see server_test.go), the worker as OS
+// processes, the starter binary, and real HTTP receivers on loopback that
+// verify signatures.
 package tests
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	sdklog "go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/testsuite"
 
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
-	"github.com/hookrelay/hookrelay/webhookverify"
 )
 
 var (
-	// devServer is the suite's Temporal server, whichever mode provides it
-	// (the name stays from when it was always a dev server).
-	devServer temporalServer
+	// server is the suite's Temporal server, whichever mode provides it.
+	server testenv.Server
+	// serverMode is how this run got its server; serverSkip, when set, is
+	// why there is none (docker mode without an engine).
+	serverMode testenv.Mode
+	serverSkip string
+	// namespace is the suite's namespace: "default" on a server of its own,
+	// a fresh one per run on an existing cluster.
+	namespace = "default"
+	// suiteSecurity is how the suite reaches its server: TLS and API key
+	// options from the environment in cluster mode, plaintext otherwise.
+	suiteSecurity temporalclient.Security
 	// temporal decrypts payloads with this run's key, as worker and starter do.
 	temporal client.Client
 	// rawTemporal has no codec: it sees payloads as Temporal stores them.
@@ -70,7 +69,7 @@ func TestMain(m *testing.M) {
 }
 
 func setup(m *testing.M) (int, error) {
-	root, err := filepath.Abs("..")
+	root, err := testenv.Root()
 	if err != nil {
 		return 0, err
 	}
@@ -86,64 +85,84 @@ func setup(m *testing.M) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a first docker run pulls the image
 	defer cancel()
-	if mode, _ := chooseMode(os.Getenv(envTestServer), os.Getenv("TEMPORAL_ADDRESS"), pingDocker); mode == modeDevServer {
-		if _, err := os.Stat(temporalCLI); err != nil {
-			return 0, fmt.Errorf("the integration tests need the Temporal CLI at %s: run `make tools`", temporalCLI)
-		}
+	address := os.Getenv("TEMPORAL_ADDRESS")
+	if serverMode, err = testenv.ChooseMode(os.Getenv(testenv.EnvServer), address, testenv.PingDocker); err != nil {
+		return 0, err
 	}
-	server, err := startServer(ctx, serverLog)
-	if err != nil {
-		return 0, fmt.Errorf("Temporal server: %w", err)
+	opts := testenv.ServerOptions{Mode: serverMode, TemporalCLI: temporalCLI, Log: serverLog}
+	if serverMode == testenv.ModeCluster {
+		// The same environment fallbacks as worker and starter.
+		opts.Address, opts.Namespace, opts.Security = address, os.Getenv("TEMPORAL_NAMESPACE"), testenv.SecurityFromEnv()
+		suiteSecurity = opts.Security
 	}
-	if server == nil {
-		// Docker mode without an engine: only TestTemporalServerMode runs, to skip saying so.
+	server, err = testenv.StartServer(ctx, opts)
+	if serverMode == testenv.ModeDocker && errors.Is(err, testenv.ErrNoDocker) {
+		// Only TestTemporalServerMode runs, to skip saying so.
+		serverSkip = fmt.Sprintf("dockertest mode (%s=%s): %v; the same suite runs against bin/temporal with `make test`", testenv.EnvServer, serverMode, err)
 		flag.Parse()
 		flag.Set("test.run", "^TestTemporalServerMode$")
 		return m.Run(), nil
 	}
-	devServer = server
+	if err != nil {
+		return 0, fmt.Errorf("Temporal server: %w", err)
+	}
 	defer func() {
-		if err := devServer.Stop(); err != nil {
+		if err := server.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "tests: stop Temporal server:", err)
 		}
 	}()
+	namespace = server.Namespace()
 
-	build := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./worker", "./starter")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return 0, fmt.Errorf("build worker and starter: %w", err)
-	}
-	if codecKeyFile, err = writeCodecKey(binDir); err != nil {
+	if err := testenv.Build(context.Background(), root, binDir); err != nil {
 		return 0, err
 	}
-	rawTemporal = devServer.Client()
-	temporal, err = temporalclient.Dial(ctx, temporalclient.Options{
-		Address: devServer.FrontendHostPort(), Namespace: namespace, TaskQueue: "unused", CodecKeyFile: codecKeyFile,
-		Security: suiteSecurity,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
+	codecKeyFile = filepath.Join(binDir, "codec.key")
+	if err := testenv.WriteCodecKey(codecKeyFile, codecKeyID); err != nil {
+		return 0, err
+	}
+	rawTemporal = server.Client()
+	suite := testenv.Hookrelay{Address: server.FrontendHostPort(), Namespace: namespace, CodecKeyFile: codecKeyFile, Security: suiteSecurity}
+	if temporal, err = suite.Dial(ctx, nil); err != nil {
 		return 0, err
 	}
 	defer temporal.Close()
-	if dataConverter, err = (temporalclient.Options{CodecKeyFile: codecKeyFile}).DataConverter(); err != nil {
+	if dataConverter, err = suite.Options().DataConverter(); err != nil {
 		return 0, err
 	}
 	return m.Run(), nil
 }
 
-// writeCodecKey writes a fresh key file: keys are generated per run, never committed.
-func writeCodecKey(dir string) (string, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return "", err
+// hookrelay is how t runs worker and starter: the binaries built for this
+// run, against the suite's server in its namespace, on t's task queue,
+// encrypting with this run's key. Tests give serve its token as a file, and
+// choose how to reach Temporal: settings inherited from the environment
+// would change what they check, so the processes get none.
+func hookrelay(t testing.TB) testenv.Hookrelay {
+	return testenv.Hookrelay{
+		Bin: binDir, Address: server.FrontendHostPort(), Namespace: namespace, TaskQueue: taskQueue(t),
+		CodecKeyFile: codecKeyFile, Security: suiteSecurity, ReadyTimeout: 30 * time.Second,
 	}
-	path := filepath.Join(dir, "codec.key")
-	content := "# generated for one test run\n" + codecKeyID + ":" + base64.StdEncoding.EncodeToString(key) + "\n"
-	return path, os.WriteFile(path, []byte(content), 0o600)
 }
 
-func quietSDKLogger() sdklog.Logger {
-	return sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+// on is h against another Temporal frontend (a test's own dev server, a TLS
+// proxy), reached in plaintext unless the test says otherwise.
+func on(h testenv.Hookrelay, addr string) testenv.Hookrelay {
+	h.Address, h.Security = addr, temporalclient.Security{}
+	return h
+}
+
+// startWorker runs bin/worker on the test's task queue against the suite's
+// server, admitting loopback (where the test receivers listen) through the
+// network guard, and waits until it polls. Cleanup stops it with SIGTERM
+// and expects exit status 0.
+func startWorker(t *testing.T, endpoints string, extraArgs ...string) *testenv.Process {
+	t.Helper()
+	return testenv.StartT(t, hookrelay(t).Worker("worker", append([]string{"--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8"}, extraArgs...)...))
+}
+
+// attempts counts the attempts a worker made, from its audit lines.
+func attempts(w *testenv.Process) int {
+	return strings.Count(w.Log(), `"msg":"attempt finished"`)
 }
 
 // needTemporalCLI skips t where bin/temporal is absent, which only the
@@ -158,10 +177,10 @@ func needTemporalCLI(t *testing.T, why string) {
 // startOwnDevServer starts a dev server for t alone, for tests that stop it.
 // It is always bin/temporal, whatever the suite's server: these tests stop
 // and restart their server, which they cannot do to a shared cluster or
-// container. opts.ClientOptions.HostPort fixes its address (a restart keeps
-// it) and opts.DBFilename makes it persist. It has the suite's namespace.
-// Cleanup stops it if it still runs.
-func startOwnDevServer(t *testing.T, opts testsuite.DevServerOptions) *testsuite.DevServer {
+// container. opts.HostPort fixes its address (a restart keeps it) and
+// opts.DBFilename makes it persist. It has the suite's namespace. Cleanup
+// stops it if it still runs.
+func startOwnDevServer(t *testing.T, opts testenv.DevServerOptions) *testenv.DevServer {
 	t.Helper()
 	needTemporalCLI(t, "a test that stops and restarts its own dev server")
 	logFile, err := os.OpenFile(filepath.Join(binDir, "temporal-"+regexp.MustCompile(`\W+`).ReplaceAllString(t.Name(), "-")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -169,39 +188,18 @@ func startOwnDevServer(t *testing.T, opts testsuite.DevServerOptions) *testsuite
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { logFile.Close() })
-	co := client.Options{}
-	if opts.ClientOptions != nil {
-		co = *opts.ClientOptions
-	}
-	co.Namespace = namespace
-	if namespace != "default" {
-		opts.ExtraArgs = append(opts.ExtraArgs, "--namespace", namespace)
-	}
-	co.Logger = quietSDKLogger()
-	opts.ClientOptions, opts.ExistingPath, opts.LogLevel, opts.Stdout, opts.Stderr = &co, temporalCLI, "warn", logFile, logFile
+	opts.CLI, opts.Namespace, opts.Log = temporalCLI, namespace, logFile
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ds, err := testsuite.StartDevServer(ctx, opts)
+	ds, err := testenv.StartDevServer(ctx, opts)
 	if err != nil {
-		t.Fatalf("start dev server: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ds.Client().Close()
 		ds.Stop() // an error only says it was stopped already
 	})
 	return ds
-}
-
-// freeAddr finds a loopback address nothing listens on, for a server that
-// must come back on the same address after a restart.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // inParallel runs do(i) for every i in [0, n) from workers goroutines and
@@ -234,20 +232,8 @@ func inParallel(n, workers int, do func(i int) error) []error {
 	return errs
 }
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // taskQueue gives each test its own task queue, so its workers see only its deliveries.
-func taskQueue(t *testing.T) string {
+func taskQueue(t testing.TB) string {
 	return "t-" + regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
 }
 
@@ -260,68 +246,40 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
+// writeEndpoints writes an endpoints file of eps, each signing with
+// testSecret unless it names another.
+func writeEndpoints(t *testing.T, eps ...testenv.Endpoint) string {
+	t.Helper()
+	for i := range eps {
+		if eps[i].Secret == "" {
+			eps[i].Secret = testSecret
+		}
+	}
+	path := filepath.Join(t.TempDir(), "endpoints.yaml")
+	if err := testenv.WriteEndpoints(path, eps...); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // endpointsFile writes one endpoint pointing at url; extra adds YAML lines
 // to it, and a timeout there replaces the default 5s.
 func endpointsFile(t *testing.T, id, url, extra string) string {
-	if !strings.Contains(extra, "timeout:") {
-		extra = "    timeout: 5s\n" + extra
-	}
-	return writeFile(t, "endpoints.yaml", fmt.Sprintf(
-		"endpoints:\n  - id: %s\n    url: %s\n    events: [\"*\"]\n    secret: %s\n%s", id, url, testSecret, extra))
-}
-
-// received is one request a receiver got.
-type received struct {
-	ID        string
-	Header    http.Header
-	Body      []byte
-	VerifyErr error
-	Status    int
-}
-
-// receiver is a real HTTP server on loopback that verifies every request's
-// signature and answers with respond(n), n counting that webhook-id's requests from 1.
-type receiver struct {
-	*httptest.Server
-	mu   sync.Mutex
-	reqs []received
-}
-
-func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *receiver {
 	t.Helper()
-	verifier, err := webhookverify.New(testSecret)
-	if err != nil {
-		t.Fatal(err)
+	e := testenv.Endpoint{ID: id, URL: url, Extra: extra}
+	if !strings.Contains(extra, "timeout:") {
+		e.Timeout = 5 * time.Second
 	}
-	rc := &receiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rec := received{ID: r.Header.Get(webhookverify.HeaderID), Header: r.Header.Clone(), Body: body}
-		rec.VerifyErr = verifier.Verify(r.Header, body)
-		rc.mu.Lock()
-		n := 1
-		for _, p := range rc.reqs {
-			if p.ID == rec.ID {
-				n++
-			}
-		}
-		rc.mu.Unlock()
-		rec.Status = http.StatusUnauthorized
-		if rec.VerifyErr == nil {
-			rec.Status = respond(n, w)
-		}
-		rc.mu.Lock()
-		rc.reqs = append(rc.reqs, rec)
-		rc.mu.Unlock()
-		w.WriteHeader(rec.Status)
-	})}}
-	rc.Start()
-	t.Cleanup(rc.Close)
-	return rc
+	return writeEndpoints(t, e)
+}
+
+// newReceiver is a receiver on loopback that verifies every request's
+// signature with testSecret and answers with respond(n), n counting that
+// webhook-id's requests from 1.
+func newReceiver(t *testing.T, respond func(n int, w http.ResponseWriter) int) *testenv.Receiver {
+	t.Helper()
+	return testenv.NewReceiverT(t, testenv.ReceiverOptions{Secret: testSecret, KeepRequests: true,
+		Answer: func(_ string, n int, w http.ResponseWriter) int { return respond(n, w) }})
 }
 
 func always(code int) func(int, http.ResponseWriter) int {
@@ -330,7 +288,7 @@ func always(code int) func(int, http.ResponseWriter) int {
 
 // recoveringReceiver answers failCode to every request until heal is
 // called, and 200 after: an endpoint that is down, then comes back.
-func recoveringReceiver(t *testing.T, failCode int) (rc *receiver, heal func()) {
+func recoveringReceiver(t *testing.T, failCode int) (rc *testenv.Receiver, heal func()) {
 	t.Helper()
 	var healthy atomic.Bool
 	rc = newReceiver(t, func(int, http.ResponseWriter) int {
@@ -342,175 +300,18 @@ func recoveringReceiver(t *testing.T, failCode int) (rc *receiver, heal func()) 
 	return rc, func() { healthy.Store(true) }
 }
 
-func (rc *receiver) requests() []received {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]received(nil), rc.reqs...)
-}
-
-// hookrelayCmd is the one place the tests build a worker or starter command:
-// the binary built for this run, talking to the Temporal frontend at
-// temporalAddr in the suite's namespace on the test's task queue,
-// encrypting with this run's key.
-func hookrelayCmd(t *testing.T, temporalAddr, bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(binDir, bin), args...)
-	// Tests give serve its token as a file, and choose how to reach
-	// Temporal: a token or TLS settings inherited from the environment
-	// would change what they check.
-	dropped := append([]string{"HOOKRELAY_API_TOKEN"}, temporalclient.SecurityEnv...)
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		name, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(dropped, name)
-	})
-	if serverMode == modeCluster && temporalAddr == devServer.FrontendHostPort() {
-		// The existing cluster's own TLS and API key settings.
-		for _, name := range temporalclient.SecurityEnv {
-			if v, ok := os.LookupEnv(name); ok {
-				env = append(env, name+"="+v)
-			}
-		}
-	}
-	cmd.Env = append(env, "TEMPORAL_ADDRESS="+temporalAddr, "TEMPORAL_NAMESPACE="+namespace, "HOOKRELAY_TASK_QUEUE="+taskQueue(t),
-		temporalclient.EnvCodecKeyFile+"="+codecKeyFile)
-	return cmd
-}
-
-// proc is a worker or `starter serve` OS process.
-type proc struct {
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan error
-}
-
-// startProc starts cmd and waits until its log contains ready. Cleanup stops
-// it with SIGTERM and expects exit status 0.
-func startProc(t *testing.T, cmd *exec.Cmd, ready string) *proc {
-	t.Helper()
-	p := &proc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	name := filepath.Base(cmd.Path)
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			if err := p.stop(30 * time.Second); err != nil {
-				t.Errorf("%s pid %d: %v\n%s", name, p.cmd.Process.Pid, err, p.log)
-			}
-		}
-	})
-	eventually(t, 30*time.Second, name+" to start", func() bool {
-		select {
-		case err := <-p.done:
-			t.Fatalf("%s exited early: %v\n%s", name, err, p.log)
-		default:
-		}
-		return strings.Contains(p.log.String(), ready)
-	})
-	return p
-}
-
-// startWorker runs bin/worker on the test's task queue, admitting loopback
-// (where the test receivers listen) through the network guard, and waits
-// until it polls.
-func startWorker(t *testing.T, endpoints string, extraArgs ...string) *proc {
-	t.Helper()
-	return startWorkerOn(t, devServer.FrontendHostPort(), endpoints, extraArgs...)
-}
-
-// startWorkerOn is startWorker against another Temporal frontend.
-func startWorkerOn(t *testing.T, temporalAddr, endpoints string, extraArgs ...string) *proc {
-	t.Helper()
-	return runWorker(t, temporalAddr, endpoints, append([]string{"--allow-cidr", "127.0.0.0/8"}, extraArgs...)...)
-}
-
-// startGuardedWorker is startWorker without --allow-cidr: the guard refuses loopback.
-func startGuardedWorker(t *testing.T, endpoints string, extraArgs ...string) *proc {
-	t.Helper()
-	return runWorker(t, devServer.FrontendHostPort(), endpoints, extraArgs...)
-}
-
-func runWorker(t *testing.T, temporalAddr, endpoints string, extraArgs ...string) *proc {
-	t.Helper()
-	args := append([]string{"--endpoints", endpoints}, extraArgs...)
-	return startProc(t, hookrelayCmd(t, temporalAddr, "worker", args...), `"worker started"`)
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (w *proc) stop(timeout time.Duration) error {
-	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("signal: %w", err)
-	}
-	select {
-	case err := <-w.done:
-		if err != nil {
-			return fmt.Errorf("exit after SIGTERM: %w", err)
-		}
-		return nil
-	case <-time.After(timeout):
-		w.cmd.Process.Kill()
-		return fmt.Errorf("still running %s after SIGTERM", timeout)
-	}
-}
-
-// kill sends SIGKILL, as a crash or the OOM killer would: no shutdown, no
-// last word to Temporal. It waits until the process is gone.
-func (w *proc) kill(timeout time.Duration) error {
-	if err := w.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		return fmt.Errorf("signal: %w", err)
-	}
-	select {
-	case err := <-w.done:
-		exitErr, ok := err.(*exec.ExitError)
-		if !ok {
-			return fmt.Errorf("exit after SIGKILL: %v, want killed by the signal", err)
-		}
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			return fmt.Errorf("exit after SIGKILL: %v, want killed by the signal", err)
-		}
-		return nil
-	case <-time.After(timeout):
-		return fmt.Errorf("still running %s after SIGKILL", timeout)
-	}
-}
-
-// attempts counts the attempts this worker made, from its audit lines.
-func (w *proc) attempts() int {
-	return strings.Count(w.log.String(), `"msg":"attempt finished"`)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// starter runs the starter binary against the dev server and returns its output and exit status.
+// starter runs the starter binary against the suite's server and returns its output and exit status.
 func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := hookrelayCmd(t, devServer.FrontendHostPort(), "starter", args...)
+	cmd := hookrelay(t).Command("starter", args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if exitErr, ok := err.(*exec.ExitError); ok {
-		return out.String(), errOut.String(), exitErr.ExitCode()
-	} else if err != nil {
+	code, err := testenv.ExitCode(cmd.Run())
+	if err != nil {
 		t.Fatal(err)
 	}
-	return out.String(), errOut.String(), 0
+	return out.String(), errOut.String(), code
 }
 
 // sampleEvent is a fake event; mailLogID makes it distinct.
@@ -523,17 +324,21 @@ func sampleEvent(name string, mailLogID int) string {
 // the bytes Temporal stores.
 func rawHistory(t *testing.T, workflowID string) []*historypb.HistoryEvent {
 	t.Helper()
-	it := rawTemporal.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var events []*historypb.HistoryEvent
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			t.Fatalf("history of %s: %v", workflowID, err)
-		}
-		events = append(events, e)
+	events, err := testenv.History(context.Background(), rawTemporal, workflowID, "")
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(events) == 0 {
 		t.Fatalf("history of %s is empty", workflowID)
 	}
 	return events
+}
+
+// countOnQueue checks how many workflows visibility lists on t's task queue.
+func countOnQueue(t *testing.T, want int64) {
+	t.Helper()
+	n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q", taskQueue(t)))
+	if err != nil || n != want {
+		t.Fatalf("workflows on task queue %s: %d (%v), want %d", taskQueue(t), n, err, want)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	enumspb "go.temporal.io/api/enums/v1"
 	"io"
 	"log/slog"
 	"net"
@@ -20,44 +19,35 @@ import (
 	"time"
 
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
 // ingestServer is a `starter serve` OS process and how to reach it.
 type ingestServer struct {
-	*proc
+	*testenv.Process
 	url   string
 	token string
 }
 
-// startServe runs `starter serve` against the Temporal frontend at
-// temporalAddr, on a free loopback port, with a token file.
-func startServe(t *testing.T, temporalAddr, endpoints string, extraArgs ...string) *ingestServer {
+// startServe runs `starter serve` for t through h, on a free loopback port,
+// with a token file.
+func startServe(t *testing.T, h testenv.Hookrelay, endpoints string, extraArgs ...string) *ingestServer {
 	t.Helper()
 	token := "fake-test-token-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--endpoints", endpoints,
-		"--api-token-file", writeFile(t, "api-token", token+"\n")}, extraArgs...)
-	p := startProc(t, hookrelayCmd(t, temporalAddr, "starter", args...), `"msg":"ingest serving"`)
-	var line struct{ Addr string }
-	for _, l := range strings.Split(p.log.String(), "\n") {
-		if strings.Contains(l, `"msg":"ingest serving"`) {
-			if err := json.Unmarshal([]byte(l), &line); err != nil {
-				t.Fatalf("serve log line %q: %v", l, err)
-			}
-		}
+	p := testenv.StartT(t, h.Serve("serve", writeFile(t, "api-token", token+"\n"), append([]string{"--endpoints", endpoints}, extraArgs...)...))
+	addr, err := p.LoggedAddr(testenv.ServeListening)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.Log())
 	}
-	if line.Addr == "" {
-		t.Fatalf("serve did not log its address:\n%s", p.log)
-	}
-	return &ingestServer{proc: p, url: "http://" + line.Addr, token: token}
+	return &ingestServer{Process: p, url: "http://" + addr, token: token}
 }
 
 // httpClient keeps connections for up to 64 concurrent clients.
@@ -163,7 +153,7 @@ func TestServeRefusesBadRequests(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
 	endpoints := endpointsFile(t, "acme", rc.URL, "")
 	startWorker(t, endpoints) // registers the search attributes the final, valid event needs
-	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+	srv := startServe(t, hookrelay(t), endpoints)
 
 	ev := func(i int) string { return sampleEvent(event.Delivered, 3000+i) }
 	big := strings.Replace(ev(1), "Fake subject", strings.Repeat("x", event.MaxBodyBytes), 1)
@@ -251,8 +241,8 @@ func TestServeRefusesBadRequests(t *testing.T) {
 	if err != nil || err2 != nil || len(a.Deliveries) != 1 || a.Deliveries[0].Duplicate {
 		t.Fatalf("valid event: %+v %v %v", a, err, err2)
 	}
-	eventually(t, 30*time.Second, "the valid event to be visible", func() bool {
-		n, err := temporalCount(fmt.Sprintf("WorkflowId = %q", a.Deliveries[0].WorkflowID))
+	testenv.Eventually(t, 30*time.Second, "the valid event to be visible", func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("WorkflowId = %q", a.Deliveries[0].WorkflowID))
 		return err == nil && n == 1
 	})
 	countOnQueue(t, 1)
@@ -329,19 +319,19 @@ func checkAnswers(t *testing.T, bodies []string, answers []apiAccepted, subscrib
 // waitDelivered waits until every one of ids was accepted by rc (a 200 to a
 // verified request) and Temporal shows exactly len(ids) workflows on the
 // test's queue, all delivered: nothing missing, nothing duplicated.
-func waitDelivered(t *testing.T, c client.Client, rc *receiver, ids map[string]bool, timeout time.Duration) {
+func waitDelivered(t *testing.T, c client.Client, rc *testenv.Receiver, ids map[string]bool, timeout time.Duration) {
 	t.Helper()
 	want := int64(len(ids))
 	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
-	eventually(t, timeout, fmt.Sprintf("%d deliveries", want), func() bool {
-		n, err := count(c, delivered)
+	testenv.Eventually(t, timeout, fmt.Sprintf("%d deliveries", want), func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), c, delivered)
 		return err == nil && n == want
 	})
-	if n, err := count(c, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != want {
+	if n, err := testenv.CountWorkflows(context.Background(), c, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != want {
 		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, want)
 	}
 	got := map[string]bool{}
-	for _, r := range rc.requests() {
+	for _, r := range rc.Requests() {
 		if r.VerifyErr != nil {
 			t.Fatalf("%s: signature: %v", r.ID, r.VerifyErr)
 		}
@@ -359,41 +349,22 @@ func waitDelivered(t *testing.T, c client.Client, rc *receiver, ids map[string]b
 	}
 }
 
-func count(c client.Client, query string) (int64, error) {
-	resp, err := c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
-	return resp.GetCount(), err
-}
-
 // 1,000 events from 50 concurrent clients become exactly 1,000 deliveries per
 // subscribed endpoint, all delivered; posting them again starts nothing.
 func TestServeThousandEventsFromFiftyClients(t *testing.T) {
 	const events, clients = 1000, 50
 	rc := newReceiver(t, always(http.StatusOK))
-	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
-  - id: crm
-    url: %[1]s/crm
-    events: ["*"]
-    secret: %[2]s
-  - id: billing
-    url: %[1]s/billing
-    events: [api_mail_log_delivered, api_mail_log_opened]
-    secret: %[2]s
-  - id: bounces         # subscribes to an event not sent here
-    url: %[1]s/bounces
-    events: [api_mail_log_permanent_failure]
-    secret: %[2]s
-  - id: archive         # disabled
-    url: %[1]s/archive
-    events: ["*"]
-    secret: %[2]s
-    enabled: false
-`, rc.URL, testSecret))
+	endpoints := writeEndpoints(t,
+		testenv.Endpoint{ID: "crm", URL: rc.URL + "/crm"},
+		testenv.Endpoint{ID: "billing", URL: rc.URL + "/billing", Events: []string{event.Delivered, event.Opened}},
+		testenv.Endpoint{ID: "bounces", URL: rc.URL + "/bounces", Events: []string{event.PermanentFailure}}, // subscribes to an event not sent here
+		testenv.Endpoint{ID: "archive", URL: rc.URL + "/archive", Extra: "    enabled: false\n"})
 	subscribed := []string{"crm", "billing"}
 	// Two workers, as production runs several: each polls with the SDK's
 	// default two workflow-task pollers, which bound one worker's throughput.
 	startWorker(t, endpoints)
 	startWorker(t, endpoints)
-	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+	srv := startServe(t, hookrelay(t), endpoints)
 
 	bodies := make([]string, events)
 	for i := range bodies {
@@ -416,7 +387,7 @@ func TestServeThousandEventsFromFiftyClients(t *testing.T) {
 		events, len(ids), posted.Round(time.Millisecond), events/posted.Seconds(), refused, all.Round(time.Millisecond), float64(len(ids))/all.Seconds())
 
 	// The same 1,000 again: the same workflow IDs, every one a duplicate, nothing new.
-	receivedBefore := len(rc.requests())
+	receivedBefore := len(rc.Requests())
 	again, _ := postAll(t, srv, bodies, clients)
 	if againIDs := checkAnswers(t, bodies, again, subscribed); len(againIDs) != len(ids) {
 		t.Fatalf("resubmission answered %d deliveries, want %d", len(againIDs), len(ids))
@@ -429,7 +400,7 @@ func TestServeThousandEventsFromFiftyClients(t *testing.T) {
 		}
 	}
 	countOnQueue(t, int64(len(ids)))
-	if n := len(rc.requests()); n != receivedBefore {
+	if n := len(rc.Requests()); n != receivedBefore {
 		t.Fatalf("the receiver got %d more requests after the resubmission", n-receivedBefore)
 	}
 }
@@ -440,30 +411,17 @@ func TestServeThousandEventsFromFiftyClients(t *testing.T) {
 // accepted before the stop or after, is delivered by exactly one workflow
 // per endpoint.
 func TestServeThroughTemporalRestart(t *testing.T) {
-	opts := testsuite.DevServerOptions{
-		ClientOptions: &client.Options{HostPort: freeAddr(t)},
-		DBFilename:    filepath.Join(t.TempDir(), "temporal.db"),
-	}
+	opts := testenv.DevServerOptions{HostPort: testenv.FreeAddrT(t), DBFilename: filepath.Join(t.TempDir(), "temporal.db")}
 	ds := startOwnDevServer(t, opts)
-	addr := ds.FrontendHostPort()
+	h := on(hookrelay(t), ds.FrontendHostPort())
 	rc := newReceiver(t, always(http.StatusOK))
-	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
-  - id: crm
-    url: %[1]s/crm
-    events: ["*"]
-    secret: %[2]s
-    timeout: 5s
-    retry_schedule: [500ms, 1s, 2s, 5s, 5s, 10s, 10s, 30s]
-  - id: billing
-    url: %[1]s/billing
-    events: ["*"]
-    secret: %[2]s
-    timeout: 5s
-    retry_schedule: [500ms, 1s, 2s, 5s, 5s, 10s, 10s, 30s]
-`, rc.URL, testSecret))
+	schedule := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second, 5 * time.Second, 10 * time.Second, 10 * time.Second, 30 * time.Second}
+	endpoints := writeEndpoints(t,
+		testenv.Endpoint{ID: "crm", URL: rc.URL + "/crm", Timeout: 5 * time.Second, RetrySchedule: schedule},
+		testenv.Endpoint{ID: "billing", URL: rc.URL + "/billing", Timeout: 5 * time.Second, RetrySchedule: schedule})
 	subscribed := []string{"crm", "billing"}
-	startWorkerOn(t, addr, endpoints)
-	srv := startServe(t, addr, endpoints, "--request-timeout", "2s")
+	testenv.StartT(t, h.Worker("worker", "--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8"))
+	srv := startServe(t, h, endpoints, "--request-timeout", "2s")
 
 	// The stream: a feeder offers a new event every 10ms to 10 clients, which
 	// post each once and keep what they got.
@@ -519,14 +477,14 @@ func TestServeThroughTemporalRestart(t *testing.T) {
 		return len(acceptedBodies), len(refusedBodies)
 	}
 
-	eventually(t, time.Minute, "50 events accepted", func() bool { a, _ := counts(); return a >= 50 })
+	testenv.Eventually(t, time.Minute, "50 events accepted", func() bool { a, _ := counts(); return a >= 50 })
 	stopStart := time.Now()
 	if err := ds.Stop(); err != nil {
 		t.Logf("dev server stop: %v", err)
 	}
 	acceptedAtStop, _ := counts()
 	t.Logf("dev server stopped in %s, %d events accepted by then", time.Since(stopStart).Round(time.Millisecond), acceptedAtStop)
-	eventually(t, time.Minute, "20 events refused", func() bool { _, r := counts(); return r >= 20 })
+	testenv.Eventually(t, time.Minute, "20 events refused", func() bool { _, r := counts(); return r >= 20 })
 	close(stopFeeding)
 	wg.Wait()
 	if len(unexpected) > 0 {
@@ -537,7 +495,7 @@ func TestServeThroughTemporalRestart(t *testing.T) {
 	}
 
 	ds = startOwnDevServer(t, opts) // same address, same database
-	eventually(t, 2*time.Minute, "serve to be ready again", func() bool {
+	testenv.Eventually(t, 2*time.Minute, "serve to be ready again", func() bool {
 		r, err := srv.do(http.MethodGet, "/readyz", nil, nil)
 		return err == nil && r.code == http.StatusOK
 	})
@@ -564,7 +522,7 @@ func TestServeThroughTemporalRestart(t *testing.T) {
 // invalid input (*event.FieldError: fix it), for real, against a dev server
 // that is stopped, and one that never ran.
 func TestPublishTellsOutageFromInvalidInput(t *testing.T) {
-	ds := startOwnDevServer(t, testsuite.DevServerOptions{})
+	ds := startOwnDevServer(t, testenv.DevServerOptions{})
 	ctx := context.Background()
 	if err := temporalclient.EnsureSearchAttributes(ctx, ds.Client(), "default", workflows.SearchAttributes); err != nil {
 		t.Fatal(err)
@@ -641,7 +599,7 @@ func TestPublishTellsOutageFromInvalidInput(t *testing.T) {
 	_, err = dc.PublishJSON(within(), []byte(`{"event_name":"api_mail_log_opened"}`))
 	invalid(t, err, "payload") // still told apart while Temporal is down
 
-	never := newClient(freeAddr(t)) // a lazy client's first call fails differently
+	never := newClient(testenv.FreeAddrT(t)) // a lazy client's first call fails differently
 	_, err = never.Publish(within(), ev(3))
 	unavailable(t, err)
 	t.Logf("Publish to a server never started: %v", err)
@@ -655,7 +613,7 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
 	endpoints := endpointsFile(t, "acme", rc.URL, "")
 	startWorker(t, endpoints)
-	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+	srv := startServe(t, hookrelay(t), endpoints)
 	hostPort := strings.TrimPrefix(srv.url, "http://")
 
 	body := sampleEvent(event.Delivered, 4000)
@@ -675,11 +633,11 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 	}
 
 	stopped := make(chan error, 1)
-	go func() { stopped <- srv.stop(30 * time.Second) }()
-	eventually(t, 10*time.Second, "serve to log that it is stopping", func() bool {
-		return strings.Contains(srv.log.String(), `"msg":"ingest stopping`)
+	go func() { stopped <- srv.Stop(30 * time.Second) }()
+	testenv.Eventually(t, 10*time.Second, "serve to log that it is stopping", func() bool {
+		return strings.Contains(srv.Log(), `"msg":"ingest stopping`)
 	})
-	eventually(t, 10*time.Second, "serve to refuse new connections", func() bool {
+	testenv.Eventually(t, 10*time.Second, "serve to refuse new connections", func() bool {
 		c, err := net.Dial("tcp", hostPort)
 		if err == nil {
 			c.Close()
@@ -697,7 +655,7 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 	}
 	resp, err := http.ReadResponse(answers, nil)
 	if err != nil {
-		t.Fatalf("in-flight request: %v\n%s", err, srv.log)
+		t.Fatalf("in-flight request: %v\n%s", err, srv.Log())
 	}
 	b, _ := io.ReadAll(resp.Body)
 	a, err := accepted(response{code: resp.StatusCode, body: b})
@@ -705,7 +663,7 @@ func TestServeFinishesInFlightRequestOnSIGTERM(t *testing.T) {
 		t.Fatalf("in-flight request: %+v %v", a, err)
 	}
 	if err := <-stopped; err != nil {
-		t.Fatalf("serve: %v\n%s", err, srv.log)
+		t.Fatalf("serve: %v\n%s", err, srv.Log())
 	}
 	if st := result(t, a.Deliveries[0].WorkflowID); st.Status != workflows.StatusDelivered {
 		t.Fatalf("the delivery accepted during shutdown: %+v", st)
@@ -717,7 +675,7 @@ func TestServeCancelsAndResends(t *testing.T) {
 	rc, heal := recoveringReceiver(t, http.StatusServiceUnavailable)
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
 	startWorker(t, endpoints)
-	srv := startServe(t, devServer.FrontendHostPort(), endpoints)
+	srv := startServe(t, hookrelay(t), endpoints)
 
 	resp, err := srv.post(sampleEvent(event.Delivered, 701))
 	if err != nil || resp.code != http.StatusAccepted {
@@ -728,7 +686,7 @@ func TestServeCancelsAndResends(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := a.Deliveries[0].WorkflowID
-	eventually(t, 30*time.Second, "the delivery to wait for its retry", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the delivery to wait for its retry", func() bool {
 		st, err := statusOf(id)
 		return err == nil && st.Status == workflows.StatusRetrying
 	})
@@ -762,34 +720,33 @@ func TestServeCancelsAndResends(t *testing.T) {
 func TestServeHostsAWorker(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
 	endpoints := endpointsFile(t, "acme", rc.URL, "")
-	srv := startServe(t, devServer.FrontendHostPort(), endpoints, "--worker", "--worker-allow-cidr", "127.0.0.0/8")
+	srv := startServe(t, hookrelay(t), endpoints, "--worker", "--worker-allow-cidr", "127.0.0.0/8")
 
 	var ids []string
 	for i := range 5 {
 		resp, err := srv.post(sampleEvent(event.Delivered, 720+i))
 		a, aerr := accepted(resp)
 		if err != nil || aerr != nil {
-			t.Fatalf("POST: %d %s %v %v\n%s", resp.code, resp.body, err, aerr, srv.log)
+			t.Fatalf("POST: %d %s %v %v\n%s", resp.code, resp.body, err, aerr, srv.Log())
 		}
 		ids = append(ids, a.Deliveries[0].WorkflowID)
 	}
-	pid := fmt.Sprintf("%d@", srv.cmd.Process.Pid)
+	pid := fmt.Sprintf("%d@", srv.PID())
 	for _, id := range ids {
 		if st := result(t, id); st.Status != workflows.StatusDelivered || len(st.Attempts) != 1 {
 			t.Fatalf("%s: %+v", id, st)
 		}
-		it := temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			e, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
+		events, err := testenv.History(context.Background(), temporal, id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
 			if started := e.GetWorkflowTaskStartedEventAttributes(); started != nil && !strings.HasPrefix(started.GetIdentity(), pid) {
 				t.Fatalf("%s: a workflow task ran on %q, not serve (pid %s)", id, started.GetIdentity(), pid)
 			}
 		}
 	}
-	if n := len(rc.requests()); n != len(ids) {
+	if n := len(rc.Requests()); n != len(ids) {
 		t.Fatalf("receiver got %d requests, want %d", n, len(ids))
 	}
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,23 +11,9 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
-
-// metricsAddr reads the address a worker logged it serves metrics on.
-func metricsAddr(t *testing.T, w *proc) string {
-	t.Helper()
-	for _, l := range strings.Split(w.log.String(), "\n") {
-		var line struct {
-			Msg, Addr string
-		}
-		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "metrics serving" {
-			return line.Addr
-		}
-	}
-	t.Fatalf("the worker logged no metrics address:\n%s", w.log)
-	return ""
-}
 
 // scrape returns the value of every sample whose name and labels contain all of want.
 func scrape(t *testing.T, addr, name string, labels ...string) float64 {
@@ -69,12 +54,14 @@ func TestWorkerServesMetrics(t *testing.T) {
 		return http.StatusOK
 	})
 	gone := newReceiver(t, always(http.StatusGone))
-	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
-  - {id: metrics-acme, url: %q, events: [api_mail_log_delivered], secret: %s, retry_schedule: [100ms]}
-  - {id: metrics-gone, url: %q, events: [api_mail_log_opened], secret: %s}
-`, rc.URL, testSecret, gone.URL, testSecret))
+	endpoints := writeEndpoints(t,
+		testenv.Endpoint{ID: "metrics-acme", URL: rc.URL, Events: []string{event.Delivered}, RetrySchedule: []time.Duration{100 * time.Millisecond}},
+		testenv.Endpoint{ID: "metrics-gone", URL: gone.URL, Events: []string{event.Opened}})
 	w := startWorker(t, endpoints, "--metrics-listen", "127.0.0.1:0")
-	addr := metricsAddr(t, w)
+	addr, err := w.LoggedAddr("metrics serving")
+	if err != nil {
+		t.Fatalf("the worker logged no metrics address: %v\n%s", err, w.Log())
+	}
 
 	var ids []string
 	for i := range 3 {
@@ -99,7 +86,7 @@ func TestWorkerServesMetrics(t *testing.T) {
 	}
 	for _, c := range checks {
 		var got float64
-		eventually(t, 20*time.Second, fmt.Sprintf("%s%v to reach %g", c.name, c.labels, c.want), func() bool {
+		testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%s%v to reach %g", c.name, c.labels, c.want), func() bool {
 			got = scrape(t, addr, c.name, c.labels...)
 			return got == c.want
 		})

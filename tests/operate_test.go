@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"reflect"
 	"sort"
@@ -14,11 +15,9 @@ import (
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -35,10 +34,10 @@ func starterJSON(t *testing.T, v any, args ...string) {
 }
 
 // parkedDelivery starts a delivery whose first attempt gets 503 and whose next waits an hour.
-func parkedDelivery(t *testing.T, rc *receiver, endpoints string, mailLogID int) string {
+func parkedDelivery(t *testing.T, endpoints string, mailLogID int) string {
 	t.Helper()
 	id := send(t, endpoints, sampleEvent(event.Delivered, mailLogID))[0].WorkflowID
-	eventually(t, 30*time.Second, "the delivery to wait for its retry", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the delivery to wait for its retry", func() bool {
 		st, err := statusOf(id)
 		return err == nil && st.Status == workflows.StatusRetrying
 	})
@@ -62,7 +61,7 @@ func TestCancelDuringAnHourLongWait(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusServiceUnavailable))
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
 	startWorker(t, endpoints)
-	id := parkedDelivery(t, rc, endpoints, 301)
+	id := parkedDelivery(t, endpoints, 301)
 
 	began := time.Now()
 	var st workflows.DeliveryState
@@ -86,11 +85,11 @@ func TestCancelDuringAnHourLongWait(t *testing.T) {
 func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 	clientGone := make(chan struct{}, 1)
 	var arrived atomic.Bool
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int { return http.StatusOK })
-	// Replace the handler's answer with one that hangs until the client leaves.
+	// A receiver that hangs until the client leaves (it verifies nothing:
+	// it never answers).
 	testDone := make(chan struct{})
 	defer close(testDone) // runs before the receiver's cleanup, which waits for this handler
-	rc.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body) // the server notices the client leaving only once the body is read
 		arrived.Store(true)
 		select {
@@ -98,11 +97,12 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 			clientGone <- struct{}{}
 		case <-testDone:
 		}
-	})
+	}))
+	t.Cleanup(rc.Close)
 	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 2m\n")
 	w := startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.Opened, 302))[0].WorkflowID
-	eventually(t, 30*time.Second, "the attempt to reach the receiver", arrived.Load)
+	testenv.Eventually(t, 30*time.Second, "the attempt to reach the receiver", arrived.Load)
 
 	var st workflows.DeliveryState
 	starterJSON(t, &st, "cancel", id, "--reason", "stuck")
@@ -112,7 +112,7 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 	select {
 	case <-clientGone:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("the attempt's request was still open 20s after the cancel\n%s", w.log)
+		t.Fatalf("the attempt's request was still open 20s after the cancel\n%s", w.Log())
 	}
 }
 
@@ -120,7 +120,7 @@ func TestRetryNowDuringAnHourLongWaitDeliversAtOnce(t *testing.T) {
 	rc := newReceiver(t, failFirstThenOK)
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h, 1h]\n")
 	startWorker(t, endpoints)
-	id := parkedDelivery(t, rc, endpoints, 303)
+	id := parkedDelivery(t, endpoints, 303)
 
 	var a workflows.Attempt
 	began := time.Now()
@@ -132,12 +132,12 @@ func TestRetryNowDuringAnHourLongWaitDeliversAtOnce(t *testing.T) {
 		t.Fatalf("retry-now took %s", took)
 	}
 	st := result(t, id)
-	if st.Status != workflows.StatusDelivered || len(st.Attempts) != 2 || len(rc.requests()) != 2 {
-		t.Fatalf("result = %+v, %d requests", st, len(rc.requests()))
+	if st.Status != workflows.StatusDelivered || len(st.Attempts) != 2 || len(rc.Requests()) != 2 {
+		t.Fatalf("result = %+v, %d requests", st, len(rc.Requests()))
 	}
 
 	// The plain signal form, without waiting.
-	id2 := parkedDelivery(t, rc, endpoints, 304)
+	id2 := parkedDelivery(t, endpoints, 304)
 	var now workflows.DeliveryState
 	starterJSON(t, &now, "retry-now", id2)
 	if st := result(t, id2); st.Status != workflows.StatusDelivered || st.Actions[0].Name != "retry-now" {
@@ -154,12 +154,12 @@ func TestResendAfterDeliveryPostsAgainWithTheSameWebhookID(t *testing.T) {
 
 	var st workflows.DeliveryState
 	starterJSON(t, &st, "resend", first.WorkflowID)
-	eventually(t, 30*time.Second, "the resend to arrive", func() bool { return len(rc.requests()) == 2 })
+	testenv.Eventually(t, 30*time.Second, "the resend to arrive", func() bool { return len(rc.Requests()) == 2 })
 	final := result(t, first.WorkflowID)
 	if final.Status != workflows.StatusDelivered || len(final.Attempts) != 1 || final.Attempts[0].Number != 2 || final.ResendOf != first.RunID {
 		t.Fatalf("resent run = %+v (first run %s)", final, first.RunID)
 	}
-	reqs := rc.requests()
+	reqs := rc.Requests()
 	if reqs[0].ID != first.WorkflowID || reqs[1].ID != first.WorkflowID || string(reqs[0].Body) != string(reqs[1].Body) || reqs[1].VerifyErr != nil {
 		t.Fatalf("requests: %q then %q", reqs[0].ID, reqs[1].ID)
 	}
@@ -181,7 +181,7 @@ func TestResendOfAFailedDeliveryAfterTheEndpointRecovers(t *testing.T) {
 	if final.Status != workflows.StatusDelivered || len(final.Attempts) != 1 || final.Attempts[0].Number != 3 {
 		t.Fatalf("after resend: %+v", final)
 	}
-	for _, r := range rc.requests() {
+	for _, r := range rc.Requests() {
 		if r.ID != id {
 			t.Fatalf("webhook-id %q, want %q", r.ID, id)
 		}
@@ -193,10 +193,9 @@ func TestResendOfAFailedDeliveryAfterTheEndpointRecovers(t *testing.T) {
 func TestBulkResendAndListByQuery(t *testing.T) {
 	down, healDown := recoveringReceiver(t, http.StatusBadGateway)
 	up := newReceiver(t, always(http.StatusOK))
-	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
-  - {id: bulk-down, url: %q, events: ["*"], secret: %s, retry_schedule: []}
-  - {id: bulk-up, url: %q, events: [api_mail_log_delivered], secret: %s}
-`, down.URL, testSecret, up.URL, testSecret))
+	endpoints := writeEndpoints(t,
+		testenv.Endpoint{ID: "bulk-down", URL: down.URL, RetrySchedule: []time.Duration{}},
+		testenv.Endpoint{ID: "bulk-up", URL: up.URL, Events: []string{event.Delivered}})
 	startWorker(t, endpoints)
 
 	var failedIDs, upIDs, openedIDs []string
@@ -235,7 +234,7 @@ func TestBulkResendAndListByQuery(t *testing.T) {
 		t.Helper()
 		sort.Strings(want)
 		var got []string
-		eventually(t, 30*time.Second, fmt.Sprintf("list %v to return %v", args, want), func() bool {
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("list %v to return %v", args, want), func() bool {
 			got = listIDs(args...)
 			return reflect.DeepEqual(got, want)
 		})
@@ -251,7 +250,7 @@ func TestBulkResendAndListByQuery(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "3 deliveries match") || !strings.Contains(errOut, "--yes") {
 		t.Fatalf("resend --query without --yes: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if n := len(down.requests()); n != 3 {
+	if n := len(down.Requests()); n != 3 {
 		t.Fatalf("without --yes the endpoint still got %d requests, want the original 3", n)
 	}
 
@@ -265,7 +264,7 @@ func TestBulkResendAndListByQuery(t *testing.T) {
 			t.Fatalf("%s after bulk resend: %+v", id, st)
 		}
 	}
-	if n := len(up.requests()); n != len(upIDs) {
+	if n := len(up.Requests()); n != len(upIDs) {
 		t.Fatalf("the healthy endpoint got %d requests, want %d: the bulk resend touched it", n, len(upIDs))
 	}
 	awaitList(failedIDs, "--endpoint", "bulk-down", "--status", "delivered")
@@ -300,9 +299,9 @@ func TestTemporalCLISignalCancels(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusServiceUnavailable))
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h]\n")
 	startWorker(t, endpoints)
-	id := parkedDelivery(t, rc, endpoints, 320)
+	id := parkedDelivery(t, endpoints, 320)
 
-	cli := exec.Command(temporalCLI, "workflow", "signal", "--address", devServer.FrontendHostPort(), "--namespace", namespace,
+	cli := exec.Command(temporalCLI, "workflow", "signal", "--address", server.FrontendHostPort(), "--namespace", namespace,
 		"--workflow-id", id, "--name", "cancel", "--input", `{"reason":"from the Temporal CLI"}`)
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("temporal workflow signal: %v\n%s", err, out)
@@ -326,19 +325,14 @@ func TestHistoryIsACompleteAuditTrail(t *testing.T) {
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [200ms, 1h]\n")
 	w := startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.TemporaryFailure, 330))[0].WorkflowID
-	eventually(t, 30*time.Second, "two failed attempts", func() bool { return len(rc.requests()) == 2 })
+	testenv.Eventually(t, 30*time.Second, "two failed attempts", func() bool { return len(rc.Requests()) == 2 })
 	var a workflows.Attempt
 	starterJSON(t, &a, "retry-now", id, "--wait")
 	st := result(t, id)
 
-	var events []*historypb.HistoryEvent
-	it := temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, e)
+	events, err := testenv.History(context.Background(), temporal, id, "")
+	if err != nil {
+		t.Fatal(err)
 	}
 	tl, err := workflows.TimelineFromHistory(events, dataConverter)
 	if err != nil {
@@ -358,7 +352,7 @@ func TestHistoryIsACompleteAuditTrail(t *testing.T) {
 	// The worker's audit lines tell the same story, without the payload.
 	audit := auditLines(t, w)
 	if len(audit) != 3 {
-		t.Fatalf("%d audit lines, want 3:\n%s", len(audit), w.log)
+		t.Fatalf("%d audit lines, want 3:\n%s", len(audit), w.Log())
 	}
 	for i, l := range audit {
 		if l["delivery_id"] != id || l["endpoint_id"] != "acme" || l["attempt"] != float64(i+1) ||
@@ -367,15 +361,15 @@ func TestHistoryIsACompleteAuditTrail(t *testing.T) {
 		}
 	}
 	for _, phi := range []string{"Fake subject 330", "patient330@recipient.example.com", "clinic@sender.example.com"} {
-		if strings.Contains(w.log.String(), phi) {
+		if strings.Contains(w.Log(), phi) {
 			t.Fatalf("the worker log holds %q", phi)
 		}
 	}
 }
 
-func auditLines(t *testing.T, w *proc) []map[string]any {
+func auditLines(t *testing.T, w *testenv.Process) []map[string]any {
 	var lines []map[string]any
-	for _, l := range strings.Split(w.log.String(), "\n") {
+	for _, l := range strings.Split(w.Log(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(l), &m) == nil && m["audit"] == true {
 			lines = append(lines, m)
@@ -386,10 +380,9 @@ func auditLines(t *testing.T, w *proc) []map[string]any {
 
 func TestBulkCancelByQueryTouchesOnlyOpenMatches(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusServiceUnavailable))
-	endpoints := writeFile(t, "endpoints.yaml", fmt.Sprintf(`endpoints:
-  - {id: cancel-me, url: %q, events: [api_mail_log_delivered], secret: %s, retry_schedule: [1h]}
-  - {id: keep-me, url: %q, events: [api_mail_log_delivered], secret: %s, retry_schedule: [1h]}
-`, rc.URL, testSecret, rc.URL, testSecret))
+	endpoints := writeEndpoints(t,
+		testenv.Endpoint{ID: "cancel-me", URL: rc.URL, Events: []string{event.Delivered}, RetrySchedule: []time.Duration{time.Hour}},
+		testenv.Endpoint{ID: "keep-me", URL: rc.URL, Events: []string{event.Delivered}, RetrySchedule: []time.Duration{time.Hour}})
 	startWorker(t, endpoints)
 	var mine, kept []string
 	for i := range 2 {
@@ -402,8 +395,8 @@ func TestBulkCancelByQueryTouchesOnlyOpenMatches(t *testing.T) {
 		}
 	}
 	query := "HookrelayEndpoint = 'cancel-me'"
-	eventually(t, 30*time.Second, "visibility to list both open deliveries", func() bool {
-		n, err := temporalCount("ExecutionStatus = 'Running' AND " + query)
+	testenv.Eventually(t, 30*time.Second, "visibility to list both open deliveries", func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), temporal, "ExecutionStatus = 'Running' AND "+query)
 		return err == nil && n == 2
 	})
 	out, errOut, code := starter(t, "", "cancel", "--query", query, "--reason", "bulk test", "--yes")
@@ -416,15 +409,15 @@ func TestBulkCancelByQueryTouchesOnlyOpenMatches(t *testing.T) {
 		}
 	}
 	for _, id := range kept {
-		eventually(t, 30*time.Second, id+" to be retrying", func() bool {
+		testenv.Eventually(t, 30*time.Second, id+" to be retrying", func() bool {
 			st, err := statusOf(id)
 			return err == nil && st.Status == workflows.StatusRetrying
 		})
 		temporal.TerminateWorkflow(context.Background(), id, "", "test over")
 	}
 	// Nothing open matches any more: a second bulk cancel finds none.
-	eventually(t, 30*time.Second, "visibility to show them closed", func() bool {
-		n, err := temporalCount("ExecutionStatus = 'Running' AND " + query)
+	testenv.Eventually(t, 30*time.Second, "visibility to show them closed", func() bool {
+		n, err := testenv.CountWorkflows(context.Background(), temporal, "ExecutionStatus = 'Running' AND "+query)
 		return err == nil && n == 0
 	})
 	if out, _, code := starter(t, "", "cancel", "--query", query); code != 0 || !strings.Contains(out, "0 deliveries match") {

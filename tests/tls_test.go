@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/internal/testpki"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -163,8 +164,8 @@ func dialThrough(addr string, s temporalclient.Security) (client.Client, error) 
 // prove the server, or itself, does not get through.
 func TestConnectThroughTLSAndMutualTLS(t *testing.T) {
 	ca := testpki.NewCA(t, "hookrelay-tests")
-	serverTLS := startTLSProxy(t, devServer.FrontendHostPort(), ca, false)
-	mutualTLS := startTLSProxy(t, devServer.FrontendHostPort(), ca, true)
+	serverTLS := startTLSProxy(t, server.FrontendHostPort(), ca, false)
+	mutualTLS := startTLSProxy(t, server.FrontendHostPort(), ca, true)
 	worker := ca.Client("hookrelay-worker")
 
 	for _, c := range []struct {
@@ -220,7 +221,7 @@ func TestConnectThroughTLSAndMutualTLS(t *testing.T) {
 				t.Fatalf("error %q does not say where it could not connect", err)
 			}
 			// The server side may log its failure just after the client gave up.
-			eventually(t, 10*time.Second, "a failed handshake at the proxy", func() bool { return c.proxy.failedHandshakes() > before })
+			testenv.Eventually(t, 10*time.Second, "a failed handshake at the proxy", func() bool { return c.proxy.failedHandshakes() > before })
 		})
 	}
 }
@@ -231,19 +232,19 @@ func TestConnectThroughTLSAndMutualTLS(t *testing.T) {
 // match, stops before it starts, saying why.
 func TestWorkerAndStarterOverMutualTLS(t *testing.T) {
 	ca := testpki.NewCA(t, "hookrelay-tests")
-	proxy := startTLSProxy(t, devServer.FrontendHostPort(), ca, true)
+	proxy := startTLSProxy(t, server.FrontendHostPort(), ca, true)
 	workerCert, starterCert := ca.Client("hookrelay-worker"), ca.Client("hookrelay-starter")
 
 	rc := newReceiver(t, always(http.StatusOK))
 	endpoints := endpointsFile(t, "acme", rc.URL+"/hooks", "")
-	w := startProc(t, hookrelayCmd(t, proxy.addr, "worker", "--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8",
-		"--tls-ca", ca.CertFile, "--tls-cert", workerCert.CertFile, "--tls-key", workerCert.KeyFile, "--tls-server-name", "localhost"),
-		`"worker started"`)
-	if !strings.Contains(w.log.String(), `"temporal_security":"mutual-tls"`) {
-		t.Fatalf("worker log lacks its connection mode:\n%s", w.log)
+	h := on(hookrelay(t), proxy.addr)
+	w := testenv.StartT(t, h.Worker("worker", "--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8",
+		"--tls-ca", ca.CertFile, "--tls-cert", workerCert.CertFile, "--tls-key", workerCert.KeyFile, "--tls-server-name", "localhost"))
+	if !strings.Contains(w.Log(), `"temporal_security":"mutual-tls"`) {
+		t.Fatalf("worker log lacks its connection mode:\n%s", w.Log())
 	}
 
-	send := hookrelayCmd(t, proxy.addr, "starter", "send", "--endpoints", endpoints, "--output", "json")
+	send := h.Command("starter", "send", "--endpoints", endpoints, "--output", "json")
 	send.Env = append(send.Env, temporalclient.EnvTLSCA+"="+ca.CertFile,
 		temporalclient.EnvTLSCert+"="+starterCert.CertFile, temporalclient.EnvTLSKey+"="+starterCert.KeyFile)
 	send.Stdin = strings.NewReader(sampleEvent(event.Delivered, 951))
@@ -258,7 +259,7 @@ func TestWorkerAndStarterOverMutualTLS(t *testing.T) {
 	if st := result(t, started.WorkflowID); st.Status != workflows.StatusDelivered {
 		t.Fatalf("delivery over mutual TLS: %+v", st)
 	}
-	if reqs := rc.requests(); len(reqs) != 1 || reqs[0].VerifyErr != nil {
+	if reqs := rc.Requests(); len(reqs) != 1 || reqs[0].VerifyErr != nil {
 		t.Fatalf("receiver got %+v", reqs)
 	}
 	seen := map[string]bool{}
@@ -283,7 +284,7 @@ func TestWorkerAndStarterOverMutualTLS(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// Refused at once, or after the 10s dial timeout: never a hang.
-			out, err := hookrelayCmd(t, proxy.addr, "worker", append([]string{"--endpoints", endpoints}, c.args...)...).CombinedOutput()
+			out, err := on(hookrelay(t), proxy.addr).Command("worker", append([]string{"--endpoints", endpoints}, c.args...)...).CombinedOutput()
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != c.code {
 				t.Fatalf("worker %v: %v, want exit status %d\n%s", c.args, err, c.code, out)

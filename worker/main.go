@@ -87,7 +87,8 @@ func run(ctx context.Context, args []string) error {
 	defer stop(nil)
 	fatal := errors.New("worker stopped polling")
 	opts.OnFatalError = func(err error) { stop(fmt.Errorf("%w: %w", fatal, err)) }
-	w, err := deliveryworker.New(c, conn.TaskQueue, endpoints.Source, opts)
+	w, err := deliveryworker.New(deliveryworker.Deps{Client: c, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
+		Endpoints: endpoints.Source, Logger: logger, Metrics: conn.MetricsHandler}, opts)
 	if err != nil {
 		return err
 	}

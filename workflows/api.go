@@ -6,12 +6,14 @@ package workflows
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 )
 
@@ -44,7 +46,7 @@ var (
 )
 
 // SearchAttributes lists every key the worker registers.
-var SearchAttributes = []temporal.SearchAttributeKey{EndpointAttr, EventNameAttr, MailLogIDAttr, StatusAttr, AttemptsAttr, AccountAttr}
+var SearchAttributes = []temporal.SearchAttributeKey{EndpointAttr, EventNameAttr, MailLogIDAttr, StatusAttr, AttemptsAttr, AccountAttr, CircuitAttr, EventTimeAttr}
 
 // Status is where a delivery stands.
 type Status string
@@ -55,6 +57,10 @@ const (
 	StatusDelivered Status = "delivered" // an attempt got a 2xx
 	StatusFailed    Status = "failed"    // 410, or the retry schedule ran out
 	StatusCanceled  Status = "canceled"  // an operator stopped it
+	// StatusParked: the endpoint's circuit is not healthy; the delivery
+	// waits, its retry schedule paused, until the endpoint's health
+	// workflow releases it (a probe, or its turn in a drain).
+	StatusParked Status = "parked"
 )
 
 // Final reports whether no further attempt will be made.
@@ -95,8 +101,8 @@ type DeliveryInput struct {
 	// any other. "" for events without one.
 	AccountID string `json:"account_id,omitempty"`
 	EventID   string `json:"event_id"`
-	EventName  string `json:"event_name"`
-	MailLogID  int64  `json:"mail_log_id"`
+	EventName string `json:"event_name"`
+	MailLogID int64  `json:"mail_log_id"`
 	// EventTime is the event's payload.time.
 	EventTime time.Time `json:"event_time,omitzero"`
 	// Body is what every attempt POSTs: {"event_name", "payload"}, built once
@@ -151,17 +157,24 @@ const (
 	// than the event. Nothing is sent, and it is not retried: a delivery
 	// never crosses accounts.
 	OutcomeAccountMismatch Outcome = "account_mismatch"
-	OutcomeWorkerError     Outcome = "worker_error"     // the attempt activity itself failed (worker lost)
-	OutcomeCanceled        Outcome = "canceled"         // canceled by an operator while in flight
+	OutcomeWorkerError     Outcome = "worker_error" // the attempt activity itself failed (worker lost)
+	OutcomeCanceled        Outcome = "canceled"     // canceled by an operator while in flight
 	// OutcomeBlockedDestination: the network guard refused the endpoint's
 	// address (loopback, private, link-local...). Not retried.
 	OutcomeBlockedDestination Outcome = "blocked_destination"
+	// OutcomeParked: nothing was sent, since the endpoint's circuit is not
+	// healthy; the delivery parks. Not an attempt: it is not recorded as
+	// one and uses no delay of the schedule.
+	OutcomeParked Outcome = "parked"
+	// OutcomeEndpointUnavailable: the delivery stayed parked past the
+	// endpoint's park_limit. Nothing was sent; not retried.
+	OutcomeEndpointUnavailable Outcome = "endpoint_unavailable"
 )
 
 // Retryable reports whether the schedule continues after this outcome.
 func (o Outcome) Retryable() bool {
 	switch o {
-	case OutcomeDelivered, OutcomeGone, OutcomeCanceled, OutcomeBlockedDestination, OutcomeEndpointDeleted, OutcomeAccountMismatch:
+	case OutcomeDelivered, OutcomeGone, OutcomeCanceled, OutcomeBlockedDestination, OutcomeEndpointDeleted, OutcomeAccountMismatch, OutcomeEndpointUnavailable:
 		return false
 	}
 	return true
@@ -173,9 +186,19 @@ type AttemptInput struct {
 	EndpointID string `json:"endpoint_id"`
 	// AccountID is the event's account: the endpoint must belong to it.
 	AccountID string `json:"account_id,omitempty"`
-	Attempt    int    `json:"attempt"`
+	Attempt   int    `json:"attempt"`
 	// Body is the exact request body to POST.
 	Body json.RawMessage `json:"body,omitempty"`
+	// MayPark lets the attempt park instead of POSTing when the endpoint's
+	// circuit is not healthy (deliveries that know how to park set it).
+	MayPark bool `json:"may_park,omitempty"`
+	// Release POSTs whatever the circuit (the endpoint's health workflow
+	// releasing it: a probe or a drain) and reports no failure to it: the
+	// release reads the outcome itself.
+	Release bool `json:"release,omitempty"`
+	// Override POSTs whatever the circuit: an operator's retry-now or
+	// resend of a parked delivery.
+	Override bool `json:"override,omitempty"`
 	// EventName and Payload are how attempts scheduled before Body existed
 	// carry the event; the activity builds the body from them.
 	EventName string          `json:"event_name,omitempty"`
@@ -204,6 +227,8 @@ type Attempt struct {
 	RetryAfterSeconds int64 `json:"retry_after_seconds,omitempty"`
 	// KeyIDs name the secrets the attempt was signed with (never the secrets).
 	KeyIDs []string `json:"key_ids,omitempty"`
+	// ParkLimitSeconds, on a parked outcome, is the endpoint's park_limit.
+	ParkLimitSeconds int64 `json:"park_limit_seconds,omitempty"`
 }
 
 // MaxRetryAfter caps a receiver's Retry-After.
@@ -250,4 +275,152 @@ func (s *DeliveryState) UnmarshalJSON(data []byte) error {
 		s.DeliveryID = v.WorkflowID
 	}
 	return nil
+}
+
+// StateFromError reads a closed delivery's state from the error its run
+// ended with: a failed delivery fails with an application error of type
+// DeliveryFailedType, a canceled one is canceled, each carrying its state as
+// details. ok is false for an error that carries none (a terminated run,
+// invalid input, a delivery closed before the close status carried the
+// final status).
+func StateFromError(err error) (st DeliveryState, ok bool) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == DeliveryFailedType && appErr.HasDetails() {
+		return st, appErr.Details(&st) == nil
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) && canceled.HasDetails() {
+		return st, canceled.Details(&st) == nil
+	}
+	return st, false
+}
+
+// Endpoint health: one EndpointHealthWorkflow per endpoint keeps its circuit.
+// Workers report failed attempts to it (signal-with-start, from the attempt
+// activity); it opens the circuit after endpoint.Circuit.OpenAfter
+// consecutive failures, so deliveries park instead of POSTing; it probes
+// with one real parked delivery on the ProbeEvery backoff, drains the parked
+// deliveries oldest event first at DrainPerSecond once a probe succeeds, and
+// disables the endpoint after DisableAfter continuously open. Workers learn
+// each circuit's state from visibility (HookrelayCircuit), so a first-try
+// delivery to a healthy endpoint costs no action for it.
+const (
+	HealthWorkflowName = "EndpointHealthWorkflow"
+	HealthQuery        = "health"
+
+	// Health signals. Operators send pause, resume, enable and disable, each
+	// with an optional {"reason": "..."}; workers send failure.
+	FailureSignal = "failure"
+	PauseSignal   = "pause"   // stop POSTing (deliveries park) until resume
+	ResumeSignal  = "resume"  // after pause: drain what parked, then healthy
+	EnableSignal  = "enable"  // after disable: drain what parked, then healthy
+	DisableSignal = "disable" // park everything until enable
+
+	// ReleaseUpdate, sent to a parked delivery, makes it attempt once now
+	// (the probe, or its turn in a drain) and returns that attempt.
+	ReleaseUpdate = "release"
+
+	// Health activities.
+	ReleaseActivityName = "ReleaseParked"
+	NoticeActivityName  = "NotifyEndpointState"
+)
+
+// HealthWorkflowID is an endpoint's health workflow ID. It has no ':', so it
+// never parses as a delivery id.
+func HealthWorkflowID(endpointID string) string { return "endpoint-health/" + endpointID }
+
+// Health search attributes: the circuit state (on health workflows), and the
+// event's time (on deliveries, set at start, so a drain goes oldest first).
+var (
+	CircuitAttr   = temporal.NewSearchAttributeKeyKeyword("HookrelayCircuit")
+	EventTimeAttr = temporal.NewSearchAttributeKeyTime("HookrelayEventTime")
+)
+
+// CircuitState is where an endpoint's circuit stands.
+type CircuitState string
+
+const (
+	CircuitHealthy  CircuitState = "healthy"
+	CircuitOpen     CircuitState = "open"     // failing: no POSTs but probes
+	CircuitDraining CircuitState = "draining" // recovered: releasing parked deliveries in order
+	CircuitPaused   CircuitState = "paused"   // by an operator
+	CircuitDisabled CircuitState = "disabled" // open for DisableAfter, or by an operator
+)
+
+// Parks reports whether a delivery that would POST parks instead.
+func (s CircuitState) Parks() bool { return s != "" && s != CircuitHealthy }
+
+// FailureReport is the failure signal's payload: one failed attempt.
+type FailureReport struct {
+	EndpointID string    `json:"endpoint_id"`
+	AccountID  string    `json:"account_id,omitempty"`
+	DeliveryID string    `json:"delivery_id"`
+	Outcome    Outcome   `json:"outcome"`
+	At         time.Time `json:"at"`
+	// LastSuccessAt is the latest success the reporting worker saw to the
+	// endpoint: failures before it are not consecutive.
+	LastSuccessAt time.Time        `json:"last_success_at,omitzero"`
+	Circuit       endpoint.Circuit `json:"circuit"`
+}
+
+// HealthInput starts (or continues as new) an endpoint's health workflow.
+type HealthInput struct {
+	EndpointID string           `json:"endpoint_id"`
+	AccountID  string           `json:"account_id,omitempty"`
+	Circuit    endpoint.Circuit `json:"circuit"`
+	// State carries the health across continue-as-new; nil starts healthy.
+	State *HealthState `json:"state,omitempty"`
+}
+
+// HealthState is the health query's answer.
+type HealthState struct {
+	EndpointID          string       `json:"endpoint_id"`
+	State               CircuitState `json:"state"`
+	Parked              int          `json:"parked"`
+	ConsecutiveFailures int          `json:"consecutive_failures"`
+	// Since is when the circuit entered State.
+	Since time.Time `json:"since"`
+	// OpenedAt is when the circuit last opened; DisableAfter counts from it
+	// while it stays open.
+	OpenedAt    *time.Time `json:"opened_at,omitempty"`
+	NextProbeAt *time.Time `json:"next_probe_at"`
+	// LastSuccessAt is the latest success any report said a worker saw.
+	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
+	ProbeStep     int       `json:"probe_step"`
+	// Actions are the operators' signals with their reasons, and the
+	// circuit's own transitions, newest last (the last 50).
+	Actions []Action `json:"actions,omitempty"`
+}
+
+// ReleaseInput asks the release activity to release parked deliveries of
+// one endpoint, oldest event first: one for a probe (Limit 1), or all of
+// them at PerSecond for a drain, stopping after OpenAfter consecutive failures.
+type ReleaseInput struct {
+	EndpointID string  `json:"endpoint_id"`
+	Limit      int     `json:"limit,omitempty"` // 0: all
+	PerSecond  float64 `json:"per_second"`
+	OpenAfter  int     `json:"open_after"`
+}
+
+// ReleaseResult is what a release did.
+type ReleaseResult struct {
+	Released  int `json:"released"`
+	Delivered int `json:"delivered"`
+	Failed    int `json:"failed"`
+	// Reopen: OpenAfter consecutive released attempts failed.
+	Reopen bool `json:"reopen,omitempty"`
+	// Parked is how many were still parked when it stopped.
+	Parked int `json:"parked"`
+}
+
+// NoticeInput is an endpoint's change of state, for the notice activity:
+// an audit line, and a signed webhook to the operations endpoint if any.
+type NoticeInput struct {
+	EndpointID          string       `json:"endpoint_id"`
+	AccountID           string       `json:"account_id,omitempty"`
+	State               CircuitState `json:"state"`
+	Since               time.Time    `json:"since"`
+	Reason              string       `json:"reason"`
+	ConsecutiveFailures int          `json:"consecutive_failures"`
+	Parked              int          `json:"parked"`
 }

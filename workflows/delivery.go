@@ -47,17 +47,44 @@ func DeliveryWorkflow(ctx workflow.Context, in DeliveryInput) (DeliveryState, er
 	return d.run(ctx)
 }
 
+// behaviorChange is DeliveryWorkflow's one workflow.GetVersion change ID.
+// It is read once, in the first workflow task (beside the local first
+// attempt's marker, so it costs no action of its own), and each behaviour
+// added since is kept for the versions that have it; a delivery started
+// before a behaviour existed keeps the old one for its whole run.
+const behaviorChange = "delivery-behavior"
+
+// Behaviours by the version of behaviorChange that introduced them.
+const (
+	// behaviorCloseStatus: the final status is the workflow's close status
+	// (completed: delivered, failed: failed, canceled: canceled) instead of
+	// a search-attribute upsert, saving one action per delivery.
+	behaviorCloseStatus workflow.Version = 1
+	// behaviorHealth: an attempt may park the delivery when the endpoint's
+	// circuit is not healthy, until the endpoint's health workflow releases
+	// it or its park_limit passes.
+	behaviorHealth workflow.Version = 2
+	behaviorLatest                  = behaviorHealth
+)
+
 // delivery is the workflow's state between attempts.
 type delivery struct {
-	in    DeliveryInput
-	state DeliveryState
-	body  json.RawMessage // what every attempt POSTs
+	in       DeliveryInput
+	state    DeliveryState
+	body     json.RawMessage  // what every attempt POSTs
+	behavior workflow.Version // of behaviorChange
 
 	next      int     // number of the next attempt
 	inFlight  int     // number of the attempt in flight; 0 while waiting
 	cancelReq *Action // set once a cancel arrives
 	retryNow  bool    // cut the current (or next) wait short
 	resend    bool    // attempt again when the attempt in flight ends, whatever its outcome
+	// Parking (behaviorHealth).
+	parked       bool            // waiting for a release
+	release      bool            // the health workflow released it: the next attempt is a release
+	override     bool            // an operator asked for an attempt whatever the circuit
+	parkDeadline workflow.Future // fires park_limit after the delivery first parked
+	parkExpired  bool            // park_limit has passed
 	// resendStarted: this run was started by a resend, whose signal is
 	// already answered by the run's first attempt.
 	resendStarted bool
@@ -71,6 +98,7 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 		return nil, temporal.NewNonRetryableApplicationError("delivery input timeout must be positive", "InvalidInput", nil)
 	}
 	d := &delivery{
+		behavior:      workflow.GetVersion(ctx, behaviorChange, workflow.DefaultVersion, behaviorLatest),
 		in:            in,
 		next:          max(in.FirstAttempt, 1),
 		resendStarted: in.ResendOf != "",
@@ -93,6 +121,10 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, RetryNowUpdate, d.retryNowAndWait,
 		workflow.UpdateHandlerOptions{Validator: d.validateRetryNow}); err != nil {
 		return nil, fmt.Errorf("register %s update: %w", RetryNowUpdate, err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ReleaseUpdate, d.releaseAndWait,
+		workflow.UpdateHandlerOptions{Validator: d.validateRelease}); err != nil {
+		return nil, fmt.Errorf("register %s update: %w", ReleaseUpdate, err)
 	}
 	d.listen(ctx)
 	return d, nil
@@ -179,6 +211,30 @@ func (d *delivery) retryNowAndWait(ctx workflow.Context) (Attempt, error) {
 		target = d.next
 	}
 	d.onRetryNow(ctx)
+	return d.awaitAttempt(ctx, target)
+}
+
+// validateRelease accepts a release only for a parked delivery: a drain
+// that lists one just as it was canceled or released otherwise skips it.
+func (d *delivery) validateRelease(ctx workflow.Context) error {
+	if !d.parked || d.cancelReq != nil || d.state.Status.Final() {
+		return errors.New("delivery is not parked")
+	}
+	return nil
+}
+
+// releaseAndWait is the release update: the endpoint's health workflow
+// releases a parked delivery (a probe, or its turn in a drain); it returns
+// the attempt that follows, so the release reads the outcome without any
+// report of the delivery's own.
+func (d *delivery) releaseAndWait(ctx workflow.Context) (Attempt, error) {
+	target := d.next
+	d.release = true
+	return d.awaitAttempt(ctx, target)
+}
+
+// awaitAttempt waits for attempt target and returns its record.
+func (d *delivery) awaitAttempt(ctx workflow.Context, target int) (Attempt, error) {
 	if err := workflow.Await(ctx, func() bool { return d.attempted(target) || d.state.Status.Final() }); err != nil {
 		return Attempt{}, err
 	}
@@ -201,6 +257,12 @@ func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
 			return d.finish(ctx, StatusCanceled)
 		}
 		a := d.attempt(ctx)
+		if a.Outcome == OutcomeParked {
+			if ended, s := d.park(ctx, a); ended {
+				return d.finish(ctx, s)
+			}
+			continue
+		}
 		d.state.Attempts = append(d.state.Attempts, a)
 		d.state.NextAttemptAt = nil
 
@@ -243,7 +305,11 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		AccountID:  d.in.AccountID,
 		Attempt:    n,
 		Body:       d.body,
+		MayPark:    d.behavior >= behaviorHealth,
+		Release:    d.release,
+		Override:   d.override,
 	}
+	d.release, d.override = false, false
 	started := workflow.Now(ctx)
 	var fut workflow.Future
 	if d.in.FirstAttemptLocal && n == max(d.in.FirstAttempt, 1) {
@@ -277,7 +343,50 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		}
 	}
 	a.Number = n
+	if a.Outcome == OutcomeParked {
+		d.next = n // nothing was sent: the number stays for the attempt that will be
+	}
 	return a
+}
+
+// park waits, with no POST and no timer but the one park deadline, until
+// the endpoint's health workflow releases the delivery, an operator asks
+// for an attempt (retry-now, resend) or cancels, or park_limit passes since
+// the delivery first parked. It reports whether the delivery ended, and how.
+func (d *delivery) park(ctx workflow.Context, a Attempt) (ended bool, s Status) {
+	if d.parkDeadline == nil && a.ParkLimitSeconds > 0 {
+		limit := time.Duration(a.ParkLimitSeconds) * time.Second
+		d.parkDeadline = workflow.NewTimerWithOptions(ctx, limit, workflow.TimerOptions{
+			Summary: fmt.Sprintf("park limit %s", shortDuration(limit)),
+		})
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			if d.parkDeadline.Get(ctx, nil) == nil {
+				d.parkExpired = true
+			}
+		})
+	}
+	d.parked = true
+	d.setStatus(ctx, StatusParked)
+	d.showDetails(ctx)
+	if err := workflow.Await(ctx, func() bool { return d.release || d.retryNow || d.cancelReq != nil || d.parkExpired }); err != nil {
+		d.onTemporalCancel(ctx)
+	}
+	d.parked = false
+	switch {
+	case d.cancelReq != nil:
+		return true, StatusCanceled
+	case d.release:
+		return false, "" // the next attempt is the release's
+	case d.retryNow:
+		d.retryNow, d.override = false, true
+		return false, ""
+	}
+	d.state.Attempts = append(d.state.Attempts, Attempt{
+		Number: d.next, StartedAt: workflow.Now(ctx), Outcome: OutcomeEndpointUnavailable,
+		Error: fmt.Sprintf("parked longer than the endpoint's park limit (%s); nothing was sent", shortDuration(time.Duration(a.ParkLimitSeconds)*time.Second)),
+	})
+	d.next++
+	return true, StatusFailed
 }
 
 // wait sleeps on a durable timer until the next attempt is due, a retry-now
@@ -315,9 +424,20 @@ func (d *delivery) onTemporalCancel(ctx workflow.Context) {
 // finish records the final status and lets running update handlers reply
 // before the workflow completes. It uses a disconnected context, since a
 // Temporal cancellation may have cancelled ctx.
+//
+// The final status is the close status: a delivered delivery completes, a
+// failed one fails and a canceled one is canceled, each carrying its state
+// (as result, failure details or cancellation details), so visibility and
+// the UI tell them apart with no search-attribute upsert. Deliveries started
+// before that behaviour complete with an upserted status, as they did.
 func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	d.setStatus(ctx, s)
+	closeStatus := d.behavior >= behaviorCloseStatus
+	if closeStatus {
+		d.state.Status = s
+	} else {
+		d.setStatus(ctx, s)
+	}
 	d.showDetails(ctx)
 	// The SDK's handler records nothing while replaying, so each delivery counts once.
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"endpoint": d.in.EndpointID, "status": string(s)}).
@@ -325,7 +445,28 @@ func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error)
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return d.state, fmt.Errorf("wait for update handlers: %w", err)
 	}
+	if !closeStatus {
+		return d.state, nil
+	}
+	switch s {
+	case StatusFailed:
+		return DeliveryState{}, temporal.NewNonRetryableApplicationError(d.failedMessage(), DeliveryFailedType, nil, d.state)
+	case StatusCanceled:
+		return DeliveryState{}, temporal.NewCanceledError(d.state)
+	}
 	return d.state, nil
+}
+
+// DeliveryFailedType is the application error type a failed delivery closes with.
+const DeliveryFailedType = "DeliveryFailed"
+
+// failedMessage says why a delivery failed, from ids and outcomes only.
+func (d *delivery) failedMessage() string {
+	if n := len(d.state.Attempts); n > 0 {
+		last := d.state.Attempts[n-1]
+		return fmt.Sprintf("delivery failed after %d attempt(s); the last was %s", n, failureLabel(last))
+	}
+	return "delivery failed"
 }
 
 // setStatus records a status change and mirrors it, with the number of the

@@ -3,11 +3,13 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 )
 
@@ -57,13 +59,35 @@ func runDelivery(t *testing.T, in DeliveryInput, attempt func(context.Context, A
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
+	r.state = closedState(t, env)
+	return r
+}
+
+// closedState is how a run ended: its result, or the state a failed or
+// canceled delivery closes with, which must match its close status.
+func closedState(t *testing.T, env *testsuite.TestWorkflowEnvironment) DeliveryState {
+	t.Helper()
+	var st DeliveryState
 	if err := env.GetWorkflowError(); err != nil {
-		t.Fatalf("workflow error: %v", err)
+		st, ok := StateFromError(err)
+		var canceled *temporal.CanceledError
+		switch {
+		case !ok:
+			t.Fatalf("workflow error without a delivery state: %v", err)
+		case errors.As(err, &canceled) != (st.Status == StatusCanceled):
+			t.Fatalf("closed with %v but status %s", err, st.Status)
+		case st.Status != StatusFailed && st.Status != StatusCanceled:
+			t.Fatalf("workflow error %v with status %s, want failed or canceled", err, st.Status)
+		}
+		return st
 	}
-	if err := env.GetWorkflowResult(&r.state); err != nil {
+	if err := env.GetWorkflowResult(&st); err != nil {
 		t.Fatal(err)
 	}
-	return r
+	if st.Status != StatusDelivered {
+		t.Fatalf("completed with status %s: a failed or canceled delivery must close as such", st.Status)
+	}
+	return st
 }
 
 func outcomes(s DeliveryState) []Outcome {

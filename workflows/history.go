@@ -76,6 +76,9 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 					return t, fmt.Errorf("event %d: attempt result: %w", e.GetEventId(), err)
 				}
 				a.Number = n
+				if a.Outcome == OutcomeParked { // nothing was sent: not an attempt
+					delete(scheduled, attrs.GetScheduledEventId())
+				}
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
 			attrs := e.GetActivityTaskFailedEventAttributes()
@@ -97,7 +100,7 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 			if err != nil {
 				return t, fmt.Errorf("event %d: %w", e.GetEventId(), err)
 			}
-			if a != nil {
+			if a != nil && a.Outcome != OutcomeParked {
 				scheduled[e.GetEventId()] = a
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
@@ -137,6 +140,24 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 				return t, fmt.Errorf("event %d: workflow result: %w", e.GetEventId(), err)
 			}
 			t.Result = &st
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+			// A failed delivery's state is its failure's details.
+			f := e.GetWorkflowExecutionFailedEventAttributes().GetFailure()
+			if details := f.GetApplicationFailureInfo().GetDetails(); f.GetApplicationFailureInfo().GetType() == DeliveryFailedType && details != nil {
+				var st DeliveryState
+				if err := decodeFirst(dc, details, &st); err != nil {
+					return t, fmt.Errorf("event %d: failed delivery's state: %w", e.GetEventId(), err)
+				}
+				t.Result = &st
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+			if details := e.GetWorkflowExecutionCanceledEventAttributes().GetDetails(); details != nil {
+				var st DeliveryState
+				if err := decodeFirst(dc, details, &st); err != nil {
+					return t, fmt.Errorf("event %d: canceled delivery's state: %w", e.GetEventId(), err)
+				}
+				t.Result = &st
+			}
 		}
 	}
 	for _, a := range scheduled {

@@ -39,14 +39,7 @@ func (r *signalRun) execute(t *testing.T, in DeliveryInput) (DeliveryState, time
 	if !r.env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
-	if err := r.env.GetWorkflowError(); err != nil {
-		t.Fatalf("workflow error: %v", err)
-	}
-	var st DeliveryState
-	if err := r.env.GetWorkflowResult(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st, r.env.Now().Sub(r.start)
+	return closedState(t, r.env), r.env.Now().Sub(r.start)
 }
 
 // respond answers attempts in order with the given status codes (200 = delivered).

@@ -3,9 +3,11 @@
 // sample of histories on any server, the dev server included.
 //
 // Counted: the workflow start, each activity scheduled, each timer started,
-// each signal, each update accepted, each search-attribute upsert, and each
-// workflow task whose completion recorded local-activity markers (once per
-// task, however many markers it recorded), plus, as "other", child workflow
+// each signal, each update accepted, each search-attribute upsert except one
+// that sets only TemporalChangeVersion (workflow.GetVersion's, which Temporal
+// Cloud exempts), and each workflow task whose completion recorded markers,
+// local-activity or version markers alike (once per task, however many: Cloud
+// counts a task's markers as one action), plus, as "other", child workflow
 // starts, signals and cancellations sent to other workflows, Nexus operations
 // and memo changes. Actions a history does not show are not counted: activity
 // heartbeats (hookrelay's attempts send none in their first second), queries,
@@ -29,7 +31,7 @@ const (
 	Update                Category = "update"
 	SearchAttributeUpsert Category = "search_attribute_upsert"
 	// LocalActivityTask is a workflow task whose completion recorded one or
-	// more local-activity markers.
+	// more markers (local activities, versions).
 	LocalActivityTask Category = "local_activity_workflow_task"
 	Other             Category = "other"
 )
@@ -37,9 +39,9 @@ const (
 // Categories lists every category in report order.
 var Categories = []Category{WorkflowStarted, ActivityScheduled, TimerStarted, Signal, Update, SearchAttributeUpsert, LocalActivityTask, Other}
 
-// localActivityMarker is the marker name the Go SDK (and the others) record
-// for a local activity's result.
-const localActivityMarker = "LocalActivity"
+// changeVersionAttribute is the search attribute workflow.GetVersion
+// upserts; Temporal Cloud does not bill its upsert.
+const changeVersionAttribute = "TemporalChangeVersion"
 
 // Actions counts one history's billable actions by category.
 type Actions map[Category]int
@@ -56,7 +58,7 @@ func (a Actions) Total() int {
 // Count reads one run's history.
 func Count(events []*historypb.HistoryEvent) Actions {
 	a := Actions{}
-	localActivityTasks := map[int64]bool{} // by WorkflowTaskCompleted event id
+	markerTasks := map[int64]bool{} // by WorkflowTaskCompleted event id
 	for _, e := range events {
 		switch e.GetEventType() {
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -70,11 +72,14 @@ func Count(events []*historypb.HistoryEvent) Actions {
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
 			a[Update]++
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-			a[SearchAttributeUpsert]++
+			fields := e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			if _, version := fields[changeVersionAttribute]; !version || len(fields) > 1 {
+				a[SearchAttributeUpsert]++
+			}
 		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			attrs := e.GetMarkerRecordedEventAttributes()
-			if attrs.GetMarkerName() == localActivityMarker && !localActivityTasks[attrs.GetWorkflowTaskCompletedEventId()] {
-				localActivityTasks[attrs.GetWorkflowTaskCompletedEventId()] = true
+			task := e.GetMarkerRecordedEventAttributes().GetWorkflowTaskCompletedEventId()
+			if !markerTasks[task] {
+				markerTasks[task] = true
 				a[LocalActivityTask]++
 			}
 		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
@@ -73,17 +74,35 @@ func TestCountLocalActivityTasks(t *testing.T) {
 		marker(5, "LocalActivity", 4),
 		marker(6, "LocalActivity", 4),
 		marker(7, "Version", 4),
-		ev(8, enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
+		upsert(8, "HookrelayStatus"),
 		ev(9, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
 		ev(10, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED),
 		ev(11, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
 		marker(12, "LocalActivity", 11),
-		ev(13, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED),
+		ev(13, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
+		ev(14, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED),
+		ev(15, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+		marker(16, "Version", 15), // a version marker alone in its task is one action
+		upsert(17, "TemporalChangeVersion"),
+		upsert(18, "TemporalChangeVersion", "HookrelayStatus"),
+		ev(19, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED),
 	}
 	got := Count(history)
-	if got[LocalActivityTask] != 2 || got[WorkflowStarted] != 1 || got[SearchAttributeUpsert] != 1 || got.Total() != 4 {
-		t.Fatalf("got %v (total %d), want 2 local-activity tasks, 1 start, 1 upsert: 4", got, got.Total())
+	if got[LocalActivityTask] != 3 || got[WorkflowStarted] != 1 || got[SearchAttributeUpsert] != 2 || got.Total() != 6 {
+		t.Fatalf("got %v (total %d), want 3 marker tasks, 1 start, 2 upserts (the version-only one is free): 6", got, got.Total())
 	}
+}
+
+// upsert is an UpsertWorkflowSearchAttributes event setting names.
+func upsert(id int64, names ...string) *historypb.HistoryEvent {
+	fields := map[string]*commonpb.Payload{}
+	for _, n := range names {
+		fields[n] = &commonpb.Payload{}
+	}
+	return &historypb.HistoryEvent{EventId: id, EventType: enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+		Attributes: &historypb.HistoryEvent_UpsertWorkflowSearchAttributesEventAttributes{UpsertWorkflowSearchAttributesEventAttributes: &historypb.UpsertWorkflowSearchAttributesEventAttributes{
+			SearchAttributes: &commonpb.SearchAttributes{IndexedFields: fields},
+		}}}
 }
 
 func TestSummarize(t *testing.T) {

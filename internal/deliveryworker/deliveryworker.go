@@ -17,7 +17,9 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/hookrelay/hookrelay/activities"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/registry"
@@ -35,13 +37,18 @@ type Options struct {
 	Pollers               int
 	AttemptsPerSecond     float64
 	WorkflowCacheSize     int
+	// OperationsEndpoint is the endpoint id endpoint state notices (an
+	// endpoint disabled) are delivered to; "" sends none.
+	OperationsEndpoint string
+	// CircuitRefresh is how often the worker reads the endpoints' circuits.
+	CircuitRefresh time.Duration
 	// OnFatalError is called if the worker stops polling for good (say, its
 	// namespace is deleted), so the host can exit rather than look healthy.
 	OnFatalError func(error)
 }
 
 // FlagNames are the flags AddFlags defines, for hosts that alias or check them.
-var FlagNames = []string{"allow-cidr", "https-only", "use-env-proxy", "max-concurrent-attempts", "pollers", "attempts-per-second", "workflow-cache-size"}
+var FlagNames = []string{"allow-cidr", "https-only", "use-env-proxy", "max-concurrent-attempts", "pollers", "attempts-per-second", "workflow-cache-size", "operations-endpoint", "circuit-refresh"}
 
 // AddFlags adds the worker's flags, for the worker command and for every
 // process that hosts a worker (starter serve --worker) alike. The host
@@ -58,6 +65,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"at most this many attempts a second from this worker (0: unlimited)")
 	cmdline.Int(fs, &o.WorkflowCacheSize, "workflow-cache-size", "HOOKRELAY_WORKFLOW_CACHE_SIZE", DefaultWorkflowCacheSize,
 		"workflows kept in memory between tasks; deliveries parked in backoff beyond it are evicted and replayed when their timer fires")
+	cmdline.String(fs, &o.OperationsEndpoint, "operations-endpoint", "HOOKRELAY_OPERATIONS_ENDPOINT", "",
+		"endpoint id that notices of endpoints disabled are delivered to, as signed webhooks")
+	cmdline.Duration(fs, &o.CircuitRefresh, "circuit-refresh", "HOOKRELAY_CIRCUIT_REFRESH", circuit.DefaultRefresh,
+		"how often this worker reads the endpoints' circuits: the bound on POSTs to an endpoint whose circuit just opened")
 }
 
 // DefaultWorkflowCacheSize bounds the sticky cache well below the SDK's
@@ -79,6 +90,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("--workflow-cache-size: %d must be at least 1", o.WorkflowCacheSize)
 	case o.AttemptsPerSecond < 0:
 		return fmt.Errorf("--attempts-per-second: %g must not be negative", o.AttemptsPerSecond)
+	case o.CircuitRefresh < 100*time.Millisecond || o.CircuitRefresh > time.Minute:
+		return fmt.Errorf("--circuit-refresh: %s must be 100ms to 1m", o.CircuitRefresh)
 	}
 	if _, err := netguard.ParseCIDRs(o.AllowCIDRs); err != nil {
 		return fmt.Errorf("--allow-cidr: %w", err)
@@ -170,9 +183,28 @@ func (o Options) openFile(path string, checkSecrets bool, logger *slog.Logger) (
 	return endpoints, nil
 }
 
-// New builds (but does not start) a worker on taskQueue running
-// DeliveryWorkflow and the attempt activity against endpoints.
-func New(c client.Client, taskQueue string, endpoints endpoint.Source, o Options) (worker.Worker, error) {
+// Deps are what a worker is built on.
+type Deps struct {
+	Client    client.Client
+	Namespace string
+	TaskQueue string
+	Endpoints endpoint.Source
+	Logger    *slog.Logger
+	// Metrics receives the endpoint state gauge; nil records none.
+	Metrics client.MetricsHandler
+}
+
+// Worker is a delivery worker: the SDK worker running DeliveryWorkflow,
+// EndpointHealthWorkflow and their activities, and beside it the watcher
+// that reads the endpoints' circuits for the attempts.
+type Worker struct {
+	worker.Worker
+	watcher *circuit.Watcher
+	stop    context.CancelFunc
+}
+
+// New builds (but does not start) a worker on d.TaskQueue.
+func New(d Deps, o Options) (*Worker, error) {
 	allow, err := netguard.ParseCIDRs(o.AllowCIDRs)
 	if err != nil {
 		return nil, fmt.Errorf("--allow-cidr: %w", err)
@@ -180,7 +212,7 @@ func New(c client.Client, taskQueue string, endpoints endpoint.Source, o Options
 	// The SDK's cache is per process; set it before this process's first worker.
 	worker.SetStickyWorkflowCacheSize(o.WorkflowCacheSize)
 	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy})
-	w := worker.New(c, taskQueue, worker.Options{
+	w := worker.New(d.Client, d.TaskQueue, worker.Options{
 		WorkerStopTimeout:                       o.ShutdownTimeout,
 		MaxConcurrentActivityExecutionSize:      o.MaxConcurrentAttempts,
 		MaxConcurrentLocalActivityExecutionSize: o.MaxConcurrentAttempts,
@@ -190,7 +222,37 @@ func New(c client.Client, taskQueue string, endpoints endpoint.Source, o Options
 		WorkerLocalActivitiesPerSecond:          o.AttemptsPerSecond,
 		OnFatalError:                            o.OnFatalError,
 	})
+	watcher := &circuit.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
+	attempts := activities.New(d.Endpoints, httpClient)
+	attempts.Health = watcher
+	health := &activities.HealthActivities{
+		Client: d.Client, Namespace: d.Namespace, Endpoints: d.Endpoints, OperationsEndpoint: o.OperationsEndpoint,
+		Notifier: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue},
+	}
 	workflows.Register(w)
-	w.RegisterActivityWithOptions(activities.New(endpoints, httpClient).Attempt, activity.RegisterOptions{Name: workflows.AttemptActivityName})
-	return w, nil
+	workflows.RegisterHealth(w)
+	w.RegisterActivityWithOptions(attempts.Attempt, activity.RegisterOptions{Name: workflows.AttemptActivityName})
+	w.RegisterActivityWithOptions(health.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
+	w.RegisterActivityWithOptions(health.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
+	return &Worker{Worker: w, watcher: watcher}, nil
+}
+
+// Start starts the circuit watcher, then the SDK worker.
+func (w *Worker) Start() error {
+	ctx, stop := context.WithCancel(context.Background())
+	w.stop = stop
+	go w.watcher.Run(ctx)
+	if err := w.Worker.Start(); err != nil {
+		stop()
+		return err
+	}
+	return nil
+}
+
+// Stop stops the SDK worker (in-flight attempts finish), then the watcher.
+func (w *Worker) Stop() {
+	w.Worker.Stop()
+	if w.stop != nil {
+		w.stop()
+	}
 }

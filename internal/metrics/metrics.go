@@ -5,6 +5,7 @@
 //	hookrelay_attempts_total{endpoint, outcome}   attempts by outcome and endpoint
 //	hookrelay_attempt_latency_seconds{endpoint}   attempt latency histogram
 //	hookrelay_deliveries_total{endpoint, status}  deliveries by final status
+//	hookrelay_endpoint_state{endpoint, state}     1 for the circuit state each endpoint is in, 0 for the others
 package metrics
 
 import (
@@ -30,6 +31,7 @@ const (
 	Attempts       = "hookrelay_attempts"
 	AttemptLatency = "hookrelay_attempt_latency"
 	Deliveries     = "hookrelay_deliveries"
+	EndpointState  = "hookrelay_endpoint_state"
 )
 
 // latencyBuckets suit webhook POSTs: from a fast loopback answer to the 5m timeout cap.

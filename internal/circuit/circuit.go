@@ -1,0 +1,235 @@
+// Package circuit is endpoint health as one worker sees it: which endpoints'
+// circuits are not healthy (read from visibility, where each endpoint's
+// health workflow publishes its state, so asking costs no Temporal action),
+// and the reports of failed attempts to those health workflows. A success is
+// only noted in memory: each failure report carries the last success its
+// worker saw, which is how the health workflow tells consecutive failures
+// without a report (and an action) per successful delivery.
+package circuit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/internal/metrics"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// DefaultRefresh is how often a worker reads the circuits from visibility:
+// the bound on how long it may still POST to an endpoint whose circuit opened.
+const DefaultRefresh = time.Second
+
+// Watcher knows the circuits of every endpoint that is not healthy, and
+// reports failed attempts.
+type Watcher struct {
+	Client    client.Client
+	Namespace string
+	TaskQueue string
+	Refresh   time.Duration
+	Logger    *slog.Logger
+	// Metrics receives hookrelay_endpoint_state{endpoint,state}; nil: none.
+	Metrics client.MetricsHandler
+
+	mu        sync.Mutex
+	states    map[string]workflows.CircuitState // endpoints whose circuit is not healthy
+	shown     map[string]workflows.CircuitState // the state the gauge shows, per endpoint ever seen unhealthy
+	successes map[string]time.Time              // the last success to each endpoint
+	loaded    chan struct{}                     // closed after the first refresh
+	initOnce  sync.Once
+	loadOnce  sync.Once
+}
+
+// Run refreshes the circuits until ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
+	every := w.Refresh
+	if every <= 0 {
+		every = DefaultRefresh
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := w.refresh(ctx); err != nil && ctx.Err() == nil {
+			w.logger().Warn("reading endpoint circuits failed; keeping the last known", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Loaded is closed once the circuits have been read once.
+func (w *Watcher) Loaded() <-chan struct{} {
+	w.init()
+	return w.loaded
+}
+
+func (w *Watcher) init() {
+	w.initOnce.Do(func() {
+		w.loaded = make(chan struct{})
+		w.states, w.shown, w.successes = map[string]workflows.CircuitState{}, map[string]workflows.CircuitState{}, map[string]time.Time{}
+	})
+}
+
+// query lists the health workflows whose circuit is not healthy.
+var query = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s != '%s'",
+	workflows.HealthWorkflowName, workflows.CircuitAttr.GetName(), workflows.CircuitHealthy)
+
+func (w *Watcher) refresh(ctx context.Context) error {
+	w.init()
+	states := map[string]workflows.CircuitState{}
+	var token []byte
+	dc := converter.GetDefaultDataConverter() // search attributes are never encrypted
+	for {
+		resp, err := w.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: w.Namespace, Query: query, PageSize: 1000, NextPageToken: token,
+		})
+		if err != nil {
+			return fmt.Errorf("list endpoint circuits: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			fields := e.GetSearchAttributes().GetIndexedFields()
+			var id, state string
+			if p := fields[workflows.EndpointAttr.GetName()]; p != nil {
+				_ = dc.FromPayload(p, &id)
+			}
+			if p := fields[workflows.CircuitAttr.GetName()]; p != nil {
+				_ = dc.FromPayload(p, &state)
+			}
+			if id != "" && workflows.CircuitState(state).Parks() {
+				states[id] = workflows.CircuitState(state)
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	w.mu.Lock()
+	w.states = states
+	gauge := map[string]workflows.CircuitState{}
+	for id, s := range states {
+		if w.shown[id] != s {
+			gauge[id] = s
+		}
+	}
+	for id, s := range w.shown {
+		if _, still := states[id]; !still && s != workflows.CircuitHealthy {
+			gauge[id] = workflows.CircuitHealthy
+		}
+	}
+	for id, s := range gauge {
+		w.shown[id] = s
+	}
+	w.mu.Unlock()
+	w.showGauge(gauge)
+	w.loadOnce.Do(func() { close(w.loaded) })
+	return nil
+}
+
+// showGauge sets hookrelay_endpoint_state: 1 for each endpoint's current
+// state, 0 for the others, for endpoints whose state changed.
+func (w *Watcher) showGauge(changed map[string]workflows.CircuitState) {
+	if w.Metrics == nil {
+		return
+	}
+	for id, current := range changed {
+		for _, s := range []workflows.CircuitState{workflows.CircuitHealthy, workflows.CircuitOpen, workflows.CircuitDraining, workflows.CircuitPaused, workflows.CircuitDisabled} {
+			v := 0.0
+			if s == current {
+				v = 1
+			}
+			w.Metrics.WithTags(map[string]string{"endpoint": id, "state": string(s)}).Gauge(metrics.EndpointState).Update(v)
+		}
+	}
+}
+
+// Circuit is the endpoint's circuit as last read: healthy unless its
+// health workflow says otherwise.
+func (w *Watcher) Circuit(endpointID string) workflows.CircuitState {
+	w.init()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.states[endpointID]; ok {
+		return s
+	}
+	return workflows.CircuitHealthy
+}
+
+// Observe takes an attempt's outcome: a success is noted here only; a
+// failure of the endpoint (an HTTP error, a timeout, a connection error, a
+// redirect) is reported to its health workflow, started if need be.
+// Reporting is best effort: a report that fails is logged, and the attempt
+// stands as it is.
+func (w *Watcher) Observe(ctx context.Context, ep endpoint.Endpoint, deliveryID string, rec workflows.Attempt) {
+	w.init()
+	switch rec.Outcome {
+	case workflows.OutcomeDelivered:
+		w.mu.Lock()
+		if rec.StartedAt.After(w.successes[ep.ID]) {
+			w.successes[ep.ID] = rec.StartedAt
+		}
+		w.mu.Unlock()
+		return
+	case workflows.OutcomeHTTPError, workflows.OutcomeTimeout, workflows.OutcomeConnectionError, workflows.OutcomeRedirect:
+	default:
+		return // not the endpoint's failure: nothing sent, or the receiver asked to stop
+	}
+	if w.Circuit(ep.ID) == workflows.CircuitOpen {
+		return // already open: nothing to count, no action to spend
+	}
+	w.mu.Lock()
+	lastSuccess := w.successes[ep.ID]
+	w.mu.Unlock()
+	report := workflows.FailureReport{
+		EndpointID: ep.ID, AccountID: ep.AccountID, DeliveryID: deliveryID, Outcome: rec.Outcome,
+		At: rec.StartedAt, LastSuccessAt: lastSuccess, Circuit: ep.Circuit,
+	}
+	if err := w.report(ctx, ep, report); err != nil {
+		w.logger().Warn("failure report to the endpoint's health workflow failed", "endpoint_id", ep.ID, "delivery_id", deliveryID, "error", err.Error())
+	}
+}
+
+func (w *Watcher) report(ctx context.Context, ep endpoint.Endpoint, r workflows.FailureReport) error {
+	id := workflows.HealthWorkflowID(ep.ID)
+	_, err := w.Client.SignalWithStartWorkflow(ctx, id, workflows.FailureSignal, r, StartOptions(ep, w.TaskQueue),
+		workflows.HealthWorkflowName, workflows.HealthInput{EndpointID: ep.ID, AccountID: ep.AccountID, Circuit: ep.Circuit})
+	if err != nil {
+		return fmt.Errorf("signal %s: %w", id, err)
+	}
+	return nil
+}
+
+// StartOptions start an endpoint's health workflow: healthy, found by its
+// endpoint in visibility, summarised for the UI.
+func StartOptions(ep endpoint.Endpoint, taskQueue string) client.StartWorkflowOptions {
+	attrs := []temporal.SearchAttributeUpdate{
+		workflows.EndpointAttr.ValueSet(ep.ID),
+		workflows.CircuitAttr.ValueSet(string(workflows.CircuitHealthy)),
+	}
+	if ep.AccountID != "" {
+		attrs = append(attrs, workflows.AccountAttr.ValueSet(ep.AccountID))
+	}
+	return client.StartWorkflowOptions{
+		ID:                    workflows.HealthWorkflowID(ep.ID),
+		TaskQueue:             taskQueue,
+		StaticSummary:         "health of endpoint " + ep.ID,
+		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+	}
+}
+
+func (w *Watcher) logger() *slog.Logger {
+	if w.Logger != nil {
+		return w.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,89 @@
+package temporalcluster
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+)
+
+// Service is one of the Temporal server's services, each run as a process.
+type Service string
+
+const (
+	Frontend Service = "frontend"
+	History  Service = "history"
+	Matching Service = "matching"
+	Worker   Service = "worker"
+)
+
+// Services are the four services, in the order Start starts them.
+var Services = []Service{Frontend, History, Matching, Worker}
+
+// Ports are what one service's process binds, all on 127.0.0.1.
+type Ports struct {
+	GRPC       int // the worker service names it as its address but serves nothing on it
+	Membership int // ringpop, between the services
+	HTTP       int // frontend only: the HTTP API; 0 elsewhere
+	Metrics    int // Prometheus, at /metrics
+	PProf      int // net/http/pprof, at /debug/pprof/
+}
+
+func (p Ports) address() string { return net.JoinHostPort(host, strconv.Itoa(p.GRPC)) }
+
+const host = "127.0.0.1"
+
+// Ports are drawn from [portLow, portHigh], below Linux's ephemeral range
+// (32768-60999) rather than by binding 127.0.0.1:0, for two reasons:
+// PostgreSQL's cluster_membership.rpc_port, where each service registers its
+// membership port, is a SMALLINT (at most 32767), so a port the kernel picks
+// for :0 there makes the service exit at start; and while a killed service
+// is down, an outgoing connection of any process could be given one of its
+// ports from the ephemeral range, and the restart would fail to bind it.
+const (
+	portLow  = 20000
+	portHigh = 32767
+)
+
+// freePorts picks every port of every service, each one free on 127.0.0.1
+// when picked: it binds each candidate and holds all the listeners until
+// every service has its ports, so no two are the same. Another program could
+// take one between here and the server's bind; the process would then exit
+// and Start report it.
+func freePorts() (map[Service]Ports, error) {
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	next := func() (int, error) {
+		for range 1000 {
+			port := portLow + rand.IntN(portHigh-portLow+1)
+			l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				continue // taken
+			}
+			listeners = append(listeners, l)
+			return port, nil
+		}
+		return 0, fmt.Errorf("no free port on %s in %d-%d after 1000 tries", host, portLow, portHigh)
+	}
+	ports := map[Service]Ports{}
+	for _, s := range Services {
+		var p Ports
+		fields := []*int{&p.GRPC, &p.Membership, &p.Metrics, &p.PProf}
+		if s == Frontend {
+			fields = append(fields, &p.HTTP)
+		}
+		for _, f := range fields {
+			n, err := next()
+			if err != nil {
+				return nil, err
+			}
+			*f = n
+		}
+		ports[s] = p
+	}
+	return ports, nil
+}
