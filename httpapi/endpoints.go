@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -188,7 +189,7 @@ func (s *Server) onEndpoints(w http.ResponseWriter, r *http.Request, okStatus in
 }
 
 // endpointFields are the keys an endpoint's body may hold.
-var endpointFields = []string{"url", "events", "description", "timeout", "retry_schedule", "enabled", "account_id"}
+var endpointFields = []string{"url", "events", "description", "timeout", "retry_schedule", "enabled", "circuit", "account_id"}
 
 // readFields reads a POST or PATCH body: an object of endpoint fields, each
 // of its JSON type, none null. A field of the wrong type, an unknown one or
@@ -227,7 +228,7 @@ func readFields(w http.ResponseWriter, r *http.Request) (registry.Fields, *refus
 			if k == "id" || k == "secret" || k == "created_at" || k == "updated_at" {
 				return f, refuse(http.StatusUnprocessableEntity, k, "%s: is set by hookrelay, not by requests (rotate a secret with POST .../rotate-secret)", k)
 			}
-			return f, refuse(http.StatusUnprocessableEntity, k, "%s: is not a field of an endpoint, which has %s", k, strings.Join(endpointFields[:6], ", "))
+			return f, refuse(http.StatusUnprocessableEntity, k, "%s: is not a field of an endpoint, which has %s", k, strings.Join(endpointFields[:7], ", "))
 		}
 		if string(bytes.TrimSpace(raw)) == "null" {
 			return f, refuse(http.StatusUnprocessableEntity, k, "%s: must not be null; leave it out to keep it as it is", k)
@@ -246,6 +247,11 @@ func readFields(w http.ResponseWriter, r *http.Request) (registry.Fields, *refus
 			f.RetrySchedule, err = decodeAs[[]string](raw, "an array of duration strings such as [\"5s\", \"5m\"]")
 		case "enabled":
 			f.Enabled, err = decodeAs[bool](raw, "true or false")
+		case "circuit":
+			var ref *refusal
+			if f.Circuit, ref = readCircuit(raw); ref != nil {
+				return f, ref
+			}
 		case "account_id":
 			var account *string
 			account, err = decodeAs[string](raw, "a string")
@@ -266,4 +272,46 @@ func decodeAs[T any](raw json.RawMessage, want string) (*T, error) {
 		return nil, fmt.Errorf("must be %s", want)
 	}
 	return &v, nil
+}
+
+// circuitFields are the keys of an endpoint's circuit object.
+var circuitFields = []string{"open_after", "probe_every", "drain_per_second", "disable_after", "park_limit"}
+
+// readCircuit reads the circuit object, naming a bad key as circuit.KEY.
+func readCircuit(raw json.RawMessage) (*endpoint.RawCircuit, *refusal) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
+		return nil, refuse(http.StatusUnprocessableEntity, "circuit", "circuit: must be an object of %s", strings.Join(circuitFields, ", "))
+	}
+	var c endpoint.RawCircuit
+	keys := slices.Sorted(maps.Keys(top))
+	for _, k := range keys {
+		field := "circuit." + k
+		if !slices.Contains(circuitFields, k) {
+			return nil, refuse(http.StatusUnprocessableEntity, field, "%s: is not a circuit setting, which are %s", field, strings.Join(circuitFields, ", "))
+		}
+		var err error
+		switch k {
+		case "open_after":
+			c.OpenAfter, err = decodeAs[int](top[k], "a whole number")
+		case "probe_every":
+			var v *[]string
+			if v, err = decodeAs[[]string](top[k], "an array of duration strings"); err == nil {
+				c.ProbeEvery = *v
+			}
+		case "drain_per_second":
+			c.DrainPerSecond, err = decodeAs[float64](top[k], "a number")
+		case "disable_after":
+			c.DisableAfter, err = decodeAs[string](top[k], "a duration string such as \"120h\"")
+		case "park_limit":
+			c.ParkLimit, err = decodeAs[string](top[k], "a duration string such as \"168h\"")
+		}
+		if err == nil && string(bytes.TrimSpace(top[k])) == "null" {
+			err = errors.New("must not be null; leave it out to keep it as it is")
+		}
+		if err != nil {
+			return nil, refuse(http.StatusUnprocessableEntity, field, "%s: %v", field, err)
+		}
+	}
+	return &c, nil
 }

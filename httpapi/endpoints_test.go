@@ -60,10 +60,11 @@ const endpointsPath = "/v1/accounts/acct_1/endpoints"
 func TestEndpointLifecycle(t *testing.T) {
 	var logs bytes.Buffer
 	h := endpointServer(t, newRegistry(t), &logs)
-	w := do(t, h, "POST", endpointsPath, `{"url":"https://hooks.example.com/mail?token=fake-query-token","events":["api_mail_log_delivered"],"description":"CRM","timeout":"10s","retry_schedule":["5s","5m","2h"]}`)
+	w := do(t, h, "POST", endpointsPath, `{"url":"https://hooks.example.com/mail?token=fake-query-token","events":["api_mail_log_delivered"],"description":"CRM","timeout":"10s","retry_schedule":["5s","5m","2h"],"circuit":{"open_after":3}}`)
 	created := decode[registry.View](t, w)
 	if w.Code != 201 || !strings.HasPrefix(created.ID, "ep_") || !strings.HasPrefix(created.Secret, "whsec_") || created.AccountID != "acct_1" ||
-		created.Timeout != "10s" || strings.Join(created.RetrySchedule, ",") != "5s,5m,2h" || !created.Enabled || created.CreatedAt == nil {
+		created.Timeout != "10s" || strings.Join(created.RetrySchedule, ",") != "5s,5m,2h" || !created.Enabled || created.CreatedAt == nil ||
+		*created.Circuit.OpenAfter != 3 || *created.Circuit.ParkLimit != "168h" {
 		t.Fatalf("create: %d %+v", w.Code, created)
 	}
 	one := endpointsPath + "/" + created.ID
@@ -184,6 +185,11 @@ func TestEndpointBadInput(t *testing.T) {
 		{"account_id a number", with("account_id", 2), "account_id"},
 		{"unknown field", with("headers", map[string]string{"x": "y"}), "headers"},
 		{"secret given", with("secret", "whsec_fake"), "secret"},
+		{"circuit not an object", with("circuit", 3), "circuit"},
+		{"circuit unknown key", with("circuit", map[string]any{"trip": 1}), "circuit.trip"},
+		{"circuit open_after a string", with("circuit", map[string]any{"open_after": "ten"}), "circuit.open_after"},
+		{"circuit open_after zero", with("circuit", map[string]any{"open_after": 0}), "circuit.open_after"},
+		{"circuit park_limit bad", with("circuit", map[string]any{"park_limit": "a while"}), "circuit.park_limit"},
 	} {
 		for _, target := range []struct{ method, path string }{{"POST", endpointsPath}, {"PATCH", endpointsPath + "/" + existing.ID}} {
 			body := c.body

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -160,8 +161,16 @@ func TestCreateGetUpdateDelete(t *testing.T) {
 
 		// Defaults: timeout, schedule, enabled.
 		d, _ := create(t, r, "acct_1", fields("https://other.example.com/", "*"))
-		if d.Timeout != endpoint.DefaultTimeout || !slices.Equal(d.RetrySchedule, endpoint.DefaultRetrySchedule) || !d.Enabled {
+		if d.Timeout != endpoint.DefaultTimeout || !slices.Equal(d.RetrySchedule, endpoint.DefaultRetrySchedule) || !d.Enabled ||
+			!reflect.DeepEqual(d.Circuit, endpoint.DefaultCircuit()) {
 			t.Fatalf("defaults: %+v", d)
+		}
+		if c, err := r.Update(ctx, "acct_1", d.ID, Fields{Circuit: &endpoint.RawCircuit{OpenAfter: ptr(3), ParkLimit: ptr("48h")}}); err != nil ||
+			c.Circuit.OpenAfter != 3 || c.Circuit.ParkLimit != 48*time.Hour || c.Circuit.DrainPerSecond != endpoint.DefaultCircuit().DrainPerSecond {
+			t.Fatalf("circuit patch: %+v %v", c.Circuit, err)
+		}
+		if got, _ := r.Resolve(ctx, d.ID); got.Circuit.OpenAfter != 3 {
+			t.Fatalf("circuit not stored: %+v", got.Circuit)
 		}
 
 		// A patch changes only what it names.
@@ -341,6 +350,7 @@ func TestValidation(t *testing.T) {
 			{"timeout too long", "acct_v", with(func(f *Fields) { f.Timeout = ptr("6m") }), "timeout"},
 			{"bad delay", "acct_v", with(func(f *Fields) { f.RetrySchedule = ptr([]string{"1s", "later"}) }), "retry_schedule[1]"},
 			{"too many delays", "acct_v", with(func(f *Fields) { f.RetrySchedule = ptr(slices.Repeat([]string{"1s"}, 51)) }), "retry_schedule"},
+			{"bad circuit", "acct_v", with(func(f *Fields) { f.Circuit = &endpoint.RawCircuit{OpenAfter: ptr(0)} }), "circuit.open_after"},
 			{"bad account", "acct v", ok(), "account_id"},
 			{"empty account", "", ok(), "account_id"},
 		}

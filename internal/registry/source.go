@@ -81,7 +81,7 @@ func (r *Registry) withSecrets(row row) (endpoint.Endpoint, error) {
 }
 
 // columns are the endpoints table's columns in row's order.
-const columns = `id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, secrets, version, created_at, updated_at, deleted_at`
+const columns = `id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, secrets, version, created_at, updated_at, deleted_at`
 
 // row is one endpoints row as stored.
 type row struct {
@@ -89,6 +89,7 @@ type row struct {
 	timeoutMS                               int64
 	retrySchedule                           string
 	enabled                                 bool
+	circuit                                 string
 	secrets                                 []byte
 	version, created, updated               int64
 	deleted                                 sql.NullInt64
@@ -96,7 +97,7 @@ type row struct {
 
 func (r *row) scan(s interface{ Scan(...any) error }) error {
 	return s.Scan(&r.id, &r.accountID, &r.url, &r.events, &r.description, &r.timeoutMS, &r.retrySchedule,
-		&r.enabled, &r.secrets, &r.version, &r.created, &r.updated, &r.deleted)
+		&r.enabled, &r.circuit, &r.secrets, &r.version, &r.created, &r.updated, &r.deleted)
 }
 
 // toRow is an endpoint's configuration as stored (id, account and
@@ -114,8 +115,12 @@ func toRow(ep endpoint.Endpoint) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
+	circuit, err := json.Marshal(ep.Circuit)
+	if err != nil {
+		return row{}, err
+	}
 	return row{id: ep.ID, accountID: ep.AccountID, url: ep.URL.String(), events: string(events), description: ep.Description,
-		timeoutMS: ep.Timeout.Milliseconds(), retrySchedule: string(schedule), enabled: ep.Enabled}, nil
+		timeoutMS: ep.Timeout.Milliseconds(), retrySchedule: string(schedule), enabled: ep.Enabled, circuit: string(circuit)}, nil
 }
 
 // entry decodes a live row's configuration.
@@ -140,6 +145,10 @@ func (r row) entry() (Entry, error) {
 	e.RetrySchedule = make([]time.Duration, len(delays))
 	for i, ms := range delays {
 		e.RetrySchedule[i] = time.Duration(ms) * time.Millisecond
+	}
+	e.Circuit = endpoint.DefaultCircuit()
+	if err := json.Unmarshal([]byte(r.circuit), &e.Circuit); err != nil {
+		return Entry{}, fmt.Errorf("endpoint %q: stored circuit: %w", r.id, err)
 	}
 	return e, nil
 }

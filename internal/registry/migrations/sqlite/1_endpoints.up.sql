@@ -10,6 +10,7 @@ CREATE TABLE endpoints (
     timeout_ms     INTEGER NOT NULL,
     retry_schedule TEXT NOT NULL,          -- JSON array of delays in milliseconds
     enabled        BOOLEAN NOT NULL,
+    circuit        TEXT NOT NULL,          -- JSON: the circuit breaker's settings (endpoint.Circuit)
     secrets        BLOB,                   -- sealed with the payload keys; NULL once deleted
     version        INTEGER NOT NULL,       -- bumped by every write (optimistic concurrency)
     created_at     INTEGER NOT NULL,       -- unix milliseconds
