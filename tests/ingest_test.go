@@ -41,8 +41,15 @@ type ingestServer struct {
 // with a token file.
 func startServe(t *testing.T, h testenv.Hookrelay, endpoints string, extraArgs ...string) *ingestServer {
 	t.Helper()
+	return startServeWith(t, h, append([]string{"--endpoints", endpoints}, extraArgs...)...)
+}
+
+// startServeWith is startServe with every argument the caller's (the
+// endpoints too: a file, or a registry).
+func startServeWith(t *testing.T, h testenv.Hookrelay, args ...string) *ingestServer {
+	t.Helper()
 	token := "fake-test-token-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	p := testenv.StartT(t, h.Serve("serve", writeFile(t, "api-token", token+"\n"), append([]string{"--endpoints", endpoints}, extraArgs...)...))
+	p := testenv.StartT(t, h.Serve("serve", writeFile(t, "api-token", token+"\n"), args...))
 	addr, err := p.LoggedAddr(testenv.ServeListening)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, p.Log())

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -92,20 +93,18 @@ func checkAccount(accountID string) error {
 }
 
 // apply checks f and applies it to ep. A new or changed URL must pass the
-// URL rules and the network guard now, not only at attempt time.
+// URL rules and, last (it resolves the host), the network guard: at
+// registration, not only at attempt time.
 func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) error {
+	var u *url.URL
 	if f.URL != nil {
-		u, err := endpoint.ParseURL(*f.URL)
-		if err != nil {
+		var err error
+		if u, err = endpoint.ParseURL(*f.URL); err != nil {
 			return fieldFrom("url", err)
 		}
 		if r.httpsOnly && u.Scheme != "https" {
 			return fieldErr("url", "plain http is refused here (--https-only); use an https URL")
 		}
-		if err := r.checkHost(ctx, u.Hostname()); err != nil {
-			return err
-		}
-		ep.URL = u
 	}
 	if f.Events != nil {
 		if err := endpoint.CheckEvents(*f.Events); err != nil {
@@ -142,6 +141,12 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 			return fieldFrom("circuit", err)
 		}
 		ep.Circuit = c
+	}
+	if u != nil {
+		if err := r.checkHost(ctx, u.Hostname()); err != nil {
+			return err
+		}
+		ep.URL = u
 	}
 	return nil
 }
