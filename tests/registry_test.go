@@ -559,6 +559,16 @@ func TestStarterEndpointCommands(t *testing.T) {
 	if r, _ := srv.do(http.MethodGet, endpointsOf("acct-cli")+"/"+created.ID, nil, nil); r.code != http.StatusOK || strings.Contains(string(r.body), "whsec_") {
 		t.Fatalf("the API does not see the CLI's endpoint: %d %s", r.code, r.body)
 	}
+	// starter send routes through the registry too, exactly on the account.
+	for _, c := range []struct {
+		account string
+		want    bool
+	}{{"acct-cli", true}, {"acct-else", false}} {
+		out, errOut, code := starter(t, accountEvent(c.account, event.Opened, 903), "send", "--endpoints-db", dsn, "--output", "json")
+		if code != 0 || strings.Contains(out, created.ID+":") != c.want {
+			t.Fatalf("send for %s: exit %d\n%s%s", c.account, code, out, errOut)
+		}
+	}
 	for _, args := range [][]string{{"list", "--account", "acct-cli"}, {"show", "--account", "acct-cli", created.ID},
 		{"update", "--account", "acct-cli", created.ID, "--enabled=false"}} {
 		out, errOut, code := run(args...)
