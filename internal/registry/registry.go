@@ -126,6 +126,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 	if r.dialect.name == sqlite.name {
 		// One writer at a time; more connections only queue on its lock.
 		r.db.SetMaxOpenConns(4)
+	} else {
+		// Every worker and API host holds a pool: keep each small, and idle
+		// connections open for the next burst rather than reconnecting.
+		r.db.SetMaxOpenConns(10)
+		r.db.SetMaxIdleConns(10)
+		r.db.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if err := r.db.PingContext(ctx); err != nil {
 		r.db.Close()
