@@ -67,12 +67,9 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 	limit := 0
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil {
-			writeError(w, r, http.StatusUnprocessableEntity, "limit: must be a whole number", "limit")
+		if err != nil || n < 1 || n > registry.MaxListLimit {
+			writeError(w, r, http.StatusUnprocessableEntity, fmt.Sprintf("limit: must be a whole number from 1 to %d", registry.MaxListLimit), "limit")
 			return
-		}
-		if n == 0 {
-			n = -1 // explicitly zero is out of range, not the default
 		}
 		limit = n
 	}
