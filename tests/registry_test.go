@@ -158,7 +158,7 @@ func TestRegistryIsolation(t *testing.T) {
 }
 
 func isolation(t *testing.T, dsn string) {
-	const accounts, events, batch = 1000, 5000, 50
+	const accounts, events, batch = 1000, 5000, 20
 	rng := rand.New(rand.NewPCG(11, 12))
 	rc := newMultiReceiver(t)
 	h := hookrelay(t)
@@ -218,7 +218,7 @@ func isolation(t *testing.T, dsn string) {
 	want := map[string]bool{} // delivery ids
 	start = time.Now()
 	var refused atomic.Int64
-	errs = inParallel(len(bodies), 8, func(b int) error {
+	errs = inParallel(len(bodies), 16, func(b int) error {
 		r, n, err := postRetrying(srv, bodies[b], 5*time.Minute)
 		refused.Add(int64(n))
 		if err != nil || r.code != http.StatusAccepted {
