@@ -58,6 +58,7 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 	if in.PerSecond <= 0 {
 		return res, errors.New("release: per_second must be positive")
 	}
+	activity.GetLogger(ctx).Info("releasing parked deliveries", "endpoint_id", in.EndpointID, "limit", in.Limit, "per_second", in.PerSecond)
 	limiter := rate.NewLimiter(rate.Limit(in.PerSecond), 1)
 	window := max(1, int(math.Ceil(in.PerSecond/10)))
 	if in.Limit > 0 {

@@ -64,10 +64,18 @@ func TestStarterRefusesBadInput(t *testing.T) {
 			if strings.Contains(errOut, "goroutine ") || strings.Contains(errOut, "panic") {
 				t.Fatalf("stack trace on stderr:\n%s", errOut)
 			}
-			firstLine := strings.SplitN(strings.TrimSpace(errOut), "\n", 2)[0]
+			// The message is the one line starting "starter: " (a deprecated
+			// flag's notice may come before it).
+			var firstLine string
+			for _, l := range strings.Split(errOut, "\n") {
+				if strings.HasPrefix(l, "starter: ") {
+					firstLine = l
+					break
+				}
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(firstLine, w) {
-					t.Errorf("stderr first line %q lacks %q", firstLine, w)
+					t.Errorf("stderr message line %q lacks %q (stderr %q)", firstLine, w, errOut)
 				}
 			}
 			if out != "" && tt.name != "no command" {

@@ -51,7 +51,7 @@ func TestBlockedDestinationFailsAtOnce(t *testing.T) {
 		return strings.Count(w.Log(), `"outcome":"blocked_destination"`) == 2
 	})
 	testenv.Eventually(t, 20*time.Second, "visibility to show both failed", func() bool {
-		n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'failed' AND HookrelayAttempts = 1", taskQueue(t)))
+		n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q AND %s", taskQueue(t), statusQuery(t, workflows.StatusFailed)))
 		return err == nil && n == 2
 	})
 }

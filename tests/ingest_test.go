@@ -337,12 +337,12 @@ func checkAnswers(t *testing.T, bodies []string, answers []apiAccepted, subscrib
 func waitDelivered(t *testing.T, c client.Client, rc *testenv.Receiver, ids map[string]bool, timeout time.Duration) {
 	t.Helper()
 	want := int64(len(ids))
-	delivered := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'delivered'", taskQueue(t))
+	delivered := fmt.Sprintf("TaskQueue = %q AND %s", taskQueue(t), statusQuery(t, workflows.StatusDelivered))
 	testenv.Eventually(t, timeout, fmt.Sprintf("%d deliveries", want), func() bool {
 		n, err := testenv.CountWorkflows(context.Background(), c, delivered)
 		return err == nil && n == want
 	})
-	if n, err := testenv.CountWorkflows(context.Background(), c, fmt.Sprintf("TaskQueue = %q", taskQueue(t))); err != nil || n != want {
+	if n, err := testenv.CountWorkflows(context.Background(), c, fmt.Sprintf("TaskQueue = %q AND WorkflowType = %q", taskQueue(t), workflows.DeliveryWorkflowName)); err != nil || n != want {
 		t.Fatalf("workflows on the queue: %d (%v), want exactly %d", n, err, want)
 	}
 	got := map[string]bool{}

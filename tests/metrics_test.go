@@ -91,8 +91,12 @@ func TestWorkerServesMetrics(t *testing.T) {
 			return got == c.want
 		})
 	}
-	if n := scrape(t, addr, "temporal_workflow_completed_total", `workflow_type="`+workflows.DeliveryWorkflowName+`"`); n < 4 {
-		t.Errorf("the SDK's temporal_workflow_completed_total = %g, want at least 4", n)
+	// A delivery's final status is its close status: three completed, the 410 one failed.
+	if n := scrape(t, addr, "temporal_workflow_completed_total", `workflow_type="`+workflows.DeliveryWorkflowName+`"`); n < 3 {
+		t.Errorf("the SDK's temporal_workflow_completed_total = %g, want at least 3", n)
+	}
+	if n := scrape(t, addr, "temporal_workflow_failed_total", `workflow_type="`+workflows.DeliveryWorkflowName+`"`); n < 1 {
+		t.Errorf("the SDK's temporal_workflow_failed_total = %g, want at least 1", n)
 	}
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -245,7 +245,7 @@ func TestBulkResendAndListByQuery(t *testing.T) {
 	awaitList(nil, "--endpoint", "bulk-up", "--status", "failed")
 	awaitList(failedIDs[:1], "--query", fmt.Sprintf("WorkflowId = '%s'", failedIDs[0]))
 
-	query := "HookrelayEndpoint = 'bulk-down' AND HookrelayStatus = 'failed'"
+	query := "HookrelayEndpoint = 'bulk-down' AND ExecutionStatus = 'Failed'"
 	out, errOut, code := starter(t, "", "resend", "--query", query)
 	if code != 1 || !strings.Contains(out, "3 deliveries match") || !strings.Contains(errOut, "--yes") {
 		t.Fatalf("resend --query without --yes: exit %d\n%s\n%s", code, out, errOut)

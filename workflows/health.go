@@ -28,7 +28,7 @@ const (
 	sweepAfter = 15 * time.Second
 	// releaseHeartbeatTimeout bounds how long a lost worker's drain goes
 	// unnoticed before another worker takes it over.
-	releaseHeartbeatTimeout = 30 * time.Second
+	releaseHeartbeatTimeout = 10 * time.Second
 )
 
 // RegisterHealth registers EndpointHealthWorkflow under its contract name.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,10 +100,8 @@ func (w *Watcher) refresh(ctx context.Context) error {
 		}
 		for _, e := range resp.GetExecutions() {
 			fields := e.GetSearchAttributes().GetIndexedFields()
-			var id, state string
-			if p := fields[workflows.EndpointAttr.GetName()]; p != nil {
-				_ = dc.FromPayload(p, &id)
-			}
+			id, _ := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.HealthWorkflowID(""))
+			var state string
 			if p := fields[workflows.CircuitAttr.GetName()]; p != nil {
 				_ = dc.FromPayload(p, &state)
 			}
@@ -131,6 +130,9 @@ func (w *Watcher) refresh(ctx context.Context) error {
 		w.shown[id] = s
 	}
 	w.mu.Unlock()
+	for id, s := range gauge {
+		w.logger().Info("endpoint circuit changed", "endpoint_id", id, "state", string(s))
+	}
 	w.showGauge(gauge)
 	w.loadOnce.Do(func() { close(w.loaded) })
 	return nil
@@ -209,21 +211,16 @@ func (w *Watcher) report(ctx context.Context, ep endpoint.Endpoint, r workflows.
 	return nil
 }
 
-// StartOptions start an endpoint's health workflow: healthy, found by its
-// endpoint in visibility, summarised for the UI.
+// StartOptions start an endpoint's health workflow, healthy and summarised
+// for the UI. It carries HookrelayCircuit only: the delivery search
+// attributes (endpoint, account) stay on deliveries, so queries on them
+// find deliveries alone; a health workflow is found by its ID.
 func StartOptions(ep endpoint.Endpoint, taskQueue string) client.StartWorkflowOptions {
-	attrs := []temporal.SearchAttributeUpdate{
-		workflows.EndpointAttr.ValueSet(ep.ID),
-		workflows.CircuitAttr.ValueSet(string(workflows.CircuitHealthy)),
-	}
-	if ep.AccountID != "" {
-		attrs = append(attrs, workflows.AccountAttr.ValueSet(ep.AccountID))
-	}
 	return client.StartWorkflowOptions{
 		ID:                    workflows.HealthWorkflowID(ep.ID),
 		TaskQueue:             taskQueue,
 		StaticSummary:         "health of endpoint " + ep.ID,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.CircuitAttr.ValueSet(string(workflows.CircuitHealthy))),
 	}
 }
 

@@ -1,0 +1,104 @@
+package deliveries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/hookrelay/hookrelay/internal/circuit"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// EndpointHealth reports an endpoint's circuit: from its health workflow
+// while one runs, else healthy, with the count of its parked deliveries.
+func (c *Client) EndpointHealth(ctx context.Context, endpointID string) (workflows.HealthState, error) {
+	id := workflows.HealthWorkflowID(endpointID)
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return c.idleHealth(ctx, endpointID)
+	case err != nil:
+		return workflows.HealthState{}, fmt.Errorf("endpoint %s: describe health: %w", endpointID, unavailable(err))
+	case desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return c.idleHealth(ctx, endpointID)
+	}
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	val, err := c.Temporal.QueryWorkflow(qctx, id, "", workflows.HealthQuery)
+	if err != nil {
+		if qctx.Err() != nil {
+			return workflows.HealthState{}, fmt.Errorf("endpoint %s: %w within %s", endpointID, ErrNoWorker, queryTimeout)
+		}
+		return workflows.HealthState{}, fmt.Errorf("endpoint %s: health query: %w", endpointID, unavailable(err))
+	}
+	var st workflows.HealthState
+	if err := val.Get(&st); err != nil {
+		return st, fmt.Errorf("endpoint %s: decode health: %w", endpointID, err)
+	}
+	return st, nil
+}
+
+// idleHealth is the health of an endpoint no health workflow watches:
+// healthy; parked deliveries are counted all the same.
+func (c *Client) idleHealth(ctx context.Context, endpointID string) (workflows.HealthState, error) {
+	st := workflows.HealthState{EndpointID: endpointID, State: workflows.CircuitHealthy}
+	resp, err := c.Temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: fmt.Sprintf(
+		"WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s' AND %s = '%s'",
+		workflows.DeliveryWorkflowName, workflows.EndpointAttr.GetName(), endpointID, workflows.StatusAttr.GetName(), workflows.StatusParked)})
+	if err != nil {
+		return st, fmt.Errorf("endpoint %s: count parked: %w", endpointID, unavailable(err))
+	}
+	st.Parked = int(resp.GetCount())
+	return st, nil
+}
+
+// SteerEndpoint sends an operator's pause, resume, enable or disable, with
+// its reason, to the endpoint's health workflow (starting it if none runs),
+// and returns the health once the workflow has taken it.
+func (c *Client) SteerEndpoint(ctx context.Context, endpointID, signal, reason string) (workflows.HealthState, error) {
+	switch signal {
+	case workflows.PauseSignal, workflows.ResumeSignal, workflows.EnableSignal, workflows.DisableSignal:
+	default:
+		return workflows.HealthState{}, fmt.Errorf("unknown endpoint command %q", signal)
+	}
+	ep, err := c.Endpoints.Resolve(ctx, endpointID)
+	if err != nil {
+		return workflows.HealthState{}, fmt.Errorf("endpoint %s: %w", endpointID, err)
+	}
+	before, err := c.EndpointHealth(ctx, endpointID)
+	if err != nil {
+		return before, err
+	}
+	var since time.Time // the newest action before this one
+	if n := len(before.Actions); n > 0 {
+		since = before.Actions[n-1].At
+	}
+	if _, err := c.Temporal.SignalWithStartWorkflow(ctx, workflows.HealthWorkflowID(ep.ID), signal, map[string]string{"reason": reason},
+		circuit.StartOptions(ep, c.TaskQueue), workflows.HealthWorkflowName,
+		workflows.HealthInput{EndpointID: ep.ID, AccountID: ep.AccountID, Circuit: ep.Circuit}); err != nil {
+		return workflows.HealthState{}, fmt.Errorf("endpoint %s: %s: %w", endpointID, signal, unavailable(err))
+	}
+	// The signal is in history; the query answers once a workflow task has applied it.
+	for {
+		st, err := c.EndpointHealth(ctx, endpointID)
+		if err != nil {
+			return st, err
+		}
+		for _, a := range st.Actions {
+			if a.Name == signal && a.At.After(since) {
+				return st, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("endpoint %s: %s sent, not yet applied: %w", endpointID, signal, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
