@@ -34,19 +34,19 @@ build:
 
 ## test: vet, then unit and integration tests (race detector on) against a real dev server
 test: tools vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 test-unit: vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /tests)
 
 test-integration: tools
-	$(GO) test -race -count=1 -timeout 20m -v ./tests/
+	$(GO) test -race -count=1 -timeout 40m -v ./tests/
 
 ## test-docker: the integration tests against the dev server in a container (dockertest);
 ## without a Docker engine they skip, saying so. (TEMPORAL_ADDRESS=host:port make test-integration
 ## runs them against an existing cluster.)
 test-docker: tools
-	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 20m -v ./tests/
+	HOOKRELAY_TEST_SERVER=docker $(GO) test -race -count=1 -timeout 40m -v ./tests/
 
 ## test-cluster: a Temporal server on PostgreSQL, its four services as processes
 ## (internal/temporalcluster; docs/temporal-cluster.md), and its tests

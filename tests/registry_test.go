@@ -162,7 +162,8 @@ func isolation(t *testing.T, dsn string) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	rc := newMultiReceiver(t)
 	h := hookrelay(t)
-	srv := startServeWith(t, h, "--endpoints-db", dsn, "--worker", "--allow-cidr", "127.0.0.0/8")
+	// A batch's starts may take longer than the default 10s on a busy machine: a 503 would only send it again.
+	srv := startServeWith(t, h, "--endpoints-db", dsn, "--worker", "--allow-cidr", "127.0.0.0/8", "--request-timeout", "60s")
 	// A worker process too: the registry shared by processes.
 	testenv.StartT(t, h.Worker("worker", "--endpoints-db", dsn, "--allow-cidr", "127.0.0.0/8"))
 
