@@ -24,10 +24,15 @@ func (s *Server) routes() http.Handler {
 	s.route(mux, "/v1/deliveries/{delivery_id}", methods{http.MethodGet: s.authed(s.getDelivery)})
 	s.route(mux, "/v1/deliveries/{delivery_id}/cancel", methods{http.MethodPost: s.authed(s.postCancel)})
 	s.route(mux, "/v1/deliveries/{delivery_id}/resend", methods{http.MethodPost: s.authed(s.postResend)})
+	s.route(mux, "/v1/accounts/{account_id}/endpoints", methods{http.MethodPost: s.authed(s.postEndpoint), http.MethodGet: s.authed(s.listEndpoints)})
+	s.route(mux, "/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: s.authed(s.getEndpoint),
+		http.MethodPatch: s.authed(s.patchEndpoint), http.MethodDelete: s.authed(s.deleteEndpoint)})
+	s.route(mux, "/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: s.authed(s.rotateSecret)})
 	s.route(mux, "/healthz", methods{http.MethodGet: s.healthz})
 	s.route(mux, "/readyz", methods{http.MethodGet: s.readyz})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{delivery_id}, POST /v1/deliveries/{delivery_id}/cancel and /resend", "")
+		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{delivery_id}, POST /v1/deliveries/{delivery_id}/cancel and /resend, "+
+			"and /v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret]]", "")
 	})
 	return s.logRequests(mux)
 }

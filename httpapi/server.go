@@ -64,6 +64,9 @@ type Deliveries interface {
 // Config configures a Server.
 type Config struct {
 	Deliveries Deliveries
+	// Endpoints serves /v1/accounts/{account_id}/endpoints: the registry, or
+	// registry.FileView over the endpoints file. Nil: those routes answer 404.
+	Endpoints Endpoints
 	// Token is the bearer token every /v1 request must carry. An empty
 	// token is refused unless NoAuth is set.
 	Token  string
@@ -102,6 +105,7 @@ func (c Config) Validate() error {
 // Server is the HTTP API.
 type Server struct {
 	deliveries      Deliveries
+	endpoints       Endpoints
 	tokenHash       *[sha256.Size]byte // nil: no authentication
 	slots           chan struct{}      // one per request waiting on Temporal
 	requestTimeout  time.Duration
@@ -122,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		deliveries:      cfg.Deliveries,
+		endpoints:       cfg.Endpoints,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),

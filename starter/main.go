@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,21 +25,22 @@ import (
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/httpapi"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
-
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
 const usage = `usage:
-  starter send --endpoints FILE [--event FILE|-] [--output text|json]
+  starter send (--endpoints FILE | --endpoints-db DSN) [--event FILE|-] [--output text|json]
   starter status DELIVERY_ID [--output text|json] [--wait]
   starter list [--account ID] [--endpoint ID] [--event-name NAME] [--status STATUS] [--since DURATION] [--query QUERY] [--output text|json]
   starter cancel (DELIVERY_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
   starter retry-now DELIVERY_ID [--wait] [--output text|json]
   starter resend (DELIVERY_ID | --query QUERY [--yes]) [--output text|json]
-  starter serve --listen ADDR --endpoints FILE [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
+  starter serve --listen ADDR (--endpoints FILE | --endpoints-db DSN) [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
+  starter endpoint create|list|show|update|delete|rotate-secret --account ID --endpoints-db DSN [flags] [--output text|json]
 Run "starter COMMAND --help" for a command's flags.`
 
 func main() {
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return resend(ctx, args[1:], stdout)
 	case "serve":
 		return serve(ctx, args[1:])
+	case "endpoint":
+		return endpointCommand(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -112,14 +116,15 @@ func (c *common) client(ctx context.Context, endpoints endpoint.Source) (*delive
 func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	var c common
 	fs := newFlags("send", &c)
-	var endpointsPath string
-	cmdline.EndpointsFile(fs, &endpointsPath)
+	var src cmdline.Endpoints
+	cmdline.EndpointsFile(fs, &src.File)
+	cmdline.EndpointsDB(fs, &src.DB)
 	eventPath := fs.String("event", "-", "event JSON file, or - for standard input")
 	if err := c.parse(fs, args, 0); err != nil {
 		return err
 	}
-	if endpointsPath == "" {
-		return cmdline.Usagef("--endpoints: required (or set %s)", cmdline.EnvEndpoints)
+	if err := cmdline.OneEndpointsSource(fs, &src.File, &src.DB, true); err != nil {
+		return err
 	}
 	data, err := readEvent(*eventPath, stdin)
 	if err != nil {
@@ -129,11 +134,15 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err != nil {
 		return fmt.Errorf("event: %w", err)
 	}
-	endpoints, err := endpoint.Load(endpointsPath)
+	endpoints, err := deliveryworker.Options{}.OpenEndpoints(ctx, src, &c.conn, false, nil)
 	if err != nil {
 		return err
 	}
-	subscribers := endpoints.Subscribed(ev.AccountID, ev.Name)
+	defer endpoints.Close()
+	subscribers, err := endpoints.Source.Route(ctx, ev.AccountID, ev.Name)
+	if err != nil {
+		return err
+	}
 	if len(subscribers) == 0 {
 		if ev.AccountID != "" {
 			fmt.Fprintf(os.Stderr, "starter: no enabled endpoint of account %s subscribes to %s; nothing to deliver\n", ev.AccountID, ev.Name)
@@ -142,7 +151,7 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 		}
 		return nil
 	}
-	dc, closeClient, err := c.client(ctx, endpoints)
+	dc, closeClient, err := c.client(ctx, endpoints.Source)
 	if err != nil {
 		return err
 	}
@@ -171,8 +180,8 @@ func serve(ctx context.Context, args []string) error {
 	var conn temporalclient.Options
 	conn.AddFlags(fs)
 	listen := fs.String("listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
-	var endpointsPath string
-	cmdline.EndpointsFile(fs, &endpointsPath)
+	var src cmdline.Endpoints
+	src.AddFlags(fs)
 	tokenFile := fs.String("api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
 	noAuth := fs.Bool("insecure-no-auth", false, "serve without authentication, for local testing only")
 	cfg := httpapi.Config{}
@@ -190,8 +199,8 @@ func serve(ctx context.Context, args []string) error {
 	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}
-	if endpointsPath == "" {
-		return cmdline.Usagef("--endpoints: required (or set %s)", cmdline.EnvEndpoints)
+	if err := src.Check(fs, true); err != nil {
+		return err
 	}
 	if err := conn.Validate(); err != nil {
 		return cmdline.Usage(err)
@@ -200,7 +209,13 @@ func serve(ctx context.Context, args []string) error {
 	if err := workerOpts.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
-	if set := cmdline.Changed(fs, deliveryworker.FlagNames...); !*hostWorker && len(set) > 0 {
+	workerOnly := deliveryworker.FlagNames
+	if src.DB != "" {
+		// With a registry, the network guard's ranges and --https-only also
+		// vet URLs at registration, hosted worker or not.
+		workerOnly = slices.DeleteFunc(slices.Clone(workerOnly), func(n string) bool { return n == "allow-cidr" || n == "https-only" })
+	}
+	if set := cmdline.Changed(fs, workerOnly...); !*hostWorker && len(set) > 0 {
 		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])
 	}
 	token, err := apiToken(*tokenFile, *noAuth)
@@ -214,22 +229,23 @@ func serve(ctx context.Context, args []string) error {
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	secretfile.Warn(logger, "--api-token-file", *tokenFile)
-	// Only a hosted worker signs, so only then must every secret resolve here.
-	var endpoints *endpoint.File
-	if *hostWorker {
-		endpoints, err = workerOpts.OpenEndpoints(endpointsPath, logger)
-	} else if endpoints, err = endpoint.OpenFile(endpointsPath); err == nil {
-		endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
-	}
+	// Only a hosted worker signs, so only then must every secret of a file resolve here.
+	endpoints, err := workerOpts.OpenEndpoints(ctx, src, &conn, *hostWorker, logger)
 	if err != nil {
 		return err
+	}
+	defer endpoints.Close()
+	if endpoints.Registry != nil {
+		cfg.Endpoints = endpoints.Registry
+	} else {
+		cfg.Endpoints = registry.FileView{File: endpoints.File}
 	}
 	tc, err := temporalclient.ConnectLazy(conn, logger)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	cfg.Deliveries = &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints, TaskQueue: conn.TaskQueue, DataConverter: tc.DataConverter, EagerStart: *hostWorker}
+	cfg.Deliveries = &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints.Source, TaskQueue: conn.TaskQueue, DataConverter: tc.DataConverter, EagerStart: *hostWorker}
 	if *hostWorker {
 		// Like the worker command: a hosted worker needs Temporal at start
 		// and registers the search attributes a bare dev server lacks.
@@ -237,7 +253,7 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		w, err := deliveryworker.New(deliveryworker.Deps{Client: tc.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-			Endpoints: endpoints, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter)}, workerOpts)
+			Endpoints: endpoints.Source, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter)}, workerOpts)
 		if err != nil {
 			return err
 		}

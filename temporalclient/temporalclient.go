@@ -60,6 +60,8 @@ type Options struct {
 	MetricsHandler client.MetricsHandler
 	// Security is how the connection is protected: TLS, mutual TLS, an API key.
 	Security
+
+	codec *codec.Codec // loaded by Codec, reused by DataConverter
 }
 
 // AddFlags adds --temporal-address, --namespace, --task-queue and
@@ -108,11 +110,29 @@ func (o Options) DataConverter() (converter.DataConverter, error) {
 	if o.InsecurePlaintext {
 		return converter.GetDefaultDataConverter(), nil
 	}
+	c, err := o.Codec()
+	if err != nil {
+		return nil, err
+	}
+	return NewDataConverter(c), nil
+}
+
+// Codec loads the payload keys from CodecKeyFile once: later calls on o,
+// and the data converter of connections made with o after, reuse them. The
+// endpoint registry seals endpoint secrets with them.
+func (o *Options) Codec() (*codec.Codec, error) {
+	if o.codec != nil {
+		return o.codec, nil
+	}
+	if o.CodecKeyFile == "" {
+		return nil, fmt.Errorf("--codec-key-file: required (or set %s)", EnvCodecKeyFile)
+	}
 	c, err := codec.Load(o.CodecKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--codec-key-file: %w", err)
 	}
-	return newSealingConverter(c), nil
+	o.codec = c
+	return c, nil
 }
 
 // dataConverter is DataConverter with the key's use watched: encryptions
@@ -122,9 +142,9 @@ func (o Options) dataConverter(logger *slog.Logger) (converter.DataConverter, er
 	if o.InsecurePlaintext {
 		return converter.GetDefaultDataConverter(), nil
 	}
-	c, err := codec.Load(o.CodecKeyFile)
+	c, err := o.Codec() // the keys the registry seals with too, read once
 	if err != nil {
-		return nil, fmt.Errorf("--codec-key-file: %w", err)
+		return nil, err
 	}
 	c.Watch(KeyMonitor(logger, o.MetricsHandler))
 	return newSealingConverter(c), nil

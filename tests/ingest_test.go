@@ -41,8 +41,15 @@ type ingestServer struct {
 // with a token file.
 func startServe(t *testing.T, h testenv.Hookrelay, endpoints string, extraArgs ...string) *ingestServer {
 	t.Helper()
+	return startServeWith(t, h, append([]string{"--endpoints", endpoints}, extraArgs...)...)
+}
+
+// startServeWith is startServe with every argument the caller's (the
+// endpoints too: a file, or a registry).
+func startServeWith(t *testing.T, h testenv.Hookrelay, args ...string) *ingestServer {
+	t.Helper()
 	token := "fake-test-token-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	p := testenv.StartT(t, h.Serve("serve", writeFile(t, "api-token", token+"\n"), append([]string{"--endpoints", endpoints}, extraArgs...)...))
+	p := testenv.StartT(t, h.Serve("serve", writeFile(t, "api-token", token+"\n"), args...))
 	addr, err := p.LoggedAddr(testenv.ServeListening)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, p.Log())
@@ -274,23 +281,31 @@ func postAll(t *testing.T, srv *ingestServer, bodies []string, clients int) (ans
 // postUntilAccepted posts body, retrying 503s after their Retry-After until
 // it is accepted or timeout passes.
 func postUntilAccepted(srv *ingestServer, body string, timeout time.Duration) (a apiAccepted, refused int, err error) {
+	r, refused, err := postRetrying(srv, body, timeout)
+	if err != nil {
+		return a, refused, err
+	}
+	a, err = accepted(r)
+	return a, refused, err
+}
+
+// postRetrying POSTs body to /v1/events, sending it again after each 503's
+// Retry-After, until another answer or timeout; it returns that answer and
+// how many times it was refused.
+func postRetrying(srv *ingestServer, body string, timeout time.Duration) (r response, refused int, err error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		r, err := srv.post(body)
-		if err != nil {
-			return a, refused, err
-		}
-		if r.code != http.StatusServiceUnavailable {
-			a, err := accepted(r)
-			return a, refused, err
+		if err != nil || r.code != http.StatusServiceUnavailable {
+			return r, refused, err
 		}
 		refused++
 		wait, err := strconv.Atoi(r.header.Get("Retry-After"))
 		if err != nil || wait < 1 {
-			return a, refused, fmt.Errorf("503 without a usable Retry-After: %q", r.header.Get("Retry-After"))
+			return r, refused, fmt.Errorf("503 without a usable Retry-After: %q", r.header.Get("Retry-After"))
 		}
 		if time.Now().Add(time.Duration(wait) * time.Second).After(deadline) {
-			return a, refused, fmt.Errorf("still refused after %s: %s", timeout, r.body)
+			return r, refused, fmt.Errorf("still refused after %s: %s", timeout, r.body)
 		}
 		time.Sleep(time.Duration(wait) * time.Second) // the server asked for this pause
 	}

@@ -1,7 +1,7 @@
 // Command worker runs DeliveryWorkflow and the attempt activity. Any number
 // of worker processes on one task queue share the deliveries.
 //
-//	worker --endpoints FILE [flags]                  run deliveries
+//	worker (--endpoints FILE | --endpoints-db DSN) [flags]   run deliveries
 //	worker codec-server --listen ADDR [flags]        serve the payload codec to the Temporal UI and CLI
 package main
 
@@ -39,14 +39,15 @@ func run(ctx context.Context, args []string) error {
 	var opts deliveryworker.Options
 	opts.AddFlags(fs)
 	cmdline.ShutdownTimeout(fs, &opts.ShutdownTimeout)
-	var endpointsPath, metricsListen string
-	cmdline.EndpointsFile(fs, &endpointsPath)
+	var src cmdline.Endpoints
+	src.AddFlags(fs)
+	var metricsListen string
 	cmdline.String(fs, &metricsListen, "metrics-listen", "HOOKRELAY_METRICS_LISTEN", "", "serve Prometheus GET /metrics and GET /healthz on this address")
 	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}
-	if endpointsPath == "" {
-		return cmdline.Usagef("--endpoints: required (or set %s)", cmdline.EnvEndpoints)
+	if err := src.Check(fs, true); err != nil {
+		return err
 	}
 	if err := opts.Validate(); err != nil {
 		return cmdline.Usage(err)
@@ -67,10 +68,12 @@ func run(ctx context.Context, args []string) error {
 	if metricsWarning != "" {
 		logger.Warn(metricsWarning, "metrics_listen", metricsListen)
 	}
-	endpoints, err := opts.OpenEndpoints(endpointsPath, logger)
+	// Attempts resolve through the registry's cache, at most --endpoints-cache-ttl stale.
+	endpoints, err := opts.OpenEndpoints(ctx, src, &conn, true, logger)
 	if err != nil {
 		return err
 	}
+	defer endpoints.Close()
 	if metricsListen != "" {
 		reg := metrics.New()
 		defer reg.Close()
@@ -98,7 +101,7 @@ func run(ctx context.Context, args []string) error {
 	fatal := errors.New("worker stopped polling")
 	opts.OnFatalError = func(err error) { stop(fmt.Errorf("%w: %w", fatal, err)) }
 	w, err := deliveryworker.New(deliveryworker.Deps{Client: c, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-		Endpoints: endpoints, Logger: logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(tc.DataConverter)}, opts)
+		Endpoints: endpoints.Source, Logger: logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(tc.DataConverter)}, opts)
 	if err != nil {
 		return err
 	}
@@ -106,7 +109,7 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker started", "version", version.String(), "task_queue", conn.TaskQueue,
-		"namespace", conn.Namespace, "endpoints", len(endpoints.Config().Endpoints), "pid", os.Getpid(),
+		"namespace", conn.Namespace, "endpoints", endpoints.Count(), "pid", os.Getpid(),
 		"encrypted", !conn.InsecurePlaintext, "temporal_security", conn.Mode(), "allow_cidr", opts.AllowCIDRs, "https_only", opts.HTTPSOnly, "use_env_proxy", opts.UseEnvProxy,
 		"max_concurrent_attempts", opts.MaxConcurrentAttempts, "pollers", opts.Pollers, "attempts_per_second", opts.AttemptsPerSecond)
 	<-ctx.Done()

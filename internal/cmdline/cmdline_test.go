@@ -101,3 +101,48 @@ func TestDeprecatedAliasSharesTheValue(t *testing.T) {
 		t.Fatalf("Changed = %v, want both flags given through either name", got)
 	}
 }
+
+// Endpoints come from a file or a registry: one or the other. A flag wins
+// over the other's environment variable; both given is a usage mistake.
+func TestOneEndpointsSource(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		env              map[string]string
+		args             []string
+		required         bool
+		wantFile, wantDB string
+		usage            bool
+	}{
+		{name: "file", args: []string{"--endpoints", "e.yaml"}, required: true, wantFile: "e.yaml"},
+		{name: "db", args: []string{"--endpoints-db", "sqlite:e.db"}, required: true, wantDB: "sqlite:e.db"},
+		{name: "db from env", env: map[string]string{EnvEndpointsDB: "sqlite:e.db"}, required: true, wantDB: "sqlite:e.db"},
+		{name: "neither", required: true, usage: true},
+		{name: "neither, optional"},
+		{name: "both flags", args: []string{"--endpoints", "e.yaml", "--endpoints-db", "sqlite:e.db"}, usage: true},
+		{name: "both from env", env: map[string]string{EnvEndpoints: "e.yaml", EnvEndpointsDB: "sqlite:e.db"}, usage: true},
+		{name: "db flag over file env", env: map[string]string{EnvEndpoints: "e.yaml"}, args: []string{"--endpoints-db", "sqlite:e.db"}, wantDB: "sqlite:e.db"},
+		{name: "file flag over db env", env: map[string]string{EnvEndpointsDB: "sqlite:e.db"}, args: []string{"--endpoints", "e.yaml"}, wantFile: "e.yaml"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(EnvEndpoints, c.env[EnvEndpoints])
+			t.Setenv(EnvEndpointsDB, c.env[EnvEndpointsDB])
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			var file, db string
+			EndpointsFile(fs, &file)
+			EndpointsDB(fs, &db)
+			if err := Parse(fs, c.args, 0); err != nil {
+				t.Fatal(err)
+			}
+			err := OneEndpointsSource(fs, &file, &db, c.required)
+			if c.usage {
+				if !errors.Is(err, ErrUsage) {
+					t.Fatalf("%v, want a usage mistake", err)
+				}
+				return
+			}
+			if err != nil || file != c.wantFile || db != c.wantDB {
+				t.Fatalf("file %q db %q err %v; want %q %q", file, db, err, c.wantFile, c.wantDB)
+			}
+		})
+	}
+}

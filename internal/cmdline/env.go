@@ -108,8 +108,71 @@ func EndpointsFile(fs *pflag.FlagSet, p *string) {
 	String(fs, p, "endpoints", EnvEndpoints, "", "endpoints YAML file")
 }
 
+// EnvEndpointsDB is the environment fallback of --endpoints-db.
+const EnvEndpointsDB = "HOOKRELAY_ENDPOINTS_DB"
+
+// EndpointsDB defines --endpoints-db, the endpoint registry's database, for
+// every command that reads endpoints; it takes the place of --endpoints.
+func EndpointsDB(fs *pflag.FlagSet, p *string) {
+	String(fs, p, "endpoints-db", EnvEndpointsDB, "", "endpoint registry database: postgres://... or sqlite:PATH, in place of --endpoints")
+}
+
+// EndpointsCacheTTL defines --endpoints-cache-ttl: how stale a process's
+// answers from the endpoint registry may be.
+func EndpointsCacheTTL(fs *pflag.FlagSet, p *time.Duration) {
+	Duration(fs, p, "endpoints-cache-ttl", "HOOKRELAY_ENDPOINTS_CACHE_TTL", 5*time.Second,
+		"with --endpoints-db: an endpoint changed in the database reaches this process's attempts and routing within this long")
+}
+
+// OneEndpointsSource checks that exactly one of --endpoints and
+// --endpoints-db is set (at most one unless required). A flag given on the
+// command line wins over the other's environment variable, which is then
+// cleared; both given, or neither where required, is a usage mistake.
+func OneEndpointsSource(fs *pflag.FlagSet, file, db *string, required bool) error {
+	if *file != "" && *db != "" {
+		switch fileFlag, dbFlag := fs.Changed("endpoints"), fs.Changed("endpoints-db"); {
+		case fileFlag && !dbFlag:
+			*db = ""
+		case dbFlag && !fileFlag:
+			*file = ""
+		default:
+			return Usagef("--endpoints and --endpoints-db (or %s and %s): give one, not both", EnvEndpoints, EnvEndpointsDB)
+		}
+	}
+	if required && *file == "" && *db == "" {
+		return Usagef("--endpoints FILE or --endpoints-db DSN: one is required (or set %s or %s)", EnvEndpoints, EnvEndpointsDB)
+	}
+	return nil
+}
+
 // ShutdownTimeout defines --shutdown-timeout for a process that runs
 // attempts, requests or both: how long those in flight may take to finish.
 func ShutdownTimeout(fs *pflag.FlagSet, p *time.Duration) {
 	fs.DurationVar(p, "shutdown-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long attempts and requests in flight may take to finish")
+}
+
+// Endpoints are the flags that say where a command reads endpoints: the
+// endpoints file, or the registry database with its cache's bound.
+type Endpoints struct {
+	File     string
+	DB       string
+	CacheTTL time.Duration
+}
+
+// AddFlags defines --endpoints, --endpoints-db and --endpoints-cache-ttl.
+func (e *Endpoints) AddFlags(fs *pflag.FlagSet) {
+	EndpointsFile(fs, &e.File)
+	EndpointsDB(fs, &e.DB)
+	EndpointsCacheTTL(fs, &e.CacheTTL)
+}
+
+// Check is OneEndpointsSource, and a positive cache bound.
+func (e *Endpoints) Check(fs *pflag.FlagSet, required bool) error {
+	if err := OneEndpointsSource(fs, &e.File, &e.DB, required); err != nil {
+		return err
+	}
+	if e.CacheTTL <= 0 {
+		return Usagef("--endpoints-cache-ttl: %s must be positive", e.CacheTTL)
+	}
+	return nil
 }

@@ -236,3 +236,56 @@ func (c *Codec) open(p *commonpb.Payload) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// Sealed bytes (Seal's output) are a version byte, the key id's length and
+// the key id, then the GCM nonce and ciphertext: the key that sealed them is
+// recorded beside the ciphertext, so appending a key to the file keeps
+// everything sealed before readable.
+const sealedVersion = 1
+
+// Seal encrypts plain with the newest key. additionalData (an endpoint's id,
+// say) is authenticated but not stored: Open needs the same, so sealed bytes
+// moved to another record do not open there.
+func (c *Codec) Seal(plain, additionalData []byte) ([]byte, error) {
+	aead := c.keys[c.current]
+	out := make([]byte, 0, 2+len(c.current)+aead.NonceSize()+len(plain)+aead.Overhead())
+	out = append(out, sealedVersion, byte(len(c.current)))
+	out = append(out, c.current...)
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("codec: nonce: %w", err)
+	}
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plain, sealedAD(c.current, additionalData)), nil
+}
+
+// Open decrypts what Seal sealed, with whichever key sealed it.
+func (c *Codec) Open(sealed, additionalData []byte) ([]byte, error) {
+	if len(sealed) < 2 || sealed[0] != sealedVersion || len(sealed) < 2+int(sealed[1]) {
+		return nil, errors.New("codec: not sealed bytes")
+	}
+	id := string(sealed[2 : 2+int(sealed[1])])
+	aead, ok := c.keys[id]
+	if !ok {
+		return nil, fmt.Errorf("codec: sealed with key %q: %w", id, ErrUnknownKey)
+	}
+	rest := sealed[2+len(id):]
+	if len(rest) < aead.NonceSize()+aead.Overhead() {
+		return nil, fmt.Errorf("codec: sealed with key %q: too short to be ciphertext", id)
+	}
+	plain, err := aead.Open(nil, rest[:aead.NonceSize()], rest[aead.NonceSize():], sealedAD(id, additionalData))
+	if err != nil {
+		return nil, fmt.Errorf("codec: sealed with key %q: does not open: the key or the record differs, or the data was altered", id)
+	}
+	return plain, nil
+}
+
+// sealedAD binds the key id and the caller's additional data, each
+// length-prefixed so no two pairs give the same bytes.
+func sealedAD(keyID string, additional []byte) []byte {
+	ad := make([]byte, 0, 8+len(keyID)+len(additional))
+	ad = append(ad, "seal"...)
+	ad = append(ad, byte(len(keyID)))
+	ad = append(ad, keyID...)
+	return append(ad, additional...)
+}

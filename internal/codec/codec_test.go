@@ -273,3 +273,45 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Seal and Open: the newest key seals, every key opens, the key id travels
+// with the ciphertext, and the additional data binds it to its record.
+func TestSealOpen(t *testing.T) {
+	oldKey := newKey(t, "old")
+	before := mustParse(t, oldKey)
+	plain := []byte("fake-secret-bytes-for-a-seal-test")
+	sealedOld, err := before.Seal(plain, []byte("ep_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealedOld, plain) {
+		t.Fatal("sealed bytes hold the plaintext")
+	}
+	after := mustParse(t, oldKey, newKey(t, "new"))
+	sealedNew, err := after.Seal(plain, []byte("ep_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(sealedNew[:8], []byte("new")) || !bytes.Contains(sealedOld[:8], []byte("old")) {
+		t.Fatalf("the key id is not recorded with the ciphertext: %q %q", sealedOld[:8], sealedNew[:8])
+	}
+	for name, sealed := range map[string][]byte{"old key": sealedOld, "new key": sealedNew} {
+		got, err := after.Open(sealed, []byte("ep_1"))
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("%s: Open = %q, %v", name, got, err)
+		}
+	}
+	if _, err := before.Open(sealedNew, []byte("ep_1")); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("a key file without the sealing key: %v, want ErrUnknownKey", err)
+	}
+	if _, err := after.Open(sealedNew, []byte("ep_2")); err == nil {
+		t.Error("opened with another record's additional data")
+	}
+	tampered := append([]byte(nil), sealedNew...)
+	tampered[len(tampered)-1] ^= 1
+	for name, bad := range map[string][]byte{"tampered": tampered, "empty": nil, "short": sealedNew[:5], "wrong version": append([]byte{9}, sealedNew[1:]...)} {
+		if _, err := after.Open(bad, []byte("ep_1")); err == nil {
+			t.Errorf("%s: opened", name)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package deliveryworker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/registry"
+	"github.com/hookrelay/hookrelay/temporalclient"
+)
+
+// The registry needs the payload keys, --insecure-plaintext or not; a
+// process opening it says so, as a command-line mistake.
+func TestOpenEndpointsRegistryNeedsKeys(t *testing.T) {
+	src := cmdline.Endpoints{DB: "sqlite:" + filepath.Join(t.TempDir(), "e.db")}
+	_, err := Options{}.OpenEndpoints(context.Background(), src, &temporalclient.Options{InsecurePlaintext: true}, false, nil)
+	if !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--codec-key-file") {
+		t.Fatalf("without a key file: %v", err)
+	}
+
+	key := make([]byte, 32)
+	rand.Read(key)
+	keyFile := filepath.Join(t.TempDir(), "codec.key")
+	os.WriteFile(keyFile, []byte("k1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+	conn := &temporalclient.Options{CodecKeyFile: keyFile}
+	eps, err := Options{AllowCIDRs: []string{"127.0.0.0/8"}}.OpenEndpoints(context.Background(), src, conn, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eps.Close()
+	if eps.Registry == nil || eps.File != nil || eps.Source == nil || !strings.Contains(eps.Count(), "sqlite") {
+		t.Fatalf("opened %+v", eps)
+	}
+	// The guard at registration admits what --allow-cidr admits.
+	url, events := "http://127.0.0.1:9000/hook", []string{"*"}
+	if _, _, err := eps.Registry.Create(context.Background(), "acct", registryFields(&url, &events)); err != nil {
+		t.Fatalf("an admitted loopback URL: %v", err)
+	}
+	if _, err := conn.DataConverter(); err != nil {
+		t.Fatalf("the data converter reuses the loaded keys: %v", err)
+	}
+}
+
+func registryFields(url *string, events *[]string) registry.Fields {
+	return registry.Fields{URL: url, Events: events}
+}

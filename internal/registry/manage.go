@@ -1,0 +1,480 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/netguard"
+	"github.com/hookrelay/hookrelay/internal/signing"
+)
+
+// Limits of the management calls.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 100
+	// DefaultOverlap is how long a rotated-out secret keeps signing beside
+	// the new one, so receivers switch without losing a delivery.
+	DefaultOverlap = 24 * time.Hour
+	MaxOverlap     = 30 * 24 * time.Hour
+	// maxPrevious bounds the secrets still signed with after rotations in
+	// quick succession; the oldest go first.
+	maxPrevious = 4
+	// secretBytes is the length of a generated signing key.
+	secretBytes = 32
+)
+
+// Fields are an endpoint's settable fields, as the API and the CLI take
+// them. Nil leaves a field as it is on Update, and at its default on Create
+// (where url and events are required).
+type Fields struct {
+	URL           *string
+	Events        *[]string
+	Description   *string
+	Timeout       *string // a duration such as 15s
+	RetrySchedule *[]string
+	Enabled       *bool
+	// Circuit changes the circuit breaker's settings it names.
+	Circuit *endpoint.RawCircuit
+}
+
+// Entry is a registered endpoint as management calls return it: its
+// configuration, without secrets, and when it was created and last changed.
+type Entry struct {
+	endpoint.Endpoint
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Page is one page of List.
+type Page struct {
+	Entries []Entry
+	// NextCursor continues the listing; "" on the last page.
+	NextCursor string
+}
+
+// Rotated is the answer to RotateSecret.
+type Rotated struct {
+	// Secret is the new signing secret, whsec_...: shown here only.
+	Secret string
+	// PreviousExpiresAt is when the replaced secret stops signing; nil when
+	// it was dropped at once.
+	PreviousExpiresAt *time.Time
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return &event.FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// fieldFrom turns a shared rule's error into a field error. Some rules name
+// a more precise field themselves ("retry_schedule[2]: ...").
+func fieldFrom(field string, err error) error {
+	if f, problem, ok := strings.Cut(err.Error(), ": "); ok && strings.HasPrefix(f, field) && !strings.ContainsAny(f, " \"") {
+		return &event.FieldError{Field: f, Problem: problem}
+	}
+	return &event.FieldError{Field: field, Problem: err.Error()}
+}
+
+func checkAccount(accountID string) error {
+	if err := event.CheckAccountID(accountID); err != nil {
+		return fieldFrom("account_id", err)
+	}
+	return nil
+}
+
+// apply checks f and applies it to ep. A new or changed URL must pass the
+// URL rules and, last (it resolves the host), the network guard: at
+// registration, not only at attempt time.
+func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) error {
+	var u *url.URL
+	if f.URL != nil {
+		var err error
+		if u, err = endpoint.ParseURL(*f.URL); err != nil {
+			return fieldFrom("url", err)
+		}
+		if r.httpsOnly && u.Scheme != "https" {
+			return fieldErr("url", "plain http is refused here (--https-only); use an https URL")
+		}
+	}
+	if f.Events != nil {
+		if err := endpoint.CheckEvents(*f.Events); err != nil {
+			return fieldFrom("events", err)
+		}
+		ep.Events = append([]string(nil), *f.Events...)
+	}
+	if f.Description != nil {
+		if err := endpoint.CheckDescription(*f.Description); err != nil {
+			return fieldFrom("description", err)
+		}
+		ep.Description = *f.Description
+	}
+	if f.Timeout != nil {
+		d, err := endpoint.ParseTimeout(*f.Timeout)
+		if err != nil {
+			return fieldFrom("timeout", err)
+		}
+		ep.Timeout = d
+	}
+	if f.RetrySchedule != nil {
+		s, err := endpoint.ParseRetrySchedule(*f.RetrySchedule)
+		if err != nil {
+			return fieldFrom("retry_schedule", err)
+		}
+		ep.RetrySchedule = s
+	}
+	if f.Enabled != nil {
+		ep.Enabled = *f.Enabled
+	}
+	if f.Circuit != nil {
+		c, err := f.Circuit.Parse(ep.Circuit)
+		if err != nil {
+			return fieldFrom("circuit", err)
+		}
+		ep.Circuit = c
+	}
+	if u != nil {
+		if err := r.checkHost(ctx, u.Hostname()); err != nil {
+			return err
+		}
+		ep.URL = u
+	}
+	return nil
+}
+
+// checkHost resolves host and refuses it if the network guard would refuse
+// any of its addresses.
+func (r *Registry) checkHost(ctx context.Context, host string) error {
+	_, err := r.guard.Resolve(ctx, host)
+	var blocked *netguard.BlockedError
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &blocked):
+		return fieldErr("url", "%v", blocked)
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fieldErr("url", "host %q does not resolve", host)
+	default:
+		return fieldErr("url", "could not check the host's addresses (%v); try again", err)
+	}
+}
+
+// Create registers an endpoint of accountID with a generated id and
+// secret, and returns both; the secret is not shown again.
+func (r *Registry) Create(ctx context.Context, accountID string, f Fields) (Entry, string, error) {
+	if err := checkAccount(accountID); err != nil {
+		return Entry{}, "", err
+	}
+	switch {
+	case f.URL == nil:
+		return Entry{}, "", fieldErr("url", "is required")
+	case f.Events == nil:
+		return Entry{}, "", fieldErr("events", `is required: list event names, or ["*"] for all`)
+	}
+	ep := endpoint.Endpoint{AccountID: accountID, Timeout: endpoint.DefaultTimeout, RetrySchedule: endpoint.DefaultRetrySchedule,
+		Enabled: true, Circuit: endpoint.DefaultCircuit()}
+	if err := r.apply(ctx, &ep, f); err != nil {
+		return Entry{}, "", err
+	}
+	id, err := newID()
+	if err != nil {
+		return Entry{}, "", err
+	}
+	ep.ID = id
+	secret, err := newSecret()
+	if err != nil {
+		return Entry{}, "", err
+	}
+	sealed, err := r.seal(id, secretSet{Current: secret})
+	if err != nil {
+		return Entry{}, "", err
+	}
+	now := r.now().UTC().Truncate(time.Millisecond)
+	row, err := toRow(ep)
+	if err != nil {
+		return Entry{}, "", err
+	}
+	_, err = r.exec(ctx, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, secrets, version, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, sealed, now.UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return Entry{}, "", fmt.Errorf("create endpoint of account %s: %w", accountID, err)
+	}
+	r.changed(accountID, id)
+	return Entry{Endpoint: ep, CreatedAt: now, UpdatedAt: now}, secret, nil
+}
+
+// Get returns accountID's endpoint id, or an error wrapping
+// endpoint.ErrNotFound if the account has no such live endpoint.
+func (r *Registry) Get(ctx context.Context, accountID, id string) (Entry, error) {
+	row, err := r.live(ctx, accountID, id)
+	if err != nil {
+		return Entry{}, err
+	}
+	return row.entry()
+}
+
+// List returns a page of accountID's endpoints in id order: at most limit
+// (0: DefaultListLimit), after cursor ("" for the first page).
+func (r *Registry) List(ctx context.Context, accountID string, limit int, cursor string) (Page, error) {
+	if err := checkAccount(accountID); err != nil {
+		return Page{}, err
+	}
+	limit, after, err := pageArgs(limit, cursor)
+	if err != nil {
+		return Page{}, err
+	}
+	rows, err := r.query(ctx, `SELECT `+columns+` FROM endpoints WHERE account_id = ? AND deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?`,
+		accountID, after, limit+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("list endpoints of account %s: %w", accountID, err)
+	}
+	var page Page
+	for i, row := range rows {
+		if i == limit {
+			page.NextCursor = encodeCursor(rows[i-1].id)
+			break
+		}
+		e, err := row.entry()
+		if err != nil {
+			return Page{}, err
+		}
+		page.Entries = append(page.Entries, e)
+	}
+	return page, nil
+}
+
+// pageArgs checks List's limit and cursor.
+func pageArgs(limit int, cursor string) (int, string, error) {
+	switch {
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit < 0 || limit > MaxListLimit:
+		return 0, "", fieldErr("limit", "%d is not between 1 and %d", limit, MaxListLimit)
+	}
+	after := ""
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || !strings.HasPrefix(string(b), cursorPrefix) {
+			return 0, "", fieldErr("cursor", "is not a cursor this API returned")
+		}
+		after = strings.TrimPrefix(string(b), cursorPrefix)
+	}
+	return limit, after, nil
+}
+
+const cursorPrefix = "ep1:"
+
+// encodeCursor hides the keyset position: clients pass it back untouched.
+func encodeCursor(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + lastID))
+}
+
+// Update applies f to accountID's endpoint id: every field is checked
+// before anything is written.
+func (r *Registry) Update(ctx context.Context, accountID, id string, f Fields) (Entry, error) {
+	var out Entry
+	err := r.modify(ctx, accountID, id, func(row *row) error {
+		e, err := row.entry()
+		if err != nil {
+			return err
+		}
+		if err := r.apply(ctx, &e.Endpoint, f); err != nil {
+			return err
+		}
+		next, err := toRow(e.Endpoint)
+		if err != nil {
+			return err
+		}
+		next.secrets, next.version, next.created = row.secrets, row.version, row.created
+		*row = next
+		return nil
+	}, func(row row) (err error) {
+		out, err = row.entry()
+		return err
+	})
+	return out, err
+}
+
+// RotateSecret gives accountID's endpoint id a new secret. The replaced one
+// keeps signing beside it for overlap (0 drops it and any older one at once).
+func (r *Registry) RotateSecret(ctx context.Context, accountID, id string, overlap time.Duration) (Rotated, error) {
+	if overlap < 0 || overlap > MaxOverlap {
+		return Rotated{}, fieldErr("overlap", "%s is not between 0 and %s", overlap, MaxOverlap)
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return Rotated{}, err
+	}
+	var out Rotated
+	err = r.modify(ctx, accountID, id, func(row *row) error {
+		set, err := r.open(row.id, row.secrets)
+		if err != nil {
+			return err
+		}
+		now := r.now()
+		next := secretSet{Current: secret}
+		if overlap > 0 {
+			expires := now.Add(overlap).UTC().Truncate(time.Millisecond)
+			next.Previous = append(next.Previous, previousSecret{Secret: set.Current, ExpiresAt: expires.UnixMilli()})
+			for _, p := range set.Previous {
+				if p.ExpiresAt > now.UnixMilli() && len(next.Previous) < maxPrevious {
+					next.Previous = append(next.Previous, p)
+				}
+			}
+			out = Rotated{Secret: secret, PreviousExpiresAt: &expires}
+		} else {
+			out = Rotated{Secret: secret}
+		}
+		row.secrets, err = r.seal(row.id, next)
+		return err
+	}, nil)
+	if err != nil {
+		return Rotated{}, err
+	}
+	return out, nil
+}
+
+// Delete removes accountID's endpoint id. Its row stays as a tombstone,
+// configuration and secrets cleared, so Resolve answers endpoint.ErrDeleted.
+func (r *Registry) Delete(ctx context.Context, accountID, id string) error {
+	if err := checkAccount(accountID); err != nil {
+		return err
+	}
+	now := r.now().UnixMilli()
+	n, err := r.exec(ctx, `UPDATE endpoints SET deleted_at = ?, updated_at = ?, url = '', events = '[]', description = '', enabled = ?, secrets = NULL, version = version + 1
+		WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, now, now, false, id, accountID)
+	if err != nil {
+		return fmt.Errorf("delete endpoint %q of account %s: %w", id, accountID, err)
+	}
+	if n == 0 {
+		return notFound(accountID, id)
+	}
+	r.changed(accountID, id)
+	return nil
+}
+
+func notFound(accountID, id string) error {
+	return fmt.Errorf("account %s has no endpoint %q: %w", accountID, id, endpoint.ErrNotFound)
+}
+
+// live reads accountID's live endpoint id.
+func (r *Registry) live(ctx context.Context, accountID, id string) (row, error) {
+	if err := checkAccount(accountID); err != nil {
+		return row{}, err
+	}
+	rows, err := r.query(ctx, `SELECT `+columns+` FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, id, accountID)
+	switch {
+	case err != nil:
+		return row{}, fmt.Errorf("read endpoint %q of account %s: %w", id, accountID, err)
+	case len(rows) == 0:
+		return row{}, notFound(accountID, id)
+	}
+	return rows[0], nil
+}
+
+// modify reads a live endpoint, lets change edit its row, and writes it
+// back if no other write came between (optimistic concurrency on version),
+// trying again if one did. done sees the row as written.
+func (r *Registry) modify(ctx context.Context, accountID, id string, change func(*row) error, done func(row) error) error {
+	for range 8 {
+		current, err := r.live(ctx, accountID, id)
+		if err != nil {
+			return err
+		}
+		next := current
+		if err := change(&next); err != nil {
+			return err
+		}
+		next.updated = r.now().UnixMilli()
+		n, err := r.exec(ctx, `UPDATE endpoints SET url = ?, events = ?, description = ?, timeout_ms = ?, retry_schedule = ?, enabled = ?, circuit = ?, secrets = ?, updated_at = ?, version = version + 1
+			WHERE id = ? AND account_id = ? AND version = ? AND deleted_at IS NULL`,
+			next.url, next.events, next.description, next.timeoutMS, next.retrySchedule, next.enabled, next.circuit, next.secrets, next.updated,
+			id, accountID, current.version)
+		if err != nil {
+			return fmt.Errorf("update endpoint %q of account %s: %w", id, accountID, err)
+		}
+		if n == 1 {
+			r.changed(accountID, id)
+			if done != nil {
+				return done(next)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("update endpoint %q of account %s: other writes kept coming between read and write; try again", id, accountID)
+}
+
+func (r *Registry) changed(accountID, id string) {
+	if r.onChange != nil {
+		r.onChange(accountID, id)
+	}
+}
+
+// secretSet is what an endpoint's sealed secrets column holds.
+type secretSet struct {
+	Current  string           `json:"current"`
+	Previous []previousSecret `json:"previous,omitempty"`
+}
+
+type previousSecret struct {
+	Secret    string `json:"secret"`
+	ExpiresAt int64  `json:"expires_at"` // unix milliseconds
+}
+
+// secretsAD binds sealed secrets to their endpoint: copied into another
+// endpoint's row, they do not open.
+func secretsAD(id string) []byte { return []byte("hookrelay endpoint secrets " + id) }
+
+func (r *Registry) seal(id string, s secretSet) ([]byte, error) {
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := r.codec.Seal(plain, secretsAD(id))
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: seal its secrets: %w", id, err)
+	}
+	return sealed, nil
+}
+
+func (r *Registry) open(id string, sealed []byte) (secretSet, error) {
+	var s secretSet
+	plain, err := r.codec.Open(sealed, secretsAD(id))
+	if err != nil {
+		return s, fmt.Errorf("endpoint %q: open its secrets (is every key that sealed them still in the key file?): %w", id, err)
+	}
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return s, fmt.Errorf("endpoint %q: its secrets do not decode: %w", id, err)
+	}
+	return s, nil
+}
+
+// newID is "ep_" and 26 characters of lower-case base32 (128 random bits):
+// valid in a delivery id and a URL path as it is.
+func newID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("endpoint id: %w", err)
+	}
+	return "ep_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+// newSecret is a Standard Webhooks secret: "whsec_" and base64 of 32 random bytes.
+func newSecret() (string, error) {
+	b := make([]byte, secretBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("endpoint secret: %w", err)
+	}
+	return signing.SecretPrefix + base64.StdEncoding.EncodeToString(b), nil
+}

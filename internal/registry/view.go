@@ -1,0 +1,57 @@
+package registry
+
+import (
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+)
+
+// View is an endpoint as the HTTP API and `starter endpoint --output json`
+// show it. Secret is set only in the answer to its creation.
+type View struct {
+	ID            string              `json:"id"`
+	AccountID     string              `json:"account_id"`
+	URL           string              `json:"url"`
+	Events        []string            `json:"events"`
+	Description   string              `json:"description"`
+	Timeout       string              `json:"timeout"`
+	RetrySchedule []string            `json:"retry_schedule"`
+	Enabled       bool                `json:"enabled"`
+	Circuit       endpoint.RawCircuit `json:"circuit"`
+	CreatedAt     *time.Time          `json:"created_at,omitempty"`
+	UpdatedAt     *time.Time          `json:"updated_at,omitempty"`
+	Secret        string              `json:"secret,omitempty"`
+}
+
+// View is e as shown, without secrets.
+func (e Entry) View() View {
+	v := View{ID: e.ID, AccountID: e.AccountID, URL: e.URL.String(), Events: e.Events, Description: e.Description,
+		Timeout: formatDuration(e.Timeout), RetrySchedule: make([]string, len(e.RetrySchedule)), Enabled: e.Enabled}
+	for i, d := range e.RetrySchedule {
+		v.RetrySchedule[i] = formatDuration(d)
+	}
+	c := e.Circuit
+	disable, park := formatDuration(c.DisableAfter), formatDuration(c.ParkLimit)
+	v.Circuit = endpoint.RawCircuit{OpenAfter: &c.OpenAfter, DrainPerSecond: &c.DrainPerSecond, DisableAfter: &disable, ParkLimit: &park,
+		ProbeEvery: make([]string, len(c.ProbeEvery))}
+	for i, d := range c.ProbeEvery {
+		v.Circuit.ProbeEvery[i] = formatDuration(d)
+	}
+	if !e.CreatedAt.IsZero() { // a file's endpoints have no times
+		v.CreatedAt, v.UpdatedAt = &e.CreatedAt, &e.UpdatedAt
+	}
+	return v
+}
+
+// formatDuration writes 5m and 2h rather than 5m0s and 2h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

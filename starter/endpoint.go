@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/registry"
+	"github.com/hookrelay/hookrelay/temporalclient"
+)
+
+const endpointUsage = `usage:
+  starter endpoint create --account ID --url URL --events NAME[,NAME...] [--description TEXT] [--timeout 15s] [--retry-schedule 5s,5m,...] [--enabled=false]
+  starter endpoint list --account ID [--limit N] [--cursor CURSOR]
+  starter endpoint show --account ID ENDPOINT_ID
+  starter endpoint update --account ID ENDPOINT_ID [--url URL] [--events ...] [--description TEXT] [--timeout D] [--retry-schedule ...] [--enabled=true|false]
+  starter endpoint delete --account ID ENDPOINT_ID
+  starter endpoint rotate-secret --account ID ENDPOINT_ID [--overlap 24h]
+Each takes --endpoints-db DSN and --codec-key-file FILE (or their environment variables) and --output text|json;
+create and update also --allow-cidr and --https-only, the rules registration checks URLs by.
+Secrets are printed only by create and rotate-secret.`
+
+// endpointCommand is `starter endpoint ...`: the endpoint registry managed
+// directly in its database, as the HTTP API manages it.
+func endpointCommand(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return cmdline.Usagef("endpoint: no command given\n%s", endpointUsage)
+	}
+	cmds := map[string]func(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error{
+		"create": endpointCreate, "list": endpointList, "show": endpointShow,
+		"update": endpointUpdate, "delete": endpointDelete, "rotate-secret": endpointRotate,
+	}
+	name := args[0]
+	run, ok := cmds[name]
+	if !ok {
+		if name == "help" || name == "-h" || name == "--help" {
+			fmt.Fprintln(stdout, endpointUsage)
+			return nil
+		}
+		return cmdline.Usagef("endpoint: unknown command %q\n%s", name, endpointUsage)
+	}
+	e := &endpointFlags{name: name}
+	fs := e.flagSet()
+	if err := e.parse(fs, args[1:]); err != nil {
+		return err
+	}
+	return run(ctx, e, fs, stdout)
+}
+
+// endpointFlags are the flags every endpoint command shares, and the fields
+// create and update take.
+type endpointFlags struct {
+	name    string
+	db      string
+	keys    temporalclient.Options // only its key file
+	account string
+	output  string
+	rules   deliveryworker.Options // --allow-cidr and --https-only
+	id      string
+	fields  struct {
+		url, description, timeout string
+		events, schedule          []string
+		enabled                   bool
+	}
+	limit    int
+	cursor   string
+	overlap  time.Duration
+	registry *registry.Registry
+}
+
+func (e *endpointFlags) flagSet() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("starter endpoint "+e.name, pflag.ContinueOnError)
+	cmdline.EndpointsDB(fs, &e.db)
+	temporalclient.AddCodecKeyFileFlag(fs, &e.keys.CodecKeyFile)
+	fs.StringVar(&e.account, "account", "", "the account whose endpoints these are (required)")
+	fs.StringVar(&e.output, "output", "text", "output format: text or json")
+	switch e.name {
+	case "create", "update":
+		fs.StringVar(&e.fields.url, "url", "", "where events are POSTed: http or https")
+		fs.StringSliceVar(&e.fields.events, "events", nil, `event names the endpoint subscribes to, comma-separated, or "*" for all`)
+		fs.StringVar(&e.fields.description, "description", "", "a note for people")
+		fs.StringVar(&e.fields.timeout, "timeout", "", "per attempt, such as 15s (default 15s)")
+		fs.StringSliceVar(&e.fields.schedule, "retry-schedule", nil, `delays after each failed attempt, such as 5s,5m,30m ("" for a single attempt)`)
+		fs.BoolVar(&e.fields.enabled, "enabled", true, "whether events are routed to it")
+		fs.StringArrayVar(&e.rules.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range for the URL, as the workers do (repeatable)")
+		fs.BoolVar(&e.rules.HTTPSOnly, "https-only", false, "refuse plain http URLs")
+	case "list":
+		fs.IntVar(&e.limit, "limit", registry.DefaultListLimit, fmt.Sprintf("endpoints per page, 1 to %d", registry.MaxListLimit))
+		fs.StringVar(&e.cursor, "cursor", "", "continue a listing from the cursor the last page printed")
+	case "rotate-secret":
+		fs.DurationVar(&e.overlap, "overlap", registry.DefaultOverlap, "how long the replaced secret keeps signing beside the new one; 0 drops it at once")
+	}
+	return fs
+}
+
+// parse checks the command line before the database is opened.
+func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
+	maxArgs := 1
+	if e.name == "create" || e.name == "list" {
+		maxArgs = 0
+	}
+	if err := cmdline.Parse(fs, args, maxArgs); err != nil {
+		return err
+	}
+	switch {
+	case e.output != "text" && e.output != "json":
+		return cmdline.Usagef("--output: %q is not text or json", e.output)
+	case e.db == "":
+		return cmdline.Usagef("--endpoints-db: required (or set %s): the endpoint registry's database", cmdline.EnvEndpointsDB)
+	case e.keys.CodecKeyFile == "":
+		return cmdline.Usagef("--codec-key-file: required (or set %s): endpoint secrets are stored encrypted with the payload keys", temporalclient.EnvCodecKeyFile)
+	case e.account == "":
+		return cmdline.Usagef("--account: required")
+	case maxArgs == 1 && fs.NArg() != 1:
+		return cmdline.Usagef("%s takes one ENDPOINT_ID", e.name)
+	}
+	if err := event.CheckAccountID(e.account); err != nil {
+		return cmdline.Usagef("--account: %v", err)
+	}
+	e.id = fs.Arg(0)
+	return nil
+}
+
+// open opens the registry; a missing or wrong key file names the flag.
+func (e *endpointFlags) open(ctx context.Context) error {
+	o, err := e.rules.RegistryOptions(&e.keys)
+	if err != nil {
+		return err
+	}
+	r, err := registry.Open(ctx, e.db, o)
+	if err != nil {
+		return fmt.Errorf("--endpoints-db: %w", err)
+	}
+	e.registry = r
+	return nil
+}
+
+// fieldsFrom are the fields given on the command line: update changes
+// only those.
+func (e *endpointFlags) fieldsFrom(fs *pflag.FlagSet) registry.Fields {
+	var f registry.Fields
+	if fs.Changed("url") {
+		f.URL = &e.fields.url
+	}
+	if fs.Changed("events") {
+		f.Events = &e.fields.events
+	}
+	if fs.Changed("description") {
+		f.Description = &e.fields.description
+	}
+	if fs.Changed("timeout") {
+		f.Timeout = &e.fields.timeout
+	}
+	if fs.Changed("retry-schedule") {
+		f.RetrySchedule = &e.fields.schedule
+	}
+	if fs.Changed("enabled") {
+		f.Enabled = &e.fields.enabled
+	}
+	return f
+}
+
+// flagError names the flag for a field the registry refused: a mistake on
+// the command line (exit 2). Anything else is exit 1.
+func flagError(err error) error {
+	var fe *event.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	field, _, _ := strings.Cut(fe.Field, "[")
+	flag := map[string]string{"account_id": "account", "retry_schedule": "retry-schedule"}[field]
+	if flag == "" {
+		flag = field
+	}
+	return cmdline.Usagef("--%s: %s", flag, fe.Problem)
+}
+
+func endpointCreate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
+	f := e.fieldsFrom(fs)
+	switch {
+	case f.URL == nil:
+		return cmdline.Usagef("--url: required")
+	case f.Events == nil:
+		return cmdline.Usagef(`--events: required: event names, or "*" for all`)
+	}
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
+	entry, secret, err := e.registry.Create(ctx, e.account, f)
+	if err != nil {
+		return flagError(err)
+	}
+	v := entry.View()
+	v.Secret = secret
+	return e.print(stdout, v)
+}
+
+func endpointList(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
+	if e.limit < 1 || e.limit > registry.MaxListLimit {
+		return cmdline.Usagef("--limit: %d is not between 1 and %d", e.limit, registry.MaxListLimit)
+	}
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
+	page, err := e.registry.List(ctx, e.account, e.limit, e.cursor)
+	if err != nil {
+		return flagError(err)
+	}
+	if e.output == "json" {
+		enc := json.NewEncoder(stdout)
+		for _, entry := range page.Entries {
+			enc.Encode(entry.View())
+		}
+		if page.NextCursor != "" {
+			enc.Encode(map[string]string{"next_cursor": page.NextCursor})
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION")
+	for _, entry := range page.Entries {
+		u := *entry.URL
+		if u.RawQuery != "" {
+			u.RawQuery = "…" // a query may carry a customer's token: show shows it
+		}
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", entry.ID, entry.Enabled, strings.Join(entry.Events, ","), u.String(), entry.Description)
+	}
+	tw.Flush()
+	if page.NextCursor != "" {
+		fmt.Fprintf(stdout, "more: --cursor %s\n", page.NextCursor)
+	}
+	return nil
+}
+
+func endpointShow(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
+	entry, err := e.registry.Get(ctx, e.account, e.id)
+	if err != nil {
+		return flagError(err)
+	}
+	return e.print(stdout, entry.View())
+}
+
+func endpointUpdate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
+	f := e.fieldsFrom(fs)
+	if f == (registry.Fields{}) {
+		return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled")
+	}
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
+	entry, err := e.registry.Update(ctx, e.account, e.id, f)
+	if err != nil {
+		return flagError(err)
+	}
+	return e.print(stdout, entry.View())
+}
+
+func endpointDelete(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
+	if err := e.registry.Delete(ctx, e.account, e.id); err != nil {
+		return flagError(err)
+	}
+	if e.output == "json" {
+		return json.NewEncoder(stdout).Encode(map[string]any{"id": e.id, "deleted": true})
+	}
+	fmt.Fprintf(stdout, "%s deleted; its open deliveries end with endpoint_deleted at their next attempt\n", e.id)
+	return nil
+}
+
+func endpointRotate(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
+	rot, err := e.registry.RotateSecret(ctx, e.account, e.id, e.overlap)
+	if err != nil {
+		return flagError(err)
+	}
+	if e.output == "json" {
+		return json.NewEncoder(stdout).Encode(map[string]any{"secret": rot.Secret, "previous_expires_at": rot.PreviousExpiresAt})
+	}
+	fmt.Fprintf(stdout, "secret    %s\n", rot.Secret)
+	if rot.PreviousExpiresAt != nil {
+		fmt.Fprintf(stdout, "previous  signs until %s\n", rot.PreviousExpiresAt.Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(stdout, "previous  dropped")
+	}
+	return nil
+}
+
+// print shows one endpoint; its secret only when set (create).
+func (e *endpointFlags) print(w io.Writer, v registry.View) error {
+	if e.output == "json" {
+		return json.NewEncoder(w).Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "id\t%s\naccount\t%s\nurl\t%s\nevents\t%s\nenabled\t%t\ntimeout\t%s\nretry_schedule\t%s\n",
+		v.ID, v.AccountID, v.URL, strings.Join(v.Events, ","), v.Enabled, v.Timeout, strings.Join(v.RetrySchedule, ","))
+	if v.Description != "" {
+		fmt.Fprintf(tw, "description\t%s\n", v.Description)
+	}
+	if v.Secret != "" {
+		fmt.Fprintf(tw, "secret\t%s\t(shown only now)\n", v.Secret)
+	}
+	return tw.Flush()
+}
