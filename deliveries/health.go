@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -101,4 +103,50 @@ func (c *Client) SteerEndpoint(ctx context.Context, endpointID, signal, reason s
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// EndpointStates reads, from visibility alone (no query, so no action),
+// each endpoint's circuit state and how many of its deliveries are parked.
+func (c *Client) EndpointStates(ctx context.Context, ids []string) (map[string]workflows.HealthState, error) {
+	out := make(map[string]workflows.HealthState, len(ids))
+	for _, id := range ids {
+		out[id] = workflows.HealthState{EndpointID: id, State: workflows.CircuitHealthy}
+	}
+	var token []byte
+	for {
+		resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s != '%s'",
+				workflows.HealthWorkflowName, workflows.CircuitAttr.GetName(), workflows.CircuitHealthy),
+			NextPageToken: token,
+		})
+		if err != nil {
+			return out, fmt.Errorf("list endpoint circuits: %w", unavailable(err))
+		}
+		for _, e := range resp.GetExecutions() {
+			id, _ := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.HealthWorkflowID(""))
+			st, ok := out[id]
+			if !ok {
+				continue
+			}
+			var state string
+			if p := e.GetSearchAttributes().GetIndexedFields()[workflows.CircuitAttr.GetName()]; p != nil {
+				_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
+			}
+			st.State = workflows.CircuitState(state)
+			out[id] = st
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	for _, id := range ids {
+		idle, err := c.idleHealth(ctx, id)
+		if err != nil {
+			return out, err
+		}
+		st := out[id]
+		st.Parked = idle.Parked
+		out[id] = st
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/temporalclient"
+	"github.com/hookrelay/hookrelay/workflows"
 )
 
 const endpointUsage = `usage:
@@ -28,7 +30,8 @@ const endpointUsage = `usage:
   starter endpoint rotate-secret --account ID ENDPOINT_ID [--overlap 24h]
 Each takes --endpoints-db DSN and --codec-key-file FILE (or their environment variables) and --output text|json;
 create and update also --allow-cidr and --https-only, the rules registration checks URLs by.
-Secrets are printed only by create and rotate-secret.`
+Secrets are printed only by create and rotate-secret.
+` + healthUsage
 
 // endpointCommand is `starter endpoint ...`: the endpoint registry managed
 // directly in its database, as the HTTP API manages it.
@@ -41,6 +44,9 @@ func endpointCommand(ctx context.Context, args []string, stdout io.Writer) error
 		"update": endpointUpdate, "delete": endpointDelete, "rotate-secret": endpointRotate,
 	}
 	name := args[0]
+	if _, ok := healthCommands[name]; ok {
+		return endpointHealth(ctx, name, args[1:], stdout)
+	}
 	run, ok := cmds[name]
 	if !ok {
 		if name == "help" || name == "-h" || name == "--help" {
@@ -62,7 +68,7 @@ func endpointCommand(ctx context.Context, args []string, stdout io.Writer) error
 type endpointFlags struct {
 	name    string
 	db      string
-	keys    temporalclient.Options // only its key file
+	keys    temporalclient.Options // its key file; for list, the connection to read each endpoint's circuit
 	account string
 	output  string
 	rules   deliveryworker.Options // --allow-cidr and --https-only
@@ -81,7 +87,11 @@ type endpointFlags struct {
 func (e *endpointFlags) flagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("starter endpoint "+e.name, pflag.ContinueOnError)
 	cmdline.EndpointsDB(fs, &e.db)
-	temporalclient.AddCodecKeyFileFlag(fs, &e.keys.CodecKeyFile)
+	if e.name == "list" {
+		e.keys.AddFlags(fs) // the key file, and where Temporal is: list shows each endpoint's circuit
+	} else {
+		temporalclient.AddCodecKeyFileFlag(fs, &e.keys.CodecKeyFile)
+	}
 	fs.StringVar(&e.account, "account", "", "the account whose endpoints these are (required)")
 	fs.StringVar(&e.output, "output", "text", "output format: text or json")
 	switch e.name {
@@ -218,10 +228,19 @@ func endpointList(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdo
 	if err != nil {
 		return flagError(err)
 	}
+	states := e.health(ctx, page.Entries)
 	if e.output == "json" {
 		enc := json.NewEncoder(stdout)
 		for _, entry := range page.Entries {
-			enc.Encode(entry.View())
+			line := struct {
+				registry.View
+				State  string `json:"state,omitempty"`
+				Parked *int   `json:"parked,omitempty"`
+			}{View: entry.View()}
+			if st, ok := states[entry.ID]; ok {
+				line.State, line.Parked = string(st.State), &st.Parked
+			}
+			enc.Encode(line)
 		}
 		if page.NextCursor != "" {
 			enc.Encode(map[string]string{"next_cursor": page.NextCursor})
@@ -229,18 +248,46 @@ func endpointList(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdo
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tENABLED\tEVENTS\tURL\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tENABLED\tSTATE\tPARKED\tEVENTS\tURL\tDESCRIPTION")
 	for _, entry := range page.Entries {
 		u := *entry.URL
 		if u.RawQuery != "" {
 			u.RawQuery = "…" // a query may carry a customer's token: show shows it
 		}
-		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\n", entry.ID, entry.Enabled, strings.Join(entry.Events, ","), u.String(), entry.Description)
+		state, parked := "-", "-"
+		if st, ok := states[entry.ID]; ok {
+			state, parked = string(st.State), fmt.Sprint(st.Parked)
+		}
+		fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%s\t%s\t%s\n", entry.ID, entry.Enabled, state, parked, strings.Join(entry.Events, ","), u.String(), entry.Description)
 	}
 	tw.Flush()
 	if page.NextCursor != "" {
 		fmt.Fprintf(stdout, "more: --cursor %s\n", page.NextCursor)
 	}
+	return nil
+}
+
+// health reads each endpoint's circuit and parked count from Temporal's
+// visibility (no action); if Temporal does not answer, the list still
+// prints, without them, and says why on stderr.
+func (e *endpointFlags) health(ctx context.Context, entries []registry.Entry) map[string]workflows.HealthState {
+	if len(entries) == 0 {
+		return nil
+	}
+	ids := make([]string, len(entries))
+	for i, entry := range entries {
+		ids[i] = entry.ID
+	}
+	c := common{conn: e.keys}
+	dc, closeClient, err := c.client(ctx, nil)
+	if err == nil {
+		defer closeClient()
+		var states map[string]workflows.HealthState
+		if states, err = dc.EndpointStates(ctx, ids); err == nil {
+			return states
+		}
+	}
+	fmt.Fprintln(os.Stderr, "starter: endpoint states unknown:", cmdline.OneLine(err))
 	return nil
 }
 

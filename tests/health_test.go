@@ -353,3 +353,54 @@ func TestWorkerKilledDuringADrain(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, "none parked", func() bool { return parkedCount(t, "draining") == 0 })
 	t.Logf("drain finished %s after the worker was killed; %d duplicates", time.Since(killedAt).Round(time.Second), rc.Stats().Duplicates)
 }
+
+// The operator commands: status (JSON with the fields other programs read),
+// pause and resume with a reason, and the usage mistakes.
+func TestEndpointHealthCommands(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusOK))
+	eps := writeEndpoints(t, testenv.Endpoint{ID: "cli-ops", URL: rc.URL})
+	startWorker(t, eps)
+	status := func() map[string]any {
+		t.Helper()
+		out, errOut, code := starter(t, "", "endpoint", "status", "cli-ops", "--endpoints", eps, "--output", "json")
+		var st map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			t.Fatalf("endpoint status: exit %d\n%s\n%s", code, out, errOut)
+		}
+		for _, k := range []string{"endpoint_id", "state", "parked", "consecutive_failures", "since", "next_probe_at"} {
+			if _, ok := st[k]; !ok {
+				t.Fatalf("endpoint status JSON lacks %q: %s", k, out)
+			}
+		}
+		return st
+	}
+	if st := status(); st["state"] != "healthy" || st["parked"] != 0.0 {
+		t.Fatalf("before: %v", st)
+	}
+	out, errOut, code := starter(t, "", "endpoint", "pause", "cli-ops", "--endpoints", eps, "--reason", "maintenance (fake)")
+	if code != 0 || !strings.Contains(out, "paused") || !strings.Contains(out, "maintenance (fake)") {
+		t.Fatalf("endpoint pause: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if st := status(); st["state"] != "paused" {
+		t.Fatalf("after pause: %v", st)
+	}
+	if _, errOut, code := starter(t, "", "endpoint", "resume", "cli-ops", "--endpoints", eps); code != 0 {
+		t.Fatalf("endpoint resume: exit %d: %s", code, errOut)
+	}
+	testenv.Eventually(t, 30*time.Second, "healthy again after the drain", func() bool { return status()["state"] == "healthy" })
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"endpoint", "pause", "--endpoints", eps}, 2, "ENDPOINT_ID"},
+		{[]string{"endpoint", "pause", "a", "b", "--endpoints", eps}, 2, "unexpected argument"},
+		{[]string{"endpoint", "status", "cli-ops"}, 2, "--endpoints"},
+		{[]string{"endpoint", "status", "nobody", "--endpoints", eps}, 1, "not in the endpoints file"},
+	} {
+		_, errOut, code := starter(t, "", c.args...)
+		if code != c.code || !strings.Contains(errOut, c.want) {
+			t.Errorf("starter %v: exit %d %q, want %d naming %q", c.args, code, errOut, c.code, c.want)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// healthUsage is the endpoint health commands' part of `starter endpoint`.
+const healthUsage = `  starter endpoint status ENDPOINT_ID [--output text|json]
+  starter endpoint pause|resume|enable|disable ENDPOINT_ID [--reason TEXT]
+These read and steer the endpoint's circuit through Temporal (each is a signal or query of its
+health workflow, endpoint-health/ENDPOINT_ID); they take the connection flags and --endpoints or --endpoints-db.`
+
+// healthCommands are the endpoint health commands, by name.
+var healthCommands = map[string]string{
+	"status":  "",
+	"pause":   workflows.PauseSignal,
+	"resume":  workflows.ResumeSignal,
+	"enable":  workflows.EnableSignal,
+	"disable": workflows.DisableSignal,
+}
+
+// endpointHealth is `starter endpoint status|pause|resume|enable|disable ID`.
+func endpointHealth(ctx context.Context, name string, args []string, stdout io.Writer) error {
+	var c common
+	fs := newFlags("endpoint "+name, &c)
+	var src cmdline.Endpoints
+	src.AddFlags(fs)
+	reason := ""
+	if name != "status" {
+		fs.StringVar(&reason, "reason", "", "why, recorded with the endpoint's actions")
+	}
+	if err := c.parse(fs, args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return cmdline.Usagef("endpoint %s takes one ENDPOINT_ID", name)
+	}
+	id := fs.Arg(0)
+	if err := src.Check(fs, true); err != nil {
+		return err
+	}
+	endpoints, err := deliveryworker.Options{}.OpenEndpoints(ctx, src, &c.conn, false, nil)
+	if err != nil {
+		return err
+	}
+	defer endpoints.Close()
+	dc, closeClient, err := c.client(ctx, endpoints.Source)
+	if err != nil {
+		return err
+	}
+	defer closeClient()
+	var st workflows.HealthState
+	if signal := healthCommands[name]; signal != "" {
+		st, err = dc.SteerEndpoint(ctx, id, signal, reason)
+	} else {
+		if _, err := endpoints.Source.Resolve(ctx, id); err != nil {
+			return fmt.Errorf("endpoint %s: %w", id, err)
+		}
+		st, err = dc.EndpointHealth(ctx, id)
+	}
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		return json.NewEncoder(stdout).Encode(st)
+	}
+	printHealth(stdout, st)
+	return nil
+}
+
+func printHealth(w io.Writer, st workflows.HealthState) {
+	fmt.Fprintf(w, "endpoint  %s\nstate     %s", st.EndpointID, st.State)
+	if !st.Since.IsZero() {
+		fmt.Fprintf(w, " since %s", st.Since.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "\nparked    %d\nfailures  %d consecutive\n", st.Parked, st.ConsecutiveFailures)
+	if st.NextProbeAt != nil {
+		fmt.Fprintf(w, "probe     %s\n", st.NextProbeAt.UTC().Format(time.RFC3339))
+	}
+	for _, a := range st.Actions {
+		fmt.Fprintf(w, "%s  %s %s\n", a.At.UTC().Format(time.RFC3339), a.Name, a.Reason)
+	}
+}
