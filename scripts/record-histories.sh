@@ -21,6 +21,7 @@ endpoints:
   - {id: parked, url: "http://127.0.0.1:$rport/down", events: ["*"], secret_file: secret, retry_schedule: [1h]}
   - {id: flaky, url: "http://127.0.0.1:$rport/flaky", events: ["*"], secret_file: secret, retry_schedule: [1h, 1h]}
   - {id: ok, url: "http://127.0.0.1:$rport/ok", events: ["*"], secret_file: secret}
+  - {id: pausable, url: "http://127.0.0.1:$rport/ok", events: [api_mail_log_opened], secret_file: secret}
 YAML
 bin/temporal server start-dev --ip 127.0.0.1 --port $port --headless --log-level error >"$dir/temporal.log" 2>&1 &
 pids+=($!)
@@ -28,15 +29,20 @@ for _ in $(seq 1 120); do bin/temporal operator cluster health >/dev/null 2>&1 &
 bin/receiver --listen 127.0.0.1:$rport --secret-file "$dir/secret" --flaky-failures 1 --flaky-retry-after 0 >"$dir/receiver.log" 2>&1 &
 pids+=($!)
 # Plaintext on purpose: the fixtures hold fake data only, and replaying them must not need a key.
-bin/worker --endpoints "$dir/endpoints.yaml" --insecure-plaintext --allow-cidr 127.0.0.0/8 >"$dir/worker.log" 2>&1 &
+bin/worker --endpoints "$dir/endpoints.yaml" --insecure-plaintext --allow-cidr 127.0.0.0/8 --circuit-refresh 200ms >"$dir/worker.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do grep -q '"worker started"' "$dir/worker.log" && break; sleep 0.5; done
+
+# Endpoint health: pause an endpoint, so the next event's delivery parks; resume drains it.
+bin/starter endpoint pause pausable --endpoints "$dir/endpoints.yaml" --insecure-plaintext --reason "recorded for the replay test" >/dev/null
+for _ in $(seq 1 120); do grep -q '"endpoint circuit changed","endpoint_id":"pausable","state":"paused"' "$dir/worker.log" && break; sleep 0.2; done
 
 ids=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/delivered.json --output json |
   sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')
 parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep '^ok:' <<<"$ids")
-first=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/opened.json --output json |
-  sed -E 's/.*"delivery_id":"([^"]+)".*/\1/' | grep '^ok:')
+opened=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/opened.json --output json |
+  sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')
+first=$(grep '^ok:' <<<"$opened") released=$(grep '^pausable:' <<<"$opened")
 starter() { bin/starter "$@" --insecure-plaintext; }
 wait_status() { for _ in $(seq 1 120); do starter status "$1" --output json | grep -q "\"status\":\"$2\"" && return; sleep 0.5; done; echo "record: $1 never reached $2" >&2; exit 1; }
 wait_status "$parked" retrying
@@ -46,6 +52,9 @@ starter retry-now "$flaky" --wait >/dev/null
 wait_status "$ok" delivered
 starter resend "$ok" >/dev/null
 wait_status "$ok" delivered
+wait_status "$released" parked
+starter endpoint resume pausable --endpoints "$dir/endpoints.yaml" >/dev/null
+wait_status "$released" delivered
 
 show() { bin/temporal workflow show --workflow-id "$1" --output json > "workflows/testdata/$2"; echo "recorded workflows/testdata/$2"; }
 wait_status "$first" delivered
@@ -53,3 +62,5 @@ show "$parked" "delivery_canceled_${tag}_history.json"
 show "$flaky" "delivery_retry_now_${tag}_history.json"
 show "$ok" "delivery_resent_${tag}_history.json"
 show "$first" "delivery_first_try_${tag}_history.json"
+show "$released" "delivery_parked_released_${tag}_history.json"
+show "endpoint-health/pausable" "health_paused_resumed_${tag}_history.json"

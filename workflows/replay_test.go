@@ -29,6 +29,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			replayer := worker.NewWorkflowReplayer()
 			Register(replayer)
+			RegisterHealth(replayer)
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}
@@ -56,7 +57,10 @@ func TestReplayRecordedHistoriesWithKeys(t *testing.T) {
 	if err := dc.FromPayload(p, &in); err != nil || !in.Unsealed() {
 		t.Fatalf("a plaintext input through the keyed converter: unsealed %t, %v; want marked", in.Unsealed(), err)
 	}
-	files, _ := filepath.Glob("testdata/*_history.json")
+	// Deliveries only: a keyed worker fails a health workflow started in
+	// plaintext at once, by design (docs/security.md, forged starts), so a
+	// plaintext health recording replays only without keys (above).
+	files, _ := filepath.Glob("testdata/delivery_*_history.json")
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: dc})
