@@ -41,10 +41,10 @@ const devUIFile = "docker-compose.dev-ui.yml"
 // image's entrypoint is built from (the Dockerfile target's binary).
 var (
 	wantServices = []string{"postgresql", "temporal-schema", "temporal-frontend", "temporal-history", "temporal-matching", "temporal-worker",
-		"temporal-namespace", "temporal-ui", "worker", "codec-server", "ingest", "receiver"}
+		"temporal-namespace", "hookrelay-db", "temporal-ui", "worker", "codec-server", "ingest", "receiver"}
 	// oneShot are jobs that run to completion: no health check, no restart,
 	// and what needs them waits until they completed successfully.
-	oneShot      = []string{"temporal-schema", "temporal-namespace"}
+	oneShot      = []string{"temporal-schema", "temporal-namespace", "hookrelay-db"}
 	mainPackages = map[string]string{"worker": "./worker", "starter": "./starter", "receiver": "./examples/receiver"}
 )
 
@@ -194,8 +194,9 @@ func TestComposeHealthChecksAndStartOrder(t *testing.T) {
 		"temporal-worker":    {"temporal-frontend": healthy},
 		"temporal-namespace": {"temporal-frontend": healthy, "temporal-history": healthy, "temporal-matching": healthy, "temporal-worker": healthy},
 		"temporal-ui":        {"temporal-frontend": healthy, "codec-server": healthy},
-		"worker":             {"temporal-namespace": done},
-		"ingest":             {"temporal-namespace": done, "worker": types.ServiceConditionStarted},
+		"hookrelay-db":       {"postgresql": healthy},
+		"worker":             {"temporal-namespace": done, "hookrelay-db": done},
+		"ingest":             {"temporal-namespace": done, "hookrelay-db": done, "worker": types.ServiceConditionStarted},
 		"codec-server":       {},
 		"receiver":           {},
 		"postgresql":         {},
@@ -298,7 +299,8 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 	// it in the UI's codec endpoint).
 	want := map[string][]string{
 		"POSTGRES_PASSWORD": {"postgresql POSTGRES_PASSWORD", "temporal-schema POSTGRES_PWD", "temporal-frontend POSTGRES_PWD",
-			"temporal-history POSTGRES_PWD", "temporal-matching POSTGRES_PWD", "temporal-worker POSTGRES_PWD"},
+			"temporal-history POSTGRES_PWD", "temporal-matching POSTGRES_PWD", "temporal-worker POSTGRES_PWD",
+			"hookrelay-db POSTGRES_PWD", "worker HOOKRELAY_ENDPOINTS_DB", "ingest HOOKRELAY_ENDPOINTS_DB"},
 		"HOOKRELAY_CODEC_TOKEN":          nil,
 		"TEMPORAL_UI_OIDC_CLIENT_SECRET": {"temporal-ui TEMPORAL_AUTH_CLIENT_SECRET"},
 	}

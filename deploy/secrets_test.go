@@ -4,12 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/codecserver"
 	"github.com/hookrelay/hookrelay/internal/signing"
@@ -100,50 +98,40 @@ func TestDeploySecretsScript(t *testing.T) {
 	}
 }
 
-// The endpoints file the stack mounts is valid, points at the receiver on
-// the customers network, and signs with the secret the receiver verifies.
-func TestComposeEndpointsFile(t *testing.T) {
-	cfg, err := endpoint.Load("config/endpoints.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+// The stack's endpoints are in hookrelay's own database in the stack's
+// PostgreSQL: created by the hookrelay-db job with the same script and
+// mount as Temporal's, named by worker and ingest, which start after it;
+// ingest admits the customers network at registration, as the workers do.
+func TestComposeEndpointRegistry(t *testing.T) {
 	p := stack(t)
-	if len(cfg.Endpoints) == 0 {
-		t.Fatal("no endpoints")
+	job := p.Services["hookrelay-db"]
+	if want := []string{"/bin/sh", temporalMount + "/schema.sh", "create-db", "hookrelay"}; !slices.Equal(job.Entrypoint, want) {
+		t.Errorf("hookrelay-db entrypoint %q, want %q", job.Entrypoint, want)
 	}
-	for _, e := range cfg.Endpoints {
-		if _, ok := p.Services[e.URL.Hostname()]; e.URL.Hostname() != "receiver" || !ok {
-			t.Errorf("endpoint %s: %s, want the receiver service", e.ID, e.URL)
-		}
+	mounted := false
+	for _, v := range job.Volumes {
+		rel, _ := filepath.Rel(p.WorkingDir, v.Source)
+		mounted = mounted || (rel == "deploy/temporal" && v.Target == temporalMount && v.ReadOnly)
 	}
-	data, _ := os.ReadFile("config/endpoints.yaml")
-	var raw struct {
-		Endpoints []map[string]any `yaml:"endpoints"`
+	if !mounted {
+		t.Errorf("hookrelay-db does not mount deploy/temporal read-only at %s", temporalMount)
 	}
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		t.Fatal(err)
-	}
-	receiverSecret := ""
-	for i, arg := range p.Services["receiver"].Command {
-		if arg == "--secret-file" {
-			receiverSecret = p.Services["receiver"].Command[i+1]
-		}
-	}
-	for _, e := range raw.Endpoints {
-		if e["secret_file"] != receiverSecret || e["secret"] != nil || e["secret_env"] != nil {
-			t.Errorf("endpoint %v: want secret_file %s, the receiver's", e["id"], receiverSecret)
-		}
-	}
-	// Mounted where worker and ingest read it.
 	for _, name := range []string{"worker", "ingest"} {
 		s := p.Services[name]
-		mounted := false
-		for _, v := range s.Volumes {
-			rel, _ := filepath.Rel(p.WorkingDir, v.Source)
-			mounted = mounted || (rel == "deploy/config" && v.Target == "/etc/hookrelay" && v.ReadOnly)
+		dsn := s.Environment["HOOKRELAY_ENDPOINTS_DB"]
+		if dsn == nil || !strings.HasPrefix(*dsn, "postgres://temporal:") || !strings.HasSuffix(*dsn, "@postgresql:5432/hookrelay?sslmode=disable") {
+			t.Errorf("%s: HOOKRELAY_ENDPOINTS_DB %v, want hookrelay's database on the postgresql service", name, dsn)
 		}
-		if !mounted || *s.Environment["HOOKRELAY_ENDPOINTS"] != "/etc/hookrelay/endpoints.yaml" {
-			t.Errorf("%s: deploy/config not mounted read-only at /etc/hookrelay, or HOOKRELAY_ENDPOINTS elsewhere", name)
+		if _, file := s.Environment["HOOKRELAY_ENDPOINTS"]; file {
+			t.Errorf("%s: HOOKRELAY_ENDPOINTS set beside the registry", name)
 		}
+		if dep, ok := s.DependsOn["hookrelay-db"]; !ok || dep.Condition != "service_completed_successfully" {
+			t.Errorf("%s does not start after hookrelay-db completes", name)
+		}
+	}
+	cmd := []string(p.Services["ingest"].Command)
+	i := slices.Index(cmd, "--allow-cidr")
+	if i < 0 || i+1 >= len(cmd) || cmd[i+1] != p.Networks["customers"].Ipam.Config[0].Subnet {
+		t.Errorf("ingest command %q: want --allow-cidr with the customers subnet", cmd)
 	}
 }

@@ -189,8 +189,8 @@ func TestSchemaScriptSteps(t *testing.T) {
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run := func(action string) (string, error) {
-		cmd := exec.Command("/bin/sh", filepath.Join(temporalDir, "schema.sh"), action)
+	run := func(action ...string) (string, error) {
+		cmd := exec.Command("/bin/sh", append([]string{filepath.Join(temporalDir, "schema.sh")}, action...)...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SQL_TOOL=" + fake, "SCHEMA_DIR=/schema", "POSTGRES_SEEDS=db.internal",
 			"DB_PORT=6543", "POSTGRES_USER=temporal", "POSTGRES_PWD=fake-password", "DBNAME=t1", "VISIBILITY_DBNAME=v1"}
 		out, err := cmd.CombinedOutput()
@@ -234,6 +234,16 @@ func TestSchemaScriptSteps(t *testing.T) {
 	}
 	if got, want := calls(), []string{conn + " --db t1 drop-database --defaultdb postgres --force", conn + " --db v1 drop-database --defaultdb postgres --force"}; !slices.Equal(got, want) {
 		t.Fatalf("schema.sh drop ran %q, want %q", got, want)
+	}
+	// compose's hookrelay-db job: one more database, empty, on the same server.
+	if out, err := run("create-db", "hookrelay"); err != nil {
+		t.Fatalf("schema.sh create-db: %v\n%s", err, out)
+	}
+	if got, want := calls(), []string{conn + " --db hookrelay create-database --defaultdb postgres"}; !slices.Equal(got, want) {
+		t.Fatalf("schema.sh create-db ran %q, want %q", got, want)
+	}
+	if out, err := run("create-db"); err == nil || !strings.Contains(out, "usage") {
+		t.Fatalf("schema.sh create-db without a name: %v, %q; want a usage error", err, out)
 	}
 	if out, err := run("migrate"); err == nil || !strings.Contains(out, "usage") {
 		t.Fatalf("schema.sh migrate: %v, %q; want a usage error", err, out)

@@ -5,8 +5,10 @@
 # it in the temporalio/admin-tools image, and internal/temporalcluster (make
 # test-cluster) runs it with the binaries `make tools-cluster` builds.
 #
-#   schema.sh setup   create both databases if absent, then apply every versioned step
-#   schema.sh drop    drop both databases (an absent one is fine)
+#   schema.sh setup            create both databases if absent, then apply every versioned step
+#   schema.sh drop             drop both databases (an absent one is fine)
+#   schema.sh create-db NAME   create one more, empty database if absent, on the same server
+#                              (compose: hookrelay's endpoint registry, which migrates itself)
 #
 # Both are safe to run again: create-database accepts an existing database,
 # setup-schema -v 0.0 only creates the version tables, and update-schema
@@ -48,6 +50,10 @@ setup)
 		sql "$db" update-schema -d "$SCHEMA_DIR/postgresql/v12/${pair##*:}/versioned"
 	done
 	;;
+create-db)
+	name=${2:?usage: $0 create-db NAME}
+	sql "$name" create-database --defaultdb "$DEFAULT_DB"
+	;;
 drop)
 	status=0
 	for db in "$DBNAME" "$VISIBILITY_DBNAME"; do
@@ -56,7 +62,7 @@ drop)
 	exit $status
 	;;
 *)
-	echo "usage: $0 setup|drop (settings from the environment; see the top of this file)" >&2
+	echo "usage: $0 setup|drop|create-db NAME (settings from the environment; see the top of this file)" >&2
 	exit 2
 	;;
 esac
