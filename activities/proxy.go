@@ -77,22 +77,9 @@ func (t *tunnel) dialContext(scheme string) func(ctx context.Context, network, a
 		if err != nil {
 			return nil, fmt.Errorf("port %q: %w", portText, err)
 		}
-		addrs, err := t.guard.Resolve(ctx, host)
-		if err != nil {
-			return nil, err
-		}
-		var errs []error
-		for _, a := range addrs {
-			conn, err := connect(ctx, viaProxy, proxy, netip.AddrPortFrom(a.Unmap(), uint16(port)))
-			if err == nil {
-				return conn, nil
-			}
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		return nil, errors.Join(errs...)
+		return t.guard.DialEach(ctx, host, func(ctx context.Context, a netip.Addr) (net.Conn, error) {
+			return connect(ctx, viaProxy, proxy, netip.AddrPortFrom(a.Unmap(), uint16(port)))
+		})
 	}
 }
 

@@ -154,14 +154,11 @@ func (s *Server) onEndpoints(w http.ResponseWriter, r *http.Request, okStatus in
 		writeError(w, r, http.StatusNotFound, "this server manages no endpoints", "")
 		return
 	}
-	release, ok := s.acquire()
+	ctx, done, ok := s.bounded(w, r)
 	if !ok {
-		writeUnavailable(w, r, retryAfterBusy, "too many requests in flight; retry after Retry-After seconds")
 		return
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
-	defer cancel()
+	defer done()
 
 	v, err := call(ctx, account, id)
 	var fe *event.FieldError

@@ -67,14 +67,11 @@ func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int
 		writeError(w, r, http.StatusBadRequest, err.Error(), "delivery_id")
 		return
 	}
-	release, ok := s.acquire()
+	ctx, done, ok := s.bounded(w, r)
 	if !ok {
-		writeUnavailable(w, r, retryAfterBusy, "too many requests in flight; retry after Retry-After seconds")
 		return
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
-	defer cancel()
+	defer done()
 
 	v, err := call(ctx, id)
 	switch {

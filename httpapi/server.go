@@ -197,6 +197,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// bounded holds a request that calls Temporal (or the registry) to the
+// API's limits: a slot of MaxInFlight, and RequestTimeout for its calls.
+// When no slot is free it answers 503 and reports false.
+func (s *Server) bounded(w http.ResponseWriter, r *http.Request) (ctx context.Context, done func(), ok bool) {
+	release, ok := s.acquire()
+	if !ok {
+		writeUnavailable(w, r, retryAfterBusy, "too many requests in flight; retry after Retry-After seconds")
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+	return ctx, func() { cancel(); release() }, true
+}
+
 // acquire takes a slot for a request that will wait on Temporal. When none
 // is free it fails at once: waiting would queue requests in memory.
 func (s *Server) acquire() (release func(), ok bool) {

@@ -183,25 +183,34 @@ func (g *Guard) DialContext(d *net.Dialer) func(ctx context.Context, network, ad
 		if err != nil {
 			return nil, err
 		}
-		addrs, err := g.Resolve(ctx, host)
-		if err != nil {
-			return nil, err
-		}
-		var errs []error
-		for i, a := range addrs {
-			dctx, cancel := partialDeadline(ctx, len(addrs)-i)
-			conn, err := base.DialContext(dctx, network, net.JoinHostPort(a.String(), port))
-			cancel()
-			if err == nil {
-				return conn, nil
-			}
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		return nil, errors.Join(errs...)
+		return g.DialEach(ctx, host, func(ctx context.Context, a netip.Addr) (net.Conn, error) {
+			return base.DialContext(ctx, network, net.JoinHostPort(a.String(), port))
+		})
 	}
+}
+
+// DialEach resolves host through the guard, then tries dial on each vetted
+// address in order, each with its share of the time left, until one
+// connects: the vetted addresses themselves, never a second lookup.
+func (g *Guard) DialEach(ctx context.Context, host string, dial func(context.Context, netip.Addr) (net.Conn, error)) (net.Conn, error) {
+	addrs, err := g.Resolve(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i, a := range addrs {
+		dctx, cancel := partialDeadline(ctx, len(addrs)-i)
+		conn, err := dial(dctx, a)
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }
 
 // partialDeadline gives one of several remaining addresses its share of the
