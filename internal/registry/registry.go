@@ -133,6 +133,18 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 		r.db.SetMaxIdleConns(10)
 		r.db.SetConnMaxIdleTime(5 * time.Minute)
 	}
+	if r.dialect.name == sqlite.name {
+		// The first connection to a fresh file switches it to WAL, which
+		// needs the file to itself: SQLite may refuse a concurrent opener
+		// at once (SQLITE_BUSY) rather than wait, so openers on one file
+		// connect and migrate one at a time.
+		unlock, err := lockFile(sqlitePath(conn) + ".migrate-lock")
+		if err != nil {
+			r.db.Close()
+			return nil, fmt.Errorf("endpoint registry %s: %w", where, err)
+		}
+		defer unlock()
+	}
 	if err := r.db.PingContext(ctx); err != nil {
 		r.db.Close()
 		return nil, fmt.Errorf("endpoint registry %s: connect: %w", where, err)
@@ -174,6 +186,11 @@ func parseDSN(dsn string) (kind, conn string, err error) {
 	}
 }
 
+// sqlitePath is the file of a SQLite connection string.
+func sqlitePath(conn string) string {
+	return strings.TrimPrefix(strings.SplitN(conn, "?", 2)[0], "file:")
+}
+
 // Redact hides a DSN's password, for errors and logs.
 func Redact(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
@@ -187,8 +204,8 @@ func Redact(dsn string) string {
 
 // migrate brings the schema to the newest version. PostgreSQL serialises
 // concurrent migrations with an advisory lock (the migrate library's);
-// SQLite's driver locks only within a process, so a file lock beside the
-// database serialises processes.
+// SQLite's driver locks only within a process, so Open holds a file lock
+// beside the database around connecting and migrating.
 func (r *Registry) migrate(kind, conn string) error {
 	files, err := fs.Sub(migrations, "migrations/"+kind)
 	if err != nil {
@@ -207,12 +224,6 @@ func (r *Registry) migrate(kind, conn string) error {
 	if kind == postgres.name {
 		driver, err = migratepgx.WithInstance(db, &migratepgx.Config{})
 	} else {
-		unlock, lerr := lockFile(strings.TrimPrefix(strings.SplitN(conn, "?", 2)[0], "file:") + ".migrate-lock")
-		if lerr != nil {
-			db.Close()
-			return lerr
-		}
-		defer unlock()
 		driver, err = migratesqlite.WithInstance(db, &migratesqlite.Config{})
 	}
 	if err != nil {
