@@ -84,6 +84,10 @@ type faultRun struct {
 	bodies    []string
 	ids       []string // the webhook-id of each body's delivery
 	start     time.Time
+
+	// set by publishThrough
+	downAt, backAt         time.Time
+	retries, startedBefore int
 }
 
 // waitsFirst picks one delivery in four, by webhook-id, whose first attempt
@@ -176,7 +180,8 @@ func (r *faultRun) publish() (retries, startedBefore int, err error) {
 }
 
 // paced runs do(i) for every i in [0, n) from workers goroutines, offering
-// the next i once every interval, and returns the errors, in no order.
+// the next i once every interval (at once when every is 0), and returns the
+// errors, in no order. do guards whatever state it shares.
 func paced(n, workers int, every time.Duration, do func(i int) error) []error {
 	var (
 		mu   sync.Mutex
@@ -195,12 +200,18 @@ func paced(n, workers int, every time.Duration, do func(i int) error) []error {
 			}
 		})
 	}
-	tick := time.NewTicker(every)
+	var tick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
 	for i := range n {
 		next <- i
-		<-tick.C
+		if tick != nil {
+			<-tick
+		}
 	}
-	tick.Stop()
 	close(next)
 	wg.Wait()
 	return errs
@@ -356,19 +367,29 @@ func (r *faultRun) missing() string {
 func killRestart(t *testing.T, service temporalcluster.Service, base int) {
 	c := faultCluster(t)
 	r := newFaultRun(t, hookrelay(t), temporal, base)
+	r.publishThrough(string(service), func() error { return c.Kill(service) }, func(ctx context.Context) error { return c.Restart(ctx, service) })
+	r.verifyNone(string(service) + " killed")
+}
+
+// publishThrough publishes the run's events through the deliveries library
+// and, once the mark is reached, takes what down and brings it back.
+func (r *faultRun) publishThrough(what string, down func() error, up func(context.Context) error) {
 	r.start = time.Now()
-	var retries, startedBefore int
 	submitted := submit(func() (err error) {
-		retries, startedBefore, err = r.publish()
+		r.retries, r.startedBefore, err = r.publish()
 		return err
 	})
 	r.untilMark(submitted)
-	downAt, backAt := outage(t, string(service), func() error { return c.Kill(service) }, func(ctx context.Context) error { return c.Restart(ctx, service) })
+	r.downAt, r.backAt = outage(r.t, what, down, up)
 	if err := submitted.wait(); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	r.verify(string(service)+" killed", downAt, backAt,
-		fmt.Sprintf("; submissions retried %d times while Temporal was unavailable, %d of them finding their delivery started already", retries, startedBefore))
+}
+
+// verifyNone verifies a run published by publishThrough.
+func (r *faultRun) verifyNone(fault string) {
+	r.verify(fault, r.downAt, r.backAt,
+		fmt.Sprintf("; submissions retried %d times while Temporal was unavailable, %d of them finding their delivery started already", r.retries, r.startedBefore))
 }
 
 // The history process is SIGKILLed with deliveries in flight and restarted:
@@ -479,24 +500,13 @@ func TestFaultPostgresRestarted(t *testing.T) {
 	t.Logf("PostgreSQL of its own on 127.0.0.1:%d, a cluster on it at %s; logs in %s", pg.Port(), cl.Address(), logDir)
 
 	r := newFaultRun(t, h, c, 140_000)
-	r.start = time.Now()
-	var retries, startedBefore int
-	submitted := submit(func() (err error) {
-		retries, startedBefore, err = r.publish()
-		return err
-	})
-	r.untilMark(submitted)
-	downAt, backAt := outage(t, "PostgreSQL", pg.Kill, pg.Start)
-	if err := submitted.wait(); err != nil {
-		t.Fatal(err)
-	}
+	r.publishThrough("PostgreSQL", pg.Kill, pg.Start)
 	for _, s := range temporalcluster.Services {
 		if cl.PID(s) == 0 {
 			t.Errorf("the %s process exited while PostgreSQL was down; see %s", s, logDir)
 		}
 	}
-	r.verify("PostgreSQL killed", downAt, backAt,
-		fmt.Sprintf("; submissions retried %d times while Temporal was unavailable, %d of them finding their delivery started already", retries, startedBefore))
+	r.verifyNone("PostgreSQL killed")
 }
 
 // keptLogDir is a directory for a test's server logs, removed after it

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,31 +217,7 @@ func startOwnDevServer(t *testing.T, opts testenv.DevServerOptions) *testenv.Dev
 // inParallel runs do(i) for every i in [0, n) from workers goroutines and
 // returns the errors, in no order. do guards whatever state it shares.
 func inParallel(n, workers int, do func(i int) error) []error {
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		next = make(chan int)
-	)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := do(i); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return errs
+	return paced(n, workers, 0, do)
 }
 
 // taskQueue gives each test its own task queue, so its workers see only its deliveries.

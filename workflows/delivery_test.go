@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,7 +121,7 @@ func TestRetriesWaitTheScheduledDelays(t *testing.T) {
 	if r.state.Status != StatusDelivered {
 		t.Fatalf("status = %s", r.state.Status)
 	}
-	if want := DefaultTestSchedule; !equalDurations(r.timers, want) {
+	if want := DefaultTestSchedule; !slices.Equal(r.timers, want) {
 		t.Fatalf("timers = %v, want %v", r.timers, want)
 	}
 	for i, a := range r.state.Attempts {
@@ -136,7 +137,7 @@ func TestRetryAfterReplacesTheScheduledDelay(t *testing.T) {
 		Attempt{Outcome: OutcomeHTTPError, StatusCode: 429, RetryAfterSeconds: int64(48 * time.Hour / time.Second)},
 		Attempt{Outcome: OutcomeDelivered, StatusCode: 200},
 	))
-	if want := []time.Duration{120 * time.Second, 24 * time.Hour}; !equalDurations(r.timers, want) {
+	if want := []time.Duration{120 * time.Second, 24 * time.Hour}; !slices.Equal(r.timers, want) {
 		t.Fatalf("timers = %v, want %v (Retry-After, capped at 24h)", r.timers, want)
 	}
 	if r.state.Status != StatusDelivered {
@@ -163,10 +164,10 @@ func TestExhaustedScheduleFails(t *testing.T) {
 	if r.state.Status != StatusFailed || len(r.state.Attempts) != 3 {
 		t.Fatalf("state = %+v", r.state)
 	}
-	if want := []Outcome{OutcomeHTTPError, OutcomeRedirect, OutcomeHTTPError}; !equalOutcomes(outcomes(r.state), want) {
+	if want := []Outcome{OutcomeHTTPError, OutcomeRedirect, OutcomeHTTPError}; !slices.Equal(outcomes(r.state), want) {
 		t.Fatalf("outcomes = %v", outcomes(r.state))
 	}
-	if !equalDurations(r.timers, []time.Duration{time.Second, 2 * time.Second}) {
+	if !slices.Equal(r.timers, []time.Duration{time.Second, 2 * time.Second}) {
 		t.Fatalf("timers = %v", r.timers)
 	}
 }
@@ -243,28 +244,4 @@ func TestParseWorkflowID(t *testing.T) {
 			t.Errorf("ParseWorkflowID(%q) accepted", bad)
 		}
 	}
-}
-
-func equalDurations(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalOutcomes(a, b []Outcome) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

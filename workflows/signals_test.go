@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,14 +86,7 @@ func TestCancelAcceptsAPlainStringReason(t *testing.T) {
 // the activity learns of it from its next heartbeat (tests/ checks that the
 // receiver's connection is closed).
 func TestCancelInFlightRecordsACanceledAttempt(t *testing.T) {
-	r := newSignalRun(t, func(ctx context.Context, in AttemptInput) (Attempt, error) {
-		select {
-		case <-ctx.Done():
-			return Attempt{}, ctx.Err()
-		case <-time.After(2 * time.Second):
-			return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
-		}
-	})
+	r := newSignalRun(t, slowAttempt)
 	// While an activity runs the test clock follows the wall clock.
 	r.at(200*time.Millisecond, func() { r.env.SignalWorkflow(CancelSignal, "stop now") })
 	st, _ := r.execute(t, testInput(time.Hour))
@@ -119,7 +113,7 @@ func TestRetryNowCutsTheWaitShort(t *testing.T) {
 		t.Fatalf("state = %+v", st)
 	}
 	// The schedule continues from there: after attempt 2 comes the second delay.
-	if !equalDurations(r.timers, []time.Duration{time.Hour, 2 * time.Hour}) {
+	if !slices.Equal(r.timers, []time.Duration{time.Hour, 2 * time.Hour}) {
 		t.Fatalf("timers = %v", r.timers)
 	}
 	if took < 2*time.Hour+10*time.Minute || took > 2*time.Hour+11*time.Minute {
@@ -205,7 +199,7 @@ func TestResendRunContinuesTheNumbering(t *testing.T) {
 	if len(numbers) != 2 || numbers[0] != 4 || numbers[1] != 5 || st.Attempts[0].Number != 4 || st.ResendOf != "run-1" {
 		t.Fatalf("attempt numbers %v, state %+v", numbers, st)
 	}
-	if st.Status != StatusFailed || !equalDurations(r.timers, []time.Duration{time.Minute}) {
+	if st.Status != StatusFailed || !slices.Equal(r.timers, []time.Duration{time.Minute}) {
 		t.Fatalf("state = %+v, timers %v", st, r.timers)
 	}
 }
@@ -255,19 +249,22 @@ func TestFirstAttemptLocalThenOrdinary(t *testing.T) {
 }
 
 func TestCancelDuringALocalFirstAttempt(t *testing.T) {
-	r := newSignalRun(t, func(ctx context.Context, in AttemptInput) (Attempt, error) {
-		select {
-		case <-ctx.Done():
-			return Attempt{}, ctx.Err()
-		case <-time.After(2 * time.Second):
-			return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
-		}
-	})
+	r := newSignalRun(t, slowAttempt)
 	r.at(200*time.Millisecond, func() { r.env.SignalWorkflow(CancelSignal, "stop") })
 	in := testInput(time.Hour)
 	in.FirstAttemptLocal = true
 	st, _ := r.execute(t, in)
 	if st.Status != StatusCanceled || st.Attempts[0].Outcome != OutcomeCanceled {
 		t.Fatalf("state = %+v", st)
+	}
+}
+
+// slowAttempt delivers after two seconds unless canceled first.
+func slowAttempt(ctx context.Context, _ AttemptInput) (Attempt, error) {
+	select {
+	case <-ctx.Done():
+		return Attempt{}, ctx.Err()
+	case <-time.After(2 * time.Second):
+		return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
 	}
 }
