@@ -95,7 +95,9 @@ func TestStartWithoutCollector(t *testing.T) {
 	t.Setenv(EnvEndpoint, "http://127.0.0.1:1")
 	t.Setenv(EnvTimeout, "200")
 	for _, proto := range []string{ProtocolHTTP, ProtocolGRPC} {
-		cfg, err := FromEnv(func(k string) (string, bool) { return map[string]string{EnvEndpoint: "http://127.0.0.1:1", EnvProtocol: proto}[k], true })
+		cfg, err := FromEnv(func(k string) (string, bool) {
+			return map[string]string{EnvEndpoint: "http://127.0.0.1:1", EnvProtocol: proto}[k], true
+		})
 		if err != nil || !cfg.Enabled {
 			t.Fatalf("%s: %+v %v", proto, cfg, err)
 		}
