@@ -12,9 +12,12 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -25,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/redact"
 	"github.com/hookrelay/hookrelay/internal/version"
 )
@@ -199,6 +203,17 @@ func sampler(name, arg string) (sdktrace.Sampler, error) {
 	}
 }
 
+// Setup is the commands' prologue step: tracing as the environment sets
+// it, after the flags are checked and before anything is dialled. A bad
+// variable is a usage mistake (exit 2).
+func Setup(ctx context.Context, service string) (*Tracing, error) {
+	c, err := FromEnv(os.LookupEnv)
+	if err != nil {
+		return nil, cmdline.Usage(err)
+	}
+	return Start(ctx, c, service)
+}
+
 // Tracing is a process's tracer provider: the SDK's with an OTLP exporter,
 // or a no-op one when tracing is off.
 type Tracing struct {
@@ -263,6 +278,19 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tracing: flush spans: %w", err)
 	}
 	return nil
+}
+
+// flushTimeout bounds the flush on exit: an unreachable collector must not
+// hold a stopping process.
+const flushTimeout = 5 * time.Second
+
+// Flush is Shutdown on a process's way out, bounded, a failure logged.
+func (t *Tracing) Flush(logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		logger.Warn("spans not flushed", "error", err.Error())
+	}
 }
 
 // Tracer is the tracer hookrelay's own code (the API, publishing, the
