@@ -1,0 +1,221 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/httpapi"
+	"github.com/hookrelay/hookrelay/internal/billable"
+	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/testenv"
+	"github.com/hookrelay/hookrelay/temporalclient"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// phiAndSecrets are what no span may hold: the test event's subject, from
+// and to (sampleEvent), the endpoints' URL paths and queries, and the
+// signing secret.
+var phiAndSecrets = []string{"Fake subject", "sender.example.com", "recipient.example.com", "patient", "clinic@",
+	"fake-path", "fake-query-token", "token=", testSecret, "whsec_"}
+
+// One event through the HTTP API, hosted in this process with a worker and
+// an in-memory span recorder, is one trace: the ingest request's span, the
+// publish, each delivery's StartWorkflow and RunWorkflow, the attempt (a
+// local activity) and its POST, linked parent to child. No span holds PHI,
+// a URL path or query, or a secret. Only the endpoint whose config asks for
+// trace_context gets traceparent, naming that trace and the POST's span;
+// the header the interceptor adds to the start costs no billable action.
+func TestOneTraceFromIngestToPOST(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	plain := newReceiver(t, always(http.StatusOK))
+	traced := newReceiver(t, always(http.StatusOK))
+	eps := writeEndpoints(t,
+		testenv.Endpoint{ID: "trace-plain", URL: plain.URL + "/hooks/fake-path?token=fake-query-token"},
+		testenv.Endpoint{ID: "trace-ctx", URL: traced.URL + "/hooks/fake-path?token=fake-query-token", Extra: "    trace_context: true\n"})
+	api := tracedServer(t, tp, eps)
+
+	resp, err := http.Post(api.URL+"/v1/events", "application/json", strings.NewReader(sampleEvent(event.Delivered, 7301)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted struct {
+		Deliveries []struct {
+			DeliveryID string `json:"delivery_id"`
+			EndpointID string `json:"endpoint_id"`
+		} `json:"deliveries"`
+	}
+	json.NewDecoder(resp.Body).Decode(&accepted)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || len(accepted.Deliveries) != 2 {
+		t.Fatalf("POST /v1/events: %d %+v", resp.StatusCode, accepted)
+	}
+	for _, d := range accepted.Deliveries {
+		if st := result(t, d.DeliveryID); st.Status != workflows.StatusDelivered {
+			t.Fatalf("%s: %s", d.DeliveryID, st.Status)
+		}
+	}
+	// Both POST spans end before their attempts report, so before the
+	// deliveries close; wait for the workflow spans too.
+	var spans []sdktrace.ReadOnlySpan
+	testenv.Eventually(t, 30*time.Second, "two POST and two RunWorkflow spans", func() bool {
+		spans = rec.Ended()
+		return len(named(spans, "POST")) == 2 && len(named(spans, "RunWorkflow:"+workflows.DeliveryWorkflowName)) == 2
+	})
+
+	ingest := named(spans, "POST /v1/events")
+	if len(ingest) != 1 || ingest[0].SpanKind() != trace.SpanKindServer {
+		t.Fatalf("ingest spans %v", ingest)
+	}
+	traceID := ingest[0].SpanContext().TraceID()
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		byID[s.SpanContext().SpanID()] = s
+	}
+	posts := map[string]sdktrace.ReadOnlySpan{} // by endpoint id
+	for _, post := range named(spans, "POST") {
+		var endpointID string
+		for _, kv := range post.Attributes() {
+			if kv.Key == "hookrelay.endpoint.id" {
+				endpointID = kv.Value.AsString()
+			}
+		}
+		posts[endpointID] = post
+		// Walk up from the POST to the ingest request, parent by parent.
+		var chain []string
+		for s := post; ; {
+			if s.SpanContext().TraceID() != traceID {
+				t.Fatalf("%s: span %s is in trace %s, not the ingest's %s", endpointID, s.Name(), s.SpanContext().TraceID(), traceID)
+			}
+			chain = append(chain, s.Name())
+			parent, ok := byID[s.Parent().SpanID()]
+			if !ok {
+				break
+			}
+			s = parent
+		}
+		want := []string{"POST", "RunActivity:" + workflows.AttemptActivityName, "StartActivity:" + workflows.AttemptActivityName,
+			"RunWorkflow:" + workflows.DeliveryWorkflowName, "StartWorkflow:" + workflows.DeliveryWorkflowName,
+			"Publish " + event.Delivered, "POST /v1/events"}
+		if strings.Join(chain, " < ") != strings.Join(want, " < ") {
+			t.Errorf("%s: from the POST up: %s\nwant %s", endpointID, strings.Join(chain, " < "), strings.Join(want, " < "))
+		}
+	}
+	if len(posts) != 2 || posts["trace-plain"] == nil || posts["trace-ctx"] == nil {
+		t.Fatalf("POST spans by endpoint: %v", posts)
+	}
+
+	for _, s := range spans {
+		texts := []string{s.Name(), s.Status().Description}
+		for _, kv := range s.Attributes() {
+			texts = append(texts, string(kv.Key)+"="+kv.Value.Emit())
+		}
+		for _, ev := range s.Events() {
+			texts = append(texts, ev.Name)
+			for _, kv := range ev.Attributes {
+				texts = append(texts, string(kv.Key)+"="+kv.Value.Emit())
+			}
+		}
+		for _, text := range texts {
+			for _, bad := range phiAndSecrets {
+				if strings.Contains(text, bad) {
+					t.Errorf("span %q holds %q: %q", s.Name(), bad, text)
+				}
+			}
+		}
+	}
+
+	if h := plain.Requests()[0].Header; h.Get("traceparent") != "" || h.Get("tracestate") != "" {
+		t.Errorf("the endpoint without trace_context got traceparent %q", h.Get("traceparent"))
+	}
+	post := posts["trace-ctx"].SpanContext()
+	if got, want := traced.Requests()[0].Header.Get("traceparent"), "00-"+post.TraceID().String()+"-"+post.SpanID().String()+"-01"; got != want {
+		t.Errorf("traceparent %q, want %q (the ingest's trace, the POST's span)", got, want)
+	}
+	if err := traced.Verified(); err != nil {
+		t.Error(err) // the header is not signed over: signatures still verify
+	}
+
+	for _, d := range accepted.Deliveries {
+		events := rawHistory(t, d.DeliveryID)
+		if _, ok := events[0].GetWorkflowExecutionStartedEventAttributes().GetHeader().GetFields()["_tracer-data"]; !ok {
+			t.Errorf("%s: the start carries no trace header; was it traced?", d.DeliveryID)
+		}
+		if got := billable.Count(events); got.Total() != 2 {
+			t.Errorf("%s: %d billable actions %v with tracing, want 2", d.DeliveryID, got.Total(), got)
+		}
+	}
+}
+
+// tracedServer runs the HTTP API and a delivery worker in this process on
+// t's task queue, both tracing with tp, as `starter serve --worker` does
+// with tracing on; loopback is admitted for the receivers.
+func tracedServer(t *testing.T, tp trace.TracerProvider, endpointsFile string) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	conn := hookrelay(t).Options()
+	conn.TracerProvider = tp
+	tc, err := temporalclient.Connect(ctx, conn, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	if err := temporalclient.EnsureSearchAttributes(ctx, tc.Client, conn.Namespace, workflows.SearchAttributes); err != nil {
+		t.Fatal(err)
+	}
+	file, err := endpoint.OpenFile(endpointsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts deliveryworker.Options
+	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+	opts.AddFlags(fs) // the flags' defaults
+	if err := fs.Parse([]string{"--allow-cidr", "127.0.0.0/8"}); err != nil {
+		t.Fatal(err)
+	}
+	opts.ShutdownTimeout = 10 * time.Second
+	w, err := deliveryworker.New(deliveryworker.Deps{Client: tc.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
+		Endpoints: file, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter), TracerProvider: tp}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	srv, err := httpapi.New(httpapi.Config{NoAuth: true, TracerProvider: tp, Logger: logger,
+		Deliveries: &deliveries.Client{Temporal: tc.Client, Endpoints: file, TaskQueue: conn.TaskQueue, DataConverter: tc.DataConverter,
+			EagerStart: true, TracerProvider: tp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(srv.Handler())
+	t.Cleanup(api.Close)
+	return api
+}
+
+func named(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
