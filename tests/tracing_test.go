@@ -219,3 +219,96 @@ func named(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
 	}
 	return out
 }
+
+// The worker and starter send export over OTLP/HTTP to a collector (a real
+// receiver on loopback) as the standard variables say: starter send's
+// publish and the worker's attempt POST are one trace, the endpoint that
+// asks for trace_context gets it, no collected span holds PHI, a path, a
+// query or a secret, and the traced delivery still costs 2 billable actions.
+func TestProcessesExportTracesOverOTLP(t *testing.T) {
+	collector := testenv.NewCollectorT(t)
+	otelEnv := []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + collector.URL, "OTEL_BSP_SCHEDULE_DELAY=100"}
+	rc := newReceiver(t, always(http.StatusOK))
+	eps := writeEndpoints(t, testenv.Endpoint{ID: "otlp-ctx", URL: rc.URL + "/hooks/fake-path?token=fake-query-token", Extra: "    trace_context: true\n"})
+	spec := hookrelay(t).Worker("worker", "--endpoints", eps, "--allow-cidr", "127.0.0.0/8")
+	spec.Env = append(spec.Env, otelEnv...)
+	w := testenv.StartT(t, spec)
+	if !strings.Contains(w.Log(), `"tracing":true`) {
+		t.Fatalf("the worker does not say tracing is on:\n%s", w.Log())
+	}
+
+	cmd := hookrelay(t).Command("starter", "send", "--endpoints", eps, "--output", "json")
+	cmd.Env = append(cmd.Env, otelEnv...)
+	cmd.Stdin = strings.NewReader(sampleEvent(event.Delivered, 7302))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("starter send: %v\n%s", err, out)
+	}
+	var started startedLine
+	if err := json.Unmarshal(out, &started); err != nil || started.WorkflowID == "" {
+		t.Fatalf("starter send printed %q: %v", out, err)
+	}
+	if st := result(t, started.WorkflowID); st.Status != workflows.StatusDelivered {
+		t.Fatalf("%s: %s", started.WorkflowID, st.Status)
+	}
+
+	// starter send flushed on exit; the worker exports within its batch delay.
+	var publish, post testenv.Span
+	testenv.Eventually(t, 30*time.Second, "the starter's Publish and the worker's POST at the collector", func() bool {
+		for _, s := range collector.Spans() {
+			switch {
+			case s.Service == "hookrelay-starter" && s.Name == "Publish "+event.Delivered:
+				publish = s
+			case s.Service == "hookrelay-worker" && s.Name == "POST":
+				post = s
+			}
+		}
+		return publish.TraceID != "" && post.TraceID != ""
+	})
+	if post.TraceID != publish.TraceID || post.Attributes["server.address"] != "127.0.0.1" || post.Attributes["http.response.status_code"] != "200" {
+		t.Errorf("POST %+v\nnot in the publish's trace %s, or without its host and status", post, publish.TraceID)
+	}
+	if got, want := rc.Requests()[0].Header.Get("traceparent"), "00-"+post.TraceID+"-"+post.SpanID+"-01"; got != want {
+		t.Errorf("traceparent %q, want %q", got, want)
+	}
+	for _, s := range collector.Spans() {
+		texts := []string{s.Name, s.Status}
+		for k, v := range s.Attributes {
+			texts = append(texts, k+"="+v)
+		}
+		for _, text := range texts {
+			for _, bad := range phiAndSecrets {
+				if strings.Contains(text, bad) {
+					t.Errorf("%s span %q holds %q: %q", s.Service, s.Name, bad, text)
+				}
+			}
+		}
+	}
+	if got := billable.Count(rawHistory(t, started.WorkflowID)); got.Total() != 2 {
+		t.Errorf("%d billable actions %v with tracing, want 2", got.Total(), got)
+	}
+}
+
+// Without an OTLP endpoint tracing is off: other OTEL_* variables alone
+// (set here for other software, as a shared environment may) turn nothing
+// on, check nothing, and the worker delivers as always.
+func TestTracingOffWithoutOTLPEndpoint(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusOK))
+	eps := writeEndpoints(t, testenv.Endpoint{ID: "otlp-off", URL: rc.URL, Extra: "    trace_context: true\n"})
+	spec := hookrelay(t).Worker("worker", "--endpoints", eps, "--allow-cidr", "127.0.0.0/8")
+	spec.Env = append(spec.Env, "OTEL_SERVICE_NAME=elsewhere", "OTEL_TRACES_SAMPLER=not-ours-to-check")
+	w := testenv.StartT(t, spec)
+	if !strings.Contains(w.Log(), `"tracing":false`) {
+		t.Fatalf("the worker does not say tracing is off:\n%s", w.Log())
+	}
+	started := send(t, eps, sampleEvent(event.Delivered, 7303))
+	if st := result(t, started[0].WorkflowID); st.Status != workflows.StatusDelivered {
+		t.Fatalf("%s: %s", started[0].WorkflowID, st.Status)
+	}
+	if h := rc.Requests()[0].Header.Get("traceparent"); h != "" {
+		t.Errorf("tracing off, yet the trace_context endpoint got traceparent %q", h)
+	}
+	if _, ok := rawHistory(t, started[0].WorkflowID)[0].GetWorkflowExecutionStartedEventAttributes().GetHeader().GetFields()["_tracer-data"]; ok {
+		t.Error("tracing off, yet the start carries a trace header")
+	}
+}
