@@ -232,7 +232,7 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 // token may be there), a header or the body.
 func (a *Activities) startPOST(ctx context.Context, in workflows.AttemptInput, ep endpoint.Endpoint) (context.Context, trace.Span) {
 	if a.TracerProvider == nil {
-		return ctx, trace.SpanFromContext(nil) // tracing off: a no-op span, nothing allocated
+		return ctx, trace.SpanFromContext(context.Background()) // tracing off: a no-op span, nothing allocated
 	}
 	port := ep.URL.Port()
 	if port == "" {

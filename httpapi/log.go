@@ -101,7 +101,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // never the raw path (ids), the query or a header value.
 func (s *Server) span(r *http.Request, probe bool) (context.Context, trace.Span) {
 	if s.tracer == nil || probe {
-		return r.Context(), trace.SpanFromContext(nil)
+		return r.Context(), trace.SpanFromContext(context.Background())
 	}
 	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	return s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
