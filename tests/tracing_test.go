@@ -312,3 +312,30 @@ func TestTracingOffWithoutOTLPEndpoint(t *testing.T) {
 		t.Error("tracing off, yet the start carries a trace header")
 	}
 }
+
+// A bad OTEL_* value is a usage mistake: exit 2 naming the variable,
+// before the endpoints file is read or Temporal dialled (neither exists here).
+func TestBadOTELVariableExits2(t *testing.T) {
+	for _, c := range []struct {
+		env     string
+		args    []string
+		program string
+	}{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT=collector:4317", []string{"--endpoints", "/nonexistent/endpoints.yaml"}, "worker"},
+		{"OTEL_TRACES_SAMPLER=sometimes", []string{"serve", "--endpoints", "/nonexistent/endpoints.yaml", "--insecure-no-auth"}, "starter"},
+		{"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", []string{"send", "--endpoints", "/nonexistent/endpoints.yaml"}, "starter"},
+	} {
+		h := hookrelay(t)
+		h.Address = "127.0.0.1:1" // nothing listens: a dial would fail with exit 1
+		cmd := h.Command(c.program, c.args...)
+		cmd.Env = append(cmd.Env, "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:1", c.env)
+		cmd.Stdin = strings.NewReader(sampleEvent(event.Delivered, 7304))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		code, err := testenv.ExitCode(cmd.Run())
+		name, _, _ := strings.Cut(c.env, "=")
+		if err != nil || code != 2 || !strings.Contains(stderr.String(), name+": ") {
+			t.Errorf("%s %v with %s: exit %d (%v), %q; want 2 naming %s", c.program, c.args, c.env, code, err, stderr.String(), name)
+		}
+	}
+}
