@@ -211,7 +211,12 @@ func Setup(ctx context.Context, service string) (*Tracing, error) {
 	if err != nil {
 		return nil, cmdline.Usage(err)
 	}
-	return Start(ctx, c, service)
+	t, err := Start(ctx, c, service)
+	if err != nil {
+		// Start dials nothing: what fails is the environment's settings.
+		return nil, cmdline.Usage(err)
+	}
+	return t, nil
 }
 
 // Tracing is a process's tracer provider: the SDK's with an OTLP exporter,

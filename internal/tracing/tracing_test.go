@@ -10,6 +10,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -139,5 +141,16 @@ func TestErrorKindSpan(t *testing.T) {
 	}
 	if len(got.Events()) != 1 {
 		t.Fatalf("events %v, want the one exception", got.Events())
+	}
+}
+
+// A resource attribute list that does not parse is a usage mistake naming
+// the variable, like the others.
+func TestSetupRefusesBadResourceAttributes(t *testing.T) {
+	t.Setenv(EnvEndpoint, "http://127.0.0.1:1")
+	t.Setenv(EnvResourceAttrs, "no-equals-sign")
+	_, err := Setup(context.Background(), "hookrelay-test")
+	if !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), EnvResourceAttrs) {
+		t.Fatalf("%v, want a usage mistake naming %s", err, EnvResourceAttrs)
 	}
 }
