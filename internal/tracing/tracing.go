@@ -255,10 +255,6 @@ func Start(ctx context.Context, c Config, service string) (*Tracing, error) {
 	return &Tracing{provider: tp, sdk: tp}, nil
 }
 
-// FromProvider wraps a provider built elsewhere (a test's, with an
-// in-memory recorder) as enabled tracing; Shutdown leaves it to its owner.
-func FromProvider(tp trace.TracerProvider) *Tracing { return &Tracing{provider: tp} }
-
 // Enabled reports whether spans are recorded and exported.
 func (t *Tracing) Enabled() bool {
 	_, off := t.provider.(noop.TracerProvider)
