@@ -12,9 +12,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/activity"
 	"golang.org/x/net/http/httpproxy"
 
@@ -22,6 +27,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/signing"
+	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/internal/version"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -51,6 +57,9 @@ type Activities struct {
 	HTTP      *http.Client
 	Now       func() time.Time
 	UserAgent string
+	// TracerProvider records each attempt's POST as a client span (nil:
+	// none). Its attributes are method, host, port, status and ids only.
+	TracerProvider trace.TracerProvider
 }
 
 // New returns Activities posting through httpClient (see NewHTTPClient),
@@ -186,6 +195,8 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	body := in.RequestBody()
 	reqCtx, cancel := context.WithTimeout(ctx, ep.Timeout)
 	defer cancel()
+	reqCtx, span := a.startPOST(reqCtx, in, ep)
+	defer func() { endPOST(span, rec) }()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, ep.URL.String(), bytes.NewReader(body))
 	if err != nil {
 		return rec, nil, fmt.Errorf("endpoint %q: build request: %w", in.EndpointID, err)
@@ -193,6 +204,11 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", a.UserAgent)
 	signing.Headers(req.Header, in.DeliveryID, started, body, secrets...)
+	if ep.TraceContext {
+		// Only where the endpoint's config asks: traceparent tells the
+		// customer this trace's ids.
+		tracing.Propagator.Inject(reqCtx, propagation.HeaderCarrier(req.Header))
+	}
 
 	resp, err := a.HTTP.Do(req)
 	if err == nil {
@@ -209,6 +225,46 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	rec.Outcome, rec.Error = classify(resp, err)
 	rec.LatencyMS = a.Now().Sub(started).Milliseconds()
 	return rec, &ep, nil
+}
+
+// startPOST starts the attempt's client span: the method, the endpoint's
+// host and port, and ids. Never the URL's path or query (a customer's
+// token may be there), a header or the body.
+func (a *Activities) startPOST(ctx context.Context, in workflows.AttemptInput, ep endpoint.Endpoint) (context.Context, trace.Span) {
+	if a.TracerProvider == nil {
+		return ctx, trace.SpanFromContext(context.Background()) // tracing off: a no-op span, nothing allocated
+	}
+	port := ep.URL.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[ep.URL.Scheme]
+	}
+	n, _ := strconv.Atoi(port)
+	return tracing.Tracer(a.TracerProvider, "activities").Start(ctx, http.MethodPost, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("http.request.method", http.MethodPost),
+			attribute.String("server.address", ep.URL.Hostname()),
+			attribute.Int("server.port", n),
+			attribute.String("hookrelay.delivery.id", in.DeliveryID),
+			attribute.String("hookrelay.endpoint.id", ep.ID),
+			attribute.Int("hookrelay.attempt", in.Attempt),
+		))
+}
+
+// endPOST records the attempt's outcome on its span: the status code and
+// outcome, never the error's text (which names the URL).
+func endPOST(span trace.Span, rec workflows.Attempt) {
+	if !span.IsRecording() {
+		return
+	}
+	if rec.StatusCode != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", rec.StatusCode))
+	}
+	span.SetAttributes(attribute.String("hookrelay.attempt.outcome", string(rec.Outcome)))
+	if rec.Outcome != workflows.OutcomeDelivered {
+		span.SetAttributes(attribute.String("error.type", string(rec.Outcome)))
+		span.SetStatus(codes.Error, string(rec.Outcome))
+	}
+	span.End()
 }
 
 // invalidInputReason says which input arrived unsealed.

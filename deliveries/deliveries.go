@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -52,6 +56,11 @@ type Client struct {
 	// task straight back to a worker in this process (one must run on
 	// Temporal and TaskQueue), saving a round trip before the first attempt.
 	EagerStart bool
+	// TracerProvider records a span per Publish (ids and the event's name,
+	// never its payload); for the trace to reach the workflows, Temporal
+	// must be dialled with the SDK's tracing interceptor on the same
+	// provider (temporalclient.Options.TracerProvider). Nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Started is one delivery Publish started, or found already started. In
@@ -92,10 +101,12 @@ func (c *Client) PublishJSON(ctx context.Context, data []byte) ([]Started, error
 // starts); ErrUnavailable (errors.Is) when Temporal cannot be reached or does
 // not answer before ctx's deadline. On error the deliveries started so far are
 // returned with it; publishing the same event again is safe and completes the set.
-func (c *Client) Publish(ctx context.Context, ev event.Event) ([]Started, error) {
+func (c *Client) Publish(ctx context.Context, ev event.Event) (started []Started, err error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
+	ctx, span := c.startSpan(ctx, ev)
+	defer func() { endSpan(span, started, err) }()
 	endpoints, err := c.Endpoints.Route(ctx, ev.AccountID, ev.Name)
 	if err != nil {
 		return nil, fmt.Errorf("route event %s: %w", ev.ID, unavailable(err))
@@ -106,16 +117,55 @@ func (c *Client) Publish(ctx context.Context, ev event.Event) ([]Started, error)
 // PublishTo is Publish to endpoints the caller already routed the event to
 // (to tell "no subscriber" apart before dialling, say). Each must belong to
 // the event's account.
-func (c *Client) PublishTo(ctx context.Context, ev event.Event, endpoints []endpoint.Endpoint) ([]Started, error) {
+func (c *Client) PublishTo(ctx context.Context, ev event.Event, endpoints []endpoint.Endpoint) (started []Started, err error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
+	ctx, span := c.startSpan(ctx, ev)
+	defer func() { endSpan(span, started, err) }()
 	for _, ep := range endpoints {
 		if ep.AccountID != ev.AccountID {
 			return nil, fmt.Errorf("endpoint %q belongs to another account than event %s; nothing started", ep.ID, ev.ID)
 		}
 	}
 	return c.publish(ctx, ev, endpoints)
+}
+
+// startSpan starts a Publish's span: the event's id, name and account.
+// The deliveries' StartWorkflow spans (the SDK's interceptor) are its children.
+func (c *Client) startSpan(ctx context.Context, ev event.Event) (context.Context, trace.Span) {
+	if c.TracerProvider == nil {
+		return ctx, trace.SpanFromContext(ctx) // tracing off here: record nothing, keep the caller's span
+	}
+	return tracing.Tracer(c.TracerProvider, "deliveries").Start(ctx, "Publish "+ev.Name, trace.WithAttributes(
+		attribute.String("hookrelay.event.id", ev.ID),
+		attribute.String("hookrelay.event.name", ev.Name),
+		attribute.String("hookrelay.account.id", ev.AccountID),
+	))
+}
+
+// endSpan records how many deliveries started and were duplicates, and
+// on failure the error's kind (its message may name an endpoint's URL).
+func endSpan(span trace.Span, started []Started, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	dup := 0
+	for _, s := range started {
+		if s.Duplicate {
+			dup++
+		}
+	}
+	span.SetAttributes(attribute.Int("hookrelay.deliveries", len(started)), attribute.Int("hookrelay.duplicates", dup))
+	if err != nil {
+		kind := "error"
+		if errors.Is(err, ErrUnavailable) {
+			kind = "temporal_unavailable"
+		}
+		span.SetAttributes(attribute.String("error.type", kind))
+		span.SetStatus(otelcodes.Error, kind)
+	}
+	span.End()
 }
 
 func (c *Client) publish(ctx context.Context, ev event.Event, endpoints []endpoint.Endpoint) ([]Started, error) {

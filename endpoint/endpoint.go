@@ -82,6 +82,10 @@ type Endpoint struct {
 	Enabled       bool
 	// Circuit is the endpoint's circuit breaker (see workflows' endpoint health).
 	Circuit Circuit
+	// TraceContext sends the attempt's W3C traceparent (and tracestate)
+	// header when tracing is on; off by default, since it tells the
+	// customer the sender's trace ids.
+	TraceContext bool
 
 	secret          secretSource
 	previousSecrets []signing.Secret
@@ -203,7 +207,7 @@ func (c *Config) CheckSecrets() error {
 
 // validate turns one raw entry into an Endpoint; baseDir anchors relative secret_file paths.
 func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
-	e := Endpoint{ID: r.ID, Enabled: true}
+	e := Endpoint{ID: r.ID, Enabled: true, TraceContext: r.TraceContext}
 	if r.Enabled != nil {
 		e.Enabled = *r.Enabled
 	}

@@ -23,6 +23,7 @@ endpoints:
     timeout: 10s
     retry_schedule: [1s, 1m]
     enabled: true
+    trace_context: true
   - id: globex
     url: http://127.0.0.1:9999/hooks
     events: ["*"]
@@ -41,11 +42,11 @@ func TestParseSample(t *testing.T) {
 	}
 	acme, ok := cfg.Lookup("acme")
 	if !ok || acme.URL.Host != "hooks.acme.example" || acme.Timeout != 10*time.Second ||
-		!reflect.DeepEqual(acme.RetrySchedule, []time.Duration{time.Second, time.Minute}) || !acme.Enabled {
+		!reflect.DeepEqual(acme.RetrySchedule, []time.Duration{time.Second, time.Minute}) || !acme.Enabled || !acme.TraceContext {
 		t.Fatalf("acme = %+v", acme)
 	}
 	globex, _ := cfg.Lookup("globex")
-	if globex.Timeout != DefaultTimeout || !reflect.DeepEqual(globex.RetrySchedule, DefaultRetrySchedule) || !globex.Enabled {
+	if globex.Timeout != DefaultTimeout || !reflect.DeepEqual(globex.RetrySchedule, DefaultRetrySchedule) || !globex.Enabled || globex.TraceContext {
 		t.Fatalf("globex defaults = %+v", globex)
 	}
 	off, _ := cfg.Lookup("off")
@@ -113,6 +114,7 @@ func TestParseRefusesBadFiles(t *testing.T) {
 		{"bad retry delay", withSecret("    retry_schedule: [5s, 5x]\n"), []string{`endpoint "acme"`, "retry_schedule[1]"}},
 		{"negative retry delay", withSecret("    retry_schedule: [-5s]\n"), []string{"retry_schedule[0]", "positive"}},
 		{"enabled not a bool", withSecret("    enabled: maybe\n"), []string{`endpoint "acme"`, "maybe"}},
+		{"trace_context not a bool", withSecret("    trace_context: sometimes\n"), []string{`endpoint "acme"`, "sometimes", "bool"}},
 		{"duplicate id", withSecret("") + "  - id: acme\n    url: https://b.example.com/\n    events: ['*']\n    secret: " + validSecret + "\n", []string{`endpoint "acme" (endpoints[1])`, "duplicate of endpoints[0]"}},
 	}
 	for _, tt := range tests {

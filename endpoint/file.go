@@ -29,9 +29,10 @@ type rawEndpoint struct {
 	RetrySchedule   *[]string  `yaml:"retry_schedule"`
 	Enabled         *bool      `yaml:"enabled"`
 	Circuit         RawCircuit `yaml:"circuit"`
+	TraceContext    bool       `yaml:"trace_context"`
 }
 
-var endpointKeys = []string{"id", "account_id", "description", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled", "circuit"}
+var endpointKeys = []string{"id", "account_id", "description", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled", "circuit", "trace_context"}
 
 // Option tightens validation.
 type Option func(*rules)

@@ -183,7 +183,7 @@ func (s *Server) onEndpoints(w http.ResponseWriter, r *http.Request, okStatus in
 }
 
 // endpointFields are the keys an endpoint's body may hold.
-var endpointFields = []string{"url", "events", "description", "timeout", "retry_schedule", "enabled", "circuit", "account_id"}
+var endpointFields = []string{"url", "events", "description", "timeout", "retry_schedule", "enabled", "circuit", "trace_context", "account_id"}
 
 // readFields reads a POST or PATCH body: an object of endpoint fields, each
 // of its JSON type, none null. A field of the wrong type, an unknown one or
@@ -222,7 +222,7 @@ func readFields(w http.ResponseWriter, r *http.Request) (registry.Fields, *refus
 			if k == "id" || k == "secret" || k == "created_at" || k == "updated_at" {
 				return f, refuse(http.StatusUnprocessableEntity, k, "%s: is set by hookrelay, not by requests (rotate a secret with POST .../rotate-secret)", k)
 			}
-			return f, refuse(http.StatusUnprocessableEntity, k, "%s: is not a field of an endpoint, which has %s", k, strings.Join(endpointFields[:7], ", "))
+			return f, refuse(http.StatusUnprocessableEntity, k, "%s: is not a field of an endpoint, which has %s", k, strings.Join(endpointFields[:8], ", "))
 		}
 		if string(bytes.TrimSpace(raw)) == "null" {
 			return f, refuse(http.StatusUnprocessableEntity, k, "%s: must not be null; leave it out to keep it as it is", k)
@@ -241,6 +241,8 @@ func readFields(w http.ResponseWriter, r *http.Request) (registry.Fields, *refus
 			f.RetrySchedule, err = decodeAs[[]string](raw, "an array of duration strings such as [\"5s\", \"5m\"]")
 		case "enabled":
 			f.Enabled, err = decodeAs[bool](raw, "true or false")
+		case "trace_context":
+			f.TraceContext, err = decodeAs[bool](raw, "true or false")
 		case "circuit":
 			var ref *refusal
 			if f.Circuit, ref = readCircuit(raw); ref != nil {

@@ -79,8 +79,12 @@ func TestEndpointLifecycle(t *testing.T) {
 	}
 
 	w = do(t, h, "PATCH", one, `{"enabled":false,"account_id":"acct_1"}`)
-	if got := decode[registry.View](t, w); w.Code != 200 || got.Enabled || got.Description != "CRM" || got.Secret != "" {
+	if got := decode[registry.View](t, w); w.Code != 200 || got.Enabled || got.Description != "CRM" || got.Secret != "" || got.TraceContext {
 		t.Fatalf("patch: %d %+v", w.Code, got)
+	}
+	w = do(t, h, "PATCH", one, `{"trace_context":true}`)
+	if got := decode[registry.View](t, w); w.Code != 200 || !got.TraceContext || got.Enabled {
+		t.Fatalf("patch trace_context: %d %+v", w.Code, got)
 	}
 
 	w = do(t, h, "POST", one+"/rotate-secret?overlap=1h", "")
@@ -181,6 +185,7 @@ func TestEndpointBadInput(t *testing.T) {
 		{"retry_schedule a string", with("retry_schedule", "5s"), "retry_schedule"},
 		{"retry_schedule bad delay", with("retry_schedule", []string{"5s", "never"}), "retry_schedule[1]"},
 		{"enabled a string", with("enabled", "yes"), "enabled"},
+		{"trace_context a string", with("trace_context", "true"), "trace_context"},
 		{"account_id another", with("account_id", "acct_2"), "account_id"},
 		{"account_id a number", with("account_id", 2), "account_id"},
 		{"unknown field", with("headers", map[string]string{"x": "y"}), "headers"},

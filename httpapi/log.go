@@ -4,8 +4,16 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hookrelay/hookrelay/internal/tracing"
 )
 
 // requestLog collects what handlers add to a request's one log line.
@@ -51,17 +59,22 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // logRequests writes one line per request: route pattern (not the raw path),
 // status, duration and the handler's annotations. Probes log at debug.
+// With tracing on, each request but a probe is also a server span (see span).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		l := &requestLog{}
-		r = r.WithContext(context.WithValue(r.Context(), requestLogKey{}, l))
+		probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
+		ctx, span := s.span(r, probe)
+		// One request value for the mux and this log line: the mux sets its Pattern.
+		r = r.WithContext(context.WithValue(ctx, requestLogKey{}, l))
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		endSpan(span, r, rec.status)
 
 		level := slog.LevelInfo
 		switch {
-		case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
+		case probe:
 			level = slog.LevelDebug
 		case rec.status >= 500:
 			level = slog.LevelWarn
@@ -80,4 +93,36 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		l.mu.Unlock()
 		s.log.LogAttrs(r.Context(), level, "request", attrs...)
 	})
+}
+
+// span starts a request's server span, continuing the caller's trace
+// (traceparent); probes and tracing off get a no-op span. Its name and
+// attributes come from the method and, once routed, the route pattern:
+// never the raw path (ids), the query or a header value.
+func (s *Server) span(r *http.Request, probe bool) (context.Context, trace.Span) {
+	if s.tracer == nil || probe {
+		return r.Context(), trace.SpanFromContext(context.Background())
+	}
+	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	return s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+}
+
+// endSpan names the span by its route and records the status.
+func endSpan(span trace.Span, r *http.Request, status int) {
+	if !span.IsRecording() {
+		return
+	}
+	if route := r.Pattern; route != "" && route != "/" {
+		span.SetName(r.Method + " " + route)
+		span.SetAttributes(attribute.String("http.route", route))
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, strconv.Itoa(status))
+	}
+	span.End()
 }

@@ -20,8 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -81,6 +84,9 @@ type Config struct {
 	// context given to Serve is done.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// TracerProvider records a server span per request, named by its route
+	// (POST /v1/events), continuing the caller's traceparent; nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Validate names the first unusable setting.
@@ -111,6 +117,7 @@ type Server struct {
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
 	log             *slog.Logger
+	tracer          trace.Tracer // nil: tracing off
 	draining        atomic.Bool
 	temporalDown    atomic.Bool // the last start found Temporal unavailable
 	handler         http.Handler
@@ -134,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TracerProvider != nil {
+		s.tracer = tracing.Tracer(cfg.TracerProvider, "httpapi")
 	}
 	if !cfg.NoAuth {
 		// Comparing hashes keeps the comparison constant-time whatever the

@@ -22,10 +22,10 @@ import (
 )
 
 const endpointUsage = `usage:
-  starter endpoint create --account ID --url URL --events NAME[,NAME...] [--description TEXT] [--timeout 15s] [--retry-schedule 5s,5m,...] [--enabled=false]
+  starter endpoint create --account ID --url URL --events NAME[,NAME...] [--description TEXT] [--timeout 15s] [--retry-schedule 5s,5m,...] [--enabled=false] [--trace-context]
   starter endpoint list --account ID [--limit N] [--cursor CURSOR]
   starter endpoint show --account ID ENDPOINT_ID
-  starter endpoint update --account ID ENDPOINT_ID [--url URL] [--events ...] [--description TEXT] [--timeout D] [--retry-schedule ...] [--enabled=true|false]
+  starter endpoint update --account ID ENDPOINT_ID [--url URL] [--events ...] [--description TEXT] [--timeout D] [--retry-schedule ...] [--enabled=true|false] [--trace-context=true|false]
   starter endpoint delete --account ID ENDPOINT_ID
   starter endpoint rotate-secret --account ID ENDPOINT_ID [--overlap 24h]
 Each takes --endpoints-db DSN and --codec-key-file FILE (or their environment variables) and --output text|json;
@@ -76,7 +76,7 @@ type endpointFlags struct {
 	fields  struct {
 		url, description, timeout string
 		events, schedule          []string
-		enabled                   bool
+		enabled, traceContext     bool
 	}
 	limit    int
 	cursor   string
@@ -102,6 +102,7 @@ func (e *endpointFlags) flagSet() *pflag.FlagSet {
 		fs.StringVar(&e.fields.timeout, "timeout", "", "per attempt, such as 15s (default 15s)")
 		fs.StringSliceVar(&e.fields.schedule, "retry-schedule", nil, `delays after each failed attempt, such as 5s,5m,30m ("" for a single attempt)`)
 		fs.BoolVar(&e.fields.enabled, "enabled", true, "whether events are routed to it")
+		fs.BoolVar(&e.fields.traceContext, "trace-context", false, "send the W3C traceparent header with each attempt when tracing is on")
 		fs.StringArrayVar(&e.rules.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range for the URL, as the workers do (repeatable)")
 		fs.BoolVar(&e.rules.HTTPSOnly, "https-only", false, "refuse plain http URLs")
 	case "list":
@@ -176,6 +177,9 @@ func (e *endpointFlags) fieldsFrom(fs *pflag.FlagSet) registry.Fields {
 	}
 	if fs.Changed("enabled") {
 		f.Enabled = &e.fields.enabled
+	}
+	if fs.Changed("trace-context") {
+		f.TraceContext = &e.fields.traceContext
 	}
 	return f
 }
@@ -306,7 +310,7 @@ func endpointShow(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdou
 func endpointUpdate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
 	f := e.fieldsFrom(fs)
 	if f == (registry.Fields{}) {
-		return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled")
+		return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled, --trace-context")
 	}
 	if err := e.open(ctx); err != nil {
 		return err
@@ -363,6 +367,9 @@ func (e *endpointFlags) print(w io.Writer, v registry.View) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "id\t%s\naccount\t%s\nurl\t%s\nevents\t%s\nenabled\t%t\ntimeout\t%s\nretry_schedule\t%s\n",
 		v.ID, v.AccountID, v.URL, strings.Join(v.Events, ","), v.Enabled, v.Timeout, strings.Join(v.RetrySchedule, ","))
+	if v.TraceContext {
+		fmt.Fprintf(tw, "trace_context\t%t\n", v.TraceContext)
+	}
 	if v.Description != "" {
 		fmt.Fprintf(tw, "description\t%s\n", v.Description)
 	}

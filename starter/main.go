@@ -28,6 +28,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
+	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -110,7 +111,8 @@ func (c *common) client(ctx context.Context, endpoints endpoint.Source) (*delive
 	if err != nil {
 		return nil, nil, err
 	}
-	return &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: tc.DataConverter}, tc.Close, nil
+	return &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: tc.DataConverter,
+		TracerProvider: c.conn.TracerProvider}, tc.Close, nil
 }
 
 func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -126,6 +128,12 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err := cmdline.OneEndpointsSource(fs, &src.File, &src.DB, true); err != nil {
 		return err
 	}
+	tr, err := tracing.Setup(ctx, "hookrelay-starter")
+	if err != nil {
+		return err
+	}
+	defer tr.Flush(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	c.conn.TracerProvider = tr.Provider()
 	data, err := readEvent(*eventPath, stdin)
 	if err != nil {
 		return err
@@ -226,8 +234,14 @@ func serve(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
+	tr, err := tracing.Setup(ctx, "hookrelay-api")
+	if err != nil {
+		return err
+	}
+	conn.TracerProvider, cfg.TracerProvider = tr.Provider(), tr.Provider()
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	defer tr.Flush(logger) // after the server and the hosted worker have stopped
 	secretfile.Warn(logger, "--api-token-file", *tokenFile)
 	// Only a hosted worker signs, so only then must every secret of a file resolve here.
 	endpoints, err := workerOpts.OpenEndpoints(ctx, src, &conn, *hostWorker, logger)
@@ -245,7 +259,8 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tc.Close()
-	cfg.Deliveries = &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints.Source, TaskQueue: conn.TaskQueue, DataConverter: tc.DataConverter, EagerStart: *hostWorker}
+	cfg.Deliveries = &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints.Source, TaskQueue: conn.TaskQueue, DataConverter: tc.DataConverter,
+		EagerStart: *hostWorker, TracerProvider: tr.Provider()}
 	if *hostWorker {
 		// Like the worker command: a hosted worker needs Temporal at start
 		// and registers the search attributes a bare dev server lacks.
@@ -253,7 +268,7 @@ func serve(ctx context.Context, args []string) error {
 			return err
 		}
 		w, err := deliveryworker.New(deliveryworker.Deps{Client: tc.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-			Endpoints: endpoints.Source, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter)}, workerOpts)
+			Endpoints: endpoints.Source, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter), TracerProvider: tr.Provider()}, workerOpts)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
@@ -27,6 +28,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
+	"github.com/hookrelay/hookrelay/internal/tracing"
 )
 
 // Defaults for the connection flags.
@@ -58,6 +60,11 @@ type Options struct {
 	// MetricsHandler receives the SDK's metrics, and hookrelay's own that
 	// workflows and activities record through it; nil records none.
 	MetricsHandler client.MetricsHandler
+	// TracerProvider, when not nil, traces through the Temporal SDK's
+	// OpenTelemetry interceptor: workflow starts, signals and queries of
+	// this client, and the workflows and activities of workers built on
+	// it. Nil (tracing off) adds no interceptor.
+	TracerProvider trace.TracerProvider
 	// Security is how the connection is protected: TLS, mutual TLS, an API key.
 	Security
 
@@ -247,8 +254,8 @@ func ConnectLazy(o Options, logger *slog.Logger) (Conn, error) {
 
 // clientOptions is the one place client options are set, for both dial
 // styles: TLS and credentials, the data converter (encrypting unless
-// --insecure-plaintext) and, with encryption, a failure converter that seals
-// failure messages too.
+// --insecure-plaintext), with encryption a failure converter that seals
+// failure messages too, and with tracing on the tracing interceptor.
 func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
 	secretfile.Warn(logger, "--codec-key-file", o.CodecKeyFile)
 	secretfile.Warn(logger, "--api-key-file", o.APIKeyFile)
@@ -276,6 +283,13 @@ func clientOptions(o Options, logger *slog.Logger) (client.Options, error) {
 	}
 	if !o.InsecurePlaintext {
 		copts.FailureConverter = failureConverter(dc)
+	}
+	if o.TracerProvider != nil {
+		i, err := tracing.Interceptor(o.TracerProvider)
+		if err != nil {
+			return client.Options{}, err
+		}
+		copts.Interceptors = append(copts.Interceptors, i)
 	}
 	return copts, nil
 }

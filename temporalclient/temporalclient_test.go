@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 
 	"github.com/hookrelay/hookrelay/internal/codec"
 )
@@ -202,5 +204,23 @@ func TestKeyMonitorCountsAndWarns(t *testing.T) {
 	}
 	if strings.Count(logs.String(), `"level":"WARN"`) != 1 || !strings.Contains(logs.String(), `"key_id":"k9"`) || !strings.Contains(logs.String(), "rotate") {
 		t.Errorf("logs %q: want one warning naming k9 and rotation", logs.String())
+	}
+}
+
+// Tracing adds the SDK's tracing interceptor; off, the client has none.
+func TestTracingInterceptorOnlyWhenOn(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	o := Options{Address: DefaultAddress, Namespace: DefaultNamespace, TaskQueue: DefaultTaskQueue, InsecurePlaintext: true}
+	off, err := clientOptions(o, logger)
+	if err != nil || len(off.Interceptors) != 0 {
+		t.Fatalf("tracing off: %d interceptors, %v", len(off.Interceptors), err)
+	}
+	o.TracerProvider = sdktrace.NewTracerProvider()
+	on, err := clientOptions(o, logger)
+	if err != nil || len(on.Interceptors) != 1 {
+		t.Fatalf("tracing on: %d interceptors, %v", len(on.Interceptors), err)
+	}
+	if _, ok := on.Interceptors[0].(interceptor.WorkerInterceptor); !ok {
+		t.Fatal("the tracing interceptor does not also intercept workers")
 	}
 }

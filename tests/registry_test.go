@@ -577,6 +577,16 @@ func TestStarterEndpointCommands(t *testing.T) {
 			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
 		}
 	}
+	// --trace-context sets the endpoint's trace_context; off unless given.
+	if strings.Contains(out, `"trace_context":true`) {
+		t.Fatalf("create without --trace-context: %s", out)
+	}
+	for _, on := range []string{"true", "false"} {
+		out, errOut, code := run("update", "--account", "acct-cli", created.ID, "--trace-context="+on, "--output", "json")
+		if code != 0 || !strings.Contains(out, `"trace_context":`+on) {
+			t.Fatalf("update --trace-context=%s: exit %d\n%s%s", on, code, out, errOut)
+		}
+	}
 	if out, _, code := run("rotate-secret", "--account", "acct-cli", created.ID, "--overlap", "1h"); code != 0 || !strings.Contains(out, "whsec_") {
 		t.Fatalf("rotate-secret: exit %d %s", code, out)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/netguard"
+	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/internal/version"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -64,7 +65,15 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 
+	// Last of the checks, before anything is opened or dialled: a bad
+	// OTEL_* variable is a usage mistake too.
+	tr, err := tracing.Setup(ctx, "hookrelay-worker")
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	defer tr.Flush(logger)
+	conn.TracerProvider = tr.Provider()
 	if metricsWarning != "" {
 		logger.Warn(metricsWarning, "metrics_listen", metricsListen)
 	}
@@ -101,7 +110,8 @@ func run(ctx context.Context, args []string) error {
 	fatal := errors.New("worker stopped polling")
 	opts.OnFatalError = func(err error) { stop(fmt.Errorf("%w: %w", fatal, err)) }
 	w, err := deliveryworker.New(deliveryworker.Deps{Client: c, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-		Endpoints: endpoints.Source, Logger: logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(tc.DataConverter)}, opts)
+		Endpoints: endpoints.Source, Logger: logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(tc.DataConverter),
+		TracerProvider: tr.Provider()}, opts)
 	if err != nil {
 		return err
 	}
@@ -111,7 +121,8 @@ func run(ctx context.Context, args []string) error {
 	logger.Info("worker started", "version", version.String(), "task_queue", conn.TaskQueue,
 		"namespace", conn.Namespace, "endpoints", endpoints.Count(), "pid", os.Getpid(),
 		"encrypted", !conn.InsecurePlaintext, "temporal_security", conn.Mode(), "allow_cidr", opts.AllowCIDRs, "https_only", opts.HTTPSOnly, "use_env_proxy", opts.UseEnvProxy,
-		"max_concurrent_attempts", opts.MaxConcurrentAttempts, "pollers", opts.Pollers, "attempts_per_second", opts.AttemptsPerSecond)
+		"max_concurrent_attempts", opts.MaxConcurrentAttempts, "pollers", opts.Pollers, "attempts_per_second", opts.AttemptsPerSecond,
+		"tracing", tr.Enabled())
 	<-ctx.Done()
 	if err := context.Cause(ctx); errors.Is(err, fatal) {
 		logger.Error("worker failed", "error", err.Error())

@@ -5,11 +5,16 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
 
@@ -72,5 +77,35 @@ func TestReplayRecordedHistoriesWithKeys(t *testing.T) {
 				t.Fatalf("replay %s with keys: %v", file, err)
 			}
 		})
+	}
+}
+
+// With the tracing interceptor (tracing on), every recorded history still
+// replays into the same commands: workflow spans add headers, never a
+// command, and none is recorded while replaying.
+func TestReplayRecordedHistoriesWithTracing(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	i, err := tracing.Interceptor(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("testdata/*_history.json")
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{Interceptors: []interceptor.WorkerInterceptor{i}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			Register(replayer)
+			RegisterHealth(replayer)
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
+				t.Fatalf("replay %s with tracing: %v", file, err)
+			}
+		})
+	}
+	for _, s := range rec.Ended() {
+		if strings.HasPrefix(s.Name(), "StartActivity:") || strings.HasPrefix(s.Name(), "SignalWorkflow:") {
+			t.Errorf("replay recorded %s: spans of replayed work would repeat", s.Name())
+		}
 	}
 }

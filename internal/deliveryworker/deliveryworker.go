@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -207,6 +208,9 @@ type Deps struct {
 	// Sealed tells payloads sealed by the client's keys
 	// (temporalclient.Sealed); nil (--insecure-plaintext) accepts any.
 	Sealed func(*commonpb.Payload) bool
+	// TracerProvider records each attempt's POST as a span; nil: tracing
+	// off. (Workflow and activity spans come from the client's interceptor.)
+	TracerProvider trace.TracerProvider
 }
 
 // Worker is a delivery worker: the SDK worker running DeliveryWorkflow,
@@ -250,6 +254,7 @@ func New(d Deps, o Options) (*Worker, error) {
 	watcher := &circuit.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
 	attempts := activities.New(d.Endpoints, httpClient)
 	attempts.Health = watcher
+	attempts.TracerProvider = d.TracerProvider
 	health := &activities.HealthActivities{
 		Client: d.Client, Namespace: d.Namespace, Endpoints: d.Endpoints, OperationsEndpoint: o.OperationsEndpoint,
 		Notifier: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue},

@@ -46,6 +46,8 @@ type Fields struct {
 	Enabled       *bool
 	// Circuit changes the circuit breaker's settings it names.
 	Circuit *endpoint.RawCircuit
+	// TraceContext: attempts carry the W3C traceparent header.
+	TraceContext *bool
 }
 
 // Entry is a registered endpoint as management calls return it: its
@@ -135,6 +137,9 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	if f.Enabled != nil {
 		ep.Enabled = *f.Enabled
 	}
+	if f.TraceContext != nil {
+		ep.TraceContext = *f.TraceContext
+	}
 	if f.Circuit != nil {
 		c, err := f.Circuit.Parse(ep.Circuit)
 		if err != nil {
@@ -204,9 +209,9 @@ func (r *Registry) Create(ctx context.Context, accountID string, f Fields) (Entr
 	if err != nil {
 		return Entry{}, "", err
 	}
-	_, err = r.exec(ctx, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, secrets, version, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, sealed, now.UnixMilli(), now.UnixMilli())
+	_, err = r.exec(ctx, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, row.traceContext, sealed, now.UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return Entry{}, "", fmt.Errorf("create endpoint of account %s: %w", accountID, err)
 	}
@@ -397,9 +402,9 @@ func (r *Registry) modify(ctx context.Context, accountID, id string, change func
 			return err
 		}
 		next.updated = r.now().UnixMilli()
-		n, err := r.exec(ctx, `UPDATE endpoints SET url = ?, events = ?, description = ?, timeout_ms = ?, retry_schedule = ?, enabled = ?, circuit = ?, secrets = ?, updated_at = ?, version = version + 1
+		n, err := r.exec(ctx, `UPDATE endpoints SET url = ?, events = ?, description = ?, timeout_ms = ?, retry_schedule = ?, enabled = ?, circuit = ?, trace_context = ?, secrets = ?, updated_at = ?, version = version + 1
 			WHERE id = ? AND account_id = ? AND version = ? AND deleted_at IS NULL`,
-			next.url, next.events, next.description, next.timeoutMS, next.retrySchedule, next.enabled, next.circuit, next.secrets, next.updated,
+			next.url, next.events, next.description, next.timeoutMS, next.retrySchedule, next.enabled, next.circuit, next.traceContext, next.secrets, next.updated,
 			id, accountID, current.version)
 		if err != nil {
 			return fmt.Errorf("update endpoint %q of account %s: %w", id, accountID, err)

@@ -634,3 +634,59 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("Open without payload keys")
 	}
 }
+
+// trace_context is off unless asked for, set on create or update, and
+// stored: Resolve (what attempts read) sees it.
+func TestTraceContext(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		r := open(t, dsn, Options{})
+		off, _ := create(t, r, "acct_1", fields("https://hooks.example.com/a", "*"))
+		on, _ := create(t, r, "acct_1", Fields{URL: ptr("https://hooks.example.com/b"), Events: ptr([]string{"*"}), TraceContext: ptr(true)})
+		if off.TraceContext || !on.TraceContext || off.View().TraceContext || !on.View().TraceContext {
+			t.Fatalf("created: off %t, on %t", off.TraceContext, on.TraceContext)
+		}
+		if got, err := r.Resolve(ctx, on.ID); err != nil || !got.TraceContext {
+			t.Fatalf("Resolve: %t %v", got.TraceContext, err)
+		}
+		if up, err := r.Update(ctx, "acct_1", on.ID, Fields{TraceContext: ptr(false)}); err != nil || up.TraceContext {
+			t.Fatalf("Update to false: %t %v", up.TraceContext, err)
+		}
+		if up, err := r.Update(ctx, "acct_1", off.ID, Fields{Description: ptr("kept")}); err != nil || up.TraceContext {
+			t.Fatalf("a patch without trace_context changed it: %t %v", up.TraceContext, err)
+		}
+		if got, err := r.Resolve(ctx, on.ID); err != nil || got.TraceContext {
+			t.Fatalf("Resolve after update: %t %v", got.TraceContext, err)
+		}
+	})
+}
+
+// An endpoint registered before migration 2 (trace_context) keeps working
+// after it, without the header.
+func TestMigrationAddsTraceContextOff(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := migrations.ReadFile("migrations/sqlite/1_endpoints.up.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{string(v1),
+		`CREATE TABLE schema_migrations (version uint64, dirty bool)`,
+		`INSERT INTO schema_migrations VALUES (1, false)`,
+		`INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, secrets, version, created_at, updated_at)
+		 VALUES ('ep_old', 'acct_1', 'https://hooks.example.com/', '["*"]', '', 5000, '[]', true, '{}', NULL, 1, 0, 0)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	r := open(t, "sqlite:"+path, Options{})
+	got, err := r.Get(context.Background(), "acct_1", "ep_old")
+	if err != nil || got.TraceContext || got.URL.Host != "hooks.example.com" {
+		t.Fatalf("after migration: %+v %v", got, err)
+	}
+}

@@ -19,6 +19,7 @@ type View struct {
 	RetrySchedule []string            `json:"retry_schedule"`
 	Enabled       bool                `json:"enabled"`
 	Circuit       endpoint.RawCircuit `json:"circuit"`
+	TraceContext  bool                `json:"trace_context"`
 	CreatedAt     *time.Time          `json:"created_at,omitempty"`
 	UpdatedAt     *time.Time          `json:"updated_at,omitempty"`
 	Secret        string              `json:"secret,omitempty"`
@@ -27,7 +28,8 @@ type View struct {
 // View is e as shown, without secrets.
 func (e Entry) View() View {
 	v := View{ID: e.ID, AccountID: e.AccountID, URL: e.URL.String(), Events: e.Events, Description: e.Description,
-		Timeout: formatDuration(e.Timeout), RetrySchedule: make([]string, len(e.RetrySchedule)), Enabled: e.Enabled}
+		Timeout: formatDuration(e.Timeout), RetrySchedule: make([]string, len(e.RetrySchedule)), Enabled: e.Enabled,
+		TraceContext: e.TraceContext}
 	for i, d := range e.RetrySchedule {
 		v.RetrySchedule[i] = formatDuration(d)
 	}

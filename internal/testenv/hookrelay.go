@@ -44,13 +44,13 @@ type Hookrelay struct {
 	ReadyTimeout time.Duration
 }
 
-// ChildEnv is this process's environment without hookrelay's and Temporal's
-// variables: a setting a child gets is one its parent chose, not one left
-// in the shell.
+// ChildEnv is this process's environment without hookrelay's, Temporal's
+// and OpenTelemetry's variables: a setting a child gets is one its parent
+// chose, not one left in the shell.
 func ChildEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HOOKRELAY_") && !strings.HasPrefix(kv, "TEMPORAL_") {
+		if !strings.HasPrefix(kv, "HOOKRELAY_") && !strings.HasPrefix(kv, "TEMPORAL_") && !strings.HasPrefix(kv, "OTEL_") {
 			env = append(env, kv)
 		}
 	}

@@ -65,3 +65,14 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		t.Fatalf("timed out after %s waiting for %s", timeout, what)
 	}
 }
+
+// NewCollectorT is NewCollector, closed when t ends.
+func NewCollectorT(t testing.TB) *Collector {
+	t.Helper()
+	c, err := NewCollector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
