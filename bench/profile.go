@@ -18,15 +18,17 @@ import (
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
-// profileTarget is a process with a pprof listener.
+// profileTarget is a process with a pprof listener, or one perf samples.
 type profileTarget struct {
 	name string
-	addr string // host:port serving /debug/pprof/
+	addr string // host:port serving /debug/pprof/; "" for perf
+	pid  int    // for perf
 }
 
 // profileResult is one CPU profile taken during a measured phase.
 type profileResult struct {
 	Process string `json:"process"`
+	Tool    string `json:"tool"` // pprof, or perf for the dev server
 	File    string `json:"file"`
 	Seconds int    `json:"seconds"`
 	// Top is `go tool pprof -top`'s first entries: flat and cumulative
@@ -43,20 +45,26 @@ const profileTopEntries = 15
 var pprofArgs = []string{"--pprof-listen", "127.0.0.1:0"}
 
 // profileTargets are the processes of ps that logged a pprof listener,
-// and the Temporal server's processes when they serve pprof: a cluster's
-// four services do; the CLI's dev server has no flag for it.
+// and the Temporal server's processes: a cluster's four services serve
+// pprof; the CLI's dev server has no flag for it (start-dev leaves the
+// server's pprof port unset), so perf samples it when perf is installed.
 func (h *harness) profileTargets(ps []*testenv.Process) []profileTarget {
 	var out []profileTarget
-	if c, ok := h.server.(*temporalcluster.Cluster); ok {
+	switch s := h.server.(type) {
+	case *temporalcluster.Cluster:
 		for _, svc := range temporalcluster.Services {
-			if port := c.Ports(svc).PProf; port > 0 {
-				out = append(out, profileTarget{"temporal-" + string(svc), "127.0.0.1:" + strconv.Itoa(port)})
+			if port := s.Ports(svc).PProf; port > 0 {
+				out = append(out, profileTarget{name: "temporal-" + string(svc), addr: "127.0.0.1:" + strconv.Itoa(port)})
 			}
+		}
+	case *testenv.DevServer:
+		if _, err := exec.LookPath("perf"); err == nil && s.PID() > 0 {
+			out = append(out, profileTarget{name: "temporal", pid: s.PID()})
 		}
 	}
 	for _, p := range ps {
 		if addr, err := p.LoggedAddr(cmdline.PProfServing); err == nil {
-			out = append(out, profileTarget{p.Name(), addr})
+			out = append(out, profileTarget{name: p.Name(), addr: addr})
 		}
 	}
 	return out
@@ -87,10 +95,23 @@ func (h *harness) startProfiles(ctx context.Context, phase string, targets []pro
 		go func() {
 			defer wg.Done()
 			file := filepath.Join(h.cfg.profile, phase+"-"+t.name+".pprof")
+			if t.addr == "" {
+				file = filepath.Join(h.cfg.profile, phase+"-"+t.name+".perf.data")
+			}
 			r := profileResult{Process: t.name, File: rel(h.cfg.root, file), Seconds: secs}
-			if err := fetchProfile(ctx, t.addr, secs, file); err != nil {
-				r.Error = err.Error()
-			} else if r.Top, err = pprofTop(ctx, file, profileTopEntries); err != nil {
+			var err error
+			if t.addr == "" {
+				r.Tool = "perf"
+				if err = perfRecord(ctx, t.pid, secs, file); err == nil {
+					r.Top, err = perfTop(ctx, file, profileTopEntries)
+				}
+			} else {
+				r.Tool = "pprof"
+				if err = fetchProfile(ctx, t.addr, secs, file); err == nil {
+					r.Top, err = pprofTop(ctx, file, profileTopEntries)
+				}
+			}
+			if err != nil {
 				r.Error = err.Error()
 			}
 			results[i] = r
@@ -164,10 +185,45 @@ func parsePprofTop(out string) []string {
 	return keep
 }
 
+// perfRecord samples pid's CPU with perf for secs seconds into file: the
+// dev server's profile, since it serves no pprof. Go binaries keep their
+// symbols, so perf names Go functions.
+func perfRecord(ctx context.Context, pid, secs int, file string) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return fmt.Errorf("--profile: %w", err)
+	}
+	out, err := exec.CommandContext(ctx, "perf", "record", "-F", "99", "-p", strconv.Itoa(pid), "-o", file, "--", "sleep", strconv.Itoa(secs)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("perf record -p %d: %w: %s", pid, err, truncate(out, 300))
+	}
+	return nil
+}
+
+// perfTop is perf report's functions by their own share of the samples
+// (pprof's flat%), the first n.
+func perfTop(ctx context.Context, file string, n int) ([]string, error) {
+	out, err := exec.CommandContext(ctx, "perf", "report", "-i", file, "--stdio", "--no-children", "--sort", "symbol").Output()
+	if err != nil {
+		return nil, fmt.Errorf("perf report %s: %w", file, err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(l, "# Samples:"), strings.HasPrefix(l, "# Event count"):
+			keep = append(keep, strings.TrimPrefix(l, "# "))
+		case strings.TrimSpace(l) == "", strings.HasPrefix(l, "#"):
+		case len(keep) < n+2:
+			// perf pads each line with columns it leaves empty ("-").
+			keep = append(keep, strings.TrimRight(strings.TrimRight(l, " -"), " "))
+		}
+	}
+	return keep, nil
+}
+
 // printProfiles prints each profile's top entries.
 func printProfiles(w io.Writer, phase string, ps []profileResult) {
 	for _, p := range ps {
-		fmt.Fprintf(w, "\n-- %s: %s CPU profile, %ds (%s)\n", phase, p.Process, p.Seconds, p.File)
+		fmt.Fprintf(w, "\n-- %s: %s CPU profile (%s), %ds (%s)\n", phase, p.Process, p.Tool, p.Seconds, p.File)
 		if p.Error != "" {
 			fmt.Fprintf(w, "   failed: %s\n", p.Error)
 			continue
