@@ -192,7 +192,7 @@ func perfRecord(ctx context.Context, pid, secs int, file string) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return fmt.Errorf("--profile: %w", err)
 	}
-	out, err := exec.CommandContext(ctx, "perf", "record", "-F", "99", "-p", strconv.Itoa(pid), "-o", file, "--", "sleep", strconv.Itoa(secs)).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "perf", "record", "-F", "99", "-g", "-p", strconv.Itoa(pid), "-o", file, "--", "sleep", strconv.Itoa(secs)).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("perf record -p %d: %w: %s", pid, err, truncate(out, 300))
 	}
@@ -200,9 +200,10 @@ func perfRecord(ctx context.Context, pid, secs int, file string) error {
 }
 
 // perfTop is perf report's functions by their own share of the samples
-// (pprof's flat%), the first n.
+// (pprof's flat%), the first n. The call graphs are in file too:
+// perf report -i FILE --children shows cumulative shares.
 func perfTop(ctx context.Context, file string, n int) ([]string, error) {
-	out, err := exec.CommandContext(ctx, "perf", "report", "-i", file, "--stdio", "--no-children", "--sort", "symbol").Output()
+	out, err := exec.CommandContext(ctx, "perf", "report", "-i", file, "--stdio", "--no-children", "--sort", "symbol", "-g", "none").Output()
 	if err != nil {
 		return nil, fmt.Errorf("perf report %s: %w", file, err)
 	}
