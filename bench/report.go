@@ -210,7 +210,7 @@ func printThroughput(w io.Writer, r *throughputReport) {
 		bs, rs := "-", ""
 		if base != nil {
 			bs = fmt.Sprintf(format, b)
-			if withRatio {
+			if withRatio && a != 0 && b != 0 {
 				rs = fmt.Sprintf("%.2f×", ratio(a, b))
 			}
 		}
@@ -249,7 +249,8 @@ func printThroughput(w io.Writer, r *throughputReport) {
 	mbRow("peak RSS, workers (sum of VmHWM)", hk.WorkersPeakRSSSum, b.WorkersPeakRSSSum)
 	mbRow("peak RSS, largest worker (VmHWM)", hk.WorkersPeakRSSMax, b.WorkersPeakRSSMax)
 	mbRow("peak RSS, starter serve (VmHWM)", hk.ServePeakRSS, 0)
-	// CPU ms per delivery is CPU seconds per 1,000 deliveries.
+	// CPU ms per delivery is CPU seconds per 1,000 deliveries. A worker
+	// serve hosts counts as serve's.
 	for _, group := range []string{"temporal", "serve", "workers", "bench"} {
 		row("CPU-s/1000 deliveries, "+group, cpuGroup(hk, group), cpuGroup(b, group), "%.2f", group == "workers" || group == "temporal")
 	}
