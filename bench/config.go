@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,10 @@ type config struct {
 	temporalCLI string
 	out         string
 	timeout     time.Duration
+	// profile is a directory for CPU profiles of the measured phases ("": none),
+	// each profileDuration long.
+	profile         string
+	profileDuration time.Duration
 	// park mode
 	retrySchedule string
 	hold          time.Duration
@@ -86,6 +91,8 @@ func parseFlags(args []string, root string) (config, error) {
 	fs.StringVar(&c.temporalCLI, "temporal-cli", filepath.Join(root, "bin", "temporal"), "the Temporal CLI that runs the dev server (make tools builds it)")
 	fs.StringVar(&c.out, "out", "", "write the figures as JSON here (default .temporal/bench/results.json; park.json with --mode park)")
 	fs.DurationVar(&c.timeout, "timeout", 0, "give up on a phase after this long (default 15m; 60m with --mode park)")
+	fs.StringVar(&c.profile, "profile", "", "throughput: write CPU profiles of worker, serve, lean worker (and a PostgreSQL cluster's services) taken during each measured phase to this directory, and print their top entries")
+	fs.DurationVar(&c.profileDuration, "profile-duration", 20*time.Second, "with --profile: how long each CPU profile runs, from the start of the measured phase")
 	fs.StringVar(&c.retrySchedule, "retry-schedule", "1h", "park: the endpoint's retry_schedule, comma-separated")
 	fs.DurationVar(&c.hold, "hold", 30*time.Second, "park: keep sampling worker memory this long after the last delivery parked")
 	fs.DurationVar(&c.freshWatch, "fresh-watch", 15*time.Second, "park: how long to watch a fresh worker's memory once the parked workers stopped")
@@ -118,6 +125,15 @@ func parseFlags(args []string, root string) (config, error) {
 	if !fs.Changed("timeout") {
 		c.timeout = map[string]time.Duration{modeThroughput: 15 * time.Minute, modePark: 60 * time.Minute}[c.mode]
 	}
+	if c.profile != "" {
+		if c.profile, err = filepath.Abs(c.profile); err != nil {
+			return c, usagef("--profile: %v", err)
+		}
+		// Every process the phases start serves pprof on a loopback port of its own.
+		c.workerArgs = append(c.workerArgs, pprofArgs...)
+		c.serveArgs = append(c.serveArgs, pprofArgs...)
+		c.baselineArgs = append(c.baselineArgs, pprofArgs...)
+	}
 	if c.out == "" {
 		c.out = filepath.Join(root, ".temporal", "bench", map[string]string{modeThroughput: "results.json", modePark: "park.json"}[c.mode])
 	}
@@ -140,7 +156,7 @@ func (c config) validate() error {
 		return usagef("--concurrency: must be 1 to 1000, got %d", c.concurrency)
 	case c.workers < 0 || c.workers > 32:
 		return usagef("--workers: must be 0 to 32, got %d", c.workers)
-	case c.workers == 0 && len(c.serveArgs) == 0:
+	case c.workers == 0 && !slices.ContainsFunc(c.serveArgs, func(a string) bool { return a == "--worker" || strings.HasPrefix(a, "--worker=") }):
 		return usagef("--workers: 0 leaves nothing to run deliveries unless --serve-args makes serve host a worker")
 	case c.batch < 1 || c.batch > 100:
 		return usagef("--batch: must be 1 to 100 (the API's limit), got %d", c.batch)
@@ -150,6 +166,10 @@ func (c config) validate() error {
 		return usagef("--warmup: must not be negative, got %d", c.warmup)
 	case c.baselineWorkers < 1 || c.baselineWorkers > 32:
 		return usagef("--baseline-workers: must be 1 to 32, got %d", c.baselineWorkers)
+	case c.profileDuration < time.Second || c.profileDuration > 5*time.Minute:
+		return usagef("--profile-duration: must be 1s to 5m, got %s", c.profileDuration)
+	case c.profile != "" && c.mode != modeThroughput:
+		return usagef("--profile: profiles the throughput mode's measured phases only")
 	case c.timeout <= 0:
 		return usagef("--timeout: must be positive, got %s", c.timeout)
 	case c.rate < 0:

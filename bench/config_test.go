@@ -50,6 +50,16 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if strings.Join(pass.workerArgs, "|") != "--pollers|8|--max-concurrent-attempts|200" || strings.Join(pass.serveArgs, "|") != "--max-in-flight|128" {
 		t.Fatalf("pass-through: %q %q", pass.workerArgs, pass.serveArgs)
 	}
+	// --profile gives every process a pprof listener of its own.
+	prof, err := parseFlags([]string{"--profile", "prof", "--workers", "0", "--serve-args", "--worker --allow-cidr 127.0.0.0/8"}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := "--pprof-listen|127.0.0.1:0"
+	if strings.Join(prof.serveArgs, "|") != "--worker|--allow-cidr|127.0.0.0/8|"+pp || strings.Join(prof.workerArgs, "|") != pp ||
+		strings.Join(prof.baselineArgs, "|") != pp || !filepath.IsAbs(prof.profile) || prof.profileDuration != 20*time.Second {
+		t.Fatalf("--profile: %q %q %q %q %s", prof.serveArgs, prof.workerArgs, prof.baselineArgs, prof.profile, prof.profileDuration)
+	}
 }
 
 // Each bad flag is refused as a usage error naming the flag.
@@ -68,6 +78,9 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--rate", "-1"}, "--rate"},
 		{[]string{"--workers", "-1"}, "--workers"},
 		{[]string{"--workers", "0"}, "--workers"},
+		{[]string{"--workers", "0", "--serve-args", "--max-in-flight 9"}, "--workers"},
+		{[]string{"--profile-duration", "0s"}, "--profile-duration"},
+		{[]string{"--mode", "park", "--profile", "p"}, "--profile"},
 		{[]string{"--batch", "101"}, "--batch"},
 		{[]string{"--sample", "-1"}, "--sample"},
 		{[]string{"--timeout", "0s"}, "--timeout"},

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/signing"
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
@@ -83,6 +84,8 @@ func runLeanWorker(ctx context.Context, args []string) error {
 	url := fs.String("url", "", "the receiver's URL")
 	pollers := fs.Int("pollers", 0, "workflow and activity task pollers each (0: the SDK's default)")
 	maxActivities := fs.Int("max-concurrent-activities", 0, "activities running at once (0: the SDK's default)")
+	var pprof cmdline.PProf
+	pprof.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -93,6 +96,8 @@ func runLeanWorker(ctx context.Context, args []string) error {
 		return usagef("%s: --secret-file and --url are required", leanWorkerCommand)
 	case *pollers < 0 || *maxActivities < 0:
 		return usagef("%s: --pollers and --max-concurrent-activities must not be negative", leanWorkerCommand)
+	case pprof.Check() != nil:
+		return usageError{pprof.Check()}
 	}
 	raw, err := os.ReadFile(*secretFile)
 	if err != nil {
@@ -103,6 +108,9 @@ func runLeanWorker(ctx context.Context, args []string) error {
 		return fmt.Errorf("--secret-file %s: %w", *secretFile, err)
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := pprof.Serve(ctx, logger); err != nil {
+		return err
+	}
 	c, err := temporalclient.Dial(ctx, conn, logger)
 	if err != nil {
 		return err

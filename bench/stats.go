@@ -4,6 +4,10 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // latency summarises a set of latencies in milliseconds.
@@ -70,4 +74,64 @@ func ratio(a, b float64) float64 {
 func round(x float64, places int) float64 {
 	p := math.Pow(10, float64(places))
 	return math.Round(x*p) / p
+}
+
+// historyFigures are the mean size of a sample of histories, per delivery.
+type historyFigures struct {
+	Sampled int     `json:"sampled"`
+	Events  float64 `json:"events_per_delivery"`
+	// Bytes sums proto.Size of each HistoryEvent: the encoded history the
+	// server stores and sends to every worker that replays it.
+	Bytes float64 `json:"bytes_per_delivery"`
+	// VisibilityWrites counts the events that write the visibility store:
+	// the start, each search-attribute upsert (TemporalChangeVersion's
+	// too, which Cloud does not bill) and memo change, and the close.
+	VisibilityWrites float64 `json:"visibility_writes_per_delivery"`
+}
+
+// historyCost measures one history: its events, their encoded bytes, and
+// how many of them write visibility.
+func historyCost(events []*historypb.HistoryEvent) (bytes, visibility int) {
+	for _, e := range events {
+		bytes += proto.Size(e)
+		if writesVisibility(e.GetEventType()) {
+			visibility++
+		}
+	}
+	return bytes, visibility
+}
+
+// writesVisibility tells the event types after which the server records
+// the execution in visibility: its start, an upsert of search attributes
+// or memo, and its close, however it closed.
+func writesVisibility(t enumspb.EventType) bool {
+	switch t {
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+		enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+		enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+		return true
+	}
+	return false
+}
+
+// summarizeHistories averages the sizes of a sample of histories.
+func summarizeHistories(sample [][]*historypb.HistoryEvent) historyFigures {
+	f := historyFigures{Sampled: len(sample)}
+	if len(sample) == 0 {
+		return f
+	}
+	var events, bytes, vis int
+	for _, h := range sample {
+		b, v := historyCost(h)
+		events, bytes, vis = events+len(h), bytes+b, vis+v
+	}
+	n := float64(len(sample))
+	f.Events, f.Bytes, f.VisibilityWrites = round(float64(events)/n, 2), round(float64(bytes)/n, 1), round(float64(vis)/n, 2)
+	return f
 }

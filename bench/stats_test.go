@@ -1,9 +1,14 @@
 package main
 
 import (
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 )
 
 func TestPercentile(t *testing.T) {
@@ -81,5 +86,80 @@ func TestParseStatCPU(t *testing.T) {
 	}
 	if _, err := parseStatCPU("4242 (short) S 1"); err == nil {
 		t.Fatal("a truncated stat line parsed")
+	}
+}
+
+// History sizes of recorded histories: events, and the events that write
+// visibility (start, upserts, close), counted by hand from their types.
+func TestHistoryCost(t *testing.T) {
+	for _, tt := range []struct {
+		file               string
+		events, visibility int
+	}{
+		// start, version upsert (TemporalChangeVersion), completed
+		{"delivery_first_try_health_history.json", 8, 3},
+		// start, status upsert, completed
+		{"delivery_first_try_local-first_history.json", 7, 3},
+		// start, upserts of retrying and of delivered (before the close status), completed
+		{"delivery_retried_history.json", 35, 4},
+	} {
+		f, err := os.Open("../workflows/testdata/" + tt.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tt.file, err)
+		}
+		events := h.GetEvents()
+		bytes, vis := historyCost(events)
+		if len(events) != tt.events || vis != tt.visibility {
+			t.Errorf("%s: %d events, %d visibility writes; want %d, %d", tt.file, len(events), vis, tt.events, tt.visibility)
+		}
+		if bytes < 100*len(events)/2 || bytes > 64<<10 {
+			t.Errorf("%s: %d bytes for %d events", tt.file, bytes, len(events))
+		}
+		f2 := summarizeHistories([][]*historypb.HistoryEvent{events, events})
+		if f2.Sampled != 2 || f2.Events != float64(len(events)) || f2.Bytes != float64(bytes) || f2.VisibilityWrites != float64(vis) {
+			t.Errorf("%s: summary of twice the same history %+v", tt.file, f2)
+		}
+	}
+}
+
+// pprof -top's output keeps the sample line and the table.
+func TestParsePprofTop(t *testing.T) {
+	out := `File: worker
+Type: cpu
+Time: 2026-11-29 14:00:00 UTC
+Duration: 20s, Total samples = 3.10s (15.50%)
+Showing nodes accounting for 1.2s, 38.71% of 3.10s total
+Dropped 400 nodes (cum <= 0.02s)
+Showing top 2 nodes out of 700
+      flat  flat%   sum%        cum   cum%
+     0.80s 25.81% 25.81%      0.80s 25.81%  runtime/internal/syscall.Syscall6
+     0.40s 12.90% 38.71%      0.50s 16.13%  runtime.mallocgc
+`
+	got := parsePprofTop(out)
+	if len(got) != 4 || !strings.HasPrefix(got[0], "Duration: 20s") || !strings.Contains(got[1], "flat%") || !strings.HasSuffix(got[3], "runtime.mallocgc") {
+		t.Fatalf("%q", got)
+	}
+}
+
+// The targets follow the topology: serve hosting the worker, or not.
+func TestTargetsFor(t *testing.T) {
+	for _, c := range []struct {
+		serveArgs []string
+		want      float64
+	}{
+		{nil, 1.5},
+		{[]string{"--max-in-flight", "9"}, 1.5},
+		{[]string{"--worker", "--allow-cidr", "127.0.0.0/8"}, 2.1},
+		{[]string{"--worker=true"}, 2.1},
+		{[]string{"--worker=false"}, 1.5},
+	} {
+		if got := targetsFor(configJSON{ServeArgs: c.serveArgs}); got.throughput != c.want {
+			t.Errorf("%q: %+v, want %.1f×", c.serveArgs, got, c.want)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
+
 	"github.com/hookrelay/hookrelay/internal/billable"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -45,11 +47,14 @@ type phaseResult struct {
 	Refused503          int64            `json:"refused_503"`
 	Duplicates          int              `json:"duplicate_deliveries"`
 	Actions             billable.Summary `json:"actions"`
+	History             historyFigures   `json:"history"`
 	// Worker memory: the sum and the largest of the worker processes' VmHWM.
 	WorkersPeakRSSSum int64         `json:"workers_peak_rss_sum_bytes"`
 	WorkersPeakRSSMax int64         `json:"workers_peak_rss_max_bytes"`
 	ServePeakRSS      int64         `json:"serve_peak_rss_bytes,omitempty"`
 	Processes         []procFigures `json:"processes"`
+	// Profiles are the CPU profiles taken during the phase (--profile).
+	Profiles []profileResult `json:"profiles,omitempty"`
 }
 
 // ratios compare hookrelay with the baseline: hookrelay's figure divided by the baseline's.
@@ -96,8 +101,10 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	if err := h.warmUp(ctx, "hookrelay", warm, hookID, cfg.batch, viaServe(warm)); err != nil {
 		return err
 	}
-	participants := h.members(slices.Concat([]*testenv.Process{serve.Process}, workers))
-	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.refused.Load, participants)
+	hookProcs := slices.Concat([]*testenv.Process{serve.Process}, workers)
+	profiled := h.startProfiles(ctx, "hookrelay", h.profileTargets(hookProcs))
+	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.refused.Load, h.members(hookProcs))
+	rep.Hookrelay.Profiles = profiled()
 	if err != nil {
 		return err
 	}
@@ -128,7 +135,9 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	noRefusals := func() int64 { return 0 }
+	profiled = h.startProfiles(ctx, "baseline", h.profileTargets(leanWorkers))
 	base, err := h.measure(ctx, "baseline", ids(measured, leanID), 1, direct(measured), noRefusals, h.members(leanWorkers))
+	base.Profiles = profiled()
 	if err != nil {
 		return err
 	}
@@ -267,7 +276,7 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 	r.DeliveriesPerSecond = round(float64(len(ids))/last.Sub(first).Seconds(), 1)
 
 	fmt.Fprintf(h.out, "   %s: delivered all %d in %.1fs; counting actions in %d histories\n", name, len(ids), r.Seconds, min(h.cfg.sample, len(ids)))
-	if r.Actions, err = h.sampleActions(ctx, ids, true); err != nil {
+	if r.Actions, r.History, err = h.sampleHistories(ctx, ids, true); err != nil {
 		return r, fmt.Errorf("%s: %w", name, err)
 	}
 	for _, m := range ms {
@@ -304,23 +313,35 @@ func cpuOf(ms []member) map[int]float64 {
 // sampleActions counts billable actions in the histories of a sample of
 // ids, spread over the run; waitClosed first waits for each to close.
 func (h *harness) sampleActions(ctx context.Context, ids []string, waitClosed bool) (billable.Summary, error) {
-	var sample []billable.Actions
+	s, _, err := h.sampleHistories(ctx, ids, waitClosed)
+	return s, err
+}
+
+// sampleHistories reads the histories of a sample of ids, spread over the
+// run, and counts their billable actions and sizes; waitClosed first
+// waits for each to close (closed, failed or canceled alike).
+func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed bool) (billable.Summary, historyFigures, error) {
+	var (
+		actions   []billable.Actions
+		histories [][]*historypb.HistoryEvent
+	)
 	for _, i := range spread(len(ids), h.cfg.sample) {
 		if waitClosed {
 			wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			err := h.client.GetWorkflow(wctx, ids[i], "").Get(wctx, nil)
 			cancel()
 			if err != nil {
-				return billable.Summary{}, fmt.Errorf("workflow %s did not complete: %w", ids[i], err)
+				return billable.Summary{}, historyFigures{}, fmt.Errorf("workflow %s did not complete: %w", ids[i], err)
 			}
 		}
 		events, err := testenv.History(ctx, h.client, ids[i], "")
 		if err != nil {
-			return billable.Summary{}, err
+			return billable.Summary{}, historyFigures{}, err
 		}
-		sample = append(sample, billable.Count(events))
+		actions = append(actions, billable.Count(events))
+		histories = append(histories, events)
 	}
-	return billable.Summarize(sample), nil
+	return billable.Summarize(actions), summarizeHistories(histories), nil
 }
 
 func rateNote(rate float64) string {

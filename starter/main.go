@@ -196,6 +196,8 @@ func serve(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
 	cmdline.ShutdownTimeout(fs, &cfg.ShutdownTimeout)
+	var pprof cmdline.PProf
+	pprof.AddFlags(fs)
 	hostWorker := fs.Bool("worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+
 		"the first workflow task, and with it the first attempt, runs here without a server round trip; takes the worker's flags")
 	var workerOpts deliveryworker.Options
@@ -208,6 +210,9 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := src.Check(fs, true); err != nil {
+		return err
+	}
+	if err := pprof.Check(); err != nil {
 		return err
 	}
 	if err := conn.Validate(); err != nil {
@@ -243,6 +248,9 @@ func serve(ctx context.Context, args []string) error {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	defer tr.Flush(logger) // after the server and the hosted worker have stopped
 	secretfile.Warn(logger, "--api-token-file", *tokenFile)
+	if err := pprof.Serve(ctx, logger); err != nil {
+		return err
+	}
 	// Only a hosted worker signs, so only then must every secret of a file resolve here.
 	endpoints, err := workerOpts.OpenEndpoints(ctx, src, &conn, *hostWorker, logger)
 	if err != nil {

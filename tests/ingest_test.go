@@ -375,8 +375,7 @@ func TestServeThousandEventsFromFiftyClients(t *testing.T) {
 		testenv.Endpoint{ID: "bounces", URL: rc.URL + "/bounces", Events: []string{event.PermanentFailure}}, // subscribes to an event not sent here
 		testenv.Endpoint{ID: "archive", URL: rc.URL + "/archive", Extra: "    enabled: false\n"})
 	subscribed := []string{"crm", "billing"}
-	// Two workers, as production runs several: each polls with the SDK's
-	// default two workflow-task pollers, which bound one worker's throughput.
+	// Two workers, as production runs several, each with the default pollers.
 	startWorker(t, endpoints)
 	startWorker(t, endpoints)
 	srv := startServe(t, hookrelay(t), endpoints)

@@ -44,7 +44,12 @@ func run(ctx context.Context, args []string) error {
 	src.AddFlags(fs)
 	var metricsListen string
 	cmdline.String(fs, &metricsListen, "metrics-listen", "HOOKRELAY_METRICS_LISTEN", "", "serve Prometheus GET /metrics and GET /healthz on this address")
+	var pprof cmdline.PProf
+	pprof.AddFlags(fs)
 	if err := cmdline.Parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := pprof.Check(); err != nil {
 		return err
 	}
 	if err := src.Check(fs, true); err != nil {
@@ -92,6 +97,10 @@ func run(ctx context.Context, args []string) error {
 		}
 		conn.MetricsHandler = reg.Handler()
 		logger.Info("metrics serving", "addr", addr)
+	}
+
+	if err := pprof.Serve(ctx, logger); err != nil {
+		return err
 	}
 
 	tc, err := temporalclient.Connect(ctx, conn, logger)

@@ -66,7 +66,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.ProxyAllowCIDRs, "proxy-allow-cidr", nil, "with --use-env-proxy: admit the proxy's own address in this otherwise refused range; admits no endpoint (repeatable)")
 	cmdline.Int(fs, &o.MaxConcurrentAttempts, "max-concurrent-attempts", "HOOKRELAY_MAX_CONCURRENT_ATTEMPTS", 0,
 		"attempts this worker runs at once, ordinary and local each (0: the SDK's 1000)")
-	cmdline.Int(fs, &o.Pollers, "pollers", "HOOKRELAY_POLLERS", 0,
+	cmdline.Int(fs, &o.Pollers, "pollers", "HOOKRELAY_POLLERS", DefaultPollers,
 		"concurrent long polls for workflow tasks and for activity tasks each (0: the SDK's 2)")
 	cmdline.Float64(fs, &o.AttemptsPerSecond, "attempts-per-second", "HOOKRELAY_ATTEMPTS_PER_SECOND", 0,
 		"at most this many attempts a second from this worker (0: unlimited)")
@@ -77,6 +77,14 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	cmdline.Duration(fs, &o.CircuitRefresh, "circuit-refresh", "HOOKRELAY_CIRCUIT_REFRESH", circuit.DefaultRefresh,
 		"how often this worker reads the endpoints' circuits: the bound on POSTs to an endpoint whose circuit just opened")
 }
+
+// DefaultPollers is 8 long polls for workflow tasks and 8 for activity
+// tasks, not the SDK's 2: the SDK gives half its workflow-task polls to
+// the sticky queue, which a first-try delivery (one workflow task) never
+// uses, so 2 left one poll to take every new delivery, and a task queue
+// has 4 partitions by default. With one poll, deliveries waited in the
+// task queue while the server was busy accepting starts.
+const DefaultPollers = 8
 
 // DefaultWorkflowCacheSize bounds the sticky cache well below the SDK's
 // 10,000, so tens of thousands of deliveries parked in backoff cost the
