@@ -320,7 +320,6 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 		}
 	}
 	rep.Drain = drainOf(wids, delivered, index, failed, healAt, cfg.drainRate)
-	rep.Drain.Releases, rep.Drain.MaxInFlight = releasesLogged(workers)
 
 	// The health workflow: back to healthy, and its runs.
 	deadline := time.Now().Add(30 * time.Second)
@@ -336,6 +335,8 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 			return err
 		}
 	}
+	// The drain logs its last line once it found nothing left: read it now.
+	rep.Drain.Releases, rep.Drain.MaxInFlight = releasesLogged(workers)
 	return h.healthRuns(ctx, endpointID, &rep.Health)
 }
 
