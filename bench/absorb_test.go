@@ -15,7 +15,9 @@ import (
 // task started after it; a step counts what happened in its window.
 func TestReadRunAndFillStep(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	at := func(ms int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(ms) * time.Millisecond)) }
+	at := func(ms int) *timestamppb.Timestamp {
+		return timestamppb.New(t0.Add(time.Duration(ms) * time.Millisecond))
+	}
 	ev := func(ms int, typ enumspb.EventType) *historypb.HistoryEvent {
 		return &historypb.HistoryEvent{EventTime: at(ms), EventType: typ}
 	}
