@@ -204,12 +204,29 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	smp := startSampler(workers, serve.Process, begin, func() (int64, int64) { return accepted.Load(), parked.Load() })
 	defer smp.close()
 
-	// Submit while the endpoint is down; wait until every delivery is parked.
+	// The outage begins: the first few events fail and open the circuit;
+	// once every worker sees it open, the rest arrive and park. (Submitted
+	// all at once to a closed circuit, the burst's thousands of workflow
+	// tasks queue ahead of the health workflow's first one on the shared
+	// task queue, so the circuit opens only once that backlog is worked
+	// off, every delivery in it POSTing and failing meanwhile: see
+	// docs/endpoint-health.md, Limits.)
+	opening := min(2*cfg.openAfter, len(events))
 	started := make([]time.Time, len(events))
+	if err := submitAll(ctx, opening, 1, 1, 0, started, &accepted,
+		func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, wid) }); err != nil {
+		return fmt.Errorf("drain: submit the first %d: %w", opening, err)
+	}
+	if err := h.waitCircuitOpen(ctx, workers, endpointID); err != nil {
+		return err
+	}
+	fmt.Fprintf(h.out, "   drain: the circuit opened after the first %d events (%.1fs) and every worker sees it; submitting the other %d\n",
+		opening, time.Since(begin).Seconds(), len(events)-opening)
+	rest := events[opening:]
 	submitted := make(chan error, 1)
 	go func() {
-		submitted <- submitAll(ctx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
-			func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, wid) })
+		submitted <- submitAll(ctx, len(rest), cfg.batch, cfg.concurrency, cfg.rate, started[opening:], &accepted,
+			func(ctx context.Context, idx []int) error { return sc.send(ctx, rest, idx, wid) })
 	}()
 	var lastAccepted time.Time
 	var retrying int64
@@ -338,6 +355,32 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	// The drain logs its last line once it found nothing left: read it now.
 	rep.Drain.Releases, rep.Drain.MaxInFlight = releasesLogged(workers)
 	return h.healthRuns(ctx, endpointID, &rep.Health)
+}
+
+// waitCircuitOpen waits (up to two minutes) until the endpoint's health
+// workflow says open and every worker logged that it sees it so.
+func (h *harness) waitCircuitOpen(ctx context.Context, workers []*testenv.Process, endpointID string) error {
+	line := fmt.Sprintf(`"msg":"endpoint circuit changed","endpoint_id":%q,"state":%q`, endpointID, workflows.CircuitOpen)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		seen := 0
+		for _, w := range workers {
+			if strings.Contains(w.Log(), line) {
+				seen++
+			}
+		}
+		st, err := h.healthState(ctx, endpointID)
+		if err == nil && st.State == workflows.CircuitOpen && seen == len(workers) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("drain: the circuit is not open 2 minutes after the first failures (state %q, %v; %d of %d workers see it open)",
+				st.State, err, seen, len(workers))
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // healthState queries an endpoint's health workflow.
