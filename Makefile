@@ -12,7 +12,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayAttempts=Int --search-attribute HookrelayAccount=Keyword \
 	--search-attribute HookrelayCircuit=Keyword --search-attribute HookrelayEventTime=Datetime
 
-.PHONY: all tools tools-cluster build test test-cluster test-unit test-integration test-docker fuzz bench bench-park bench-go bench-registry demo dev deploy-secrets fmt vet clean
+.PHONY: all tools tools-cluster build test test-cluster test-unit test-integration test-docker fuzz bench bench-park bench-drain bench-absorb bench-go bench-registry demo dev deploy-secrets fmt vet clean
 
 all: build
 
@@ -84,6 +84,16 @@ bench: $(BENCH_TOOLS)
 ## bench-park: 10,000 deliveries parked in backoff: worker RSS, and the server holding the timers
 bench-park: $(BENCH_TOOLS)
 	$(BENCH_ENV) $(GO) run ./bench --mode park $(BENCH_FLAGS)
+
+## bench-drain: 10,000 deliveries parked behind an endpoint's open circuit, then drained at 100/s:
+## duration, order, duplicates, the health workflow's history, worker RSS (fails on a lost or duplicate delivery)
+bench-drain: $(BENCH_TOOLS)
+	$(BENCH_ENV) $(GO) run ./bench --mode drain $(BENCH_FLAGS)
+
+## bench-absorb: failure reports per second one endpoint's health workflow takes, from failing
+## deliveries and straight from the bench, at rising rates; every delivery still arrives
+bench-absorb: $(BENCH_TOOLS)
+	$(BENCH_ENV) $(GO) run ./bench --mode absorb $(BENCH_FLAGS)
 
 ## bench-go: Go benchmarks (signing, event parsing)
 bench-go:

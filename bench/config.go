@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +20,12 @@ import (
 const (
 	modeThroughput = "throughput"
 	modePark       = "park"
+	modeDrain      = "drain"
+	modeAbsorb     = "absorb"
 )
+
+// modes, in the order --help names them.
+var modes = []string{modeThroughput, modePark, modeDrain, modeAbsorb}
 
 // config is the parsed command line.
 type config struct {
@@ -55,6 +62,15 @@ type config struct {
 	hold          time.Duration
 	freshWatch    time.Duration
 	timerSample   int
+	// drain and absorb modes (drain.go, absorb.go)
+	openAfter   int
+	drainRate   float64
+	absorbRates []float64 // failing deliveries per second, one step each
+	signalRates []float64 // failure reports per second sent straight to a health workflow
+	absorbStep  time.Duration
+	// endpointsDB registers the throughput mode's endpoint in a fresh
+	// registry database of this kind (sqlite, postgres) instead of the YAML file.
+	endpointsDB string
 
 	root string // the repository
 }
@@ -72,7 +88,7 @@ func parseFlags(args []string, root string) (config, error) {
 	c := config{root: root}
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	fs.SortFlags = false
-	fs.StringVar(&c.mode, "mode", modeThroughput, "throughput: hookrelay through starter serve against a lean one-activity workflow; park: deliveries parked in backoff, worker memory and who holds the timers")
+	fs.StringVar(&c.mode, "mode", modeThroughput, "throughput: hookrelay through starter serve against a lean one-activity workflow; park: deliveries parked in backoff, worker memory and who holds the timers; drain: an outage parks the deliveries behind an open circuit, then the drain; absorb: the failure reports one endpoint's health workflow takes")
 	fs.IntVar(&c.events, "events", 0, "events to submit, one delivery each (default 2000; 10000 with --mode park)")
 	fs.IntVar(&c.concurrency, "concurrency", 50, "concurrent submitters")
 	fs.Float64Var(&c.rate, "rate", 0, "cap submissions at this many events per second (0: as fast as the submitters go); latency at a rate the system sustains, rather than behind a backlog")
@@ -97,8 +113,14 @@ func parseFlags(args []string, root string) (config, error) {
 	fs.DurationVar(&c.hold, "hold", 30*time.Second, "park: keep sampling worker memory this long after the last delivery parked")
 	fs.DurationVar(&c.freshWatch, "fresh-watch", 15*time.Second, "park: how long to watch a fresh worker's memory once the parked workers stopped")
 	fs.IntVar(&c.timerSample, "timer-sample", 20, "park: parked workflows to describe once the workers stopped")
+	fs.IntVar(&c.openAfter, "open-after", 5, "drain: the endpoint's circuit.open_after")
+	fs.Float64Var(&c.drainRate, "drain-rate", 100, "drain: the endpoint's circuit.drain_per_second")
+	absorbRates := fs.String("absorb-rates", "25,50,100,200", "absorb: failing deliveries per second submitted, one --absorb-step each, comma-separated")
+	signalRates := fs.String("signal-rates", "100,200,400,800,1600", "absorb: failure reports per second the bench sends straight to one health workflow, one --absorb-step each (empty: none)")
+	fs.DurationVar(&c.absorbStep, "absorb-step", 15*time.Second, "absorb: how long each rate is held")
+	fs.StringVar(&c.endpointsDB, "endpoints-db", "", "throughput: register the endpoint in a fresh endpoint registry, sqlite (a file) or postgres (a database on HOOKRELAY_TEST_POSTGRES, default 127.0.0.1:5432; dropped at the end), instead of the YAML endpoints file")
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]   (make bench, make bench-park)\n\n%s", fs.FlagUsages())
+		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]   (make bench, make bench-park, make bench-drain, make bench-absorb)\n\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -119,11 +141,20 @@ func parseFlags(args []string, root string) (config, error) {
 			return c, err
 		}
 	}
+	for _, f := range []struct {
+		name string
+		raw  string
+		dst  *[]float64
+	}{{"absorb-rates", *absorbRates, &c.absorbRates}, {"signal-rates", *signalRates, &c.signalRates}} {
+		if *f.dst, err = parseRates(f.name, f.raw); err != nil {
+			return c, err
+		}
+	}
 	if !fs.Changed("events") {
-		c.events = map[string]int{modeThroughput: 2000, modePark: 10000}[c.mode]
+		c.events = map[string]int{modeThroughput: 2000, modePark: 10000, modeDrain: 10000, modeAbsorb: 1}[c.mode]
 	}
 	if !fs.Changed("timeout") {
-		c.timeout = map[string]time.Duration{modeThroughput: 15 * time.Minute, modePark: 60 * time.Minute}[c.mode]
+		c.timeout = map[string]time.Duration{modeThroughput: 15 * time.Minute, modePark: 60 * time.Minute, modeDrain: 30 * time.Minute, modeAbsorb: 15 * time.Minute}[c.mode]
 	}
 	if c.profile != "" {
 		if c.profile, err = filepath.Abs(c.profile); err != nil {
@@ -135,7 +166,7 @@ func parseFlags(args []string, root string) (config, error) {
 		c.baselineArgs = append(c.baselineArgs, pprofArgs...)
 	}
 	if c.out == "" {
-		c.out = filepath.Join(root, ".temporal", "bench", map[string]string{modeThroughput: "results.json", modePark: "park.json"}[c.mode])
+		c.out = filepath.Join(root, ".temporal", "bench", map[string]string{modeThroughput: "results.json", modePark: "park.json", modeDrain: "drain.json", modeAbsorb: "absorb.json"}[c.mode])
 	}
 	// Never docker unless forced: the figures include the dev server's CPU
 	// and memory, read from /proc.
@@ -148,8 +179,8 @@ func parseFlags(args []string, root string) (config, error) {
 // validate names the first unusable flag.
 func (c config) validate() error {
 	switch {
-	case c.mode != modeThroughput && c.mode != modePark:
-		return usagef("--mode: %q is neither %s nor %s", c.mode, modeThroughput, modePark)
+	case !slices.Contains(modes, c.mode):
+		return usagef("--mode: %q is not one of %s", c.mode, strings.Join(modes, ", "))
 	case c.events < 1:
 		return usagef("--events: must be at least 1, got %d", c.events)
 	case c.concurrency < 1 || c.concurrency > 1000:
@@ -182,6 +213,18 @@ func (c config) validate() error {
 		return usagef("--timer-sample: must not be negative, got %d", c.timerSample)
 	case strings.TrimSpace(c.namespace) == "":
 		return usagef("--namespace: must not be empty")
+	case c.openAfter < 1 || c.openAfter > 10000:
+		return usagef("--open-after: must be 1 to 10000 (circuit.open_after), got %d", c.openAfter)
+	case c.drainRate <= 0 || c.drainRate > 10000:
+		return usagef("--drain-rate: must be above 0, up to 10000 (circuit.drain_per_second), got %g", c.drainRate)
+	case c.absorbStep < time.Second:
+		return usagef("--absorb-step: must be at least 1s, got %s", c.absorbStep)
+	case c.mode == modeAbsorb && len(c.absorbRates) == 0 && len(c.signalRates) == 0:
+		return usagef("--absorb-rates: with --signal-rates empty too, absorb mode has nothing to measure")
+	case c.endpointsDB != "" && c.endpointsDB != "sqlite" && c.endpointsDB != "postgres":
+		return usagef("--endpoints-db: %q is neither sqlite nor postgres", c.endpointsDB)
+	case c.endpointsDB != "" && c.mode != modeThroughput:
+		return usagef("--endpoints-db: only the throughput mode registers its endpoint in the registry")
 	}
 	if _, err := parseSchedule(c.retrySchedule); err != nil {
 		return usagef("--retry-schedule: %v", err)
@@ -201,6 +244,23 @@ func splitArgs(flag, raw string) ([]string, error) {
 		return nil, usagef("--%s: quotes and backslashes are not supported; arguments are split on whitespace", flag)
 	}
 	return strings.Fields(raw), nil
+}
+
+// parseRates reads "25,50,100" into rates per second; empty is none.
+func parseRates(flag, raw string) ([]float64, error) {
+	var out []float64
+	for _, part := range strings.Split(raw, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" && strings.TrimSpace(raw) == "" {
+			break
+		}
+		r, err := strconv.ParseFloat(part, 64)
+		if err != nil || r <= 0 || math.IsInf(r, 0) {
+			return nil, usagef("--%s: %q is not a comma-separated list of positive rates such as 25,50,100", flag, raw)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // parseSchedule reads "1h" or "5s,1h" into durations, as the endpoints file would hold them.

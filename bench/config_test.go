@@ -43,6 +43,23 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if p.events != 10000 || p.timeout != time.Hour || p.out != filepath.Join(root, ".temporal", "bench", "park.json") {
 		t.Fatalf("park defaults: %+v", p)
 	}
+	d, err := parseFlags([]string{"--mode", "drain"}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.events != 10000 || d.openAfter != 5 || d.drainRate != 100 || d.timeout != 30*time.Minute || d.out != filepath.Join(root, ".temporal", "bench", "drain.json") {
+		t.Fatalf("drain defaults: %+v", d)
+	}
+	a, err := parseFlags([]string{"--mode", "absorb", "--absorb-rates", "10, 20", "--signal-rates", ""}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.absorbRates) != 2 || a.absorbRates[1] != 20 || len(a.signalRates) != 0 || a.absorbStep != 15*time.Second {
+		t.Fatalf("absorb: %+v", a)
+	}
+	if r, err := parseFlags([]string{"--endpoints-db", "postgres"}, root); err != nil || r.endpointsDB != "postgres" {
+		t.Fatalf("--endpoints-db postgres: %+v %v", r, err)
+	}
 	pass, err := parseFlags([]string{"--worker-args", " --pollers 8  --max-concurrent-attempts 200 ", "--serve-args", "--max-in-flight 128"}, root)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +105,14 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--retry-schedule", "soon"}, "--retry-schedule"},
 		{[]string{"--retry-schedule", "1h,0s"}, "--retry-schedule"},
 		{[]string{"--temporal-cli", filepath.Join(root, "missing")}, "--temporal-cli"},
+		{[]string{"--mode", "drain", "--open-after", "0"}, "--open-after"},
+		{[]string{"--mode", "drain", "--drain-rate", "0"}, "--drain-rate"},
+		{[]string{"--mode", "absorb", "--absorb-rates", "10,fast"}, "--absorb-rates"},
+		{[]string{"--mode", "absorb", "--signal-rates", "-5"}, "--signal-rates"},
+		{[]string{"--mode", "absorb", "--absorb-rates", "", "--signal-rates", ""}, "--absorb-rates"},
+		{[]string{"--mode", "absorb", "--absorb-step", "10ms"}, "--absorb-step"},
+		{[]string{"--endpoints-db", "mysql"}, "--endpoints-db"},
+		{[]string{"--mode", "park", "--endpoints-db", "sqlite"}, "--endpoints-db"},
 		{[]string{"--no-such-flag"}, "--no-such-flag"},
 		{[]string{"stray"}, "stray"},
 	}

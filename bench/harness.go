@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -45,6 +46,11 @@ type harness struct {
 	logs      []*os.File // the server's and the client's
 	rc        *testenv.Receiver
 	processes []*testenv.Process
+
+	// healed switches the drain and absorb modes' receiver from 503 to 200.
+	healed atomic.Bool
+	// registry is the throughput mode's endpoint registry (--endpoints-db); nil: the YAML file.
+	registry *benchRegistry
 }
 
 // newHarness builds worker and starter, generates a codec key, a signing
@@ -76,6 +82,14 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	if err = h.startServer(ctx); err != nil {
 		return h, err
 	}
+	if cfg.endpointsDB != "" {
+		// Before the receiver: the registry generates the secret it verifies with.
+		if h.registry, err = newBenchRegistry(ctx, cfg.endpointsDB, h.tmp, h.hr.CodecKeyFile); err != nil {
+			return h, err
+		}
+		fmt.Fprintf(out, "== endpoint registry: %s\n", h.registry.where)
+		h.secret = h.registry.secret
+	}
 	clientLog, err := h.logFile("bench-client.log")
 	if err != nil {
 		return h, err
@@ -91,11 +105,25 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	}
 	// Park mode's endpoint never accepts: every attempt parks its delivery.
 	answer := testenv.Always(http.StatusOK)
-	if cfg.mode == modePark {
+	switch cfg.mode {
+	case modePark:
 		answer = testenv.Always(http.StatusServiceUnavailable) // no Retry-After: the schedule decides
+	case modeDrain, modeAbsorb:
+		// Down until the bench heals it.
+		answer = func(string, int, http.ResponseWriter) int {
+			if h.healed.Load() {
+				return http.StatusOK
+			}
+			return http.StatusServiceUnavailable
+		}
 	}
 	if h.rc, err = testenv.NewReceiver(testenv.ReceiverOptions{Secret: h.secret, Answer: answer}); err != nil {
 		return h, err
+	}
+	if h.registry != nil {
+		if err = h.registry.pointAt(ctx, h.rc.URL); err != nil {
+			return h, err
+		}
 	}
 	return h, nil
 }
@@ -174,6 +202,11 @@ func (h *harness) close() []error {
 	if h.client != nil {
 		h.client.Close()
 	}
+	if h.registry != nil {
+		if err := h.registry.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if h.server != nil {
 		if err := h.server.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop Temporal server: %w", err))
@@ -240,7 +273,8 @@ func (h *harness) on(taskQueue string) testenv.Hookrelay {
 // startWorker runs a hookrelay worker process on taskQueue, admitting
 // loopback (where the receiver listens) through the network guard.
 func (h *harness) startWorker(ctx context.Context, name, taskQueue, endpoints string) (*testenv.Process, error) {
-	args := append([]string{"--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8"}, h.cfg.workerArgs...)
+	args := append(endpointsFlag(endpoints), "--allow-cidr", "127.0.0.0/8")
+	args = append(args, h.cfg.workerArgs...)
 	return h.start(ctx, h.on(taskQueue).Worker(name, args...))
 }
 
@@ -270,7 +304,7 @@ func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoint
 
 // startServe runs `starter serve` on a free loopback port with this run's token.
 func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (*serveProc, error) {
-	p, err := h.start(ctx, h.on(taskQueue).Serve("serve", h.tokenFile, append([]string{"--endpoints", endpoints}, h.cfg.serveArgs...)...))
+	p, err := h.start(ctx, h.on(taskQueue).Serve("serve", h.tokenFile, append(endpointsFlag(endpoints), h.cfg.serveArgs...)...))
 	if err != nil {
 		return nil, err
 	}

@@ -3,10 +3,15 @@
 // 2xx, billable Temporal actions per delivery and worker memory, beside a
 // lean baseline (one workflow, one activity that POSTs) on the same server
 // and receiver. With --mode park it parks deliveries in backoff and shows
-// what waiting costs a worker, and that the server holds the timers.
+// what waiting costs a worker, and that the server holds the timers. With
+// --mode drain an outage parks deliveries behind an endpoint's open circuit
+// and the health workflow drains them; --mode absorb measures the failure
+// reports one endpoint's health workflow takes.
 //
-//	go run ./bench [flags]              (make bench)
-//	go run ./bench --mode park [flags]  (make bench-park)
+//	go run ./bench [flags]                (make bench)
+//	go run ./bench --mode park [flags]    (make bench-park)
+//	go run ./bench --mode drain [flags]   (make bench-drain)
+//	go run ./bench --mode absorb [flags]  (make bench-absorb)
 //
 // It starts a dev server from bin/temporal (or uses TEMPORAL_ADDRESS, or
 // the server HOOKRELAY_TEST_SERVER names, as the tests choose it: package
@@ -88,6 +93,37 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 		r.Machine.LoadAvgEnd = loadavg()
 		printPark(out, r)
 		report = r
+	case modeDrain:
+		r := &drainReport{header: hd}
+		if err := runDrain(ctx, h, r); err != nil {
+			return err
+		}
+		r.Machine.LoadAvgEnd = loadavg()
+		printDrain(out, r)
+		report = r
+		if r.Lost > 0 || r.Duplicates > 0 {
+			defer func() {
+				if err == nil {
+					err = fmt.Errorf("drain: %d deliveries lost, %d delivered twice", r.Lost, r.Duplicates)
+				}
+			}()
+		}
+	case modeAbsorb:
+		r := &absorbReport{header: hd}
+		if err := runAbsorb(ctx, h, r); err != nil {
+			return err
+		}
+		r.Machine.LoadAvgEnd = loadavg()
+		printAbsorb(out, r)
+		report = r
+		if r.Deliveries.Lost > 0 || r.Deliveries.Duplicates > 0 || r.SignalsLost() > 0 {
+			defer func() {
+				if err == nil {
+					err = fmt.Errorf("absorb: %d deliveries lost, %d delivered twice, %d failure reports accepted but not in the health workflow's history",
+						r.Deliveries.Lost, r.Deliveries.Duplicates, r.SignalsLost())
+				}
+			}()
+		}
 	}
 	// Every request the receiver got was signed right, or the figures mean nothing.
 	if err := h.rc.Verified(); err != nil {

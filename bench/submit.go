@@ -29,11 +29,19 @@ type fakeEvent struct {
 
 // makeEvents builds n distinct events, cycling through the four event
 // names; base makes them distinct from any earlier run's on the same server.
-func makeEvents(n int, base time.Time) ([]fakeEvent, error) {
+func makeEvents(n int, base time.Time) ([]fakeEvent, error) { return makeAccountEvents("", n, base) }
+
+// makeAccountEvents is makeEvents of account (none if empty): an endpoint
+// in the registry belongs to one, and routing is exact on it.
+func makeAccountEvents(account string, n int, base time.Time) ([]fakeEvent, error) {
 	out := make([]fakeEvent, n)
+	accountField := ""
+	if account != "" {
+		accountField = fmt.Sprintf(`"account_id":%q,`, account)
+	}
 	for i := range out {
 		mailLogID := 1_000_000 + i
-		body := fmt.Sprintf(`{"event_name":%q,"payload":{"id":%d,"time":%q,"subject":"Fake subject %d","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Bench":"fake"}}}`,
+		body := fmt.Sprintf(`{`+accountField+`"event_name":%q,"payload":{"id":%d,"time":%q,"subject":"Fake subject %d","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Bench":"fake"}}}`,
 			event.Names[i%len(event.Names)], mailLogID, base.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano), mailLogID, mailLogID)
 		ev, err := event.Parse([]byte(body))
 		if err != nil {

@@ -77,24 +77,25 @@ type throughputReport struct {
 // processes) and then, on the same server and receiver, the lean baseline.
 func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error {
 	cfg := h.cfg
-	events, err := makeEvents(cfg.warmup+cfg.events, time.Now().UTC().Truncate(time.Millisecond))
+	// hookrelay
+	taskQueue := "bench-" + h.runID
+	file, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, h.rc.URL, []time.Duration{5 * time.Second, time.Minute})
+	if err != nil {
+		return err
+	}
+	endpoints, endpointID, account := h.endpointsOf(file, benchEndpoint) // --endpoints-db: the registry's
+	events, err := makeAccountEvents(account, cfg.warmup+cfg.events, time.Now().UTC().Truncate(time.Millisecond))
 	if err != nil {
 		return err
 	}
 	warm, measured := events[:cfg.warmup], events[cfg.warmup:]
 
-	// hookrelay
-	taskQueue := "bench-" + h.runID
-	endpoints, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, h.rc.URL, []time.Duration{5 * time.Second, time.Minute})
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(h.out, "== hookrelay: %d worker(s), starter serve, task queue %s\n", cfg.workers, taskQueue)
 	workers, serve, sc, err := h.startHookrelay(ctx, cfg.workers, taskQueue, endpoints, cfg.concurrency)
 	if err != nil {
 		return err
 	}
-	hookID := func(ev fakeEvent) string { return workflows.WorkflowID(benchEndpoint, ev.id) }
+	hookID := func(ev fakeEvent) string { return workflows.WorkflowID(endpointID, ev.id) }
 	viaServe := func(evs []fakeEvent) sendFunc {
 		return func(ctx context.Context, idx []int) error { return sc.send(ctx, evs, idx, hookID) }
 	}
