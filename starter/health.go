@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -69,11 +68,7 @@ func endpointHealth(ctx context.Context, name string, args []string, stdout io.W
 	if err != nil {
 		return err
 	}
-	if c.output == "json" {
-		return json.NewEncoder(stdout).Encode(st)
-	}
-	printHealth(stdout, st)
-	return nil
+	return printAs(&c, stdout, st, printHealth)
 }
 
 func printHealth(w io.Writer, st workflows.HealthState) {

@@ -395,10 +395,15 @@ func status(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func (c *common) printState(w io.Writer, st workflows.DeliveryState) error {
+	return printAs(c, w, st, printState)
+}
+
+// printAs writes v as JSON with --output json, else as text does.
+func printAs[T any](c *common, w io.Writer, v T, text func(io.Writer, T)) error {
 	if c.output == "json" {
-		return json.NewEncoder(w).Encode(st)
+		return json.NewEncoder(w).Encode(v)
 	}
-	printState(w, st)
+	text(w, v)
 	return nil
 }
 
