@@ -64,11 +64,11 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 		return res, errors.New("release: per_second must be positive")
 	}
 	activity.GetLogger(ctx).Info("releasing parked deliveries", "endpoint_id", in.EndpointID, "limit", in.Limit, "per_second", in.PerSecond)
-	limiter := rate.NewLimiter(rate.Limit(in.PerSecond), 1)
-	pace := &pacing{rate: in.PerSecond, max: maxReleasesInFlight}
+	most := maxReleasesInFlight
 	if in.Limit > 0 {
-		pace.max = min(pace.max, in.Limit)
+		most = min(most, in.Limit)
 	}
+	pace := newPacing(in.PerSecond, most)
 	defer func() {
 		activity.GetLogger(ctx).Info("released parked deliveries", "endpoint_id", in.EndpointID, "released", res.Released,
 			"delivered", res.Delivered, "failed", res.Failed, "reopen", res.Reopen, "max_in_flight", res.MaxInFlight)
@@ -82,7 +82,7 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 		if len(parked) == 0 || (in.Limit > 0 && res.Released >= in.Limit) {
 			return res, nil
 		}
-		progressed, err := h.releaseAll(ctx, in, parked, limiter, pace, &res)
+		progressed, err := releaseAll(ctx, in, parked, pace, &res, h.releaseOne)
 		if err != nil || res.Reopen || (in.Limit > 0 && res.Released >= in.Limit) {
 			if n, lerr := h.countParked(ctx, in.EndpointID); lerr == nil {
 				res.Parked = n
@@ -102,33 +102,57 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 	}
 }
 
-// pacing bounds the releases in flight: one while a release's round trip
-// (the update, the POST, the answer) is shorter than 1/rate, so each POST
-// ends before the next delivery is released (strict event-time order); more
-// when it is longer, so the drain keeps its rate (neighbours may then arrive
-// out of order, by fewer places than are in flight).
+// pacing spaces releases at rate and bounds how many are in flight: one
+// while a release's round trip (the update, the POST, the answer) is
+// shorter than 1/rate, so each POST ends before the next delivery is
+// released (strict event-time order); more when it is longer, so the drain
+// keeps its rate (neighbours may then arrive out of order, by fewer places
+// than are in flight). A release that waited for room (a slow round trip)
+// leaves the rate's tokens unspent, up to a second's worth, so the releases
+// after it catch up: the drain keeps its rate on average when round trips
+// vary around 1/rate.
 type pacing struct {
 	rate    float64
 	max     int
-	latency time.Duration // moving average of the round trip
+	limiter *rate.Limiter
+	// trips are the latest round trips (a ring): their mean, not the
+	// latest, sizes the window, so a slow one now and then (which the
+	// tokens it left unspent make up for) does not reorder the drain.
+	trips [16]time.Duration
+	n     int
+}
+
+func newPacing(perSecond float64, most int) *pacing {
+	burst := min(max(int(math.Ceil(perSecond)), 1), most)
+	l := rate.NewLimiter(rate.Limit(perSecond), burst)
+	l.AllowN(time.Now(), burst) // start empty: the first second is paced like the rest
+	return &pacing{rate: perSecond, max: most, limiter: l}
 }
 
 func (p *pacing) window() int {
-	w := int(math.Ceil(p.rate * p.latency.Seconds()))
+	var sum time.Duration
+	k := min(p.n, len(p.trips))
+	for _, d := range p.trips[:k] {
+		sum += d
+	}
+	w := 1
+	if k > 0 {
+		w = int(math.Ceil(p.rate * (sum / time.Duration(k)).Seconds()))
+	}
 	return min(max(w, 1), p.max)
 }
 
 func (p *pacing) observe(d time.Duration) {
-	if p.latency == 0 {
-		p.latency = d
-		return
-	}
-	p.latency = (3*p.latency + d) / 4
+	p.trips[p.n%len(p.trips)] = d
+	p.n++
 }
+
+// releaseFunc releases one parked delivery and returns the attempt it caused.
+type releaseFunc func(ctx context.Context, id string) (workflows.Attempt, error)
 
 // releaseAll releases parked in order, paced, and reports whether any
 // release was accepted.
-func (h *HealthActivities) releaseAll(ctx context.Context, in workflows.ReleaseInput, parked []parkedDelivery, limiter *rate.Limiter, pace *pacing, res *workflows.ReleaseResult) (bool, error) {
+func releaseAll(ctx context.Context, in workflows.ReleaseInput, parked []parkedDelivery, pace *pacing, res *workflows.ReleaseResult, release releaseFunc) (bool, error) {
 	var (
 		mu          sync.Mutex
 		wg          sync.WaitGroup
@@ -148,16 +172,15 @@ func (h *HealthActivities) releaseAll(ctx context.Context, in workflows.ReleaseI
 		return inFlight < pace.window()
 	}
 	for _, p := range parked {
-		if done() || limiter.Wait(ctx) != nil {
-			break
-		}
+		// Room first, then the rate's token: a wait for room spends no
+		// token, so the releases after a slow one catch up.
 		for !room() && ctx.Err() == nil {
 			select {
 			case <-finished:
 			case <-ctx.Done():
 			}
 		}
-		if ctx.Err() != nil || done() {
+		if ctx.Err() != nil || done() || pace.limiter.Wait(ctx) != nil || done() {
 			break
 		}
 		mu.Lock()
@@ -168,7 +191,7 @@ func (h *HealthActivities) releaseAll(ctx context.Context, in workflows.ReleaseI
 		go func() {
 			defer wg.Done()
 			started := time.Now()
-			a, err := h.releaseOne(ctx, p.id)
+			a, err := release(ctx, p.id)
 			mu.Lock()
 			inFlight--
 			if err == nil {
@@ -186,7 +209,9 @@ func (h *HealthActivities) releaseAll(ctx context.Context, in workflows.ReleaseI
 						res.Reopen = true
 					}
 				}
-				activity.RecordHeartbeat(ctx, *res)
+				if activity.IsActivity(ctx) {
+					activity.RecordHeartbeat(ctx, *res)
+				}
 			} // else: not parked any more, or the update did not complete: not counted
 			mu.Unlock()
 			select {

@@ -1,0 +1,129 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// fakeReleases releases parked deliveries with round trips of a fixed
+// pattern, recording when each started.
+type fakeReleases struct {
+	mu       sync.Mutex
+	trips    []time.Duration // round trip of release i, cycled
+	started  []time.Time
+	order    []string
+	inFlight int
+	most     int
+	outcome  workflows.Outcome
+}
+
+func (f *fakeReleases) release(ctx context.Context, id string) (workflows.Attempt, error) {
+	f.mu.Lock()
+	trip := f.trips[len(f.started)%len(f.trips)]
+	f.started = append(f.started, time.Now())
+	f.order = append(f.order, id)
+	f.inFlight++
+	f.most = max(f.most, f.inFlight)
+	f.mu.Unlock()
+	select {
+	case <-time.After(trip):
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	f.inFlight--
+	f.mu.Unlock()
+	return workflows.Attempt{Outcome: f.outcome}, nil
+}
+
+func parkedList(n int) []parkedDelivery {
+	base := time.Date(2026, 4, 18, 20, 0, 0, 0, time.UTC)
+	out := make([]parkedDelivery, n)
+	for i := range out {
+		out[i] = parkedDelivery{id: fmt.Sprintf("d%03d", i), eventTime: base.Add(time.Duration(i) * time.Second)}
+	}
+	return out
+}
+
+func (f *fakeReleases) rate() float64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return float64(len(f.started)-1) / f.started[len(f.started)-1].Sub(f.started[0]).Seconds()
+}
+
+// Round trips that are mostly short but now and then longer than 1/rate
+// (a loaded server) must not slow the drain: the releases after a slow one
+// catch up, one at a time, so the order stays strict.
+func TestDrainKeepsItsRateWhenRoundTripsVary(t *testing.T) {
+	const perSecond = 40.0 // 25ms apart
+	f := &fakeReleases{outcome: workflows.OutcomeDelivered,
+		trips: []time.Duration{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond, 60 * time.Millisecond}}
+	var res workflows.ReleaseResult
+	parked := parkedList(120)
+	progressed, err := releaseAll(context.Background(), workflows.ReleaseInput{PerSecond: perSecond, OpenAfter: 5},
+		parked, newPacing(perSecond, maxReleasesInFlight), &res, f.release)
+	if err != nil || !progressed || res.Released != len(parked) || res.Delivered != len(parked) {
+		t.Fatalf("released %+v, progressed %v, err %v", res, progressed, err)
+	}
+	if got := f.rate(); math.Abs(got-perSecond)/perSecond > 0.1 {
+		t.Errorf("released at %.1f/s, want %.0f/s ± 10%%", got, perSecond)
+	}
+	if f.most != 1 {
+		t.Errorf("%d releases in flight at once, want 1 while the average round trip is shorter than 1/rate", f.most)
+	}
+	for i, id := range f.order {
+		if id != parked[i].id {
+			t.Fatalf("release %d was %s, want %s: not in event-time order", i, id, parked[i].id)
+		}
+	}
+}
+
+// Round trips longer than 1/rate throughout: more releases go in flight,
+// so the drain still keeps its rate.
+func TestDrainWidensWhenRoundTripsAreLong(t *testing.T) {
+	const perSecond = 40.0
+	f := &fakeReleases{outcome: workflows.OutcomeDelivered, trips: []time.Duration{70 * time.Millisecond}}
+	var res workflows.ReleaseResult
+	if _, err := releaseAll(context.Background(), workflows.ReleaseInput{PerSecond: perSecond, OpenAfter: 5},
+		parkedList(120), newPacing(perSecond, maxReleasesInFlight), &res, f.release); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.rate(); math.Abs(got-perSecond)/perSecond > 0.1 {
+		t.Errorf("released at %.1f/s, want %.0f/s ± 10%%", got, perSecond)
+	}
+	if f.most < 3 || f.most > 4 {
+		t.Errorf("%d releases in flight at most, want 3 (70ms round trips at 40/s), or 4 while the average settles", f.most)
+	}
+}
+
+// OpenAfter consecutive failed releases stop the drain (to re-open the
+// circuit) with nothing more released.
+func TestDrainStopsAfterOpenAfterFailures(t *testing.T) {
+	f := &fakeReleases{outcome: workflows.OutcomeHTTPError, trips: []time.Duration{time.Millisecond}}
+	var res workflows.ReleaseResult
+	if _, err := releaseAll(context.Background(), workflows.ReleaseInput{PerSecond: 100, OpenAfter: 3},
+		parkedList(50), newPacing(100, maxReleasesInFlight), &res, f.release); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Reopen || res.Released != 3 || res.Failed != 3 || len(f.started) != 3 {
+		t.Fatalf("after 3 failures: %+v with %d released, want reopen after exactly 3", res, len(f.started))
+	}
+}
+
+// A probe (Limit 1) releases exactly one delivery, the oldest.
+func TestProbeReleasesTheOldestOnly(t *testing.T) {
+	f := &fakeReleases{outcome: workflows.OutcomeDelivered, trips: []time.Duration{time.Millisecond}}
+	var res workflows.ReleaseResult
+	if _, err := releaseAll(context.Background(), workflows.ReleaseInput{PerSecond: 10, OpenAfter: 1, Limit: 1},
+		parkedList(20), newPacing(10, 1), &res, f.release); err != nil {
+		t.Fatal(err)
+	}
+	if res.Released != 1 || len(f.order) != 1 || f.order[0] != "d000" {
+		t.Fatalf("probe released %v (%+v), want d000 alone", f.order, res)
+	}
+}
