@@ -136,6 +136,11 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	if err != nil {
 		return rec, err
 	}
+	if a.Health != nil && ep != nil && in.Release && endpointFailure(rec.Outcome) && a.Health.Circuit(ep.ID) == workflows.CircuitOpen {
+		// A failed probe: the delivery parks again in its place, its retry
+		// schedule untouched (workflows.Attempt.ParkAgain).
+		rec.ParkAgain, rec.ParkLimitSeconds = true, int64(ep.Circuit.ParkLimit/time.Second)
+	}
 	a.audit(ctx, in, rec)
 	if a.Health != nil && ep != nil && !in.Release {
 		// A release's outcome reaches the health workflow through the

@@ -4,10 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -125,5 +130,62 @@ func TestProbeReleasesTheOldestOnly(t *testing.T) {
 	}
 	if res.Released != 1 || len(f.order) != 1 || f.order[0] != "d000" {
 		t.Fatalf("probe released %v (%+v), want d000 alone", f.order, res)
+	}
+}
+
+// fixedHealth is a circuit as a worker sees it, in one state.
+type fixedHealth struct {
+	state    workflows.CircuitState
+	observed int
+}
+
+func (f *fixedHealth) Circuit(string) workflows.CircuitState { return f.state }
+func (f *fixedHealth) Observe(context.Context, endpoint.Endpoint, string, workflows.Attempt) {
+	f.observed++
+}
+
+// A release that fails while the circuit is open is a failed probe: the
+// attempt asks the delivery to park again (with the park limit), and
+// reports nothing (the release reads the outcome). The same failure in a
+// drain spends its step like any attempt.
+func TestFailedProbeParksAgain(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer srv.Close()
+	cfg, err := endpoint.Parse([]byte(endpointYAML(srv.URL, "    circuit: {park_limit: 48h}\n")), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		state workflows.CircuitState
+		again bool
+	}{{workflows.CircuitOpen, true}, {workflows.CircuitDraining, false}, {workflows.CircuitHealthy, false}} {
+		t.Run(string(c.state), func(t *testing.T) {
+			h := &fixedHealth{state: c.state}
+			acts := New(cfg, loopbackClient())
+			acts.Health = h
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(acts.Attempt)
+			val, err := env.ExecuteActivity(acts.Attempt, workflows.AttemptInput{
+				DeliveryID: "acme:evt_1", EndpointID: "acme", Attempt: 2, EventName: "api_mail_log_delivered", Payload: payload,
+				MayPark: true, Release: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a workflows.Attempt
+			if err := val.Get(&a); err != nil {
+				t.Fatal(err)
+			}
+			if a.Outcome != workflows.OutcomeHTTPError || a.StatusCode != 503 {
+				t.Fatalf("attempt %+v, want the 503 POSTed", a)
+			}
+			if a.ParkAgain != c.again || (c.again && a.ParkLimitSeconds != 48*3600) {
+				t.Fatalf("park_again %t with park limit %ds, want %t (48h)", a.ParkAgain, a.ParkLimitSeconds, c.again)
+			}
+			if h.observed != 0 {
+				t.Fatalf("a release reported its outcome %d times, want none", h.observed)
+			}
+		})
 	}
 }

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 tag=${1:?usage: scripts/record-histories.sh TAG (names the new files, e.g. local-first)}
 make -s tools build
 dir=$(mktemp -d)
-port=7399 rport=9399
+port=7399 rport=9399 rport2=9398
 export TEMPORAL_ADDRESS=127.0.0.1:$port
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$dir"' EXIT
@@ -22,11 +22,15 @@ endpoints:
   - {id: flaky, url: "http://127.0.0.1:$rport/flaky", events: ["*"], secret_file: secret, retry_schedule: [1h, 1h]}
   - {id: ok, url: "http://127.0.0.1:$rport/ok", events: ["*"], secret_file: secret}
   - {id: pausable, url: "http://127.0.0.1:$rport/ok", events: [api_mail_log_opened], secret_file: secret}
+  - {id: probed, url: "http://127.0.0.1:$rport2/flaky", events: [api_mail_log_temporary_failure], secret_file: secret, retry_schedule: [1s, 1h], circuit: {open_after: 1, probe_every: [2s]}}
 YAML
 bin/temporal server start-dev --ip 127.0.0.1 --port $port --headless --log-level error >"$dir/temporal.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do bin/temporal operator cluster health >/dev/null 2>&1 && break; sleep 0.5; done
 bin/receiver --listen 127.0.0.1:$rport --secret-file "$dir/secret" --flaky-failures 1 --flaky-retry-after 0 >"$dir/receiver.log" 2>&1 &
+pids+=($!)
+# Refuses each webhook-id twice: the first attempt (which opens probed's circuit) and the first probe.
+bin/receiver --listen 127.0.0.1:$rport2 --secret-file "$dir/secret" --flaky-failures 2 --flaky-retry-after 0 >"$dir/receiver2.log" 2>&1 &
 pids+=($!)
 # Plaintext on purpose: the fixtures hold fake data only, and replaying them must not need a key.
 bin/worker --endpoints "$dir/endpoints.yaml" --insecure-plaintext --allow-cidr 127.0.0.0/8 --circuit-refresh 200ms >"$dir/worker.log" 2>&1 &
@@ -43,6 +47,10 @@ parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep 
 opened=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/opened.json --output json |
   sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')
 first=$(grep '^ok:' <<<"$opened") released=$(grep '^pausable:' <<<"$opened")
+# Endpoint health: probed's first attempt fails and opens its circuit; the delivery parks, the first
+# probe fails (it parks again, its schedule untouched), the second delivers it.
+probed=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/temporary_failure.json --output json |
+  sed -E 's/.*"delivery_id":"([^"]+)".*/\1/' | grep '^probed:')
 starter() { bin/starter "$@" --insecure-plaintext; }
 wait_status() { for _ in $(seq 1 120); do starter status "$1" --output json | grep -q "\"status\":\"$2\"" && return; sleep 0.5; done; echo "record: $1 never reached $2" >&2; exit 1; }
 wait_status "$parked" retrying
@@ -64,3 +72,5 @@ show "$ok" "delivery_resent_${tag}_history.json"
 show "$first" "delivery_first_try_${tag}_history.json"
 show "$released" "delivery_parked_released_${tag}_history.json"
 show "endpoint-health/pausable" "health_paused_resumed_${tag}_history.json"
+wait_status "$probed" delivered
+show "$probed" "delivery_probe_parked_again_${tag}_history.json"

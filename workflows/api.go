@@ -254,8 +254,13 @@ type Attempt struct {
 	RetryAfterSeconds int64 `json:"retry_after_seconds,omitempty"`
 	// KeyIDs name the secrets the attempt was signed with (never the secrets).
 	KeyIDs []string `json:"key_ids,omitempty"`
-	// ParkLimitSeconds, on a parked outcome, is the endpoint's park_limit.
+	// ParkLimitSeconds, on a parked outcome (or one that parks again), is
+	// the endpoint's park_limit.
 	ParkLimitSeconds int64 `json:"park_limit_seconds,omitempty"`
+	// ParkAgain, on a release that failed while the endpoint's circuit is
+	// open (a probe), parks the delivery again in its place without
+	// spending a step of its retry schedule: the failure is the outage's.
+	ParkAgain bool `json:"park_again,omitempty"`
 }
 
 // MaxRetryAfter caps a receiver's Retry-After.
@@ -355,6 +360,14 @@ const (
 // HealthWorkflowID is an endpoint's health workflow ID. It has no ':', so it
 // never parses as a delivery id.
 func HealthWorkflowID(endpointID string) string { return "endpoint-health/" + endpointID }
+
+// HealthTaskQueue is the task queue of the health workflows of the
+// deliveries on deliveryQueue, polled by every worker of deliveryQueue: a
+// health workflow's tasks never wait behind a backlog of deliveries, so a
+// burst of failing deliveries opens the circuit while the burst is still
+// being attempted. (Health workflows started before it existed run on the
+// delivery queue, which workers still serve them on.)
+func HealthTaskQueue(deliveryQueue string) string { return deliveryQueue + "-health" }
 
 // Health search attributes: the circuit state (on health workflows), and the
 // event's time (on deliveries, set at start, so a drain goes oldest first).

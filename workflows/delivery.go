@@ -64,7 +64,13 @@ const (
 	// circuit is not healthy, until the endpoint's health workflow releases
 	// it or its park_limit passes.
 	behaviorHealth workflow.Version = 2
-	behaviorLatest                  = behaviorHealth
+	// behaviorProbeParksAgain: a probe that fails (Attempt.ParkAgain) parks
+	// the delivery again at once, in its place, without spending a step of
+	// its retry schedule; before, it waited out its next delay and then
+	// parked, so each probe of a long outage used up a step of the oldest
+	// parked delivery's schedule until it failed.
+	behaviorProbeParksAgain workflow.Version = 3
+	behaviorLatest                           = behaviorProbeParksAgain
 )
 
 // delivery is the workflow's state between attempts.
@@ -85,6 +91,9 @@ type delivery struct {
 	override     bool            // an operator asked for an attempt whatever the circuit
 	parkDeadline workflow.Future // fires park_limit after the delivery first parked
 	parkExpired  bool            // park_limit has passed
+	// outageAttempts are failed probes (behaviorProbeParksAgain): attempts
+	// that spent no step of the retry schedule.
+	outageAttempts int
 	// resendStarted: this run was started by a resend, whose signal is
 	// already answered by the run's first attempt.
 	resendStarted bool
@@ -277,8 +286,16 @@ func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
 		case !a.Outcome.Retryable():
 			return d.finish(ctx, StatusFailed)
 		}
-		// The schedule's index is the number of attempts this run has made.
-		failed := a.Number - max(d.in.FirstAttempt, 1)
+		if a.ParkAgain && d.behavior >= behaviorProbeParksAgain {
+			d.outageAttempts++
+			if ended, s := d.park(ctx, a); ended {
+				return d.finish(ctx, s)
+			}
+			continue
+		}
+		// The schedule's index is the number of attempts this run has made
+		// that count against it.
+		failed := a.Number - max(d.in.FirstAttempt, 1) - d.outageAttempts
 		if failed >= len(d.in.RetrySchedule) && !d.retryNow {
 			return d.finish(ctx, StatusFailed)
 		}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -16,10 +17,13 @@ import (
 // released or overridden), else the next scripted status code. It records
 // every input.
 type parkingAttempts struct {
-	mu     sync.Mutex
-	open   bool
-	codes  []int
-	inputs []AttemptInput
+	mu   sync.Mutex
+	open bool
+	// probing: the circuit is open (not draining), so a failed release is
+	// a failed probe and parks again.
+	probing bool
+	codes   []int
+	inputs  []AttemptInput
 }
 
 func (p *parkingAttempts) attempt(ctx context.Context, in AttemptInput) (Attempt, error) {
@@ -36,7 +40,11 @@ func (p *parkingAttempts) attempt(ctx context.Context, in AttemptInput) (Attempt
 	if code == 200 {
 		return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
 	}
-	return Attempt{Outcome: OutcomeHTTPError, StatusCode: code}, nil
+	a := Attempt{Outcome: OutcomeHTTPError, StatusCode: code}
+	if p.probing && in.Release {
+		a.ParkAgain, a.ParkLimitSeconds = true, int64((7*24*time.Hour)/time.Second)
+	}
+	return a, nil
 }
 
 func (p *parkingAttempts) setOpen(open bool) {
@@ -112,7 +120,8 @@ func TestReleaseIsRefusedUnlessParked(t *testing.T) {
 
 // The circuit opens while a delivery waits in backoff: its retry parks and
 // keeps its place in the schedule; after a release fails, the schedule
-// resumes where it was (outage time used none of its delays).
+// resumes where it was (outage time used none of its delays). (A release
+// that fails in a drain, not a probe, spends a step like any attempt.)
 func TestRetryParksAndKeepsItsSchedule(t *testing.T) {
 	p := &parkingAttempts{codes: []int{503, 503, 200}}
 	r := newSignalRun(t, p.attempt)
@@ -136,6 +145,32 @@ func TestRetryParksAndKeepsItsSchedule(t *testing.T) {
 	want := []time.Duration{5 * time.Minute, 7 * 24 * time.Hour, 30 * time.Minute}
 	if len(r.timers) != 3 || r.timers[0] != want[0] || r.timers[1] != want[1] || r.timers[2] != want[2] {
 		t.Fatalf("timers %v, want %v", r.timers, want)
+	}
+}
+
+// Failed probes (releases while the circuit stays open) park the delivery
+// again at once: no retry timer, no status change, and none of its one
+// retry step spent, however many probes fail; the next release delivers it.
+func TestFailedProbesKeepTheSchedule(t *testing.T) {
+	p := &parkingAttempts{open: true, probing: true, codes: []int{503, 503, 503, 503, 200}}
+	r := newSignalRun(t, p.attempt)
+	upserts := statusUpserts(r.env)
+	for i := 1; i <= 5; i++ {
+		r.at(time.Duration(i)*time.Hour, func() {
+			r.env.UpdateWorkflow(ReleaseUpdate, fmt.Sprintf("probe-%d", i), &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { t.Errorf("probe %d rejected: %v", i, err) }, OnAccept: func() {}, OnComplete: func(interface{}, error) {},
+			})
+		})
+	}
+	st, took := r.execute(t, testInput(5*time.Minute))
+	if st.Status != StatusDelivered || len(st.Attempts) != 5 || st.Attempts[4].Number != 5 {
+		t.Fatalf("state %+v, want delivered by attempt 5 after 4 failed probes", st)
+	}
+	if took != 5*time.Hour || len(r.timers) != 1 || r.timers[0] != 7*24*time.Hour {
+		t.Fatalf("took %s with timers %v: want the park-limit timer only, and delivery at the fifth probe", took, r.timers)
+	}
+	if len(*upserts) != 1 || (*upserts)[0] != string(StatusParked) {
+		t.Fatalf("status upserts %v, want [parked] only", *upserts)
 	}
 }
 

@@ -28,6 +28,14 @@ func TestCountRecordedHistories(t *testing.T) {
 		{"delivery_retry_now_history.json", Actions{WorkflowStarted: 1, ActivityScheduled: 2, TimerStarted: 1, Update: 1, SearchAttributeUpsert: 2}, 7},
 		// A resend run: signal-with-start counts the start and the signal.
 		{"delivery_resent_history.json", Actions{WorkflowStarted: 1, Signal: 1, ActivityScheduled: 1, SearchAttributeUpsert: 1}, 4},
+		// First try, local attempt, close status (behaviour version 3): the
+		// two actions of issue 13, the version marker costing none.
+		{"delivery_first_try_probe-parks-again_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
+		// A failed first try opens the circuit (retrying, 1s), the retry
+		// parks (its park-limit timer, parked); the first probe fails and
+		// parks it again with no timer or upsert; the second delivers it.
+		{"delivery_probe_parked_again_probe-parks-again_history.json",
+			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 2, TimerStarted: 2, ActivityScheduled: 3, Update: 2}, 11},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -212,13 +212,13 @@ func (w *Watcher) report(ctx context.Context, ep endpoint.Endpoint, r workflows.
 }
 
 // StartOptions start an endpoint's health workflow, healthy and summarised
-// for the UI. It carries HookrelayCircuit only: the delivery search
+// for the UI, on the health task queue of the deliveries' taskQueue. It carries HookrelayCircuit only: the delivery search
 // attributes (endpoint, account) stay on deliveries, so queries on them
 // find deliveries alone; a health workflow is found by its ID.
 func StartOptions(ep endpoint.Endpoint, taskQueue string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                    workflows.HealthWorkflowID(ep.ID),
-		TaskQueue:             taskQueue,
+		TaskQueue:             workflows.HealthTaskQueue(taskQueue),
 		StaticSummary:         "health of endpoint " + ep.ID,
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.CircuitAttr.ValueSet(string(workflows.CircuitHealthy))),
 	}

@@ -226,9 +226,15 @@ type Deps struct {
 // that reads the endpoints' circuits for the attempts.
 type Worker struct {
 	worker.Worker
+	// health serves the health task queue (workflows.HealthTaskQueue).
+	health  worker.Worker
 	watcher *circuit.Watcher
 	stop    context.CancelFunc
 }
+
+// healthPollers poll the health task queue, per task type: its tasks are
+// few (one workflow per endpoint, a signal per failure while closed).
+const healthPollers = 2
 
 // New builds (but does not start) a worker on d.TaskQueue.
 func New(d Deps, o Options) (*Worker, error) {
@@ -268,11 +274,22 @@ func New(d Deps, o Options) (*Worker, error) {
 		Notifier: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue},
 	}
 	workflows.Register(w)
-	workflows.RegisterHealth(w)
 	w.RegisterActivityWithOptions(attempts.Attempt, activity.RegisterOptions{Name: workflows.AttemptActivityName})
-	w.RegisterActivityWithOptions(health.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
-	w.RegisterActivityWithOptions(health.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
-	return &Worker{Worker: w, watcher: watcher}, nil
+	hw := worker.New(d.Client, workflows.HealthTaskQueue(d.TaskQueue), worker.Options{
+		Interceptors:                     interceptors,
+		WorkerStopTimeout:                o.ShutdownTimeout,
+		MaxConcurrentActivityTaskPollers: healthPollers,
+		MaxConcurrentWorkflowTaskPollers: healthPollers,
+		OnFatalError:                     o.OnFatalError,
+	})
+	// The delivery queue serves health workflows too: those started before
+	// the health queue existed keep running there.
+	for _, r := range []worker.Worker{w, hw} {
+		workflows.RegisterHealth(r)
+		r.RegisterActivityWithOptions(health.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
+		r.RegisterActivityWithOptions(health.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
+	}
+	return &Worker{Worker: w, health: hw, watcher: watcher}, nil
 }
 
 // Start starts the circuit watcher, then the SDK worker.
@@ -280,7 +297,12 @@ func (w *Worker) Start() error {
 	ctx, stop := context.WithCancel(context.Background())
 	w.stop = stop
 	go w.watcher.Run(ctx)
+	if err := w.health.Start(); err != nil {
+		stop()
+		return fmt.Errorf("health task queue: %w", err)
+	}
 	if err := w.Worker.Start(); err != nil {
+		w.health.Stop()
 		stop()
 		return err
 	}
@@ -290,6 +312,7 @@ func (w *Worker) Start() error {
 // Stop stops the SDK worker (in-flight attempts finish), then the watcher.
 func (w *Worker) Stop() {
 	w.Worker.Stop()
+	w.health.Stop()
 	if w.stop != nil {
 		w.stop()
 	}
