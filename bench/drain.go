@@ -206,30 +206,21 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	smp := startSampler(workers, serve.Process, begin, func() (int64, int64) { return accepted.Load(), parked.Load() })
 	defer smp.close()
 
-	// The outage begins: the first few events fail and open the circuit;
-	// once every worker sees it open, the rest arrive and park. (Submitted
-	// all at once to a closed circuit, the burst's thousands of workflow
-	// tasks queue ahead of the health workflow's first one on the shared
-	// task queue, so the circuit opens only once that backlog is worked
-	// off, every delivery in it POSTing and failing meanwhile: see
-	// docs/endpoint-health.md, Limits.)
-	opening := min(2*cfg.openAfter, len(events))
+	// The outage begins as the traffic arrives: the first events fail and
+	// open the circuit while the rest are still being submitted and
+	// attempted, and those park. (The health workflow's tasks have their own
+	// task queue, so they do not wait behind the burst's: docs/endpoint-health.md.)
 	started := make([]time.Time, len(events))
-	if err := submitAll(ctx, opening, 1, 1, 0, started, &accepted,
-		func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, wid) }); err != nil {
-		return fmt.Errorf("drain: submit the first %d: %w", opening, err)
-	}
+	submitted := make(chan error, 1)
+	go func() {
+		submitted <- submitAll(ctx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
+			func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, wid) })
+	}()
 	if err := h.waitCircuitOpen(ctx, workers, endpointID); err != nil {
 		return err
 	}
-	fmt.Fprintf(h.out, "   drain: the circuit opened after the first %d events (%.1fs) and every worker sees it; submitting the other %d\n",
-		opening, time.Since(begin).Seconds(), len(events)-opening)
-	rest := events[opening:]
-	submitted := make(chan error, 1)
-	go func() {
-		submitted <- submitAll(ctx, len(rest), cfg.batch, cfg.concurrency, cfg.rate, started[opening:], &accepted,
-			func(ctx context.Context, idx []int) error { return sc.send(ctx, rest, idx, wid) })
-	}()
+	fmt.Fprintf(h.out, "   drain: the circuit opened and every worker sees it %.1fs after the first request, %d of %d accepted by then\n",
+		time.Since(begin).Seconds(), accepted.Load(), len(events))
 	var lastAccepted time.Time
 	var retrying, closedEarly int64
 	lastProgress := begin
