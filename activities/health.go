@@ -64,6 +64,10 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 		return res, errors.New("release: per_second must be positive")
 	}
 	activity.GetLogger(ctx).Info("releasing parked deliveries", "endpoint_id", in.EndpointID, "limit", in.Limit, "per_second", in.PerSecond)
+	// Heartbeats say this worker is alive, whether or not releases are
+	// finishing: releases that wait long (a slow server) must not make the
+	// server start a second drain beside this one.
+	defer heartbeatWhileRunning(ctx)()
 	most := maxReleasesInFlight
 	if in.Limit > 0 {
 		most = min(most, in.Limit)

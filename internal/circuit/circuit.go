@@ -1,6 +1,8 @@
 // Package circuit is endpoint health as one worker sees it: which endpoints'
 // circuits are not healthy (read from visibility, where each endpoint's
-// health workflow publishes its state, so asking costs no Temporal action),
+// health workflow publishes its state, so asking costs no Temporal action;
+// for the endpoints it reported failures to lately, described, so a
+// lagging visibility store does not delay it),
 // and the reports of failed attempts to those health workflows. A success is
 // only noted in memory: each failure report carries the last success its
 // worker saw, which is how the health workflow tells consecutive failures
@@ -11,10 +13,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -44,6 +48,9 @@ type Watcher struct {
 	states    map[string]workflows.CircuitState // endpoints whose circuit is not healthy
 	shown     map[string]workflows.CircuitState // the state the gauge shows, per endpoint ever seen unhealthy
 	successes map[string]time.Time              // the last success to each endpoint
+	// suspects are the endpoints this worker reported a failure to lately,
+	// by when: their health workflows are described at each refresh.
+	suspects map[string]time.Time
 	loaded    chan struct{}                     // closed after the first refresh
 	initOnce  sync.Once
 	loadOnce  sync.Once
@@ -79,6 +86,7 @@ func (w *Watcher) init() {
 	w.initOnce.Do(func() {
 		w.loaded = make(chan struct{})
 		w.states, w.shown, w.successes = map[string]workflows.CircuitState{}, map[string]workflows.CircuitState{}, map[string]time.Time{}
+		w.suspects = map[string]time.Time{}
 	})
 }
 
@@ -113,6 +121,7 @@ func (w *Watcher) refresh(ctx context.Context) error {
 			break
 		}
 	}
+	w.describeSuspects(ctx, states)
 	w.mu.Lock()
 	w.states = states
 	gauge := map[string]workflows.CircuitState{}
@@ -136,6 +145,61 @@ func (w *Watcher) refresh(ctx context.Context) error {
 	w.showGauge(gauge)
 	w.loadOnce.Do(func() { close(w.loaded) })
 	return nil
+}
+
+// Visibility is written after the fact, and under a burst (thousands of
+// starts and upserts queued for the visibility store) it lags by tens of
+// seconds: a circuit that opened 2 s into the burst was listed open 44 s in
+// (make bench-drain), every delivery meanwhile POSTing and failing. So the
+// endpoints this worker reported a failure to within suspectFor have their
+// health workflows described at each refresh: a description is read from
+// the workflow's own state, current, and costs no action.
+const (
+	suspectFor = 30 * time.Second
+	// maxDescribes bounds the descriptions per refresh (the most recently
+	// failing endpoints first).
+	maxDescribes = 64
+)
+
+// describeSuspects puts into states the circuits of the endpoints this
+// worker reported failures to lately, as their health workflows hold them.
+func (w *Watcher) describeSuspects(ctx context.Context, states map[string]workflows.CircuitState) {
+	now := time.Now()
+	w.mu.Lock()
+	type suspect struct {
+		id   string
+		last time.Time
+	}
+	var recent []suspect
+	for id, at := range w.suspects {
+		if now.Sub(at) > suspectFor {
+			delete(w.suspects, id)
+			continue
+		}
+		recent = append(recent, suspect{id, at})
+	}
+	w.mu.Unlock()
+	sort.Slice(recent, func(i, j int) bool { return recent[i].last.After(recent[j].last) })
+	dc := converter.GetDefaultDataConverter() // search attributes are never encrypted
+	for _, sp := range recent[:min(len(recent), maxDescribes)] {
+		resp, err := w.Client.DescribeWorkflowExecution(ctx, workflows.HealthWorkflowID(sp.id), "")
+		if err != nil {
+			continue // not started yet, or the server did not answer: visibility's word stands
+		}
+		info := resp.GetWorkflowExecutionInfo()
+		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue
+		}
+		var state string
+		if p := info.GetSearchAttributes().GetIndexedFields()[workflows.CircuitAttr.GetName()]; p != nil {
+			_ = dc.FromPayload(p, &state)
+		}
+		if workflows.CircuitState(state).Parks() {
+			states[sp.id] = workflows.CircuitState(state)
+		} else if state != "" {
+			delete(states, sp.id)
+		}
+	}
 }
 
 // showGauge sets hookrelay_endpoint_state: 1 for each endpoint's current
@@ -196,6 +260,9 @@ func (w *Watcher) Observe(ctx context.Context, ep endpoint.Endpoint, deliveryID 
 		EndpointID: ep.ID, AccountID: ep.AccountID, DeliveryID: deliveryID, Outcome: rec.Outcome,
 		At: rec.StartedAt, LastSuccessAt: lastSuccess, Circuit: ep.Circuit,
 	}
+	w.mu.Lock()
+	w.suspects[ep.ID] = time.Now()
+	w.mu.Unlock()
 	if err := w.report(ctx, ep, report); err != nil {
 		w.logger().Warn("failure report to the endpoint's health workflow failed", "endpoint_id", ep.ID, "delivery_id", deliveryID, "error", err.Error())
 	}
