@@ -159,29 +159,23 @@ func (e *endpointFlags) open(ctx context.Context) error {
 // fieldsFrom are the fields given on the command line: update changes
 // only those.
 func (e *endpointFlags) fieldsFrom(fs *pflag.FlagSet) registry.Fields {
-	var f registry.Fields
-	if fs.Changed("url") {
-		f.URL = &e.fields.url
+	return registry.Fields{
+		URL:           ifChanged(fs, "url", &e.fields.url),
+		Events:        ifChanged(fs, "events", &e.fields.events),
+		Description:   ifChanged(fs, "description", &e.fields.description),
+		Timeout:       ifChanged(fs, "timeout", &e.fields.timeout),
+		RetrySchedule: ifChanged(fs, "retry-schedule", &e.fields.schedule),
+		Enabled:       ifChanged(fs, "enabled", &e.fields.enabled),
+		TraceContext:  ifChanged(fs, "trace-context", &e.fields.traceContext),
 	}
-	if fs.Changed("events") {
-		f.Events = &e.fields.events
+}
+
+// ifChanged is v when the flag was given on the command line, else nil.
+func ifChanged[T any](fs *pflag.FlagSet, flag string, v *T) *T {
+	if !fs.Changed(flag) {
+		return nil
 	}
-	if fs.Changed("description") {
-		f.Description = &e.fields.description
-	}
-	if fs.Changed("timeout") {
-		f.Timeout = &e.fields.timeout
-	}
-	if fs.Changed("retry-schedule") {
-		f.RetrySchedule = &e.fields.schedule
-	}
-	if fs.Changed("enabled") {
-		f.Enabled = &e.fields.enabled
-	}
-	if fs.Changed("trace-context") {
-		f.TraceContext = &e.fields.traceContext
-	}
-	return f
+	return v
 }
 
 // flagError names the flag for a field the registry refused: a mistake on
