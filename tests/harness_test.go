@@ -274,6 +274,16 @@ func always(code int) func(int, http.ResponseWriter) int {
 	return func(int, http.ResponseWriter) int { return code }
 }
 
+// failFirst answers code to each webhook-id's first k requests, and 200 after.
+func failFirst(k, code int) func(int, http.ResponseWriter) int {
+	return func(n int, _ http.ResponseWriter) int {
+		if n <= k {
+			return code
+		}
+		return http.StatusOK
+	}
+}
+
 // recoveringReceiver answers failCode to every request until heal is
 // called, and 200 after: an endpoint that is down, then comes back.
 func recoveringReceiver(t *testing.T, failCode int) (rc *testenv.Receiver, heal func()) {
