@@ -340,26 +340,23 @@ func (h *harness) parkAttempts() int {
 
 // rssOf sums the current resident set (VmRSS) of ps.
 func rssOf(ps []*testenv.Process) (int64, error) {
-	var sum int64
-	for _, p := range ps {
-		m, err := readMemory(p.PID())
-		if err != nil {
-			return sum, err
-		}
-		sum += m.RSS
-	}
-	return sum, nil
+	return sumMemory(ps, func(m memory) int64 { return m.RSS })
 }
 
 // hwmOf sums the peak resident set (VmHWM) of ps.
 func hwmOf(ps []*testenv.Process) (int64, error) {
+	return sumMemory(ps, func(m memory) int64 { return m.Peak })
+}
+
+// sumMemory sums one figure of ps's memory; on an error, the sum so far.
+func sumMemory(ps []*testenv.Process, figure func(memory) int64) (int64, error) {
 	var sum int64
 	for _, p := range ps {
 		m, err := readMemory(p.PID())
 		if err != nil {
 			return sum, err
 		}
-		sum += m.Peak
+		sum += figure(m)
 	}
 	return sum, nil
 }
