@@ -225,25 +225,15 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	fmt.Fprintf(h.out, "   drain: the circuit opened after the first %d events (%.1fs) and every worker sees it; submitting the other %d\n",
 		opening, time.Since(begin).Seconds(), len(events)-opening)
 	rest := events[opening:]
-	submitted := make(chan error, 1)
-	go func() {
-		submitted <- submitAll(ctx, len(rest), cfg.batch, cfg.concurrency, cfg.rate, started[opening:], &accepted,
+	sub := submitInBackground(h.out, "drain", len(events), begin, sc, func() error {
+		return submitAll(ctx, len(rest), cfg.batch, cfg.concurrency, cfg.rate, started[opening:], &accepted,
 			func(ctx context.Context, idx []int) error { return sc.send(ctx, rest, idx, wid) })
-	}()
-	var lastAccepted time.Time
+	})
 	var retrying, closedEarly int64
 	lastProgress := begin
 	for {
-		select {
-		case err := <-submitted:
-			if err != nil {
-				return fmt.Errorf("drain: submit: %w", err)
-			}
-			lastAccepted, submitted = time.Now(), nil
-			fmt.Fprintf(h.out, "   drain: all %d accepted in %.1fs (%d refused with 503 and retried)\n", len(events), lastAccepted.Sub(begin).Seconds(), sc.refused.Load())
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := sub.wait(ctx); err != nil {
+			return err
 		}
 		p, err := testenv.CountWorkflows(ctx, h.client, parkedQ)
 		if err != nil {
@@ -259,7 +249,7 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 		// Probes keep a few deliveries cycling between parked and their retry
 		// schedule; the rest must all be parked, none pending. One that
 		// closed already (its schedule ran out) is lost: counted at the end.
-		if submitted == nil && p+retrying+closedEarly == int64(len(events)) && p >= int64(len(events))-20 {
+		if sub.done == nil && p+retrying+closedEarly == int64(len(events)) && p >= int64(len(events))-20 {
 			break
 		}
 		if time.Since(begin) > cfg.timeout {
@@ -272,8 +262,8 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 				time.Since(begin).Seconds(), accepted.Load(), len(events), h.rc.Stats().ByStatus[http.StatusServiceUnavailable], p, retrying, closedEarly, mb(w))
 		}
 	}
-	rep.AcceptSeconds = round(lastAccepted.Sub(begin).Seconds(), 3)
-	rep.AcceptedPerSecond = round(float64(len(events))/lastAccepted.Sub(begin).Seconds(), 1)
+	rep.AcceptSeconds = round(sub.accepted.Sub(begin).Seconds(), 3)
+	rep.AcceptedPerSecond = round(float64(len(events))/sub.accepted.Sub(begin).Seconds(), 1)
 	rep.Refused503 = sc.refused.Load()
 	rep.ParkSeconds = round(time.Since(begin).Seconds(), 3)
 	rep.ParkedAtHeal, rep.RetryingAtHeal = parked.Load(), retrying
