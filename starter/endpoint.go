@@ -60,6 +60,10 @@ func endpointCommand(ctx context.Context, args []string, stdout io.Writer) error
 	if err := e.parse(fs, args[1:]); err != nil {
 		return err
 	}
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
 	return run(ctx, e, fs, stdout)
 }
 
@@ -114,7 +118,8 @@ func (e *endpointFlags) flagSet() *pflag.FlagSet {
 	return fs
 }
 
-// parse checks the command line before the database is opened.
+// parse checks the command line, each command's own flags too, before the
+// database is opened.
 func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 	maxArgs := 1
 	if e.name == "create" || e.name == "list" {
@@ -139,6 +144,23 @@ func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 		return cmdline.Usagef("--account: %v", err)
 	}
 	e.id = fs.Arg(0)
+	switch f := e.fieldsFrom(fs); e.name {
+	case "create":
+		switch {
+		case f.URL == nil:
+			return cmdline.Usagef("--url: required")
+		case f.Events == nil:
+			return cmdline.Usagef(`--events: required: event names, or "*" for all`)
+		}
+	case "update":
+		if f == (registry.Fields{}) {
+			return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled, --trace-context")
+		}
+	case "list":
+		if e.limit < 1 || e.limit > registry.MaxListLimit {
+			return cmdline.Usagef("--limit: %d is not between 1 and %d", e.limit, registry.MaxListLimit)
+		}
+	}
 	return nil
 }
 
@@ -194,18 +216,7 @@ func flagError(err error) error {
 }
 
 func endpointCreate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
-	f := e.fieldsFrom(fs)
-	switch {
-	case f.URL == nil:
-		return cmdline.Usagef("--url: required")
-	case f.Events == nil:
-		return cmdline.Usagef(`--events: required: event names, or "*" for all`)
-	}
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
-	entry, secret, err := e.registry.Create(ctx, e.account, f)
+	entry, secret, err := e.registry.Create(ctx, e.account, e.fieldsFrom(fs))
 	if err != nil {
 		return flagError(err)
 	}
@@ -215,13 +226,6 @@ func endpointCreate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, st
 }
 
 func endpointList(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
-	if e.limit < 1 || e.limit > registry.MaxListLimit {
-		return cmdline.Usagef("--limit: %d is not between 1 and %d", e.limit, registry.MaxListLimit)
-	}
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	page, err := e.registry.List(ctx, e.account, e.limit, e.cursor)
 	if err != nil {
 		return flagError(err)
@@ -290,10 +294,6 @@ func (e *endpointFlags) health(ctx context.Context, entries []registry.Entry) ma
 }
 
 func endpointShow(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	entry, err := e.registry.Get(ctx, e.account, e.id)
 	if err != nil {
 		return flagError(err)
@@ -302,15 +302,7 @@ func endpointShow(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdou
 }
 
 func endpointUpdate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
-	f := e.fieldsFrom(fs)
-	if f == (registry.Fields{}) {
-		return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled, --trace-context")
-	}
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
-	entry, err := e.registry.Update(ctx, e.account, e.id, f)
+	entry, err := e.registry.Update(ctx, e.account, e.id, e.fieldsFrom(fs))
 	if err != nil {
 		return flagError(err)
 	}
@@ -318,10 +310,6 @@ func endpointUpdate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, st
 }
 
 func endpointDelete(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	if err := e.registry.Delete(ctx, e.account, e.id); err != nil {
 		return flagError(err)
 	}
@@ -333,10 +321,6 @@ func endpointDelete(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, std
 }
 
 func endpointRotate(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	rot, err := e.registry.RotateSecret(ctx, e.account, e.id, e.overlap)
 	if err != nil {
 		return flagError(err)
