@@ -79,29 +79,14 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	switch cfg.mode {
 	case modeThroughput:
 		r := &throughputReport{header: hd}
-		if err := runThroughput(ctx, h, r); err != nil {
-			return err
-		}
-		r.Machine.LoadAvgEnd = loadavg()
-		printThroughput(out, r)
-		report = r
+		report, err = r, runMode(ctx, h, out, r, runThroughput, printThroughput)
 	case modePark:
 		r := &parkReport{header: hd}
-		if err := runPark(ctx, h, r); err != nil {
-			return err
-		}
-		r.Machine.LoadAvgEnd = loadavg()
-		printPark(out, r)
-		report = r
+		report, err = r, runMode(ctx, h, out, r, runPark, printPark)
 	case modeDrain:
 		r := &drainReport{header: hd}
-		if err := runDrain(ctx, h, r); err != nil {
-			return err
-		}
-		r.Machine.LoadAvgEnd = loadavg()
-		printDrain(out, r)
-		report = r
-		if r.Lost > 0 || r.Duplicates > 0 {
+		report, err = r, runMode(ctx, h, out, r, runDrain, printDrain)
+		if err == nil && (r.Lost > 0 || r.Duplicates > 0) {
 			defer func() {
 				if err == nil {
 					err = fmt.Errorf("drain: %d deliveries lost, %d delivered twice", r.Lost, r.Duplicates)
@@ -110,13 +95,8 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 		}
 	case modeAbsorb:
 		r := &absorbReport{header: hd}
-		if err := runAbsorb(ctx, h, r); err != nil {
-			return err
-		}
-		r.Machine.LoadAvgEnd = loadavg()
-		printAbsorb(out, r)
-		report = r
-		if r.Deliveries.Lost > 0 || r.Deliveries.Duplicates > 0 || r.SignalsLost() > 0 {
+		report, err = r, runMode(ctx, h, out, r, runAbsorb, printAbsorb)
+		if err == nil && (r.Deliveries.Lost > 0 || r.Deliveries.Duplicates > 0 || r.SignalsLost() > 0) {
 			defer func() {
 				if err == nil {
 					err = fmt.Errorf("absorb: %d deliveries lost, %d delivered twice, %d failure reports accepted but not in the health workflow's history",
@@ -124,6 +104,9 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 				}
 			}()
 		}
+	}
+	if err != nil {
+		return err
 	}
 	// Every request the receiver got was signed right, or the figures mean nothing.
 	if err := h.rc.Verified(); err != nil {
@@ -133,5 +116,16 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 		return err
 	}
 	fmt.Fprintf(out, "\nfigures written to %s; process logs in %s\n", rel(root, cfg.out), hd.LogDir)
+	return nil
+}
+
+// runMode measures a mode into its report r, then records the machine's
+// load at the end and shows r.
+func runMode[R interface{ finish() }](ctx context.Context, h *harness, out io.Writer, r R, measure func(context.Context, *harness, R) error, show func(io.Writer, R)) error {
+	if err := measure(ctx, h, r); err != nil {
+		return err
+	}
+	r.finish()
+	show(out, r)
 	return nil
 }

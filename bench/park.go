@@ -148,24 +148,14 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	subCtx, cancelSubmit := context.WithCancel(ctx)
 	defer cancelSubmit()
 	started := make([]time.Time, len(events))
-	submitted := make(chan error, 1)
-	go func() {
-		submitted <- submitAll(subCtx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
+	sub := submitInBackground(h.out, "park", len(events), begin, sc, func() error {
+		return submitAll(subCtx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
 			func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, parkID) })
-	}()
-	var lastAccepted time.Time
+	})
 	lastProgress := begin
-	for parked.Load() < int64(len(events)) || submitted != nil {
-		select {
-		case err := <-submitted:
-			if err != nil {
-				return fmt.Errorf("park: submit: %w", err)
-			}
-			lastAccepted, submitted = time.Now(), nil
-			fmt.Fprintf(h.out, "   park: all %d accepted in %.1fs (%d refused with 503 and retried)\n", len(events), lastAccepted.Sub(begin).Seconds(), sc.refused.Load())
-		case <-time.After(2 * time.Second):
-		case <-ctx.Done():
-			return ctx.Err()
+	for parked.Load() < int64(len(events)) || sub.done != nil {
+		if err := sub.wait(ctx); err != nil {
+			return err
 		}
 		n, err := testenv.CountWorkflows(ctx, h.client, retrying)
 		if err != nil {
@@ -185,8 +175,8 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	}
 	parkedAt := time.Now()
 	rep.Workers.AtPark = sampleNow().Workers
-	rep.AcceptSeconds = round(lastAccepted.Sub(begin).Seconds(), 3)
-	rep.AcceptedPerSecond = round(float64(len(events))/lastAccepted.Sub(begin).Seconds(), 1)
+	rep.AcceptSeconds = round(sub.accepted.Sub(begin).Seconds(), 3)
+	rep.AcceptedPerSecond = round(float64(len(events))/sub.accepted.Sub(begin).Seconds(), 1)
 	rep.ParkSeconds = round(parkedAt.Sub(begin).Seconds(), 3)
 	rep.Refused503 = sc.refused.Load()
 	fmt.Fprintf(h.out, "   park: all %d parked after %.1fs, workers RSS %s; holding %s\n", len(events), rep.ParkSeconds, mb(rep.Workers.AtPark), cfg.hold)
@@ -340,26 +330,23 @@ func (h *harness) parkAttempts() int {
 
 // rssOf sums the current resident set (VmRSS) of ps.
 func rssOf(ps []*testenv.Process) (int64, error) {
-	var sum int64
-	for _, p := range ps {
-		m, err := readMemory(p.PID())
-		if err != nil {
-			return sum, err
-		}
-		sum += m.RSS
-	}
-	return sum, nil
+	return sumMemory(ps, func(m memory) int64 { return m.RSS })
 }
 
 // hwmOf sums the peak resident set (VmHWM) of ps.
 func hwmOf(ps []*testenv.Process) (int64, error) {
+	return sumMemory(ps, func(m memory) int64 { return m.Peak })
+}
+
+// sumMemory sums one figure of ps's memory; on an error, the sum so far.
+func sumMemory(ps []*testenv.Process, figure func(memory) int64) (int64, error) {
 	var sum int64
 	for _, p := range ps {
 		m, err := readMemory(p.PID())
 		if err != nil {
 			return sum, err
 		}
-		sum += m.Peak
+		sum += figure(m)
 	}
 	return sum, nil
 }

@@ -74,6 +74,9 @@ var definitions = map[string]string{
 	"park":                  "parked = visibility counts HookrelayStatus='retrying' on the run's task queue; worker RSS is VmRSS summed over worker processes, sampled every second",
 }
 
+// finish records the machine's load at the end of the run.
+func (hd *header) finish() { hd.Machine.LoadAvgEnd = loadavg() }
+
 func newHeader(cfg config, h *harness, args []string) header {
 	temporal := "dev server (" + rel(cfg.root, cfg.temporalCLI) + ", in memory) at " + h.hr.Address
 	switch cfg.serverMode {

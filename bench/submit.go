@@ -112,6 +112,42 @@ feed:
 	return firstErr
 }
 
+// background is a submitAll running while a mode polls visibility.
+type background struct {
+	out      io.Writer
+	mode     string // names it in what it prints
+	events   int
+	begin    time.Time
+	sc       *serveClient
+	done     chan error // nil once the submission has ended
+	accepted time.Time  // when it ended, every event accepted
+}
+
+// submitInBackground runs submit while the caller polls; mode, events,
+// begin and sc are for the line that says it ended.
+func submitInBackground(out io.Writer, mode string, events int, begin time.Time, sc *serveClient, submit func() error) *background {
+	b := &background{out: out, mode: mode, events: events, begin: begin, sc: sc, done: make(chan error, 1)}
+	go func() { b.done <- submit() }()
+	return b
+}
+
+// wait waits two seconds for the next poll, or less when the submission
+// ends: then it notes when, and says so.
+func (b *background) wait(ctx context.Context) error {
+	select {
+	case err := <-b.done:
+		if err != nil {
+			return fmt.Errorf("%s: submit: %w", b.mode, err)
+		}
+		b.accepted, b.done = time.Now(), nil
+		fmt.Fprintf(b.out, "   %s: all %d accepted in %.1fs (%d refused with 503 and retried)\n", b.mode, b.events, b.accepted.Sub(b.begin).Seconds(), b.sc.refused.Load())
+	case <-time.After(2 * time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
 // serveClient posts events to `starter serve` as a producer should: a 503 is
 // retried after its Retry-After, a lost connection a few times.
 type serveClient struct {

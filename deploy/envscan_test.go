@@ -127,6 +127,18 @@ func envReads(t *testing.T, mainPkg string) (names map[string]bool, dynamic []st
 		}
 		return 0, false
 	}
+	// nameArg is the name argument of n, when n is a call of an env function.
+	nameArg := func(pkg string, f *ast.File, n ast.Node) (*ast.CallExpr, ast.Expr, bool) {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return nil, nil, false
+		}
+		arg, ok := argOf(callee(pkg, f, call))
+		if !ok || arg >= len(call.Args) {
+			return nil, nil, false
+		}
+		return call, call.Args[arg], true
+	}
 	for changed := true; changed; {
 		changed = false
 		for pkg, fs := range files {
@@ -145,15 +157,11 @@ func envReads(t *testing.T, mainPkg string) (names map[string]bool, dynamic []st
 						}
 					}
 					ast.Inspect(fd.Body, func(n ast.Node) bool {
-						call, ok := n.(*ast.CallExpr)
+						_, arg, ok := nameArg(pkg, f, n)
 						if !ok {
 							return true
 						}
-						arg, ok := argOf(callee(pkg, f, call))
-						if !ok || arg >= len(call.Args) {
-							return true
-						}
-						if id, ok := call.Args[arg].(*ast.Ident); ok {
+						if id, ok := arg.(*ast.Ident); ok {
 							if p, ok := params[id.Name]; ok && !readers[envFunc{pkg, fd.Name.Name, p}] {
 								readers[envFunc{pkg, fd.Name.Name, p}] = true
 								changed = true
@@ -170,17 +178,13 @@ func envReads(t *testing.T, mainPkg string) (names map[string]bool, dynamic []st
 	for pkg, fs := range files {
 		for _, f := range fs {
 			ast.Inspect(f, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
+				call, arg, ok := nameArg(pkg, f, n)
 				if !ok {
 					return true
 				}
-				arg, ok := argOf(callee(pkg, f, call))
-				if !ok || arg >= len(call.Args) {
-					return true
-				}
-				if s, ok := constant(pkg, f, call.Args[arg]); ok {
+				if s, ok := constant(pkg, f, arg); ok {
 					names[s] = true
-				} else if _, isParam := call.Args[arg].(*ast.Ident); !isParam || !inEnvFunc(readers, pkg, f, call) {
+				} else if _, isParam := arg.(*ast.Ident); !isParam || !inEnvFunc(readers, pkg, f, call) {
 					p := fset.Position(call.Pos())
 					dynamic = append(dynamic, filepath.Base(p.Filename)+":"+strconv.Itoa(p.Line))
 				}

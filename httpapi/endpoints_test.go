@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -16,21 +15,16 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/registry"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 // The endpoint routes run on a real registry in an SQLite file; names
 // resolve through a fake resolver, so no DNS is involved.
 func newRegistry(t *testing.T) *registry.Registry {
 	t.Helper()
-	k := make([]byte, codec.KeyBytes)
-	rand.Read(k)
-	c, err := codec.Parse([]byte("k1:" + base64.StdEncoding.EncodeToString(k)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.NewCodecT(t, "k1")
 	g := netguard.New()
 	g.Lookup = func(_ context.Context, host string) ([]netip.Addr, error) {
 		if host == "internal.example.com" {

@@ -2,11 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -15,13 +13,8 @@ func TestCancelAndResend(t *testing.T) {
 	var gotReason string
 	f.cancel = func(ctx context.Context, id, reason string) (workflows.DeliveryState, error) {
 		gotReason = reason
-		switch id {
-		case "crm:done":
-			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w (delivered)", id, deliveries.ErrFinished)
-		case "crm:missing":
-			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrNotFound)
-		case "crm:down":
-			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrUnavailable)
+		if err := deliveryFailure(id); err != nil {
+			return workflows.DeliveryState{}, err
 		}
 		return workflows.DeliveryState{DeliveryID: id, Status: workflows.StatusCanceled, Attempts: []workflows.Attempt{},
 			Actions: []workflows.Action{{Name: workflows.CancelSignal, Reason: reason}}}, nil

@@ -28,6 +28,25 @@ import (
 
 const testToken = "test-token-0123456789abcdef"
 
+// deliveryFailures are the delivery ids the fakes fail, each with the error
+// deliveries gives for it.
+var deliveryFailures = map[string]error{
+	"crm:done":      fmt.Errorf("%w (delivered)", deliveries.ErrFinished),
+	"crm:missing":   deliveries.ErrNotFound,
+	"crm:no-worker": deliveries.ErrNoWorker,
+	"crm:down":      deliveries.ErrUnavailable,
+}
+
+// deliveryFailure is the error a fake returns for delivery id, wrapped as
+// deliveries wraps it; nil for an id not in deliveryFailures.
+func deliveryFailure(id string) error {
+	err, ok := deliveryFailures[id]
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("delivery %s: %w", id, err)
+}
+
 // fakeDeliveries publishes to endpoints "crm" and "billing" unless publish is set.
 type fakeDeliveries struct {
 	mu        sync.Mutex
@@ -412,13 +431,8 @@ func TestDeliveryStatus(t *testing.T) {
 	f := &fakeDeliveries{}
 	h := newTestServer(t, f, nil).Handler()
 	f.status = func(ctx context.Context, id string) (workflows.DeliveryState, error) {
-		switch id {
-		case "crm:missing":
-			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrNotFound)
-		case "crm:no-worker":
-			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrNoWorker)
-		case "crm:down":
-			return workflows.DeliveryState{}, fmt.Errorf("delivery %s: %w", id, deliveries.ErrUnavailable)
+		if err := deliveryFailure(id); err != nil {
+			return workflows.DeliveryState{}, err
 		}
 		return workflows.DeliveryState{DeliveryID: id, EndpointID: "crm", Status: workflows.StatusRetrying, Attempts: []workflows.Attempt{{Number: 1, Outcome: workflows.OutcomeHTTPError, StatusCode: 500}}}, nil
 	}

@@ -60,6 +60,10 @@ func endpointCommand(ctx context.Context, args []string, stdout io.Writer) error
 	if err := e.parse(fs, args[1:]); err != nil {
 		return err
 	}
+	if err := e.open(ctx); err != nil {
+		return err
+	}
+	defer e.registry.Close()
 	return run(ctx, e, fs, stdout)
 }
 
@@ -114,7 +118,8 @@ func (e *endpointFlags) flagSet() *pflag.FlagSet {
 	return fs
 }
 
-// parse checks the command line before the database is opened.
+// parse checks the command line, each command's own flags too, before the
+// database is opened.
 func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 	maxArgs := 1
 	if e.name == "create" || e.name == "list" {
@@ -139,6 +144,23 @@ func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 		return cmdline.Usagef("--account: %v", err)
 	}
 	e.id = fs.Arg(0)
+	switch f := e.fieldsFrom(fs); e.name {
+	case "create":
+		switch {
+		case f.URL == nil:
+			return cmdline.Usagef("--url: required")
+		case f.Events == nil:
+			return cmdline.Usagef(`--events: required: event names, or "*" for all`)
+		}
+	case "update":
+		if f == (registry.Fields{}) {
+			return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled, --trace-context")
+		}
+	case "list":
+		if e.limit < 1 || e.limit > registry.MaxListLimit {
+			return cmdline.Usagef("--limit: %d is not between 1 and %d", e.limit, registry.MaxListLimit)
+		}
+	}
 	return nil
 }
 
@@ -159,29 +181,23 @@ func (e *endpointFlags) open(ctx context.Context) error {
 // fieldsFrom are the fields given on the command line: update changes
 // only those.
 func (e *endpointFlags) fieldsFrom(fs *pflag.FlagSet) registry.Fields {
-	var f registry.Fields
-	if fs.Changed("url") {
-		f.URL = &e.fields.url
+	return registry.Fields{
+		URL:           ifChanged(fs, "url", &e.fields.url),
+		Events:        ifChanged(fs, "events", &e.fields.events),
+		Description:   ifChanged(fs, "description", &e.fields.description),
+		Timeout:       ifChanged(fs, "timeout", &e.fields.timeout),
+		RetrySchedule: ifChanged(fs, "retry-schedule", &e.fields.schedule),
+		Enabled:       ifChanged(fs, "enabled", &e.fields.enabled),
+		TraceContext:  ifChanged(fs, "trace-context", &e.fields.traceContext),
 	}
-	if fs.Changed("events") {
-		f.Events = &e.fields.events
+}
+
+// ifChanged is v when the flag was given on the command line, else nil.
+func ifChanged[T any](fs *pflag.FlagSet, flag string, v *T) *T {
+	if !fs.Changed(flag) {
+		return nil
 	}
-	if fs.Changed("description") {
-		f.Description = &e.fields.description
-	}
-	if fs.Changed("timeout") {
-		f.Timeout = &e.fields.timeout
-	}
-	if fs.Changed("retry-schedule") {
-		f.RetrySchedule = &e.fields.schedule
-	}
-	if fs.Changed("enabled") {
-		f.Enabled = &e.fields.enabled
-	}
-	if fs.Changed("trace-context") {
-		f.TraceContext = &e.fields.traceContext
-	}
-	return f
+	return v
 }
 
 // flagError names the flag for a field the registry refused: a mistake on
@@ -200,18 +216,7 @@ func flagError(err error) error {
 }
 
 func endpointCreate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
-	f := e.fieldsFrom(fs)
-	switch {
-	case f.URL == nil:
-		return cmdline.Usagef("--url: required")
-	case f.Events == nil:
-		return cmdline.Usagef(`--events: required: event names, or "*" for all`)
-	}
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
-	entry, secret, err := e.registry.Create(ctx, e.account, f)
+	entry, secret, err := e.registry.Create(ctx, e.account, e.fieldsFrom(fs))
 	if err != nil {
 		return flagError(err)
 	}
@@ -221,13 +226,6 @@ func endpointCreate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, st
 }
 
 func endpointList(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
-	if e.limit < 1 || e.limit > registry.MaxListLimit {
-		return cmdline.Usagef("--limit: %d is not between 1 and %d", e.limit, registry.MaxListLimit)
-	}
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	page, err := e.registry.List(ctx, e.account, e.limit, e.cursor)
 	if err != nil {
 		return flagError(err)
@@ -296,10 +294,6 @@ func (e *endpointFlags) health(ctx context.Context, entries []registry.Entry) ma
 }
 
 func endpointShow(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	entry, err := e.registry.Get(ctx, e.account, e.id)
 	if err != nil {
 		return flagError(err)
@@ -308,15 +302,7 @@ func endpointShow(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdou
 }
 
 func endpointUpdate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, stdout io.Writer) error {
-	f := e.fieldsFrom(fs)
-	if f == (registry.Fields{}) {
-		return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled, --trace-context")
-	}
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
-	entry, err := e.registry.Update(ctx, e.account, e.id, f)
+	entry, err := e.registry.Update(ctx, e.account, e.id, e.fieldsFrom(fs))
 	if err != nil {
 		return flagError(err)
 	}
@@ -324,10 +310,6 @@ func endpointUpdate(ctx context.Context, e *endpointFlags, fs *pflag.FlagSet, st
 }
 
 func endpointDelete(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	if err := e.registry.Delete(ctx, e.account, e.id); err != nil {
 		return flagError(err)
 	}
@@ -339,10 +321,6 @@ func endpointDelete(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, std
 }
 
 func endpointRotate(ctx context.Context, e *endpointFlags, _ *pflag.FlagSet, stdout io.Writer) error {
-	if err := e.open(ctx); err != nil {
-		return err
-	}
-	defer e.registry.Close()
 	rot, err := e.registry.RotateSecret(ctx, e.account, e.id, e.overlap)
 	if err != nil {
 		return flagError(err)

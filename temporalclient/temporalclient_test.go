@@ -64,14 +64,21 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestDataConverterEncryptsWithTheKeyFile(t *testing.T) {
+// writeKeyFile writes a payload key file with one fresh key, t1, and
+// returns its path.
+func writeKeyFile(t *testing.T) string {
+	t.Helper()
 	key := make([]byte, codec.KeyBytes)
 	rand.Read(key)
 	path := filepath.Join(t.TempDir(), "codec.key")
 	if err := os.WriteFile(path, []byte("# test\nt1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dc, err := Options{CodecKeyFile: path}.DataConverter()
+	return path
+}
+
+func TestDataConverterEncryptsWithTheKeyFile(t *testing.T) {
+	dc, err := Options{CodecKeyFile: writeKeyFile(t)}.DataConverter()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,13 +109,8 @@ func TestDataConverterEncryptsWithTheKeyFile(t *testing.T) {
 
 // A key file others may read still works, with a warning naming the flag.
 func TestWarnsOnAKeyFileOthersMayRead(t *testing.T) {
-	key := make([]byte, codec.KeyBytes)
-	rand.Read(key)
-	path := filepath.Join(t.TempDir(), "codec.key")
-	if err := os.WriteFile(path, []byte("t1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(path, 0o644) // whatever the umask
+	path := writeKeyFile(t)
+	os.Chmod(path, 0o644) // others may read it
 	var logs bytes.Buffer
 	c, err := ConnectLazy(Options{Address: "127.0.0.1:1", Namespace: "default", TaskQueue: "q", CodecKeyFile: path}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {

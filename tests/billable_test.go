@@ -21,12 +21,7 @@ import (
 // signalled to the endpoint's health workflow; a success adds none.
 func TestBillableActionsPerDelivery(t *testing.T) {
 	ok := newReceiver(t, always(http.StatusOK))
-	flaky := newReceiver(t, func(n int, _ http.ResponseWriter) int {
-		if n == 1 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	flaky := newReceiver(t, failFirst(1, http.StatusInternalServerError))
 	eps := writeEndpoints(t,
 		testenv.Endpoint{ID: "cost-ok", URL: ok.URL},
 		testenv.Endpoint{ID: "cost-flaky", URL: flaky.URL, RetrySchedule: []time.Duration{time.Second}})

@@ -138,12 +138,7 @@ func TestFirstTryDelivery(t *testing.T) {
 }
 
 func TestRetriesKeepTheWebhookID(t *testing.T) {
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if n <= 2 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	rc := newReceiver(t, failFirst(2, http.StatusInternalServerError))
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [200ms, 200ms, 200ms]\n")
 	startWorker(t, endpoints)
 

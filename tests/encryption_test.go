@@ -73,12 +73,7 @@ func decryptHistory(t *testing.T, events []*historypb.HistoryEvent) []*historypb
 // every payload in it is sealed with this run's key, and the receiver still
 // gets the event's original bytes.
 func TestHistoryHoldsNoPlaintext(t *testing.T) {
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if n == 1 {
-			return http.StatusBadGateway // a retry puts the payload in history a second time
-		}
-		return http.StatusOK
-	})
+	rc := newReceiver(t, failFirst(1, http.StatusBadGateway)) // a retry puts the payload in history a second time
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [200ms]\n")
 	startWorker(t, endpoints)
 
@@ -149,12 +144,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	prev := make([]byte, 32)
 	rand.Read(prev)
 	previous := "whsec_" + base64.StdEncoding.EncodeToString(prev)
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if n == 1 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	rc := newReceiver(t, failFirst(1, http.StatusInternalServerError))
 	endpoints := endpointsFile(t, "acme", rc.URL, fmt.Sprintf("    previous_secrets: [%s]\n    retry_schedule: [200ms]\n", previous))
 	w := startWorker(t, endpoints)
 

@@ -26,8 +26,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/event"
 
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
@@ -192,15 +190,8 @@ func TestFleetSurvivesAWorkerKilled(t *testing.T) {
 	releaseHeld := func() { release.Do(func() { close(killed) }) }
 	t.Cleanup(releaseHeld) // runs before workers and receivers stop
 
-	cfg, err := endpoint.Load(files[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc := &deliveries.Client{Temporal: temporal, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
-	bodies := make([]string, total)
-	for i := range bodies {
-		bodies[i] = sampleEvent(event.Names[i%len(event.Names)], 70_000+i)
-	}
+	dc := localPublisher(t, temporal, files[1])
+	bodies := sampleEvents(total, 70_000)
 	type publishResult struct {
 		runs map[string]string
 		err  error
@@ -394,15 +385,8 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tc.Close)
-	cfg, err := endpoint.Load(endpoints)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc := &deliveries.Client{Temporal: tc, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
-	bodies := make([]string, total)
-	for i := range bodies {
-		bodies[i] = sampleEvent(event.Names[i%len(event.Names)], 80_000+i)
-	}
+	dc := localPublisher(t, tc, endpoints)
+	bodies := sampleEvents(total, 80_000)
 	runs, err := publishAll(dc, bodies, 10)
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/hookrelay/hookrelay/deliveries"
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
@@ -274,6 +277,16 @@ func always(code int) func(int, http.ResponseWriter) int {
 	return func(int, http.ResponseWriter) int { return code }
 }
 
+// failFirst answers code to each webhook-id's first k requests, and 200 after.
+func failFirst(k, code int) func(int, http.ResponseWriter) int {
+	return func(n int, _ http.ResponseWriter) int {
+		if n <= k {
+			return code
+		}
+		return http.StatusOK
+	}
+}
+
 // recoveringReceiver answers failCode to every request until heal is
 // called, and 200 after: an endpoint that is down, then comes back.
 func recoveringReceiver(t *testing.T, failCode int) (rc *testenv.Receiver, heal func()) {
@@ -306,6 +319,27 @@ func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 func sampleEvent(name string, mailLogID int) string {
 	return fmt.Sprintf(`{"event_name":%q,"payload":{"id":%d,"subject":"Fake subject %d","time":"2026-04-18T20:27:25.379Z","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Custom-Header":"fake"}}}`,
 		name, mailLogID, mailLogID, mailLogID)
+}
+
+// sampleEvents are n sample events cycling through the event names, their
+// mail log ids counting from base.
+func sampleEvents(n, base int) []string {
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = sampleEvent(event.Names[i%len(event.Names)], base+i)
+	}
+	return bodies
+}
+
+// localPublisher publishes in this process through tc, on t's task queue,
+// to the endpoints in the file at path.
+func localPublisher(t *testing.T, tc client.Client, path string) *deliveries.Client {
+	t.Helper()
+	cfg, err := endpoint.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &deliveries.Client{Temporal: tc, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
 }
 
 // rawHistory fetches a workflow's history through the client with no codec:

@@ -47,12 +47,7 @@ func scrape(t *testing.T, addr, name string, labels ...string) float64 {
 // (attempts by outcome and endpoint, latency, deliveries by final status)
 // next to the SDK's.
 func TestWorkerServesMetrics(t *testing.T) {
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if n == 1 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	rc := newReceiver(t, failFirst(1, http.StatusInternalServerError))
 	gone := newReceiver(t, always(http.StatusGone))
 	endpoints := writeEndpoints(t,
 		testenv.Endpoint{ID: "metrics-acme", URL: rc.URL, Events: []string{event.Delivered}, RetrySchedule: []time.Duration{100 * time.Millisecond}},

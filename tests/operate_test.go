@@ -316,12 +316,7 @@ func TestTemporalCLISignalCancels(t *testing.T) {
 // its reason, and every wait: rebuilt from the fetched history, they equal
 // what the workflow itself returned.
 func TestHistoryIsACompleteAuditTrail(t *testing.T) {
-	rc := newReceiver(t, func(n int, w http.ResponseWriter) int {
-		if n <= 2 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
+	rc := newReceiver(t, failFirst(2, http.StatusInternalServerError))
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [200ms, 1h]\n")
 	w := startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.TemporaryFailure, 330))[0].WorkflowID

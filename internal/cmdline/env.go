@@ -45,54 +45,52 @@ func Secret(fs *pflag.FlagSet, p *string, name, env, usage string) {
 
 // Bool defines --name, defaulting to $env (true or false) when set.
 func Bool(fs *pflag.FlagSet, p *bool, name, env string, def bool, usage string) {
-	v, ok := Env(env)
-	b, err := strconv.ParseBool(v)
-	if ok && err == nil {
-		def = b
-	}
+	def, bad := envValue(env, def, strconv.ParseBool)
 	fs.BoolVar(p, name, def, withEnv(usage, env))
-	if ok && err != nil {
-		envError(fs, name, "--%s: %s=%q is not true or false", name, env, v)
+	if bad != "" {
+		envError(fs, name, "--%s: %s=%q is not true or false", name, env, bad)
 	}
 }
 
 // Int defines --name, defaulting to $env when set.
 func Int(fs *pflag.FlagSet, p *int, name, env string, def int, usage string) {
-	v, ok := Env(env)
-	n, err := strconv.Atoi(v)
-	if ok && err == nil {
-		def = n
-	}
+	def, bad := envValue(env, def, strconv.Atoi)
 	fs.IntVar(p, name, def, withEnv(usage, env))
-	if ok && err != nil {
-		envError(fs, name, "%s: %q is not a whole number", env, v)
+	if bad != "" {
+		envError(fs, name, "%s: %q is not a whole number", env, bad)
 	}
 }
 
 // Float64 defines --name, defaulting to $env when set.
 func Float64(fs *pflag.FlagSet, p *float64, name, env string, def float64, usage string) {
-	v, ok := Env(env)
-	f, err := strconv.ParseFloat(v, 64)
-	if ok && err == nil {
-		def = f
-	}
+	def, bad := envValue(env, def, func(v string) (float64, error) { return strconv.ParseFloat(v, 64) })
 	fs.Float64Var(p, name, def, withEnv(usage, env))
-	if ok && err != nil {
-		envError(fs, name, "%s: %q is not a number", env, v)
+	if bad != "" {
+		envError(fs, name, "%s: %q is not a number", env, bad)
 	}
 }
 
 // Duration defines --name, defaulting to $env (such as 30s) when set.
 func Duration(fs *pflag.FlagSet, p *time.Duration, name, env string, def time.Duration, usage string) {
-	v, ok := Env(env)
-	d, err := time.ParseDuration(v)
-	if ok && err == nil {
-		def = d
-	}
+	def, bad := envValue(env, def, time.ParseDuration)
 	fs.DurationVar(p, name, def, withEnv(usage, env))
-	if ok && err != nil {
-		envError(fs, name, "%s: %q is not a duration such as 30s", env, v)
+	if bad != "" {
+		envError(fs, name, "%s: %q is not a duration such as 30s", env, bad)
 	}
+}
+
+// envValue is $env parsed, or def when $env is unset or empty; bad is a
+// value set that does not parse (def is kept), for the flag's envError.
+func envValue[T any](env string, def T, parse func(string) (T, error)) (value T, bad string) {
+	v, ok := Env(env)
+	if !ok {
+		return def, ""
+	}
+	parsed, err := parse(v)
+	if err != nil {
+		return def, v
+	}
+	return parsed, ""
 }
 
 func envError(fs *pflag.FlagSet, name, format string, args ...any) {

@@ -2,8 +2,6 @@ package codecserver
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,23 +16,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 const (
 	uiOrigin = "http://127.0.0.1:8233"
 	token    = "test-token-0123456789abcdefghijklmnopqrstuvwxyz"
 )
-
-func newCodec(t *testing.T) *codec.Codec {
-	t.Helper()
-	k := make([]byte, codec.KeyBytes)
-	rand.Read(k)
-	c, err := codec.Parse([]byte("t1:" + base64.StdEncoding.EncodeToString(k)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // serve starts the handler on a real listener on 127.0.0.1:0.
 func serve(t *testing.T, c *codec.Codec, o Options) string {
@@ -88,7 +76,7 @@ func readPayloads(t *testing.T, resp *http.Response) []*commonpb.Payload {
 }
 
 func TestPreflight(t *testing.T) {
-	url := serve(t, newCodec(t), Options{Origin: uiOrigin, Token: token})
+	url := serve(t, testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token})
 	resp := request(t, http.MethodOptions, url+"/decode", map[string]string{
 		"Origin":                         uiOrigin,
 		"Access-Control-Request-Method":  "POST",
@@ -110,7 +98,7 @@ func TestPreflight(t *testing.T) {
 }
 
 func TestWrongOrigin(t *testing.T) {
-	c := newCodec(t)
+	c := testenv.NewCodecT(t, "t1")
 	url := serve(t, c, Options{Origin: uiOrigin, Token: token})
 	enc, _ := c.Encode([]*commonpb.Payload{{Data: []byte(`"x"`)}})
 	for _, origin := range []string{"http://evil.example.com", "http://localhost:8233", "http://127.0.0.1:8234", "null"} {
@@ -128,7 +116,7 @@ func TestWrongOrigin(t *testing.T) {
 }
 
 func TestTokenRequired(t *testing.T) {
-	c := newCodec(t)
+	c := testenv.NewCodecT(t, "t1")
 	url := serve(t, c, Options{Origin: uiOrigin, Token: token})
 	enc, _ := c.Encode([]*commonpb.Payload{{Data: []byte(`"Fake subject"`)}})
 	for name, auth := range map[string]string{
@@ -163,7 +151,7 @@ func TestTokenRequired(t *testing.T) {
 }
 
 func TestDecodeRoundTrip(t *testing.T) {
-	c := newCodec(t)
+	c := testenv.NewCodecT(t, "t1")
 	dc := converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
 	p, err := dc.ToPayload(map[string]string{"subject": "Fake subject 42"})
 	if err != nil {
@@ -208,7 +196,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 }
 
 func TestOtherPathsAndMethods(t *testing.T) {
-	url := serve(t, newCodec(t), Options{Origin: uiOrigin, Token: token})
+	url := serve(t, testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token})
 	auth := map[string]string{"Authorization": "Bearer " + token}
 	if resp := request(t, http.MethodGet, url+"/decode", auth, nil); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /decode: %d", resp.StatusCode)
@@ -227,7 +215,7 @@ func TestOtherPathsAndMethods(t *testing.T) {
 
 // /healthz answers without the token, and decodes nothing.
 func TestHealthz(t *testing.T) {
-	url := serve(t, newCodec(t), Options{Origin: uiOrigin, Token: token})
+	url := serve(t, testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token})
 	resp := request(t, http.MethodGet, url+"/healthz", nil, nil)
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
@@ -239,7 +227,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestOptionsAreChecked(t *testing.T) {
-	c := newCodec(t)
+	c := testenv.NewCodecT(t, "t1")
 	for _, o := range []Options{
 		{Origin: "127.0.0.1:8233", Token: token},
 		{Origin: "http://127.0.0.1:8233/namespaces", Token: token},

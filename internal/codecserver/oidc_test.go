@@ -19,6 +19,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 // issuer is an OIDC issuer the test runs on loopback: a discovery document
@@ -111,7 +113,7 @@ func TestOIDCAccessTokens(t *testing.T) {
 	is.publish(rs)
 	var logs bytes.Buffer
 	oidc := &OIDC{Issuer: is.url, Audience: "hookrelay-codec", MinRefresh: -1}
-	url := serve(t, newCodec(t), Options{Origin: uiOrigin, Token: token, OIDC: oidc,
+	url := serve(t, testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: oidc,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	decode := func(bearer string) int {
 		resp := request(t, "POST", url+"/decode", map[string]string{"Authorization": "Bearer " + bearer, "Origin": uiOrigin}, []byte(`{"payloads":[]}`))
@@ -167,7 +169,7 @@ func TestOIDCAccessTokens(t *testing.T) {
 
 	// With the default bound, made-up key ids cost at most one fetch.
 	bounded := &OIDC{Issuer: is.url, Audience: "hookrelay-codec"}
-	url = serve(t, newCodec(t), Options{Origin: uiOrigin, Token: token, OIDC: bounded})
+	url = serve(t, testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: bounded})
 	before = is.fetches.Load()
 	for i := range 20 {
 		resp := request(t, "POST", url+"/decode", map[string]string{"Authorization": "Bearer " + sign(t, k1, good, "made-up-"+string(rune('a'+i)))}, []byte(`{"payloads":[]}`))
@@ -200,7 +202,7 @@ func TestOIDCSettingsAreChecked(t *testing.T) {
 		{Issuer: "https://issuer.example.com", Audience: "a", Algorithms: []string{"none"}},
 		{Issuer: "https://issuer.example.com", Audience: "a", JWKSURL: "http://keys.example.com/jwks"},
 	} {
-		if _, err := Handler(newCodec(t), Options{Origin: uiOrigin, Token: token, OIDC: o}); err == nil || strings.Contains(err.Error(), "fake") {
+		if _, err := Handler(testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: o}); err == nil || strings.Contains(err.Error(), "fake") {
 			t.Errorf("OIDC %s %s: %v, want an error without the query", o.Issuer, o.Algorithms, err)
 		}
 	}
@@ -208,7 +210,7 @@ func TestOIDCSettingsAreChecked(t *testing.T) {
 		{Issuer: "https://issuer.example.com/realms/ops", Audience: "hookrelay-codec"},
 		{Issuer: "http://127.0.0.1:9999", Audience: "a", Algorithms: []string{"RS256", "EdDSA"}},
 	} {
-		if _, err := Handler(newCodec(t), Options{Origin: uiOrigin, Token: token, OIDC: o}); err != nil {
+		if _, err := Handler(testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: o}); err != nil {
 			t.Errorf("OIDC %s: %v", o.Issuer, err)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 func BenchmarkRoutePostgres(b *testing.B) {
 	const endpoints, accounts = 100_000, 50_000
 	dsn := testenv.PostgresT(b)
-	r, err := Open(context.Background(), dsn, Options{Codec: newCodec(b, keyLine(b, "bench")), Guard: fakeGuard()})
+	r, err := Open(context.Background(), dsn, Options{Codec: newCodec(b, testenv.CodecKeyLine("bench")), Guard: fakeGuard()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,22 +33,19 @@ type Cache struct {
 	// gen counts Forget calls: an answer fetched across one is not kept,
 	// since it may predate the write that Forget was told of.
 	gen      uint64
-	resolved map[string]resolved
-	routed   map[routeKey]routed
+	resolved map[string]cached[endpoint.Endpoint]
+	routed   map[routeKey]cached[[]endpoint.Endpoint]
 }
 
-type resolved struct {
-	ep      endpoint.Endpoint
+// cached is one of src's answers and when it was fetched; err is nil or
+// one worth keeping (not found, deleted).
+type cached[V any] struct {
+	v       V
 	err     error
 	fetched time.Time
 }
 
 type routeKey struct{ account, event string }
-
-type routed struct {
-	eps     []endpoint.Endpoint
-	fetched time.Time
-}
 
 var _ endpoint.Source = (*Cache)(nil)
 
@@ -57,7 +54,7 @@ func NewCache(src endpoint.Source, ttl time.Duration) *Cache {
 	if ttl <= 0 {
 		ttl = DefaultCacheTTL
 	}
-	return &Cache{src: src, ttl: ttl, Now: time.Now, resolved: map[string]resolved{}, routed: map[routeKey]routed{}}
+	return &Cache{src: src, ttl: ttl, Now: time.Now, resolved: map[string]cached[endpoint.Endpoint]{}, routed: map[routeKey]cached[[]endpoint.Endpoint]{}}
 }
 
 // TTL is the staleness bound.
@@ -67,55 +64,49 @@ func (c *Cache) fresh(fetched time.Time) bool { return c.Now().Sub(fetched) < c.
 
 // Resolve is the source's Resolve, at most TTL old.
 func (c *Cache) Resolve(ctx context.Context, id string) (endpoint.Endpoint, error) {
-	c.mu.Lock()
-	r, ok := c.resolved[id]
-	gen := c.gen
-	c.mu.Unlock()
-	if ok && c.fresh(r.fetched) {
-		return r.ep, r.err
-	}
-	fetched := c.Now()
-	ep, err := c.src.Resolve(ctx, id)
-	if err != nil && !errors.Is(err, endpoint.ErrNotFound) && !errors.Is(err, endpoint.ErrDeleted) {
-		return ep, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return ep, err
-	}
-	if len(c.resolved) >= maxCached {
-		c.resolved = sweep(c.resolved, func(r resolved) bool { return c.fresh(r.fetched) })
-	}
-	c.resolved[id] = resolved{ep: ep, err: err, fetched: fetched}
-	return ep, err
+	return lookup(c, &c.resolved, id, func() (endpoint.Endpoint, error) { return c.src.Resolve(ctx, id) },
+		func(err error) bool {
+			return err == nil || errors.Is(err, endpoint.ErrNotFound) || errors.Is(err, endpoint.ErrDeleted)
+		})
 }
 
 // Route is the source's Route, at most TTL old.
 func (c *Cache) Route(ctx context.Context, accountID, eventName string) ([]endpoint.Endpoint, error) {
-	key := routeKey{accountID, eventName}
+	return lookup(c, &c.routed, routeKey{accountID, eventName}, func() ([]endpoint.Endpoint, error) {
+		eps, err := c.src.Route(ctx, accountID, eventName)
+		if err != nil {
+			return nil, err
+		}
+		return eps, nil
+	}, func(err error) bool { return err == nil })
+}
+
+// lookup answers key from *m while its answer there is fresh, and otherwise
+// from fetch; it keeps fetch's answer unless keep refuses its error or a
+// Forget came while fetching.
+func lookup[K comparable, V any](c *Cache, m *map[K]cached[V], key K, fetch func() (V, error), keep func(error) bool) (V, error) {
 	c.mu.Lock()
-	r, ok := c.routed[key]
+	r, ok := (*m)[key]
 	gen := c.gen
 	c.mu.Unlock()
 	if ok && c.fresh(r.fetched) {
-		return r.eps, nil
+		return r.v, r.err
 	}
 	fetched := c.Now()
-	eps, err := c.src.Route(ctx, accountID, eventName)
-	if err != nil {
-		return nil, err
+	v, err := fetch()
+	if !keep(err) {
+		return v, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
-		return eps, nil
+		return v, err
 	}
-	if len(c.routed) >= maxCached {
-		c.routed = sweep(c.routed, func(r routed) bool { return c.fresh(r.fetched) })
+	if len(*m) >= maxCached {
+		*m = sweep(*m, func(r cached[V]) bool { return c.fresh(r.fetched) })
 	}
-	c.routed[key] = routed{eps: eps, fetched: fetched}
-	return eps, nil
+	(*m)[key] = cached[V]{v: v, err: err, fetched: fetched}
+	return v, err
 }
 
 // Forget drops the cached answers about accountID and endpoint id, so this

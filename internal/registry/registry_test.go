@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
@@ -67,13 +66,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func keyLine(t testing.TB, id string) string {
-	t.Helper()
-	k := make([]byte, codec.KeyBytes)
-	rand.Read(k)
-	return id + ":" + base64.StdEncoding.EncodeToString(k)
-}
-
 func newCodec(t testing.TB, lines ...string) *codec.Codec {
 	t.Helper()
 	c, err := codec.Parse([]byte(strings.Join(lines, "\n")))
@@ -102,7 +94,7 @@ func fakeGuard(allow ...netip.Prefix) *netguard.Guard {
 func open(t *testing.T, dsn string, o Options) *Registry {
 	t.Helper()
 	if o.Codec == nil {
-		o.Codec = newCodec(t, keyLine(t, "k1"))
+		o.Codec = newCodec(t, testenv.CodecKeyLine("k1"))
 	}
 	if o.Guard == nil {
 		o.Guard = fakeGuard()
@@ -555,12 +547,12 @@ func dumpRows(t *testing.T, db *sql.DB) []byte {
 func TestKeyRotation(t *testing.T) {
 	eachStore(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		k1 := keyLine(t, "k1")
+		k1 := testenv.CodecKeyLine("k1")
 		before := open(t, dsn, Options{Codec: newCodec(t, k1)})
 		e, _ := create(t, before, "acct_k", fields("https://hooks.example.com/", "*"))
 		before.Close()
 
-		after := open(t, dsn, Options{Codec: newCodec(t, k1, keyLine(t, "k2"))})
+		after := open(t, dsn, Options{Codec: newCodec(t, k1, testenv.CodecKeyLine("k2"))})
 		if _, err := after.Resolve(ctx, e.ID); err != nil {
 			t.Fatalf("a row sealed with the old key: %v", err)
 		}
@@ -577,7 +569,7 @@ func TestKeyRotation(t *testing.T) {
 		}
 		after.Close()
 
-		lost := open(t, dsn, Options{Codec: newCodec(t, keyLine(t, "k3"))})
+		lost := open(t, dsn, Options{Codec: newCodec(t, testenv.CodecKeyLine("k3"))})
 		if _, err := lost.Resolve(ctx, e.ID); err == nil || !strings.Contains(err.Error(), "key file") {
 			t.Fatalf("without the sealing key: %v", err)
 		}
@@ -588,7 +580,7 @@ func TestKeyRotation(t *testing.T) {
 // safely: each Open here has its own connections, as processes would.
 func TestConcurrentOpens(t *testing.T) {
 	eachStore(t, func(t *testing.T, dsn string) {
-		c := newCodec(t, keyLine(t, "k1"))
+		c := newCodec(t, testenv.CodecKeyLine("k1"))
 		var wg sync.WaitGroup
 		errs := make(chan error, 8)
 		for range 8 {
@@ -625,7 +617,7 @@ func TestOpenErrors(t *testing.T) {
 		{"sqlite:", "needs a file path"},
 		{"postgres://hookrelay:hunter2-fake@127.0.0.1:1/none?connect_timeout=2", "xxxxx"},
 	} {
-		_, err := Open(context.Background(), c.dsn, Options{Codec: newCodec(t, keyLine(t, "k"))})
+		_, err := Open(context.Background(), c.dsn, Options{Codec: newCodec(t, testenv.CodecKeyLine("k"))})
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("Open(%s): %v, want it to say %q and hide any password", Redact(c.dsn), err, c.want)
 		}

@@ -432,32 +432,18 @@ func killAndRestart(t *testing.T, c *Cluster, s Service, whileDown func()) {
 // History dies while 50 workflows wait on timers that fire while it is
 // down; once it is back each one resumes and completes.
 func TestHistoryKilledWhileTimersWait(t *testing.T) {
-	c := sharedCluster(t)
-	tq := startWorker(t, c)
-	setup := time.Now()
-	runs := startWaiting(t, c, tq, 50, 3*time.Second)
-	began := time.Now()
-	t.Logf("50 workflows started, their timers set, in %v", time.Since(setup).Round(time.Millisecond))
 	// Restart takes longer than the timers (history reports SERVING 5s
 	// after taking its shards), so they come due while it is down or recovering.
-	killAndRestart(t, c, History, func() {})
-	checkAllComplete(t, runs)
-	t.Logf("all %d workflows complete %v after the kill", len(runs), time.Since(began).Round(time.Millisecond))
+	killWhileTimersWait(t, History, 3*time.Second, func(*Cluster, []client.WorkflowRun) {})
 }
 
 // Matching dies while 50 workflows wait on timers; the timers fire while it
 // is down (history then holds workflow tasks it cannot hand to matching);
 // once it is back each one is dispatched to the worker and completes.
 func TestMatchingKilledWhileTimersWait(t *testing.T) {
-	c := sharedCluster(t)
-	tq := startWorker(t, c)
-	setup := time.Now()
 	// Long enough that starting the 50 (a few seconds under -race on two
 	// cores) ends well before the first fires.
-	runs := startWaiting(t, c, tq, 50, 8*time.Second)
-	began := time.Now()
-	t.Logf("50 workflows started, their timers set, in %v", time.Since(setup).Round(time.Millisecond))
-	killAndRestart(t, c, Matching, func() {
+	killWhileTimersWait(t, Matching, 8*time.Second, func(c *Cluster, runs []client.WorkflowRun) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		eventuallyEach(t, runs, "timer to fire while matching is down", func(run client.WorkflowRun) error {
@@ -472,6 +458,20 @@ func TestMatchingKilledWhileTimersWait(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// killWhileTimersWait starts 50 workflows that each wait on a timer of d,
+// kills and restarts s (running whileDown while it is down), and checks
+// each workflow completes.
+func killWhileTimersWait(t *testing.T, s Service, d time.Duration, whileDown func(c *Cluster, runs []client.WorkflowRun)) {
+	t.Helper()
+	c := sharedCluster(t)
+	tq := startWorker(t, c)
+	setup := time.Now()
+	runs := startWaiting(t, c, tq, 50, d)
+	began := time.Now()
+	t.Logf("50 workflows started, their timers set, in %v", time.Since(setup).Round(time.Millisecond))
+	killAndRestart(t, c, s, func() { whileDown(c, runs) })
 	checkAllComplete(t, runs)
 	t.Logf("all %d workflows complete %v after the kill", len(runs), time.Since(began).Round(time.Millisecond))
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/codec"
 )
 
 // FreeAddr is an address on 127.0.0.1 nothing listens on now, for a server
@@ -66,11 +68,16 @@ func WriteEndpoints(path string, eps ...Endpoint) error {
 // WriteCodecKey writes a payload key file with one fresh key named keyID:
 // keys are generated per run and never committed.
 func WriteCodecKey(path, keyID string) error {
-	content := "# generated for one run; never committed\n" + keyID + ":" + base64.StdEncoding.EncodeToString(random(32)) + "\n"
+	content := "# generated for one run; never committed\n" + CodecKeyLine(keyID) + "\n"
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("codec key: %w", err)
 	}
 	return nil
+}
+
+// CodecKeyLine is a payload key file's line for one fresh key named keyID.
+func CodecKeyLine(keyID string) string {
+	return keyID + ":" + base64.StdEncoding.EncodeToString(random(codec.KeyBytes))
 }
 
 // NewSecret is a fresh signing secret, whsec_ and 32 random bytes.

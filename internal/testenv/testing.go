@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/internal/codec"
 )
 
 // The helpers for tests: each fails t where the core returns an error, and
@@ -27,6 +29,16 @@ func StartT(t testing.TB, s Spec) *Process {
 		}
 	})
 	return p
+}
+
+// NewCodecT is a payload codec with one fresh key named keyID.
+func NewCodecT(t testing.TB, keyID string) *codec.Codec {
+	t.Helper()
+	c, err := codec.Parse([]byte(CodecKeyLine(keyID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // NewReceiverT starts a receiver for t, closed at t's cleanup.
