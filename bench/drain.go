@@ -20,11 +20,11 @@ import (
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// drainRetrySchedule: a delivery a failed probe sent back to its schedule
-// parks again within 30 s, and the longest (50 steps) so probes do not
-// exhaust it: each probe takes a step of the oldest parked delivery's
-// schedule, and with 20 steps of 10 s the oldest one failed after 20 probes
-// while 10,000 parked on this machine.
+// drainRetrySchedule: a delivery that failed before the circuit opened
+// parks at its next attempt, within 30 s. (50 steps, from when each failed
+// probe took a step of the probed delivery's schedule: with 20 steps of 10 s
+// the oldest one failed after 20 probes while 10,000 parked. Since behaviour
+// version 3 a failed probe takes none.)
 var drainRetrySchedule = append([]time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second},
 	slices.Repeat([]time.Duration{30 * time.Second}, 46)...)
 
