@@ -51,9 +51,9 @@ type Watcher struct {
 	// suspects are the endpoints this worker reported a failure to lately,
 	// by when: their health workflows are described at each refresh.
 	suspects map[string]time.Time
-	loaded    chan struct{}                     // closed after the first refresh
-	initOnce  sync.Once
-	loadOnce  sync.Once
+	loaded   chan struct{} // closed after the first refresh
+	initOnce sync.Once
+	loadOnce sync.Once
 }
 
 // Run refreshes the circuits until ctx ends.

@@ -232,6 +232,19 @@ type Worker struct {
 	stop    context.CancelFunc
 }
 
+// workflowPollers are at most n workflow task pollers, spread between the
+// sticky queue and the normal one by the SDK's autoscaling balancer, which
+// keeps the normal queue polled. (With a fixed number, a stale sticky
+// backlog hint sends every poll to the sticky queue, where each waits up to
+// a minute for nothing, while the normal queue is not polled at all: a
+// drain of 3,000 deliveries, whose releases of workflows evicted from the
+// cache come on the normal queue, stalled for a minute at a time.)
+func workflowPollers(n int) worker.PollerBehavior {
+	return worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+		InitialNumberOfPollers: n, MinimumNumberOfPollers: min(2, n), MaximumNumberOfPollers: n,
+	})
+}
+
 // healthPollers poll the health task queue, per task type: its tasks are
 // few (one workflow per endpoint, a signal per failure while closed).
 const healthPollers = 2
@@ -260,7 +273,7 @@ func New(d Deps, o Options) (*Worker, error) {
 		MaxConcurrentActivityExecutionSize:      o.MaxConcurrentAttempts,
 		MaxConcurrentLocalActivityExecutionSize: o.MaxConcurrentAttempts,
 		MaxConcurrentActivityTaskPollers:        o.Pollers,
-		MaxConcurrentWorkflowTaskPollers:        o.Pollers,
+		WorkflowTaskPollerBehavior:              workflowPollers(o.Pollers),
 		WorkerActivitiesPerSecond:               o.AttemptsPerSecond,
 		WorkerLocalActivitiesPerSecond:          o.AttemptsPerSecond,
 		OnFatalError:                            o.OnFatalError,
