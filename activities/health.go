@@ -313,8 +313,11 @@ func (h *HealthActivities) countParked(ctx context.Context, endpointID string) (
 	return int(resp.GetCount()), nil
 }
 
-// maxReleasesInFlight bounds a drain's concurrent releases.
-const maxReleasesInFlight = 64
+// maxReleasesInFlight bounds a drain's concurrent releases: enough for
+// 100/s with round trips of 2 s (a release of a delivery evicted from the
+// worker's cache costs a failed workflow task and a history fetch on
+// servers up to v1.29: temporalio/temporal#7741).
+const maxReleasesInFlight = 256
 
 // unsealedActivity refuses an activity whose input did not arrive sealed by
 // a key this worker holds: only a client without the key, polling the task
