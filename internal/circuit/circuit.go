@@ -51,9 +51,18 @@ type Watcher struct {
 	// suspects are the endpoints this worker reported a failure to lately,
 	// by when: their health workflows are described at each refresh.
 	suspects map[string]time.Time
-	loaded   chan struct{} // closed after the first refresh
-	initOnce sync.Once
-	loadOnce sync.Once
+	// reporting: the endpoints with a failure report of this worker in
+	// flight. A burst of failures at one endpoint (thousands a second from
+	// a fleet) sent as as many concurrent signals to its one health workflow
+	// contended for that workflow until every signal timed out and the
+	// circuit never opened (make bench-drain, 10,000 at once); one report in
+	// flight per endpoint and worker keeps the signals to what the workflow
+	// takes. The circuit then opens after open_after reports in a row, each
+	// standing for one failure or more.
+	reporting map[string]bool
+	loaded    chan struct{} // closed after the first refresh
+	initOnce  sync.Once
+	loadOnce  sync.Once
 }
 
 // Run refreshes the circuits until ctx ends.
@@ -86,7 +95,7 @@ func (w *Watcher) init() {
 	w.initOnce.Do(func() {
 		w.loaded = make(chan struct{})
 		w.states, w.shown, w.successes = map[string]workflows.CircuitState{}, map[string]workflows.CircuitState{}, map[string]time.Time{}
-		w.suspects = map[string]time.Time{}
+		w.suspects, w.reporting = map[string]time.Time{}, map[string]bool{}
 	})
 }
 
@@ -254,15 +263,25 @@ func (w *Watcher) Observe(ctx context.Context, ep endpoint.Endpoint, deliveryID 
 		return // already open: nothing to count, no action to spend
 	}
 	w.mu.Lock()
+	w.suspects[ep.ID] = time.Now()
+	if w.reporting[ep.ID] {
+		// One report in flight per endpoint from this worker; the failures
+		// that come meanwhile are not reported (see reporting).
+		w.mu.Unlock()
+		return
+	}
+	w.reporting[ep.ID] = true
 	lastSuccess := w.successes[ep.ID]
 	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.reporting, ep.ID)
+		w.mu.Unlock()
+	}()
 	report := workflows.FailureReport{
 		EndpointID: ep.ID, AccountID: ep.AccountID, DeliveryID: deliveryID, Outcome: rec.Outcome,
 		At: rec.StartedAt, LastSuccessAt: lastSuccess, Circuit: ep.Circuit,
 	}
-	w.mu.Lock()
-	w.suspects[ep.ID] = time.Now()
-	w.mu.Unlock()
 	if err := w.report(ctx, ep, report); err != nil {
 		w.logger().Warn("failure report to the endpoint's health workflow failed", "endpoint_id", ep.ID, "delivery_id", deliveryID, "error", err.Error())
 	}
@@ -279,9 +298,10 @@ func (w *Watcher) report(ctx context.Context, ep endpoint.Endpoint, r workflows.
 }
 
 // StartOptions start an endpoint's health workflow, healthy and summarised
-// for the UI, on the health task queue of the deliveries' taskQueue. It carries HookrelayCircuit only: the delivery search
-// attributes (endpoint, account) stay on deliveries, so queries on them
-// find deliveries alone; a health workflow is found by its ID.
+// for the UI, on the health task queue of the deliveries' taskQueue. It
+// carries HookrelayCircuit only: the delivery search attributes (endpoint,
+// account) stay on deliveries, so queries on them find deliveries alone; a
+// health workflow is found by its ID.
 func StartOptions(ep endpoint.Endpoint, taskQueue string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                    workflows.HealthWorkflowID(ep.ID),

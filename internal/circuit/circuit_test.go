@@ -2,6 +2,7 @@ package circuit
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ type laggingServer struct {
 	circuits      map[string]workflows.CircuitState // by health workflow ID
 	described     []string
 	reported      []string
+	hold          chan struct{} // if set, each report waits for it to close
+	calls         chan string   // if set, receives each report's workflow ID
 }
 
 func (l *laggingServer) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
@@ -50,8 +53,15 @@ func (l *laggingServer) DescribeWorkflowExecution(_ context.Context, id, _ strin
 
 func (l *laggingServer) SignalWithStartWorkflow(_ context.Context, id, _ string, _ interface{}, _ client.StartWorkflowOptions, _ interface{}, _ ...interface{}) (client.WorkflowRun, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.reported = append(l.reported, id)
+	hold := l.hold
+	l.mu.Unlock()
+	if l.calls != nil {
+		l.calls <- id
+	}
+	if hold != nil {
+		<-hold
+	}
 	return nil, nil
 }
 
@@ -118,5 +128,51 @@ func TestUndescribableHealthWorkflowKeepsVisibilitysWord(t *testing.T) {
 	w.Observe(ctx, endpoint.Endpoint{ID: "new"}, "new:evt_1", workflows.Attempt{Outcome: workflows.OutcomeTimeout, StartedAt: time.Now()})
 	if err := w.refresh(ctx); err != nil || w.Circuit("new") != workflows.CircuitHealthy || len(srv.described) != 1 {
 		t.Fatalf("circuit %s (%v), described %v; want healthy after one description that found nothing", w.Circuit("new"), err, srv.described)
+	}
+}
+
+// A burst of failures at one endpoint sends one report at a time from a
+// worker: the failures while one is in flight are not reported, so
+// thousands of concurrent signals never pile onto the one health workflow.
+// Another endpoint's report is not held back, and once the report returns
+// the next failure is reported again.
+func TestOneReportInFlightPerEndpoint(t *testing.T) {
+	srv := &laggingServer{circuits: map[string]workflows.CircuitState{}, hold: make(chan struct{}), calls: make(chan string, 100)}
+	w := &Watcher{Client: srv, Namespace: "default", TaskQueue: "q"}
+	ctx := context.Background()
+	failed := workflows.Attempt{Outcome: workflows.OutcomeHTTPError, StartedAt: time.Now()}
+	var held sync.WaitGroup
+	observe := func(id string) {
+		held.Add(1)
+		go func() {
+			defer held.Done()
+			w.Observe(ctx, endpoint.Endpoint{ID: id}, id+":evt_1", failed)
+		}()
+	}
+	observe("burst")
+	if got := <-srv.calls; got != workflows.HealthWorkflowID("burst") {
+		t.Fatalf("first report to %s", got)
+	}
+	var burst sync.WaitGroup
+	for i := range 50 {
+		burst.Add(1)
+		go func() {
+			defer burst.Done()
+			w.Observe(ctx, endpoint.Endpoint{ID: "burst"}, fmt.Sprintf("burst:evt_%d", i+2), failed)
+		}()
+	}
+	burst.Wait() // each returned while the first report was held: not reported
+	observe("other")
+	if got := <-srv.calls; got != workflows.HealthWorkflowID("other") {
+		t.Fatalf("report to %s, want other's: burst's failures while its report was in flight were reported", got)
+	}
+	close(srv.hold)
+	held.Wait()
+	srv.mu.Lock()
+	srv.hold = nil
+	srv.mu.Unlock()
+	w.Observe(ctx, endpoint.Endpoint{ID: "burst"}, "burst:evt_99", failed)
+	if len(srv.reported) != 3 || srv.reported[2] != workflows.HealthWorkflowID("burst") {
+		t.Fatalf("reports %v, want burst, other, then burst again once its first returned", srv.reported)
 	}
 }
