@@ -31,6 +31,11 @@ func TestCountRecordedHistories(t *testing.T) {
 		// First try, local attempt, close status (behaviour version 3): the
 		// two actions of issue 13, the version marker costing none.
 		{"delivery_first_try_probe-parks-again_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
+		// A retried delivery (behaviour version 3): the local first try
+		// fails (retrying, its timer); retry-now as an update cuts the wait
+		// short and the attempt it makes delivers.
+		{"delivery_retry_now_probe-parks-again_history.json",
+			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
 		// A failed first try opens the circuit (retrying, 1s), the retry
 		// parks (its park-limit timer, parked); the first probe fails and
 		// parks it again with no timer or upsert; the second delivers it.
