@@ -136,7 +136,7 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	if err != nil {
 		return rec, err
 	}
-	if a.Health != nil && ep != nil && in.Release && endpointFailure(rec.Outcome) && a.Health.Circuit(ep.ID) == workflows.CircuitOpen {
+	if a.Health != nil && ep != nil && in.Release && rec.Outcome.EndpointFailure() && a.Health.Circuit(ep.ID) == workflows.CircuitOpen {
 		// A failed probe: the delivery parks again in its place, its retry
 		// schedule untouched (workflows.Attempt.ParkAgain).
 		rec.ParkAgain, rec.ParkLimitSeconds = true, int64(ep.Circuit.ParkLimit/time.Second)

@@ -206,7 +206,7 @@ func releaseAll(ctx context.Context, in workflows.ReleaseInput, parked []parkedD
 				case a.Outcome == workflows.OutcomeDelivered:
 					res.Delivered++
 					consecutive = 0
-				case endpointFailure(a.Outcome):
+				case a.Outcome.EndpointFailure():
 					res.Failed++
 					consecutive++
 					if consecutive >= in.OpenAfter {
@@ -226,15 +226,6 @@ func releaseAll(ctx context.Context, in workflows.ReleaseInput, parked []parkedD
 	}
 	wg.Wait()
 	return progressed, ctx.Err()
-}
-
-// endpointFailure tells the outcomes that count against the endpoint.
-func endpointFailure(o workflows.Outcome) bool {
-	switch o {
-	case workflows.OutcomeHTTPError, workflows.OutcomeTimeout, workflows.OutcomeConnectionError, workflows.OutcomeRedirect:
-		return true
-	}
-	return false
 }
 
 // releaseOne sends the release update and waits for the attempt it causes.

@@ -201,6 +201,17 @@ func (o Outcome) Retryable() bool {
 	return true
 }
 
+// EndpointFailure reports whether the outcome counts against the endpoint's
+// health: an HTTP error status, a timeout, a connection error or a
+// redirect. (A 410, a refused destination or a missing endpoint does not.)
+func (o Outcome) EndpointFailure() bool {
+	switch o {
+	case OutcomeHTTPError, OutcomeTimeout, OutcomeConnectionError, OutcomeRedirect:
+		return true
+	}
+	return false
+}
+
 // AttemptInput is what the attempt activity needs.
 type AttemptInput struct {
 	Provenance

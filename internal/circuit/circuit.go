@@ -247,16 +247,15 @@ func (w *Watcher) Circuit(endpointID string) workflows.CircuitState {
 // stands as it is.
 func (w *Watcher) Observe(ctx context.Context, ep endpoint.Endpoint, deliveryID string, rec workflows.Attempt) {
 	w.init()
-	switch rec.Outcome {
-	case workflows.OutcomeDelivered:
+	switch {
+	case rec.Outcome == workflows.OutcomeDelivered:
 		w.mu.Lock()
 		if rec.StartedAt.After(w.successes[ep.ID]) {
 			w.successes[ep.ID] = rec.StartedAt
 		}
 		w.mu.Unlock()
 		return
-	case workflows.OutcomeHTTPError, workflows.OutcomeTimeout, workflows.OutcomeConnectionError, workflows.OutcomeRedirect:
-	default:
+	case !rec.Outcome.EndpointFailure():
 		return // not the endpoint's failure: nothing sent, or the receiver asked to stop
 	}
 	if w.Circuit(ep.ID) == workflows.CircuitOpen {

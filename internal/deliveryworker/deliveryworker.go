@@ -78,12 +78,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"how often this worker reads the endpoints' circuits: the bound on POSTs to an endpoint whose circuit just opened")
 }
 
-// DefaultPollers is 8 long polls for workflow tasks and 8 for activity
-// tasks, not the SDK's 2: the SDK gives half its workflow-task polls to
-// the sticky queue, which a first-try delivery (one workflow task) never
-// uses, so 2 left one poll to take every new delivery, and a task queue
-// has 4 partitions by default. With one poll, deliveries waited in the
-// task queue while the server was busy accepting starts.
+// DefaultPollers is up to 8 long polls for workflow tasks (autoscaled
+// between the sticky and the normal queue, see workflowPollers) and 8 for
+// activity tasks, not the SDK's 2: a first-try delivery (one workflow task)
+// never uses the sticky queue, a task queue has 4 partitions by default,
+// and with one poll on the normal queue deliveries waited in the task
+// queue while the server was busy accepting starts.
 const DefaultPollers = 8
 
 // DefaultWorkflowCacheSize bounds the sticky cache well below the SDK's
