@@ -135,3 +135,43 @@ func summarizeHistories(sample [][]*historypb.HistoryEvent) historyFigures {
 	f.Events, f.Bytes, f.VisibilityWrites = round(float64(events)/n, 2), round(float64(bytes)/n, 1), round(float64(vis)/n, 2)
 	return f
 }
+
+// stages splits the latency of the sampled deliveries at the two moments
+// their histories record: the server's start event and the first workflow
+// task started (matching handed it to a worker). With eager start the two
+// are one write, so start→first task is about zero.
+type stages struct {
+	Sampled        int     `json:"sampled"`
+	RequestToStart latency `json:"request_to_start"`
+	StartToTask    latency `json:"start_to_first_task"`
+	TaskTo2xx      latency `json:"first_task_to_2xx"`
+}
+
+// splitLatency reads the stages of each sampled delivery: sample[j] is the
+// history of the delivery whose request started at started[j] and whose
+// 2xx the receiver verified at delivered[j]. A history without a workflow
+// task started is left out.
+func splitLatency(sample [][]*historypb.HistoryEvent, started, delivered []time.Time) stages {
+	var toStart, toTask, to2xx []time.Duration
+	for j, h := range sample {
+		var begun, task time.Time
+		for _, e := range h {
+			switch e.GetEventType() {
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+				begun = e.GetEventTime().AsTime()
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+				task = e.GetEventTime().AsTime()
+			}
+			if !task.IsZero() {
+				break
+			}
+		}
+		if begun.IsZero() || task.IsZero() {
+			continue
+		}
+		toStart = append(toStart, begun.Sub(started[j]))
+		toTask = append(toTask, task.Sub(begun))
+		to2xx = append(to2xx, delivered[j].Sub(task))
+	}
+	return stages{Sampled: len(toStart), RequestToStart: summarize(toStart), StartToTask: summarize(toTask), TaskTo2xx: summarize(to2xx)}
+}

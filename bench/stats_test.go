@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func TestPercentile(t *testing.T) {
@@ -161,5 +163,30 @@ func TestTargetsFor(t *testing.T) {
 		if got := targetsFor(configJSON{ServeArgs: c.serveArgs}); got.throughput != c.want {
 			t.Errorf("%q: %+v, want %.1f×", c.serveArgs, got, c.want)
 		}
+	}
+}
+
+func TestSplitLatency(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	event := func(typ enumspb.EventType, at time.Duration) *historypb.HistoryEvent {
+		return &historypb.HistoryEvent{EventType: typ, EventTime: timestamppb.New(t0.Add(at))}
+	}
+	history := func(begun, task, secondTask time.Duration) []*historypb.HistoryEvent {
+		return []*historypb.HistoryEvent{
+			event(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, begun),
+			event(enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, begun),
+			event(enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, task),
+			event(enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, secondTask), // a later task is not the first
+		}
+	}
+	sample := [][]*historypb.HistoryEvent{
+		history(3*time.Millisecond, 10*time.Millisecond, time.Second),
+		{event(enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 0)}, // never handed to a worker: left out
+	}
+	started := []time.Time{t0, t0}
+	delivered := []time.Time{t0.Add(15 * time.Millisecond), t0.Add(time.Hour)}
+	got := splitLatency(sample, started, delivered)
+	if got.Sampled != 1 || got.RequestToStart.P50 != 3 || got.StartToTask.P50 != 7 || got.TaskTo2xx.P50 != 5 {
+		t.Errorf("splitLatency = %+v, want 1 sampled: 3 ms to start, 7 to the first task, 5 to the 2xx", got)
 	}
 }

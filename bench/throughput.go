@@ -48,6 +48,8 @@ type phaseResult struct {
 	Duplicates          int              `json:"duplicate_deliveries"`
 	Actions             billable.Summary `json:"actions"`
 	History             historyFigures   `json:"history"`
+	// Stages split the latency of the sampled deliveries.
+	Stages stages `json:"latency_stages"`
 	// Worker memory: the sum and the largest of the worker processes' VmHWM.
 	WorkersPeakRSSSum int64         `json:"workers_peak_rss_sum_bytes"`
 	WorkersPeakRSSMax int64         `json:"workers_peak_rss_max_bytes"`
@@ -277,9 +279,16 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 	r.DeliveriesPerSecond = round(float64(len(ids))/last.Sub(first).Seconds(), 1)
 
 	fmt.Fprintf(h.out, "   %s: delivered all %d in %.1fs; counting actions in %d histories\n", name, len(ids), r.Seconds, min(h.cfg.sample, len(ids)))
-	if r.Actions, r.History, err = h.sampleHistories(ctx, ids, true); err != nil {
+	sample, err := h.sampleHistories(ctx, ids, true)
+	if err != nil {
 		return r, fmt.Errorf("%s: %w", name, err)
 	}
+	r.Actions, r.History = sample.actions, summarizeHistories(sample.histories)
+	var sampleStarted, sampleDelivered []time.Time
+	for _, i := range sample.indexes {
+		sampleStarted, sampleDelivered = append(sampleStarted, started[i]), append(sampleDelivered, delivered[i])
+	}
+	r.Stages = splitLatency(sample.histories, sampleStarted, sampleDelivered)
 	for _, m := range ms {
 		mem, err := readMemory(m.pid)
 		if err != nil {
@@ -314,17 +323,24 @@ func cpuOf(ms []member) map[int]float64 {
 // sampleActions counts billable actions in the histories of a sample of
 // ids, spread over the run; waitClosed first waits for each to close.
 func (h *harness) sampleActions(ctx context.Context, ids []string, waitClosed bool) (billable.Summary, error) {
-	s, _, err := h.sampleHistories(ctx, ids, waitClosed)
-	return s, err
+	s, err := h.sampleHistories(ctx, ids, waitClosed)
+	return s.actions, err
+}
+
+// historySample is the histories of a sample of a run's deliveries.
+type historySample struct {
+	indexes   []int // into the run's ids
+	histories [][]*historypb.HistoryEvent
+	actions   billable.Summary
 }
 
 // sampleHistories reads the histories of a sample of ids, spread over the
-// run, and counts their billable actions and sizes; waitClosed first
-// waits for each to close (closed, failed or canceled alike).
-func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed bool) (billable.Summary, historyFigures, error) {
+// run, and counts their billable actions; waitClosed first waits for each
+// to close (closed, failed or canceled alike).
+func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed bool) (historySample, error) {
 	var (
-		actions   []billable.Actions
-		histories [][]*historypb.HistoryEvent
+		s       historySample
+		actions []billable.Actions
 	)
 	for _, i := range spread(len(ids), h.cfg.sample) {
 		if waitClosed {
@@ -332,17 +348,18 @@ func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed 
 			err := h.client.GetWorkflow(wctx, ids[i], "").Get(wctx, nil)
 			cancel()
 			if err != nil {
-				return billable.Summary{}, historyFigures{}, fmt.Errorf("workflow %s did not complete: %w", ids[i], err)
+				return historySample{}, fmt.Errorf("workflow %s did not complete: %w", ids[i], err)
 			}
 		}
 		events, err := testenv.History(ctx, h.client, ids[i], "")
 		if err != nil {
-			return billable.Summary{}, historyFigures{}, err
+			return historySample{}, err
 		}
 		actions = append(actions, billable.Count(events))
-		histories = append(histories, events)
+		s.indexes, s.histories = append(s.indexes, i), append(s.histories, events)
 	}
-	return billable.Summarize(actions), summarizeHistories(histories), nil
+	s.actions = billable.Summarize(actions)
+	return s, nil
 }
 
 func rateNote(rate float64) string {
