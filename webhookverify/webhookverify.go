@@ -38,10 +38,11 @@ const (
 // clock: older messages may be replays.
 const DefaultTolerance = 5 * time.Minute
 
-// Secret bounds from the Standard Webhooks specification.
+// MinKeyBytes and MaxKeyBytes bound a secret's key, per the Standard
+// Webhooks specification.
 const (
-	minKeyBytes = 24
-	maxKeyBytes = 64
+	MinKeyBytes = 24
+	MaxKeyBytes = 64
 )
 
 // Errors Verify returns, wrapped with detail; tell them apart with errors.Is.
@@ -79,8 +80,8 @@ func New(secrets ...string) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("webhookverify: secret %d is not whsec_ + base64", i+1)
 		}
-		if len(key) < minKeyBytes || len(key) > maxKeyBytes {
-			return nil, fmt.Errorf("webhookverify: secret %d is %d bytes, want %d to %d", i+1, len(key), minKeyBytes, maxKeyBytes)
+		if len(key) < MinKeyBytes || len(key) > MaxKeyBytes {
+			return nil, fmt.Errorf("webhookverify: secret %d is %d bytes, want %d to %d", i+1, len(key), MinKeyBytes, MaxKeyBytes)
 		}
 		v.keys = append(v.keys, key)
 	}

@@ -15,13 +15,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookrelay/hookrelay/webhookverify"
 )
 
-// Header names defined by Standard Webhooks.
+// Header names defined by Standard Webhooks, as receivers read them.
 const (
-	HeaderID        = "webhook-id"
-	HeaderTimestamp = "webhook-timestamp"
-	HeaderSignature = "webhook-signature"
+	HeaderID        = webhookverify.HeaderID
+	HeaderTimestamp = webhookverify.HeaderTimestamp
+	HeaderSignature = webhookverify.HeaderSignature
 )
 
 // SecretPrefix starts every secret's text form.
@@ -29,8 +31,8 @@ const SecretPrefix = "whsec_"
 
 // Key length bounds from the Standard Webhooks specification.
 const (
-	MinKeyBytes = 24
-	MaxKeyBytes = 64
+	MinKeyBytes = webhookverify.MinKeyBytes
+	MaxKeyBytes = webhookverify.MaxKeyBytes
 )
 
 // Secret is a decoded signing key. Its String form never reveals the key.
