@@ -282,3 +282,43 @@ func TestServiceScript(t *testing.T) {
 		t.Fatalf("service.sh with an unknown service: %v, %q; want a usage error", err, out)
 	}
 }
+
+// The health checks of the images hookrelay does not build run only what
+// any alpine image holds: busybox's wget, asking an HTTP URL on loopback.
+// The temporalio/server image is alpine and the server binary (no curl, no
+// temporal CLI). Each Temporal service's check asks its metrics, the
+// frontend's its HTTP API's cluster info: both are what
+// internal/temporalcluster's TestEachProcessHasItsOwnPorts gets from the
+// processes make test-cluster runs, with this configuration.
+func TestComposeThirdPartyHealthChecksNeedOnlyBusybox(t *testing.T) {
+	p := stack(t)
+	want := map[string]string{
+		"temporal-frontend": "http://127.0.0.1:7243" + temporalcluster.FrontendHealthPath,
+		"temporal-history":  "http://127.0.0.1:9090/metrics",
+		"temporal-matching": "http://127.0.0.1:9090/metrics",
+		"temporal-worker":   "http://127.0.0.1:9090/metrics",
+		"temporal-ui":       "http://127.0.0.1:8080/",
+	}
+	for name, url := range want {
+		s, ok := p.Services[name]
+		if !ok {
+			t.Errorf("no service %s", name)
+			continue
+		}
+		if s.HealthCheck == nil {
+			t.Errorf("%s: no health check", name)
+			continue
+		}
+		if got, w := s.HealthCheck.Test, []string{"CMD", "wget", "-q", "-O", "/dev/null", url}; !slices.Equal(got, w) {
+			t.Errorf("%s: health check %q, want %q", name, got, w)
+		}
+	}
+	for name, s := range p.Services {
+		if s.HealthCheck == nil || s.Build != nil || name == "postgresql" {
+			continue
+		}
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: a health check this test does not know: %q", name, s.HealthCheck.Test)
+		}
+	}
+}

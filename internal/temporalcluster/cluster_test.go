@@ -214,7 +214,8 @@ func TestWorkflowListedByCustomSearchAttribute(t *testing.T) {
 }
 
 // Every listener of every process is its own port on 127.0.0.1, and each
-// process answers on its metrics and pprof ports.
+// process answers on its metrics and pprof ports (and the frontend's HTTP
+// API its cluster info): what compose's health checks ask.
 func TestEachProcessHasItsOwnPorts(t *testing.T) {
 	c := sharedCluster(t)
 	seen := map[int]string{}
@@ -230,10 +231,14 @@ func TestEachProcessHasItsOwnPorts(t *testing.T) {
 			}
 			seen[port] = what
 		}
-		for _, url := range []string{
+		urls := []string{
 			fmt.Sprintf("http://127.0.0.1:%d/metrics", p.Metrics),
 			fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", p.PProf),
-		} {
+		}
+		if s == Frontend { // what compose's health check of the frontend asks
+			urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d%s", p.HTTP, FrontendHealthPath))
+		}
+		for _, url := range urls {
 			resp, err := http.Get(url)
 			if err != nil {
 				t.Errorf("%s: %v", s, err)

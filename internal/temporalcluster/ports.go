@@ -20,6 +20,12 @@ const (
 // Services are the four services, in the order Start starts them.
 var Services = []Service{Frontend, History, Matching, Worker}
 
+// FrontendHealthPath is where the frontend's HTTP API answers the cluster's
+// info, read from its database: compose's health check of the frontend asks
+// it, on the HTTP port, as every other service's asks its metrics port's
+// /metrics.
+const FrontendHealthPath = "/api/v1/cluster-info"
+
 // Ports are what one service's process binds, all on 127.0.0.1.
 type Ports struct {
 	GRPC       int // the worker service names it as its address but serves nothing on it
