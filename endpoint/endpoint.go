@@ -205,6 +205,11 @@ func (c *Config) CheckSecrets() error {
 	return errors.Join(errs...)
 }
 
+// SecretFile is the file an endpoint's secret is read from (secret_file,
+// anchored to the endpoints file's folder), or "" when it comes from
+// elsewhere.
+func (e Endpoint) SecretFile() string { return e.secret.file }
+
 // validate turns one raw entry into an Endpoint; baseDir anchors relative secret_file paths.
 func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
 	e := Endpoint{ID: r.ID, Enabled: true, TraceContext: r.TraceContext}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -89,5 +90,30 @@ func TestCodecServerDecodesHistory(t *testing.T) {
 	}
 	if strings.Contains(p.Log(), token) {
 		t.Fatal("the codec server logged its token")
+	}
+}
+
+// --accept-path-token is for the local dev UI: the codec server says so in
+// its log when started with it, and not without it.
+func TestCodecServerWarnsOfThePathToken(t *testing.T) {
+	token := strings.TrimRight(base64.URLEncoding.EncodeToString([]byte("integration-test-token-not-secret-4567")), "=")
+	tokenFile := writeFile(t, "codec-token", token+"\n")
+	for _, pathToken := range []bool{true, false} {
+		args := []string{"codec-server", "--listen", "127.0.0.1:0", "--codec-key-file", codecKeyFile, "--token-file", tokenFile,
+			"--ui-origin", "http://127.0.0.1:8233"}
+		if pathToken {
+			args = append(args, "--accept-path-token")
+		}
+		spec := hookrelay(t).Spec(fmt.Sprintf("codec-server-path-token-%t", pathToken), "worker", args...)
+		spec.Ready = `"msg":"codec server listening"`
+		p := testenv.StartT(t, spec)
+		warned := strings.Contains(p.Log(), `"msg":"--accept-path-token: the token travels in the codec URL`) &&
+			strings.Contains(p.Log(), "for the local dev UI only")
+		if warned != pathToken {
+			t.Errorf("--accept-path-token %t: warned %t; log:\n%s", pathToken, warned, p.Log())
+		}
+		if strings.Contains(p.Log(), token) {
+			t.Errorf("the log holds the token:\n%s", p.Log())
+		}
 	}
 }

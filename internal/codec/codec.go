@@ -256,6 +256,7 @@ func (c *Codec) Seal(plain, additionalData []byte) ([]byte, error) {
 		return nil, fmt.Errorf("codec: nonce: %w", err)
 	}
 	out = append(out, nonce...)
+	c.count() // the same key and nonce space as Encode's
 	return aead.Seal(out, nonce, plain, sealedAD(c.current, additionalData)), nil
 }
 

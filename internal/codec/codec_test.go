@@ -115,7 +115,11 @@ func TestCountsEncryptionsPerKey(t *testing.T) {
 	for range 10 {
 		wg.Go(func() {
 			for range 15 {
-				if _, err := c.Encode([]*commonpb.Payload{p, p}); err != nil {
+				if _, err := c.Encode([]*commonpb.Payload{p}); err != nil {
+					t.Error(err)
+				}
+				// Seal (the registry's secrets) draws on the same key's nonces.
+				if _, err := c.Seal([]byte("fake"), []byte("ep_fake")); err != nil {
 					t.Error(err)
 				}
 			}
@@ -131,6 +135,14 @@ func TestCountsEncryptionsPerKey(t *testing.T) {
 	// After a rotation the new key counts from zero; decrypting counts nothing.
 	rotated := mustParse(t, newKey(t, "k1"), newKey(t, "k2"))
 	enc, _ := rotated.Encode([]*commonpb.Payload{p})
+	rotated.Decode(enc)
+	sealedBytes, _ := rotated.Seal([]byte("fake"), nil)
+	rotated.Open(sealedBytes, nil)
+	if rotated.Encryptions("k2") != 2 {
+		t.Fatalf("after a Seal and an Open: k2 %d, want 2", rotated.Encryptions("k2"))
+	}
+	rotated = mustParse(t, newKey(t, "k1"), newKey(t, "k2"))
+	enc, _ = rotated.Encode([]*commonpb.Payload{p})
 	rotated.Decode(enc)
 	if rotated.Encryptions("k2") != 1 || rotated.Encryptions("k1") != 0 {
 		t.Fatalf("after rotation: k1 %d, k2 %d", rotated.Encryptions("k1"), rotated.Encryptions("k2"))

@@ -26,6 +26,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/registry"
+	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -200,6 +201,9 @@ func (o Options) openFile(path string, checkSecrets bool, logger *slog.Logger) (
 	}
 	if logger != nil {
 		endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
+		for _, e := range endpoints.Config().Endpoints {
+			secretfile.Warn(logger, "secret_file of endpoint "+e.ID, e.SecretFile())
+		}
 	}
 	return endpoints, nil
 }

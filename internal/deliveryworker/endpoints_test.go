@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,4 +50,38 @@ func TestOpenEndpointsRegistryNeedsKeys(t *testing.T) {
 
 func registryFields(url *string, events *[]string) registry.Fields {
 	return registry.Fields{URL: url, Events: events}
+}
+
+// A signing secret's file that group or others may read is warned about at
+// start, naming the endpoint, as the payload key file is; one only its
+// owner reads is not.
+func TestWarnsOnAnEndpointSecretFileOthersMayRead(t *testing.T) {
+	dir := t.TempDir()
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	for name, mode := range map[string]os.FileMode{"open.secret": 0o644, "closed.secret": 0o600} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("whsec_"+base64.StdEncoding.EncodeToString(secret)), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, mode) // past the umask
+	}
+	file := filepath.Join(dir, "endpoints.yaml")
+	yaml := "endpoints:\n" +
+		"  - {id: open, url: \"https://hooks.example.com/a\", events: [\"*\"], secret_file: open.secret}\n" +
+		"  - {id: closed, url: \"https://hooks.example.com/b\", events: [\"*\"], secret_file: closed.secret}\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := (Options{}).openFile(file, true, logger); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `flag="secret_file of endpoint open"`) {
+		t.Errorf("no warning for the endpoint whose secret file others may read:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "endpoint closed") {
+		t.Errorf("a warning for the endpoint whose secret file only its owner reads:\n%s", logs.String())
+	}
 }
