@@ -10,7 +10,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -115,8 +114,7 @@ func (c *Client) EndpointStates(ctx context.Context, ids []string) (map[string]w
 	var token []byte
 	for {
 		resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s != '%s'",
-				workflows.HealthWorkflowName, workflows.CircuitAttr.GetName(), workflows.CircuitHealthy),
+			Query:         workflows.UnhealthyCircuitsQuery,
 			NextPageToken: token,
 		})
 		if err != nil {
@@ -128,11 +126,7 @@ func (c *Client) EndpointStates(ctx context.Context, ids []string) (map[string]w
 			if !ok {
 				continue
 			}
-			var state string
-			if p := e.GetSearchAttributes().GetIndexedFields()[workflows.CircuitAttr.GetName()]; p != nil {
-				_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
-			}
-			st.State = workflows.CircuitState(state)
+			st.State = workflows.CircuitOf(e.GetSearchAttributes())
 			out[id] = st
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {

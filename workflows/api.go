@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hookrelay/hookrelay/endpoint"
@@ -386,6 +388,22 @@ var (
 	CircuitAttr   = temporal.NewSearchAttributeKeyKeyword("HookrelayCircuit")
 	EventTimeAttr = temporal.NewSearchAttributeKeyTime("HookrelayEventTime")
 )
+
+// UnhealthyCircuitsQuery lists, in visibility, the running health
+// workflows whose circuit is not healthy.
+var UnhealthyCircuitsQuery = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s != '%s'",
+	HealthWorkflowName, CircuitAttr.GetName(), CircuitHealthy)
+
+// CircuitOf reads HookrelayCircuit from a health workflow's search
+// attributes (a listing's or a description's); "" when it is absent.
+// Search attributes are never encrypted: the default converter reads them.
+func CircuitOf(attrs *commonpb.SearchAttributes) CircuitState {
+	var state string
+	if p := attrs.GetIndexedFields()[CircuitAttr.GetName()]; p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
+	}
+	return CircuitState(state)
+}
 
 // CircuitState is where an endpoint's circuit stands.
 type CircuitState string

@@ -21,7 +21,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/hookrelay/hookrelay/endpoint"
@@ -99,31 +98,21 @@ func (w *Watcher) init() {
 	})
 }
 
-// query lists the health workflows whose circuit is not healthy.
-var query = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s != '%s'",
-	workflows.HealthWorkflowName, workflows.CircuitAttr.GetName(), workflows.CircuitHealthy)
-
 func (w *Watcher) refresh(ctx context.Context) error {
 	w.init()
 	states := map[string]workflows.CircuitState{}
 	var token []byte
-	dc := converter.GetDefaultDataConverter() // search attributes are never encrypted
 	for {
 		resp, err := w.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace: w.Namespace, Query: query, PageSize: 1000, NextPageToken: token,
+			Namespace: w.Namespace, Query: workflows.UnhealthyCircuitsQuery, PageSize: 1000, NextPageToken: token,
 		})
 		if err != nil {
 			return fmt.Errorf("list endpoint circuits: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
-			fields := e.GetSearchAttributes().GetIndexedFields()
 			id, _ := strings.CutPrefix(e.GetExecution().GetWorkflowId(), workflows.HealthWorkflowID(""))
-			var state string
-			if p := fields[workflows.CircuitAttr.GetName()]; p != nil {
-				_ = dc.FromPayload(p, &state)
-			}
-			if id != "" && workflows.CircuitState(state).Parks() {
-				states[id] = workflows.CircuitState(state)
+			if state := workflows.CircuitOf(e.GetSearchAttributes()); id != "" && state.Parks() {
+				states[id] = state
 			}
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
@@ -189,7 +178,6 @@ func (w *Watcher) describeSuspects(ctx context.Context, states map[string]workfl
 	}
 	w.mu.Unlock()
 	sort.Slice(recent, func(i, j int) bool { return recent[i].last.After(recent[j].last) })
-	dc := converter.GetDefaultDataConverter() // search attributes are never encrypted
 	for _, sp := range recent[:min(len(recent), maxDescribes)] {
 		resp, err := w.Client.DescribeWorkflowExecution(ctx, workflows.HealthWorkflowID(sp.id), "")
 		if err != nil {
@@ -199,12 +187,9 @@ func (w *Watcher) describeSuspects(ctx context.Context, states map[string]workfl
 		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			continue
 		}
-		var state string
-		if p := info.GetSearchAttributes().GetIndexedFields()[workflows.CircuitAttr.GetName()]; p != nil {
-			_ = dc.FromPayload(p, &state)
-		}
-		if workflows.CircuitState(state).Parks() {
-			states[sp.id] = workflows.CircuitState(state)
+		state := workflows.CircuitOf(info.GetSearchAttributes())
+		if state.Parks() {
+			states[sp.id] = state
 		} else if state != "" {
 			delete(states, sp.id)
 		}
