@@ -16,23 +16,41 @@ import (
 // methods maps the HTTP methods a path answers to their handlers.
 type methods map[string]http.HandlerFunc
 
-// routes is the API. A new endpoint is one line here; cancel and resend
-// will be POST routes on "/v1/deliveries/{delivery_id}/cancel" and ".../resend".
+// route is one path of the API and what it answers.
+type route struct {
+	pattern string
+	methods methods
+}
+
+// routeTable is the API: the mux is built from it and nothing else, so a
+// new endpoint is one row here, and the OpenAPI test, which compares these
+// rows with openapi.yaml both ways, fails until the document has it too.
+func (s *Server) routeTable() []route {
+	return []route{
+		{"/v1/events", methods{http.MethodPost: s.authed(s.postEvents)}},
+		{"/v1/deliveries/{delivery_id}", methods{http.MethodGet: s.authed(s.getDelivery)}},
+		{"/v1/deliveries/{delivery_id}/cancel", methods{http.MethodPost: s.authed(s.postCancel)}},
+		{"/v1/deliveries/{delivery_id}/resend", methods{http.MethodPost: s.authed(s.postResend)}},
+		{"/v1/accounts/{account_id}/endpoints", methods{http.MethodPost: s.authed(s.postEndpoint), http.MethodGet: s.authed(s.listEndpoints)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: s.authed(s.getEndpoint),
+			http.MethodPatch: s.authed(s.patchEndpoint), http.MethodDelete: s.authed(s.deleteEndpoint)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: s.authed(s.rotateSecret)}},
+		{"/v1/openapi.json", methods{http.MethodGet: s.getOpenAPI}},
+		{"/healthz", methods{http.MethodGet: s.healthz}},
+		{"/readyz", methods{http.MethodGet: s.readyz}},
+	}
+}
+
+// routes is the API's handler: routeTable, a JSON 404 for any other path,
+// and one log line per request.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	s.route(mux, "/v1/events", methods{http.MethodPost: s.authed(s.postEvents)})
-	s.route(mux, "/v1/deliveries/{delivery_id}", methods{http.MethodGet: s.authed(s.getDelivery)})
-	s.route(mux, "/v1/deliveries/{delivery_id}/cancel", methods{http.MethodPost: s.authed(s.postCancel)})
-	s.route(mux, "/v1/deliveries/{delivery_id}/resend", methods{http.MethodPost: s.authed(s.postResend)})
-	s.route(mux, "/v1/accounts/{account_id}/endpoints", methods{http.MethodPost: s.authed(s.postEndpoint), http.MethodGet: s.authed(s.listEndpoints)})
-	s.route(mux, "/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: s.authed(s.getEndpoint),
-		http.MethodPatch: s.authed(s.patchEndpoint), http.MethodDelete: s.authed(s.deleteEndpoint)})
-	s.route(mux, "/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: s.authed(s.rotateSecret)})
-	s.route(mux, "/healthz", methods{http.MethodGet: s.healthz})
-	s.route(mux, "/readyz", methods{http.MethodGet: s.readyz})
+	for _, rt := range s.routeTable() {
+		s.route(mux, rt.pattern, rt.methods)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{delivery_id}, POST /v1/deliveries/{delivery_id}/cancel and /resend, "+
-			"and /v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret]]", "")
+			"and /v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret]]; GET /v1/openapi.json describes it", "")
 	})
 	return s.logRequests(mux)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/openapicheck"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -118,6 +119,8 @@ func newTestServer(t *testing.T, f *fakeDeliveries, edit func(*Config)) *Server 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every exchange of every test is held to the OpenAPI document.
+	s.handler = openapicheck.New(t, openAPIYAML, openapicheck.Options{NoAuth: cfg.NoAuth}).Handler(s.handler)
 	return s
 }
 

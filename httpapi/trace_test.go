@@ -26,8 +26,8 @@ func TestRequestSpans(t *testing.T) {
 			publishedIn = trace.SpanContextFromContext(ctx)
 			return []deliveries.Started{{DeliveryID: "crm:" + ev.ID, EndpointID: "crm", EventID: ev.ID}}, nil
 		},
-		status: func(context.Context, string) (workflows.DeliveryState, error) {
-			return workflows.DeliveryState{Status: workflows.StatusDelivered}, nil
+		status: func(_ context.Context, id string) (workflows.DeliveryState, error) {
+			return workflows.DeliveryState{DeliveryID: id, Status: workflows.StatusDelivered, Attempts: []workflows.Attempt{}}, nil
 		},
 	}
 	h := newTestServer(t, f, func(c *Config) { c.TracerProvider = tp }).Handler()

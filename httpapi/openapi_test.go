@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/openapicheck"
+)
+
+// The document loads and validates as OpenAPI 3.1 with kin-openapi, from
+// its YAML source and as served.
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	for name, doc := range map[string][]byte{"openapi.yaml": openAPIYAML, "OpenAPI()": OpenAPI()} {
+		if _, err := openapicheck.Load(doc); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	var fromJSON any
+	if err := json.Unmarshal(OpenAPI(), &fromJSON); err != nil {
+		t.Fatalf("OpenAPI() is not JSON: %v", err)
+	}
+	if !bytes.Contains(OpenAPI(), []byte("Bearer <token>")) {
+		t.Errorf("OpenAPI() escapes or loses the description's <token>")
+	}
+}
+
+// Every route the server answers is in the document, with the same methods,
+// and every path of the document is a route: routeTable is what the mux is
+// built from.
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	doc, err := openapicheck.Load(openAPIYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := openapicheck.Operations(doc)
+	s := newTestServer(t, &fakeDeliveries{}, nil)
+	var served []string
+	for _, rt := range s.routeTable() {
+		for method := range rt.methods {
+			served = append(served, method+" "+rt.pattern)
+		}
+	}
+	slices.Sort(served)
+	for _, op := range served {
+		if !slices.Contains(documented, op) {
+			t.Errorf("the server answers %s, which httpapi/openapi.yaml does not document: add it to the document", op)
+		}
+	}
+	for _, op := range documented {
+		if !slices.Contains(served, op) {
+			t.Errorf("httpapi/openapi.yaml documents %s, which the server does not answer", op)
+		}
+	}
+}
+
+// GET /v1/openapi.json serves the document without a token.
+func TestOpenAPIServed(t *testing.T) {
+	h := newTestServer(t, &fakeDeliveries{}, nil).Handler()
+	w := do(t, h, "GET", "/v1/openapi.json", "", "Authorization", "")
+	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /v1/openapi.json: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	if !bytes.Equal(w.Body.Bytes(), OpenAPI()) {
+		t.Fatalf("GET /v1/openapi.json served another document than OpenAPI()")
+	}
+	if _, err := openapicheck.Load(w.Body.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+}
