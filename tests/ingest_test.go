@@ -33,8 +33,9 @@ import (
 // ingestServer is a `starter serve` OS process and how to reach it.
 type ingestServer struct {
 	*testenv.Process
-	url   string
-	token string
+	url    string
+	token  string
+	client *http.Client // holds every exchange to the OpenAPI document
 }
 
 // startServe runs `starter serve` for t through h, on a free loopback port,
@@ -54,7 +55,7 @@ func startServeWith(t *testing.T, h testenv.Hookrelay, args ...string) *ingestSe
 	if err != nil {
 		t.Fatalf("%v\n%s", err, p.Log())
 	}
-	return &ingestServer{Process: p, url: "http://" + addr, token: token}
+	return &ingestServer{Process: p, url: "http://" + addr, token: token, client: checkedClient(t, httpClient)}
 }
 
 // httpClient keeps connections for up to 64 concurrent clients.
@@ -82,7 +83,7 @@ func (s *ingestServer) do(method, path string, body io.Reader, header map[string
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return response{}, err
 	}

@@ -205,7 +205,7 @@ func tracedServer(t *testing.T, tp trace.TracerProvider, endpointsFile string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httptest.NewServer(srv.Handler())
+	api := httptest.NewServer(checkedHandler(t, srv.Handler(), true))
 	t.Cleanup(api.Close)
 	return api
 }
