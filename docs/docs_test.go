@@ -475,11 +475,11 @@ func commandList(s, sep string) []string {
 	return out
 }
 
-// buildCommands builds worker, starter and bench into a temporary directory.
+// buildCommands builds worker, starter, bench and the example receiver into a temporary directory.
 func buildCommands(t *testing.T) string {
 	t.Helper()
 	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./worker", "./starter", "./bench")
+	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./worker", "./starter", "./bench", "./examples/receiver")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -545,7 +545,7 @@ func commandFlags(t *testing.T, bin string) map[string][]string {
 			}
 		}
 	}
-	for _, path := range []string{"worker", "worker codec-server", "starter", "bench"} {
+	for _, path := range []string{"worker", "worker codec-server", "starter", "bench", "receiver"} {
 		walk(path)
 	}
 	return out
@@ -593,6 +593,221 @@ func TestFlagTablesMatchHelp(t *testing.T) {
 			for f, d := range doc {
 				t.Errorf("%s: no command `%s` (for --%s)", d.where, path, f)
 			}
+		}
+	}
+}
+
+var envVarRE = regexp.MustCompile(`HOOKRELAY_[A-Z0-9_]*[A-Z0-9]`)
+
+// TestEnvironmentVariablesDocumented checks that every HOOKRELAY_* variable a
+// non-test Go source names is documented in README.md or docs/*.md, and that
+// every documented one is read somewhere: by Go code, the Makefile, a script
+// or a compose file.
+func TestEnvironmentVariablesDocumented(t *testing.T) {
+	documented := map[string]string{} // name -> where
+	for _, page := range docPages(t) {
+		for i, line := range readPage(t, page) {
+			for _, v := range envVarRE.FindAllString(line, -1) {
+				if _, ok := documented[v]; !ok {
+					documented[v] = fmt.Sprintf("%s:%d", rel(page), i+1)
+				}
+			}
+		}
+	}
+	readByCode := map[string]string{} // by non-test Go sources
+	readAnywhere := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(name, ".") || name == "bin" || name == "docs") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		goFile := strings.HasSuffix(name, ".go")
+		if !goFile && name != "Makefile" && !strings.HasSuffix(name, ".sh") && !strings.HasSuffix(name, ".yml") &&
+			!strings.HasSuffix(name, ".yaml") && name != "Dockerfile" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, v := range envVarRE.FindAllString(string(data), -1) {
+			readAnywhere[v] = true
+			if goFile && !strings.HasSuffix(name, "_test.go") {
+				readByCode[v] = rel(path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(readByCode) < 10 {
+		t.Fatalf("found only %d HOOKRELAY_ variables in the Go sources; the search is broken", len(readByCode))
+	}
+	for v, file := range readByCode {
+		if _, ok := documented[v]; !ok {
+			t.Errorf("%s reads %s, which README.md and docs/ never name: document it beside its flag", file, v)
+		}
+	}
+	for v, where := range documented {
+		if !readAnywhere[v] {
+			t.Errorf("%s: %s is read by no Go source, script, Makefile or compose file", where, v)
+		}
+	}
+}
+
+// TestGoSnippetsCompile extracts every ```go block of README.md and docs/*.md
+// into a package of its own inside the module and vets it (which compiles
+// it). A snippet is a whole file: a package clause, its imports, declarations.
+func TestGoSnippetsCompile(t *testing.T) {
+	dir, err := os.MkdirTemp(".", "_snippets") // "_": go list ./... skips it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var pkgs []string
+	where := map[string]string{}
+	for _, page := range docPages(t) {
+		lines := readPage(t, page)
+		for i := 0; i < len(lines); i++ {
+			if strings.TrimSpace(lines[i]) != "```go" {
+				continue
+			}
+			indent := lines[i][:strings.Index(lines[i], "```")]
+			start := i + 1
+			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+			}
+			var src strings.Builder
+			for _, l := range lines[start:i] {
+				src.WriteString(strings.TrimPrefix(l, indent) + "\n")
+			}
+			pos := fmt.Sprintf("%s:%d", rel(page), start)
+			if !strings.HasPrefix(strings.TrimSpace(src.String()), "package ") {
+				t.Errorf("%s: a ```go snippet is a whole file, from its package clause", pos)
+				continue
+			}
+			pkg := filepath.Join(dir, fmt.Sprintf("s%d", len(pkgs)))
+			if err := os.Mkdir(pkg, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(pkg, "snippet.go"), []byte(src.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			pkgs = append(pkgs, "./"+filepath.ToSlash(pkg))
+			where[filepath.Base(pkg)] = pos
+		}
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("found no ```go snippet; the extraction is broken")
+	}
+	cmd := exec.Command("go", append([]string{"vet"}, pkgs...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		msg := string(out)
+		for name, pos := range where { // name the pages, not the temporary files
+			msg = strings.ReplaceAll(msg, filepath.Join(dir, name)+string(filepath.Separator)+"snippet.go", pos)
+		}
+		t.Errorf("the Go snippets do not compile or vet (line numbers from each snippet's first line):\n%s", msg)
+	}
+}
+
+var makeRE = regexp.MustCompile(`\bmake ([a-z][a-z0-9-]*)`)
+
+// TestMakeTargetsExist checks that every `make TARGET` in code of README.md
+// and docs/*.md (spans and blocks) is a target of the Makefile.
+func TestMakeTargetsExist(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^([a-z][a-z0-9 -]*):`).FindAllStringSubmatch(string(data), -1) {
+		for _, name := range strings.Fields(m[1]) {
+			targets[name] = true
+		}
+	}
+	checked := 0
+	for _, page := range docPages(t) {
+		fence := false
+		for i, line := range readPage(t, page) {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				fence = !fence
+				continue
+			}
+			code := []string{line}
+			if !fence {
+				code = nil
+				for _, m := range codeSpanRE.FindAllStringSubmatch(line, -1) {
+					code = append(code, m[1])
+				}
+			}
+			for _, c := range code {
+				for _, m := range makeRE.FindAllStringSubmatch(c, -1) {
+					checked++
+					if !targets[m[1]] {
+						t.Errorf("%s:%d: `make %s`: the Makefile has no target %s", rel(page), i+1, m[1], m[1])
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("found no `make TARGET` in the docs; the search is broken")
+	}
+}
+
+// historyRE matches what a reader of the docs cannot resolve: issue numbers,
+// "#123" references and commit hashes (7 to 40 hex digits, at least one a
+// letter and one a digit).
+var historyRE = regexp.MustCompile(`(?i)\bissues? \d+|(?:^|[\s(])#\d+\b|\b[0-9a-f]{7,40}\b`)
+
+// historyWords returns the words of a line that read as work history.
+func historyWords(line string) []string {
+	var out []string
+	for _, m := range historyRE.FindAllString(line, -1) {
+		m = strings.TrimLeft(strings.TrimSpace(m), "(")
+		if hexWordRE.MatchString(m) &&
+			(!strings.ContainsAny(m, "0123456789") || !strings.ContainsAny(strings.ToLower(m), "abcdef")) {
+			continue // a number, or a word of hex letters
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+var hexWordRE = regexp.MustCompile(`^[0-9a-fA-F]+$`)
+
+// TestNoWorkHistory checks that README.md and docs/*.md describe hookrelay as
+// it is: no issue numbers, issue references or commit hashes.
+func TestNoWorkHistory(t *testing.T) {
+	for _, page := range docPages(t) {
+		for i, line := range readPage(t, page) {
+			for _, m := range historyWords(line) {
+				t.Errorf("%s:%d: %q reads as work history (an issue or a commit); say what is true now", rel(page), i+1, m)
+			}
+		}
+	}
+}
+
+func TestHistoryPattern(t *testing.T) {
+	for s, want := range map[string]bool{
+		"see issue 13":           true,
+		"fixed in #42":           true,
+		"(#7)":                   true,
+		"commit 2d17691":         true,
+		"a3f9c2e1b0d4":           true,
+		"evt_257fe6b1f89e4e1a3b": false, // an id, not a word of its own
+		"1234567 deliveries":     false,
+		"the facade":             false,
+		"[x](#anchor-2)":         false,
+	} {
+		if got := len(historyWords(s)) > 0; got != want {
+			t.Errorf("%q: work history %t, want %t", s, got, want)
 		}
 	}
 }
