@@ -1,5 +1,7 @@
 // Package activities holds the attempt activity: resolve the endpoint and its
-// secrets, sign, POST, and classify what came back.
+// secrets, sign, POST, and classify what came back; and the endpoint health
+// workflow's activities (health.go): releasing parked deliveries in a drain
+// or a probe, and delivering notices of endpoints disabled.
 package activities
 
 import (

@@ -16,8 +16,8 @@ import (
 // methods maps the HTTP methods a path answers to their handlers.
 type methods map[string]http.HandlerFunc
 
-// routes is the API. A new endpoint is one line here; cancel and resend
-// will be POST routes on "/v1/deliveries/{delivery_id}/cancel" and ".../resend".
+// routes is the API, one line per path: events, deliveries (read, cancel,
+// resend), accounts' endpoints in the registry, health and readiness.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.route(mux, "/v1/events", methods{http.MethodPost: s.authed(s.postEvents)})

@@ -1,7 +1,10 @@
 // Package workflows holds DeliveryWorkflow, which carries one event to one
-// endpoint: attempt, classify, wait on a durable timer, attempt again.
-// This file is the contract other packages build on: names, IDs, input,
-// result and query types, search attributes.
+// endpoint: attempt, classify, wait on a durable timer, attempt again, or
+// park while the endpoint's circuit is open; and EndpointHealthWorkflow
+// (health.go), one per endpoint on the "<queue>-health" task queue, which
+// keeps its circuit: failures counted, probes, the drain of parked
+// deliveries, disable. This file is the contract other packages build on:
+// names, IDs, input, result and query types, search attributes.
 package workflows
 
 import (

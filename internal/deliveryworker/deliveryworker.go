@@ -1,6 +1,7 @@
 // Package deliveryworker builds the worker that runs deliveries:
-// DeliveryWorkflow and the attempt activity, with the endpoints file, the
-// network guard and the worker's concurrency knobs. The worker command runs
+// DeliveryWorkflow and the attempt activity, and on "<queue>-health" the
+// endpoints' health workflows and their activities, with the endpoints file
+// or registry, the network guard and the worker's concurrency knobs. The worker command runs
 // it; `starter serve --worker` hosts one too, so it can start workflows eagerly.
 package deliveryworker
 
