@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -671,8 +672,12 @@ func TestGoSnippetsCompile(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	type origin struct {
+		page string
+		line int // of the snippet's first line
+	}
 	var pkgs []string
-	where := map[string]string{}
+	where := map[string]origin{}
 	for _, page := range docPages(t) {
 		lines := readPage(t, page)
 		for i := 0; i < len(lines); i++ {
@@ -687,7 +692,7 @@ func TestGoSnippetsCompile(t *testing.T) {
 			for _, l := range lines[start:i] {
 				src.WriteString(strings.TrimPrefix(l, indent) + "\n")
 			}
-			pos := fmt.Sprintf("%s:%d", rel(page), start)
+			pos := fmt.Sprintf("%s:%d", rel(page), start+1)
 			if !strings.HasPrefix(strings.TrimSpace(src.String()), "package ") {
 				t.Errorf("%s: a ```go snippet is a whole file, from its package clause", pos)
 				continue
@@ -700,7 +705,7 @@ func TestGoSnippetsCompile(t *testing.T) {
 				t.Fatal(err)
 			}
 			pkgs = append(pkgs, "./"+filepath.ToSlash(pkg))
-			where[filepath.Base(pkg)] = pos
+			where[filepath.Base(pkg)] = origin{rel(page), start + 1}
 		}
 	}
 	if len(pkgs) == 0 {
@@ -708,11 +713,15 @@ func TestGoSnippetsCompile(t *testing.T) {
 	}
 	cmd := exec.Command("go", append([]string{"vet"}, pkgs...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		msg := string(out)
-		for name, pos := range where { // name the pages, not the temporary files
-			msg = strings.ReplaceAll(msg, filepath.Join(dir, name)+string(filepath.Separator)+"snippet.go", pos)
-		}
-		t.Errorf("the Go snippets do not compile or vet (line numbers from each snippet's first line):\n%s", msg)
+		// Name the pages' lines, not the temporary files'.
+		fileLine := regexp.MustCompile(`\S*` + regexp.QuoteMeta(filepath.Base(dir)) + `/(s\d+)/snippet\.go:(\d+)`)
+		msg := fileLine.ReplaceAllStringFunc(string(out), func(m string) string {
+			sub := fileLine.FindStringSubmatch(m)
+			n, _ := strconv.Atoi(sub[2])
+			o := where[sub[1]]
+			return fmt.Sprintf("%s:%d", o.page, o.line+n-1)
+		})
+		t.Errorf("the Go snippets do not compile or vet:\n%s", msg)
 	}
 }
 
