@@ -1,7 +1,8 @@
-// Package docs holds hookrelay's reference pages and the test that keeps them
-// honest. The test lives here, beside the pages it checks, rather than in
-// deploy (which checks the deployment files): it reads README.md and docs/*.md,
-// nothing a deployment needs, and `go test ./docs/` names what it guards.
+// Package docs holds hookrelay's reference pages and the tests that keep them
+// honest: against the packages, the commands' --help, the environment
+// variables the code reads, the Go compiler and the Makefile. They live here,
+// beside the pages they check, rather than in deploy (which checks the
+// deployment files), and `go test ./docs/` names what they guard.
 package docs
 
 import (
