@@ -103,7 +103,9 @@ func BenchmarkList(b *testing.B) {
 		f    func(r *rand.Rand) Filter
 	}{
 		{"all", func(*rand.Rand) Filter { return Filter{} }},
-		{"endpoint", func(r *rand.Rand) Filter { return Filter{EndpointID: fmt.Sprintf("ep_%d_%d", r.IntN(benchAccounts), r.IntN(5))} }},
+		{"endpoint", func(r *rand.Rand) Filter {
+			return Filter{EndpointID: fmt.Sprintf("ep_%d_%d", r.IntN(benchAccounts), r.IntN(5))}
+		}},
 		{"status", func(r *rand.Rand) Filter { return Filter{Status: Statuses[r.IntN(len(Statuses))]} }},
 		{"event_name", func(*rand.Rand) Filter { return Filter{EventName: "api_mail_log_opened"} }},
 		{"window", func(*rand.Rand) Filter { return Filter{Since: mid, Until: mid.Add(7 * 24 * time.Hour)} }},
