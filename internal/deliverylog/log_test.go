@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
@@ -204,17 +205,26 @@ func TestRecordAttemptConcurrently(t *testing.T) {
 }
 
 // The log and the endpoint registry share one database: each keeps its
-// own version table.
-func TestOwnMigrationsTable(t *testing.T) {
+// own version table, and either may open it first.
+func TestSharesTheRegistrysDatabase(t *testing.T) {
 	eachStore(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
 		openLog(t, dsn).Close()
-		db := rawDB(t, dsn)
-		if _, err := db.Exec("CREATE TABLE schema_migrations (version bigint, dirty boolean)"); err != nil {
-			t.Fatalf("the registry's version table is taken: %v", err)
+		r, err := registry.Open(ctx, dsn, registry.Options{Codec: newCodec(t)})
+		if err != nil {
+			t.Fatalf("the registry on the log's database: %v", err)
 		}
-		openLog(t, dsn) // opens again: migrated, nothing to do
-		if n := count(t, db, "SELECT count(*) FROM "+MigrationsTable); n != 1 {
-			t.Fatalf("%s has %d rows", MigrationsTable, n)
+		defer r.Close()
+		if _, err := r.List(ctx, "acct_a", 0, ""); err != nil {
+			t.Fatalf("the registry's tables: %v", err)
+		}
+		l := openLog(t, dsn) // opens again: migrated, nothing to do
+		upsert(t, l, delivery("acct_a", "ep_1", 1, t0))
+		db := rawDB(t, dsn)
+		for _, table := range []string{MigrationsTable, "schema_migrations"} {
+			if n := count(t, db, "SELECT count(*) FROM "+table); n != 1 {
+				t.Fatalf("%s has %d rows", table, n)
+			}
 		}
 	})
 }
