@@ -130,6 +130,33 @@ func (l *Log) List(ctx context.Context, accountID string, f Filter) (Page, error
 	if err != nil {
 		return Page{}, err
 	}
+	query, args := listQuery(accountID, f, afterCreated, afterID)
+	rows, err := l.db.QueryContext(ctx, l.q(query), args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("delivery log: list deliveries of %s: %w", accountID, err)
+	}
+	defer rows.Close()
+	var page Page
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return Page{}, fmt.Errorf("delivery log: list deliveries of %s: %w", accountID, err)
+		}
+		page.Deliveries = append(page.Deliveries, d)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("delivery log: list deliveries of %s: %w", accountID, err)
+	}
+	if len(page.Deliveries) > f.Limit {
+		page.Deliveries = page.Deliveries[:f.Limit]
+		page.Next = encodeCursor(page.Deliveries[f.Limit-1])
+	}
+	return page, nil
+}
+
+// listQuery is List's query: one account, each filter given, after the
+// cursor, one more than a page (to tell whether another follows).
+func listQuery(accountID string, f Filter, afterCreated int64, afterID string) (string, []any) {
 	where := []string{"account_id = ?"}
 	args := []any{accountID}
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
@@ -154,27 +181,7 @@ func (l *Log) List(ctx context.Context, accountID string, f Filter) (Page, error
 	}
 	query := `SELECT ` + deliveryColumns + ` FROM log_deliveries WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY created_at DESC, delivery_id DESC LIMIT ` + strconv.Itoa(f.Limit+1)
-	rows, err := l.db.QueryContext(ctx, l.q(query), args...)
-	if err != nil {
-		return Page{}, fmt.Errorf("delivery log: list deliveries of %s: %w", accountID, err)
-	}
-	defer rows.Close()
-	var page Page
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return Page{}, fmt.Errorf("delivery log: list deliveries of %s: %w", accountID, err)
-		}
-		page.Deliveries = append(page.Deliveries, d)
-	}
-	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("delivery log: list deliveries of %s: %w", accountID, err)
-	}
-	if len(page.Deliveries) > f.Limit {
-		page.Deliveries = page.Deliveries[:f.Limit]
-		page.Next = encodeCursor(page.Deliveries[f.Limit-1])
-	}
-	return page, nil
+	return query, args
 }
 
 // Get returns one of an account's deliveries, or ErrNotFound.
