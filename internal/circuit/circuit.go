@@ -21,7 +21,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/metrics"
@@ -273,7 +272,7 @@ func (w *Watcher) Observe(ctx context.Context, ep endpoint.Endpoint, deliveryID 
 
 func (w *Watcher) report(ctx context.Context, ep endpoint.Endpoint, r workflows.FailureReport) error {
 	id := workflows.HealthWorkflowID(ep.ID)
-	_, err := w.Client.SignalWithStartWorkflow(ctx, id, workflows.FailureSignal, r, StartOptions(ep, w.TaskQueue),
+	_, err := w.Client.SignalWithStartWorkflow(ctx, id, workflows.FailureSignal, r, workflows.HealthStartOptions(ep, w.TaskQueue),
 		workflows.HealthWorkflowName, workflows.HealthInput{EndpointID: ep.ID, AccountID: ep.AccountID, Circuit: ep.Circuit})
 	if err != nil {
 		return fmt.Errorf("signal %s: %w", id, err)
@@ -281,18 +280,11 @@ func (w *Watcher) report(ctx context.Context, ep endpoint.Endpoint, r workflows.
 	return nil
 }
 
-// StartOptions start an endpoint's health workflow, healthy and summarised
-// for the UI, on the health task queue of the deliveries' taskQueue. It
-// carries HookrelayCircuit only: the delivery search attributes (endpoint,
-// account) stay on deliveries, so queries on them find deliveries alone; a
-// health workflow is found by its ID.
+// StartOptions is workflows.HealthStartOptions.
+//
+// Deprecated: use workflows.HealthStartOptions.
 func StartOptions(ep endpoint.Endpoint, taskQueue string) client.StartWorkflowOptions {
-	return client.StartWorkflowOptions{
-		ID:                    workflows.HealthWorkflowID(ep.ID),
-		TaskQueue:             workflows.HealthTaskQueue(taskQueue),
-		StaticSummary:         "health of endpoint " + ep.ID,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.CircuitAttr.ValueSet(string(workflows.CircuitHealthy))),
-	}
+	return workflows.HealthStartOptions(ep, taskQueue)
 }
 
 func (w *Watcher) logger() *slog.Logger {
