@@ -314,7 +314,7 @@ func (r *faultRun) verify(what string, downAt, backAt time.Time, extra string) {
 		stall, prev = max(stall, at.Sub(prev)), at
 	}
 
-	deliveriesOnQueue := fmt.Sprintf("WorkflowType = %q AND TaskQueue = %q", workflows.DeliveryWorkflowName, r.h.TaskQueue)
+	deliveriesOnQueue := fmt.Sprintf("%s AND TaskQueue = %q", workflows.DeliveriesQuery, r.h.TaskQueue)
 	if err := testenv.Wait(context.Background(), 2*time.Minute, "every delivery listed completed", func() error {
 		for _, q := range []string{deliveriesOnQueue, deliveriesOnQueue + " AND ExecutionStatus = 'Completed'"} {
 			n, err := testenv.CountWorkflows(context.Background(), r.temporal, q)
