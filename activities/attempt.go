@@ -40,7 +40,7 @@ const (
 	keptBody    = 1 << 10
 )
 
-// Health is endpoint health as this worker sees it (*circuit.Watcher); nil
+// Health is endpoint health as this worker sees it (*health.Watcher); nil
 // never parks a delivery and reports nothing.
 type Health interface {
 	// Circuit is the endpoint's circuit as this worker last read it.

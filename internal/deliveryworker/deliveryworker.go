@@ -23,8 +23,8 @@ import (
 	"github.com/hookrelay/hookrelay/activities"
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/health"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
@@ -76,7 +76,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"workflows kept in memory between tasks; deliveries parked in backoff beyond it are evicted and replayed when their timer fires")
 	cmdline.String(fs, &o.OperationsEndpoint, "operations-endpoint", "HOOKRELAY_OPERATIONS_ENDPOINT", "",
 		"endpoint id that notices of endpoints disabled are delivered to, as signed webhooks")
-	cmdline.Duration(fs, &o.CircuitRefresh, "circuit-refresh", "HOOKRELAY_CIRCUIT_REFRESH", circuit.DefaultRefresh,
+	cmdline.Duration(fs, &o.CircuitRefresh, "circuit-refresh", "HOOKRELAY_CIRCUIT_REFRESH", health.DefaultRefresh,
 		"how often this worker reads the endpoints' circuits: the bound on POSTs to an endpoint whose circuit just opened")
 }
 
@@ -233,7 +233,7 @@ type Worker struct {
 	worker.Worker
 	// health serves the health task queue (workflows.HealthTaskQueue).
 	health  worker.Worker
-	watcher *circuit.Watcher
+	watcher *health.Watcher
 	stop    context.CancelFunc
 }
 
@@ -283,11 +283,11 @@ func New(d Deps, o Options) (*Worker, error) {
 		WorkerLocalActivitiesPerSecond:          o.AttemptsPerSecond,
 		OnFatalError:                            o.OnFatalError,
 	})
-	watcher := &circuit.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
+	watcher := &health.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
 	attempts := activities.New(d.Endpoints, httpClient)
 	attempts.Health = watcher
 	attempts.TracerProvider = d.TracerProvider
-	health := &activities.HealthActivities{
+	healthActivities := &activities.HealthActivities{
 		Client: d.Client, Namespace: d.Namespace, Endpoints: d.Endpoints, OperationsEndpoint: o.OperationsEndpoint,
 		Notifier: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue},
 	}
@@ -304,8 +304,8 @@ func New(d Deps, o Options) (*Worker, error) {
 	// the health queue existed keep running there.
 	for _, r := range []worker.Worker{w, hw} {
 		workflows.RegisterHealth(r)
-		r.RegisterActivityWithOptions(health.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
-		r.RegisterActivityWithOptions(health.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
+		r.RegisterActivityWithOptions(healthActivities.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
+		r.RegisterActivityWithOptions(healthActivities.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
 	}
 	return &Worker{Worker: w, health: hw, watcher: watcher}, nil
 }
