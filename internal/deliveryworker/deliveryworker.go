@@ -1,7 +1,8 @@
 // Package deliveryworker builds the worker that runs deliveries:
-// DeliveryWorkflow and the attempt activity, with the endpoints file, the
-// network guard and the worker's concurrency knobs. The worker command runs
-// it; `starter serve --worker` hosts one too, so it can start workflows eagerly.
+// DeliveryWorkflow and the attempt activity, with the network guard and the
+// worker's concurrency knobs, and boots the process around it (boot.go).
+// The worker command runs it; `starter serve` boots the same way, and with
+// --worker hosts one too, so it can start workflows eagerly.
 package deliveryworker
 
 import (
