@@ -183,8 +183,7 @@ func New(d Deps, o Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-allow-cidr: %w", err)
 	}
-	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy,
-		ProxyGuard: netguard.New(proxyAllow...)})
+	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Allow: allow, UseEnvProxy: o.UseEnvProxy, ProxyAllow: proxyAllow})
 	var interceptors []interceptor.WorkerInterceptor
 	if d.Sealed != nil {
 		interceptors = append(interceptors, &sealedSignals{sealed: d.Sealed})
