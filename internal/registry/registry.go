@@ -21,7 +21,6 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/sqldb"
 )
@@ -29,10 +28,17 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
+// Sealer seals and opens endpoint secrets with the payload keys
+// (*codec.Codec, as temporalclient.Options.Codec loads it).
+type Sealer interface {
+	Seal(plain, additionalData []byte) ([]byte, error)
+	Open(sealed, additionalData []byte) ([]byte, error)
+}
+
 // Options configure a Registry.
 type Options struct {
 	// Codec seals and opens endpoint secrets: the payload keys. Required.
-	Codec *codec.Codec
+	Codec Sealer
 	// Guard vets a URL's addresses at registration, as attempts do when
 	// they connect; nil refuses every non-public range.
 	Guard *netguard.Guard
@@ -49,7 +55,7 @@ type Options struct {
 type Registry struct {
 	db        *sql.DB
 	dialect   dialect
-	codec     *codec.Codec
+	codec     Sealer
 	guard     *netguard.Guard
 	httpsOnly bool
 	now       func() time.Time
