@@ -1,5 +1,7 @@
 // Package activities holds the attempt activity: resolve the endpoint and its
-// secrets, sign, POST, and classify what came back.
+// secrets, sign, POST, and classify what came back; and the endpoint health
+// workflow's activities (health.go): releasing parked deliveries in a drain
+// or a probe, and delivering notices of endpoints disabled.
 package activities
 
 import (
@@ -12,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +41,7 @@ const (
 	keptBody    = 1 << 10
 )
 
-// Health is endpoint health as this worker sees it (*circuit.Watcher); nil
+// Health is endpoint health as this worker sees it (*health.Watcher); nil
 // never parks a delivery and reports nothing.
 type Health interface {
 	// Circuit is the endpoint's circuit as this worker last read it.
@@ -70,16 +73,20 @@ func New(endpoints endpoint.Source, httpClient *http.Client) *Activities {
 
 // HTTPOptions configure the attempt's HTTP client.
 type HTTPOptions struct {
-	// Guard vets every endpoint address the client connects to, or asks the
-	// proxy to; nil refuses every non-public range with nothing admitted.
-	Guard *netguard.Guard
+	// Allow admits these otherwise refused ranges for endpoint addresses
+	// (--allow-cidr); every address the client connects to, or asks the
+	// proxy to, is checked. None: every non-public range is refused.
+	Allow []netip.Prefix
 	// UseEnvProxy sends attempts through the proxy named by HTTPS_PROXY,
 	// HTTP_PROXY and NO_PROXY, as a CONNECT tunnel to the endpoint address
 	// the guard checked (see proxy.go).
 	UseEnvProxy bool
-	// ProxyGuard vets the proxy's own address, apart from the endpoints
-	// (--proxy-allow-cidr); nil refuses every non-public range.
-	ProxyGuard *netguard.Guard
+	// ProxyAllow admits the proxy's own address in these otherwise refused
+	// ranges, apart from the endpoints (--proxy-allow-cidr).
+	ProxyAllow []netip.Prefix
+	// Lookup resolves host names for the checks; nil uses
+	// net.DefaultResolver. Tests inject their own so no real DNS is involved.
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	// RootCAs verify endpoints' certificates; nil uses the system roots.
 	RootCAs *x509.CertPool
 }
@@ -90,10 +97,8 @@ type HTTPOptions struct {
 // timeout (connect, TLS, headers and body) is the request context's deadline;
 // the dial and handshake timeouts here only bound each step under it.
 func NewHTTPClient(o HTTPOptions) *http.Client {
-	guard := o.Guard
-	if guard == nil {
-		guard = netguard.New()
-	}
+	guard := netguard.New(o.Allow...)
+	guard.Lookup = o.Lookup
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	transport := func(dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Transport {
 		return &http.Transport{
@@ -110,10 +115,8 @@ func NewHTTPClient(o HTTPOptions) *http.Client {
 	}
 	var rt http.RoundTripper = transport(guard.DialContext(dialer))
 	if o.UseEnvProxy {
-		proxyGuard := o.ProxyGuard
-		if proxyGuard == nil {
-			proxyGuard = netguard.New()
-		}
+		proxyGuard := netguard.New(o.ProxyAllow...)
+		proxyGuard.Lookup = o.Lookup
 		// Read now rather than through http.ProxyFromEnvironment, which
 		// caches the environment for the life of the process.
 		t := &tunnel{guard: guard, proxyGuard: proxyGuard, dialer: dialer, proxyFor: httpproxy.FromEnvironment().ProxyFunc()}

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -29,10 +28,9 @@ func BenchmarkAttempt(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	guard := netguard.New(netip.MustParsePrefix("127.0.0.0/8"))
 	// attempt is the activity without its audit line, metrics and heartbeats,
 	// which need an activity context.
-	a := New(cfg, NewHTTPClient(HTTPOptions{Guard: guard}))
+	a := New(cfg, NewHTTPClient(HTTPOptions{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
 	in := workflows.AttemptInput{DeliveryID: "acme:evt_1", EndpointID: "acme", Attempt: 1, EventName: "api_mail_log_delivered",
 		Payload: json.RawMessage(`{"id":42,"time":"2026-01-02T03:04:05Z","subject":"` + strings.Repeat("s", 900) + `"}`)}
 	b.ReportAllocs()

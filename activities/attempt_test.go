@@ -21,7 +21,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/signing"
 	"github.com/hookrelay/hookrelay/webhookverify"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -36,7 +35,7 @@ var payload = json.RawMessage(`{"id":42,"subject":"Fake subject","time":"2026-01
 
 // loopbackClient admits the test servers on 127.0.0.1, as --allow-cidr 127.0.0.0/8 does.
 func loopbackClient() *http.Client {
-	return NewHTTPClient(HTTPOptions{Guard: netguard.New(netip.MustParsePrefix("127.0.0.0/8"))})
+	return NewHTTPClient(HTTPOptions{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 }
 
 // runAttempt runs the activity once against url through the activity test environment.

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/testpki"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -37,9 +36,8 @@ func TestAttemptRefusesBlockedDestination(t *testing.T) {
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 
-	guard := netguard.New() // no --allow-cidr
-	guard.Lookup = lookup(map[string]string{"hooks.customer.example": "127.0.0.1"})
-	client := NewHTTPClient(HTTPOptions{Guard: guard})
+	// no --allow-cidr
+	client := NewHTTPClient(HTTPOptions{Lookup: lookup(map[string]string{"hooks.customer.example": "127.0.0.1"})})
 	for _, url := range []string{
 		srv.URL + "/hook?token=fake-token",
 		"http://[::ffff:127.0.0.1]:" + port + "/hook?token=fake-token",
@@ -225,13 +223,12 @@ func TestAttemptThroughProxyConnectsToTheCheckedAddress(t *testing.T) {
 		t.Setenv(v, "")
 	}
 	client := func(endpointsAllow, proxyAllow string, resolve func(context.Context, string) ([]netip.Addr, error)) *http.Client {
-		g := netguard.New(netip.MustParsePrefix(endpointsAllow))
-		g.Lookup = resolve
-		pg := netguard.New()
+		var pa []netip.Prefix
 		if proxyAllow != "" {
-			pg = netguard.New(netip.MustParsePrefix(proxyAllow))
+			pa = []netip.Prefix{netip.MustParsePrefix(proxyAllow)}
 		}
-		return NewHTTPClient(HTTPOptions{Guard: g, UseEnvProxy: true, ProxyGuard: pg, RootCAs: ca.Pool})
+		return NewHTTPClient(HTTPOptions{Allow: []netip.Prefix{netip.MustParsePrefix(endpointsAllow)}, Lookup: resolve,
+			UseEnvProxy: true, ProxyAllow: pa, RootCAs: ca.Pool})
 	}
 
 	// https: the first answer (the receiver, admitted) is checked and tunnelled to;
@@ -283,14 +280,16 @@ func TestAttemptThroughProxyConnectsToTheCheckedAddress(t *testing.T) {
 
 	// NO_PROXY hosts, and every host without --use-env-proxy, go direct.
 	t.Setenv("NO_PROXY", "direct.customer.example")
-	g := netguard.New(netip.MustParsePrefix("127.0.0.1/32"))
-	g.Lookup = lookup(map[string]string{"direct.customer.example": "127.0.0.1"})
-	a = runAttemptWith(t, NewHTTPClient(HTTPOptions{Guard: g, UseEnvProxy: true}), endpointYAML("http://direct.customer.example:"+plainPort+"/hook", ""))
+	direct := HTTPOptions{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		Lookup: lookup(map[string]string{"direct.customer.example": "127.0.0.1"})}
+	withProxy := direct
+	withProxy.UseEnvProxy = true
+	a = runAttemptWith(t, NewHTTPClient(withProxy), endpointYAML("http://direct.customer.example:"+plainPort+"/hook", ""))
 	if a.Outcome != workflows.OutcomeDelivered || len(proxy.requests()) != 2 {
 		t.Fatalf("NO_PROXY: attempt %+v, proxy asked %q", a, proxy.requests())
 	}
 	t.Setenv("NO_PROXY", "")
-	a = runAttemptWith(t, NewHTTPClient(HTTPOptions{Guard: g}), endpointYAML("http://direct.customer.example:"+plainPort+"/hook", ""))
+	a = runAttemptWith(t, NewHTTPClient(direct), endpointYAML("http://direct.customer.example:"+plainPort+"/hook", ""))
 	if a.Outcome != workflows.OutcomeDelivered || len(proxy.requests()) != 2 {
 		t.Fatalf("without --use-env-proxy: attempt %+v, proxy asked %q", a, proxy.requests())
 	}

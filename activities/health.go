@@ -249,12 +249,6 @@ func (h *HealthActivities) releaseOne(ctx context.Context, id string) (workflows
 	return a, nil
 }
 
-// parkedQuery lists an endpoint's parked deliveries.
-func parkedQuery(endpointID string) string {
-	return fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s' AND %s = '%s'",
-		workflows.DeliveryWorkflowName, workflows.EndpointAttr.GetName(), endpointID, workflows.StatusAttr.GetName(), workflows.StatusParked)
-}
-
 // listParked lists an endpoint's parked deliveries, oldest event first
 // (then oldest start, then id).
 func (h *HealthActivities) listParked(ctx context.Context, endpointID string) ([]parkedDelivery, error) {
@@ -263,7 +257,7 @@ func (h *HealthActivities) listParked(ctx context.Context, endpointID string) ([
 	dc := converter.GetDefaultDataConverter() // search attributes are never encrypted
 	for {
 		resp, err := h.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace: h.Namespace, Query: parkedQuery(endpointID), PageSize: 1000, NextPageToken: token,
+			Namespace: h.Namespace, Query: workflows.ParkedQuery(endpointID), PageSize: 1000, NextPageToken: token,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list parked deliveries of %s: %w", endpointID, err)
@@ -297,7 +291,7 @@ func (h *HealthActivities) listParked(ctx context.Context, endpointID string) ([
 }
 
 func (h *HealthActivities) countParked(ctx context.Context, endpointID string) (int, error) {
-	resp, err := h.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: h.Namespace, Query: parkedQuery(endpointID)})
+	resp, err := h.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: h.Namespace, Query: workflows.ParkedQuery(endpointID)})
 	if err != nil {
 		return 0, fmt.Errorf("count parked deliveries of %s: %w", endpointID, err)
 	}

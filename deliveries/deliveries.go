@@ -1,6 +1,8 @@
 // Package deliveries is how the mail service hands events to hookrelay: it
-// starts one DeliveryWorkflow per subscribed endpoint, idempotently, and
-// reports where a delivery stands. The starter command is a thin shell over it.
+// starts one DeliveryWorkflow per subscribed endpoint, idempotently, reports
+// where a delivery stands and steers it, and reads and steers an endpoint's
+// circuit through its health workflow. The starter command is a thin shell
+// over it.
 package deliveries
 
 import (

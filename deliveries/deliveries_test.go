@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/workflows"
 )
 
 // The errors the SDK returns when Temporal is down or slow, as observed
@@ -90,6 +92,9 @@ func TestFilterQuery(t *testing.T) {
 	if err != nil || q != want {
 		t.Fatalf("Query = %q, %v\nwant  %q", q, err, want)
 	}
+	if _, err := (Filter{Status: "lost"}).Query(); err == nil || !strings.Contains(err.Error(), "pending, retrying, parked, delivered, failed or canceled") {
+		t.Errorf("--status lost: %v, want the statuses named", err)
+	}
 	for flag, f := range map[string]Filter{
 		"--account":    {Account: "x' OR 'a'='a"},
 		"--endpoint":   {Endpoint: "Acme"},
@@ -99,6 +104,24 @@ func TestFilterQuery(t *testing.T) {
 	} {
 		if _, err := f.Query(); err == nil || !strings.HasPrefix(err.Error(), flag) {
 			t.Errorf("%+v: %v, want an error naming %s", f, err, flag)
+		}
+	}
+}
+
+// --status parked finds the running deliveries whose HookrelayStatus is
+// parked, which List reports as parked; every status is accepted.
+func TestFilterQueryParked(t *testing.T) {
+	q, err := Filter{Endpoint: "acme", Status: "parked"}.Query()
+	want := "HookrelayEndpoint = 'acme' AND (ExecutionStatus = 'Running' AND HookrelayStatus = 'parked')"
+	if err != nil || q != want {
+		t.Fatalf("Query = %q, %v\nwant  %q", q, err, want)
+	}
+	if got := statusOf(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, workflows.StatusParked); got != workflows.StatusParked {
+		t.Fatalf("a running parked delivery lists as %q", got)
+	}
+	for _, s := range workflows.Statuses {
+		if q, err := (Filter{Status: string(s)}).Query(); err != nil || q != s.VisibilityQuery() {
+			t.Errorf("--status %s: %q, %v", s, q, err)
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -49,9 +48,7 @@ func (c *Client) EndpointHealth(ctx context.Context, endpointID string) (workflo
 // healthy; parked deliveries are counted all the same.
 func (c *Client) idleHealth(ctx context.Context, endpointID string) (workflows.HealthState, error) {
 	st := workflows.HealthState{EndpointID: endpointID, State: workflows.CircuitHealthy}
-	resp, err := c.Temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: fmt.Sprintf(
-		"WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s' AND %s = '%s'",
-		workflows.DeliveryWorkflowName, workflows.EndpointAttr.GetName(), endpointID, workflows.StatusAttr.GetName(), workflows.StatusParked)})
+	resp, err := c.Temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: workflows.ParkedQuery(endpointID)})
 	if err != nil {
 		return st, fmt.Errorf("endpoint %s: count parked: %w", endpointID, unavailable(err))
 	}
@@ -81,7 +78,7 @@ func (c *Client) SteerEndpoint(ctx context.Context, endpointID, signal, reason s
 		since = before.Actions[n-1].At
 	}
 	if _, err := c.Temporal.SignalWithStartWorkflow(ctx, workflows.HealthWorkflowID(ep.ID), signal, map[string]string{"reason": reason},
-		circuit.StartOptions(ep, c.TaskQueue), workflows.HealthWorkflowName,
+		workflows.HealthStartOptions(ep, c.TaskQueue), workflows.HealthWorkflowName,
 		workflows.HealthInput{EndpointID: ep.ID, AccountID: ep.AccountID, Circuit: ep.Circuit}); err != nil {
 		return workflows.HealthState{}, fmt.Errorf("endpoint %s: %s: %w", endpointID, signal, unavailable(err))
 	}

@@ -196,7 +196,7 @@ type Listed struct {
 // one entry per workflow ID (its latest run). The query is confined to
 // DeliveryWorkflow executions.
 func (c *Client) List(ctx context.Context, query string) ([]Listed, error) {
-	q := "WorkflowType = '" + workflows.DeliveryWorkflowName + "'"
+	q := workflows.DeliveriesQuery
 	if strings.TrimSpace(query) != "" {
 		q += " AND (" + query + ")"
 	}
@@ -268,7 +268,7 @@ func listed(id, runID string, fields map[string]*commonpb.Payload) Listed {
 // statusOf is a delivery's status as visibility shows it: HookrelayStatus
 // while it runs; once closed, its close status (delivered, failed or
 // canceled), except for deliveries that upserted their final status before
-// the close status carried it.
+// the close status carried it. Status.VisibilityQuery is its inverse.
 func statusOf(exec enumspb.WorkflowExecutionStatus, attr workflows.Status) workflows.Status {
 	switch exec {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -285,15 +285,6 @@ func statusOf(exec enumspb.WorkflowExecutionStatus, attr workflows.Status) workf
 	}
 }
 
-// statusQueries is each status's visibility query, the inverse of statusOf.
-var statusQueries = map[workflows.Status]string{
-	workflows.StatusPending:   "(ExecutionStatus = 'Running' AND HookrelayStatus = 'pending')",
-	workflows.StatusRetrying:  "(ExecutionStatus = 'Running' AND HookrelayStatus = 'retrying')",
-	workflows.StatusDelivered: "(ExecutionStatus = 'Completed' AND HookrelayStatus != 'failed' AND HookrelayStatus != 'canceled')",
-	workflows.StatusFailed:    "(ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut' OR (ExecutionStatus = 'Completed' AND HookrelayStatus = 'failed'))",
-	workflows.StatusCanceled:  "(ExecutionStatus = 'Canceled' OR ExecutionStatus = 'Terminated' OR (ExecutionStatus = 'Completed' AND HookrelayStatus = 'canceled'))",
-}
-
 // Filter selects deliveries by their search attributes.
 type Filter struct {
 	Account   string
@@ -302,6 +293,15 @@ type Filter struct {
 	Status    string
 	Since     time.Duration // started within this long before Now
 	Now       time.Time
+}
+
+// statusNames lists the statuses: "pending, retrying, ... or canceled".
+func statusNames() string {
+	names := make([]string, len(workflows.Statuses))
+	for i, s := range workflows.Statuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 var endpointIDPattern = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
@@ -329,9 +329,9 @@ func (f Filter) Query() (string, error) {
 		parts = append(parts, fmt.Sprintf("%s = '%s'", workflows.EventNameAttr.GetName(), f.EventName))
 	}
 	if f.Status != "" {
-		q, ok := statusQueries[workflows.Status(f.Status)]
-		if !ok {
-			return "", fmt.Errorf("--status: %q is not pending, retrying, delivered, failed or canceled", f.Status)
+		q := workflows.Status(f.Status).VisibilityQuery()
+		if q == "" {
+			return "", fmt.Errorf("--status: %q is not %s", f.Status, statusNames())
 		}
 		parts = append(parts, q)
 	}

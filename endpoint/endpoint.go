@@ -22,7 +22,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/redact"
-	"github.com/hookrelay/hookrelay/internal/signing"
 )
 
 // Defaults applied when a field is absent.
@@ -88,13 +87,13 @@ type Endpoint struct {
 	TraceContext bool
 
 	secret          secretSource
-	previousSecrets []signing.Secret
+	previousSecrets []Secret
 }
 
 // SetSecrets gives an endpoint built outside this package (by a registry)
 // its signing secrets: the current one, then those still signed with
 // during a rotation.
-func (e *Endpoint) SetSecrets(current signing.Secret, previous ...signing.Secret) {
+func (e *Endpoint) SetSecrets(current Secret, previous ...Secret) {
 	e.secret = secretSource{inline: &current}
 	e.previousSecrets = previous
 }
@@ -107,44 +106,44 @@ func (e Endpoint) Subscribes(name string) bool {
 // Secrets resolves the signing secrets now, current first, then previous
 // ones. Environment and file secrets are read on every call, so a rotated
 // secret applies to the next attempt without a restart.
-func (e Endpoint) Secrets() ([]signing.Secret, error) {
+func (e Endpoint) Secrets() ([]Secret, error) {
 	cur, err := e.secret.resolve()
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: %w", e.ID, err)
 	}
-	return append([]signing.Secret{cur}, e.previousSecrets...), nil
+	return append([]Secret{cur}, e.previousSecrets...), nil
 }
 
 // secretSource is exactly one of an inline secret, an environment variable
 // or a file, resolved at attempt time.
 type secretSource struct {
-	inline  *signing.Secret
+	inline  *Secret
 	envName string
 	file    string
 }
 
-func (s secretSource) resolve() (signing.Secret, error) {
+func (s secretSource) resolve() (Secret, error) {
 	switch {
 	case s.inline != nil:
 		return *s.inline, nil
 	case s.envName != "":
 		v, ok := os.LookupEnv(s.envName)
 		if !ok || v == "" {
-			return signing.Secret{}, fmt.Errorf("secret_env: environment variable %s is not set", s.envName)
+			return Secret{}, fmt.Errorf("secret_env: environment variable %s is not set", s.envName)
 		}
-		sec, err := signing.ParseSecret(v)
+		sec, err := ParseSecret(v)
 		if err != nil {
-			return signing.Secret{}, fmt.Errorf("secret_env: %s: %w", s.envName, err)
+			return Secret{}, fmt.Errorf("secret_env: %s: %w", s.envName, err)
 		}
 		return sec, nil
 	default:
 		data, err := os.ReadFile(s.file)
 		if err != nil {
-			return signing.Secret{}, fmt.Errorf("secret_file: %w", err)
+			return Secret{}, fmt.Errorf("secret_file: %w", err)
 		}
-		sec, err := signing.ParseSecret(string(data))
+		sec, err := ParseSecret(string(data))
 		if err != nil {
-			return signing.Secret{}, fmt.Errorf("secret_file: %s: %w", s.file, err)
+			return Secret{}, fmt.Errorf("secret_file: %s: %w", s.file, err)
 		}
 		return sec, nil
 	}
@@ -248,7 +247,7 @@ func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
 		return e, err
 	}
 	for i, s := range r.PreviousSecrets {
-		sec, err := signing.ParseSecret(s)
+		sec, err := ParseSecret(s)
 		if err != nil {
 			return e, fmt.Errorf("previous_secrets[%d]: %w", i, err)
 		}
@@ -424,7 +423,7 @@ func (r rawEndpoint) secretSource(baseDir string) (secretSource, error) {
 	}
 	switch {
 	case r.Secret != "":
-		sec, err := signing.ParseSecret(r.Secret)
+		sec, err := ParseSecret(r.Secret)
 		if err != nil {
 			return secretSource{}, fmt.Errorf("secret: %w", err)
 		}

@@ -19,17 +19,20 @@ import (
 	"github.com/hookrelay/hookrelay/internal/registry"
 )
 
-// Endpoints is what the endpoint routes need: *registry.Registry, or
-// registry.FileView when endpoints are managed in the endpoints file (reads
-// only: its writes fail with registry.ErrReadOnly, answered 409).
+// Endpoints is what the endpoint routes need, in package endpoint's types:
+// hookrelay's endpoint registry, or a read-only view of the endpoints file
+// (its writes fail with an error wrapping ErrReadOnly, answered 409).
 type Endpoints interface {
-	Create(ctx context.Context, accountID string, f registry.Fields) (registry.Entry, string, error)
-	Get(ctx context.Context, accountID, id string) (registry.Entry, error)
-	List(ctx context.Context, accountID string, limit int, cursor string) (registry.Page, error)
-	Update(ctx context.Context, accountID, id string, f registry.Fields) (registry.Entry, error)
+	Create(ctx context.Context, accountID string, f endpoint.Fields) (endpoint.Entry, string, error)
+	Get(ctx context.Context, accountID, id string) (endpoint.Entry, error)
+	List(ctx context.Context, accountID string, limit int, cursor string) (endpoint.Page, error)
+	Update(ctx context.Context, accountID, id string, f endpoint.Fields) (endpoint.Entry, error)
 	Delete(ctx context.Context, accountID, id string) error
-	RotateSecret(ctx context.Context, accountID, id string, overlap time.Duration) (registry.Rotated, error)
+	RotateSecret(ctx context.Context, accountID, id string, overlap time.Duration) (endpoint.Rotated, error)
 }
+
+// ErrReadOnly is what an Endpoints refusing writes wraps.
+var ErrReadOnly = registry.ErrReadOnly
 
 type endpointList struct {
 	Endpoints  []registry.View `json:"endpoints"`

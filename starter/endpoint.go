@@ -15,7 +15,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
-	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -75,7 +75,7 @@ type endpointFlags struct {
 	keys    temporalclient.Options // its key file; for list, the connection to read each endpoint's circuit
 	account string
 	output  string
-	rules   deliveryworker.Options // --allow-cidr and --https-only
+	rules   endpointsource.Rules // --allow-cidr and --https-only
 	id      string
 	fields  struct {
 		url, description, timeout string
@@ -166,16 +166,9 @@ func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 
 // open opens the registry; a missing or wrong key file names the flag.
 func (e *endpointFlags) open(ctx context.Context) error {
-	o, err := e.rules.RegistryOptions(&e.keys)
-	if err != nil {
-		return err
-	}
-	r, err := registry.Open(ctx, e.db, o)
-	if err != nil {
-		return fmt.Errorf("--endpoints-db: %w", err)
-	}
+	r, err := endpointsource.OpenRegistry(ctx, e.db, &e.keys, e.rules)
 	e.registry = r
-	return nil
+	return err
 }
 
 // fieldsFrom are the fields given on the command line: update changes

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
-	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -46,7 +46,7 @@ func endpointHealth(ctx context.Context, name string, args []string, stdout io.W
 	if err := src.Check(fs, true); err != nil {
 		return err
 	}
-	endpoints, err := deliveryworker.Options{}.OpenEndpoints(ctx, src, &c.conn, false, nil)
+	endpoints, err := endpointsource.Open(ctx, src, &c.conn, endpointsource.Rules{}, false, nil)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/hookrelay/hookrelay/httpapi"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/internal/tracing"
@@ -142,7 +143,7 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	if err != nil {
 		return fmt.Errorf("event: %w", err)
 	}
-	endpoints, err := deliveryworker.Options{}.OpenEndpoints(ctx, src, &c.conn, false, nil)
+	endpoints, err := endpointsource.Open(ctx, src, &c.conn, endpointsource.Rules{}, false, nil)
 	if err != nil {
 		return err
 	}
@@ -183,100 +184,92 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	return nil
 }
 
-func serve(ctx context.Context, args []string) error {
+// serveFlags are serve's flags.
+type serveFlags struct {
+	boot       deliveryworker.Boot
+	listen     string
+	tokenFile  string
+	noAuth     bool
+	cfg        httpapi.Config
+	hostWorker bool
+	worker     deliveryworker.Options
+}
+
+func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("starter serve", pflag.ContinueOnError)
-	var conn temporalclient.Options
-	conn.AddFlags(fs)
-	listen := fs.String("listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
-	var src cmdline.Endpoints
-	src.AddFlags(fs)
-	tokenFile := fs.String("api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
-	noAuth := fs.Bool("insecure-no-auth", false, "serve without authentication, for local testing only")
-	cfg := httpapi.Config{}
-	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
-	cmdline.ShutdownTimeout(fs, &cfg.ShutdownTimeout)
-	var pprof cmdline.PProf
-	pprof.AddFlags(fs)
-	hostWorker := fs.Bool("worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+
+	f.boot.Conn = &temporalclient.Options{}
+	f.boot.Conn.AddFlags(fs)
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
+	f.boot.Endpoints.AddFlags(fs)
+	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
+	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
+	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
+	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
+	cmdline.ShutdownTimeout(fs, &f.cfg.ShutdownTimeout)
+	f.boot.PProf.AddFlags(fs)
+	fs.BoolVar(&f.hostWorker, "worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+
 		"the first workflow task, and with it the first attempt, runs here without a server round trip; takes the worker's flags")
-	var workerOpts deliveryworker.Options
-	workerOpts.AddFlags(fs)
+	f.worker.AddFlags(fs)
 	// The hosted worker's flags had a worker- prefix; those names still work.
 	for _, name := range append(deliveryworker.FlagNames, "shutdown-timeout") {
 		cmdline.Deprecated(fs, "worker-"+name, name)
 	}
-	if err := cmdline.Parse(fs, args, 0); err != nil {
+	return fs
+}
+
+// check checks serve's flags and reads the API token, before anything is
+// opened or dialled.
+func (f *serveFlags) check(fs *pflag.FlagSet) error {
+	if err := f.boot.Endpoints.Check(fs, true); err != nil {
 		return err
 	}
-	if err := src.Check(fs, true); err != nil {
+	if err := f.boot.PProf.Check(); err != nil {
 		return err
 	}
-	if err := pprof.Check(); err != nil {
-		return err
-	}
-	if err := conn.Validate(); err != nil {
+	if err := f.boot.Conn.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
-	workerOpts.ShutdownTimeout = cfg.ShutdownTimeout
-	if err := workerOpts.Validate(); err != nil {
+	f.worker.ShutdownTimeout = f.cfg.ShutdownTimeout
+	if err := f.worker.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
 	workerOnly := deliveryworker.FlagNames
-	if src.DB != "" {
+	if f.boot.Endpoints.DB != "" {
 		// With a registry, the network guard's ranges and --https-only also
 		// vet URLs at registration, hosted worker or not.
 		workerOnly = slices.DeleteFunc(slices.Clone(workerOnly), func(n string) bool { return n == "allow-cidr" || n == "https-only" })
 	}
-	if set := cmdline.Changed(fs, workerOnly...); !*hostWorker && len(set) > 0 {
+	if set := cmdline.Changed(fs, workerOnly...); !f.hostWorker && len(set) > 0 {
 		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])
 	}
-	token, err := apiToken(*tokenFile, *noAuth)
+	token, err := apiToken(f.tokenFile, f.noAuth)
 	if err != nil {
 		return err
 	}
-	cfg.Token, cfg.NoAuth = token, *noAuth
-	if err := cfg.Validate(); err != nil {
-		return cmdline.Usage(err)
-	}
-	tr, err := tracing.Setup(ctx, "hookrelay-api")
-	if err != nil {
-		return err
-	}
-	conn.TracerProvider, cfg.TracerProvider = tr.Provider(), tr.Provider()
+	f.cfg.Token, f.cfg.NoAuth = token, f.noAuth
+	return cmdline.Usage(f.cfg.Validate())
+}
 
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	defer tr.Flush(logger) // after the server and the hosted worker have stopped
-	secretfile.Warn(logger, "--api-token-file", *tokenFile)
-	if err := pprof.Serve(ctx, logger); err != nil {
+func serve(ctx context.Context, args []string) error {
+	var f serveFlags
+	fs := f.flagSet()
+	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}
+	if err := f.check(fs); err != nil {
+		return err
+	}
+	f.boot.Service, f.boot.Lazy, f.boot.Rules = "hookrelay-api", true, f.worker.Rules()
 	// Only a hosted worker signs, so only then must every secret of a file resolve here.
-	endpoints, err := workerOpts.OpenEndpoints(ctx, src, &conn, *hostWorker, logger)
+	f.boot.CheckSecrets = f.hostWorker
+	f.boot.Warn = func(logger *slog.Logger) { secretfile.Warn(logger, "--api-token-file", f.tokenFile) }
+	p, err := f.boot.Start(ctx)
 	if err != nil {
 		return err
 	}
-	defer endpoints.Close()
-	if endpoints.Registry != nil {
-		cfg.Endpoints = endpoints.Registry
-	} else {
-		cfg.Endpoints = registry.FileView{File: endpoints.File}
-	}
-	tc, err := temporalclient.ConnectLazy(conn, logger)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	cfg.Deliveries = &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints.Source, TaskQueue: conn.TaskQueue, DataConverter: tc.DataConverter,
-		EagerStart: *hostWorker, TracerProvider: tr.Provider()}
-	if *hostWorker {
-		// Like the worker command: a hosted worker needs Temporal at start
-		// and registers the search attributes a bare dev server lacks.
-		if err := temporalclient.EnsureSearchAttributes(ctx, tc.Client, conn.Namespace, workflows.SearchAttributes); err != nil {
-			return err
-		}
-		w, err := deliveryworker.New(deliveryworker.Deps{Client: tc.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
-			Endpoints: endpoints.Source, Logger: logger, Sealed: temporalclient.Sealed(tc.DataConverter), TracerProvider: tr.Provider()}, workerOpts)
+	defer p.Close() // after the server and the hosted worker have stopped
+	if f.hostWorker {
+		w, err := p.NewWorker(ctx, f.boot.Conn, f.worker)
 		if err != nil {
 			return err
 		}
@@ -285,14 +278,27 @@ func serve(ctx context.Context, args []string) error {
 			return fmt.Errorf("start the hosted worker: %w", err)
 		}
 		defer w.Stop()
-		logger.Info("hosted worker started", "task_queue", conn.TaskQueue, "allow_cidr", workerOpts.AllowCIDRs)
+		p.Logger.Info("hosted worker started", "task_queue", f.boot.Conn.TaskQueue, "allow_cidr", f.worker.AllowCIDRs)
 	}
-	cfg.Logger = logger
+	return f.serveAPI(ctx, p)
+}
+
+// serveAPI serves the HTTP API on --listen until ctx is done.
+func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) error {
+	cfg, conn := f.cfg, f.boot.Conn
+	cfg.TracerProvider, cfg.Logger = p.Tracing.Provider(), p.Logger
+	if p.Endpoints.Registry != nil {
+		cfg.Endpoints = p.Endpoints.Registry
+	} else {
+		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
+	}
+	cfg.Deliveries = &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
+		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider()}
 	srv, err := httpapi.New(cfg)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}

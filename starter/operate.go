@@ -174,7 +174,7 @@ func list(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&f.Account, "account", "", "only deliveries of events of this account")
 	fs.StringVar(&f.Endpoint, "endpoint", "", "only this endpoint id")
 	fs.StringVar(&f.EventName, "event-name", "", "only this event name")
-	fs.StringVar(&f.Status, "status", "", "only this status: pending, retrying, delivered, failed or canceled")
+	fs.StringVar(&f.Status, "status", "", "only this status: pending, retrying, parked, delivered, failed or canceled")
 	fs.DurationVar(&f.Since, "since", 0, "only deliveries started within this long, e.g. 24h")
 	query := fs.String("query", "", "a raw visibility query, ANDed with the filters")
 	if err := c.parse(fs, args, 0); err != nil {

@@ -124,10 +124,25 @@ func (o Options) DataConverter() (converter.DataConverter, error) {
 	return NewDataConverter(c), nil
 }
 
+// PayloadKeys are the payload keys loaded from --codec-key-file: the
+// payload codec, which also seals other data under the same keys (the
+// endpoint registry's secrets), so a key's every use is counted together.
+type PayloadKeys interface {
+	converter.PayloadCodec
+	// Seal encrypts plain under the current key, bound to additionalData.
+	Seal(plain, additionalData []byte) ([]byte, error)
+	// Open decrypts what Seal sealed with the same additionalData.
+	Open(sealed, additionalData []byte) ([]byte, error)
+}
+
 // Codec loads the payload keys from CodecKeyFile once: later calls on o,
 // and the data converter of connections made with o after, reuse them. The
 // endpoint registry seals endpoint secrets with them.
-func (o *Options) Codec() (*codec.Codec, error) {
+func (o *Options) Codec() (PayloadKeys, error) {
+	return o.loadCodec()
+}
+
+func (o *Options) loadCodec() (*codec.Codec, error) {
 	if o.codec != nil {
 		return o.codec, nil
 	}
@@ -149,32 +164,12 @@ func (o Options) dataConverter(logger *slog.Logger) (converter.DataConverter, er
 	if o.InsecurePlaintext {
 		return converter.GetDefaultDataConverter(), nil
 	}
-	c, err := o.Codec() // the keys the registry seals with too, read once
+	c, err := o.loadCodec() // the keys the registry seals with too, read once
 	if err != nil {
 		return nil, err
 	}
-	c.Watch(KeyMonitor(logger, o.MetricsHandler))
+	c.Watch(metrics.KeyMonitor(logger, o.MetricsHandler))
 	return newSealingConverter(c), nil
-}
-
-// KeyMonitor counts a codec's encryptions per key in m (if not nil) and
-// warns, in the log and in m, when a key reaches the threshold past which
-// it should be rotated (docs/security.md, "Encryption and key rotation").
-func KeyMonitor(logger *slog.Logger, m client.MetricsHandler) codec.Monitor {
-	var mon codec.Monitor
-	if m != nil {
-		mon.Sealed = func(id string) {
-			m.WithTags(map[string]string{"key_id": id}).Counter(metrics.CodecEncryptions).Inc(1)
-		}
-	}
-	mon.Overused = func(id string, n uint64) {
-		logger.Warn("payload key sealed many payloads: rotate it", "key_id", id, "encryptions", n,
-			"limit", "2^32 per key for AES-GCM with random nonces; see docs/security.md")
-		if m != nil {
-			m.WithTags(map[string]string{"key_id": id}).Gauge(metrics.CodecKeyOverused).Update(1)
-		}
-	}
-	return mon
 }
 
 // NewDataConverter wraps the default JSON converter in c; with hookrelay's

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/interceptor"
 
 	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/metrics"
 )
 
 func TestFlagsFallBackToEnvironment(t *testing.T) {
@@ -189,7 +190,7 @@ func TestKeyMonitorCountsAndWarns(t *testing.T) {
 	}
 	m := newFakeMetrics()
 	var logs bytes.Buffer
-	mon := KeyMonitor(slog.New(slog.NewJSONHandler(&logs, nil)), m)
+	mon := metrics.KeyMonitor(slog.New(slog.NewJSONHandler(&logs, nil)), m)
 	mon.Threshold = 3
 	c.Watch(mon)
 	dc := NewDataConverter(c)

@@ -40,10 +40,10 @@ import (
 const (
 	faultDeliveries = 1000
 	faultWorkers    = 3
-	faultSubmitters = 20
-	// faultSubmitEvery paces the events (25/s, 40 s for all), so the fault
+	faultPublishers = 20
+	// faultPublishEvery paces the events (25/s, 40 s for all), so the fault
 	// also finds submissions coming in.
-	faultSubmitEvery = 40 * time.Millisecond
+	faultPublishEvery = 40 * time.Millisecond
 	// faultMark deliveries are accepted by the receiver before the fault,
 	// so it lands mid-run: submissions still coming, attempts in flight,
 	// timers waiting.
@@ -135,8 +135,8 @@ func (r *faultRun) accepted() int {
 	return n
 }
 
-// publish submits every event through the deliveries library from
-// faultSubmitters goroutines, each event until it is accepted, retrying
+// publish publishes every event through the deliveries library from
+// faultPublishers goroutines, each event until it is accepted, retrying
 // after a second while Temporal is unavailable, as a producer would. It
 // returns how many submissions failed so, and how many deliveries a retried
 // submission found started already (by a try whose answer was lost).
@@ -147,7 +147,7 @@ func (r *faultRun) publish() (retries, startedBefore int, err error) {
 	}
 	dc := &deliveries.Client{Temporal: r.temporal, Endpoints: cfg, TaskQueue: r.h.TaskQueue, DataConverter: dataConverter}
 	var retried, before atomic.Int64
-	errs := paced(len(r.bodies), faultSubmitters, faultSubmitEvery, func(i int) error {
+	errs := paced(len(r.bodies), faultPublishers, faultPublishEvery, func(i int) error {
 		deadline := time.Now().Add(3 * time.Minute)
 		for tries := 0; ; tries++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -217,14 +217,14 @@ func paced(n, workers int, every time.Duration, do func(i int) error) []error {
 	return errs
 }
 
-// submission is the events being submitted, in a goroutine of its own.
-type submission struct {
+// publication is the events being published, in a goroutine of its own.
+type publication struct {
 	done chan struct{}
 	err  error // once done is closed
 }
 
-func submit(f func() error) *submission {
-	s := &submission{done: make(chan struct{})}
+func publishInBackground(f func() error) *publication {
+	s := &publication{done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		s.err = f()
@@ -232,15 +232,15 @@ func submit(f func() error) *submission {
 	return s
 }
 
-// wait waits until every event was submitted.
-func (s *submission) wait() error {
+// wait waits until every event was published.
+func (s *publication) wait() error {
 	<-s.done
 	return s.err
 }
 
 // untilMark waits until faultMark deliveries were accepted, failing t if
 // submitting fails first.
-func (r *faultRun) untilMark(s *submission) {
+func (r *faultRun) untilMark(s *publication) {
 	r.t.Helper()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -314,7 +314,7 @@ func (r *faultRun) verify(what string, downAt, backAt time.Time, extra string) {
 		stall, prev = max(stall, at.Sub(prev)), at
 	}
 
-	deliveriesOnQueue := fmt.Sprintf("WorkflowType = %q AND TaskQueue = %q", workflows.DeliveryWorkflowName, r.h.TaskQueue)
+	deliveriesOnQueue := fmt.Sprintf("%s AND TaskQueue = %q", workflows.DeliveriesQuery, r.h.TaskQueue)
 	if err := testenv.Wait(context.Background(), 2*time.Minute, "every delivery listed completed", func() error {
 		for _, q := range []string{deliveriesOnQueue, deliveriesOnQueue + " AND ExecutionStatus = 'Completed'"} {
 			n, err := testenv.CountWorkflows(context.Background(), r.temporal, q)
@@ -375,13 +375,13 @@ func killRestart(t *testing.T, service temporalcluster.Service, base int) {
 // and, once the mark is reached, takes what down and brings it back.
 func (r *faultRun) publishThrough(what string, down func() error, up func(context.Context) error) {
 	r.start = time.Now()
-	submitted := submit(func() (err error) {
+	published := publishInBackground(func() (err error) {
 		r.retries, r.startedBefore, err = r.publish()
 		return err
 	})
-	r.untilMark(submitted)
+	r.untilMark(published)
 	r.downAt, r.backAt = outage(r.t, what, down, up)
-	if err := submitted.wait(); err != nil {
+	if err := published.wait(); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -419,8 +419,8 @@ func TestFaultFrontendRestartedUnderServe(t *testing.T) {
 		backAt    time.Time
 		dupes     int // deliveries a 202 called duplicate: started by a request answered 503
 	)
-	submitted := submit(func() error {
-		errs := paced(len(r.bodies), faultSubmitters, faultSubmitEvery, func(i int) error {
+	published := publishInBackground(func() error {
+		errs := paced(len(r.bodies), faultPublishers, faultPublishEvery, func(i int) error {
 			a, n, err := postUntilAccepted(srv, r.bodies[i], 3*time.Minute)
 			mu.Lock()
 			defer mu.Unlock()
@@ -447,13 +447,13 @@ func TestFaultFrontendRestartedUnderServe(t *testing.T) {
 		}
 		return nil
 	})
-	r.untilMark(submitted)
+	r.untilMark(published)
 	downAt, back := outage(t, "frontend", func() error { return c.Kill(temporalcluster.Frontend) },
 		func(ctx context.Context) error { return c.Restart(ctx, temporalcluster.Frontend) })
 	mu.Lock()
 	backAt = back
 	mu.Unlock()
-	if err := submitted.wait(); err != nil {
+	if err := published.wait(); err != nil {
 		t.Fatal(err)
 	}
 	if refused == 0 {

@@ -33,15 +33,15 @@ import (
 )
 
 // publishAll publishes one event per body through the deliveries library
-// from submitters goroutines, and returns each delivery's run ID by workflow
+// from publishers goroutines, and returns each delivery's run ID by workflow
 // ID. Every event must start exactly one new delivery. It never calls t.Fatal,
 // so it may run in its own goroutine.
-func publishAll(dc *deliveries.Client, bodies []string, submitters int) (map[string]string, error) {
+func publishAll(dc *deliveries.Client, bodies []string, publishers int) (map[string]string, error) {
 	var (
 		mu   sync.Mutex
 		runs = map[string]string{}
 	)
-	errs := inParallel(len(bodies), submitters, func(i int) error {
+	errs := inParallel(len(bodies), publishers, func(i int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		started, err := dc.PublishJSON(ctx, []byte(bodies[i]))
@@ -134,7 +134,7 @@ func lastAttemptEnd(st workflows.DeliveryState) time.Time {
 func TestFleetSurvivesAWorkerKilled(t *testing.T) {
 	const (
 		total         = 1000
-		submitters    = 20
+		publishers    = 20
 		killMark      = 200 // requests answered before the kill: a fair share of the run
 		receiverDelay = 200 * time.Millisecond
 	)
@@ -199,7 +199,7 @@ func TestFleetSurvivesAWorkerKilled(t *testing.T) {
 	published := make(chan publishResult, 1)
 	start := time.Now()
 	go func() {
-		runs, err := publishAll(dc, bodies, submitters)
+		runs, err := publishAll(dc, bodies, publishers)
 		published <- publishResult{runs, err}
 	}()
 
@@ -340,8 +340,8 @@ wait:
 	for i, rc := range receivers {
 		perReceiver[i] = len(rc.Requests())
 	}
-	t.Logf("%d deliveries published in %s with %d submitters; all delivered %s after the first publish (%.0f deliveries/s, at most %d requests open at the receivers at once)",
-		total, publishedIn.Round(time.Millisecond), submitters, allDoneAt.Sub(start).Round(time.Millisecond), total/allDoneAt.Sub(start).Seconds(), peakOpen.Load())
+	t.Logf("%d deliveries published in %s with %d publishers; all delivered %s after the first publish (%.0f deliveries/s, at most %d requests open at the receivers at once)",
+		total, publishedIn.Round(time.Millisecond), publishers, allDoneAt.Sub(start).Round(time.Millisecond), total/allDoneAt.Sub(start).Seconds(), peakOpen.Load())
 	t.Logf("victim killed %s after the start with %d requests answered (it had audited %d attempts); POSTs per worker: victim %d, survivors %d and %d (audited %d and %d)",
 		killAt.Sub(start).Round(time.Millisecond), answeredAtKill, victimAudited, perReceiver[0], perReceiver[1], perReceiver[2], attempts(workers[1]), attempts(workers[2]))
 	t.Logf("%d attempts lost (worker_error, or a local first attempt whose workflow task timed out; %d deliveries; %d of those started by the victim); the last recorded %s after the kill, the last of those deliveries delivered %s after the kill; all delivered %s after the kill",
@@ -391,7 +391,7 @@ func TestParkedDeliveriesCompleteAfterServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	retrying := fmt.Sprintf("TaskQueue = %q AND HookrelayStatus = 'retrying'", taskQueue(t))
+	retrying := fmt.Sprintf("TaskQueue = %q AND %s", taskQueue(t), workflows.StatusRetrying.VisibilityQuery())
 	testenv.Eventually(t, time.Minute, fmt.Sprintf("%d deliveries waiting in backoff", total), func() bool {
 		n, err := testenv.CountWorkflows(context.Background(), ds.Client(), retrying)
 		return err == nil && n == total

@@ -43,8 +43,7 @@ func timedEvent(t *testing.T, i int, base time.Time) event.Event {
 }
 
 func parkedCount(t *testing.T, endpointID string) int64 {
-	n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf(
-		"TaskQueue = %q AND HookrelayEndpoint = %q AND ExecutionStatus = 'Running' AND HookrelayStatus = 'parked'", taskQueue(t), endpointID))
+	n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q AND %s", taskQueue(t), workflows.ParkedQuery(endpointID)))
 	if err != nil {
 		t.Logf("count parked: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/codecserver"
+	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/redact"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/temporalclient"
@@ -65,7 +66,7 @@ func runCodecServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--codec-key-file: %w", err)
 	}
-	c.Watch(temporalclient.KeyMonitor(logger, nil)) // /encode seals too
+	c.Watch(metrics.KeyMonitor(logger, nil)) // /encode seals too
 	token, err := codecserver.ReadToken(tokenFile)
 	if err != nil {
 		return err

@@ -1,7 +1,10 @@
 // Package workflows holds DeliveryWorkflow, which carries one event to one
-// endpoint: attempt, classify, wait on a durable timer, attempt again.
-// This file is the contract other packages build on: names, IDs, input,
-// result and query types, search attributes.
+// endpoint: attempt, classify, wait on a durable timer, attempt again, or
+// park while the endpoint's circuit is open; and EndpointHealthWorkflow
+// (health.go), one per endpoint on the "<queue>-health" task queue, which
+// keeps its circuit: failures counted, probes, the drain of parked
+// deliveries, disable. This file is the contract other packages build on:
+// names, IDs, input, result and query types, search attributes.
 package workflows
 
 import (
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
@@ -23,8 +27,10 @@ import (
 const (
 	TaskQueue            = "webhooks"
 	DeliveryWorkflowName = "DeliveryWorkflow"
-	AttemptActivityName  = "AttemptDelivery"
-	StatusQuery          = "status"
+	// AttemptActivityName is the attempt activity's (activities'
+	// Attempt) registered name: recorded histories hold it, so it stays.
+	AttemptActivityName = "AttemptDelivery"
+	StatusQuery         = "status"
 
 	// Signals. Each takes effect within seconds, even in the middle of a long wait.
 	CancelSignal   = "cancel"    // stop: no further attempts; payload {"reason": "..."} or a JSON string
@@ -65,9 +71,44 @@ const (
 	StatusParked Status = "parked"
 )
 
+// Statuses lists every status a delivery can have.
+var Statuses = []Status{StatusPending, StatusRetrying, StatusParked, StatusDelivered, StatusFailed, StatusCanceled}
+
 // Final reports whether no further attempt will be made.
 func (s Status) Final() bool {
 	return s == StatusDelivered || s == StatusFailed || s == StatusCanceled
+}
+
+// VisibilityQuery is the visibility query, in parentheses, that finds the
+// deliveries in status s; "" for a status that is none of Statuses.
+//
+// A running delivery's status is HookrelayStatus. A closed one's is its
+// close status (closing upserts nothing): Completed is delivered, Failed or
+// TimedOut failed, Canceled or Terminated canceled; deliveries that closed
+// before the close status carried the final status completed with it in
+// HookrelayStatus.
+func (s Status) VisibilityQuery() string {
+	attr := StatusAttr.GetName()
+	switch s {
+	case StatusPending, StatusRetrying, StatusParked:
+		return fmt.Sprintf("(ExecutionStatus = 'Running' AND %s = '%s')", attr, s)
+	case StatusDelivered:
+		return fmt.Sprintf("(ExecutionStatus = 'Completed' AND %[1]s != '%[2]s' AND %[1]s != '%[3]s')", attr, StatusFailed, StatusCanceled)
+	case StatusFailed:
+		return fmt.Sprintf("(ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut' OR (ExecutionStatus = 'Completed' AND %s = '%s'))", attr, s)
+	case StatusCanceled:
+		return fmt.Sprintf("(ExecutionStatus = 'Canceled' OR ExecutionStatus = 'Terminated' OR (ExecutionStatus = 'Completed' AND %s = '%s'))", attr, s)
+	}
+	return ""
+}
+
+// DeliveriesQuery confines a visibility query to deliveries.
+var DeliveriesQuery = fmt.Sprintf("WorkflowType = '%s'", DeliveryWorkflowName)
+
+// ParkedQuery finds, in visibility, the parked deliveries of an endpoint
+// (an endpoint id, [a-z0-9_-]: it is quoted as is).
+func ParkedQuery(endpointID string) string {
+	return fmt.Sprintf("%s AND %s = '%s' AND %s", DeliveriesQuery, EndpointAttr.GetName(), endpointID, StatusParked.VisibilityQuery())
 }
 
 // DeliveryID is a delivery's identity: its workflow ID and its webhook-id
@@ -388,6 +429,20 @@ var (
 	CircuitAttr   = temporal.NewSearchAttributeKeyKeyword("HookrelayCircuit")
 	EventTimeAttr = temporal.NewSearchAttributeKeyTime("HookrelayEventTime")
 )
+
+// HealthStartOptions start an endpoint's health workflow, healthy and
+// summarised for the UI, on the health task queue of the deliveries'
+// taskQueue. It carries HookrelayCircuit only: the delivery search
+// attributes (endpoint, account) stay on deliveries, so queries on them find
+// deliveries alone; a health workflow is found by its ID.
+func HealthStartOptions(ep endpoint.Endpoint, taskQueue string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                    HealthWorkflowID(ep.ID),
+		TaskQueue:             HealthTaskQueue(taskQueue),
+		StaticSummary:         "health of endpoint " + ep.ID,
+		TypedSearchAttributes: temporal.NewSearchAttributes(CircuitAttr.ValueSet(string(CircuitHealthy))),
+	}
+}
 
 // UnhealthyCircuitsQuery lists, in visibility, the running health
 // workflows whose circuit is not healthy.

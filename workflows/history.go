@@ -48,125 +48,176 @@ func (t Timeline) LastAttempt() int {
 // TimelineFromHistory rebuilds a run from its history events; dc must be the
 // data converter the workers use (it decrypts payloads once encryption is on).
 func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConverter) (Timeline, error) {
-	var t Timeline
-	scheduled := map[int64]*Attempt{} // by ActivityTaskScheduled event id
-	timers := map[string]int{}        // timer id -> index in t.Waits
+	r := &timelineReader{dc: dc, scheduled: map[int64]*Attempt{}, timers: map[string]int{}}
 	for _, e := range events {
-		at := e.GetEventTime().AsTime()
-		switch e.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-			if err := decodeFirst(dc, e.GetWorkflowExecutionStartedEventAttributes().GetInput(), &t.Input); err != nil {
-				return t, fmt.Errorf("event %d: workflow input: %w", e.GetEventId(), err)
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			attrs := e.GetActivityTaskScheduledEventAttributes()
-			if attrs.GetActivityType().GetName() != AttemptActivityName {
-				continue
-			}
-			var in AttemptInput
-			if err := decodeFirst(dc, attrs.GetInput(), &in); err != nil {
-				return t, fmt.Errorf("event %d: attempt input: %w", e.GetEventId(), err)
-			}
-			scheduled[e.GetEventId()] = &Attempt{Number: in.Attempt, StartedAt: at}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			attrs := e.GetActivityTaskCompletedEventAttributes()
-			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
-				n := a.Number
-				if err := decodeFirst(dc, attrs.GetResult(), a); err != nil {
-					return t, fmt.Errorf("event %d: attempt result: %w", e.GetEventId(), err)
-				}
-				a.Number = n
-				if a.Outcome == OutcomeParked { // nothing was sent: not an attempt
-					delete(scheduled, attrs.GetScheduledEventId())
-				}
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-			attrs := e.GetActivityTaskFailedEventAttributes()
-			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
-				a.Outcome, a.Error = OutcomeWorkerError, failureMessage(dc, attrs.GetFailure())
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-			attrs := e.GetActivityTaskTimedOutEventAttributes()
-			if a := scheduled[attrs.GetScheduledEventId()]; a != nil {
-				a.Outcome, a.Error = OutcomeWorkerError, failureMessage(dc, attrs.GetFailure())
-			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
-			attrs := e.GetActivityTaskCancelRequestedEventAttributes()
-			if a := scheduled[attrs.GetScheduledEventId()]; a != nil && a.Outcome == "" {
-				a.Outcome = OutcomeCanceled
-			}
-		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			a, err := localAttempt(e, dc, max(t.Input.FirstAttempt, 1))
-			if err != nil {
-				return t, fmt.Errorf("event %d: %w", e.GetEventId(), err)
-			}
-			if a != nil && a.Outcome != OutcomeParked {
-				scheduled[e.GetEventId()] = a
-			}
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-			attrs := e.GetWorkflowExecutionSignaledEventAttributes()
-			act := Action{Name: attrs.GetSignalName(), At: at}
-			if act.Name == CancelSignal && len(attrs.GetInput().GetPayloads()) > 0 {
-				var raw json.RawMessage
-				if err := dc.FromPayload(attrs.GetInput().GetPayloads()[0], &raw); err == nil {
-					act.Reason = cancelReason(raw)
-				}
-			}
-			t.Actions = append(t.Actions, act)
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-			name := e.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetInput().GetName()
-			t.Actions = append(t.Actions, Action{Name: name, At: at})
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-			t.Actions = append(t.Actions, Action{Name: CancelSignal, Reason: "workflow cancellation requested through Temporal", At: at})
-		case enumspb.EVENT_TYPE_TIMER_STARTED:
-			attrs := e.GetTimerStartedEventAttributes()
-			w := Wait{Duration: attrs.GetStartToFireTimeout().AsDuration(), StartedAt: at}
-			if p := e.GetUserMetadata().GetSummary(); p != nil {
-				_ = dc.FromPayload(p, &w.Summary) // a summary is a convenience; its absence is not an error
-			}
-			timers[attrs.GetTimerId()] = len(t.Waits)
-			t.Waits = append(t.Waits, w)
-		case enumspb.EVENT_TYPE_TIMER_FIRED:
-			if i, ok := timers[e.GetTimerFiredEventAttributes().GetTimerId()]; ok {
-				t.Waits[i].Ended = "fired"
-			}
-		case enumspb.EVENT_TYPE_TIMER_CANCELED:
-			if i, ok := timers[e.GetTimerCanceledEventAttributes().GetTimerId()]; ok {
-				t.Waits[i].Ended = "canceled"
-			}
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-			var st DeliveryState
-			if err := decodeFirst(dc, e.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &st); err != nil {
-				return t, fmt.Errorf("event %d: workflow result: %w", e.GetEventId(), err)
-			}
-			t.Result = &st
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-			// A failed delivery's state is its failure's details.
-			f := e.GetWorkflowExecutionFailedEventAttributes().GetFailure()
-			if details := f.GetApplicationFailureInfo().GetDetails(); f.GetApplicationFailureInfo().GetType() == DeliveryFailedType && details != nil {
-				var st DeliveryState
-				if err := decodeFirst(dc, details, &st); err != nil {
-					return t, fmt.Errorf("event %d: failed delivery's state: %w", e.GetEventId(), err)
-				}
-				t.Result = &st
-			}
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
-			if details := e.GetWorkflowExecutionCanceledEventAttributes().GetDetails(); details != nil {
-				var st DeliveryState
-				if err := decodeFirst(dc, details, &st); err != nil {
-					return t, fmt.Errorf("event %d: canceled delivery's state: %w", e.GetEventId(), err)
-				}
-				t.Result = &st
-			}
+		if err := r.read(e); err != nil {
+			return r.t, err
 		}
 	}
-	for _, a := range scheduled {
+	for _, a := range r.scheduled {
 		if a.Outcome != "" { // an attempt still in flight has no record yet
-			t.Attempts = append(t.Attempts, *a)
+			r.t.Attempts = append(r.t.Attempts, *a)
 		}
 	}
-	sort.Slice(t.Attempts, func(i, j int) bool { return t.Attempts[i].Number < t.Attempts[j].Number })
-	return t, nil
+	sort.Slice(r.t.Attempts, func(i, j int) bool { return r.t.Attempts[i].Number < r.t.Attempts[j].Number })
+	return r.t, nil
+}
+
+// timelineReader builds a Timeline one history event at a time.
+type timelineReader struct {
+	t         Timeline
+	dc        converter.DataConverter
+	scheduled map[int64]*Attempt // by ActivityTaskScheduled (or marker) event id
+	timers    map[string]int     // timer id -> index in t.Waits
+}
+
+// read takes in one event: the input, an attempt, an action, a wait or the result.
+func (r *timelineReader) read(e *historypb.HistoryEvent) error {
+	switch e.GetEventType() {
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+		if err := decodeFirst(r.dc, e.GetWorkflowExecutionStartedEventAttributes().GetInput(), &r.t.Input); err != nil {
+			return fmt.Errorf("event %d: workflow input: %w", e.GetEventId(), err)
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+		enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED, enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+		enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED, enumspb.EVENT_TYPE_MARKER_RECORDED:
+		return r.attempt(e)
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+		r.action(e)
+	case enumspb.EVENT_TYPE_TIMER_STARTED, enumspb.EVENT_TYPE_TIMER_FIRED, enumspb.EVENT_TYPE_TIMER_CANCELED:
+		r.wait(e)
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+		return r.result(e)
+	}
+	return nil
+}
+
+// attempt reads an event of an attempt: the attempt activity's scheduling
+// and outcome, or a local attempt's marker.
+func (r *timelineReader) attempt(e *historypb.HistoryEvent) error {
+	switch e.GetEventType() {
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+		attrs := e.GetActivityTaskScheduledEventAttributes()
+		if attrs.GetActivityType().GetName() != AttemptActivityName {
+			return nil
+		}
+		var in AttemptInput
+		if err := decodeFirst(r.dc, attrs.GetInput(), &in); err != nil {
+			return fmt.Errorf("event %d: attempt input: %w", e.GetEventId(), err)
+		}
+		r.scheduled[e.GetEventId()] = &Attempt{Number: in.Attempt, StartedAt: e.GetEventTime().AsTime()}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+		attrs := e.GetActivityTaskCompletedEventAttributes()
+		if a := r.scheduled[attrs.GetScheduledEventId()]; a != nil {
+			n := a.Number
+			if err := decodeFirst(r.dc, attrs.GetResult(), a); err != nil {
+				return fmt.Errorf("event %d: attempt result: %w", e.GetEventId(), err)
+			}
+			a.Number = n
+			if a.Outcome == OutcomeParked { // nothing was sent: not an attempt
+				delete(r.scheduled, attrs.GetScheduledEventId())
+			}
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+		attrs := e.GetActivityTaskFailedEventAttributes()
+		if a := r.scheduled[attrs.GetScheduledEventId()]; a != nil {
+			a.Outcome, a.Error = OutcomeWorkerError, failureMessage(r.dc, attrs.GetFailure())
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+		attrs := e.GetActivityTaskTimedOutEventAttributes()
+		if a := r.scheduled[attrs.GetScheduledEventId()]; a != nil {
+			a.Outcome, a.Error = OutcomeWorkerError, failureMessage(r.dc, attrs.GetFailure())
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+		attrs := e.GetActivityTaskCancelRequestedEventAttributes()
+		if a := r.scheduled[attrs.GetScheduledEventId()]; a != nil && a.Outcome == "" {
+			a.Outcome = OutcomeCanceled
+		}
+	case enumspb.EVENT_TYPE_MARKER_RECORDED:
+		a, err := localAttempt(e, r.dc, max(r.t.Input.FirstAttempt, 1))
+		if err != nil {
+			return fmt.Errorf("event %d: %w", e.GetEventId(), err)
+		}
+		if a != nil && a.Outcome != OutcomeParked {
+			r.scheduled[e.GetEventId()] = a
+		}
+	}
+	return nil
+}
+
+// action reads an operator's action: a signal, an update, a cancellation.
+func (r *timelineReader) action(e *historypb.HistoryEvent) {
+	at := e.GetEventTime().AsTime()
+	switch e.GetEventType() {
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+		attrs := e.GetWorkflowExecutionSignaledEventAttributes()
+		act := Action{Name: attrs.GetSignalName(), At: at}
+		if act.Name == CancelSignal && len(attrs.GetInput().GetPayloads()) > 0 {
+			var raw json.RawMessage
+			if err := r.dc.FromPayload(attrs.GetInput().GetPayloads()[0], &raw); err == nil {
+				act.Reason = cancelReason(raw)
+			}
+		}
+		r.t.Actions = append(r.t.Actions, act)
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+		name := e.GetWorkflowExecutionUpdateAcceptedEventAttributes().GetAcceptedRequest().GetInput().GetName()
+		r.t.Actions = append(r.t.Actions, Action{Name: name, At: at})
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+		r.t.Actions = append(r.t.Actions, Action{Name: CancelSignal, Reason: "workflow cancellation requested through Temporal", At: at})
+	}
+}
+
+// wait reads a timer's start and its end.
+func (r *timelineReader) wait(e *historypb.HistoryEvent) {
+	switch e.GetEventType() {
+	case enumspb.EVENT_TYPE_TIMER_STARTED:
+		attrs := e.GetTimerStartedEventAttributes()
+		w := Wait{Duration: attrs.GetStartToFireTimeout().AsDuration(), StartedAt: e.GetEventTime().AsTime()}
+		if p := e.GetUserMetadata().GetSummary(); p != nil {
+			_ = r.dc.FromPayload(p, &w.Summary) // a summary is a convenience; its absence is not an error
+		}
+		r.timers[attrs.GetTimerId()] = len(r.t.Waits)
+		r.t.Waits = append(r.t.Waits, w)
+	case enumspb.EVENT_TYPE_TIMER_FIRED:
+		if i, ok := r.timers[e.GetTimerFiredEventAttributes().GetTimerId()]; ok {
+			r.t.Waits[i].Ended = "fired"
+		}
+	case enumspb.EVENT_TYPE_TIMER_CANCELED:
+		if i, ok := r.timers[e.GetTimerCanceledEventAttributes().GetTimerId()]; ok {
+			r.t.Waits[i].Ended = "canceled"
+		}
+	}
+}
+
+// result reads the run's end: its result, or the state a failed or
+// canceled delivery carries in its details.
+func (r *timelineReader) result(e *historypb.HistoryEvent) error {
+	var payloads *commonpb.Payloads
+	what := "workflow result"
+	switch e.GetEventType() {
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+		payloads = e.GetWorkflowExecutionCompletedEventAttributes().GetResult()
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+		// A failed delivery's state is its failure's details.
+		f := e.GetWorkflowExecutionFailedEventAttributes().GetFailure()
+		if f.GetApplicationFailureInfo().GetType() != DeliveryFailedType {
+			return nil
+		}
+		payloads, what = f.GetApplicationFailureInfo().GetDetails(), "failed delivery's state"
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+		payloads, what = e.GetWorkflowExecutionCanceledEventAttributes().GetDetails(), "canceled delivery's state"
+	}
+	if payloads == nil && e.GetEventType() != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED {
+		return nil
+	}
+	var st DeliveryState
+	if err := decodeFirst(r.dc, payloads, &st); err != nil {
+		return fmt.Errorf("event %d: %s: %w", e.GetEventId(), what, err)
+	}
+	r.t.Result = &st
+	return nil
 }
 
 // localAttempt reads a local-activity marker recording an attempt (the

@@ -1,7 +1,9 @@
 // Package deliveryworker builds the worker that runs deliveries:
-// DeliveryWorkflow and the attempt activity, with the endpoints file, the
-// network guard and the worker's concurrency knobs. The worker command runs
-// it; `starter serve --worker` hosts one too, so it can start workflows eagerly.
+// DeliveryWorkflow and the attempt activity, and on "<queue>-health" the
+// endpoints' health workflows and their activities, with the network guard and
+// the worker's concurrency knobs, and boots the process around it (boot.go).
+// The worker command runs it; `starter serve` boots the same way, and with
+// --worker hosts one too, so it can start workflows eagerly.
 package deliveryworker
 
 import (
@@ -22,12 +24,10 @@ import (
 	"github.com/hookrelay/hookrelay/activities"
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/endpointsource"
+	"github.com/hookrelay/hookrelay/internal/health"
 	"github.com/hookrelay/hookrelay/internal/netguard"
-	"github.com/hookrelay/hookrelay/internal/registry"
-	"github.com/hookrelay/hookrelay/internal/secretfile"
-	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -75,7 +75,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"workflows kept in memory between tasks; deliveries parked in backoff beyond it are evicted and replayed when their timer fires")
 	cmdline.String(fs, &o.OperationsEndpoint, "operations-endpoint", "HOOKRELAY_OPERATIONS_ENDPOINT", "",
 		"endpoint id that notices of endpoints disabled are delivered to, as signed webhooks")
-	cmdline.Duration(fs, &o.CircuitRefresh, "circuit-refresh", "HOOKRELAY_CIRCUIT_REFRESH", circuit.DefaultRefresh,
+	cmdline.Duration(fs, &o.CircuitRefresh, "circuit-refresh", "HOOKRELAY_CIRCUIT_REFRESH", health.DefaultRefresh,
 		"how often this worker reads the endpoints' circuits: the bound on POSTs to an endpoint whose circuit just opened")
 }
 
@@ -121,91 +121,10 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Endpoints is where a process reads endpoints from: the endpoints file, or
-// the registry through its cache.
-type Endpoints struct {
-	// Source routes events and resolves attempts.
-	Source endpoint.Source
-	// File is the endpoints file; nil with a registry.
-	File *endpoint.File
-	// Registry is the registry, for management; nil with a file.
-	Registry *registry.Registry
-}
-
-// Close closes the registry's database, if any.
-func (e Endpoints) Close() {
-	if e.Registry != nil {
-		e.Registry.Close()
-	}
-}
-
-// Count describes the source for a start-up log line.
-func (e Endpoints) Count() string {
-	if e.File != nil {
-		return fmt.Sprintf("%d in the endpoints file", len(e.File.Config().Endpoints))
-	}
-	return "endpoint registry (" + e.Registry.Dialect() + ")"
-}
-
-// OpenEndpoints opens what src names under the options' rules. The
-// registry seals secrets with the payload keys, so it needs conn's key
-// file. With a file and checkSecrets, every enabled endpoint's secret must
-// resolve, so a worker never starts unable to sign.
-func (o Options) OpenEndpoints(ctx context.Context, src cmdline.Endpoints, conn *temporalclient.Options, checkSecrets bool, logger *slog.Logger) (Endpoints, error) {
-	if src.DB == "" {
-		f, err := o.openFile(src.File, checkSecrets, logger)
-		return Endpoints{Source: f, File: f}, err
-	}
-	ro, err := o.RegistryOptions(conn)
-	if err != nil {
-		return Endpoints{}, err
-	}
-	r, cache, err := registry.OpenCached(ctx, src.DB, src.CacheTTL, ro)
-	if err != nil {
-		return Endpoints{}, fmt.Errorf("--endpoints-db: %w", err)
-	}
-	return Endpoints{Source: cache, Registry: r}, nil
-}
-
-// RegistryOptions are the registry's options under these rules: the
-// payload keys from conn, and at registration the network guard with
-// --allow-cidr's ranges and --https-only, as attempts have them.
-func (o Options) RegistryOptions(conn *temporalclient.Options) (registry.Options, error) {
-	if conn.CodecKeyFile == "" {
-		return registry.Options{}, cmdline.Usagef("--endpoints-db: endpoint secrets are stored encrypted with the payload keys: give --codec-key-file (or set %s); --insecure-plaintext does not cover them", temporalclient.EnvCodecKeyFile)
-	}
-	c, err := conn.Codec()
-	if err != nil {
-		return registry.Options{}, err
-	}
-	allow, err := netguard.ParseCIDRs(o.AllowCIDRs)
-	if err != nil {
-		return registry.Options{}, cmdline.Usagef("--allow-cidr: %w", err)
-	}
-	return registry.Options{Codec: c, Guard: netguard.New(allow...), HTTPSOnly: o.HTTPSOnly}, nil
-}
-
-func (o Options) openFile(path string, checkSecrets bool, logger *slog.Logger) (*endpoint.File, error) {
-	var rules []endpoint.Option
-	if o.HTTPSOnly {
-		rules = append(rules, endpoint.HTTPSOnly())
-	}
-	endpoints, err := endpoint.OpenFile(path, rules...)
-	if err != nil {
-		return nil, err
-	}
-	if checkSecrets {
-		if err := endpoints.Config().CheckSecrets(); err != nil {
-			return nil, fmt.Errorf("endpoints file %s: %w", path, err)
-		}
-	}
-	if logger != nil {
-		endpoints.OnError = func(err error) { logger.Error("endpoints file reload failed", "error", err.Error()) }
-		for _, e := range endpoints.Config().Endpoints {
-			secretfile.Warn(logger, "secret_file of endpoint "+e.ID, e.SecretFile())
-		}
-	}
-	return endpoints, nil
+// Rules are the rules endpoint URLs pass under these options, for opening
+// the endpoint source (package endpointsource).
+func (o Options) Rules() endpointsource.Rules {
+	return endpointsource.Rules{AllowCIDRs: o.AllowCIDRs, HTTPSOnly: o.HTTPSOnly}
 }
 
 // Deps are what a worker is built on.
@@ -232,7 +151,7 @@ type Worker struct {
 	worker.Worker
 	// health serves the health task queue (workflows.HealthTaskQueue).
 	health  worker.Worker
-	watcher *circuit.Watcher
+	watcher *health.Watcher
 	stop    context.CancelFunc
 }
 
@@ -265,8 +184,7 @@ func New(d Deps, o Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-allow-cidr: %w", err)
 	}
-	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Guard: netguard.New(allow...), UseEnvProxy: o.UseEnvProxy,
-		ProxyGuard: netguard.New(proxyAllow...)})
+	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Allow: allow, UseEnvProxy: o.UseEnvProxy, ProxyAllow: proxyAllow})
 	var interceptors []interceptor.WorkerInterceptor
 	if d.Sealed != nil {
 		interceptors = append(interceptors, &sealedSignals{sealed: d.Sealed})
@@ -282,11 +200,11 @@ func New(d Deps, o Options) (*Worker, error) {
 		WorkerLocalActivitiesPerSecond:          o.AttemptsPerSecond,
 		OnFatalError:                            o.OnFatalError,
 	})
-	watcher := &circuit.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
+	watcher := &health.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
 	attempts := activities.New(d.Endpoints, httpClient)
 	attempts.Health = watcher
 	attempts.TracerProvider = d.TracerProvider
-	health := &activities.HealthActivities{
+	healthActivities := &activities.HealthActivities{
 		Client: d.Client, Namespace: d.Namespace, Endpoints: d.Endpoints, OperationsEndpoint: o.OperationsEndpoint,
 		Notifier: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue},
 	}
@@ -303,8 +221,8 @@ func New(d Deps, o Options) (*Worker, error) {
 	// the health queue existed keep running there.
 	for _, r := range []worker.Worker{w, hw} {
 		workflows.RegisterHealth(r)
-		r.RegisterActivityWithOptions(health.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
-		r.RegisterActivityWithOptions(health.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
+		r.RegisterActivityWithOptions(healthActivities.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
+		r.RegisterActivityWithOptions(healthActivities.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
 	}
 	return &Worker{Worker: w, health: hw, watcher: watcher}, nil
 }

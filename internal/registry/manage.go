@@ -34,45 +34,20 @@ const (
 	secretBytes = 32
 )
 
-// Fields are an endpoint's settable fields, as the API and the CLI take
-// them. Nil leaves a field as it is on Update, and at its default on Create
-// (where url and events are required).
-type Fields struct {
-	URL           *string
-	Events        *[]string
-	Description   *string
-	Timeout       *string // a duration such as 15s
-	RetrySchedule *[]string
-	Enabled       *bool
-	// Circuit changes the circuit breaker's settings it names.
-	Circuit *endpoint.RawCircuit
-	// TraceContext: attempts carry the W3C traceparent header.
-	TraceContext *bool
-}
-
-// Entry is a registered endpoint as management calls return it: its
-// configuration, without secrets, and when it was created and last changed.
-type Entry struct {
-	endpoint.Endpoint
-	CreatedAt time.Time
-	UpdatedAt time.Time
-}
-
-// Page is one page of List.
-type Page struct {
-	Entries []Entry
-	// NextCursor continues the listing; "" on the last page.
-	NextCursor string
-}
-
-// Rotated is the answer to RotateSecret.
-type Rotated struct {
-	// Secret is the new signing secret, whsec_...: shown here only.
-	Secret string
-	// PreviousExpiresAt is when the replaced secret stops signing; nil when
-	// it was dropped at once.
-	PreviousExpiresAt *time.Time
-}
+// The management calls' types live in package endpoint, so the HTTP API,
+// which outside programs may import, names only public types.
+type (
+	// Fields are an endpoint's settable fields (endpoint.Fields).
+	Fields = endpoint.Fields
+	// Entry is a registered endpoint as management calls return it (endpoint.Entry).
+	Entry = endpoint.Entry
+	// Page is one page of List (endpoint.Page).
+	Page = endpoint.Page
+	// Rotated is the answer to RotateSecret (endpoint.Rotated).
+	Rotated = endpoint.Rotated
+	// View is an endpoint as the HTTP API and the CLI show it (endpoint.View).
+	View = endpoint.View
+)
 
 func fieldErr(field, format string, args ...any) error {
 	return &event.FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}

@@ -18,31 +18,27 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
 	"io/fs"
-	"net/url"
-	"strings"
 	"time"
 
-	"github.com/golang-migrate/migrate/v4"
-	"github.com/golang-migrate/migrate/v4/database"
-	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
-	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
-
-	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/netguard"
+	"github.com/hookrelay/hookrelay/internal/sqldb"
 )
 
 //go:embed migrations
 var migrations embed.FS
 
+// Sealer seals and opens endpoint secrets with the payload keys
+// (*codec.Codec, as temporalclient.Options.Codec loads it).
+type Sealer interface {
+	Seal(plain, additionalData []byte) ([]byte, error)
+	Open(sealed, additionalData []byte) ([]byte, error)
+}
+
 // Options configure a Registry.
 type Options struct {
 	// Codec seals and opens endpoint secrets: the payload keys. Required.
-	Codec *codec.Codec
+	Codec Sealer
 	// Guard vets a URL's addresses at registration, as attempts do when
 	// they connect; nil refuses every non-public range.
 	Guard *netguard.Guard
@@ -59,7 +55,7 @@ type Options struct {
 type Registry struct {
 	db        *sql.DB
 	dialect   dialect
-	codec     *codec.Codec
+	codec     Sealer
 	guard     *netguard.Guard
 	httpsOnly bool
 	now       func() time.Time
@@ -75,23 +71,9 @@ type dialect struct {
 }
 
 var (
-	postgres = dialect{name: "postgres", rebind: dollarPlaceholders}
-	sqlite   = dialect{name: "sqlite", rebind: func(q string) string { return q }}
+	postgres = dialect{name: sqldb.Postgres.Name, rebind: sqldb.Postgres.Rebind}
+	sqlite   = dialect{name: sqldb.SQLite.Name, rebind: sqldb.SQLite.Rebind}
 )
-
-func dollarPlaceholders(q string) string {
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
 
 // Open connects to the database dsn names, postgres://... (or
 // postgresql://...) or sqlite:PATH, and migrates its schema to this
@@ -100,11 +82,6 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 	if o.Codec == nil {
 		return nil, errors.New("endpoint registry: no payload keys to seal endpoint secrets with")
 	}
-	kind, conn, err := parseDSN(dsn)
-	if err != nil {
-		return nil, err
-	}
-	where := Redact(dsn)
 	r := &Registry{codec: o.Codec, guard: o.Guard, httpsOnly: o.HTTPSOnly, now: o.Now, onChange: o.OnChange}
 	if r.guard == nil {
 		r.guard = netguard.New()
@@ -112,46 +89,18 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
-	switch kind {
-	case postgres.name:
-		r.dialect = postgres
-		r.db, err = sql.Open("pgx", conn)
-	default:
-		r.dialect = sqlite
-		r.db, err = sql.Open("sqlite", conn)
-	}
+	files, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("endpoint registry %s: %w", where, err)
+		return nil, err
 	}
-	if r.dialect.name == sqlite.name {
-		// One writer at a time; more connections only queue on its lock.
-		r.db.SetMaxOpenConns(4)
-	} else {
-		// Every worker and API host holds a pool: keep each small, and idle
-		// connections open for the next burst rather than reconnecting.
-		r.db.SetMaxOpenConns(10)
-		r.db.SetMaxIdleConns(10)
-		r.db.SetConnMaxIdleTime(5 * time.Minute)
+	db, d, err := sqldb.Open(ctx, dsn, sqldb.Schema{What: "endpoint registry", Migrations: files})
+	if err != nil {
+		return nil, err
 	}
-	if r.dialect.name == sqlite.name {
-		// The first connection to a fresh file switches it to WAL, which
-		// needs the file to itself: SQLite may refuse a concurrent opener
-		// at once (SQLITE_BUSY) rather than wait, so openers on one file
-		// connect and migrate one at a time.
-		unlock, err := lockFile(sqlitePath(conn) + ".migrate-lock")
-		if err != nil {
-			r.db.Close()
-			return nil, fmt.Errorf("endpoint registry %s: %w", where, err)
-		}
-		defer unlock()
-	}
-	if err := r.db.PingContext(ctx); err != nil {
-		r.db.Close()
-		return nil, fmt.Errorf("endpoint registry %s: connect: %w", where, err)
-	}
-	if err := r.migrate(kind, conn); err != nil {
-		r.db.Close()
-		return nil, fmt.Errorf("endpoint registry %s: migrate the schema: %w", where, err)
+	r.db = db
+	r.dialect = sqlite
+	if d.Name == postgres.name {
+		r.dialect = postgres
 	}
 	return r, nil
 }
@@ -162,86 +111,5 @@ func (r *Registry) Close() error { return r.db.Close() }
 // Dialect is "postgres" or "sqlite".
 func (r *Registry) Dialect() string { return r.dialect.name }
 
-// parseDSN tells the database kind and the driver's connection string.
-func parseDSN(dsn string) (kind, conn string, err error) {
-	switch {
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		if _, err := url.Parse(dsn); err != nil {
-			return "", "", fmt.Errorf("endpoint registry: %s is not a postgres:// URL", Redact(dsn))
-		}
-		return postgres.name, dsn, nil
-	case strings.HasPrefix(dsn, "sqlite:"):
-		path := strings.TrimPrefix(dsn, "sqlite:")
-		switch {
-		case path == "":
-			return "", "", errors.New("endpoint registry: sqlite: needs a file path, as in sqlite:/var/lib/hookrelay/endpoints.db")
-		case strings.ContainsAny(path, "?#"):
-			return "", "", fmt.Errorf("endpoint registry: sqlite:%s: the path must not contain ? or #", path)
-		}
-		// WAL lets processes read while one writes; a writer waits for
-		// another's lock rather than failing; writes take the lock up front.
-		return sqlite.name, "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate", nil
-	default:
-		return "", "", fmt.Errorf("endpoint registry: %q is not a database URL: want postgres://... or sqlite:PATH", Redact(dsn))
-	}
-}
-
-// sqlitePath is the file of a SQLite connection string.
-func sqlitePath(conn string) string {
-	return strings.TrimPrefix(strings.SplitN(conn, "?", 2)[0], "file:")
-}
-
 // Redact hides a DSN's password, for errors and logs.
-func Redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	if strings.Contains(dsn, "@") && !strings.HasPrefix(dsn, "sqlite:") {
-		return "(a database URL that does not parse)"
-	}
-	return dsn
-}
-
-// migrate brings the schema to the newest version. PostgreSQL serialises
-// concurrent migrations with an advisory lock (the migrate library's);
-// SQLite's driver locks only within a process, so Open holds a file lock
-// beside the database around connecting and migrating.
-func (r *Registry) migrate(kind, conn string) error {
-	files, err := fs.Sub(migrations, "migrations/"+kind)
-	if err != nil {
-		return err
-	}
-	src, err := iofs.New(files, ".")
-	if err != nil {
-		return err
-	}
-	// A connection of its own: closing the migrator closes it.
-	db, err := sql.Open(map[string]string{"postgres": "pgx", "sqlite": "sqlite"}[kind], conn)
-	if err != nil {
-		return err
-	}
-	var driver database.Driver
-	if kind == postgres.name {
-		driver, err = migratepgx.WithInstance(db, &migratepgx.Config{})
-	} else {
-		driver, err = migratesqlite.WithInstance(db, &migratesqlite.Config{})
-	}
-	if err != nil {
-		db.Close()
-		return err
-	}
-	m, err := migrate.NewWithInstance("iofs", src, kind, driver)
-	if err != nil {
-		driver.Close()
-		return err
-	}
-	defer m.Close()
-	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		var dirty migrate.ErrDirty
-		if errors.As(err, &dirty) {
-			return fmt.Errorf("migration %d failed part way and left the schema dirty; repair it by hand, then set schema_migrations.dirty to false: %w", dirty.Version, err)
-		}
-		return err
-	}
-	return nil
-}
+func Redact(dsn string) string { return sqldb.Redact(dsn) }

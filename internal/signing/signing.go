@@ -5,17 +5,13 @@
 package signing
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/webhookverify"
 )
 
@@ -27,7 +23,7 @@ const (
 )
 
 // SecretPrefix starts every secret's text form.
-const SecretPrefix = "whsec_"
+const SecretPrefix = endpoint.SecretPrefix
 
 // Key length bounds from the Standard Webhooks specification.
 const (
@@ -35,47 +31,12 @@ const (
 	MaxKeyBytes = webhookverify.MaxKeyBytes
 )
 
-// Secret is a decoded signing key. Its String form never reveals the key.
-type Secret struct {
-	key []byte
-}
+// Secret is a decoded signing key: endpoint.Secret, which endpoints
+// carry. Its String form never reveals the key.
+type Secret = endpoint.Secret
 
 // ParseSecret decodes "whsec_" + base64 of 24 to 64 random bytes.
-func ParseSecret(s string) (Secret, error) {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, SecretPrefix) {
-		return Secret{}, fmt.Errorf("secret must start with %q", SecretPrefix)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, SecretPrefix))
-	if err != nil {
-		return Secret{}, errors.New("secret is not valid base64 after the whsec_ prefix")
-	}
-	if len(key) < MinKeyBytes || len(key) > MaxKeyBytes {
-		return Secret{}, fmt.Errorf("secret key is %d bytes, want %d to %d", len(key), MinKeyBytes, MaxKeyBytes)
-	}
-	return Secret{key: key}, nil
-}
-
-// KeyID names the key without revealing it: "key_" and the first 8 hex
-// digits of its SHA-256, for audit records and logs.
-func (s Secret) KeyID() string {
-	sum := sha256.Sum256(s.key)
-	return "key_" + hex.EncodeToString(sum[:4])
-}
-
-// String keeps keys out of logs and fmt output.
-func (s Secret) String() string { return "whsec_<redacted " + s.KeyID() + ">" }
-
-// sign returns the raw v1 signature of one message under one key.
-func (s Secret) sign(id, timestamp string, body []byte) []byte {
-	mac := hmac.New(sha256.New, s.key)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return mac.Sum(nil)
-}
+func ParseSecret(s string) (Secret, error) { return endpoint.ParseSecret(s) }
 
 // Sign returns the webhook-signature header value: one "v1,<base64>" per
 // secret, space-separated, so receivers holding any of them can verify
@@ -84,7 +45,7 @@ func Sign(id string, ts time.Time, body []byte, secrets ...Secret) string {
 	timestamp := strconv.FormatInt(ts.Unix(), 10)
 	parts := make([]string, 0, len(secrets))
 	for _, s := range secrets {
-		parts = append(parts, "v1,"+base64.StdEncoding.EncodeToString(s.sign(id, timestamp, body)))
+		parts = append(parts, "v1,"+base64.StdEncoding.EncodeToString(s.Signature(id, timestamp, body)))
 	}
 	return strings.Join(parts, " ")
 }

@@ -110,7 +110,43 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		ctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 	}
-	opts, err = opts.withDefaults()
+	c, err := newCluster(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	run := newRunID()
+	c.dbs = databases{temporal: "hookrelay_" + run + "_temporal", visibility: "hookrelay_" + run + "_visibility"}
+	defer func() {
+		if err != nil {
+			if stopErr := c.Stop(); stopErr != nil {
+				err = errors.Join(err, stopErr)
+			}
+			err = fmt.Errorf("%w (logs in %s)", err, c.opts.LogDir)
+		}
+	}()
+	if err := c.tool.setup(ctx, c.dbs); err != nil {
+		return nil, err
+	}
+	if err := c.startServices(ctx); err != nil {
+		return nil, err
+	}
+	if c.client, err = c.dialClient(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.registerNamespace(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.addSearchAttributes(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCluster checks what a cluster needs (the binaries, the server's config
+// and schema, PostgreSQL answering) and makes its log folder; it starts and
+// creates nothing else.
+func newCluster(ctx context.Context, opts Options) (*Cluster, error) {
+	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -149,29 +185,21 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.tool.logPath = filepath.Join(c.opts.LogDir, "schema.log")
+	return c, nil
+}
 
-	run := newRunID()
-	c.dbs = databases{temporal: "hookrelay_" + run + "_temporal", visibility: "hookrelay_" + run + "_visibility"}
-	defer func() {
-		if err != nil {
-			if stopErr := c.Stop(); stopErr != nil {
-				err = errors.Join(err, stopErr)
-			}
-			err = fmt.Errorf("%w (logs in %s)", err, c.opts.LogDir)
-		}
-	}()
-	if err := c.tool.setup(ctx, c.dbs); err != nil {
-		return nil, err
-	}
-
+// startServices starts the four services on free ports and waits until
+// each is healthy.
+func (c *Cluster) startServices(ctx context.Context) error {
+	var err error
 	if c.ports, err = freePorts(); err != nil {
-		return nil, err
+		return err
 	}
 	c.env = c.processEnv()
 	for s := range healthNames {
 		conn, err := dialHealth(c.ports[s].address())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.health[s] = conn
 	}
@@ -179,31 +207,22 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	// writes the cluster's metadata record, and a process losing that race
 	// exits ("Failed to apply cluster metadata").
 	if err := c.startProcess(Frontend); err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.waitHealthy(ctx, Frontend); err != nil {
-		return nil, err
+		return err
 	}
 	for _, s := range Services[1:] {
 		if err := c.startProcess(s); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, s := range Services[1:] {
 		if err := c.waitHealthy(ctx, s); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if c.client, err = c.dialClient(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.registerNamespace(ctx); err != nil {
-		return nil, err
-	}
-	if err := c.addSearchAttributes(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return nil
 }
 
 // Address is the frontend's gRPC host:port.

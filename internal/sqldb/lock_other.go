@@ -1,6 +1,6 @@
 //go:build !unix
 
-package registry
+package sqldb
 
 // lockFile does nothing where flock is missing: there, processes sharing one
 // SQLite file must not start for the first time at the same moment.

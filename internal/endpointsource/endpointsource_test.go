@@ -1,4 +1,4 @@
-package deliveryworker
+package endpointsource
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 
 // The registry needs the payload keys, --insecure-plaintext or not; a
 // process opening it says so, as a command-line mistake.
-func TestOpenEndpointsRegistryNeedsKeys(t *testing.T) {
+func TestOpenRegistryNeedsKeys(t *testing.T) {
 	src := cmdline.Endpoints{DB: "sqlite:" + filepath.Join(t.TempDir(), "e.db")}
-	_, err := Options{}.OpenEndpoints(context.Background(), src, &temporalclient.Options{InsecurePlaintext: true}, false, nil)
+	_, err := Open(context.Background(), src, &temporalclient.Options{InsecurePlaintext: true}, Rules{}, false, nil)
 	if !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--codec-key-file") {
 		t.Fatalf("without a key file: %v", err)
 	}
@@ -30,7 +30,7 @@ func TestOpenEndpointsRegistryNeedsKeys(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "codec.key")
 	os.WriteFile(keyFile, []byte("k1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
 	conn := &temporalclient.Options{CodecKeyFile: keyFile}
-	eps, err := Options{AllowCIDRs: []string{"127.0.0.0/8"}}.OpenEndpoints(context.Background(), src, conn, true, nil)
+	eps, err := Open(context.Background(), src, conn, Rules{AllowCIDRs: []string{"127.0.0.0/8"}}, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestWarnsOnAnEndpointSecretFileOthersMayRead(t *testing.T) {
 	}
 	var logs strings.Builder
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	if _, err := (Options{}).openFile(file, true, logger); err != nil {
+	if _, err := openFile(file, Rules{}, true, logger); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), `flag="secret_file of endpoint open"`) {

@@ -1,0 +1,2 @@
+DROP TABLE log_attempts;
+DROP TABLE log_deliveries;
