@@ -774,13 +774,17 @@ func TestMakeTargetsExist(t *testing.T) {
 // historyRE matches what a reader of the docs cannot resolve: issue numbers,
 // "#123" references and commit hashes (7 to 40 hex digits, at least one a
 // letter and one a digit).
-var historyRE = regexp.MustCompile(`(?i)\bissues? \d+|(?:^|[\s(])#\d+\b|\b[0-9a-f]{7,40}\b`)
+var historyRE = regexp.MustCompile(`(?i)\bissues? \d+|\bcommits? [0-9a-f]{7,40}\b|(?:^|[\s(])#\d+\b|\b[0-9a-f]{7,40}\b`)
 
 // historyWords returns the words of a line that read as work history.
 func historyWords(line string) []string {
 	var out []string
 	for _, m := range historyRE.FindAllString(line, -1) {
 		m = strings.TrimLeft(strings.TrimSpace(m), "(")
+		if strings.HasPrefix(strings.ToLower(m), "commit") {
+			out = append(out, m) // "commit 8167288": a hash, even of digits only
+			continue
+		}
 		if hexWordRE.MatchString(m) &&
 			(!strings.ContainsAny(m, "0123456789") || !strings.ContainsAny(strings.ToLower(m), "abcdef")) {
 			continue // a number, or a word of hex letters
@@ -810,6 +814,7 @@ func TestHistoryPattern(t *testing.T) {
 		"fixed in #42":           true,
 		"(#7)":                   true,
 		"commit 2d17691":         true,
+		"on commit 8167288":      true,
 		"a3f9c2e1b0d4":           true,
 		"evt_257fe6b1f89e4e1a3b": false, // an id, not a word of its own
 		"1234567 deliveries":     false,
