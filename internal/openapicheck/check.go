@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -69,6 +70,9 @@ type Checker struct {
 	doc    *openapi3.T
 	router routers.Router
 	opts   Options
+
+	mu      sync.Mutex
+	pending []Exchange // seen by Handler or Transport, checked when the test ends
 }
 
 // New loads doc for t, failing t if it does not load.
@@ -83,7 +87,33 @@ func New(t testing.TB, doc []byte, opts Options) *Checker {
 	if err != nil {
 		t.Fatalf("route the OpenAPI document: %v", err)
 	}
-	return &Checker{t: t, doc: d, router: router, opts: opts}
+	c := &Checker{t: t, doc: d, router: router, opts: opts}
+	t.Cleanup(c.checkPending)
+	return c
+}
+
+// keep queues an exchange for checkPending. Validating costs milliseconds
+// an exchange (kin-openapi compiles each schema it checks), so the wrappers
+// only record, and the test's server answers as fast as it would unchecked.
+func (c *Checker) keep(e Exchange) {
+	e.Request = e.Request.Clone(context.Background())
+	c.mu.Lock()
+	c.pending = append(c.pending, e)
+	c.mu.Unlock()
+}
+
+// checkPending checks every exchange kept so far, failing the test on each
+// mismatch; New registers it to run when the test and its servers end.
+func (c *Checker) checkPending() {
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, e := range pending {
+		if err := c.Check(e); err != nil {
+			c.t.Errorf("openapicheck: %v", err)
+		}
+	}
 }
 
 // Exchange is one request and its answer.

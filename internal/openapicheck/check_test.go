@@ -1,6 +1,7 @@
 package openapicheck
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -122,5 +123,51 @@ func TestWrappersPassThrough(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || string(b) != `{"name":"abc"}` {
 		t.Fatalf("got %d %s", resp.StatusCode, b)
+	}
+}
+
+// recordingTB keeps what a Checker reports and the cleanups it registers.
+type recordingTB struct {
+	testing.TB
+	errors   []string
+	cleanups []func()
+}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, args...))
+}
+func (r *recordingTB) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+
+// A mismatch through either wrapper fails the test when it ends (the
+// wrappers only record, so the server under test answers at full speed).
+func TestWrappersFailTheTestAtItsEnd(t *testing.T) {
+	rec := &recordingTB{TB: t}
+	c := New(rec, []byte(doc), Options{})
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTeapot) // documented nowhere
+		w.Write([]byte(`{"error":"tea"}`))
+	}))
+	mux := http.NewServeMux()
+	mux.Handle("/things/{id}", h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := &http.Client{Transport: c.Transport(nil)}
+	req, _ := http.NewRequest("GET", srv.URL+"/things/abc", nil)
+	req.Header.Set("Authorization", "Bearer fake-token")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(rec.errors) != 0 {
+		t.Fatalf("reported before the test ended: %q", rec.errors)
+	}
+	if len(rec.cleanups) != 1 {
+		t.Fatalf("%d cleanups registered, want 1", len(rec.cleanups))
+	}
+	rec.cleanups[0]()
+	if len(rec.errors) != 2 || !strings.Contains(rec.errors[0], "418") || !strings.Contains(rec.errors[1], "418") {
+		t.Fatalf("reported %q, want the 418 once from the handler and once from the transport", rec.errors)
 	}
 }
