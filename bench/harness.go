@@ -161,7 +161,7 @@ func (h *harness) startServer(ctx context.Context) error {
 			h.serverProcs = []member{{"temporal", s.PID()}}
 		}
 		fmt.Fprintf(h.out, "== starting a dev server on %s (%s)\n", h.hr.Address, rel(cfg.root, cfg.temporalCLI))
-	case *testenv.Cluster:
+	case *testenv.RemoteServer:
 		if cfg.serverMode == testenv.ModeDocker {
 			fmt.Fprintf(h.out, "== started a dev server container (%s:%s) on %s, namespace %s\n",
 				testenv.DockerImageRepository, testenv.DockerImageTag, h.hr.Address, h.hr.Namespace)
