@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,7 +219,7 @@ func startOwnDevServer(t *testing.T, opts testenv.DevServerOptions) *testenv.Dev
 // inParallel runs do(i) for every i in [0, n) from workers goroutines and
 // returns the errors, in no order. do guards whatever state it shares.
 func inParallel(n, workers int, do func(i int) error) []error {
-	return paced(n, workers, 0, do)
+	return testenv.Paced(n, workers, 0, do)
 }
 
 // taskQueue gives each test its own task queue, so its workers see only its deliveries.
@@ -289,16 +288,11 @@ func failFirst(k, code int) func(int, http.ResponseWriter) int {
 
 // recoveringReceiver answers failCode to every request until heal is
 // called, and 200 after: an endpoint that is down, then comes back.
-func recoveringReceiver(t *testing.T, failCode int) (rc *testenv.Receiver, heal func()) {
+func recoveringReceiver(t *testing.T, failCode int) (rc *testenv.Receiver, heal func() time.Time) {
 	t.Helper()
-	var healthy atomic.Bool
-	rc = newReceiver(t, func(int, http.ResponseWriter) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return failCode
-	})
-	return rc, func() { healthy.Store(true) }
+	answer, heal := testenv.Healable(failCode)
+	rc = newReceiver(t, func(n int, w http.ResponseWriter) int { return answer("", n, w) })
+	return rc, heal
 }
 
 // starter runs the starter binary against the suite's server and returns its output and exit status.
@@ -317,8 +311,7 @@ func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 
 // sampleEvent is a fake event; mailLogID makes it distinct.
 func sampleEvent(name string, mailLogID int) string {
-	return fmt.Sprintf(`{"event_name":%q,"payload":{"id":%d,"subject":"Fake subject %d","time":"2026-04-18T20:27:25.379Z","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Custom-Header":"fake"}}}`,
-		name, mailLogID, mailLogID, mailLogID)
+	return testenv.FakeEvent("", name, mailLogID, testenv.FakeEventTime)
 }
 
 // sampleEvents are n sample events cycling through the event names, their

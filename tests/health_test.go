@@ -3,12 +3,10 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,8 +32,7 @@ func healthClient(t *testing.T, path string) *deliveries.Client {
 // the event-time order is the index order.
 func timedEvent(t *testing.T, i int, base time.Time) event.Event {
 	t.Helper()
-	ev, err := event.Parse([]byte(fmt.Sprintf(`{"event_name":"api_mail_log_delivered","payload":{"id":%d,"time":%q,"subject":"Fake subject","to":"patient@recipient.example.com"}}`,
-		7000+i, base.Add(time.Duration(i)*time.Second).UTC().Format(time.RFC3339Nano))))
+	ev, err := event.Parse([]byte(testenv.FakeEvent("", event.Delivered, 7000+i, base.Add(time.Duration(i)*time.Second))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +40,7 @@ func timedEvent(t *testing.T, i int, base time.Time) event.Event {
 }
 
 func parkedCount(t *testing.T, endpointID string) int64 {
-	n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf(
-		"TaskQueue = %q AND HookrelayEndpoint = %q AND ExecutionStatus = 'Running' AND HookrelayStatus = 'parked'", taskQueue(t), endpointID))
+	n, err := testenv.CountParked(context.Background(), temporal, taskQueue(t), endpointID)
 	if err != nil {
 		t.Logf("count parked: %v", err)
 	}
@@ -54,9 +50,8 @@ func parkedCount(t *testing.T, endpointID string) int64 {
 // waitCircuit waits until the worker logs that it sees the endpoint's circuit in state.
 func waitCircuit(t *testing.T, w *testenv.Process, endpointID string, state workflows.CircuitState) {
 	t.Helper()
-	line := fmt.Sprintf(`"msg":"endpoint circuit changed","endpoint_id":%q,"state":%q`, endpointID, state)
 	testenv.Eventually(t, 30*time.Second, "the worker to see the circuit "+string(state), func() bool {
-		return strings.Contains(w.Log(), line)
+		return testenv.SeesCircuit(w, endpointID, state)
 	})
 }
 
@@ -66,14 +61,7 @@ func waitCircuit(t *testing.T, w *testenv.Process, endpointID string, state work
 // probe succeeds and the drain releases every parked delivery, oldest event
 // first, at drain_per_second (10/s); each webhook-id is delivered once.
 func TestOutageParksThenDrainsInOrder(t *testing.T) {
-	var healed atomic.Bool
-	var healedAt atomic.Int64
-	rc := newReceiver(t, func(int, http.ResponseWriter) int {
-		if healed.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, heal := recoveringReceiver(t, http.StatusServiceUnavailable)
 	eps := writeEndpoints(t, testenv.Endpoint{ID: "outage-flaky", URL: rc.URL,
 		RetrySchedule: []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 10 * time.Minute},
 		Extra:         "    circuit: {open_after: 5, probe_every: [2s], drain_per_second: 10}\n"})
@@ -104,8 +92,7 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 		t.Fatalf("health while down: %+v %v", st, err)
 	}
 	opened := *st.OpenedAt
-	healedAt.Store(time.Now().UnixNano())
-	healed.Store(true)
+	healTime := heal()
 	testenv.Eventually(t, 2*time.Minute, "every delivery delivered", func() bool {
 		_, got := rc.Accepted(sortedKeys(order))
 		return got == n
@@ -124,7 +111,6 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 	// only probes, one every 2s.
 	var failedBefore, failedAfter int
 	settle := opened.Add(3 * time.Second)
-	healTime := time.Unix(0, healedAt.Load())
 	for _, r := range reqs {
 		if r.Status == http.StatusServiceUnavailable {
 			if r.At.Before(settle) {
@@ -153,48 +139,22 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 	// time (a release's round trip shorter than 1/rate); when the worker
 	// needed more in flight to keep the rate, a POST may overtake fewer
 	// earlier events than were in flight.
-	inFlight := maxReleasesInFlight(t, w)
-	var seen []int
+	_, inFlight := testenv.ReleasesLogged(w)
+	if inFlight == 0 {
+		t.Fatalf("the worker logged no drain:\n%s", w.Log())
+	}
+	var arrived []int // every delivery keeps its place, those whose probes failed too
 	for _, r := range drain {
-		// Every delivery keeps its place, those whose probes failed too.
-		i := order[r.ID]
-		overtaken := 0
-		for _, j := range seen {
-			if j > i {
-				overtaken++
-			}
-		}
-		if overtaken > inFlight-1 {
-			t.Fatalf("the drain sent event %d after %d later events, with at most %d releases in flight: not in event-time order", i, overtaken, inFlight)
-		}
-		seen = append(seen, i)
+		arrived = append(arrived, order[r.ID])
+	}
+	if _, most := testenv.Overtaken(arrived); most > inFlight-1 {
+		t.Fatalf("the drain sent an event after %d later events, with at most %d releases in flight: not in event-time order", most, inFlight)
 	}
 	rate := float64(len(drain)-1) / drain[len(drain)-1].At.Sub(drain[0].At).Seconds()
 	if math.Abs(rate-10)/10 > 0.25 {
 		t.Errorf("drained at %.1f/s, want 10/s ± 25%%", rate)
 	}
 	t.Logf("probe %s (event %d); drained %d at %.2f/s, at most %d releases in flight", probe.ID, order[probe.ID], len(drain), rate, inFlight)
-}
-
-// maxReleasesInFlight reads, from the worker's log, the most releases a
-// drain had in flight at once.
-func maxReleasesInFlight(t *testing.T, w *testenv.Process) int {
-	t.Helper()
-	most := 0
-	for _, l := range strings.Split(w.Log(), "\n") {
-		var line struct {
-			Msg         string `json:"msg"`
-			Released    int    `json:"released"`
-			MaxInFlight int    `json:"max_in_flight"`
-		}
-		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "released parked deliveries" && line.Released > 1 {
-			most = max(most, line.MaxInFlight)
-		}
-	}
-	if most == 0 {
-		t.Fatalf("the worker logged no drain:\n%s", w.Log())
-	}
-	return most
 }
 
 func sortedKeys(m map[string]int) []string {
