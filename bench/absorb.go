@@ -84,16 +84,6 @@ type absorbReport struct {
 	Direct        absorbPhase `json:"direct"`
 }
 
-// SignalsLost counts reports the server accepted that no run of the health
-// workflow recorded: the direct phase's calls that returned ok (a worker's
-// report that returned ok is not counted apart from its failure).
-func (r *absorbReport) SignalsLost() int {
-	if len(r.Direct.Steps) == 0 {
-		return 0
-	}
-	return max(0, r.Direct.Sent-r.Direct.Errors-r.Direct.Recorded)
-}
-
 // runAbsorb measures the failure reports one endpoint's health workflow
 // takes, its circuit held closed (open_after 10000) so every failure is
 // reported. Deliveries: events at each --absorb-rates rate for
@@ -135,17 +125,17 @@ func runAbsorb(ctx context.Context, h *harness, rep *absorbReport) error {
 
 // absorbDeliveries submits failing deliveries at each rate, then heals the
 // receiver and waits for every one.
-func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers []*testenv.Process, ph *absorbPhase) error {
+func (h *harness) absorbDeliveries(ctx context.Context, sc *testenv.EventsClient, workers []*testenv.Process, ph *absorbPhase) error {
 	cfg := h.cfg
 	total := 0
 	for _, r := range cfg.absorbRates {
 		total += int(r * cfg.absorbStep.Seconds())
 	}
-	events, err := makeEvents(total, time.Now().UTC().Truncate(time.Millisecond))
+	events, err := makeEvents("", total)
 	if err != nil {
 		return err
 	}
-	wid := func(ev fakeEvent) string { return workflows.WorkflowID(ph.Endpoint, ev.id) }
+	wid := func(ev testenv.Event) string { return workflows.WorkflowID(ph.Endpoint, ev.ID) }
 	wids := ids(events, wid)
 	next := 0
 	for _, r := range cfg.absorbRates {
@@ -159,7 +149,7 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 		started := make([]time.Time, n)
 		stepCtx, cancel := context.WithTimeout(ctx, cfg.absorbStep+30*time.Second)
 		err := submitAll(stepCtx, n, 1, cfg.concurrency, r, started, &accepted,
-			func(ctx context.Context, idx []int) error { return sc.send(ctx, evs, idx, wid) })
+			func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, evs, idx) })
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
@@ -168,7 +158,7 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 			fmt.Fprintf(h.out, "   absorb: submitting at %g/s: %v (step cut short)\n", r, err)
 		}
 		// The step lasts --absorb-step, however long submitting took.
-		if err := sleep(ctx, time.Until(st.begin.Add(cfg.absorbStep))); err != nil {
+		if err := testenv.Sleep(ctx, time.Until(st.begin.Add(cfg.absorbStep))); err != nil {
 			return err
 		}
 		st.end = time.Now()
@@ -180,12 +170,11 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 	}
 	lastSent := time.Now()
 	// Failures still in flight land in the next second or two.
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := testenv.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	ph.Sent = h.rc.Stats().ByStatus[http.StatusServiceUnavailable]
-	healAt := time.Now()
-	h.healed.Store(true)
+	healAt := h.heal()
 	fmt.Fprintf(h.out, "   absorb: %d failures answered; the receiver answers 200 now; waiting for every delivery's retry (first after %s)\n", ph.Sent, absorbRetrySchedule[0])
 	// Every delivery must arrive: none lost or wedged behind the reports.
 	submitted := 0
@@ -201,7 +190,7 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 		if n >= submitted || time.Now().After(deadline) {
 			break
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := testenv.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
 	}
@@ -322,7 +311,7 @@ func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent ti
 		if ph.Recorded >= ph.Sent-ph.Errors || time.Now().After(deadline) {
 			break
 		}
-		if err := sleep(ctx, 2*time.Second); err != nil {
+		if err := testenv.Sleep(ctx, 2*time.Second); err != nil {
 			return err
 		}
 	}

@@ -5,29 +5,8 @@ import (
 	"time"
 )
 
-// overtaken counts deliveries that arrived after a later event, and the
-// most later events ahead of one.
-func TestOvertaken(t *testing.T) {
-	for _, c := range []struct {
-		order     []int
-		out, most int
-	}{
-		{nil, 0, 0},
-		{[]int{0, 1, 2, 3}, 0, 0},
-		{[]int{1, 0, 2, 3}, 1, 1},
-		{[]int{3, 2, 1, 0}, 3, 3},
-		{[]int{0, 4, 1, 2, 3, 5}, 3, 1},
-		{[]int{2, 3, 0, 1}, 2, 2},
-	} {
-		out, most := overtaken(c.order)
-		if out != c.out || most != c.most {
-			t.Errorf("overtaken(%v) = %d, %d; want %d, %d", c.order, out, most, c.out, c.most)
-		}
-	}
-}
-
 // drainOf: the drain runs from the first 2xx to the last; deliveries that
-// answered 503 once are left out of the order, and a missing one misses the target.
+// answered 503 once are left out of the order, and a missing one is not counted.
 func TestDrainOf(t *testing.T) {
 	heal := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	wids := []string{"e:0", "e:1", "e:2", "e:3", "e:4"}
@@ -36,14 +15,11 @@ func TestDrainOf(t *testing.T) {
 	// e:0 was the failed probe, delivered last; e:3 overtook e:2.
 	delivered := []time.Time{at(5), at(1), at(2.5), at(2), at(3)}
 	d := drainOf(wids, delivered, index, map[string]bool{"e:0": true}, heal, 1)
-	if d.FirstAfterHealSeconds != 1 || d.Seconds != 4 || d.PerSecond != 1 || d.Clean != 4 || d.OutOfOrder != 1 || d.MaxOvertaken != 1 {
+	if d.FirstAfterHealSeconds != 1 || d.Seconds != 4 || d.PerSecond != 1 || d.TargetSeconds != 5 || d.Clean != 4 || d.OutOfOrder != 1 || d.MaxOvertaken != 1 {
 		t.Fatalf("%+v", d)
 	}
-	if !d.WithinTarget { // 5 deliveries at 1/s: 5 s ± 25%; 4 s is within
-		t.Errorf("4 s for a 5 s target: not within 25%%: %+v", d)
-	}
 	delivered[4] = time.Time{}
-	if d := drainOf(wids, delivered, index, nil, heal, 1); d.WithinTarget {
-		t.Errorf("one delivery missing, yet within target: %+v", d)
+	if d := drainOf(wids, delivered, index, nil, heal, 1); d.Clean != 4 || d.Seconds != 4 {
+		t.Errorf("one delivery missing: %+v", d)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -47,8 +46,8 @@ type harness struct {
 	rc        *testenv.Receiver
 	processes []*testenv.Process
 
-	// healed switches the drain and absorb modes' receiver from 503 to 200.
-	healed atomic.Bool
+	// heal switches the drain and absorb modes' receiver from 503 to 200.
+	heal func() time.Time
 	// registry is the throughput mode's endpoint registry (--endpoints-db); nil: the YAML file.
 	registry *benchRegistry
 }
@@ -109,13 +108,7 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	case modePark:
 		answer = testenv.Always(http.StatusServiceUnavailable) // no Retry-After: the schedule decides
 	case modeDrain, modeAbsorb:
-		// Down until the bench heals it.
-		answer = func(string, int, http.ResponseWriter) int {
-			if h.healed.Load() {
-				return http.StatusOK
-			}
-			return http.StatusServiceUnavailable
-		}
+		answer, h.heal = testenv.Healable(http.StatusServiceUnavailable) // down until the bench heals it
 	}
 	if h.rc, err = testenv.NewReceiver(testenv.ReceiverOptions{Secret: h.secret, Answer: answer}); err != nil {
 		return h, err
@@ -286,7 +279,7 @@ type serveProc struct {
 
 // startHookrelay starts n worker processes and starter serve on taskQueue,
 // and a client that submits through serve with concurrency submitters.
-func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*testenv.Process, *serveProc, *serveClient, error) {
+func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*testenv.Process, *serveProc, *testenv.EventsClient, error) {
 	var workers []*testenv.Process
 	for i := range n {
 		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
@@ -299,7 +292,9 @@ func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoint
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return workers, serve, newServeClient(serve.url, h.token, concurrency), nil
+	sc := testenv.NewEventsClient(serve.url, h.token, concurrency)
+	sc.TransportRetries = 5
+	return workers, serve, sc, nil
 }
 
 // startServe runs `starter serve` on a free loopback port with this run's token.

@@ -82,7 +82,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if err != nil {
 		return err
 	}
-	events, err := makeEvents(cfg.events, time.Now().UTC().Truncate(time.Millisecond))
+	events, err := makeEvents("", cfg.events)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if err != nil {
 		return err
 	}
-	parkID := func(ev fakeEvent) string { return workflows.WorkflowID(parkEndpoint, ev.id) }
+	parkID := func(ev testenv.Event) string { return workflows.WorkflowID(parkEndpoint, ev.ID) }
 	wids := ids(events, parkID)
 	retrying := fmt.Sprintf("TaskQueue = '%s' AND HookrelayStatus = 'retrying'", taskQueue)
 	runningQuery := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", taskQueue)
@@ -150,7 +150,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	started := make([]time.Time, len(events))
 	sub := submitInBackground(h.out, "park", len(events), begin, sc, func() error {
 		return submitAll(subCtx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
-			func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, parkID) })
+			func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, events, idx) })
 	})
 	lastProgress := begin
 	for parked.Load() < int64(len(events)) || sub.done != nil {
@@ -178,10 +178,10 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	rep.AcceptSeconds = round(sub.accepted.Sub(begin).Seconds(), 3)
 	rep.AcceptedPerSecond = round(float64(len(events))/sub.accepted.Sub(begin).Seconds(), 1)
 	rep.ParkSeconds = round(parkedAt.Sub(begin).Seconds(), 3)
-	rep.Refused503 = sc.refused.Load()
+	rep.Refused503 = sc.Refused.Load()
 	fmt.Fprintf(h.out, "   park: all %d parked after %.1fs, workers RSS %s; holding %s\n", len(events), rep.ParkSeconds, mb(rep.Workers.AtPark), cfg.hold)
 
-	if err := sleep(ctx, cfg.hold); err != nil {
+	if err := testenv.Sleep(ctx, cfg.hold); err != nil {
 		return err
 	}
 	rep.Workers.AtEnd = sampleNow().Workers
@@ -225,7 +225,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	}
 	fmt.Fprintf(h.out, "== server holds the timers: stopping serve and the worker(s); %d Running\n", tc.RunningBefore)
 	h.stopAll(hosts)
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := testenv.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	if tc.RunningAfterStop, err = testenv.CountWorkflows(ctx, h.client, runningQuery); err != nil {
@@ -267,7 +267,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	}
 	begin := time.Now()
 	for time.Since(begin) < h.cfg.freshWatch {
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := testenv.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
 		m, err := readMemory(fresh.PID())

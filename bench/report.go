@@ -263,56 +263,8 @@ func printThroughput(w io.Writer, r *throughputReport) {
 	}
 	row("503 refusals (retried)", float64(hk.Refused503), 0, "%.0f", false)
 	row("duplicate deliveries", float64(hk.Duplicates), float64(b.Duplicates), "%.0f", false)
-	printTargets(w, r)
 	printProfiles(w, "hookrelay", hk.Profiles)
 	printProfiles(w, "baseline", b.Profiles)
-}
-
-// issue13 are the targets of issue 13 for one topology: throughput against
-// the baseline at saturation, p50 at a paced 20 events/s.
-type issue13 struct {
-	topology   string
-	throughput float64 // × the baseline's deliveries/s, at saturation
-	p50        float64 // ms, at --rate 20
-}
-
-// targetsFor picks the topology's targets: serve hosting the worker (eager
-// start) when --serve-args holds --worker, separate worker processes otherwise.
-func targetsFor(cfg configJSON) issue13 {
-	for _, a := range cfg.ServeArgs {
-		if a == "--worker" || strings.HasPrefix(a, "--worker=") && a != "--worker=false" {
-			return issue13{"starter serve --worker", 2.1, 10}
-		}
-	}
-	return issue13{"separate worker", 1.5, 20}
-}
-
-// printTargets says how the run compares with issue 13's targets: the
-// throughput ratio only means something at saturation (no --rate), the
-// p50 only at --rate 20.
-func printTargets(w io.Writer, r *throughputReport) {
-	t, hk := targetsFor(r.Config), r.Hookrelay
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "MISSED"
-	}
-	fmt.Fprintf(w, "\nissue 13 targets (%s):\n", t.topology)
-	switch {
-	case r.Ratio == nil:
-		fmt.Fprintf(w, "  throughput ≥ %.1f× the baseline: not measured (--baseline=false)\n", t.throughput)
-	case r.Config.Rate > 0:
-		fmt.Fprintf(w, "  throughput ≥ %.1f× the baseline: not measured here (paced by --rate; run without it for saturation)\n", t.throughput)
-	default:
-		fmt.Fprintf(w, "  throughput ≥ %.1f× the baseline at saturation: %.2f× (%s)\n", t.throughput, r.Ratio.Throughput, verdict(r.Ratio.Throughput >= t.throughput))
-	}
-	if r.Config.Rate == 20 {
-		fmt.Fprintf(w, "  p50 ≤ %.0f ms at a paced 20/s: %.1f ms (%s)\n", t.p50, hk.Latency.P50, verdict(hk.Latency.P50 <= t.p50))
-	} else {
-		fmt.Fprintf(w, "  p50 ≤ %.0f ms at a paced 20/s: not measured here (run with --rate 20)\n", t.p50)
-	}
-	fmt.Fprintf(w, "  ≤ 2.0 billable actions per first-try delivery: %.2f (%s)\n", hk.Actions.PerDelivery, verdict(hk.Actions.PerDelivery <= 2))
 }
 
 // cpuGroup sums the CPU per delivery of a phase's processes in one group.

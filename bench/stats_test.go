@@ -148,24 +148,6 @@ Showing top 2 nodes out of 700
 	}
 }
 
-// The targets follow the topology: serve hosting the worker, or not.
-func TestTargetsFor(t *testing.T) {
-	for _, c := range []struct {
-		serveArgs []string
-		want      float64
-	}{
-		{nil, 1.5},
-		{[]string{"--max-in-flight", "9"}, 1.5},
-		{[]string{"--worker", "--allow-cidr", "127.0.0.0/8"}, 2.1},
-		{[]string{"--worker=true"}, 2.1},
-		{[]string{"--worker=false"}, 1.5},
-	} {
-		if got := targetsFor(configJSON{ServeArgs: c.serveArgs}); got.throughput != c.want {
-			t.Errorf("%q: %+v, want %.1f×", c.serveArgs, got, c.want)
-		}
-	}
-}
-
 func TestSplitLatency(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	event := func(typ enumspb.EventType, at time.Duration) *historypb.HistoryEvent {

@@ -86,7 +86,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	endpoints, endpointID, account := h.endpointsOf(file, benchEndpoint) // --endpoints-db: the registry's
-	events, err := makeAccountEvents(account, cfg.warmup+cfg.events, time.Now().UTC().Truncate(time.Millisecond))
+	events, err := makeEvents(account, cfg.warmup+cfg.events)
 	if err != nil {
 		return err
 	}
@@ -97,16 +97,16 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	if err != nil {
 		return err
 	}
-	hookID := func(ev fakeEvent) string { return workflows.WorkflowID(endpointID, ev.id) }
-	viaServe := func(evs []fakeEvent) sendFunc {
-		return func(ctx context.Context, idx []int) error { return sc.send(ctx, evs, idx, hookID) }
+	hookID := func(ev testenv.Event) string { return workflows.WorkflowID(endpointID, ev.ID) }
+	viaServe := func(evs []testenv.Event) sendFunc {
+		return func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, evs, idx) }
 	}
 	if err := h.warmUp(ctx, "hookrelay", warm, hookID, cfg.batch, viaServe(warm)); err != nil {
 		return err
 	}
 	hookProcs := slices.Concat([]*testenv.Process{serve.Process}, workers)
 	profiled := h.startProfiles(ctx, "hookrelay", h.profileTargets(hookProcs))
-	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.refused.Load, h.members(hookProcs))
+	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.Refused.Load, h.members(hookProcs))
 	rep.Hookrelay.Profiles = profiled()
 	if err != nil {
 		return err
@@ -128,8 +128,8 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		}
 		leanWorkers = append(leanWorkers, w)
 	}
-	leanID := func(ev fakeEvent) string { return workflows.WorkflowID(leanPrefix, ev.id) }
-	direct := func(evs []fakeEvent) sendFunc {
+	leanID := func(ev testenv.Event) string { return workflows.WorkflowID(leanPrefix, ev.ID) }
+	direct := func(evs []testenv.Event) sendFunc {
 		return func(ctx context.Context, idx []int) error {
 			return startLean(ctx, h.client, leanQueue, leanID(evs[idx[0]]), evs[idx[0]])
 		}
@@ -156,7 +156,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	return nil
 }
 
-func ids(evs []fakeEvent, id func(fakeEvent) string) []string {
+func ids(evs []testenv.Event, id func(testenv.Event) string) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = id(ev)
@@ -166,7 +166,7 @@ func ids(evs []fakeEvent, id func(fakeEvent) string) []string {
 
 // warmUp delivers a few events first, unmeasured: connections, task queues
 // and caches are then as they are in steady state.
-func (h *harness) warmUp(ctx context.Context, name string, evs []fakeEvent, id func(fakeEvent) string, batch int, send sendFunc) error {
+func (h *harness) warmUp(ctx context.Context, name string, evs []testenv.Event, id func(testenv.Event) string, batch int, send sendFunc) error {
 	if len(evs) == 0 {
 		return nil
 	}
