@@ -281,7 +281,7 @@ func (h *harness) absorbDirect(ctx context.Context, taskQueue string, ph *absorb
 		st.Seconds = round(st.end.Sub(st.begin).Seconds(), 2)
 		st.Submitted, st.Failures, st.ReportErrors = n, int(ok.Load()), int(failed.Load())
 		st.FailuresPerS = round(float64(st.Failures)/st.Seconds, 1)
-		l := summarize(lat)
+		l := testenv.Summarize(lat)
 		st.CallP50Ms, st.CallP99Ms, st.CallMaxMs = l.P50, l.P99, l.Max
 		ph.Sent += n // every call; Errors are those that failed
 		ph.Errors += st.ReportErrors
@@ -431,7 +431,7 @@ func fillStep(st *absorbStep, hist []runHistory) {
 	if st.WorkflowTasks > 0 {
 		st.SignalsPerWFT = round(float64(signalsRead)/float64(st.WorkflowTasks), 1)
 	}
-	l, w, x := summarize(lags), summarize(waits), summarize(runs)
+	l, w, x := testenv.Summarize(lags), testenv.Summarize(waits), testenv.Summarize(runs)
 	st.LagP50Ms, st.LagMaxMs = l.P50, l.Max
 	st.WFTWaitP50Ms, st.WFTWaitMaxMs, st.WFTRunP50Ms = w.P50, w.Max, x.P50
 }

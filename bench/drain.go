@@ -124,8 +124,8 @@ func startSampler(workers []*testenv.Process, serve *testenv.Process, begin time
 }
 
 func (s *sampler) sample() rssSample {
-	w, _ := rssOf(s.workers)
-	sv, _ := rssOf([]*testenv.Process{s.serve})
+	w, _ := testenv.SumRSS(s.workers...)
+	sv, _ := testenv.SumRSS(s.serve)
 	a, p := s.count()
 	smp := rssSample{Seconds: round(time.Since(s.begin).Seconds(), 1), Workers: w, Serve: sv, Accepted: a, Parked: p}
 	s.mu.Lock()
@@ -198,7 +198,7 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	closedQ := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus != 'Running' AND WorkflowType = '%s'", taskQueue, workflows.DeliveryWorkflowName)
 
 	var accepted, parked atomic.Int64
-	rep.Workers.Idle, _ = rssOf(workers)
+	rep.Workers.Idle, _ = testenv.SumRSS(workers...)
 	begin := time.Now()
 	smp := startSampler(workers, serve.Process, begin, func() (int64, int64) { return accepted.Load(), parked.Load() })
 	defer smp.close()
@@ -245,7 +245,7 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 		}
 		if time.Since(lastProgress) >= 5*time.Second {
 			lastProgress = time.Now()
-			w, _ := rssOf(workers)
+			w, _ := testenv.SumRSS(workers...)
 			fmt.Fprintf(h.out, "   drain: %5.0fs  accepted %d/%d, 503s %d, parked %d, retrying %d, closed %d, workers RSS %s\n",
 				time.Since(begin).Seconds(), accepted.Load(), len(events), h.rc.Stats().ByStatus[http.StatusServiceUnavailable], p, retrying, closedEarly, mb(w))
 		}
@@ -294,7 +294,7 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 		}
 		if time.Since(lastProgress) >= 5*time.Second {
 			lastProgress = time.Now()
-			w, _ := rssOf(workers)
+			w, _ := testenv.SumRSS(workers...)
 			fmt.Fprintf(h.out, "   drain: %5.0fs after heal  delivered %d/%d, workers RSS %s\n", time.Since(healAt).Seconds(), n, len(wids), mb(w))
 		}
 	}
@@ -302,10 +302,10 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	rep.Workers.PeakDraining = smp.peak(healSecond, endSecond+1)
 	rep.Workers.AtEnd = smp.sample().Workers
 	rep.Samples = smp.close()
-	if rep.Workers.PeakHWM, err = hwmOf(workers); err != nil {
+	if rep.Workers.PeakHWM, err = testenv.SumPeakRSS(workers...); err != nil {
 		return err
 	}
-	if rep.Workers.ServePeakHWM, err = hwmOf([]*testenv.Process{serve.Process}); err != nil {
+	if rep.Workers.ServePeakHWM, err = testenv.SumPeakRSS(serve.Process); err != nil {
 		return err
 	}
 	stats := h.rc.Stats()

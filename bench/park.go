@@ -105,15 +105,15 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 
 	// Memory every second, from before the first request to the end of the hold.
 	hosts := append(slices.Clone(workers), serve.Process) // serve may host a worker too (--serve-args)
-	rep.Workers.Idle, _ = rssOf(workers)
+	rep.Workers.Idle, _ = testenv.SumRSS(workers...)
 	var (
 		accepted, parked atomic.Int64
 		samplesMu        sync.Mutex
 		begin            = time.Now()
 	)
 	sampleNow := func() rssSample {
-		w, _ := rssOf(workers)
-		s, _ := rssOf([]*testenv.Process{serve.Process})
+		w, _ := testenv.SumRSS(workers...)
+		s, _ := testenv.SumRSS(serve.Process)
 		smp := rssSample{Seconds: round(time.Since(begin).Seconds(), 1), Workers: w, Serve: s, Accepted: accepted.Load(), Parked: parked.Load()}
 		samplesMu.Lock()
 		rep.Samples = append(rep.Samples, smp)
@@ -168,7 +168,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 		if time.Since(lastProgress) >= 5*time.Second {
 			lastProgress = time.Now()
 			attempts := h.parkAttempts()
-			w, _ := rssOf(workers)
+			w, _ := testenv.SumRSS(workers...)
 			fmt.Fprintf(h.out, "   park: %5.0fs  accepted %d/%d, attempts %d, parked %d, workers RSS %s\n",
 				time.Since(begin).Seconds(), accepted.Load(), len(events), attempts, n, mb(w))
 		}
@@ -193,10 +193,10 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if rep.Workers.AtPark > 0 {
 		rep.Workers.DriftPercent = round(100*float64(rep.Workers.Drift)/float64(rep.Workers.AtPark), 1)
 	}
-	if rep.Workers.PeakHWM, err = hwmOf(workers); err != nil {
+	if rep.Workers.PeakHWM, err = testenv.SumPeakRSS(workers...); err != nil {
 		return err
 	}
-	if rep.Workers.ServePeakHWM, err = hwmOf([]*testenv.Process{serve.Process}); err != nil {
+	if rep.Workers.ServePeakHWM, err = testenv.SumPeakRSS(serve.Process); err != nil {
 		return err
 	}
 	rep.Attempts = h.parkAttempts()
@@ -232,7 +232,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 		return err
 	}
 	tc.TimerFiresInMin = -1
-	for _, i := range spread(len(wids), h.cfg.timerSample) {
+	for _, i := range testenv.Spread(len(wids), h.cfg.timerSample) {
 		tc.Described++
 		desc, err := h.client.DescribeWorkflowExecution(ctx, wids[i], "")
 		if err != nil {
@@ -270,7 +270,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 		if err := testenv.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
-		m, err := readMemory(fresh.PID())
+		m, err := testenv.ReadMemory(fresh.PID())
 		if err != nil {
 			return err
 		}
@@ -326,27 +326,4 @@ func (h *harness) terminateAll(ctx context.Context, wids []string) error {
 // parkAttempts counts the attempts the parking endpoint answered (503, always).
 func (h *harness) parkAttempts() int {
 	return h.rc.Stats().ByStatus[http.StatusServiceUnavailable]
-}
-
-// rssOf sums the current resident set (VmRSS) of ps.
-func rssOf(ps []*testenv.Process) (int64, error) {
-	return sumMemory(ps, func(m memory) int64 { return m.RSS })
-}
-
-// hwmOf sums the peak resident set (VmHWM) of ps.
-func hwmOf(ps []*testenv.Process) (int64, error) {
-	return sumMemory(ps, func(m memory) int64 { return m.Peak })
-}
-
-// sumMemory sums one figure of ps's memory; on an error, the sum so far.
-func sumMemory(ps []*testenv.Process, figure func(memory) int64) (int64, error) {
-	var sum int64
-	for _, p := range ps {
-		m, err := readMemory(p.PID())
-		if err != nil {
-			return sum, err
-		}
-		sum += figure(m)
-	}
-	return sum, nil
 }

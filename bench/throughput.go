@@ -41,15 +41,15 @@ type phaseResult struct {
 	AcceptSeconds     float64 `json:"accept_seconds"`
 	AcceptedPerSecond float64 `json:"accepted_per_second"`
 	// Seconds runs from the first request to the last verified 2xx.
-	Seconds             float64          `json:"seconds"`
-	DeliveriesPerSecond float64          `json:"deliveries_per_second"`
-	Latency             latency          `json:"latency"`
-	Refused503          int64            `json:"refused_503"`
-	Duplicates          int              `json:"duplicate_deliveries"`
-	Actions             billable.Summary `json:"actions"`
-	History             historyFigures   `json:"history"`
-	// Stages split the latency of the sampled deliveries.
-	Stages stages `json:"latency_stages"`
+	Seconds             float64                `json:"seconds"`
+	DeliveriesPerSecond float64                `json:"deliveries_per_second"`
+	Latency             testenv.Latency        `json:"latency"`
+	Refused503          int64                  `json:"refused_503"`
+	Duplicates          int                    `json:"duplicate_deliveries"`
+	Actions             billable.Summary       `json:"actions"`
+	History             testenv.HistoryFigures `json:"history"`
+	// Stages split the testenv.Latency of the sampled deliveries.
+	Stages testenv.Stages `json:"latency_stages"`
 	// Worker memory: the sum and the largest of the worker processes' VmHWM.
 	WorkersPeakRSSSum int64         `json:"workers_peak_rss_sum_bytes"`
 	WorkersPeakRSSMax int64         `json:"workers_peak_rss_max_bytes"`
@@ -271,7 +271,7 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 		Deliveries:    len(ids),
 		AcceptSeconds: round(lastAccepted.Sub(first).Seconds(), 3),
 		Seconds:       round(last.Sub(first).Seconds(), 3),
-		Latency:       summarize(lat),
+		Latency:       testenv.Summarize(lat),
 		Refused503:    refused() - refusedBefore,
 		Duplicates:    dupAfter - dupBefore,
 	}
@@ -283,14 +283,14 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", name, err)
 	}
-	r.Actions, r.History = sample.actions, summarizeHistories(sample.histories)
+	r.Actions, r.History = sample.actions, testenv.SummarizeHistories(sample.histories)
 	var sampleStarted, sampleDelivered []time.Time
 	for _, i := range sample.indexes {
 		sampleStarted, sampleDelivered = append(sampleStarted, started[i]), append(sampleDelivered, delivered[i])
 	}
-	r.Stages = splitLatency(sample.histories, sampleStarted, sampleDelivered)
+	r.Stages = testenv.SplitLatency(sample.histories, sampleStarted, sampleDelivered)
 	for _, m := range ms {
-		mem, err := readMemory(m.pid)
+		mem, err := testenv.ReadMemory(m.pid)
 		if err != nil {
 			return r, err
 		}
@@ -313,7 +313,7 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 func cpuOf(ms []member) map[int]float64 {
 	out := map[int]float64{}
 	for _, m := range ms {
-		if s, err := cpuSeconds(m.pid); err == nil {
+		if s, err := testenv.CPUSeconds(m.pid); err == nil {
 			out[m.pid] = s
 		}
 	}
@@ -321,7 +321,7 @@ func cpuOf(ms []member) map[int]float64 {
 }
 
 // sampleActions counts billable actions in the histories of a sample of
-// ids, spread over the run; waitClosed first waits for each to close.
+// ids, testenv.Spread over the run; waitClosed first waits for each to close.
 func (h *harness) sampleActions(ctx context.Context, ids []string, waitClosed bool) (billable.Summary, error) {
 	s, err := h.sampleHistories(ctx, ids, waitClosed)
 	return s.actions, err
@@ -334,7 +334,7 @@ type historySample struct {
 	actions   billable.Summary
 }
 
-// sampleHistories reads the histories of a sample of ids, spread over the
+// sampleHistories reads the histories of a sample of ids, testenv.Spread over the
 // run, and counts their billable actions; waitClosed first waits for each
 // to close (closed, failed or canceled alike).
 func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed bool) (historySample, error) {
@@ -342,7 +342,7 @@ func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed 
 		s       historySample
 		actions []billable.Actions
 	)
-	for _, i := range spread(len(ids), h.cfg.sample) {
+	for _, i := range testenv.Spread(len(ids), h.cfg.sample) {
 		if waitClosed {
 			wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			err := h.client.GetWorkflow(wctx, ids[i], "").Get(wctx, nil)
