@@ -327,12 +327,13 @@ func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent ti
 	for i := range ph.Steps {
 		fillStep(&ph.Steps[i], hist)
 	}
-	if st, err := h.healthState(ctx, ph.Endpoint); err == nil {
+	o := h.outage(nil, ph.Endpoint, "")
+	if st, err := o.HealthState(ctx); err == nil {
 		ph.State, ph.Failures = string(st.State), st.ConsecutiveFailures
 	} else {
 		ph.State = "query failed: " + err.Error()
 	}
-	return h.healthRuns(ctx, ph.Endpoint, &ph.Health)
+	return h.healthRuns(ctx, o, &ph.Health)
 }
 
 // runHistory is what one run's history says about signals and workflow tasks.
@@ -349,17 +350,17 @@ type runHistory struct {
 
 // healthHistories reads every run of an endpoint's health workflow.
 func (h *harness) healthHistories(ctx context.Context, endpointID string) ([]runHistory, error) {
-	runs, err := h.listHealthRuns(ctx, endpointID)
+	runs, err := h.outage(nil, endpointID, "").HealthRuns(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []runHistory
 	for _, r := range runs {
-		events, err := testenv.History(ctx, h.client, workflows.HealthWorkflowID(endpointID), r.runID)
+		events, err := testenv.History(ctx, h.client, workflows.HealthWorkflowID(endpointID), r.RunID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, readRun(r.start, events))
+		out = append(out, readRun(r.Start, events))
 	}
 	return out, nil
 }

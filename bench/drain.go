@@ -13,7 +13,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -193,9 +192,7 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	for i, id := range wids {
 		index[id] = i
 	}
-	inQueue := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running' AND WorkflowType = '%s'", taskQueue, workflows.DeliveryWorkflowName)
-	retryingQ := inQueue + fmt.Sprintf(" AND %s = '%s'", workflows.StatusAttr.GetName(), workflows.StatusRetrying)
-	closedQ := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus != 'Running' AND WorkflowType = '%s'", taskQueue, workflows.DeliveryWorkflowName)
+	o := h.outage(workers, endpointID, taskQueue)
 
 	var accepted, parked atomic.Int64
 	rep.Workers.Idle, _ = testenv.SumRSS(workers...)
@@ -212,50 +209,43 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 		return submitAll(ctx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
 			func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, events, idx) })
 	})
-	if err := h.waitCircuitOpen(ctx, workers, endpointID); err != nil {
-		return err
+	if err := o.WaitOpen(ctx, 2*time.Minute); err != nil {
+		return fmt.Errorf("drain: %w", err)
 	}
 	fmt.Fprintf(h.out, "   drain: the circuit opened and every worker sees it %.1fs after the first request, %d of %d accepted by then\n",
 		time.Since(begin).Seconds(), accepted.Load(), len(events))
-	var retrying, closedEarly int64
+	var d testenv.Deliveries
 	lastProgress := begin
 	for {
 		if err := sub.wait(ctx); err != nil {
 			return err
 		}
-		p, err := testenv.CountParked(ctx, h.client, taskQueue, endpointID)
-		if err != nil {
+		if d, err = o.Count(ctx); err != nil {
 			return err
 		}
-		if retrying, err = testenv.CountWorkflows(ctx, h.client, retryingQ); err != nil {
-			return err
-		}
-		if closedEarly, err = testenv.CountWorkflows(ctx, h.client, closedQ); err != nil {
-			return err
-		}
-		parked.Store(p)
+		parked.Store(d.Parked)
 		// A few deliveries that failed before the circuit opened may still
 		// wait in their retry schedule; the rest must all be parked. One that
 		// closed already (its schedule ran out) is lost: counted at the end.
-		if sub.done == nil && p+retrying+closedEarly == int64(len(events)) && p >= int64(len(events))-20 {
+		if sub.done == nil && d.Parked+d.Retrying+d.Closed == int64(len(events)) && d.Parked >= int64(len(events))-20 {
 			break
 		}
 		if time.Since(begin) > cfg.timeout {
-			return fmt.Errorf("drain: %d of %d parked (%d retrying) after --timeout %s: %w", p, len(events), retrying, cfg.timeout, errIncomplete)
+			return fmt.Errorf("drain: %+v of %d after --timeout %s: %w", d, len(events), cfg.timeout, errIncomplete)
 		}
 		if time.Since(lastProgress) >= 5*time.Second {
 			lastProgress = time.Now()
 			w, _ := testenv.SumRSS(workers...)
-			fmt.Fprintf(h.out, "   drain: %5.0fs  accepted %d/%d, 503s %d, parked %d, retrying %d, closed %d, workers RSS %s\n",
-				time.Since(begin).Seconds(), accepted.Load(), len(events), h.rc.Stats().ByStatus[http.StatusServiceUnavailable], p, retrying, closedEarly, mb(w))
+			fmt.Fprintf(h.out, "   drain: %5.0fs  accepted %d/%d, 503s %d, %+v, workers RSS %s\n",
+				time.Since(begin).Seconds(), accepted.Load(), len(events), h.rc.Stats().ByStatus[http.StatusServiceUnavailable], d, mb(w))
 		}
 	}
 	rep.AcceptSeconds = round(sub.accepted.Sub(begin).Seconds(), 3)
 	rep.AcceptedPerSecond = round(float64(len(events))/sub.accepted.Sub(begin).Seconds(), 1)
 	rep.Refused503 = sc.Refused.Load()
 	rep.ParkSeconds = round(time.Since(begin).Seconds(), 3)
-	rep.ParkedAtHeal, rep.RetryingAtHeal = parked.Load(), retrying
-	st, err := h.healthState(ctx, endpointID)
+	rep.ParkedAtHeal, rep.RetryingAtHeal = d.Parked, d.Retrying
+	st, err := o.HealthState(ctx)
 	if err != nil {
 		return err
 	}
@@ -324,7 +314,7 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	// The health workflow: back to healthy, and its runs.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		st, err := h.healthState(ctx, endpointID)
+		st, err := o.HealthState(ctx)
 		if err == nil {
 			rep.Health.State = string(st.State)
 		}
@@ -337,98 +327,28 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	}
 	// The drain logs its last line once it found nothing left: read it now.
 	rep.Drain.Releases, rep.Drain.MaxInFlight = testenv.ReleasesLogged(workers...)
-	return h.healthRuns(ctx, endpointID, &rep.Health)
+	return h.healthRuns(ctx, o, &rep.Health)
 }
 
-// waitCircuitOpen waits (up to two minutes) until the endpoint's health
-// workflow says open and every worker logged that it sees it so.
-func (h *harness) waitCircuitOpen(ctx context.Context, workers []*testenv.Process, endpointID string) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		seen := 0
-		for _, w := range workers {
-			if testenv.SeesCircuit(w, endpointID, workflows.CircuitOpen) {
-				seen++
-			}
-		}
-		st, err := h.healthState(ctx, endpointID)
-		if err == nil && st.State == workflows.CircuitOpen && seen == len(workers) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("drain: the circuit is not open 2 minutes after the first failures (state %q, %v; %d of %d workers see it open)",
-				st.State, err, seen, len(workers))
-		}
-		if err := testenv.Sleep(ctx, 500*time.Millisecond); err != nil {
-			return err
-		}
-	}
+// outage is the drain scenario's driver for endpointID on taskQueue.
+func (h *harness) outage(workers []*testenv.Process, endpointID, taskQueue string) testenv.Outage {
+	return testenv.Outage{Client: h.client, Workers: workers, EndpointID: endpointID, TaskQueue: taskQueue}
 }
 
-// healthState queries an endpoint's health workflow.
-func (h *harness) healthState(ctx context.Context, endpointID string) (workflows.HealthState, error) {
-	var st workflows.HealthState
-	v, err := h.client.QueryWorkflow(ctx, workflows.HealthWorkflowID(endpointID), "", workflows.HealthQuery)
-	if err == nil {
-		err = v.Get(&st)
-	}
-	if err != nil {
-		return st, fmt.Errorf("query %s: %w", workflows.HealthWorkflowID(endpointID), err)
-	}
-	return st, nil
-}
-
-// healthRun is one run of a health workflow, as visibility lists it.
-type healthRun struct {
-	runID   string
-	start   time.Time
-	status  enumspb.WorkflowExecutionStatus
-	history int64
-}
-
-// listHealthRuns lists every run of an endpoint's health workflow, oldest first.
-func (h *harness) listHealthRuns(ctx context.Context, endpointID string) ([]healthRun, error) {
-	var out []healthRun
-	var token []byte
-	for {
-		resp, err := h.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowId = '%s'", workflows.HealthWorkflowID(endpointID)), PageSize: 1000, NextPageToken: token,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list the runs of %s: %w", workflows.HealthWorkflowID(endpointID), err)
-		}
-		for _, e := range resp.GetExecutions() {
-			out = append(out, healthRun{runID: e.GetExecution().GetRunId(), start: e.GetStartTime().AsTime(), status: e.GetStatus(), history: e.GetHistoryLength()})
-		}
-		if token = resp.GetNextPageToken(); len(token) == 0 {
-			break
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].start.Before(out[j].start) })
-	return out, nil
-}
-
-// healthRuns fills in the health workflow's runs and history lengths; a
-// running run's length comes from describing it (visibility lags).
-func (h *harness) healthRuns(ctx context.Context, endpointID string, hf *healthFigures) error {
-	hf.WorkflowID = workflows.HealthWorkflowID(endpointID)
-	runs, err := h.listHealthRuns(ctx, endpointID)
+// healthRuns fills in the health workflow's runs and history lengths.
+func (h *harness) healthRuns(ctx context.Context, o testenv.Outage, hf *healthFigures) error {
+	hf.WorkflowID = workflows.HealthWorkflowID(o.EndpointID)
+	runs, err := o.HealthRuns(ctx)
 	if err != nil {
 		return err
 	}
 	hf.Runs, hf.HistoryLengths, hf.ContinuedAsNew, hf.MaxHistoryLength = len(runs), nil, 0, 0
 	for _, r := range runs {
-		n := r.history
-		if r.status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			if d, err := h.client.DescribeWorkflowExecution(ctx, hf.WorkflowID, r.runID); err == nil {
-				n = d.GetWorkflowExecutionInfo().GetHistoryLength()
-			}
-		}
-		if r.status == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+		if r.Status == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
 			hf.ContinuedAsNew++
 		}
-		hf.HistoryLengths = append(hf.HistoryLengths, n)
-		hf.MaxHistoryLength = max(hf.MaxHistoryLength, n)
+		hf.HistoryLengths = append(hf.HistoryLengths, r.HistoryLength)
+		hf.MaxHistoryLength = max(hf.MaxHistoryLength, r.HistoryLength)
 	}
 	return nil
 }

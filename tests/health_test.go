@@ -81,11 +81,17 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 		}
 		order[started[0].DeliveryID] = i
 	}
-	waitCircuit(t, w, "outage-flaky", workflows.CircuitOpen)
+	o := testenv.Outage{Client: temporal, Workers: []*testenv.Process{w}, EndpointID: "outage-flaky", TaskQueue: taskQueue(t)}
+	if err := o.WaitOpen(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	// Every delivery parks, those that failed before the circuit opened at
 	// their next attempt; a failed probe parks its delivery again at once,
 	// in its place (its status stays parked throughout).
-	testenv.Eventually(t, 2*time.Minute, "the deliveries parked", func() bool { return parkedCount(t, "outage-flaky") == n })
+	testenv.Eventually(t, 2*time.Minute, "the deliveries parked", func() bool {
+		d, err := o.Count(context.Background())
+		return err == nil && d.Parked == n && d.Closed == 0
+	})
 
 	st, err := dc.EndpointHealth(context.Background(), "outage-flaky")
 	if err != nil || st.State != workflows.CircuitOpen || st.OpenedAt == nil {

@@ -3,19 +3,122 @@ package testenv
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
+	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// The outage-and-drain scenario's readings: what a worker logs of an
-// endpoint's circuit and of its drain, what visibility says is parked, and
-// the order the drain delivered in. Tests assert on them; the bench
-// reports them.
+// Outage drives the outage-and-drain scenario on one endpoint: its
+// receiver answers 503 (Healable) while deliveries arrive, the circuit
+// opens and they park; healed, a probe succeeds and the health workflow
+// drains them, oldest event first. It reads what the scenario shows (the
+// health workflow, what visibility says of the deliveries, what workers
+// log of the circuit and the drain, the order of the drain). Tests assert
+// on the readings; the bench reports them.
+type Outage struct {
+	Client     client.Client // decrypts, as workers do
+	Workers    []*Process
+	EndpointID string
+	TaskQueue  string // the deliveries', one endpoint's only
+}
+
+// HealthState queries the endpoint's health workflow.
+func (o Outage) HealthState(ctx context.Context) (workflows.HealthState, error) {
+	var st workflows.HealthState
+	id := workflows.HealthWorkflowID(o.EndpointID)
+	v, err := o.Client.QueryWorkflow(ctx, id, "", workflows.HealthQuery)
+	if err == nil {
+		err = v.Get(&st)
+	}
+	if err != nil {
+		return st, fmt.Errorf("query %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// WaitOpen waits until the health workflow says the circuit is open and
+// every worker logged that it sees it so.
+func (o Outage) WaitOpen(ctx context.Context, timeout time.Duration) error {
+	return Wait(ctx, timeout, "the circuit of "+o.EndpointID+" open, every worker seeing it", func() error {
+		seen := 0
+		for _, w := range o.Workers {
+			if SeesCircuit(w, o.EndpointID, workflows.CircuitOpen) {
+				seen++
+			}
+		}
+		st, err := o.HealthState(ctx)
+		if err == nil && (st.State != workflows.CircuitOpen || seen < len(o.Workers)) {
+			err = fmt.Errorf("state %q, %d of %d workers see it open", st.State, seen, len(o.Workers))
+		}
+		return err
+	})
+}
+
+// Deliveries counts the deliveries on the task queue by where they are.
+type Deliveries struct {
+	Parked   int64
+	Retrying int64 // waiting in their retry schedule
+	Closed   int64
+}
+
+// Count asks visibility where the deliveries are.
+func (o Outage) Count(ctx context.Context) (Deliveries, error) {
+	var d Deliveries
+	q := fmt.Sprintf("TaskQueue = %q AND WorkflowType = %q AND ExecutionStatus", o.TaskQueue, workflows.DeliveryWorkflowName)
+	var errs [3]error
+	d.Parked, errs[0] = CountParked(ctx, o.Client, o.TaskQueue, o.EndpointID)
+	d.Retrying, errs[1] = CountWorkflows(ctx, o.Client, fmt.Sprintf("%s = 'Running' AND %s = %q", q, workflows.StatusAttr.GetName(), workflows.StatusRetrying))
+	d.Closed, errs[2] = CountWorkflows(ctx, o.Client, q+" != 'Running'")
+	return d, errors.Join(errs[:]...)
+}
+
+// HealthRun is one run of a health workflow.
+type HealthRun struct {
+	RunID         string
+	Start         time.Time
+	Status        enumspb.WorkflowExecutionStatus
+	HistoryLength int64
+}
+
+// HealthRuns lists every run of the endpoint's health workflow, oldest
+// first; a running run's history length comes from describing it
+// (visibility lags).
+func (o Outage) HealthRuns(ctx context.Context) ([]HealthRun, error) {
+	id := workflows.HealthWorkflowID(o.EndpointID)
+	var out []HealthRun
+	var token []byte
+	for {
+		resp, err := o.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = %q", id), PageSize: 1000, NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list the runs of %s: %w", id, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			r := HealthRun{RunID: e.GetExecution().GetRunId(), Start: e.GetStartTime().AsTime(), Status: e.GetStatus(), HistoryLength: e.GetHistoryLength()}
+			if r.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				if d, err := o.Client.DescribeWorkflowExecution(ctx, id, r.RunID); err == nil {
+					r.HistoryLength = d.GetWorkflowExecutionInfo().GetHistoryLength()
+				}
+			}
+			out = append(out, r)
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out, nil
+}
 
 // SeesCircuit says whether worker w logged that it sees endpointID's circuit in state.
 func SeesCircuit(w *Process, endpointID string, state workflows.CircuitState) bool {
