@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
+	"math"
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -106,43 +106,10 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	// Memory every second, from before the first request to the end of the hold.
 	hosts := append(slices.Clone(workers), serve.Process) // serve may host a worker too (--serve-args)
 	rep.Workers.Idle, _ = testenv.SumRSS(workers...)
-	var (
-		accepted, parked atomic.Int64
-		samplesMu        sync.Mutex
-		begin            = time.Now()
-	)
-	sampleNow := func() rssSample {
-		w, _ := testenv.SumRSS(workers...)
-		s, _ := testenv.SumRSS(serve.Process)
-		smp := rssSample{Seconds: round(time.Since(begin).Seconds(), 1), Workers: w, Serve: s, Accepted: accepted.Load(), Parked: parked.Load()}
-		samplesMu.Lock()
-		rep.Samples = append(rep.Samples, smp)
-		samplesMu.Unlock()
-		return smp
-	}
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				sampleNow()
-			case <-stopSampling:
-				return
-			}
-		}
-	}()
-	stopSampler := func() {
-		if stopSampling != nil {
-			close(stopSampling)
-			<-sampled
-			stopSampling = nil
-		}
-	}
-	defer stopSampler()
+	var accepted, parked atomic.Int64
+	begin := time.Now()
+	smp := startSampler(workers, serve.Process, begin, func() (int64, int64) { return accepted.Load(), parked.Load() })
+	defer smp.close()
 
 	// Submit, and poll visibility until every delivery is parked.
 	subCtx, cancelSubmit := context.WithCancel(ctx)
@@ -174,7 +141,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 		}
 	}
 	parkedAt := time.Now()
-	rep.Workers.AtPark = sampleNow().Workers
+	rep.Workers.AtPark = smp.sample().Workers
 	rep.AcceptSeconds = round(sub.accepted.Sub(begin).Seconds(), 3)
 	rep.AcceptedPerSecond = round(float64(len(events))/sub.accepted.Sub(begin).Seconds(), 1)
 	rep.ParkSeconds = round(parkedAt.Sub(begin).Seconds(), 3)
@@ -184,11 +151,9 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if err := testenv.Sleep(ctx, cfg.hold); err != nil {
 		return err
 	}
-	rep.Workers.AtEnd = sampleNow().Workers
-	stopSampler()
-	for _, smp := range rep.Samples {
-		rep.Workers.Peak = max(rep.Workers.Peak, smp.Workers)
-	}
+	rep.Workers.AtEnd = smp.sample().Workers
+	rep.Samples = smp.close()
+	rep.Workers.Peak = smp.peak(0, math.Inf(1))
 	rep.Workers.Drift = rep.Workers.AtEnd - rep.Workers.AtPark
 	if rep.Workers.AtPark > 0 {
 		rep.Workers.DriftPercent = round(100*float64(rep.Workers.Drift)/float64(rep.Workers.AtPark), 1)
