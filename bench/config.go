@@ -149,9 +149,9 @@ func parseFlags(args []string, root string) (config, error) {
 			return c, usagef("--profile: %v", err)
 		}
 		// Every process the phases start serves pprof on a loopback port of its own.
-		c.workerArgs = append(c.workerArgs, pprofArgs...)
-		c.serveArgs = append(c.serveArgs, pprofArgs...)
-		c.baselineArgs = append(c.baselineArgs, pprofArgs...)
+		c.workerArgs = append(c.workerArgs, testenv.PProfArgs...)
+		c.serveArgs = append(c.serveArgs, testenv.PProfArgs...)
+		c.baselineArgs = append(c.baselineArgs, testenv.PProfArgs...)
 	}
 	if c.out == "" {
 		c.out = filepath.Join(root, ".temporal", "bench", map[string]string{modeThroughput: "results.json", modePark: "park.json", modeDrain: "drain.json", modeAbsorb: "absorb.json"}[c.mode])

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/hookrelay/hookrelay/internal/billable"
 	"github.com/hookrelay/hookrelay/internal/testenv"
@@ -211,7 +210,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 		if err != nil {
 			return err
 		}
-		fires, ok := pendingTimer(events)
+		fires, ok := testenv.PendingTimer(events)
 		if !ok {
 			continue
 		}
@@ -249,30 +248,6 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	}
 	h.stopAll([]*testenv.Process{fresh})
 	return nil
-}
-
-// pendingTimer finds the last timer started and neither fired nor
-// canceled, and when it fires.
-func pendingTimer(events []*historypb.HistoryEvent) (time.Time, bool) {
-	open := map[string]time.Time{}
-	for _, e := range events {
-		switch e.GetEventType() {
-		case enumspb.EVENT_TYPE_TIMER_STARTED:
-			a := e.GetTimerStartedEventAttributes()
-			open[a.GetTimerId()] = e.GetEventTime().AsTime().Add(a.GetStartToFireTimeout().AsDuration())
-		case enumspb.EVENT_TYPE_TIMER_FIRED:
-			delete(open, e.GetTimerFiredEventAttributes().GetTimerId())
-		case enumspb.EVENT_TYPE_TIMER_CANCELED:
-			delete(open, e.GetTimerCanceledEventAttributes().GetTimerId())
-		}
-	}
-	var fires time.Time
-	for _, t := range open {
-		if fires.IsZero() || t.Before(fires) {
-			fires = t
-		}
-	}
-	return fires, !fires.IsZero()
 }
 
 // terminateAll ends the parked workflows on a server the bench did not start.

@@ -263,8 +263,8 @@ func printThroughput(w io.Writer, r *throughputReport) {
 	}
 	row("503 refusals (retried)", float64(hk.Refused503), 0, "%.0f", false)
 	row("duplicate deliveries", float64(hk.Duplicates), float64(b.Duplicates), "%.0f", false)
-	printProfiles(w, "hookrelay", hk.Profiles)
-	printProfiles(w, "baseline", b.Profiles)
+	testenv.PrintProfiles(w, "hookrelay", hk.Profiles)
+	testenv.PrintProfiles(w, "baseline", b.Profiles)
 }
 
 // cpuGroup sums the CPU per delivery of a phase's processes in one group.

@@ -56,7 +56,7 @@ type phaseResult struct {
 	ServePeakRSS      int64         `json:"serve_peak_rss_bytes,omitempty"`
 	Processes         []procFigures `json:"processes"`
 	// Profiles are the CPU profiles taken during the phase (--profile).
-	Profiles []profileResult `json:"profiles,omitempty"`
+	Profiles []testenv.Profile `json:"profiles,omitempty"`
 }
 
 // ratios compare hookrelay with the baseline: hookrelay's figure divided by the baseline's.
@@ -105,7 +105,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	hookProcs := slices.Concat([]*testenv.Process{serve.Process}, workers)
-	profiled := h.startProfiles(ctx, "hookrelay", h.profileTargets(hookProcs))
+	profiled := h.startProfiles(ctx, "hookrelay", testenv.ProfileTargets(h.server, hookProcs))
 	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.Refused.Load, h.members(hookProcs))
 	rep.Hookrelay.Profiles = profiled()
 	if err != nil {
@@ -138,7 +138,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	noRefusals := func() int64 { return 0 }
-	profiled = h.startProfiles(ctx, "baseline", h.profileTargets(leanWorkers))
+	profiled = h.startProfiles(ctx, "baseline", testenv.ProfileTargets(h.server, leanWorkers))
 	base, err := h.measure(ctx, "baseline", ids(measured, leanID), 1, direct(measured), noRefusals, h.members(leanWorkers))
 	base.Profiles = profiled()
 	if err != nil {
@@ -367,4 +367,22 @@ func rateNote(rate float64) string {
 		return ""
 	}
 	return fmt.Sprintf(", at most %g events/s", rate)
+}
+
+// startProfiles starts a CPU profile of every target when --profile is set;
+// the returned function waits for them.
+func (h *harness) startProfiles(ctx context.Context, phase string, targets []testenv.ProfileTarget) func() []testenv.Profile {
+	if h.cfg.profile == "" {
+		return func() []testenv.Profile { return nil }
+	}
+	secs := int(h.cfg.profileDuration / time.Second)
+	fmt.Fprintf(h.out, "   %s: profiling %d process(es) for %ds\n", phase, len(targets), secs)
+	wait := testenv.StartCPUProfiles(ctx, targets, secs, h.cfg.profile, phase)
+	return func() []testenv.Profile {
+		ps := wait()
+		for i := range ps {
+			ps[i].File = rel(h.cfg.root, ps[i].File)
+		}
+		return ps
+	}
 }

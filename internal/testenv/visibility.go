@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -32,4 +33,28 @@ func History(ctx context.Context, c client.Client, workflowID, runID string) ([]
 		events = append(events, e)
 	}
 	return events, nil
+}
+
+// PendingTimer finds the last timer started and neither fired nor
+// canceled, and when it fires.
+func PendingTimer(events []*historypb.HistoryEvent) (time.Time, bool) {
+	open := map[string]time.Time{}
+	for _, e := range events {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_TIMER_STARTED:
+			a := e.GetTimerStartedEventAttributes()
+			open[a.GetTimerId()] = e.GetEventTime().AsTime().Add(a.GetStartToFireTimeout().AsDuration())
+		case enumspb.EVENT_TYPE_TIMER_FIRED:
+			delete(open, e.GetTimerFiredEventAttributes().GetTimerId())
+		case enumspb.EVENT_TYPE_TIMER_CANCELED:
+			delete(open, e.GetTimerCanceledEventAttributes().GetTimerId())
+		}
+	}
+	var fires time.Time
+	for _, t := range open {
+		if fires.IsZero() || t.Before(fires) {
+			fires = t
+		}
+	}
+	return fires, !fires.IsZero()
 }
