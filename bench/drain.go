@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,25 +25,13 @@ import (
 var drainRetrySchedule = append([]time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second},
 	slices.Repeat([]time.Duration{30 * time.Second}, 46)...)
 
-// drainFigures are the drain's, from the first 2xx after the receiver
-// healed (the probe's) to the last.
+// drainFigures are the drain's: what the receiver saw, and what the
+// workers logged of it.
 type drainFigures struct {
-	// FirstAfterHealSeconds: from the switch to 200 to the first 2xx (the probe).
-	FirstAfterHealSeconds float64 `json:"first_2xx_after_heal_seconds"`
-	Seconds               float64 `json:"seconds"` // first 2xx to the last
-	PerSecond             float64 `json:"per_second"`
-	TargetSeconds         float64 `json:"target_seconds"` // events / drain_per_second
-	// Clean deliveries never answered 503 (never POSTed before the circuit
-	// opened, never a failed probe): parked the whole outage, their order
-	// is the drain's.
-	Clean         int     `json:"clean_deliveries"`
-	CleanSeconds  float64 `json:"clean_seconds"` // first to last 2xx of the clean ones
-	CleanPerSec   float64 `json:"clean_per_second"`
-	OutOfOrder    int     `json:"out_of_order"` // clean deliveries some later event overtook
-	MaxOvertaken  int     `json:"max_overtaken"`
+	testenv.DrainReading
+	TargetSeconds float64 `json:"target_seconds"`         // events / drain_per_second
 	MaxInFlight   int     `json:"max_releases_in_flight"` // from the workers' release log lines
 	Releases      int     `json:"release_activities"`     // release activities logged (probes and drains)
-	SecondsByTens []int   `json:"deliveries_per_10s"`     // 2xx per 10 s of the drain
 }
 
 // healthFigures are the health workflow's, over all its runs.
@@ -188,10 +175,6 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	}
 	wid := func(ev testenv.Event) string { return workflows.WorkflowID(endpointID, ev.ID) }
 	wids := ids(events, wid)
-	index := make(map[string]int, len(wids))
-	for i, id := range wids {
-		index[id] = i
-	}
 	o := h.outage(workers, endpointID, taskQueue)
 
 	var accepted, parked atomic.Int64
@@ -302,14 +285,10 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	rep.Duplicates = stats.Duplicates
 	rep.FailedAttempts = stats.ByStatus[http.StatusServiceUnavailable]
 
-	// The drain's figures, from the receiver's clock.
-	failed := map[string]bool{}
-	for _, id := range wids {
-		if h.rc.Count(id) > 1 { // answered 503 at least once before its 2xx
-			failed[id] = true
-		}
-	}
-	rep.Drain = drainOf(wids, delivered, index, failed, healAt, cfg.drainRate)
+	// The drain's figures, from the receiver's clock; its order on the
+	// deliveries never answered 503 (before the circuit opened, or as a failed probe).
+	rep.Drain.DrainReading = testenv.ReadDrain(delivered, func(i int) bool { return h.rc.Count(wids[i]) > 1 }, healAt)
+	rep.Drain.TargetSeconds = round(float64(len(wids))/cfg.drainRate, 1)
 
 	// The health workflow: back to healthy, and its runs.
 	deadline := time.Now().Add(30 * time.Second)
@@ -351,61 +330,6 @@ func (h *harness) healthRuns(ctx context.Context, o testenv.Outage, hf *healthFi
 		hf.MaxHistoryLength = max(hf.MaxHistoryLength, r.HistoryLength)
 	}
 	return nil
-}
-
-// drainOf computes the drain's figures from when each delivery was first
-// answered 2xx (zero: never). failed deliveries answered 503 at least once
-// (before the circuit opened, or as a failed probe): the order is checked
-// on the others, which waited parked for the whole outage.
-func drainOf(wids []string, delivered []time.Time, index map[string]int, failed map[string]bool, healAt time.Time, rate float64) drainFigures {
-	type hit struct {
-		at    time.Time
-		index int
-		clean bool
-	}
-	var hits []hit
-	for i, at := range delivered {
-		if !at.IsZero() {
-			hits = append(hits, hit{at, index[wids[i]], !failed[wids[i]]})
-		}
-	}
-	d := drainFigures{TargetSeconds: round(float64(len(wids))/rate, 1)}
-	if len(hits) == 0 {
-		return d
-	}
-	sort.Slice(hits, func(i, j int) bool { return hits[i].at.Before(hits[j].at) })
-	first, last := hits[0].at, hits[len(hits)-1].at
-	d.FirstAfterHealSeconds = round(first.Sub(healAt).Seconds(), 3)
-	d.Seconds = round(last.Sub(first).Seconds(), 3)
-	if d.Seconds > 0 {
-		d.PerSecond = round(float64(len(hits)-1)/d.Seconds, 1)
-	}
-	for _, x := range hits {
-		bucket := int(x.at.Sub(first) / (10 * time.Second))
-		for len(d.SecondsByTens) <= bucket {
-			d.SecondsByTens = append(d.SecondsByTens, 0)
-		}
-		d.SecondsByTens[bucket]++
-	}
-	var order []int
-	var cleanFirst, cleanLast time.Time
-	for _, x := range hits {
-		if !x.clean {
-			continue
-		}
-		if cleanFirst.IsZero() {
-			cleanFirst = x.at
-		}
-		cleanLast = x.at
-		order = append(order, x.index)
-	}
-	d.Clean = len(order)
-	d.CleanSeconds = round(cleanLast.Sub(cleanFirst).Seconds(), 3)
-	if d.CleanSeconds > 0 {
-		d.CleanPerSec = round(float64(d.Clean-1)/d.CleanSeconds, 1)
-	}
-	d.OutOfOrder, d.MaxOvertaken = testenv.Overtaken(order)
-	return d
 }
 
 func scheduleText(ds []time.Duration) string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +69,7 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 
 	const n = 200
 	base := time.Date(2026, 4, 18, 20, 0, 0, 0, time.UTC)
-	order := map[string]int{} // webhook-id -> event index
+	ids := make([]string, n) // webhook-ids, in event-time order
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for i := range n {
@@ -79,7 +78,7 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 		if err != nil || len(started) != 1 {
 			t.Fatalf("publish %d: %v %v", i, started, err)
 		}
-		order[started[0].DeliveryID] = i
+		ids[i] = started[0].DeliveryID
 	}
 	o := testenv.Outage{Client: temporal, Workers: []*testenv.Process{w}, EndpointID: "outage-flaky", TaskQueue: taskQueue(t)}
 	if err := o.WaitOpen(context.Background(), 30*time.Second); err != nil {
@@ -100,7 +99,7 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 	opened := *st.OpenedAt
 	healTime := heal()
 	testenv.Eventually(t, 2*time.Minute, "every delivery delivered", func() bool {
-		_, got := rc.Accepted(sortedKeys(order))
+		_, got := rc.Accepted(ids)
 		return got == n
 	})
 	waitCircuit(t, w, "outage-flaky", workflows.CircuitHealthy)
@@ -133,14 +132,17 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 	t.Logf("503s: %d before the circuit settled open (5 to open it, the rest in flight or started before the workers saw it), %d probes after; %d requests in all",
 		failedBefore, failedAfter, len(reqs))
 
-	// The drain: 2xx answers after the probe's, in event-time order, at 10/s ± 25%.
-	var drained []testenv.Request
-	for _, r := range reqs {
-		if r.Status == http.StatusOK {
-			drained = append(drained, r)
+	// The drain: 2xx answers after the probe's (the first), in event-time
+	// order, at 10/s ± 25%. Every delivery keeps its place, those whose
+	// probes failed too.
+	delivered, _ := rc.Accepted(ids)
+	probe := 0
+	for i, at := range delivered {
+		if at.Before(delivered[probe]) {
+			probe = i
 		}
 	}
-	probe, drain := drained[0], drained[1:]
+	d := testenv.ReadDrain(delivered, func(i int) bool { return i == probe }, healTime)
 	// In event-time order: strictly while one release was in flight at a
 	// time (a release's round trip shorter than 1/rate); when the worker
 	// needed more in flight to keep the rate, a POST may overtake fewer
@@ -149,27 +151,13 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 	if inFlight == 0 {
 		t.Fatalf("the worker logged no drain:\n%s", w.Log())
 	}
-	var arrived []int // every delivery keeps its place, those whose probes failed too
-	for _, r := range drain {
-		arrived = append(arrived, order[r.ID])
+	if d.MaxOvertaken > inFlight-1 {
+		t.Fatalf("the drain sent an event after %d later events, with at most %d releases in flight: not in event-time order", d.MaxOvertaken, inFlight)
 	}
-	if _, most := testenv.Overtaken(arrived); most > inFlight-1 {
-		t.Fatalf("the drain sent an event after %d later events, with at most %d releases in flight: not in event-time order", most, inFlight)
+	if math.Abs(d.CleanPerSec-10)/10 > 0.25 {
+		t.Errorf("drained at %.1f/s, want 10/s ± 25%%", d.CleanPerSec)
 	}
-	rate := float64(len(drain)-1) / drain[len(drain)-1].At.Sub(drain[0].At).Seconds()
-	if math.Abs(rate-10)/10 > 0.25 {
-		t.Errorf("drained at %.1f/s, want 10/s ± 25%%", rate)
-	}
-	t.Logf("probe %s (event %d); drained %d at %.2f/s, at most %d releases in flight", probe.ID, order[probe.ID], len(drain), rate, inFlight)
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	t.Logf("probe event %d; drained %d at %.1f/s, at most %d releases in flight; %+v", probe, d.Clean, d.CleanPerSec, inFlight, d)
 }
 
 // An operator pauses an endpoint: new deliveries park and nothing is sent;

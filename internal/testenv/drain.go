@@ -186,3 +186,69 @@ func Overtaken(order []int) (outOfOrder, most int) {
 	}
 	return outOfOrder, most
 }
+
+// DrainReading is what a receiver saw of a drain, from the first 2xx after
+// it healed (the probe's) to the last.
+type DrainReading struct {
+	FirstAfterHealSeconds float64 `json:"first_2xx_after_heal_seconds"` // the heal to the first 2xx (the probe)
+	Seconds               float64 `json:"seconds"`                      // first 2xx to the last
+	PerSecond             float64 `json:"per_second"`
+	// Clean deliveries are those not left out: their order is the drain's.
+	Clean         int     `json:"clean_deliveries"`
+	CleanSeconds  float64 `json:"clean_seconds"` // first to last 2xx of the clean ones
+	CleanPerSec   float64 `json:"clean_per_second"`
+	OutOfOrder    int     `json:"out_of_order"` // clean deliveries some later event overtook (Overtaken)
+	MaxOvertaken  int     `json:"max_overtaken"`
+	SecondsByTens []int   `json:"deliveries_per_10s"` // 2xx per 10 s of the drain
+}
+
+// ReadDrain reads a drain from delivered[i], when event i (in event-time
+// order) was first answered 2xx (zero: never); leaveOut(i) keeps event i
+// out of the order (a delivery answered 503 before, or the probe).
+func ReadDrain(delivered []time.Time, leaveOut func(i int) bool, healAt time.Time) DrainReading {
+	type hit struct {
+		at    time.Time
+		index int
+	}
+	var hits []hit
+	for i, at := range delivered {
+		if !at.IsZero() {
+			hits = append(hits, hit{at, i})
+		}
+	}
+	var d DrainReading
+	if len(hits) == 0 {
+		return d
+	}
+	sort.Slice(hits, func(i, j int) bool { return hits[i].at.Before(hits[j].at) })
+	first, last := hits[0].at, hits[len(hits)-1].at
+	d.FirstAfterHealSeconds = Round(first.Sub(healAt).Seconds(), 3)
+	d.Seconds = Round(last.Sub(first).Seconds(), 3)
+	if d.Seconds > 0 {
+		d.PerSecond = Round(float64(len(hits)-1)/d.Seconds, 1)
+	}
+	var order []int
+	var cleanFirst, cleanLast time.Time
+	for _, x := range hits {
+		bucket := int(x.at.Sub(first) / (10 * time.Second))
+		for len(d.SecondsByTens) <= bucket {
+			d.SecondsByTens = append(d.SecondsByTens, 0)
+		}
+		d.SecondsByTens[bucket]++
+		if leaveOut(x.index) {
+			continue
+		}
+		if cleanFirst.IsZero() {
+			cleanFirst = x.at
+		}
+		cleanLast = x.at
+		order = append(order, x.index)
+	}
+	d.Clean = len(order)
+	d.CleanSeconds = Round(cleanLast.Sub(cleanFirst).Seconds(), 3)
+	if d.CleanSeconds > 0 {
+		d.CleanPerSec = Round(float64(d.Clean-1)/d.CleanSeconds, 1)
+	}
+	d.OutOfOrder, d.MaxOvertaken = Overtaken(order)
+	return d
+}
