@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"math"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sync/atomic"

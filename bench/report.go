@@ -37,7 +37,7 @@ type configJSON struct {
 type header struct {
 	Mode        string            `json:"mode"`
 	Command     string            `json:"command"`
-	Machine     testenv.Machine           `json:"machine"`
+	Machine     testenv.Machine   `json:"machine"`
 	Config      configJSON        `json:"config"`
 	Temporal    string            `json:"temporal"`
 	LogDir      string            `json:"log_dir"`

@@ -3,7 +3,6 @@ package testenv
 import (
 	"strings"
 	"testing"
-
 )
 
 // pprof -top's output keeps the sample line and the table.
