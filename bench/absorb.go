@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/circuit"
@@ -296,7 +294,7 @@ func (h *harness) absorbDirect(ctx context.Context, taskQueue string, ph *absorb
 // every report sent, then reads its histories into the steps' figures.
 func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent time.Time) error {
 	deadline := time.Now().Add(2 * time.Minute)
-	var hist []runHistory
+	var hist []testenv.SignalRun
 	for {
 		var err error
 		if hist, err = h.healthHistories(ctx, ph.Endpoint); err != nil {
@@ -304,7 +302,7 @@ func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent ti
 		}
 		ph.Recorded = 0
 		for _, r := range hist {
-			ph.Recorded += len(r.signals)
+			ph.Recorded += len(r.Signals)
 		}
 		// Accepted reports are Sent-Errors; the newest run shows in
 		// visibility a moment after it began, so read again until all are.
@@ -317,7 +315,7 @@ func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent ti
 	}
 	var lastSignal time.Time
 	for _, r := range hist {
-		for _, s := range r.signals {
+		for _, s := range r.Signals {
 			if s.After(lastSignal) {
 				lastSignal = s
 			}
@@ -336,94 +334,49 @@ func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent ti
 	return h.healthRuns(ctx, o, &ph.Health)
 }
 
-// runHistory is what one run's history says about signals and workflow tasks.
-type runHistory struct {
-	start     time.Time
-	signals   []time.Time // failure signals' event times
-	lags      []time.Duration
-	lagAt     []time.Time // the signal each lag belongs to
-	wftStart  []time.Time
-	wftWait   []time.Duration // schedule to start
-	wftRun    []time.Duration // start to complete
-	wftSignal []int           // signals each workflow task read
-}
-
 // healthHistories reads every run of an endpoint's health workflow.
-func (h *harness) healthHistories(ctx context.Context, endpointID string) ([]runHistory, error) {
+func (h *harness) healthHistories(ctx context.Context, endpointID string) ([]testenv.SignalRun, error) {
 	runs, err := h.outage(nil, endpointID, "").HealthRuns(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []runHistory
+	var out []testenv.SignalRun
 	for _, r := range runs {
 		events, err := testenv.History(ctx, h.client, workflows.HealthWorkflowID(endpointID), r.RunID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, readRun(r.Start, events))
+		out = append(out, testenv.ReadSignals(r.Start, events, workflows.FailureSignal))
 	}
 	return out, nil
 }
 
-// readRun reads one run's history: each failure signal, the workflow task
-// that read it (the next one started after it), and each task's timings.
-func readRun(start time.Time, events []*historypb.HistoryEvent) runHistory {
-	rh := runHistory{start: start}
-	var pending []time.Time // signals not yet read by a task
-	var scheduled, startedAt time.Time
-	for _, e := range events {
-		at := e.GetEventTime().AsTime()
-		switch e.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-			if e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == workflows.FailureSignal {
-				rh.signals = append(rh.signals, at)
-				pending = append(pending, at)
-			}
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-			scheduled = at
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-			startedAt = at
-			rh.wftStart = append(rh.wftStart, at)
-			rh.wftWait = append(rh.wftWait, at.Sub(scheduled))
-			rh.wftSignal = append(rh.wftSignal, len(pending))
-			for _, s := range pending {
-				rh.lags = append(rh.lags, at.Sub(s))
-				rh.lagAt = append(rh.lagAt, s)
-			}
-			pending = pending[:0]
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-			rh.wftRun = append(rh.wftRun, at.Sub(startedAt))
-		}
-	}
-	return rh
-}
-
 // fillStep reads the histories' figures for the step's window.
-func fillStep(st *absorbStep, hist []runHistory) {
+func fillStep(st *absorbStep, hist []testenv.SignalRun) {
 	in := func(t time.Time) bool { return !t.Before(st.begin) && t.Before(st.end) }
 	var lags, waits, runs []time.Duration
 	signalsRead := 0
 	for _, r := range hist {
-		if in(r.start) {
+		if in(r.Start) {
 			st.Runs++
 		}
-		for _, s := range r.signals {
+		for _, s := range r.Signals {
 			if in(s) {
 				st.Recorded++
 			}
 		}
-		for i, at := range r.lagAt {
+		for i, at := range r.LagAt {
 			if in(at) {
-				lags = append(lags, r.lags[i])
+				lags = append(lags, r.Lags[i])
 			}
 		}
-		for i, at := range r.wftStart {
+		for i, at := range r.WFTStart {
 			if in(at) {
 				st.WorkflowTasks++
-				waits = append(waits, r.wftWait[i])
-				signalsRead += r.wftSignal[i]
-				if i < len(r.wftRun) {
-					runs = append(runs, r.wftRun[i])
+				waits = append(waits, r.WFTWait[i])
+				signalsRead += r.WFTSignals[i]
+				if i < len(r.WFTRun) {
+					runs = append(runs, r.WFTRun[i])
 				}
 			}
 		}
