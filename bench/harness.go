@@ -97,8 +97,7 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	if h.client, err = h.hr.Dial(ctx, logger); err != nil {
 		return h, err
 	}
-	// The dev server registers them at start; another server may lack them,
-	// and serve needs them before any worker has run.
+	// Serve needs the search attributes before any worker has run.
 	if err = temporalclient.EnsureSearchAttributes(ctx, h.client, h.hr.Namespace, workflows.SearchAttributes); err != nil {
 		return h, err
 	}
@@ -133,16 +132,12 @@ func (h *harness) startServer(ctx context.Context) error {
 	if cfg.serverMode == testenv.ModeCluster {
 		fmt.Fprintf(h.out, "== using Temporal at %s (namespace %s)\n", cfg.temporalAddress, cfg.namespace)
 	}
-	var args []string
-	for _, k := range workflows.SearchAttributes {
-		args = append(args, "--search-attribute", k.GetName()+"="+cliType(k.GetValueType().String()))
-	}
 	if cfg.serverMode == testenv.ModePostgres {
 		fmt.Fprintf(h.out, "== starting a Temporal server on PostgreSQL, its services as processes (logs in %s)\n", rel(cfg.root, h.logDir))
 	}
 	h.server, err = testenv.StartServer(ctx, testenv.ServerOptions{
 		Mode: cfg.serverMode, Address: cfg.temporalAddress, Namespace: cfg.namespace,
-		TemporalCLI: cfg.temporalCLI, ExtraArgs: append(args, cfg.serverArgs...), Log: serverLog, LogDir: h.logDir,
+		TemporalCLI: cfg.temporalCLI, ExtraArgs: cfg.serverArgs, Log: serverLog, LogDir: h.logDir,
 	})
 	if err != nil {
 		return fmt.Errorf("Temporal server (%s mode): %w", cfg.serverMode, err)
@@ -232,18 +227,6 @@ func (h *harness) writeSecrets() error {
 func (h *harness) writeEndpoints(name, id, url string, schedule []time.Duration) (string, error) {
 	path := filepath.Join(h.tmp, name)
 	return path, testenv.WriteEndpoints(path, testenv.Endpoint{ID: id, URL: url, Secret: h.secret, Timeout: 15 * time.Second, RetrySchedule: schedule})
-}
-
-// cliType turns INDEXED_VALUE_TYPE_KEYWORD_LIST into KeywordList, as
-// `temporal server start-dev --search-attribute` spells types.
-func cliType(enum string) string {
-	var b strings.Builder
-	for _, part := range strings.Split(strings.TrimPrefix(enum, "INDEXED_VALUE_TYPE_"), "_") {
-		if part != "" {
-			b.WriteString(part[:1] + strings.ToLower(part[1:]))
-		}
-	}
-	return b.String()
 }
 
 // start starts s, to be stopped by close if the bench does not stop it first.
