@@ -85,7 +85,7 @@ func parseFlags(args []string, root string) (config, error) {
 	fs.StringVar(&c.mode, "mode", modeThroughput, "throughput: hookrelay through starter serve against a lean one-activity workflow; park: deliveries parked in backoff, worker memory and who holds the timers; drain: an outage parks the deliveries behind an open circuit, then the drain; absorb: the failure reports one endpoint's health workflow takes")
 	fs.IntVar(&c.events, "events", 0, "events to submit, one delivery each (default 2000; 10000 with --mode park)")
 	fs.IntVar(&c.concurrency, "concurrency", 50, "concurrent submitters")
-	fs.Float64Var(&c.rate, "rate", 0, "cap submissions at this many events per second (0: as fast as the submitters go); testenv.Latency at a rate the system sustains, rather than behind a backlog")
+	fs.Float64Var(&c.rate, "rate", 0, "cap submissions at this many events per second (0: as fast as the submitters go); latency at a rate the system sustains, rather than behind a backlog")
 	fs.IntVar(&c.workers, "workers", 1, "hookrelay worker processes (0 if --serve-args makes serve host one)")
 	fs.IntVar(&c.batch, "batch", 1, "events per POST /v1/events (1 to 100)")
 	fs.IntVar(&c.sample, "sample", 50, "histories to count billable actions from, per workflow kind")

@@ -1,5 +1,5 @@
 // Command bench measures hookrelay end to end on a real Temporal server:
-// deliveries per second, testenv.Latency from submission to the receiver's verified
+// deliveries per second, latency from submission to the receiver's verified
 // 2xx, billable Temporal actions per delivery and worker memory, beside a
 // lean baseline (one workflow, one activity that POSTs) on the same server
 // and receiver. With --mode park it parks deliveries in backoff and shows

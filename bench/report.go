@@ -48,10 +48,10 @@ var definitions = map[string]string{
 	"latency":               "from just before an event's first POST /v1/events (baseline: client.ExecuteWorkflow) to the receiver's verified 2xx for it; 503 waits included",
 	"deliveries_per_second": "measured events / (last verified 2xx - first request)",
 	"accepted_per_second":   "measured events / (last 202 or start - first request)",
-	"actions":               "Temporal Cloud billable actions counted from the histories of an evenly testenv.Spread sample: workflow start, activity scheduled, timer started, signal, update accepted, search-attribute upsert, each workflow task recording LocalActivity markers once; heartbeats and queries are not in history and not counted",
+	"actions":               "Temporal Cloud billable actions counted from the histories of an evenly spread sample: workflow start, activity scheduled, timer started, signal, update accepted, search-attribute upsert, each workflow task recording LocalActivity markers once; heartbeats and queries are not in history and not counted",
 	"peak_rss":              "VmHWM from /proc/PID/status; workers_peak_rss_sum is the sum over worker processes, _max the largest",
 	"cpu_seconds":           "utime+stime from /proc/PID/stat over the measured phase (warm-up excluded); cpu_ms_per_delivery is also CPU seconds per 1,000 deliveries",
-	"latency_stages":        "the testenv.Latency of the history sample split where its history records time: request to the WorkflowExecutionStarted event, to the first WorkflowTaskStarted (matching handed the task to a worker), to the receiver's verified 2xx; one machine's clock",
+	"latency_stages":        "the latency of the history sample split where its history records time: request to the WorkflowExecutionStarted event, to the first WorkflowTaskStarted (matching handed the task to a worker), to the receiver's verified 2xx; one machine's clock",
 	"history":               "from the same sample as actions: events per history, bytes as the sum of proto.Size of each HistoryEvent, visibility writes as the events after which the server writes visibility (workflow started, search attributes upserted, properties modified, and the close event)",
 	"park":                  "parked = visibility counts HookrelayStatus='retrying' on the run's task queue; worker RSS is VmRSS summed over worker processes, sampled every second",
 }
@@ -151,10 +151,10 @@ func printThroughput(w io.Writer, r *throughputReport) {
 	}
 	row("deliveries/s (first request→last 2xx)", hk.DeliveriesPerSecond, b.DeliveriesPerSecond, "%.1f", true)
 	row("accepted/s", hk.AcceptedPerSecond, b.AcceptedPerSecond, "%.1f", true)
-	row("testenv.Latency p50 (ms)", hk.Latency.P50, b.Latency.P50, "%.1f", true)
-	row("testenv.Latency p95 (ms)", hk.Latency.P95, b.Latency.P95, "%.1f", true)
-	row("testenv.Latency p99 (ms)", hk.Latency.P99, b.Latency.P99, "%.1f", true)
-	row("testenv.Latency max (ms)", hk.Latency.Max, b.Latency.Max, "%.1f", false)
+	row("latency p50 (ms)", hk.Latency.P50, b.Latency.P50, "%.1f", true)
+	row("latency p95 (ms)", hk.Latency.P95, b.Latency.P95, "%.1f", true)
+	row("latency p99 (ms)", hk.Latency.P99, b.Latency.P99, "%.1f", true)
+	row("latency max (ms)", hk.Latency.Max, b.Latency.Max, "%.1f", false)
 	row(fmt.Sprintf("  p50 request→start (%d sampled)", hk.Stages.Sampled), hk.Stages.RequestToStart.P50, b.Stages.RequestToStart.P50, "%.1f", false)
 	row("  p50 start→first workflow task", hk.Stages.StartToTask.P50, b.Stages.StartToTask.P50, "%.1f", false)
 	row("  p50 first workflow task→2xx", hk.Stages.TaskTo2xx.P50, b.Stages.TaskTo2xx.P50, "%.1f", false)

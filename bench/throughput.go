@@ -48,7 +48,7 @@ type phaseResult struct {
 	Duplicates          int                    `json:"duplicate_deliveries"`
 	Actions             billable.Summary       `json:"actions"`
 	History             testenv.HistoryFigures `json:"history"`
-	// Stages split the testenv.Latency of the sampled deliveries.
+	// Stages split the latency of the sampled deliveries.
 	Stages testenv.Stages `json:"latency_stages"`
 	// Worker memory: the sum and the largest of the worker processes' VmHWM.
 	WorkersPeakRSSSum int64         `json:"workers_peak_rss_sum_bytes"`
@@ -321,7 +321,7 @@ func cpuOf(ms []member) map[int]float64 {
 }
 
 // sampleActions counts billable actions in the histories of a sample of
-// ids, testenv.Spread over the run; waitClosed first waits for each to close.
+// ids, spread over the run; waitClosed first waits for each to close.
 func (h *harness) sampleActions(ctx context.Context, ids []string, waitClosed bool) (billable.Summary, error) {
 	s, err := h.sampleHistories(ctx, ids, waitClosed)
 	return s.actions, err
@@ -334,7 +334,7 @@ type historySample struct {
 	actions   billable.Summary
 }
 
-// sampleHistories reads the histories of a sample of ids, testenv.Spread over the
+// sampleHistories reads the histories of a sample of ids, spread over the
 // run, and counts their billable actions; waitClosed first waits for each
 // to close (closed, failed or canceled alike).
 func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed bool) (historySample, error) {
