@@ -30,7 +30,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/temporalcluster"
 	"github.com/hookrelay/hookrelay/internal/testenv"
@@ -141,11 +140,10 @@ func (r *faultRun) accepted() int {
 // returns how many submissions failed so, and how many deliveries a retried
 // submission found started already (by a try whose answer was lost).
 func (r *faultRun) publish() (retries, startedBefore int, err error) {
-	cfg, err := endpoint.Load(r.endpoints)
+	dc, err := testenv.LocalPublisher(r.temporal, r.endpoints, r.h.TaskQueue, dataConverter)
 	if err != nil {
 		return 0, 0, err
 	}
-	dc := &deliveries.Client{Temporal: r.temporal, Endpoints: cfg, TaskQueue: r.h.TaskQueue, DataConverter: dataConverter}
 	var retried, before atomic.Int64
 	errs := testenv.Paced(len(r.bodies), faultSubmitters, faultSubmitEvery, func(i int) error {
 		deadline := time.Now().Add(3 * time.Minute)

@@ -24,7 +24,6 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
@@ -328,11 +327,11 @@ func sampleEvents(n, base int) []string {
 // to the endpoints in the file at path.
 func localPublisher(t *testing.T, tc client.Client, path string) *deliveries.Client {
 	t.Helper()
-	cfg, err := endpoint.Load(path)
+	dc, err := testenv.LocalPublisher(tc, path, taskQueue(t), dataConverter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &deliveries.Client{Temporal: tc, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
+	return dc
 }
 
 // rawHistory fetches a workflow's history through the client with no codec:

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -20,11 +19,7 @@ import (
 // health, on t's task queue, with the endpoints file at path.
 func healthClient(t *testing.T, path string) *deliveries.Client {
 	t.Helper()
-	cfg, err := endpoint.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &deliveries.Client{Temporal: temporal, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
+	return localPublisher(t, temporal, path)
 }
 
 // timedEvent is event i of a run: its payload.time is base + i seconds, so
