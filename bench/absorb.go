@@ -97,9 +97,8 @@ func runAbsorb(ctx context.Context, h *harness, rep *absorbReport) error {
 	suffix := strings.ReplaceAll(h.runID, "-", "")
 	rep.Circuit, rep.RetrySchedule, rep.StepSeconds = absorbCircuit, scheduleText(absorbRetrySchedule), cfg.absorbStep.Seconds()
 	rep.Deliveries.Endpoint, rep.Direct.Endpoint = "absorb-"+suffix, "absorb-direct-"+suffix
-	endpoints := h.tmp + "/endpoints-absorb.yaml"
-	if err := testenv.WriteEndpoints(endpoints, testenv.Endpoint{ID: rep.Deliveries.Endpoint, URL: h.rc.URL, Secret: h.secret, Timeout: 15 * time.Second,
-		RetrySchedule: absorbRetrySchedule, Extra: "    circuit: {" + absorbCircuit + "}\n"}); err != nil {
+	endpoints, err := h.writeEndpoints("endpoints-absorb.yaml", rep.Deliveries.Endpoint, absorbRetrySchedule, absorbCircuit)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "== absorb: failure reports to one health workflow; circuit {%s}; %d worker(s), task queue %s\n", absorbCircuit, cfg.workers, taskQueue)

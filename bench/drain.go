@@ -162,9 +162,8 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	rep.Events = cfg.events
 	rep.Circuit = fmt.Sprintf("open_after: %d, probe_every: [2s], drain_per_second: %g", cfg.openAfter, cfg.drainRate)
 	rep.RetrySchedule = scheduleText(drainRetrySchedule)
-	endpoints := h.tmp + "/endpoints-drain.yaml"
-	if err := testenv.WriteEndpoints(endpoints, testenv.Endpoint{ID: endpointID, URL: h.rc.URL, Secret: h.secret, Timeout: 15 * time.Second,
-		RetrySchedule: drainRetrySchedule, Extra: "    circuit: {" + rep.Circuit + "}\n"}); err != nil {
+	endpoints, err := h.writeEndpoints("endpoints-drain.yaml", endpointID, drainRetrySchedule, rep.Circuit)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "== drain: %d deliveries to endpoint %s, down (503) until all parked; circuit {%s}; %d worker(s), task queue %s\n",

@@ -223,10 +223,16 @@ func (h *harness) writeSecrets() error {
 	return nil
 }
 
-// writeEndpoints writes an endpoints file with one endpoint and returns its path.
-func (h *harness) writeEndpoints(name, id, url string, schedule []time.Duration) (string, error) {
+// writeEndpoints writes an endpoints file with one endpoint, pointing at
+// the receiver, and returns its path; circuit is its circuit's settings
+// ("": the default).
+func (h *harness) writeEndpoints(name, id string, schedule []time.Duration, circuit string) (string, error) {
 	path := filepath.Join(h.tmp, name)
-	return path, testenv.WriteEndpoints(path, testenv.Endpoint{ID: id, URL: url, Secret: h.secret, Timeout: 15 * time.Second, RetrySchedule: schedule})
+	e := testenv.Endpoint{ID: id, URL: h.rc.URL, Secret: h.secret, Timeout: 15 * time.Second, RetrySchedule: schedule}
+	if circuit != "" {
+		e.Extra = "    circuit: {" + circuit + "}\n"
+	}
+	return path, testenv.WriteEndpoints(path, e)
 }
 
 // start starts s, to be stopped by close if the bench does not stop it first.

@@ -87,7 +87,8 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	}
 	rep.Events, rep.RetrySchedule = cfg.events, cfg.retrySchedule
 	taskQueue := "bench-park-" + h.runID
-	endpoints, err := h.writeEndpoints("endpoints-park.yaml", parkEndpoint, h.rc.URL, schedule)
+	// The circuit held closed: every delivery waits on its own backoff timer.
+	endpoints, err := h.writeEndpoints("endpoints-park.yaml", parkEndpoint, schedule, "open_after: 10000")
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	cfg := h.cfg
 	// hookrelay
 	taskQueue := "bench-" + h.runID
-	file, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, h.rc.URL, []time.Duration{5 * time.Second, time.Minute})
+	file, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, []time.Duration{5 * time.Second, time.Minute}, "")
 	if err != nil {
 		return err
 	}
