@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/internal/testenv"
@@ -84,16 +81,6 @@ type absorbReport struct {
 	Direct        absorbPhase `json:"direct"`
 }
 
-// SignalsLost counts reports the server accepted that no run of the health
-// workflow recorded: the direct phase's calls that returned ok (a worker's
-// report that returned ok is not counted apart from its failure).
-func (r *absorbReport) SignalsLost() int {
-	if len(r.Direct.Steps) == 0 {
-		return 0
-	}
-	return max(0, r.Direct.Sent-r.Direct.Errors-r.Direct.Recorded)
-}
-
 // runAbsorb measures the failure reports one endpoint's health workflow
 // takes, its circuit held closed (open_after 10000) so every failure is
 // reported. Deliveries: events at each --absorb-rates rate for
@@ -110,9 +97,8 @@ func runAbsorb(ctx context.Context, h *harness, rep *absorbReport) error {
 	suffix := strings.ReplaceAll(h.runID, "-", "")
 	rep.Circuit, rep.RetrySchedule, rep.StepSeconds = absorbCircuit, scheduleText(absorbRetrySchedule), cfg.absorbStep.Seconds()
 	rep.Deliveries.Endpoint, rep.Direct.Endpoint = "absorb-"+suffix, "absorb-direct-"+suffix
-	endpoints := h.tmp + "/endpoints-absorb.yaml"
-	if err := testenv.WriteEndpoints(endpoints, testenv.Endpoint{ID: rep.Deliveries.Endpoint, URL: h.rc.URL, Secret: h.secret, Timeout: 15 * time.Second,
-		RetrySchedule: absorbRetrySchedule, Extra: "    circuit: {" + absorbCircuit + "}\n"}); err != nil {
+	endpoints, err := h.writeEndpoints("endpoints-absorb.yaml", rep.Deliveries.Endpoint, absorbRetrySchedule, absorbCircuit)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(h.out, "== absorb: failure reports to one health workflow; circuit {%s}; %d worker(s), task queue %s\n", absorbCircuit, cfg.workers, taskQueue)
@@ -135,17 +121,17 @@ func runAbsorb(ctx context.Context, h *harness, rep *absorbReport) error {
 
 // absorbDeliveries submits failing deliveries at each rate, then heals the
 // receiver and waits for every one.
-func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers []*testenv.Process, ph *absorbPhase) error {
+func (h *harness) absorbDeliveries(ctx context.Context, sc *testenv.EventsClient, workers []*testenv.Process, ph *absorbPhase) error {
 	cfg := h.cfg
 	total := 0
 	for _, r := range cfg.absorbRates {
 		total += int(r * cfg.absorbStep.Seconds())
 	}
-	events, err := makeEvents(total, time.Now().UTC().Truncate(time.Millisecond))
+	events, err := makeEvents("", total)
 	if err != nil {
 		return err
 	}
-	wid := func(ev fakeEvent) string { return workflows.WorkflowID(ph.Endpoint, ev.id) }
+	wid := func(ev testenv.Event) string { return workflows.WorkflowID(ph.Endpoint, ev.ID) }
 	wids := ids(events, wid)
 	next := 0
 	for _, r := range cfg.absorbRates {
@@ -159,7 +145,7 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 		started := make([]time.Time, n)
 		stepCtx, cancel := context.WithTimeout(ctx, cfg.absorbStep+30*time.Second)
 		err := submitAll(stepCtx, n, 1, cfg.concurrency, r, started, &accepted,
-			func(ctx context.Context, idx []int) error { return sc.send(ctx, evs, idx, wid) })
+			func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, evs, idx) })
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
@@ -168,7 +154,7 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 			fmt.Fprintf(h.out, "   absorb: submitting at %g/s: %v (step cut short)\n", r, err)
 		}
 		// The step lasts --absorb-step, however long submitting took.
-		if err := sleep(ctx, time.Until(st.begin.Add(cfg.absorbStep))); err != nil {
+		if err := testenv.Sleep(ctx, time.Until(st.begin.Add(cfg.absorbStep))); err != nil {
 			return err
 		}
 		st.end = time.Now()
@@ -180,12 +166,11 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 	}
 	lastSent := time.Now()
 	// Failures still in flight land in the next second or two.
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := testenv.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	ph.Sent = h.rc.Stats().ByStatus[http.StatusServiceUnavailable]
-	healAt := time.Now()
-	h.healed.Store(true)
+	healAt := h.heal()
 	fmt.Fprintf(h.out, "   absorb: %d failures answered; the receiver answers 200 now; waiting for every delivery's retry (first after %s)\n", ph.Sent, absorbRetrySchedule[0])
 	// Every delivery must arrive: none lost or wedged behind the reports.
 	submitted := 0
@@ -201,7 +186,7 @@ func (h *harness) absorbDeliveries(ctx context.Context, sc *serveClient, workers
 		if n >= submitted || time.Now().After(deadline) {
 			break
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := testenv.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
 	}
@@ -292,7 +277,7 @@ func (h *harness) absorbDirect(ctx context.Context, taskQueue string, ph *absorb
 		st.Seconds = round(st.end.Sub(st.begin).Seconds(), 2)
 		st.Submitted, st.Failures, st.ReportErrors = n, int(ok.Load()), int(failed.Load())
 		st.FailuresPerS = round(float64(st.Failures)/st.Seconds, 1)
-		l := summarize(lat)
+		l := testenv.Summarize(lat)
 		st.CallP50Ms, st.CallP99Ms, st.CallMaxMs = l.P50, l.P99, l.Max
 		ph.Sent += n // every call; Errors are those that failed
 		ph.Errors += st.ReportErrors
@@ -307,7 +292,7 @@ func (h *harness) absorbDirect(ctx context.Context, taskQueue string, ph *absorb
 // every report sent, then reads its histories into the steps' figures.
 func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent time.Time) error {
 	deadline := time.Now().Add(2 * time.Minute)
-	var hist []runHistory
+	var hist []testenv.SignalRun
 	for {
 		var err error
 		if hist, err = h.healthHistories(ctx, ph.Endpoint); err != nil {
@@ -315,20 +300,20 @@ func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent ti
 		}
 		ph.Recorded = 0
 		for _, r := range hist {
-			ph.Recorded += len(r.signals)
+			ph.Recorded += len(r.Signals)
 		}
 		// Accepted reports are Sent-Errors; the newest run shows in
 		// visibility a moment after it began, so read again until all are.
 		if ph.Recorded >= ph.Sent-ph.Errors || time.Now().After(deadline) {
 			break
 		}
-		if err := sleep(ctx, 2*time.Second); err != nil {
+		if err := testenv.Sleep(ctx, 2*time.Second); err != nil {
 			return err
 		}
 	}
 	var lastSignal time.Time
 	for _, r := range hist {
-		for _, s := range r.signals {
+		for _, s := range r.Signals {
 			if s.After(lastSignal) {
 				lastSignal = s
 			}
@@ -338,102 +323,58 @@ func (h *harness) readAbsorbed(ctx context.Context, ph *absorbPhase, lastSent ti
 	for i := range ph.Steps {
 		fillStep(&ph.Steps[i], hist)
 	}
-	if st, err := h.healthState(ctx, ph.Endpoint); err == nil {
+	o := h.outage(nil, ph.Endpoint, "")
+	if st, err := o.HealthState(ctx); err == nil {
 		ph.State, ph.Failures = string(st.State), st.ConsecutiveFailures
 	} else {
 		ph.State = "query failed: " + err.Error()
 	}
-	return h.healthRuns(ctx, ph.Endpoint, &ph.Health)
-}
-
-// runHistory is what one run's history says about signals and workflow tasks.
-type runHistory struct {
-	start     time.Time
-	signals   []time.Time // failure signals' event times
-	lags      []time.Duration
-	lagAt     []time.Time // the signal each lag belongs to
-	wftStart  []time.Time
-	wftWait   []time.Duration // schedule to start
-	wftRun    []time.Duration // start to complete
-	wftSignal []int           // signals each workflow task read
+	return h.healthRuns(ctx, o, &ph.Health)
 }
 
 // healthHistories reads every run of an endpoint's health workflow.
-func (h *harness) healthHistories(ctx context.Context, endpointID string) ([]runHistory, error) {
-	runs, err := h.listHealthRuns(ctx, endpointID)
+func (h *harness) healthHistories(ctx context.Context, endpointID string) ([]testenv.SignalRun, error) {
+	runs, err := h.outage(nil, endpointID, "").HealthRuns(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []runHistory
+	var out []testenv.SignalRun
 	for _, r := range runs {
-		events, err := testenv.History(ctx, h.client, workflows.HealthWorkflowID(endpointID), r.runID)
+		events, err := testenv.History(ctx, h.client, workflows.HealthWorkflowID(endpointID), r.RunID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, readRun(r.start, events))
+		out = append(out, testenv.ReadSignals(r.Start, events, workflows.FailureSignal))
 	}
 	return out, nil
 }
 
-// readRun reads one run's history: each failure signal, the workflow task
-// that read it (the next one started after it), and each task's timings.
-func readRun(start time.Time, events []*historypb.HistoryEvent) runHistory {
-	rh := runHistory{start: start}
-	var pending []time.Time // signals not yet read by a task
-	var scheduled, startedAt time.Time
-	for _, e := range events {
-		at := e.GetEventTime().AsTime()
-		switch e.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-			if e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == workflows.FailureSignal {
-				rh.signals = append(rh.signals, at)
-				pending = append(pending, at)
-			}
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-			scheduled = at
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-			startedAt = at
-			rh.wftStart = append(rh.wftStart, at)
-			rh.wftWait = append(rh.wftWait, at.Sub(scheduled))
-			rh.wftSignal = append(rh.wftSignal, len(pending))
-			for _, s := range pending {
-				rh.lags = append(rh.lags, at.Sub(s))
-				rh.lagAt = append(rh.lagAt, s)
-			}
-			pending = pending[:0]
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-			rh.wftRun = append(rh.wftRun, at.Sub(startedAt))
-		}
-	}
-	return rh
-}
-
 // fillStep reads the histories' figures for the step's window.
-func fillStep(st *absorbStep, hist []runHistory) {
+func fillStep(st *absorbStep, hist []testenv.SignalRun) {
 	in := func(t time.Time) bool { return !t.Before(st.begin) && t.Before(st.end) }
 	var lags, waits, runs []time.Duration
 	signalsRead := 0
 	for _, r := range hist {
-		if in(r.start) {
+		if in(r.Start) {
 			st.Runs++
 		}
-		for _, s := range r.signals {
+		for _, s := range r.Signals {
 			if in(s) {
 				st.Recorded++
 			}
 		}
-		for i, at := range r.lagAt {
+		for i, at := range r.LagAt {
 			if in(at) {
-				lags = append(lags, r.lags[i])
+				lags = append(lags, r.Lags[i])
 			}
 		}
-		for i, at := range r.wftStart {
+		for i, at := range r.WFTStart {
 			if in(at) {
 				st.WorkflowTasks++
-				waits = append(waits, r.wftWait[i])
-				signalsRead += r.wftSignal[i]
-				if i < len(r.wftRun) {
-					runs = append(runs, r.wftRun[i])
+				waits = append(waits, r.WFTWait[i])
+				signalsRead += r.WFTSignals[i]
+				if i < len(r.WFTRun) {
+					runs = append(runs, r.WFTRun[i])
 				}
 			}
 		}
@@ -442,7 +383,7 @@ func fillStep(st *absorbStep, hist []runHistory) {
 	if st.WorkflowTasks > 0 {
 		st.SignalsPerWFT = round(float64(signalsRead)/float64(st.WorkflowTasks), 1)
 	}
-	l, w, x := summarize(lags), summarize(waits), summarize(runs)
+	l, w, x := testenv.Summarize(lags), testenv.Summarize(waits), testenv.Summarize(runs)
 	st.LagP50Ms, st.LagMaxMs = l.P50, l.Max
 	st.WFTWaitP50Ms, st.WFTWaitMaxMs, st.WFTRunP50Ms = w.P50, w.Max, x.P50
 }

@@ -8,10 +8,11 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// readRun and fillStep: each failure signal is read by the next workflow
+// ReadSignals and fillStep: each failure signal is read by the next workflow
 // task started after it; a step counts what happened in its window.
 func TestReadRunAndFillStep(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
@@ -35,20 +36,20 @@ func TestReadRunAndFillStep(t *testing.T) {
 		signal(1500, workflows.FailureSignal),
 		ev(1500, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED), ev(1800, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED), ev(1810, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
 	}
-	rh := readRun(t0, events)
-	if len(rh.signals) != 3 || len(rh.wftStart) != 3 {
-		t.Fatalf("%d failure signals, %d workflow tasks; want 3 and 3", len(rh.signals), len(rh.wftStart))
+	rh := testenv.ReadSignals(t0, events, workflows.FailureSignal)
+	if len(rh.Signals) != 3 || len(rh.WFTStart) != 3 {
+		t.Fatalf("%d failure signals, %d workflow tasks; want 3 and 3", len(rh.Signals), len(rh.WFTStart))
 	}
-	if rh.lags[0] != 100*time.Millisecond || rh.lags[1] != 50*time.Millisecond || rh.lags[2] != 300*time.Millisecond {
-		t.Fatalf("lags %v, want 100ms 50ms 300ms", rh.lags)
+	if rh.Lags[0] != 100*time.Millisecond || rh.Lags[1] != 50*time.Millisecond || rh.Lags[2] != 300*time.Millisecond {
+		t.Fatalf("lags %v, want 100ms 50ms 300ms", rh.Lags)
 	}
 	first := absorbStep{begin: t0, end: t0.Add(time.Second), Seconds: 1}
-	fillStep(&first, []runHistory{rh})
+	fillStep(&first, []testenv.SignalRun{rh})
 	if first.Recorded != 2 || first.RecordedPerS != 2 || first.WorkflowTasks != 2 || first.SignalsPerWFT != 1 || first.LagMaxMs != 100 || first.Runs != 1 {
 		t.Fatalf("first second: %+v", first)
 	}
 	second := absorbStep{begin: t0.Add(time.Second), end: t0.Add(2 * time.Second), Seconds: 1}
-	fillStep(&second, []runHistory{rh})
+	fillStep(&second, []testenv.SignalRun{rh})
 	if second.Recorded != 1 || second.WorkflowTasks != 1 || second.LagP50Ms != 300 || second.WFTWaitMaxMs != 300 || second.Runs != 0 {
 		t.Fatalf("second second: %+v", second)
 	}

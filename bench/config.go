@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
@@ -75,13 +75,7 @@ type config struct {
 	root string // the repository
 }
 
-// usageError is a command-line mistake: exit status 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+var usagef = cmdline.Usagef
 
 // parseFlags reads args; root is the repository, against which default paths resolve.
 func parseFlags(args []string, root string) (config, error) {
@@ -122,14 +116,8 @@ func parseFlags(args []string, root string) (config, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]   (make bench, make bench-park, make bench-drain, make bench-absorb)\n\n%s", fs.FlagUsages())
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return c, err
-		}
-		return c, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return c, usagef("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	if err := cmdline.Parse(fs, args, 0); err != nil {
+		return c, err
 	}
 	var err error
 	for _, f := range []struct {
@@ -161,9 +149,9 @@ func parseFlags(args []string, root string) (config, error) {
 			return c, usagef("--profile: %v", err)
 		}
 		// Every process the phases start serves pprof on a loopback port of its own.
-		c.workerArgs = append(c.workerArgs, pprofArgs...)
-		c.serveArgs = append(c.serveArgs, pprofArgs...)
-		c.baselineArgs = append(c.baselineArgs, pprofArgs...)
+		c.workerArgs = append(c.workerArgs, testenv.PProfArgs...)
+		c.serveArgs = append(c.serveArgs, testenv.PProfArgs...)
+		c.baselineArgs = append(c.baselineArgs, testenv.PProfArgs...)
 	}
 	if c.out == "" {
 		c.out = filepath.Join(root, ".temporal", "bench", map[string]string{modeThroughput: "results.json", modePark: "park.json", modeDrain: "drain.json", modeAbsorb: "absorb.json"}[c.mode])
@@ -171,7 +159,7 @@ func parseFlags(args []string, root string) (config, error) {
 	// Never docker unless forced: the figures include the dev server's CPU
 	// and memory, read from /proc.
 	if c.serverMode, err = testenv.ChooseMode(os.Getenv(testenv.EnvServer), c.temporalAddress, nil); err != nil {
-		return c, usageError{err}
+		return c, cmdline.Usage(err)
 	}
 	return c, c.validate()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
@@ -118,8 +119,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := parseFlags(tt.args, root)
-		var usage usageError
-		if err == nil || !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.flag) {
+		if !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), tt.flag) {
 			t.Errorf("%q: error %v, want a usage error naming %s", tt.args, err, tt.flag)
 		}
 	}
@@ -146,9 +146,8 @@ func TestParseFlagsChoosesTheServer(t *testing.T) {
 		t.Setenv("TEMPORAL_ADDRESS", c.address)
 		t.Setenv(testenv.EnvServer, c.forced)
 		cfg, err := parseFlags(c.args, root)
-		var usage usageError
 		if c.err != "" {
-			if !errors.As(err, &usage) || !strings.Contains(err.Error(), c.err) {
+			if !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s=%q %v: err %v, want a usage error naming %s", testenv.EnvServer, c.forced, c.args, err, c.err)
 			}
 			continue

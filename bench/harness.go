@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -47,8 +46,8 @@ type harness struct {
 	rc        *testenv.Receiver
 	processes []*testenv.Process
 
-	// healed switches the drain and absorb modes' receiver from 503 to 200.
-	healed atomic.Bool
+	// heal switches the drain and absorb modes' receiver from 503 to 200.
+	heal func() time.Time
 	// registry is the throughput mode's endpoint registry (--endpoints-db); nil: the YAML file.
 	registry *benchRegistry
 }
@@ -98,8 +97,7 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	if h.client, err = h.hr.Dial(ctx, logger); err != nil {
 		return h, err
 	}
-	// The dev server registers them at start; another server may lack them,
-	// and serve needs them before any worker has run.
+	// Serve needs the search attributes before any worker has run.
 	if err = temporalclient.EnsureSearchAttributes(ctx, h.client, h.hr.Namespace, workflows.SearchAttributes); err != nil {
 		return h, err
 	}
@@ -109,13 +107,7 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	case modePark:
 		answer = testenv.Always(http.StatusServiceUnavailable) // no Retry-After: the schedule decides
 	case modeDrain, modeAbsorb:
-		// Down until the bench heals it.
-		answer = func(string, int, http.ResponseWriter) int {
-			if h.healed.Load() {
-				return http.StatusOK
-			}
-			return http.StatusServiceUnavailable
-		}
+		answer, h.heal = testenv.Healable(http.StatusServiceUnavailable) // down until the bench heals it
 	}
 	if h.rc, err = testenv.NewReceiver(testenv.ReceiverOptions{Secret: h.secret, Answer: answer}); err != nil {
 		return h, err
@@ -140,16 +132,12 @@ func (h *harness) startServer(ctx context.Context) error {
 	if cfg.serverMode == testenv.ModeCluster {
 		fmt.Fprintf(h.out, "== using Temporal at %s (namespace %s)\n", cfg.temporalAddress, cfg.namespace)
 	}
-	var args []string
-	for _, k := range workflows.SearchAttributes {
-		args = append(args, "--search-attribute", k.GetName()+"="+cliType(k.GetValueType().String()))
-	}
 	if cfg.serverMode == testenv.ModePostgres {
 		fmt.Fprintf(h.out, "== starting a Temporal server on PostgreSQL, its services as processes (logs in %s)\n", rel(cfg.root, h.logDir))
 	}
 	h.server, err = testenv.StartServer(ctx, testenv.ServerOptions{
 		Mode: cfg.serverMode, Address: cfg.temporalAddress, Namespace: cfg.namespace,
-		TemporalCLI: cfg.temporalCLI, ExtraArgs: append(args, cfg.serverArgs...), Log: serverLog, LogDir: h.logDir,
+		TemporalCLI: cfg.temporalCLI, ExtraArgs: cfg.serverArgs, Log: serverLog, LogDir: h.logDir,
 	})
 	if err != nil {
 		return fmt.Errorf("Temporal server (%s mode): %w", cfg.serverMode, err)
@@ -161,7 +149,7 @@ func (h *harness) startServer(ctx context.Context) error {
 			h.serverProcs = []member{{"temporal", s.PID()}}
 		}
 		fmt.Fprintf(h.out, "== starting a dev server on %s (%s)\n", h.hr.Address, rel(cfg.root, cfg.temporalCLI))
-	case *testenv.Cluster:
+	case *testenv.RemoteServer:
 		if cfg.serverMode == testenv.ModeDocker {
 			fmt.Fprintf(h.out, "== started a dev server container (%s:%s) on %s, namespace %s\n",
 				testenv.DockerImageRepository, testenv.DockerImageTag, h.hr.Address, h.hr.Namespace)
@@ -235,22 +223,16 @@ func (h *harness) writeSecrets() error {
 	return nil
 }
 
-// writeEndpoints writes an endpoints file with one endpoint and returns its path.
-func (h *harness) writeEndpoints(name, id, url string, schedule []time.Duration) (string, error) {
+// writeEndpoints writes an endpoints file with one endpoint, pointing at
+// the receiver, and returns its path; circuit is its circuit's settings
+// ("": the default).
+func (h *harness) writeEndpoints(name, id string, schedule []time.Duration, circuit string) (string, error) {
 	path := filepath.Join(h.tmp, name)
-	return path, testenv.WriteEndpoints(path, testenv.Endpoint{ID: id, URL: url, Secret: h.secret, Timeout: 15 * time.Second, RetrySchedule: schedule})
-}
-
-// cliType turns INDEXED_VALUE_TYPE_KEYWORD_LIST into KeywordList, as
-// `temporal server start-dev --search-attribute` spells types.
-func cliType(enum string) string {
-	var b strings.Builder
-	for _, part := range strings.Split(strings.TrimPrefix(enum, "INDEXED_VALUE_TYPE_"), "_") {
-		if part != "" {
-			b.WriteString(part[:1] + strings.ToLower(part[1:]))
-		}
+	e := testenv.Endpoint{ID: id, URL: h.rc.URL, Secret: h.secret, Timeout: 15 * time.Second, RetrySchedule: schedule}
+	if circuit != "" {
+		e.Extra = "    circuit: {" + circuit + "}\n"
 	}
-	return b.String()
+	return path, testenv.WriteEndpoints(path, e)
 }
 
 // start starts s, to be stopped by close if the bench does not stop it first.
@@ -286,7 +268,7 @@ type serveProc struct {
 
 // startHookrelay starts n worker processes and starter serve on taskQueue,
 // and a client that submits through serve with concurrency submitters.
-func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*testenv.Process, *serveProc, *serveClient, error) {
+func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*testenv.Process, *serveProc, *testenv.EventsClient, error) {
 	var workers []*testenv.Process
 	for i := range n {
 		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
@@ -299,7 +281,9 @@ func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoint
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return workers, serve, newServeClient(serve.url, h.token, concurrency), nil
+	sc := testenv.NewEventsClient(serve.url, h.token, concurrency)
+	sc.TransportRetries = 5
+	return workers, serve, sc, nil
 }
 
 // startServe runs `starter serve` on a free loopback port with this run's token.

@@ -86,18 +86,16 @@ func runLeanWorker(ctx context.Context, args []string) error {
 	maxActivities := fs.Int("max-concurrent-activities", 0, "activities running at once (0: the SDK's default)")
 	var pprof cmdline.PProf
 	pprof.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := cmdline.Parse(fs, args, 0); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usagef("%s: unexpected argument %q", leanWorkerCommand, fs.Arg(0))
 	case *secretFile == "" || *url == "":
 		return usagef("%s: --secret-file and --url are required", leanWorkerCommand)
 	case *pollers < 0 || *maxActivities < 0:
 		return usagef("%s: --pollers and --max-concurrent-activities must not be negative", leanWorkerCommand)
 	case pprof.Check() != nil:
-		return usageError{pprof.Check()}
+		return cmdline.Usage(pprof.Check())
 	}
 	raw, err := os.ReadFile(*secretFile)
 	if err != nil {

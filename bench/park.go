@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/hookrelay/hookrelay/internal/billable"
 	"github.com/hookrelay/hookrelay/internal/testenv"
@@ -82,13 +81,14 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if err != nil {
 		return err
 	}
-	events, err := makeEvents(cfg.events, time.Now().UTC().Truncate(time.Millisecond))
+	events, err := makeEvents("", cfg.events)
 	if err != nil {
 		return err
 	}
 	rep.Events, rep.RetrySchedule = cfg.events, cfg.retrySchedule
 	taskQueue := "bench-park-" + h.runID
-	endpoints, err := h.writeEndpoints("endpoints-park.yaml", parkEndpoint, h.rc.URL, schedule)
+	// The circuit held closed: every delivery waits on its own backoff timer.
+	endpoints, err := h.writeEndpoints("endpoints-park.yaml", parkEndpoint, schedule, "open_after: 10000")
 	if err != nil {
 		return err
 	}
@@ -98,51 +98,18 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	if err != nil {
 		return err
 	}
-	parkID := func(ev fakeEvent) string { return workflows.WorkflowID(parkEndpoint, ev.id) }
+	parkID := func(ev testenv.Event) string { return workflows.WorkflowID(parkEndpoint, ev.ID) }
 	wids := ids(events, parkID)
 	retrying := fmt.Sprintf("TaskQueue = '%s' AND HookrelayStatus = 'retrying'", taskQueue)
 	runningQuery := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", taskQueue)
 
 	// Memory every second, from before the first request to the end of the hold.
 	hosts := append(slices.Clone(workers), serve.Process) // serve may host a worker too (--serve-args)
-	rep.Workers.Idle, _ = rssOf(workers)
-	var (
-		accepted, parked atomic.Int64
-		samplesMu        sync.Mutex
-		begin            = time.Now()
-	)
-	sampleNow := func() rssSample {
-		w, _ := rssOf(workers)
-		s, _ := rssOf([]*testenv.Process{serve.Process})
-		smp := rssSample{Seconds: round(time.Since(begin).Seconds(), 1), Workers: w, Serve: s, Accepted: accepted.Load(), Parked: parked.Load()}
-		samplesMu.Lock()
-		rep.Samples = append(rep.Samples, smp)
-		samplesMu.Unlock()
-		return smp
-	}
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				sampleNow()
-			case <-stopSampling:
-				return
-			}
-		}
-	}()
-	stopSampler := func() {
-		if stopSampling != nil {
-			close(stopSampling)
-			<-sampled
-			stopSampling = nil
-		}
-	}
-	defer stopSampler()
+	rep.Workers.Idle, _ = testenv.SumRSS(workers...)
+	var accepted, parked atomic.Int64
+	begin := time.Now()
+	smp := startSampler(workers, serve.Process, begin, func() (int64, int64) { return accepted.Load(), parked.Load() })
+	defer smp.close()
 
 	// Submit, and poll visibility until every delivery is parked.
 	subCtx, cancelSubmit := context.WithCancel(ctx)
@@ -150,7 +117,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	started := make([]time.Time, len(events))
 	sub := submitInBackground(h.out, "park", len(events), begin, sc, func() error {
 		return submitAll(subCtx, len(events), cfg.batch, cfg.concurrency, cfg.rate, started, &accepted,
-			func(ctx context.Context, idx []int) error { return sc.send(ctx, events, idx, parkID) })
+			func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, events, idx) })
 	})
 	lastProgress := begin
 	for parked.Load() < int64(len(events)) || sub.done != nil {
@@ -168,35 +135,33 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 		if time.Since(lastProgress) >= 5*time.Second {
 			lastProgress = time.Now()
 			attempts := h.parkAttempts()
-			w, _ := rssOf(workers)
+			w, _ := testenv.SumRSS(workers...)
 			fmt.Fprintf(h.out, "   park: %5.0fs  accepted %d/%d, attempts %d, parked %d, workers RSS %s\n",
 				time.Since(begin).Seconds(), accepted.Load(), len(events), attempts, n, mb(w))
 		}
 	}
 	parkedAt := time.Now()
-	rep.Workers.AtPark = sampleNow().Workers
+	rep.Workers.AtPark = smp.sample().Workers
 	rep.AcceptSeconds = round(sub.accepted.Sub(begin).Seconds(), 3)
 	rep.AcceptedPerSecond = round(float64(len(events))/sub.accepted.Sub(begin).Seconds(), 1)
 	rep.ParkSeconds = round(parkedAt.Sub(begin).Seconds(), 3)
-	rep.Refused503 = sc.refused.Load()
+	rep.Refused503 = sc.Refused.Load()
 	fmt.Fprintf(h.out, "   park: all %d parked after %.1fs, workers RSS %s; holding %s\n", len(events), rep.ParkSeconds, mb(rep.Workers.AtPark), cfg.hold)
 
-	if err := sleep(ctx, cfg.hold); err != nil {
+	if err := testenv.Sleep(ctx, cfg.hold); err != nil {
 		return err
 	}
-	rep.Workers.AtEnd = sampleNow().Workers
-	stopSampler()
-	for _, smp := range rep.Samples {
-		rep.Workers.Peak = max(rep.Workers.Peak, smp.Workers)
-	}
+	rep.Workers.AtEnd = smp.sample().Workers
+	rep.Samples = smp.close()
+	rep.Workers.Peak = smp.peak(0, math.Inf(1))
 	rep.Workers.Drift = rep.Workers.AtEnd - rep.Workers.AtPark
 	if rep.Workers.AtPark > 0 {
 		rep.Workers.DriftPercent = round(100*float64(rep.Workers.Drift)/float64(rep.Workers.AtPark), 1)
 	}
-	if rep.Workers.PeakHWM, err = hwmOf(workers); err != nil {
+	if rep.Workers.PeakHWM, err = testenv.SumPeakRSS(workers...); err != nil {
 		return err
 	}
-	if rep.Workers.ServePeakHWM, err = hwmOf([]*testenv.Process{serve.Process}); err != nil {
+	if rep.Workers.ServePeakHWM, err = testenv.SumPeakRSS(serve.Process); err != nil {
 		return err
 	}
 	rep.Attempts = h.parkAttempts()
@@ -225,14 +190,14 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	}
 	fmt.Fprintf(h.out, "== server holds the timers: stopping serve and the worker(s); %d Running\n", tc.RunningBefore)
 	h.stopAll(hosts)
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := testenv.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
 	if tc.RunningAfterStop, err = testenv.CountWorkflows(ctx, h.client, runningQuery); err != nil {
 		return err
 	}
 	tc.TimerFiresInMin = -1
-	for _, i := range spread(len(wids), h.cfg.timerSample) {
+	for _, i := range testenv.Spread(len(wids), h.cfg.timerSample) {
 		tc.Described++
 		desc, err := h.client.DescribeWorkflowExecution(ctx, wids[i], "")
 		if err != nil {
@@ -246,7 +211,7 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 		if err != nil {
 			return err
 		}
-		fires, ok := pendingTimer(events)
+		fires, ok := testenv.PendingTimer(events)
 		if !ok {
 			continue
 		}
@@ -267,10 +232,10 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	}
 	begin := time.Now()
 	for time.Since(begin) < h.cfg.freshWatch {
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := testenv.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
-		m, err := readMemory(fresh.PID())
+		m, err := testenv.ReadMemory(fresh.PID())
 		if err != nil {
 			return err
 		}
@@ -284,30 +249,6 @@ func (h *harness) checkServerHoldsTimers(ctx context.Context, tc *timerCheck, ho
 	}
 	h.stopAll([]*testenv.Process{fresh})
 	return nil
-}
-
-// pendingTimer finds the last timer started and neither fired nor
-// canceled, and when it fires.
-func pendingTimer(events []*historypb.HistoryEvent) (time.Time, bool) {
-	open := map[string]time.Time{}
-	for _, e := range events {
-		switch e.GetEventType() {
-		case enumspb.EVENT_TYPE_TIMER_STARTED:
-			a := e.GetTimerStartedEventAttributes()
-			open[a.GetTimerId()] = e.GetEventTime().AsTime().Add(a.GetStartToFireTimeout().AsDuration())
-		case enumspb.EVENT_TYPE_TIMER_FIRED:
-			delete(open, e.GetTimerFiredEventAttributes().GetTimerId())
-		case enumspb.EVENT_TYPE_TIMER_CANCELED:
-			delete(open, e.GetTimerCanceledEventAttributes().GetTimerId())
-		}
-	}
-	var fires time.Time
-	for _, t := range open {
-		if fires.IsZero() || t.Before(fires) {
-			fires = t
-		}
-	}
-	return fires, !fires.IsZero()
 }
 
 // terminateAll ends the parked workflows on a server the bench did not start.
@@ -326,27 +267,4 @@ func (h *harness) terminateAll(ctx context.Context, wids []string) error {
 // parkAttempts counts the attempts the parking endpoint answered (503, always).
 func (h *harness) parkAttempts() int {
 	return h.rc.Stats().ByStatus[http.StatusServiceUnavailable]
-}
-
-// rssOf sums the current resident set (VmRSS) of ps.
-func rssOf(ps []*testenv.Process) (int64, error) {
-	return sumMemory(ps, func(m memory) int64 { return m.RSS })
-}
-
-// hwmOf sums the peak resident set (VmHWM) of ps.
-func hwmOf(ps []*testenv.Process) (int64, error) {
-	return sumMemory(ps, func(m memory) int64 { return m.Peak })
-}
-
-// sumMemory sums one figure of ps's memory; on an error, the sum so far.
-func sumMemory(ps []*testenv.Process, figure func(memory) int64) (int64, error) {
-	var sum int64
-	for _, p := range ps {
-		m, err := readMemory(p.PID())
-		if err != nil {
-			return sum, err
-		}
-		sum += figure(m)
-	}
-	return sum, nil
 }

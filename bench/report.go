@@ -1,36 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"time"
 
 	"github.com/hookrelay/hookrelay/internal/billable"
 	"github.com/hookrelay/hookrelay/internal/temporalcluster"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
-
-// machine describes where the figures were measured.
-type machine struct {
-	CPU          string `json:"cpu"`
-	Cores        int    `json:"cores"`
-	MemoryBytes  int64  `json:"memory_bytes"`
-	OS           string `json:"os"`
-	Kernel       string `json:"kernel"`
-	GoVersion    string `json:"go_version"`
-	TemporalCLI  string `json:"temporal_cli,omitempty"`
-	Date         string `json:"date"`
-	LoadAvgStart string `json:"loadavg_start"` // /proc/loadavg: other work on the machine shows here
-	LoadAvgEnd   string `json:"loadavg_end"`
-	GitCommit    string `json:"git_commit"`
-}
 
 // configJSON is the run's settings as the report records them.
 type configJSON struct {
@@ -56,7 +37,7 @@ type configJSON struct {
 type header struct {
 	Mode        string            `json:"mode"`
 	Command     string            `json:"command"`
-	Machine     machine           `json:"machine"`
+	Machine     testenv.Machine   `json:"machine"`
 	Config      configJSON        `json:"config"`
 	Temporal    string            `json:"temporal"`
 	LogDir      string            `json:"log_dir"`
@@ -76,7 +57,7 @@ var definitions = map[string]string{
 }
 
 // finish records the machine's load at the end of the run.
-func (hd *header) finish() { hd.Machine.LoadAvgEnd = loadavg() }
+func (hd *header) finish() { hd.Machine.LoadAvgEnd = testenv.LoadAvg() }
 
 func newHeader(cfg config, h *harness, args []string) header {
 	temporal := "dev server (" + rel(cfg.root, cfg.temporalCLI) + ", in memory) at " + h.hr.Address
@@ -89,6 +70,10 @@ func newHeader(cfg config, h *harness, args []string) header {
 		temporal = "Temporal server " + temporalcluster.ServerVersion + " on PostgreSQL, frontend, history, matching and worker as four processes (bin/temporal-server-" +
 			temporalcluster.ServerVersion + "), at " + h.hr.Address
 	}
+	cli := cfg.temporalCLI // its version is in the figures when it runs the server
+	if cfg.temporalAddress != "" {
+		cli = ""
+	}
 	c := configJSON{Events: cfg.events, Concurrency: cfg.concurrency, Rate: cfg.rate, Workers: cfg.workers, Batch: cfg.batch, Sample: cfg.sample,
 		Warmup: cfg.warmup, Baseline: cfg.baseline, BaselineWorkers: cfg.baselineWorkers, WorkerArgs: cfg.workerArgs,
 		ServeArgs: cfg.serveArgs, ServerArgs: cfg.serverArgs, BaselineArgs: cfg.baselineArgs, Namespace: h.hr.Namespace, Timeout: cfg.timeout.String()}
@@ -98,7 +83,7 @@ func newHeader(cfg config, h *harness, args []string) header {
 	return header{
 		Mode:        cfg.mode,
 		Command:     commandLine(args),
-		Machine:     describeMachine(cfg),
+		Machine:     testenv.DescribeMachine(cfg.root, cli),
 		Config:      c,
 		Temporal:    temporal,
 		LogDir:      rel(cfg.root, h.logDir),
@@ -116,66 +101,6 @@ func commandLine(args []string) string {
 		parts = append(parts, a)
 	}
 	return strings.Join(parts, " ")
-}
-
-func describeMachine(cfg config) machine {
-	m := machine{
-		Cores:        runtime.NumCPU(),
-		OS:           runtime.GOOS + "/" + runtime.GOARCH,
-		GoVersion:    runtime.Version(),
-		Date:         time.Now().UTC().Format(time.RFC3339),
-		LoadAvgStart: loadavg(),
-	}
-	m.CPU = procField("/proc/cpuinfo", "model name")
-	if kb := procField("/proc/meminfo", "MemTotal"); kb != "" {
-		var n int64
-		fmt.Sscanf(kb, "%d", &n)
-		m.MemoryBytes = n << 10
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = strings.TrimSpace(string(b))
-	}
-	if out, err := exec.Command("git", "-C", cfg.root, "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.GitCommit = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "-C", cfg.root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			m.GitCommit += "-dirty"
-		}
-	}
-	if cfg.temporalAddress == "" {
-		if out, err := exec.Command(cfg.temporalCLI, "--version").Output(); err == nil {
-			m.TemporalCLI = strings.TrimSpace(string(out))
-		}
-	}
-	return m
-}
-
-// procField is the first "name : value" line's value in a /proc file.
-func procField(path, name string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == name {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // writeJSON writes v to path, creating its directory.
@@ -263,56 +188,8 @@ func printThroughput(w io.Writer, r *throughputReport) {
 	}
 	row("503 refusals (retried)", float64(hk.Refused503), 0, "%.0f", false)
 	row("duplicate deliveries", float64(hk.Duplicates), float64(b.Duplicates), "%.0f", false)
-	printTargets(w, r)
-	printProfiles(w, "hookrelay", hk.Profiles)
-	printProfiles(w, "baseline", b.Profiles)
-}
-
-// issue13 are the targets of issue 13 for one topology: throughput against
-// the baseline at saturation, p50 at a paced 20 events/s.
-type issue13 struct {
-	topology   string
-	throughput float64 // × the baseline's deliveries/s, at saturation
-	p50        float64 // ms, at --rate 20
-}
-
-// targetsFor picks the topology's targets: serve hosting the worker (eager
-// start) when --serve-args holds --worker, separate worker processes otherwise.
-func targetsFor(cfg configJSON) issue13 {
-	for _, a := range cfg.ServeArgs {
-		if a == "--worker" || strings.HasPrefix(a, "--worker=") && a != "--worker=false" {
-			return issue13{"starter serve --worker", 2.1, 10}
-		}
-	}
-	return issue13{"separate worker", 1.5, 20}
-}
-
-// printTargets says how the run compares with issue 13's targets: the
-// throughput ratio only means something at saturation (no --rate), the
-// p50 only at --rate 20.
-func printTargets(w io.Writer, r *throughputReport) {
-	t, hk := targetsFor(r.Config), r.Hookrelay
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "MISSED"
-	}
-	fmt.Fprintf(w, "\nissue 13 targets (%s):\n", t.topology)
-	switch {
-	case r.Ratio == nil:
-		fmt.Fprintf(w, "  throughput ≥ %.1f× the baseline: not measured (--baseline=false)\n", t.throughput)
-	case r.Config.Rate > 0:
-		fmt.Fprintf(w, "  throughput ≥ %.1f× the baseline: not measured here (paced by --rate; run without it for saturation)\n", t.throughput)
-	default:
-		fmt.Fprintf(w, "  throughput ≥ %.1f× the baseline at saturation: %.2f× (%s)\n", t.throughput, r.Ratio.Throughput, verdict(r.Ratio.Throughput >= t.throughput))
-	}
-	if r.Config.Rate == 20 {
-		fmt.Fprintf(w, "  p50 ≤ %.0f ms at a paced 20/s: %.1f ms (%s)\n", t.p50, hk.Latency.P50, verdict(hk.Latency.P50 <= t.p50))
-	} else {
-		fmt.Fprintf(w, "  p50 ≤ %.0f ms at a paced 20/s: not measured here (run with --rate 20)\n", t.p50)
-	}
-	fmt.Fprintf(w, "  ≤ 2.0 billable actions per first-try delivery: %.2f (%s)\n", hk.Actions.PerDelivery, verdict(hk.Actions.PerDelivery <= 2))
+	testenv.PrintProfiles(w, "hookrelay", hk.Profiles)
+	testenv.PrintProfiles(w, "baseline", b.Profiles)
 }
 
 // cpuGroup sums the CPU per delivery of a phase's processes in one group.

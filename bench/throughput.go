@@ -41,22 +41,22 @@ type phaseResult struct {
 	AcceptSeconds     float64 `json:"accept_seconds"`
 	AcceptedPerSecond float64 `json:"accepted_per_second"`
 	// Seconds runs from the first request to the last verified 2xx.
-	Seconds             float64          `json:"seconds"`
-	DeliveriesPerSecond float64          `json:"deliveries_per_second"`
-	Latency             latency          `json:"latency"`
-	Refused503          int64            `json:"refused_503"`
-	Duplicates          int              `json:"duplicate_deliveries"`
-	Actions             billable.Summary `json:"actions"`
-	History             historyFigures   `json:"history"`
+	Seconds             float64                `json:"seconds"`
+	DeliveriesPerSecond float64                `json:"deliveries_per_second"`
+	Latency             testenv.Latency        `json:"latency"`
+	Refused503          int64                  `json:"refused_503"`
+	Duplicates          int                    `json:"duplicate_deliveries"`
+	Actions             billable.Summary       `json:"actions"`
+	History             testenv.HistoryFigures `json:"history"`
 	// Stages split the latency of the sampled deliveries.
-	Stages stages `json:"latency_stages"`
+	Stages testenv.Stages `json:"latency_stages"`
 	// Worker memory: the sum and the largest of the worker processes' VmHWM.
 	WorkersPeakRSSSum int64         `json:"workers_peak_rss_sum_bytes"`
 	WorkersPeakRSSMax int64         `json:"workers_peak_rss_max_bytes"`
 	ServePeakRSS      int64         `json:"serve_peak_rss_bytes,omitempty"`
 	Processes         []procFigures `json:"processes"`
 	// Profiles are the CPU profiles taken during the phase (--profile).
-	Profiles []profileResult `json:"profiles,omitempty"`
+	Profiles []testenv.Profile `json:"profiles,omitempty"`
 }
 
 // ratios compare hookrelay with the baseline: hookrelay's figure divided by the baseline's.
@@ -81,12 +81,12 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	cfg := h.cfg
 	// hookrelay
 	taskQueue := "bench-" + h.runID
-	file, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, h.rc.URL, []time.Duration{5 * time.Second, time.Minute})
+	file, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, []time.Duration{5 * time.Second, time.Minute}, "")
 	if err != nil {
 		return err
 	}
 	endpoints, endpointID, account := h.endpointsOf(file, benchEndpoint) // --endpoints-db: the registry's
-	events, err := makeAccountEvents(account, cfg.warmup+cfg.events, time.Now().UTC().Truncate(time.Millisecond))
+	events, err := makeEvents(account, cfg.warmup+cfg.events)
 	if err != nil {
 		return err
 	}
@@ -97,16 +97,16 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	if err != nil {
 		return err
 	}
-	hookID := func(ev fakeEvent) string { return workflows.WorkflowID(endpointID, ev.id) }
-	viaServe := func(evs []fakeEvent) sendFunc {
-		return func(ctx context.Context, idx []int) error { return sc.send(ctx, evs, idx, hookID) }
+	hookID := func(ev testenv.Event) string { return workflows.WorkflowID(endpointID, ev.ID) }
+	viaServe := func(evs []testenv.Event) sendFunc {
+		return func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, evs, idx) }
 	}
 	if err := h.warmUp(ctx, "hookrelay", warm, hookID, cfg.batch, viaServe(warm)); err != nil {
 		return err
 	}
 	hookProcs := slices.Concat([]*testenv.Process{serve.Process}, workers)
-	profiled := h.startProfiles(ctx, "hookrelay", h.profileTargets(hookProcs))
-	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.refused.Load, h.members(hookProcs))
+	profiled := h.startProfiles(ctx, "hookrelay", testenv.ProfileTargets(h.server, hookProcs))
+	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.Refused.Load, h.members(hookProcs))
 	rep.Hookrelay.Profiles = profiled()
 	if err != nil {
 		return err
@@ -128,8 +128,8 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		}
 		leanWorkers = append(leanWorkers, w)
 	}
-	leanID := func(ev fakeEvent) string { return workflows.WorkflowID(leanPrefix, ev.id) }
-	direct := func(evs []fakeEvent) sendFunc {
+	leanID := func(ev testenv.Event) string { return workflows.WorkflowID(leanPrefix, ev.ID) }
+	direct := func(evs []testenv.Event) sendFunc {
 		return func(ctx context.Context, idx []int) error {
 			return startLean(ctx, h.client, leanQueue, leanID(evs[idx[0]]), evs[idx[0]])
 		}
@@ -138,7 +138,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	noRefusals := func() int64 { return 0 }
-	profiled = h.startProfiles(ctx, "baseline", h.profileTargets(leanWorkers))
+	profiled = h.startProfiles(ctx, "baseline", testenv.ProfileTargets(h.server, leanWorkers))
 	base, err := h.measure(ctx, "baseline", ids(measured, leanID), 1, direct(measured), noRefusals, h.members(leanWorkers))
 	base.Profiles = profiled()
 	if err != nil {
@@ -156,7 +156,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 	return nil
 }
 
-func ids(evs []fakeEvent, id func(fakeEvent) string) []string {
+func ids(evs []testenv.Event, id func(testenv.Event) string) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
 		out[i] = id(ev)
@@ -166,7 +166,7 @@ func ids(evs []fakeEvent, id func(fakeEvent) string) []string {
 
 // warmUp delivers a few events first, unmeasured: connections, task queues
 // and caches are then as they are in steady state.
-func (h *harness) warmUp(ctx context.Context, name string, evs []fakeEvent, id func(fakeEvent) string, batch int, send sendFunc) error {
+func (h *harness) warmUp(ctx context.Context, name string, evs []testenv.Event, id func(testenv.Event) string, batch int, send sendFunc) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -271,7 +271,7 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 		Deliveries:    len(ids),
 		AcceptSeconds: round(lastAccepted.Sub(first).Seconds(), 3),
 		Seconds:       round(last.Sub(first).Seconds(), 3),
-		Latency:       summarize(lat),
+		Latency:       testenv.Summarize(lat),
 		Refused503:    refused() - refusedBefore,
 		Duplicates:    dupAfter - dupBefore,
 	}
@@ -283,14 +283,14 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", name, err)
 	}
-	r.Actions, r.History = sample.actions, summarizeHistories(sample.histories)
+	r.Actions, r.History = sample.actions, testenv.SummarizeHistories(sample.histories)
 	var sampleStarted, sampleDelivered []time.Time
 	for _, i := range sample.indexes {
 		sampleStarted, sampleDelivered = append(sampleStarted, started[i]), append(sampleDelivered, delivered[i])
 	}
-	r.Stages = splitLatency(sample.histories, sampleStarted, sampleDelivered)
+	r.Stages = testenv.SplitLatency(sample.histories, sampleStarted, sampleDelivered)
 	for _, m := range ms {
-		mem, err := readMemory(m.pid)
+		mem, err := testenv.ReadMemory(m.pid)
 		if err != nil {
 			return r, err
 		}
@@ -313,7 +313,7 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 func cpuOf(ms []member) map[int]float64 {
 	out := map[int]float64{}
 	for _, m := range ms {
-		if s, err := cpuSeconds(m.pid); err == nil {
+		if s, err := testenv.CPUSeconds(m.pid); err == nil {
 			out[m.pid] = s
 		}
 	}
@@ -342,7 +342,7 @@ func (h *harness) sampleHistories(ctx context.Context, ids []string, waitClosed 
 		s       historySample
 		actions []billable.Actions
 	)
-	for _, i := range spread(len(ids), h.cfg.sample) {
+	for _, i := range testenv.Spread(len(ids), h.cfg.sample) {
 		if waitClosed {
 			wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			err := h.client.GetWorkflow(wctx, ids[i], "").Get(wctx, nil)
@@ -367,4 +367,22 @@ func rateNote(rate float64) string {
 		return ""
 	}
 	return fmt.Sprintf(", at most %g events/s", rate)
+}
+
+// startProfiles starts a CPU profile of every target when --profile is set;
+// the returned function waits for them.
+func (h *harness) startProfiles(ctx context.Context, phase string, targets []testenv.ProfileTarget) func() []testenv.Profile {
+	if h.cfg.profile == "" {
+		return func() []testenv.Profile { return nil }
+	}
+	secs := int(h.cfg.profileDuration / time.Second)
+	fmt.Fprintf(h.out, "   %s: profiling %d process(es) for %ds\n", phase, len(targets), secs)
+	wait := testenv.StartCPUProfiles(ctx, targets, secs, h.cfg.profile, phase)
+	return func() []testenv.Profile {
+		ps := wait()
+		for i := range ps {
+			ps[i].File = rel(h.cfg.root, ps[i].File)
+		}
+		return ps
+	}
 }

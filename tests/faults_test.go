@@ -30,7 +30,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/temporalcluster"
 	"github.com/hookrelay/hookrelay/internal/testenv"
@@ -141,13 +140,12 @@ func (r *faultRun) accepted() int {
 // returns how many submissions failed so, and how many deliveries a retried
 // submission found started already (by a try whose answer was lost).
 func (r *faultRun) publish() (retries, startedBefore int, err error) {
-	cfg, err := endpoint.Load(r.endpoints)
+	dc, err := testenv.LocalPublisher(r.temporal, r.endpoints, r.h.TaskQueue, dataConverter)
 	if err != nil {
 		return 0, 0, err
 	}
-	dc := &deliveries.Client{Temporal: r.temporal, Endpoints: cfg, TaskQueue: r.h.TaskQueue, DataConverter: dataConverter}
 	var retried, before atomic.Int64
-	errs := paced(len(r.bodies), faultPublishers, faultPublishEvery, func(i int) error {
+	errs := testenv.Paced(len(r.bodies), faultPublishers, faultPublishEvery, func(i int) error {
 		deadline := time.Now().Add(3 * time.Minute)
 		for tries := 0; ; tries++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -177,44 +175,6 @@ func (r *faultRun) publish() (retries, startedBefore int, err error) {
 		return int(retried.Load()), int(before.Load()), fmt.Errorf("%d events not submitted, first: %w", len(errs), errs[0])
 	}
 	return int(retried.Load()), int(before.Load()), nil
-}
-
-// paced runs do(i) for every i in [0, n) from workers goroutines, offering
-// the next i once every interval (at once when every is 0), and returns the
-// errors, in no order. do guards whatever state it shares.
-func paced(n, workers int, every time.Duration, do func(i int) error) []error {
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		next = make(chan int)
-	)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := do(i); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	var tick <-chan time.Time
-	if every > 0 {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		tick = t.C
-	}
-	for i := range n {
-		next <- i
-		if tick != nil {
-			<-tick
-		}
-	}
-	close(next)
-	wg.Wait()
-	return errs
 }
 
 // publication is the events being published, in a goroutine of its own.
@@ -420,7 +380,7 @@ func TestFaultFrontendRestartedUnderServe(t *testing.T) {
 		dupes     int // deliveries a 202 called duplicate: started by a request answered 503
 	)
 	published := publishInBackground(func() error {
-		errs := paced(len(r.bodies), faultPublishers, faultPublishEvery, func(i int) error {
+		errs := testenv.Paced(len(r.bodies), faultPublishers, faultPublishEvery, func(i int) error {
 			a, n, err := postUntilAccepted(srv, r.bodies[i], 3*time.Minute)
 			mu.Lock()
 			defer mu.Unlock()

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +24,6 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/temporalclient"
@@ -220,7 +218,7 @@ func startOwnDevServer(t *testing.T, opts testenv.DevServerOptions) *testenv.Dev
 // inParallel runs do(i) for every i in [0, n) from workers goroutines and
 // returns the errors, in no order. do guards whatever state it shares.
 func inParallel(n, workers int, do func(i int) error) []error {
-	return paced(n, workers, 0, do)
+	return testenv.Paced(n, workers, 0, do)
 }
 
 // taskQueue gives each test its own task queue, so its workers see only its deliveries.
@@ -289,16 +287,11 @@ func failFirst(k, code int) func(int, http.ResponseWriter) int {
 
 // recoveringReceiver answers failCode to every request until heal is
 // called, and 200 after: an endpoint that is down, then comes back.
-func recoveringReceiver(t *testing.T, failCode int) (rc *testenv.Receiver, heal func()) {
+func recoveringReceiver(t *testing.T, failCode int) (rc *testenv.Receiver, heal func() time.Time) {
 	t.Helper()
-	var healthy atomic.Bool
-	rc = newReceiver(t, func(int, http.ResponseWriter) int {
-		if healthy.Load() {
-			return http.StatusOK
-		}
-		return failCode
-	})
-	return rc, func() { healthy.Store(true) }
+	answer, heal := testenv.Healable(failCode)
+	rc = newReceiver(t, func(n int, w http.ResponseWriter) int { return answer("", n, w) })
+	return rc, heal
 }
 
 // starter runs the starter binary against the suite's server and returns its output and exit status.
@@ -317,8 +310,7 @@ func starter(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 
 // sampleEvent is a fake event; mailLogID makes it distinct.
 func sampleEvent(name string, mailLogID int) string {
-	return fmt.Sprintf(`{"event_name":%q,"payload":{"id":%d,"subject":"Fake subject %d","time":"2026-04-18T20:27:25.379Z","from":"clinic@sender.example.com","to":"patient%d@recipient.example.com","custom_headers":{"X-Custom-Header":"fake"}}}`,
-		name, mailLogID, mailLogID, mailLogID)
+	return testenv.FakeEvent("", name, mailLogID, testenv.FakeEventTime)
 }
 
 // sampleEvents are n sample events cycling through the event names, their
@@ -335,11 +327,11 @@ func sampleEvents(n, base int) []string {
 // to the endpoints in the file at path.
 func localPublisher(t *testing.T, tc client.Client, path string) *deliveries.Client {
 	t.Helper()
-	cfg, err := endpoint.Load(path)
+	dc, err := testenv.LocalPublisher(tc, path, taskQueue(t), dataConverter)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &deliveries.Client{Temporal: tc, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
+	return dc
 }
 
 // rawHistory fetches a workflow's history through the client with no codec:

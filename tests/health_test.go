@@ -3,17 +3,13 @@ package tests
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -23,19 +19,14 @@ import (
 // health, on t's task queue, with the endpoints file at path.
 func healthClient(t *testing.T, path string) *deliveries.Client {
 	t.Helper()
-	cfg, err := endpoint.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &deliveries.Client{Temporal: temporal, Endpoints: cfg, TaskQueue: taskQueue(t), DataConverter: dataConverter}
+	return localPublisher(t, temporal, path)
 }
 
 // timedEvent is event i of a run: its payload.time is base + i seconds, so
 // the event-time order is the index order.
 func timedEvent(t *testing.T, i int, base time.Time) event.Event {
 	t.Helper()
-	ev, err := event.Parse([]byte(fmt.Sprintf(`{"event_name":"api_mail_log_delivered","payload":{"id":%d,"time":%q,"subject":"Fake subject","to":"patient@recipient.example.com"}}`,
-		7000+i, base.Add(time.Duration(i)*time.Second).UTC().Format(time.RFC3339Nano))))
+	ev, err := event.Parse([]byte(testenv.FakeEvent("", event.Delivered, 7000+i, base.Add(time.Duration(i)*time.Second))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +34,7 @@ func timedEvent(t *testing.T, i int, base time.Time) event.Event {
 }
 
 func parkedCount(t *testing.T, endpointID string) int64 {
-	n, err := testenv.CountWorkflows(context.Background(), temporal, fmt.Sprintf("TaskQueue = %q AND %s", taskQueue(t), workflows.ParkedQuery(endpointID)))
+	n, err := testenv.CountParked(context.Background(), temporal, taskQueue(t), endpointID)
 	if err != nil {
 		t.Logf("count parked: %v", err)
 	}
@@ -53,9 +44,8 @@ func parkedCount(t *testing.T, endpointID string) int64 {
 // waitCircuit waits until the worker logs that it sees the endpoint's circuit in state.
 func waitCircuit(t *testing.T, w *testenv.Process, endpointID string, state workflows.CircuitState) {
 	t.Helper()
-	line := fmt.Sprintf(`"msg":"endpoint circuit changed","endpoint_id":%q,"state":%q`, endpointID, state)
 	testenv.Eventually(t, 30*time.Second, "the worker to see the circuit "+string(state), func() bool {
-		return strings.Contains(w.Log(), line)
+		return testenv.SeesCircuit(w, endpointID, state)
 	})
 }
 
@@ -65,14 +55,7 @@ func waitCircuit(t *testing.T, w *testenv.Process, endpointID string, state work
 // probe succeeds and the drain releases every parked delivery, oldest event
 // first, at drain_per_second (10/s); each webhook-id is delivered once.
 func TestOutageParksThenDrainsInOrder(t *testing.T) {
-	var healed atomic.Bool
-	var healedAt atomic.Int64
-	rc := newReceiver(t, func(int, http.ResponseWriter) int {
-		if healed.Load() {
-			return http.StatusOK
-		}
-		return http.StatusServiceUnavailable
-	})
+	rc, heal := recoveringReceiver(t, http.StatusServiceUnavailable)
 	eps := writeEndpoints(t, testenv.Endpoint{ID: "outage-flaky", URL: rc.URL,
 		RetrySchedule: []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 10 * time.Minute},
 		Extra:         "    circuit: {open_after: 5, probe_every: [2s], drain_per_second: 10}\n"})
@@ -81,7 +64,7 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 
 	const n = 200
 	base := time.Date(2026, 4, 18, 20, 0, 0, 0, time.UTC)
-	order := map[string]int{} // webhook-id -> event index
+	ids := make([]string, n) // webhook-ids, in event-time order
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for i := range n {
@@ -90,23 +73,28 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 		if err != nil || len(started) != 1 {
 			t.Fatalf("publish %d: %v %v", i, started, err)
 		}
-		order[started[0].DeliveryID] = i
+		ids[i] = started[0].DeliveryID
 	}
-	waitCircuit(t, w, "outage-flaky", workflows.CircuitOpen)
+	o := testenv.Outage{Client: temporal, Workers: []*testenv.Process{w}, EndpointID: "outage-flaky", TaskQueue: taskQueue(t)}
+	if err := o.WaitOpen(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	// Every delivery parks, those that failed before the circuit opened at
 	// their next attempt; a failed probe parks its delivery again at once,
 	// in its place (its status stays parked throughout).
-	testenv.Eventually(t, 2*time.Minute, "the deliveries parked", func() bool { return parkedCount(t, "outage-flaky") == n })
+	testenv.Eventually(t, 2*time.Minute, "the deliveries parked", func() bool {
+		d, err := o.Count(context.Background())
+		return err == nil && d.Parked == n && d.Closed == 0
+	})
 
 	st, err := dc.EndpointHealth(context.Background(), "outage-flaky")
 	if err != nil || st.State != workflows.CircuitOpen || st.OpenedAt == nil {
 		t.Fatalf("health while down: %+v %v", st, err)
 	}
 	opened := *st.OpenedAt
-	healedAt.Store(time.Now().UnixNano())
-	healed.Store(true)
+	healTime := heal()
 	testenv.Eventually(t, 2*time.Minute, "every delivery delivered", func() bool {
-		_, got := rc.Accepted(sortedKeys(order))
+		_, got := rc.Accepted(ids)
 		return got == n
 	})
 	waitCircuit(t, w, "outage-flaky", workflows.CircuitHealthy)
@@ -123,7 +111,6 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 	// only probes, one every 2s.
 	var failedBefore, failedAfter int
 	settle := opened.Add(3 * time.Second)
-	healTime := time.Unix(0, healedAt.Load())
 	for _, r := range reqs {
 		if r.Status == http.StatusServiceUnavailable {
 			if r.At.Before(settle) {
@@ -140,69 +127,32 @@ func TestOutageParksThenDrainsInOrder(t *testing.T) {
 	t.Logf("503s: %d before the circuit settled open (5 to open it, the rest in flight or started before the workers saw it), %d probes after; %d requests in all",
 		failedBefore, failedAfter, len(reqs))
 
-	// The drain: 2xx answers after the probe's, in event-time order, at 10/s ± 25%.
-	var drained []testenv.Request
-	for _, r := range reqs {
-		if r.Status == http.StatusOK {
-			drained = append(drained, r)
+	// The drain: 2xx answers after the probe's (the first), in event-time
+	// order, at 10/s ± 25%. Every delivery keeps its place, those whose
+	// probes failed too.
+	delivered, _ := rc.Accepted(ids)
+	probe := 0
+	for i, at := range delivered {
+		if at.Before(delivered[probe]) {
+			probe = i
 		}
 	}
-	probe, drain := drained[0], drained[1:]
+	d := testenv.ReadDrain(delivered, func(i int) bool { return i == probe }, healTime)
 	// In event-time order: strictly while one release was in flight at a
 	// time (a release's round trip shorter than 1/rate); when the worker
 	// needed more in flight to keep the rate, a POST may overtake fewer
 	// earlier events than were in flight.
-	inFlight := maxReleasesInFlight(t, w)
-	var seen []int
-	for _, r := range drain {
-		// Every delivery keeps its place, those whose probes failed too.
-		i := order[r.ID]
-		overtaken := 0
-		for _, j := range seen {
-			if j > i {
-				overtaken++
-			}
-		}
-		if overtaken > inFlight-1 {
-			t.Fatalf("the drain sent event %d after %d later events, with at most %d releases in flight: not in event-time order", i, overtaken, inFlight)
-		}
-		seen = append(seen, i)
-	}
-	rate := float64(len(drain)-1) / drain[len(drain)-1].At.Sub(drain[0].At).Seconds()
-	if math.Abs(rate-10)/10 > 0.25 {
-		t.Errorf("drained at %.1f/s, want 10/s ± 25%%", rate)
-	}
-	t.Logf("probe %s (event %d); drained %d at %.2f/s, at most %d releases in flight", probe.ID, order[probe.ID], len(drain), rate, inFlight)
-}
-
-// maxReleasesInFlight reads, from the worker's log, the most releases a
-// drain had in flight at once.
-func maxReleasesInFlight(t *testing.T, w *testenv.Process) int {
-	t.Helper()
-	most := 0
-	for _, l := range strings.Split(w.Log(), "\n") {
-		var line struct {
-			Msg         string `json:"msg"`
-			Released    int    `json:"released"`
-			MaxInFlight int    `json:"max_in_flight"`
-		}
-		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "released parked deliveries" && line.Released > 1 {
-			most = max(most, line.MaxInFlight)
-		}
-	}
-	if most == 0 {
+	_, inFlight := testenv.ReleasesLogged(w)
+	if inFlight == 0 {
 		t.Fatalf("the worker logged no drain:\n%s", w.Log())
 	}
-	return most
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+	if d.MaxOvertaken > inFlight-1 {
+		t.Fatalf("the drain sent an event after %d later events, with at most %d releases in flight: not in event-time order", d.MaxOvertaken, inFlight)
 	}
-	sort.Strings(out)
-	return out
+	if math.Abs(d.CleanPerSec-10)/10 > 0.25 {
+		t.Errorf("drained at %.1f/s, want 10/s ± 25%%", d.CleanPerSec)
+	}
+	t.Logf("probe event %d; drained %d at %.1f/s, at most %d releases in flight; %+v", probe, d.Clean, d.CleanPerSec, inFlight, d)
 }
 
 // An operator pauses an endpoint: new deliveries park and nothing is sent;

@@ -293,23 +293,12 @@ func postUntilAccepted(srv *ingestServer, body string, timeout time.Duration) (a
 // postRetrying POSTs body to /v1/events, sending it again after each 503's
 // Retry-After, until another answer or timeout; it returns that answer and
 // how many times it was refused.
-func postRetrying(srv *ingestServer, body string, timeout time.Duration) (r response, refused int, err error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		r, err := srv.post(body)
-		if err != nil || r.code != http.StatusServiceUnavailable {
-			return r, refused, err
-		}
-		refused++
-		wait, err := strconv.Atoi(r.header.Get("Retry-After"))
-		if err != nil || wait < 1 {
-			return r, refused, fmt.Errorf("503 without a usable Retry-After: %q", r.header.Get("Retry-After"))
-		}
-		if time.Now().Add(time.Duration(wait) * time.Second).After(deadline) {
-			return r, refused, fmt.Errorf("still refused after %s: %s", timeout, r.body)
-		}
-		time.Sleep(time.Duration(wait) * time.Second) // the server asked for this pause
-	}
+func postRetrying(srv *ingestServer, body string, timeout time.Duration) (response, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c := &testenv.EventsClient{URL: srv.url, Token: srv.token, HTTP: httpClient}
+	r, refused, err := c.PostEvents(ctx, []byte(body))
+	return response{code: r.Code, header: r.Header, body: r.Body}, refused, err
 }
 
 // checkAnswers checks every 202 lists one delivery per subscribed endpoint,

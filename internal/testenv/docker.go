@@ -40,7 +40,7 @@ func PingDocker() error {
 
 // startContainer runs the dev server image, bound to a free port on
 // 127.0.0.1, and connects to it as to any cluster, in a fresh namespace.
-func startContainer(ctx context.Context) (*Cluster, error) {
+func startContainer(ctx context.Context) (*RemoteServer, error) {
 	if err := PingDocker(); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookrelay/hookrelay/webhookverify"
@@ -22,6 +23,22 @@ type Answer func(id string, n int, w http.ResponseWriter) int
 // Always answers code.
 func Always(code int) Answer {
 	return func(string, int, http.ResponseWriter) int { return code }
+}
+
+// Healable answers code until heal is called, and 200 after: an endpoint
+// that is down, then comes back. heal returns when it healed.
+func Healable(code int) (answer Answer, heal func() time.Time) {
+	var healed atomic.Bool
+	answer = func(string, int, http.ResponseWriter) int {
+		if healed.Load() {
+			return http.StatusOK
+		}
+		return code
+	}
+	return answer, func() time.Time {
+		healed.Store(true)
+		return time.Now()
+	}
 }
 
 // ReceiverOptions configure a Receiver.

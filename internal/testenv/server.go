@@ -35,7 +35,7 @@ const (
 	ModePostgres Mode = "postgres"
 )
 
-// Server is a Temporal server a run uses. *DevServer and *Cluster are ones;
+// Server is a Temporal server a run uses. *DevServer, *RemoteServer and *temporalcluster.Cluster are ones;
 // another mode provides the same four methods.
 type Server interface {
 	FrontendHostPort() string

@@ -1,4 +1,4 @@
-package main
+package testenv
 
 import (
 	"bufio"
@@ -9,20 +9,20 @@ import (
 	"strings"
 )
 
-// memory is a process's resident set now and at its peak (VmRSS, VmHWM).
-type memory struct {
+// Memory is a process's resident set now and at its peak (VmRSS, VmHWM).
+type Memory struct {
 	RSS  int64 `json:"rss_bytes"`
 	Peak int64 `json:"peak_rss_bytes"`
 }
 
-// readMemory reads VmRSS and VmHWM from /proc/PID/status.
-func readMemory(pid int) (memory, error) {
+// ReadMemory reads VmRSS and VmHWM from /proc/PID/status.
+func ReadMemory(pid int) (Memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return memory{}, fmt.Errorf("memory of pid %d: %w", pid, err)
+		return Memory{}, fmt.Errorf("memory of pid %d: %w", pid, err)
 	}
 	defer f.Close()
-	var m memory
+	var m Memory
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), ":")
@@ -31,11 +31,11 @@ func readMemory(pid int) (memory, error) {
 		}
 		fields := strings.Fields(value) // "123456 kB"
 		if len(fields) != 2 || fields[1] != "kB" {
-			return memory{}, fmt.Errorf("pid %d: %s: unexpected %q", pid, name, value)
+			return Memory{}, fmt.Errorf("pid %d: %s: unexpected %q", pid, name, value)
 		}
 		kb, err := strconv.ParseInt(fields[0], 10, 64)
 		if err != nil {
-			return memory{}, fmt.Errorf("pid %d: %s: %w", pid, name, err)
+			return Memory{}, fmt.Errorf("pid %d: %s: %w", pid, name, err)
 		}
 		if name == "VmRSS" {
 			m.RSS = kb << 10
@@ -46,11 +46,11 @@ func readMemory(pid int) (memory, error) {
 	return m, sc.Err()
 }
 
-// clockTicks is USER_HZ, 100 on every Linux the bench runs on.
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
 
-// cpuSeconds reads the user and system CPU time a process has used from /proc/PID/stat.
-func cpuSeconds(pid int) (float64, error) {
+// CPUSeconds reads the user and system CPU time a process has used from /proc/PID/stat.
+func CPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("cpu of pid %d: %w", pid, err)
@@ -76,4 +76,26 @@ func parseStatCPU(stat string) (float64, error) {
 		return 0, fmt.Errorf("stat: %w", err)
 	}
 	return float64(utime+stime) / clockTicks, nil
+}
+
+// SumRSS sums the current resident set (VmRSS) of ps; on an error, the sum so far.
+func SumRSS(ps ...*Process) (int64, error) {
+	return sumMemory(ps, func(m Memory) int64 { return m.RSS })
+}
+
+// SumPeakRSS sums the peak resident set (VmHWM) of ps.
+func SumPeakRSS(ps ...*Process) (int64, error) {
+	return sumMemory(ps, func(m Memory) int64 { return m.Peak })
+}
+
+func sumMemory(ps []*Process, figure func(Memory) int64) (int64, error) {
+	var sum int64
+	for _, p := range ps {
+		m, err := ReadMemory(p.PID())
+		if err != nil {
+			return sum, err
+		}
+		sum += figure(m)
+	}
+	return sum, nil
 }

@@ -1,4 +1,4 @@
-package main
+package testenv
 
 import (
 	"context"
@@ -15,18 +15,17 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/temporalcluster"
-	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
-// profileTarget is a process with a pprof listener, or one perf samples.
-type profileTarget struct {
-	name string
-	addr string // host:port serving /debug/pprof/; "" for perf
-	pid  int    // for perf
+// ProfileTarget is a process with a pprof listener, or one perf samples.
+type ProfileTarget struct {
+	Name string
+	Addr string // host:port serving /debug/pprof/; "" for perf
+	PID  int    // for perf
 }
 
-// profileResult is one CPU profile taken during a measured phase.
-type profileResult struct {
+// Profile is one CPU profile taken during a measured phase.
+type Profile struct {
 	Process string `json:"process"`
 	Tool    string `json:"tool"` // pprof, or perf for the dev server
 	File    string `json:"file"`
@@ -40,84 +39,61 @@ type profileResult struct {
 // profileTopEntries is how many functions a report keeps per profile.
 const profileTopEntries = 15
 
-// pprofArgs are what --profile adds to worker, serve and lean worker
-// command lines: a pprof listener on a free loopback port, which each logs.
-var pprofArgs = []string{"--pprof-listen", "127.0.0.1:0"}
+// PProfArgs give a worker, serve or the bench's lean worker a pprof
+// listener on a free loopback port, which each logs.
+var PProfArgs = []string{"--pprof-listen", "127.0.0.1:0"}
 
-// profileTargets are the processes of ps that logged a pprof listener,
+// ProfileTargets are the processes of ps that logged a pprof listener,
 // and the Temporal server's processes: a cluster's four services serve
 // pprof; the CLI's dev server has no flag for it (start-dev leaves the
 // server's pprof port unset), so perf samples it when perf is installed.
-func (h *harness) profileTargets(ps []*testenv.Process) []profileTarget {
-	var out []profileTarget
-	switch s := h.server.(type) {
+func ProfileTargets(server Server, ps []*Process) []ProfileTarget {
+	var out []ProfileTarget
+	switch s := server.(type) {
 	case *temporalcluster.Cluster:
 		for _, svc := range temporalcluster.Services {
 			if port := s.Ports(svc).PProf; port > 0 {
-				out = append(out, profileTarget{name: "temporal-" + string(svc), addr: "127.0.0.1:" + strconv.Itoa(port)})
+				out = append(out, ProfileTarget{Name: "temporal-" + string(svc), Addr: "127.0.0.1:" + strconv.Itoa(port)})
 			}
 		}
-	case *testenv.DevServer:
+	case *DevServer:
 		if _, err := exec.LookPath("perf"); err == nil && s.PID() > 0 {
-			out = append(out, profileTarget{name: "temporal", pid: s.PID()})
+			out = append(out, ProfileTarget{Name: "temporal", PID: s.PID()})
 		}
 	}
 	for _, p := range ps {
 		if addr, err := p.LoggedAddr(cmdline.PProfServing); err == nil {
-			out = append(out, profileTarget{name: p.Name(), addr: addr})
+			out = append(out, ProfileTarget{Name: p.Name(), Addr: addr})
 		}
 	}
 	return out
 }
 
-// startProfiles starts a CPU profile of --profile-seconds on every target
-// at once, when --profile is set; the returned function waits for them,
-// writes each to --profile's directory as <phase>-<process>.pprof and
-// reads its top entries.
-func (h *harness) startProfiles(ctx context.Context, phase string, targets []profileTarget) func() []profileResult {
-	if h.cfg.profile == "" {
-		return func() []profileResult { return nil }
-	}
-	secs := int(h.cfg.profileDuration / time.Second)
-	if len(targets) == 0 {
-		fmt.Fprintf(h.out, "   %s: no process serves pprof; no profile\n", phase)
-	} else {
-		names := make([]string, len(targets))
-		for i, t := range targets {
-			names[i] = t.name
-		}
-		fmt.Fprintf(h.out, "   %s: profiling %s for %ds\n", phase, strings.Join(names, ", "), secs)
-	}
-	results := make([]profileResult, len(targets))
+// StartCPUProfiles starts a CPU profile of secs seconds of every target
+// at once, each written to dir as <phase>-<process>.pprof (perf.data for
+// perf) with its top entries read; the returned function waits for them.
+func StartCPUProfiles(ctx context.Context, targets []ProfileTarget, secs int, dir, phase string) func() []Profile {
+	results := make([]Profile, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			file := filepath.Join(h.cfg.profile, phase+"-"+t.name+".pprof")
-			if t.addr == "" {
-				file = filepath.Join(h.cfg.profile, phase+"-"+t.name+".perf.data")
-			}
-			r := profileResult{Process: t.name, File: rel(h.cfg.root, file), Seconds: secs}
+		wg.Go(func() {
+			r := Profile{Process: t.Name, Tool: "pprof", File: filepath.Join(dir, phase+"-"+t.Name+".pprof"), Seconds: secs}
 			var err error
-			if t.addr == "" {
-				r.Tool = "perf"
-				if err = perfRecord(ctx, t.pid, secs, file); err == nil {
-					r.Top, err = perfTop(ctx, file, profileTopEntries)
+			if t.Addr == "" {
+				r.Tool, r.File = "perf", filepath.Join(dir, phase+"-"+t.Name+".perf.data")
+				if err = perfRecord(ctx, t.PID, secs, r.File); err == nil {
+					r.Top, err = perfTop(ctx, r.File, profileTopEntries)
 				}
-			} else {
-				r.Tool = "pprof"
-				if err = fetchProfile(ctx, t.addr, secs, file); err == nil {
-					r.Top, err = pprofTop(ctx, file, profileTopEntries)
-				}
+			} else if err = fetchProfile(ctx, t.Addr, secs, r.File); err == nil {
+				r.Top, err = pprofTop(ctx, r.File, profileTopEntries)
 			}
 			if err != nil {
 				r.Error = err.Error()
 			}
 			results[i] = r
-		}()
+		})
 	}
-	return func() []profileResult {
+	return func() []Profile {
 		wg.Wait()
 		return results
 	}
@@ -142,11 +118,11 @@ func fetchProfile(ctx context.Context, addr string, secs int, file string) error
 		return fmt.Errorf("profile: %s answered %d: %s", url, resp.StatusCode, b)
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return fmt.Errorf("--profile: %w", err)
+		return fmt.Errorf("profile: %w", err)
 	}
 	f, err := os.Create(file)
 	if err != nil {
-		return fmt.Errorf("--profile: %w", err)
+		return fmt.Errorf("profile: %w", err)
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
@@ -190,7 +166,7 @@ func parsePprofTop(out string) []string {
 // symbols, so perf names Go functions.
 func perfRecord(ctx context.Context, pid, secs int, file string) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return fmt.Errorf("--profile: %w", err)
+		return fmt.Errorf("profile: %w", err)
 	}
 	out, err := exec.CommandContext(ctx, "perf", "record", "-F", "99", "-g", "-p", strconv.Itoa(pid), "-o", file, "--", "sleep", strconv.Itoa(secs)).CombinedOutput()
 	if err != nil {
@@ -221,8 +197,8 @@ func perfTop(ctx context.Context, file string, n int) ([]string, error) {
 	return keep, nil
 }
 
-// printProfiles prints each profile's top entries.
-func printProfiles(w io.Writer, phase string, ps []profileResult) {
+// PrintProfiles prints each profile's top entries.
+func PrintProfiles(w io.Writer, phase string, ps []Profile) {
 	for _, p := range ps {
 		fmt.Fprintf(w, "\n-- %s: %s CPU profile (%s), %ds (%s)\n", phase, p.Process, p.Tool, p.Seconds, p.File)
 		if p.Error != "" {
@@ -233,4 +209,11 @@ func printProfiles(w io.Writer, phase string, ps []profileResult) {
 			fmt.Fprintln(w, "  ", l)
 		}
 	}
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
 }

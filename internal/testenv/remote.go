@@ -19,9 +19,9 @@ import (
 	"github.com/hookrelay/hookrelay/temporalclient"
 )
 
-// Cluster is a server reached by address: an existing cluster, or the
+// RemoteServer is a server reached by its address: an existing cluster, or the
 // container of docker mode.
-type Cluster struct {
+type RemoteServer struct {
 	addr      string
 	namespace string
 	raw       client.Client
@@ -29,13 +29,13 @@ type Cluster struct {
 	stop      func() error // stops the container, in docker mode
 }
 
-func (c *Cluster) FrontendHostPort() string { return c.addr }
-func (c *Cluster) Namespace() string        { return c.namespace }
-func (c *Cluster) Client() client.Client    { return c.raw }
+func (c *RemoteServer) FrontendHostPort() string { return c.addr }
+func (c *RemoteServer) Namespace() string        { return c.namespace }
+func (c *RemoteServer) Client() client.Client    { return c.raw }
 
 // Stop deletes the namespace the run registered, closes the client and, in
 // docker mode, removes the container.
-func (c *Cluster) Stop() error {
+func (c *RemoteServer) Stop() error {
 	var errs []error
 	if c.created != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -65,13 +65,13 @@ func SecurityFromEnv() temporalclient.Security {
 // from run to run and would meet the last run's deliveries; with one
 // (Temporal Cloud, where the API does not create namespaces) it uses it as
 // is. It returns once the namespace answers.
-func ConnectCluster(ctx context.Context, addr, namespace string, sec temporalclient.Security) (*Cluster, error) {
+func ConnectCluster(ctx context.Context, addr, namespace string, sec temporalclient.Security) (*RemoteServer, error) {
 	return connectCluster(ctx, addr, namespace, sec, nil)
 }
 
 // connectCluster is ConnectCluster; stop, when set, ends what serves addr
 // (docker's container), also when connecting fails.
-func connectCluster(ctx context.Context, addr, ns string, sec temporalclient.Security, stop func() error) (*Cluster, error) {
+func connectCluster(ctx context.Context, addr, ns string, sec temporalclient.Security, stop func() error) (*RemoteServer, error) {
 	create := ns == ""
 	if create {
 		suffix := make([]byte, 4)
@@ -87,7 +87,7 @@ func connectCluster(ctx context.Context, addr, ns string, sec temporalclient.Sec
 		}
 		return nil, err
 	}
-	c := &Cluster{addr: addr, namespace: ns, raw: raw, stop: stop}
+	c := &RemoteServer{addr: addr, namespace: ns, raw: raw, stop: stop}
 	if create {
 		_, err := raw.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
 			Namespace:                        ns,

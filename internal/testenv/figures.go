@@ -1,4 +1,7 @@
-package main
+package testenv
+
+// The figures a run measures: latency percentiles, the cost of a sample
+// of histories, and where the latency of a delivery went.
 
 import (
 	"math"
@@ -10,8 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// latency summarises a set of latencies in milliseconds.
-type latency struct {
+// Latency summarises a set of latencies in milliseconds.
+type Latency struct {
 	P50  float64 `json:"p50_ms"`
 	P95  float64 `json:"p95_ms"`
 	P99  float64 `json:"p99_ms"`
@@ -20,25 +23,25 @@ type latency struct {
 	Mean float64 `json:"mean_ms"`
 }
 
-// summarize sorts ds (in place) and reads its percentiles.
-func summarize(ds []time.Duration) latency {
+// Summarize sorts ds (in place) and reads its percentiles.
+func Summarize(ds []time.Duration) Latency {
 	if len(ds) == 0 {
-		return latency{}
+		return Latency{}
 	}
 	slices.Sort(ds)
 	var sum time.Duration
 	for _, d := range ds {
 		sum += d
 	}
-	return latency{
-		P50: ms(percentile(ds, 50)), P95: ms(percentile(ds, 95)), P99: ms(percentile(ds, 99)),
+	return Latency{
+		P50: ms(Percentile(ds, 50)), P95: ms(Percentile(ds, 95)), P99: ms(Percentile(ds, 99)),
 		Min: ms(ds[0]), Max: ms(ds[len(ds)-1]), Mean: ms(sum / time.Duration(len(ds))),
 	}
 }
 
-// percentile is the nearest-rank percentile of sorted: the smallest value
+// Percentile is the nearest-rank percentile of sorted: the smallest value
 // at least p percent of the values are less than or equal to.
-func percentile(sorted []time.Duration, p float64) time.Duration {
+func Percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
@@ -48,9 +51,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)) / 1000 }
 
-// spread picks k indexes of n evenly spread from the first to the last,
+// Spread picks k indexes of n evenly spread from the first to the last,
 // for a history sample that covers the start, middle and end of a run.
-func spread(n, k int) []int {
+func Spread(n, k int) []int {
 	k = min(k, n)
 	out := make([]int, 0, k)
 	for j := range k {
@@ -63,21 +66,22 @@ func spread(n, k int) []int {
 	return out
 }
 
-// ratio is a/b, or 0 when b is 0.
-func ratio(a, b float64) float64 {
+// Ratio is a/b, or 0 when b is 0.
+func Ratio(a, b float64) float64 {
 	if b == 0 {
 		return 0
 	}
-	return round(a/b, 3)
+	return Round(a/b, 3)
 }
 
-func round(x float64, places int) float64 {
+// Round rounds x to places decimals.
+func Round(x float64, places int) float64 {
 	p := math.Pow(10, float64(places))
 	return math.Round(x*p) / p
 }
 
-// historyFigures are the mean size of a sample of histories, per delivery.
-type historyFigures struct {
+// HistoryFigures are the mean size of a sample of histories, per delivery.
+type HistoryFigures struct {
 	Sampled int     `json:"sampled"`
 	Events  float64 `json:"events_per_delivery"`
 	// Bytes sums proto.Size of each HistoryEvent: the encoded history the
@@ -89,9 +93,9 @@ type historyFigures struct {
 	VisibilityWrites float64 `json:"visibility_writes_per_delivery"`
 }
 
-// historyCost measures one history: its events, their encoded bytes, and
+// HistoryCost measures one history: its events, their encoded bytes, and
 // how many of them write visibility.
-func historyCost(events []*historypb.HistoryEvent) (bytes, visibility int) {
+func HistoryCost(events []*historypb.HistoryEvent) (bytes, visibility int) {
 	for _, e := range events {
 		bytes += proto.Size(e)
 		if writesVisibility(e.GetEventType()) {
@@ -120,38 +124,38 @@ func writesVisibility(t enumspb.EventType) bool {
 	return false
 }
 
-// summarizeHistories averages the sizes of a sample of histories.
-func summarizeHistories(sample [][]*historypb.HistoryEvent) historyFigures {
-	f := historyFigures{Sampled: len(sample)}
+// SummarizeHistories averages the sizes of a sample of histories.
+func SummarizeHistories(sample [][]*historypb.HistoryEvent) HistoryFigures {
+	f := HistoryFigures{Sampled: len(sample)}
 	if len(sample) == 0 {
 		return f
 	}
 	var events, bytes, vis int
 	for _, h := range sample {
-		b, v := historyCost(h)
+		b, v := HistoryCost(h)
 		events, bytes, vis = events+len(h), bytes+b, vis+v
 	}
 	n := float64(len(sample))
-	f.Events, f.Bytes, f.VisibilityWrites = round(float64(events)/n, 2), round(float64(bytes)/n, 1), round(float64(vis)/n, 2)
+	f.Events, f.Bytes, f.VisibilityWrites = Round(float64(events)/n, 2), Round(float64(bytes)/n, 1), Round(float64(vis)/n, 2)
 	return f
 }
 
-// stages splits the latency of the sampled deliveries at the two moments
+// Stages splits the latency of the sampled deliveries at the two moments
 // their histories record: the server's start event and the first workflow
 // task started (matching handed it to a worker). With eager start the two
 // are one write, so start→first task is about zero.
-type stages struct {
+type Stages struct {
 	Sampled        int     `json:"sampled"`
-	RequestToStart latency `json:"request_to_start"`
-	StartToTask    latency `json:"start_to_first_task"`
-	TaskTo2xx      latency `json:"first_task_to_2xx"`
+	RequestToStart Latency `json:"request_to_start"`
+	StartToTask    Latency `json:"start_to_first_task"`
+	TaskTo2xx      Latency `json:"first_task_to_2xx"`
 }
 
-// splitLatency reads the stages of each sampled delivery: sample[j] is the
+// SplitLatency reads the stages of each sampled delivery: sample[j] is the
 // history of the delivery whose request started at started[j] and whose
 // 2xx the receiver verified at delivered[j]. A history without a workflow
 // task started is left out.
-func splitLatency(sample [][]*historypb.HistoryEvent, started, delivered []time.Time) stages {
+func SplitLatency(sample [][]*historypb.HistoryEvent, started, delivered []time.Time) Stages {
 	var toStart, toTask, to2xx []time.Duration
 	for j, h := range sample {
 		var begun, task time.Time
@@ -173,5 +177,5 @@ func splitLatency(sample [][]*historypb.HistoryEvent, started, delivered []time.
 		toTask = append(toTask, task.Sub(begun))
 		to2xx = append(to2xx, delivered[j].Sub(task))
 	}
-	return stages{Sampled: len(toStart), RequestToStart: summarize(toStart), StartToTask: summarize(toTask), TaskTo2xx: summarize(to2xx)}
+	return Stages{Sampled: len(toStart), RequestToStart: Summarize(toStart), StartToTask: Summarize(toTask), TaskTo2xx: Summarize(to2xx)}
 }
