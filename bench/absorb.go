@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/internal/circuit"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -239,7 +238,7 @@ func (h *harness) absorbDirect(ctx context.Context, taskQueue string, ph *absorb
 	cfg := h.cfg
 	ep := endpoint.Endpoint{ID: ph.Endpoint, Circuit: endpoint.DefaultCircuit()}
 	ep.Circuit.OpenAfter, ep.Circuit.ProbeEvery = 10000, []time.Duration{time.Hour}
-	opts := circuit.StartOptions(ep, taskQueue)
+	opts := workflows.HealthStartOptions(ep, taskQueue)
 	id := workflows.HealthWorkflowID(ep.ID)
 	var lastSent time.Time
 	for _, r := range cfg.signalRates {

@@ -100,7 +100,7 @@ func runPark(ctx context.Context, h *harness, rep *parkReport) error {
 	}
 	parkID := func(ev testenv.Event) string { return workflows.WorkflowID(parkEndpoint, ev.ID) }
 	wids := ids(events, parkID)
-	retrying := fmt.Sprintf("TaskQueue = '%s' AND HookrelayStatus = 'retrying'", taskQueue)
+	retrying := fmt.Sprintf("TaskQueue = '%s' AND %s", taskQueue, workflows.StatusRetrying.VisibilityQuery())
 	runningQuery := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", taskQueue)
 
 	// Memory every second, from before the first request to the end of the hold.

@@ -53,7 +53,7 @@ var definitions = map[string]string{
 	"cpu_seconds":           "utime+stime from /proc/PID/stat over the measured phase (warm-up excluded); cpu_ms_per_delivery is also CPU seconds per 1,000 deliveries",
 	"latency_stages":        "the latency of the history sample split where its history records time: request to the WorkflowExecutionStarted event, to the first WorkflowTaskStarted (matching handed the task to a worker), to the receiver's verified 2xx; one machine's clock",
 	"history":               "from the same sample as actions: events per history, bytes as the sum of proto.Size of each HistoryEvent, visibility writes as the events after which the server writes visibility (workflow started, search attributes upserted, properties modified, and the close event)",
-	"park":                  "parked = visibility counts HookrelayStatus='retrying' on the run's task queue; worker RSS is VmRSS summed over worker processes, sampled every second",
+	"park":                  "parked = visibility counts the retrying deliveries (workflows.StatusRetrying) on the run's task queue; worker RSS is VmRSS summed over worker processes, sampled every second",
 }
 
 // finish records the machine's load at the end of the run.

@@ -73,11 +73,11 @@ type Deliveries struct {
 // Count asks visibility where the deliveries are.
 func (o Outage) Count(ctx context.Context) (Deliveries, error) {
 	var d Deliveries
-	q := fmt.Sprintf("TaskQueue = %q AND WorkflowType = %q AND ExecutionStatus", o.TaskQueue, workflows.DeliveryWorkflowName)
+	q := fmt.Sprintf("TaskQueue = %q AND %s", o.TaskQueue, workflows.DeliveriesQuery)
 	var errs [3]error
 	d.Parked, errs[0] = CountParked(ctx, o.Client, o.TaskQueue, o.EndpointID)
-	d.Retrying, errs[1] = CountWorkflows(ctx, o.Client, fmt.Sprintf("%s = 'Running' AND %s = %q", q, workflows.StatusAttr.GetName(), workflows.StatusRetrying))
-	d.Closed, errs[2] = CountWorkflows(ctx, o.Client, q+" != 'Running'")
+	d.Retrying, errs[1] = CountWorkflows(ctx, o.Client, q+" AND "+workflows.StatusRetrying.VisibilityQuery())
+	d.Closed, errs[2] = CountWorkflows(ctx, o.Client, q+" AND ExecutionStatus != 'Running'")
 	return d, errors.Join(errs[:]...)
 }
 
