@@ -67,7 +67,9 @@ func (f *fakeReleases) rate() float64 {
 func TestDrainKeepsItsRateWhenRoundTripsVary(t *testing.T) {
 	const perSecond = 40.0 // 25ms apart
 	f := &fakeReleases{outcome: workflows.OutcomeDelivered,
-		trips: []time.Duration{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond, 60 * time.Millisecond}}
+		// Mean 11.5ms, well under 1/rate (25ms) even with a loaded machine's
+		// timer lag; the 40ms one alone would take a window of 2.
+		trips: []time.Duration{2 * time.Millisecond, 2 * time.Millisecond, 2 * time.Millisecond, 40 * time.Millisecond}}
 	var res workflows.ReleaseResult
 	parked := parkedList(120)
 	progressed, err := releaseAll(context.Background(), workflows.ReleaseInput{PerSecond: perSecond, OpenAfter: 5},
