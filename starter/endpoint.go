@@ -109,6 +109,7 @@ func (e *endpointFlags) flagSet() *pflag.FlagSet {
 		fs.BoolVar(&e.fields.traceContext, "trace-context", false, "send the W3C traceparent header with each attempt when tracing is on")
 		fs.StringArrayVar(&e.rules.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range for the URL, as the workers do (repeatable)")
 		fs.BoolVar(&e.rules.HTTPSOnly, "https-only", false, "refuse plain http URLs")
+		endpointsource.AddBoundsFlags(fs, &e.rules.Bounds)
 	case "list":
 		fs.IntVar(&e.limit, "limit", registry.DefaultListLimit, fmt.Sprintf("endpoints per page, 1 to %d", registry.MaxListLimit))
 		fs.StringVar(&e.cursor, "cursor", "", "continue a listing from the cursor the last page printed")
@@ -142,6 +143,11 @@ func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 	}
 	if err := event.CheckAccountID(e.account); err != nil {
 		return cmdline.Usagef("--account: %v", err)
+	}
+	if e.name == "create" || e.name == "update" {
+		if err := endpointsource.CheckBounds(e.rules.Bounds); err != nil {
+			return err
+		}
 	}
 	e.id = fs.Arg(0)
 	switch f := e.fieldsFrom(fs); e.name {
