@@ -29,7 +29,8 @@ const endpointUsage = `usage:
   starter endpoint delete --account ID ENDPOINT_ID
   starter endpoint rotate-secret --account ID ENDPOINT_ID [--overlap 24h]
 Each takes --endpoints-db DSN and --codec-key-file FILE (or their environment variables) and --output text|json;
-create and update also --allow-cidr and --https-only, the rules registration checks URLs by.
+create and update also --allow-cidr and --https-only, the rules registration checks URLs by, and the
+flags that narrow the bounds on endpoint values (--max-attempt-timeout, --min-probe-every, ...).
 Secrets are printed only by create and rotate-secret.
 ` + healthUsage
 
