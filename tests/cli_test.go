@@ -127,7 +127,7 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"timeout", "    timeout: 31s\n", "timeout:", "30s maximum"},
 		{"probe_every", "    circuit: {probe_every: [1m, 4s]}\n", "circuit.probe_every[1]:", "5s minimum"},
 		{"drain_per_second", "    circuit: {drain_per_second: 1e-9}\n", "circuit.drain_per_second:", "0.1 minimum"},
-		{"open_after", "    circuit: {open_after: 1001}\n", "circuit.open_after:", "1000 maximum"},
+		{"open_after", "    circuit: {open_after: 1001}\n", "circuit.open_after:", "1 to 1000"},
 		{"park_limit", "    circuit: {park_limit: 721h}\n", "circuit.park_limit:", "720h maximum"},
 		{"retry steps", "    retry_schedule: [" + strings.Repeat("1s, ", 30) + "1s]\n", "retry_schedule:", "at most 30"},
 		{"retry total", "    retry_schedule: [168h, 168h, 168h, 168h, 49h]\n", "retry_schedule:", "720h maximum"},
