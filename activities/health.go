@@ -60,7 +60,8 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 	if in.Unsealed() {
 		return res, unsealedActivity(ctx, "release", in.EndpointID)
 	}
-	if err := checkPace(ctx, in); err != nil {
+	var err error
+	if in.PerSecond, err = h.paceable(ctx, in); err != nil {
 		return res, err
 	}
 	activity.GetLogger(ctx).Info("releasing parked deliveries", "endpoint_id", in.EndpointID, "limit", in.Limit, "per_second", in.PerSecond)
@@ -118,6 +119,31 @@ func checkPace(ctx context.Context, in workflows.ReleaseInput) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"release of endpoint %s cannot be paced: circuit.drain_per_second %g would not release even one delivery before this release's deadline; set it to at least %g, its bound",
 		in.EndpointID, in.PerSecond, endpoint.DefaultBounds().MinDrainPerSecond), UnpaceableReleaseError, nil)
+}
+
+// paceable is the rate the release runs at: the input's, or, when that
+// cannot be paced (a health workflow still holding a circuit from before
+// the bounds), the endpoint's drain_per_second as it resolves now, which
+// is within them. Neither pacing, the release fails for good.
+func (h *HealthActivities) paceable(ctx context.Context, in workflows.ReleaseInput) (float64, error) {
+	err := checkPace(ctx, in)
+	if err == nil || h.Endpoints == nil {
+		return in.PerSecond, err
+	}
+	ep, rerr := h.Endpoints.Resolve(ctx, in.EndpointID)
+	if rerr != nil {
+		return 0, err
+	}
+	now := in
+	now.PerSecond = ep.Circuit.DrainPerSecond
+	if checkPace(ctx, now) != nil {
+		return 0, err
+	}
+	if activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Warn("release at the endpoint's current drain_per_second: the health workflow's cannot be paced",
+			"endpoint_id", in.EndpointID, "per_second", in.PerSecond, "current_per_second", now.PerSecond)
+	}
+	return now.PerSecond, nil
 }
 
 // UnpaceableReleaseError is the error type of a release whose

@@ -219,13 +219,30 @@ func TestUnpaceableReleaseFailsForGood(t *testing.T) {
 		}
 	}
 
+	// A health workflow holding a circuit from before the bounds releases
+	// at the endpoint's current rate, which is within them; an endpoint
+	// that does not resolve leaves the release unpaceable.
+	cfg, err := endpoint.Parse([]byte(endpointYAML("https://hooks.example.com/", "    circuit: {drain_per_second: 0.5}\n")), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &HealthActivities{Endpoints: cfg}
+	ctx, cancel := context.WithTimeout(context.Background(), 7*24*time.Hour)
+	defer cancel()
+	if rate, err := h.paceable(ctx, workflows.ReleaseInput{EndpointID: "acme", PerSecond: 1e-9}); err != nil || rate != 0.5 {
+		t.Errorf("stale 1e-9 of a resolvable endpoint: %g %v, want its current 0.5", rate, err)
+	}
+	if _, err := h.paceable(ctx, workflows.ReleaseInput{EndpointID: "gone", PerSecond: 1e-9}); err == nil || !strings.Contains(err.Error(), "circuit.drain_per_second") {
+		t.Errorf("stale 1e-9 of an endpoint not found: %v, want the release refused", err)
+	}
+
 	// Through the activity: it fails at once, before listing anything
 	// (no client is there to list with).
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	h := &HealthActivities{}
+	h = &HealthActivities{}
 	env.RegisterActivity(h.Release)
-	_, err := env.ExecuteActivity(h.Release, workflows.ReleaseInput{EndpointID: "slow", PerSecond: 0, OpenAfter: 1})
+	_, err = env.ExecuteActivity(h.Release, workflows.ReleaseInput{EndpointID: "slow", PerSecond: 0, OpenAfter: 1})
 	if err == nil || !strings.Contains(err.Error(), "cannot be paced") || !strings.Contains(err.Error(), "circuit.drain_per_second") {
 		t.Fatalf("release at 0/s: %v, want it refused naming circuit.drain_per_second", err)
 	}
