@@ -60,8 +60,9 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 	if in.Unsealed() {
 		return res, unsealedActivity(ctx, "release", in.EndpointID)
 	}
-	if in.PerSecond <= 0 {
-		return res, errors.New("release: per_second must be positive")
+	var err error
+	if in.PerSecond, err = h.paceable(ctx, in); err != nil {
+		return res, err
 	}
 	activity.GetLogger(ctx).Info("releasing parked deliveries", "endpoint_id", in.EndpointID, "limit", in.Limit, "per_second", in.PerSecond)
 	// Heartbeats say this worker is alive, whether or not releases are
@@ -105,6 +106,49 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 		}
 	}
 }
+
+// checkPace refuses a release that cannot be paced: a rate that is not
+// positive, or so slow that the wait for one release outlasts the
+// activity. Retrying would not help (the limiter's wait fails at once, each
+// time), so it fails for good, naming the setting.
+func checkPace(ctx context.Context, in workflows.ReleaseInput) error {
+	deadline, ok := ctx.Deadline()
+	if in.PerSecond > 0 && !math.IsInf(in.PerSecond, 0) && (!ok || 1/in.PerSecond <= time.Until(deadline).Seconds()) {
+		return nil
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"release of endpoint %s cannot be paced: circuit.drain_per_second %g would not release even one delivery before this release's deadline; set it to at least %g, its bound",
+		in.EndpointID, in.PerSecond, endpoint.DefaultBounds().MinDrainPerSecond), UnpaceableReleaseError, nil)
+}
+
+// paceable is the rate the release runs at: the input's, or, when that
+// cannot be paced (a health workflow still holding a circuit from before
+// the bounds), the endpoint's drain_per_second as it resolves now, which
+// is within them. Neither pacing, the release fails for good.
+func (h *HealthActivities) paceable(ctx context.Context, in workflows.ReleaseInput) (float64, error) {
+	err := checkPace(ctx, in)
+	if err == nil || h.Endpoints == nil {
+		return in.PerSecond, err
+	}
+	ep, rerr := h.Endpoints.Resolve(ctx, in.EndpointID)
+	if rerr != nil {
+		return 0, err
+	}
+	now := in
+	now.PerSecond = ep.Circuit.DrainPerSecond
+	if checkPace(ctx, now) != nil {
+		return 0, err
+	}
+	if activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Warn("release at the endpoint's current drain_per_second: the health workflow's cannot be paced",
+			"endpoint_id", in.EndpointID, "per_second", in.PerSecond, "current_per_second", now.PerSecond)
+	}
+	return now.PerSecond, nil
+}
+
+// UnpaceableReleaseError is the error type of a release whose
+// drain_per_second cannot be paced.
+const UnpaceableReleaseError = "UnpaceableRelease"
 
 // pacing spaces releases at rate and bounds how many are in flight: one
 // while a release's round trip (the update, the POST, the answer) is

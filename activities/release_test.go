@@ -2,14 +2,17 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/hookrelay/hookrelay/endpoint"
@@ -189,5 +192,60 @@ func TestFailedProbeParksAgain(t *testing.T) {
 				t.Fatalf("a release reported its outcome %d times, want none", h.observed)
 			}
 		})
+	}
+}
+
+// A drain rate too slow to release even one delivery before the
+// activity's deadline (a row or file from before the bound, or a forged
+// input) fails the release for good, naming the setting, rather than
+// holding a slot while it waits for a token it never gets; a rate that
+// paces passes the check.
+func TestUnpaceableReleaseFailsForGood(t *testing.T) {
+	for _, c := range []struct {
+		perSecond float64
+		paced     bool
+	}{{1e-9, false}, {0, false}, {-1, false}, {math.Inf(1), false}, {math.NaN(), false}, {0.1, true}, {1e-5, true}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 7*24*time.Hour)
+		err := checkPace(ctx, workflows.ReleaseInput{EndpointID: "slow", PerSecond: c.perSecond, OpenAfter: 1})
+		cancel()
+		if c.paced {
+			if err != nil {
+				t.Errorf("drain_per_second %g: %v, want it paced", c.perSecond, err)
+			}
+			continue
+		}
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != UnpaceableReleaseError ||
+			!strings.Contains(err.Error(), "circuit.drain_per_second") || !strings.Contains(err.Error(), "slow") {
+			t.Errorf("drain_per_second %g: %v, want a non-retryable error naming the setting and the endpoint", c.perSecond, err)
+		}
+	}
+
+	// A health workflow holding a circuit from before the bounds releases
+	// at the endpoint's current rate, which is within them; an endpoint
+	// that does not resolve leaves the release unpaceable.
+	cfg, err := endpoint.Parse([]byte(endpointYAML("https://hooks.example.com/", "    circuit: {drain_per_second: 0.5}\n")), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &HealthActivities{Endpoints: cfg}
+	ctx, cancel := context.WithTimeout(context.Background(), 7*24*time.Hour)
+	defer cancel()
+	if rate, err := h.paceable(ctx, workflows.ReleaseInput{EndpointID: "acme", PerSecond: 1e-9}); err != nil || rate != 0.5 {
+		t.Errorf("stale 1e-9 of a resolvable endpoint: %g %v, want its current 0.5", rate, err)
+	}
+	if _, err := h.paceable(ctx, workflows.ReleaseInput{EndpointID: "gone", PerSecond: 1e-9}); err == nil || !strings.Contains(err.Error(), "circuit.drain_per_second") {
+		t.Errorf("stale 1e-9 of an endpoint not found: %v, want the release refused", err)
+	}
+
+	// Through the activity: it fails at once, before listing anything
+	// (no client is there to list with).
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	h = &HealthActivities{}
+	env.RegisterActivity(h.Release)
+	_, err = env.ExecuteActivity(h.Release, workflows.ReleaseInput{EndpointID: "slow", PerSecond: 0, OpenAfter: 1})
+	if err == nil || !strings.Contains(err.Error(), "cannot be paced") || !strings.Contains(err.Error(), "circuit.drain_per_second") {
+		t.Fatalf("release at 0/s: %v, want it refused naming circuit.drain_per_second", err)
 	}
 }

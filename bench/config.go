@@ -201,10 +201,10 @@ func (c config) validate() error {
 		return usagef("--timer-sample: must not be negative, got %d", c.timerSample)
 	case strings.TrimSpace(c.namespace) == "":
 		return usagef("--namespace: must not be empty")
-	case c.openAfter < 1 || c.openAfter > 10000:
-		return usagef("--open-after: must be 1 to 10000 (circuit.open_after), got %d", c.openAfter)
-	case c.drainRate <= 0 || c.drainRate > 10000:
-		return usagef("--drain-rate: must be above 0, up to 10000 (circuit.drain_per_second), got %g", c.drainRate)
+	case c.openAfter < 1 || c.openAfter > 1000:
+		return usagef("--open-after: must be 1 to 1000 (circuit.open_after), got %d", c.openAfter)
+	case c.drainRate < 0.1 || c.drainRate > 10000:
+		return usagef("--drain-rate: must be 0.1 to 10000 (circuit.drain_per_second), got %g", c.drainRate)
 	case c.absorbStep < time.Second:
 		return usagef("--absorb-step: must be at least 1s, got %s", c.absorbStep)
 	case c.mode == modeAbsorb && len(c.absorbRates) == 0 && len(c.signalRates) == 0:

@@ -18,12 +18,10 @@ import (
 )
 
 // drainRetrySchedule: a delivery that failed before the circuit opened
-// parks at its next attempt, within 30 s. (50 steps, from when each failed
-// probe took a step of the probed delivery's schedule: with 20 steps of 10 s
-// the oldest one failed after 20 probes while 10,000 parked. Since behaviour
-// version 3 a failed probe takes none.)
+// parks at its next attempt, within 30 s. (30 steps, the bound: a failed
+// probe takes no step of the probed delivery's schedule.)
 var drainRetrySchedule = append([]time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second},
-	slices.Repeat([]time.Duration{30 * time.Second}, 46)...)
+	slices.Repeat([]time.Duration{30 * time.Second}, 26)...)
 
 // drainFigures are the drain's: what the receiver saw, and what the
 // workers logged of it.
@@ -160,7 +158,7 @@ func runDrain(ctx context.Context, h *harness, rep *drainReport) error {
 	endpointID := "drain-" + strings.ReplaceAll(h.runID, "-", "")
 	taskQueue := "bench-drain-" + h.runID
 	rep.Events = cfg.events
-	rep.Circuit = fmt.Sprintf("open_after: %d, probe_every: [2s], drain_per_second: %g", cfg.openAfter, cfg.drainRate)
+	rep.Circuit = fmt.Sprintf("open_after: %d, probe_every: [5s], drain_per_second: %g", cfg.openAfter, cfg.drainRate)
 	rep.RetrySchedule = scheduleText(drainRetrySchedule)
 	endpoints, err := h.writeEndpoints("endpoints-drain.yaml", endpointID, drainRetrySchedule, rep.Circuit)
 	if err != nil {

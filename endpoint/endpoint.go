@@ -33,11 +33,12 @@ var (
 	}
 )
 
-// Bounds on configured values.
+// Bounds on configured values (DefaultBounds holds the rest, and operators
+// may narrow these too).
 const (
-	MaxTimeout        = 5 * time.Minute
+	MaxTimeout        = 30 * time.Second
 	MaxRetryDelay     = 7 * 24 * time.Hour
-	MaxRetryAttempts  = 50
+	MaxRetryAttempts  = 30
 	maxIDLength       = 64
 	allEventsWildcard = "*"
 )
@@ -210,7 +211,7 @@ func (c *Config) CheckSecrets() error {
 func (e Endpoint) SecretFile() string { return e.secret.file }
 
 // validate turns one raw entry into an Endpoint; baseDir anchors relative secret_file paths.
-func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
+func (r rawEndpoint) validate(baseDir string, b Bounds) (Endpoint, error) {
 	e := Endpoint{ID: r.ID, Enabled: true, TraceContext: r.TraceContext}
 	if r.Enabled != nil {
 		e.Enabled = *r.Enabled
@@ -254,24 +255,32 @@ func (r rawEndpoint) validate(baseDir string) (Endpoint, error) {
 		e.previousSecrets = append(e.previousSecrets, sec)
 	}
 
-	e.Timeout = DefaultTimeout
-	if r.Timeout != nil {
-		if e.Timeout, err = ParseTimeout(*r.Timeout); err != nil {
-			return e, fmt.Errorf("timeout: %w", err)
-		}
-	}
-
-	if e.Circuit, err = r.Circuit.Parse(DefaultCircuit()); err != nil {
+	if err := r.settings(&e, b); err != nil {
 		return e, err
 	}
+	return e, nil
+}
 
-	e.RetrySchedule = DefaultRetrySchedule
-	if r.RetrySchedule != nil {
-		if e.RetrySchedule, err = ParseRetrySchedule(*r.RetrySchedule); err != nil {
-			return e, err
+// settings parses the timeout, circuit and retry schedule over the defaults
+// (brought within b) and checks them against b.
+func (r rawEndpoint) settings(e *Endpoint, b Bounds) error {
+	d := b.Within(Endpoint{Timeout: DefaultTimeout, RetrySchedule: DefaultRetrySchedule, Circuit: DefaultCircuit()})
+	e.Timeout, e.RetrySchedule = d.Timeout, d.RetrySchedule
+	var err error
+	if r.Timeout != nil {
+		if e.Timeout, err = ParseTimeout(*r.Timeout); err != nil {
+			return fmt.Errorf("timeout: %w", err)
 		}
 	}
-	return e, nil
+	if e.Circuit, err = r.Circuit.Parse(d.Circuit); err != nil {
+		return err
+	}
+	if r.RetrySchedule != nil {
+		if e.RetrySchedule, err = ParseRetrySchedule(*r.RetrySchedule); err != nil {
+			return err
+		}
+	}
+	return b.Check(*e)
 }
 
 // Circuit is an endpoint's circuit breaker: when it opens, how it probes,
@@ -303,10 +312,11 @@ func DefaultCircuit() Circuit {
 
 // Bounds on circuit settings.
 const (
-	MaxOpenAfter      = 10000
+	MaxOpenAfter      = 1000
 	MaxProbeSteps     = 20
 	MaxDrainPerSecond = 10000
 	maxCircuitPeriod  = 365 * 24 * time.Hour
+	maxProbeDelay     = 24 * time.Hour
 )
 
 // RawCircuit is a circuit as written in a file or an API request: any field
@@ -335,7 +345,7 @@ func (r RawCircuit) Parse(base Circuit) (Circuit, error) {
 		}
 		c.ProbeEvery = make([]time.Duration, 0, len(r.ProbeEvery))
 		for i, s := range r.ProbeEvery {
-			d, err := parseDuration(s, 24*time.Hour)
+			d, err := parseDuration(s, maxProbeDelay)
 			if err != nil {
 				return c, fmt.Errorf("circuit.probe_every[%d]: %w", i, err)
 			}

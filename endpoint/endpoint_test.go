@@ -388,7 +388,7 @@ endpoints:
     url: https://b.example.com
     events: ['*']
     secret: `+validSecret+`
-    circuit: {open_after: 5, probe_every: [2s, 10s], drain_per_second: 100, disable_after: 48h, park_limit: 72h}
+    circuit: {open_after: 5, probe_every: [5s, 10s], drain_per_second: 100, disable_after: 48h, park_limit: 72h}
   - id: partial
     url: https://c.example.com
     events: ['*']
@@ -403,7 +403,7 @@ endpoints:
 		t.Fatalf("default circuit %+v", dflt.Circuit)
 	}
 	tuned, _ := cfg.Lookup("tuned")
-	want := Circuit{OpenAfter: 5, ProbeEvery: []time.Duration{2 * time.Second, 10 * time.Second}, DrainPerSecond: 100, DisableAfter: 48 * time.Hour, ParkLimit: 72 * time.Hour}
+	want := Circuit{OpenAfter: 5, ProbeEvery: []time.Duration{5 * time.Second, 10 * time.Second}, DrainPerSecond: 100, DisableAfter: 48 * time.Hour, ParkLimit: 72 * time.Hour}
 	if !reflect.DeepEqual(tuned.Circuit, want) {
 		t.Fatalf("tuned circuit %+v, want %+v", tuned.Circuit, want)
 	}

@@ -39,10 +39,14 @@ type Option func(*rules)
 
 type rules struct {
 	httpsOnly bool
+	bounds    Bounds
 }
 
 // HTTPSOnly refuses endpoints whose URL is plain http (the worker's --https-only).
 func HTTPSOnly() Option { return func(r *rules) { r.httpsOnly = true } }
+
+// WithBounds checks every endpoint against b (DefaultBounds without it).
+func WithBounds(b Bounds) Option { return func(r *rules) { r.bounds = b } }
 
 // Load reads and validates an endpoints file.
 func Load(path string, opts ...Option) (*Config, error) {
@@ -109,7 +113,7 @@ func Parse(data []byte, baseDir string, opts ...Option) (*Config, error) {
 		if err := node.Decode(&raw); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, typeError(err))
 		}
-		e, err := raw.validate(baseDir)
+		e, err := raw.validate(baseDir, r.bounds)
 		if err == nil && r.httpsOnly && e.URL.Scheme != "https" {
 			// The URL is not quoted: it may carry a customer's token.
 			err = errors.New("url: plain http is refused by --https-only; use an https URL")

@@ -22,7 +22,7 @@ endpoints:
   - {id: flaky, url: "http://127.0.0.1:$rport/flaky", events: ["*"], secret_file: secret, retry_schedule: [1h, 1h]}
   - {id: ok, url: "http://127.0.0.1:$rport/ok", events: ["*"], secret_file: secret}
   - {id: pausable, url: "http://127.0.0.1:$rport/ok", events: [api_mail_log_opened], secret_file: secret}
-  - {id: probed, url: "http://127.0.0.1:$rport2/flaky", events: [api_mail_log_temporary_failure], secret_file: secret, retry_schedule: [1s, 1h], circuit: {open_after: 1, probe_every: [2s]}}
+  - {id: probed, url: "http://127.0.0.1:$rport2/flaky", events: [api_mail_log_temporary_failure], secret_file: secret, retry_schedule: [1s, 1h], circuit: {open_after: 1, probe_every: [5s]}}
 YAML
 bin/temporal server start-dev --ip 127.0.0.1 --port $port --headless --log-level error >"$dir/temporal.log" 2>&1 &
 pids+=($!)

@@ -29,7 +29,8 @@ const endpointUsage = `usage:
   starter endpoint delete --account ID ENDPOINT_ID
   starter endpoint rotate-secret --account ID ENDPOINT_ID [--overlap 24h]
 Each takes --endpoints-db DSN and --codec-key-file FILE (or their environment variables) and --output text|json;
-create and update also --allow-cidr and --https-only, the rules registration checks URLs by.
+create and update also --allow-cidr and --https-only, the rules registration checks URLs by, and the
+flags that narrow the bounds on endpoint values (--max-attempt-timeout, --min-probe-every, ...).
 Secrets are printed only by create and rotate-secret.
 ` + healthUsage
 
@@ -109,6 +110,7 @@ func (e *endpointFlags) flagSet() *pflag.FlagSet {
 		fs.BoolVar(&e.fields.traceContext, "trace-context", false, "send the W3C traceparent header with each attempt when tracing is on")
 		fs.StringArrayVar(&e.rules.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range for the URL, as the workers do (repeatable)")
 		fs.BoolVar(&e.rules.HTTPSOnly, "https-only", false, "refuse plain http URLs")
+		endpointsource.AddBoundsFlags(fs, &e.rules.Bounds)
 	case "list":
 		fs.IntVar(&e.limit, "limit", registry.DefaultListLimit, fmt.Sprintf("endpoints per page, 1 to %d", registry.MaxListLimit))
 		fs.StringVar(&e.cursor, "cursor", "", "continue a listing from the cursor the last page printed")
@@ -142,6 +144,11 @@ func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 	}
 	if err := event.CheckAccountID(e.account); err != nil {
 		return cmdline.Usagef("--account: %v", err)
+	}
+	if e.name == "create" || e.name == "update" {
+		if err := endpointsource.CheckBounds(e.rules.Bounds); err != nil {
+			return err
+		}
 	}
 	e.id = fs.Arg(0)
 	switch f := e.fieldsFrom(fs); e.name {

@@ -193,6 +193,7 @@ type serveFlags struct {
 	cfg        httpapi.Config
 	hostWorker bool
 	worker     deliveryworker.Options
+	bounds     endpoint.Bounds // what registration and the endpoints file hold endpoints to
 }
 
 func (f *serveFlags) flagSet() *pflag.FlagSet {
@@ -201,6 +202,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	f.boot.Conn.AddFlags(fs)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
 	f.boot.Endpoints.AddFlags(fs)
+	endpointsource.AddBoundsFlags(fs, &f.bounds)
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
@@ -221,6 +223,9 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 // opened or dialled.
 func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if err := f.boot.Endpoints.Check(fs, true); err != nil {
+		return err
+	}
+	if err := endpointsource.CheckBounds(f.bounds); err != nil {
 		return err
 	}
 	if err := f.boot.PProf.Check(); err != nil {
@@ -260,6 +265,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	f.boot.Service, f.boot.Lazy, f.boot.Rules = "hookrelay-api", true, f.worker.Rules()
+	f.boot.Rules.Bounds = f.bounds
 	// Only a hosted worker signs, so only then must every secret of a file resolve here.
 	f.boot.CheckSecrets = f.hostWorker
 	f.boot.Warn = func(logger *slog.Logger) { secretfile.Warn(logger, "--api-token-file", f.tokenFile) }

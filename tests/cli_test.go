@@ -121,6 +121,36 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"codec server: a shared-secret algorithm", []string{"codec-server", "--oidc-issuer", "https://sso.example.com", "--oidc-audience", "a", "--oidc-algorithms", "HS256"}, []string{"--oidc-algorithms", "HS256"}, 2},
 		{"proxy-allow-cidr without a proxy", append([]string{"--endpoints", good, "--proxy-allow-cidr", "10.0.0.0/8"}, key...), []string{"--proxy-allow-cidr", "--use-env-proxy"}, 2},
 	}
+	// Each bound on an endpoint's values, just outside it in the file: the
+	// worker refuses to start, naming the entry, the field and the bound.
+	for _, b := range []struct{ name, extra, field, bound string }{
+		{"timeout", "    timeout: 31s\n", "timeout:", "30s maximum"},
+		{"probe_every", "    circuit: {probe_every: [1m, 4s]}\n", "circuit.probe_every[1]:", "5s minimum"},
+		{"drain_per_second", "    circuit: {drain_per_second: 1e-9}\n", "circuit.drain_per_second:", "0.1 minimum"},
+		{"open_after", "    circuit: {open_after: 1001}\n", "circuit.open_after:", "1 to 1000"},
+		{"park_limit", "    circuit: {park_limit: 721h}\n", "circuit.park_limit:", "720h maximum"},
+		{"retry steps", "    retry_schedule: [" + strings.Repeat("1s, ", 30) + "1s]\n", "retry_schedule:", "at most 30"},
+		{"retry total", "    retry_schedule: [168h, 168h, 168h, 168h, 49h]\n", "retry_schedule:", "720h maximum"},
+	} {
+		tests = append(tests, struct {
+			name string
+			args []string
+			want []string
+			code int
+		}{"bound " + b.name, append([]string{"--endpoints", endpointsFile(t, "acme", "https://x.example.com/", b.extra)}, key...),
+			[]string{`endpoint "acme"`, b.field, b.bound}, 1})
+	}
+	within := endpointsFile(t, "acme", "https://x.example.com/", "    timeout: 20s\n")
+	tests = append(tests, []struct {
+		name string
+		args []string
+		want []string
+		code int
+	}{
+		{"bound narrowed by flag", append([]string{"--endpoints", within, "--max-attempt-timeout", "10s"}, key...), []string{`endpoint "acme"`, "timeout: 20s is over the 10s maximum"}, 1},
+		{"bound widened by flag", append([]string{"--endpoints", within, "--max-attempt-timeout", "1m"}, key...), []string{"--max-attempt-timeout", "only narrow"}, 2},
+		{"bound widened by environment", append([]string{"--endpoints", within, "--env", "HOOKRELAY_MIN_PROBE_EVERY=1s"}, key...), []string{"--min-probe-every", "only narrow"}, 2},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// "--env K=V" in a row's args sets an environment variable instead.

@@ -112,7 +112,7 @@ func newFaultRun(t *testing.T, h testenv.Hookrelay, c client.Client, base int) *
 	// The circuit is not under test: a fault's failed attempts must not
 	// park deliveries behind it.
 	r.endpoints = writeEndpoints(t, testenv.Endpoint{ID: faultEndpoint, URL: r.rc.URL + "/hooks", Timeout: 5 * time.Second,
-		RetrySchedule: faultSchedule, Extra: "    circuit:\n      open_after: 10000\n"})
+		RetrySchedule: faultSchedule, Extra: "    circuit:\n      open_after: 1000\n"})
 	for i := range faultWorkers {
 		testenv.StartT(t, h.Worker(fmt.Sprintf("worker-%d", i+1), "--endpoints", r.endpoints, "--allow-cidr", "127.0.0.0/8"))
 	}

@@ -99,7 +99,7 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 		}
 	}))
 	t.Cleanup(rc.Close)
-	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 2m\n")
+	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 30s\n") // the bound: longer than the test takes to cancel
 	w := startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.Opened, 302))[0].WorkflowID
 	testenv.Eventually(t, 30*time.Second, "the attempt to reach the receiver", arrived.Load)

@@ -427,7 +427,7 @@ func TestRegistryDeleteEndsOpenDelivery(t *testing.T) {
 	srv := startServeWith(t, hookrelay(t), "--endpoints-db", registryDSN(t, "sqlite"), "--worker", "--allow-cidr", "127.0.0.0/8")
 	// The receiver verifies with testSecret; this endpoint signs with its own, so it answers 401: a failure either way.
 	ep, err := srv.createEndpoint("acct-del", map[string]any{"url": rc.URL + "/down", "events": []string{"*"},
-		"retry_schedule": slices.Repeat([]string{"500ms"}, 40)})
+		"retry_schedule": slices.Repeat([]string{"500ms"}, 30)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestRegistryUpdateReachesNextAttempt(t *testing.T) {
 	oldRC := newMultiReceiver(t)
 	newRC := newMultiReceiver(t)
 	ep, err := srv.createEndpoint("acct-upd", map[string]any{"url": oldRC.url + "/old", "events": []string{"*"},
-		"retry_schedule": slices.Repeat([]string{"300ms"}, 50)})
+		"retry_schedule": slices.Repeat([]string{"500ms"}, 30)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,6 +517,14 @@ func TestRegistryAPIRefusesBadInput(t *testing.T) {
 		{`{"url":"http://127.0.0.1:9/","events":["*"],"enabled":"yes"}`, "enabled"},
 		{`{"url":"http://127.0.0.1:9/","events":["*"],"account_id":"acct-other"}`, "account_id"},
 		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"open_after":0}}`, "circuit.open_after"},
+		// The bounds on endpoint values, each just outside.
+		{`{"url":"http://127.0.0.1:9/","events":["*"],"timeout":"31s"}`, "timeout"},
+		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"probe_every":["4s"]}}`, "circuit.probe_every[0]"},
+		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"drain_per_second":1e-9}}`, "circuit.drain_per_second"},
+		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"open_after":1001}}`, "circuit.open_after"},
+		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"park_limit":"721h"}}`, "circuit.park_limit"},
+		{`{"url":"http://127.0.0.1:9/","events":["*"],"retry_schedule":["` + strings.Repeat(`1s","`, 30) + `1s"]}`, "retry_schedule"},
+		{`{"url":"http://127.0.0.1:9/","events":["*"],"retry_schedule":["168h","168h","168h","168h","49h"]}`, "retry_schedule"},
 	} {
 		r, err := srv.do(http.MethodPost, endpointsOf("acct-bad"), strings.NewReader(c.body), nil)
 		var e apiError

@@ -10,8 +10,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
+	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/temporalclient"
@@ -34,6 +36,8 @@ func run(ctx context.Context, args []string) error {
 	opts.AddFlags(fs)
 	cmdline.ShutdownTimeout(fs, &opts.ShutdownTimeout)
 	b.Endpoints.AddFlags(fs)
+	var bounds endpoint.Bounds
+	endpointsource.AddBoundsFlags(fs, &bounds)
 	cmdline.String(fs, &b.MetricsListen, "metrics-listen", "HOOKRELAY_METRICS_LISTEN", "", "serve Prometheus GET /metrics and GET /healthz on this address")
 	b.PProf.AddFlags(fs)
 	if err := cmdline.Parse(fs, args, 0); err != nil {
@@ -42,7 +46,11 @@ func run(ctx context.Context, args []string) error {
 	if err := check(fs, &b, opts); err != nil {
 		return err
 	}
+	if err := endpointsource.CheckBounds(bounds); err != nil {
+		return err
+	}
 	b.Rules = opts.Rules()
+	b.Rules.Bounds = bounds
 	return deliveryworker.Run(ctx, b, opts)
 }
 

@@ -23,6 +23,9 @@ import (
 type Rules struct {
 	AllowCIDRs []string
 	HTTPSOnly  bool
+	// Bounds hold endpoint values, at registration and in the endpoints
+	// file (AddBoundsFlags); the zero value is endpoint.DefaultBounds.
+	Bounds endpoint.Bounds
 }
 
 // Endpoints is an opened source: the endpoints file, or the registry
@@ -101,11 +104,11 @@ func RegistryOptions(conn *temporalclient.Options, rules Rules) (registry.Option
 	if err != nil {
 		return registry.Options{}, cmdline.Usagef("--allow-cidr: %w", err)
 	}
-	return registry.Options{Codec: c, Guard: netguard.New(allow...), HTTPSOnly: rules.HTTPSOnly}, nil
+	return registry.Options{Codec: c, Guard: netguard.New(allow...), HTTPSOnly: rules.HTTPSOnly, Bounds: rules.Bounds}, nil
 }
 
 func openFile(path string, rules Rules, checkSecrets bool, logger *slog.Logger) (*endpoint.File, error) {
-	var opts []endpoint.Option
+	opts := []endpoint.Option{endpoint.WithBounds(rules.Bounds)}
 	if rules.HTTPSOnly {
 		opts = append(opts, endpoint.HTTPSOnly())
 	}

@@ -10,7 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/temporalclient"
@@ -83,5 +88,89 @@ func TestWarnsOnAnEndpointSecretFileOthersMayRead(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "endpoint closed") {
 		t.Errorf("a warning for the endpoint whose secret file only its owner reads:\n%s", logs.String())
+	}
+}
+
+// A bound flag narrows its bound, for the endpoints file and at
+// registration alike; a value past the built-in bound is a usage mistake
+// naming the flag; an endpoints file outside a bound is refused, naming
+// the entry and the field.
+func TestBoundFlagsNarrowNeverWiden(t *testing.T) {
+	parse := func(args ...string) (endpoint.Bounds, error) {
+		var b endpoint.Bounds
+		fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
+		AddBoundsFlags(fs, &b)
+		if err := cmdline.Parse(fs, args, 0); err != nil {
+			return b, err
+		}
+		return b, CheckBounds(b)
+	}
+	if b, err := parse(); err != nil || b != endpoint.DefaultBounds() {
+		t.Fatalf("no flags: %+v %v, want the built-in bounds", b, err)
+	}
+	for _, c := range []struct{ flag, value string }{
+		{"max-attempt-timeout", "31s"}, {"min-probe-every", "4s"}, {"min-drain-per-second", "0.05"},
+		{"max-open-after", "1001"}, {"max-park-limit", "721h"}, {"max-retry-steps", "31"}, {"max-retry-total", "721h"},
+	} {
+		_, err := parse("--"+c.flag, c.value)
+		if !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--"+c.flag+":") || !strings.Contains(err.Error(), "only narrow") {
+			t.Errorf("--%s %s widens its bound: %v, want a usage error naming the flag", c.flag, c.value, err)
+		}
+	}
+	t.Setenv("HOOKRELAY_MAX_OPEN_AFTER", "2000")
+	if _, err := parse(); !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--max-open-after") {
+		t.Errorf("HOOKRELAY_MAX_OPEN_AFTER=2000: %v, want a usage error naming --max-open-after", err)
+	}
+	t.Setenv("HOOKRELAY_MAX_OPEN_AFTER", "")
+	b, err := parse("--max-attempt-timeout", "10s", "--min-drain-per-second", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	file := filepath.Join(dir, "endpoints.yaml")
+	write := func(timeout string) {
+		yaml := "endpoints:\n  - {id: slow, url: \"https://hooks.example.com/a\", events: [\"*\"], timeout: " + timeout +
+			", secret: whsec_" + base64.StdEncoding.EncodeToString(secret) + "}\n"
+		if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("20s")
+	if _, err := openFile(file, Rules{}, true, nil); err != nil {
+		t.Fatalf("20s under the built-in bound: %v", err)
+	}
+	_, err = openFile(file, Rules{Bounds: b}, true, nil)
+	if err == nil || !strings.Contains(err.Error(), `endpoint "slow"`) || !strings.Contains(err.Error(), "timeout: 20s is over the 10s maximum") {
+		t.Fatalf("20s under --max-attempt-timeout 10s: %v, want the entry and field named", err)
+	}
+
+	key := make([]byte, 32)
+	rand.Read(key)
+	keyFile := filepath.Join(dir, "codec.key")
+	os.WriteFile(keyFile, []byte("k1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+	r, err := OpenRegistry(context.Background(), "sqlite:"+filepath.Join(dir, "e.db"), &temporalclient.Options{CodecKeyFile: keyFile},
+		Rules{AllowCIDRs: []string{"127.0.0.0/8"}, Bounds: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	url, events, timeout, drain := "http://127.0.0.1:9000/hook", []string{"*"}, "20s", 0.5
+	f := registryFields(&url, &events)
+	f.Timeout = &timeout
+	var fe *event.FieldError
+	if _, _, err := r.Create(context.Background(), "acct", f); !errors.As(err, &fe) || fe.Field != "timeout" || !strings.Contains(fe.Problem, "10s") {
+		t.Fatalf("registration of 20s under --max-attempt-timeout 10s: %v", err)
+	}
+	f.Timeout, f.Circuit = nil, &endpoint.RawCircuit{DrainPerSecond: &drain}
+	if _, _, err := r.Create(context.Background(), "acct", f); !errors.As(err, &fe) || fe.Field != "circuit.drain_per_second" {
+		t.Fatalf("registration of drain 0.5 under --min-drain-per-second 1: %v", err)
+	}
+	f.Circuit = nil
+	e, _, err := r.Create(context.Background(), "acct", f)
+	if err != nil || e.Timeout != 10*time.Second {
+		t.Fatalf("the default timeout under --max-attempt-timeout 10s: %+v %v, want 10s", e.Timeout, err)
 	}
 }

@@ -97,6 +97,9 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	}
 	if f.Timeout != nil {
 		d, err := endpoint.ParseTimeout(*f.Timeout)
+		if err == nil {
+			err = r.bounds.CheckTimeout(d)
+		}
 		if err != nil {
 			return fieldFrom("timeout", err)
 		}
@@ -104,6 +107,9 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	}
 	if f.RetrySchedule != nil {
 		s, err := endpoint.ParseRetrySchedule(*f.RetrySchedule)
+		if err == nil {
+			err = r.bounds.CheckRetrySchedule(s)
+		}
 		if err != nil {
 			return fieldFrom("retry_schedule", err)
 		}
@@ -117,6 +123,9 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	}
 	if f.Circuit != nil {
 		c, err := f.Circuit.Parse(ep.Circuit)
+		if err == nil {
+			err = r.bounds.CheckCircuit(c, f.Circuit)
+		}
 		if err != nil {
 			return fieldFrom("circuit", err)
 		}
@@ -161,8 +170,9 @@ func (r *Registry) Create(ctx context.Context, accountID string, f Fields) (Entr
 	case f.Events == nil:
 		return Entry{}, "", fieldErr("events", `is required: list event names, or ["*"] for all`)
 	}
-	ep := endpoint.Endpoint{AccountID: accountID, Timeout: endpoint.DefaultTimeout, RetrySchedule: endpoint.DefaultRetrySchedule,
-		Enabled: true, Circuit: endpoint.DefaultCircuit()}
+	// The defaults, brought within narrowed bounds.
+	ep := r.bounds.Within(endpoint.Endpoint{AccountID: accountID, Timeout: endpoint.DefaultTimeout, RetrySchedule: endpoint.DefaultRetrySchedule,
+		Enabled: true, Circuit: endpoint.DefaultCircuit()})
 	if err := r.apply(ctx, &ep, f); err != nil {
 		return Entry{}, "", err
 	}

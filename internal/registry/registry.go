@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/sqldb"
 )
@@ -44,6 +45,9 @@ type Options struct {
 	Guard *netguard.Guard
 	// HTTPSOnly refuses plain http URLs at registration.
 	HTTPSOnly bool
+	// Bounds are the limits registration and update hold endpoint values
+	// to; the zero value is endpoint.DefaultBounds.
+	Bounds endpoint.Bounds
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 	// OnChange is told of every write, so a cache in this process can
@@ -58,6 +62,7 @@ type Registry struct {
 	codec     Sealer
 	guard     *netguard.Guard
 	httpsOnly bool
+	bounds    endpoint.Bounds
 	now       func() time.Time
 	onChange  func(accountID, endpointID string)
 }
@@ -82,7 +87,10 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 	if o.Codec == nil {
 		return nil, errors.New("endpoint registry: no payload keys to seal endpoint secrets with")
 	}
-	r := &Registry{codec: o.Codec, guard: o.Guard, httpsOnly: o.HTTPSOnly, now: o.Now, onChange: o.OnChange}
+	r := &Registry{codec: o.Codec, guard: o.Guard, httpsOnly: o.HTTPSOnly, bounds: o.Bounds, now: o.Now, onChange: o.OnChange}
+	if r.bounds == (endpoint.Bounds{}) {
+		r.bounds = endpoint.DefaultBounds()
+	}
 	if r.guard == nil {
 		r.guard = netguard.New()
 	}

@@ -152,6 +152,9 @@ func (r row) entry() (Entry, error) {
 	if err := json.Unmarshal([]byte(r.circuit), &e.Circuit); err != nil {
 		return Entry{}, fmt.Errorf("endpoint %q: stored circuit: %w", r.id, err)
 	}
+	// A row registered before the built-in bounds applied is served, and
+	// shown, with its values brought within them.
+	e.Endpoint = endpoint.DefaultBounds().Within(e.Endpoint)
 	return e, nil
 }
 

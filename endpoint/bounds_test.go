@@ -1,0 +1,108 @@
+package endpoint
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// boundCases are each bound just inside and just outside, as the value of
+// one field of an endpoints file entry; field is what the refusal names.
+var boundCases = []struct {
+	name, inside, outside, field, bound string
+}{
+	{"timeout", "timeout: 30s", "timeout: 31s", "timeout:", "30s"},
+	{"probe_every", "circuit: {probe_every: [5s, 1m]}", "circuit: {probe_every: [1m, 4999ms]}", "circuit.probe_every[1]:", "5s"},
+	{"drain_per_second", "circuit: {drain_per_second: 0.1}", "circuit: {drain_per_second: 0.09}", "circuit.drain_per_second:", "0.1"},
+	{"open_after", "circuit: {open_after: 1000}", "circuit: {open_after: 1001}", "circuit.open_after:", "1000"},
+	{"park_limit", "circuit: {park_limit: 720h}", "circuit: {park_limit: 721h}", "circuit.park_limit:", "720h"},
+	{"retry steps", "retry_schedule: [" + strings.Repeat("1s, ", 29) + "1s]", "retry_schedule: [" + strings.Repeat("1s, ", 30) + "1s]", "retry_schedule:", "at most 30"},
+	{"retry total", "retry_schedule: [168h, 168h, 168h, 168h, 48h]", "retry_schedule: [168h, 168h, 168h, 168h, 48h, 1s]", "retry_schedule:", "720h"},
+}
+
+func boundEntry(extra string) []byte {
+	return []byte("endpoints:\n  - id: ok\n    url: https://a.example.com/\n    events: ['*']\n    secret: " + validSecret + "\n" +
+		"  - id: bounded\n    url: https://b.example.com/\n    events: ['*']\n    secret: " + validSecret + "\n    " + extra + "\n")
+}
+
+// Every bound: a value just inside loads; one just outside is refused,
+// naming the entry, the field and the bound.
+func TestFileBounds(t *testing.T) {
+	for _, c := range boundCases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := Parse(boundEntry(c.inside), "."); err != nil {
+				t.Fatalf("just inside (%s): %v", c.inside, err)
+			}
+			_, err := Parse(boundEntry(c.outside), ".")
+			if err == nil {
+				t.Fatalf("just outside (%s) loaded", c.outside)
+			}
+			for _, want := range []string{`endpoint "bounded" (endpoints[1])`, c.field, c.bound} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// Narrowed bounds refuse what the built-in ones admit, naming the new
+// bound, and bring the defaults within them.
+func TestNarrowedBounds(t *testing.T) {
+	b := DefaultBounds()
+	b.MaxTimeout, b.MinProbeEvery, b.MaxParkLimit, b.MaxRetrySteps = 10*time.Second, time.Minute, 48*time.Hour, 3
+	if err := b.Narrowing(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse(boundEntry("timeout: 11s"), ".", WithBounds(b))
+	if err == nil || !strings.Contains(err.Error(), "timeout: 11s is over the 10s maximum") {
+		t.Fatalf("11s under a 10s bound: %v", err)
+	}
+	cfg, err := Parse(boundEntry("timeout: 10s"), ".", WithBounds(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := cfg.Lookup("ok")
+	if e.Timeout != 10*time.Second || e.Circuit.ParkLimit != 48*time.Hour || len(e.RetrySchedule) != 3 || e.Circuit.ProbeEvery[0] != time.Minute {
+		t.Fatalf("defaults under narrowed bounds: timeout %s, park_limit %s, retry_schedule %v, probe_every %v",
+			e.Timeout, e.Circuit.ParkLimit, e.RetrySchedule, e.Circuit.ProbeEvery)
+	}
+	for _, wide := range []func(*Bounds){
+		func(b *Bounds) { b.MaxTimeout = 31 * time.Second },
+		func(b *Bounds) { b.MinProbeEvery = 4 * time.Second },
+		func(b *Bounds) { b.MinDrainPerSecond = 0.05 },
+		func(b *Bounds) { b.MaxOpenAfter = 1001 },
+		func(b *Bounds) { b.MaxParkLimit = 721 * time.Hour },
+		func(b *Bounds) { b.MaxRetrySteps = 31 },
+		func(b *Bounds) { b.MaxRetryTotal = 721 * time.Hour },
+	} {
+		b := DefaultBounds()
+		wide(&b)
+		if err := b.Narrowing(); err == nil {
+			t.Errorf("%+v widens a built-in bound, yet passed", b)
+		}
+	}
+}
+
+// Within brings every value to the nearest bound, and leaves values inside alone.
+func TestWithin(t *testing.T) {
+	old := Endpoint{Timeout: 5 * time.Minute, RetrySchedule: append(make([]time.Duration, 0, 40), 300*time.Hour, 300*time.Hour, 300*time.Hour),
+		Circuit: Circuit{OpenAfter: 10000, ProbeEvery: []time.Duration{time.Nanosecond, time.Hour}, DrainPerSecond: 1e-9, DisableAfter: time.Hour, ParkLimit: 8760 * time.Hour}}
+	got := DefaultBounds().Within(old)
+	want := Endpoint{Timeout: 30 * time.Second, RetrySchedule: []time.Duration{300 * time.Hour, 300 * time.Hour},
+		Circuit: Circuit{OpenAfter: 1000, ProbeEvery: []time.Duration{5 * time.Second, time.Hour}, DrainPerSecond: 0.1, DisableAfter: time.Hour, ParkLimit: 720 * time.Hour}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("within bounds:\n got %+v\nwant %+v", got, want)
+	}
+	if err := DefaultBounds().Check(got); err != nil {
+		t.Fatalf("brought within, yet: %v", err)
+	}
+	if old.Circuit.ProbeEvery[0] != time.Nanosecond {
+		t.Fatal("Within changed its argument's probe_every")
+	}
+	def := Endpoint{Timeout: DefaultTimeout, RetrySchedule: DefaultRetrySchedule, Circuit: DefaultCircuit()}
+	if got := DefaultBounds().Within(def); !reflect.DeepEqual(got, def) {
+		t.Fatalf("the defaults are not within the built-in bounds: %+v", got)
+	}
+}

@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/registry"
+)
+
+// Every bound on an endpoint's values, at registration and update: a value
+// just inside is accepted; one just outside is 422 naming the field and
+// the bound, and changes nothing.
+func TestEndpointBounds(t *testing.T) {
+	r := newRegistry(t)
+	h := endpointServer(t, r, nil)
+	w := do(t, h, "POST", endpointsPath, `{"url":"https://hooks.example.com/","events":["*"]}`)
+	existing := decode[registry.View](t, w)
+	ones := func(n int) []string { return strings.Split(strings.Repeat("1s,", n-1)+"1s", ",") }
+	for _, c := range []struct {
+		name            string
+		key             string
+		inside, outside any
+		field, bound    string
+	}{
+		{"timeout", "timeout", "30s", "30001ms", "timeout", "30s"},
+		{"probe_every", "circuit", map[string]any{"probe_every": []string{"5s", "1m"}}, map[string]any{"probe_every": []string{"1m", "4s"}}, "circuit.probe_every[1]", "5s"},
+		{"drain_per_second", "circuit", map[string]any{"drain_per_second": 0.1}, map[string]any{"drain_per_second": 0.099}, "circuit.drain_per_second", "0.1"},
+		{"drain_per_second tiny", "circuit", map[string]any{"drain_per_second": 1}, map[string]any{"drain_per_second": 1e-9}, "circuit.drain_per_second", "0.1"},
+		{"open_after", "circuit", map[string]any{"open_after": 1000}, map[string]any{"open_after": 1001}, "circuit.open_after", "1000"},
+		{"park_limit", "circuit", map[string]any{"park_limit": "720h"}, map[string]any{"park_limit": "720h1s"}, "circuit.park_limit", "720h"},
+		{"retry_schedule steps", "retry_schedule", ones(30), ones(31), "retry_schedule", "30"},
+		{"retry_schedule total", "retry_schedule", []string{"168h", "168h", "168h", "168h", "48h"}, []string{"168h", "168h", "168h", "168h", "48h", "1s"}, "retry_schedule", "720h"},
+	} {
+		body := func(v any) string {
+			b, _ := json.Marshal(map[string]any{"url": "https://hooks.example.com/", "events": []string{"*"}, c.key: v})
+			return string(b)
+		}
+		for _, target := range []struct{ method, path string }{{"POST", endpointsPath}, {"PATCH", endpointsPath + "/" + existing.ID}} {
+			if w := do(t, h, target.method, target.path, body(c.inside)); w.Code != 201 && w.Code != 200 {
+				t.Errorf("%s %s just inside (%v): %d %s", target.method, c.name, c.inside, w.Code, w.Body)
+			}
+			w := do(t, h, target.method, target.path, body(c.outside))
+			e := decode[apiError](t, w)
+			if w.Code != 422 || e.Field != c.field || !strings.Contains(e.Error, c.bound) {
+				t.Errorf("%s %s just outside (%v): %d %+v, want 422 on %s naming %s", target.method, c.name, c.outside, w.Code, e, c.field, c.bound)
+			}
+		}
+	}
+	got := decode[registry.View](t, do(t, h, "GET", endpointsPath+"/"+existing.ID, ""))
+	if *got.Circuit.OpenAfter != 1000 || *got.Circuit.DrainPerSecond != 1 || *got.Circuit.ParkLimit != "720h" || got.Timeout != "30s" || len(got.RetrySchedule) != 5 {
+		t.Fatalf("after the patches: %+v, want each last value inside its bound", got)
+	}
+}
