@@ -214,8 +214,10 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	signing.Headers(req.Header, in.DeliveryID, started, body, secrets...)
 	if ep.TraceContext {
 		// Only where the endpoint's config asks: traceparent tells the
-		// customer this trace's ids.
-		tracing.Propagator.Inject(reqCtx, propagation.HeaderCarrier(req.Header))
+		// customer this trace's ids. Never tracestate: it carries what the
+		// API's caller put there, not ours to hand a customer.
+		sc := trace.SpanContextFromContext(reqCtx).WithTraceState(trace.TraceState{})
+		tracing.Propagator.Inject(trace.ContextWithSpanContext(reqCtx, sc), propagation.HeaderCarrier(req.Header))
 	}
 
 	resp, err := a.HTTP.Do(req)
