@@ -132,7 +132,8 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 }
 
 // checkHost resolves host and refuses it if the network guard would refuse
-// any of its addresses.
+// any of its addresses. The refusal names neither the address nor its range:
+// a caller who could read them would learn what internal names resolve to.
 func (r *Registry) checkHost(ctx context.Context, host string) error {
 	_, err := r.guard.Resolve(ctx, host)
 	var blocked *netguard.BlockedError
@@ -141,7 +142,7 @@ func (r *Registry) checkHost(ctx context.Context, host string) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &blocked):
-		return fieldErr("url", "%v", blocked)
+		return fieldErr("url", "the host is, or resolves to, an address deliveries may not reach; use a public host")
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fieldErr("url", "host %q does not resolve", host)
 	default:
