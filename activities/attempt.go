@@ -77,6 +77,9 @@ type HTTPOptions struct {
 	// (--allow-cidr); every address the client connects to, or asks the
 	// proxy to, is checked. None: every non-public range is refused.
 	Allow []netip.Prefix
+	// AllowPorts admits endpoint ports beyond 443, 80 and 1024-65535
+	// (--allow-port).
+	AllowPorts []PortRange
 	// UseEnvProxy sends attempts through the proxy named by HTTPS_PROXY,
 	// HTTP_PROXY and NO_PROXY, as a CONNECT tunnel to the endpoint address
 	// the guard checked (see proxy.go).
@@ -91,13 +94,20 @@ type HTTPOptions struct {
 	RootCAs *x509.CertPool
 }
 
+// PortRange is an inclusive range of endpoint ports.
+type PortRange struct{ Lo, Hi uint16 }
+
 // NewHTTPClient never follows redirects, requires TLS 1.2 or later, connects
 // only to addresses the guard admits, ignores proxy environment variables
 // unless asked, and keeps idle connections per host for reuse. The per-attempt
 // timeout (connect, TLS, headers and body) is the request context's deadline;
 // the dial and handshake timeouts here only bound each step under it.
 func NewHTTPClient(o HTTPOptions) *http.Client {
-	guard := netguard.New(o.Allow...)
+	ports := make([]netguard.PortRange, len(o.AllowPorts))
+	for i, r := range o.AllowPorts {
+		ports[i] = netguard.PortRange(r)
+	}
+	guard := netguard.New(o.Allow...).WithPortRule(ports...)
 	guard.Lookup = o.Lookup
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	transport := func(dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Transport {
@@ -214,8 +224,10 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	signing.Headers(req.Header, in.DeliveryID, started, body, secrets...)
 	if ep.TraceContext {
 		// Only where the endpoint's config asks: traceparent tells the
-		// customer this trace's ids.
-		tracing.Propagator.Inject(reqCtx, propagation.HeaderCarrier(req.Header))
+		// customer this trace's ids. Never tracestate: it carries what the
+		// API's caller put there, not ours to hand a customer.
+		sc := trace.SpanContextFromContext(reqCtx).WithTraceState(trace.TraceState{})
+		tracing.Propagator.Inject(trace.ContextWithSpanContext(reqCtx, sc), propagation.HeaderCarrier(req.Header))
 	}
 
 	resp, err := a.HTTP.Do(req)

@@ -27,6 +27,10 @@ func classify(resp *http.Response, err error) (workflows.Outcome, string) {
 		if errors.As(err, &blocked) {
 			return workflows.OutcomeBlockedDestination, blocked.Error()
 		}
+		var port *netguard.PortError
+		if errors.As(err, &port) {
+			return workflows.OutcomeBlockedDestination, port.Error()
+		}
 		var netErr net.Error
 		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
 			return workflows.OutcomeTimeout, err.Error()

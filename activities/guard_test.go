@@ -294,3 +294,19 @@ func TestAttemptThroughProxyConnectsToTheCheckedAddress(t *testing.T) {
 		t.Fatalf("without --use-env-proxy: attempt %+v, proxy asked %q", a, proxy.requests())
 	}
 }
+
+// A port outside 443, 80 and 1024-65535 is refused before any connection,
+// a non-retryable blocked_destination naming --allow-port, which admits it.
+func TestAttemptRefusesPort(t *testing.T) {
+	a := runAttempt(t, endpointYAML("http://127.0.0.1:25/hook?token=fake-token", ""))
+	if a.Outcome != workflows.OutcomeBlockedDestination || a.Outcome.Retryable() || !strings.Contains(a.Error, "--allow-port") || !strings.Contains(a.Error, "25") {
+		t.Fatalf("port 25: %+v, want a blocked_destination naming the port and --allow-port", a)
+	}
+	if strings.Contains(a.Error, "fake-token") {
+		t.Errorf("error %q leaks the URL", a.Error)
+	}
+	admitted := NewHTTPClient(HTTPOptions{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, AllowPorts: []PortRange{{Lo: 1, Hi: 1023}}})
+	if a := runAttemptWith(t, admitted, endpointYAML("http://127.0.0.1:25/hook", "")); a.Outcome == workflows.OutcomeBlockedDestination {
+		t.Fatalf("port 25 under --allow-port 1-1023: %+v", a)
+	}
+}

@@ -77,6 +77,9 @@ func (t *tunnel) dialContext(scheme string) func(ctx context.Context, network, a
 		if err != nil {
 			return nil, fmt.Errorf("port %q: %w", portText, err)
 		}
+		if err := t.guard.CheckPort(uint16(port)); err != nil {
+			return nil, err
+		}
 		return t.guard.DialEach(ctx, host, func(ctx context.Context, a netip.Addr) (net.Conn, error) {
 			return connect(ctx, viaProxy, proxy, netip.AddrPortFrom(a.Unmap(), uint16(port)))
 		})

@@ -19,7 +19,8 @@ import (
 
 // The attempt's POST is a client span of the attempt's trace holding the
 // method, host, port, status and ids: no path, query, header or payload.
-// Only an endpoint whose config asks for trace_context gets traceparent.
+// Only an endpoint whose config asks for trace_context gets traceparent, and
+// none gets the caller's tracestate (it is the API caller's, not ours to pass on).
 func TestAttemptSpanAndTraceparent(t *testing.T) {
 	var mu sync.Mutex
 	var headers []http.Header
@@ -45,7 +46,13 @@ func TestAttemptSpanAndTraceparent(t *testing.T) {
 		}
 		a := New(cfg, loopbackClient())
 		a.TracerProvider = tp
-		parent, root := tp.Tracer("t").Start(context.Background(), "RunActivity:Attempt")
+		state, err := trace.ParseTraceState("caller=fake-state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2},
+			TraceFlags: trace.FlagsSampled, TraceState: state, Remote: true})
+		parent, root := tp.Tracer("t").Start(trace.ContextWithRemoteSpanContext(context.Background(), remote), "RunActivity:Attempt")
 		got, _, err := a.attempt(parent, workflows.AttemptInput{DeliveryID: "acme:evt_1", EndpointID: "acme", Attempt: 1,
 			EventName: "api_mail_log_delivered", Payload: payload})
 		root.End()
@@ -79,6 +86,9 @@ func TestAttemptSpanAndTraceparent(t *testing.T) {
 		h := headers[len(headers)-1]
 		mu.Unlock()
 		tp2 := h.Get("traceparent")
+		if ts := h.Get("tracestate"); ts != "" {
+			t.Errorf("traced %t: the endpoint got the caller's tracestate %q", traced, ts)
+		}
 		switch {
 		case !traced && tp2 != "":
 			t.Errorf("an endpoint without trace_context got traceparent %q", tp2)

@@ -82,7 +82,7 @@ type Endpoint struct {
 	Enabled       bool
 	// Circuit is the endpoint's circuit breaker (see workflows' endpoint health).
 	Circuit Circuit
-	// TraceContext sends the attempt's W3C traceparent (and tracestate)
+	// TraceContext sends the attempt's W3C traceparent (never tracestate)
 	// header when tracing is on; off by default, since it tells the
 	// customer the sender's trace ids.
 	TraceContext bool

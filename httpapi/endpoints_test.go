@@ -283,3 +283,26 @@ func TestEndpointsManagedInFile(t *testing.T) {
 		t.Fatalf("another account's file endpoint: %d", w.Code)
 	}
 }
+
+// A URL whose host resolves to a refused address gets a generic 422 naming
+// url: the answer names neither the address nor its range, so the API is no
+// oracle for what internal names resolve to.
+func TestRefusedAddressIsNotShown(t *testing.T) {
+	r := newRegistry(t)
+	h := endpointServer(t, r, nil)
+	w := do(t, h, "POST", endpointsPath, `{"url":"https://hooks.example.com/","events":["*"]}`)
+	existing := decode[registry.View](t, w)
+	for _, target := range []struct{ method, path string }{{"POST", endpointsPath}, {"PATCH", endpointsPath + "/" + existing.ID}} {
+		w := do(t, h, target.method, target.path, `{"url":"https://internal.example.com/","events":["*"]}`)
+		body := w.Body.String()
+		e := decode[apiError](t, w)
+		if w.Code != 422 || e.Field != "url" {
+			t.Fatalf("%s: %d %+v, want 422 on url", target.method, w.Code, e)
+		}
+		for _, leak := range []string{"10.1.2.3", "10.0.0.0", "private"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("%s: the answer %s shows %q", target.method, body, leak)
+			}
+		}
+	}
+}

@@ -59,18 +59,15 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // logRequests writes one line per request: route pattern (not the raw path),
 // status, duration and the handler's annotations. Probes log at debug.
-// With tracing on, each request but a probe is also a server span (see span).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		l := &requestLog{}
 		probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
-		ctx, span := s.span(r, probe)
 		// One request value for the mux and this log line: the mux sets its Pattern.
-		r = r.WithContext(context.WithValue(ctx, requestLogKey{}, l))
+		r = r.WithContext(context.WithValue(r.Context(), requestLogKey{}, l))
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		endSpan(span, r, rec.status)
 
 		level := slog.LevelInfo
 		switch {
@@ -95,14 +92,26 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// span starts a request's server span, continuing the caller's trace
-// (traceparent); probes and tracing off get a no-op span. Its name and
-// attributes come from the method and, once routed, the route pattern:
-// never the raw path (ids), the query or a header value.
-func (s *Server) span(r *http.Request, probe bool) (context.Context, trace.Span) {
-	if s.tracer == nil || probe {
-		return r.Context(), trace.SpanFromContext(context.Background())
+// traced runs h in a server span when tracing is on. authed calls it once
+// the caller is authenticated, so a stranger neither creates spans nor, with
+// a sampled traceparent, forces sampling.
+func (s *Server) traced(h http.HandlerFunc) http.HandlerFunc {
+	if s.tracer == nil {
+		return h
 	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := s.span(r)
+		rec := &statusRecorder{ResponseWriter: w}
+		h(rec, r.WithContext(ctx))
+		endSpan(span, r, rec.status)
+	}
+}
+
+// span starts a request's server span, continuing the caller's trace
+// (traceparent). Its name and attributes come from the method and, once
+// routed, the route pattern: never the raw path (ids), the query or a
+// header value.
+func (s *Server) span(r *http.Request) (context.Context, trace.Span) {
 	ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	return s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("http.request.method", r.Method)))

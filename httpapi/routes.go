@@ -74,8 +74,10 @@ func (s *Server) route(mux *http.ServeMux, pattern string, m methods) {
 	})
 }
 
-// authed requires the bearer token, unless the server runs without authentication.
+// authed requires the bearer token, unless the server runs without
+// authentication; only then does the request get its span (traced).
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	h = s.traced(h)
 	if s.tokenHash == nil {
 		return h
 	}

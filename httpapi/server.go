@@ -84,8 +84,9 @@ type Config struct {
 	// context given to Serve is done.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
-	// TracerProvider records a server span per request, named by its route
-	// (POST /v1/events), continuing the caller's traceparent; nil: none.
+	// TracerProvider records a server span per authenticated request, named
+	// by its route (POST /v1/events), continuing the caller's traceparent;
+	// nil: none.
 	TracerProvider trace.TracerProvider
 }
 

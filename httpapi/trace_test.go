@@ -64,3 +64,35 @@ func TestRequestSpans(t *testing.T) {
 		}
 	}
 }
+
+// A caller without the token creates no span and cannot force sampling:
+// its traceparent's sampled flag is read only after authentication.
+func TestNoSpanBeforeAuthentication(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	f := &fakeDeliveries{
+		status: func(_ context.Context, id string) (workflows.DeliveryState, error) {
+			return workflows.DeliveryState{DeliveryID: id, Status: workflows.StatusDelivered, Attempts: []workflows.Attempt{}}, nil
+		},
+	}
+	h := newTestServer(t, f, func(c *Config) { c.TracerProvider = tp }).Handler()
+	const sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for _, auth := range []string{"", "Bearer wrong-token-of-a-stranger"} {
+		if w := do(t, h, "GET", "/v1/deliveries/crm:evt-1", "", "Authorization", auth, "traceparent", sampled); w.Code != 401 {
+			t.Fatalf("auth %q: %d", auth, w.Code)
+		}
+	}
+	if w := do(t, h, "GET", "/no/such/path", "", "Authorization", "", "traceparent", sampled); w.Code != 404 {
+		t.Fatalf("unmatched path: %d", w.Code)
+	}
+	if spans := rec.Ended(); len(spans) != 0 {
+		t.Fatalf("unauthenticated requests made %d spans: %v", len(spans), spans)
+	}
+	if w := do(t, h, "GET", "/v1/deliveries/crm:evt-1", "", "traceparent", sampled); w.Code != 200 {
+		t.Fatalf("authenticated: %d %s", w.Code, w.Body)
+	}
+	if spans := rec.Ended(); len(spans) != 1 || spans[0].Parent().SpanID().String() != "00f067aa0ba902b7" {
+		t.Fatalf("an authenticated request continues the caller's sampled trace: %v", spans)
+	}
+}

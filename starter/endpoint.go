@@ -109,6 +109,7 @@ func (e *endpointFlags) flagSet() *pflag.FlagSet {
 		fs.BoolVar(&e.fields.enabled, "enabled", true, "whether events are routed to it")
 		fs.BoolVar(&e.fields.traceContext, "trace-context", false, "send the W3C traceparent header with each attempt when tracing is on")
 		fs.StringArrayVar(&e.rules.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range for the URL, as the workers do (repeatable)")
+		cmdline.StringSlice(fs, &e.rules.AllowPorts, "allow-port", "HOOKRELAY_ALLOW_PORT", "admit this port or range (8443, 1-1023) beyond 443, 80 and 1024-65535, as the workers do (repeatable or comma-separated)")
 		fs.BoolVar(&e.rules.HTTPSOnly, "https-only", false, "refuse plain http URLs")
 		endpointsource.AddBoundsFlags(fs, &e.rules.Bounds)
 	case "list":

@@ -212,6 +212,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs.BoolVar(&f.hostWorker, "worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+
 		"the first workflow task, and with it the first attempt, runs here without a server round trip; takes the worker's flags")
 	f.worker.AddFlags(fs)
+	fs.Lookup("https-only").Usage = "refuse endpoints with plain http URLs; with --endpoints-db, registration refuses them unless --https-only=false"
 	// The hosted worker's flags had a worker- prefix; those names still work.
 	for _, name := range append(deliveryworker.FlagNames, "shutdown-timeout") {
 		cmdline.Deprecated(fs, "worker-"+name, name)
@@ -240,9 +241,14 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	}
 	workerOnly := deliveryworker.FlagNames
 	if f.boot.Endpoints.DB != "" {
-		// With a registry, the network guard's ranges and --https-only also
-		// vet URLs at registration, hosted worker or not.
-		workerOnly = slices.DeleteFunc(slices.Clone(workerOnly), func(n string) bool { return n == "allow-cidr" || n == "https-only" })
+		// With a registry, the network guard's ranges and ports and
+		// --https-only also vet URLs at registration, hosted worker or not.
+		workerOnly = slices.DeleteFunc(slices.Clone(workerOnly), func(n string) bool { return n == "allow-cidr" || n == "allow-port" || n == "https-only" })
+		// Endpoints registered over the API are https unless the operator
+		// says otherwise: plain http would carry PHI in the clear.
+		if !fs.Changed("https-only") {
+			f.worker.HTTPSOnly = true
+		}
 	}
 	if set := cmdline.Changed(fs, workerOnly...); !f.hostWorker && len(set) > 0 {
 		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])

@@ -163,7 +163,7 @@ func isolation(t *testing.T, dsn string) {
 	rc := newMultiReceiver(t)
 	h := hookrelay(t)
 	// A batch's starts may take longer than the default 10s on a busy machine: a 503 would only send it again.
-	srv := startServeWith(t, h, "--endpoints-db", dsn, "--worker", "--allow-cidr", "127.0.0.0/8", "--request-timeout", "60s")
+	srv := startServeWith(t, h, "--https-only=false", "--endpoints-db", dsn, "--worker", "--allow-cidr", "127.0.0.0/8", "--request-timeout", "60s")
 	// A worker process too: the registry shared by processes.
 	testenv.StartT(t, h.Worker("worker", "--endpoints-db", dsn, "--allow-cidr", "127.0.0.0/8"))
 
@@ -310,7 +310,7 @@ type rotationHit struct {
 func TestRegistryRotation(t *testing.T) {
 	const ttl = time.Second
 	h := hookrelay(t)
-	srv := startServeWith(t, h, "--endpoints-db", registryDSN(t, "sqlite"), "--worker", "--allow-cidr", "127.0.0.0/8",
+	srv := startServeWith(t, h, "--https-only=false", "--endpoints-db", registryDSN(t, "sqlite"), "--worker", "--allow-cidr", "127.0.0.0/8",
 		"--endpoints-cache-ttl", ttl.String())
 	rc := &rotationReceiver{byPayload: map[int]rotationHit{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -424,7 +424,7 @@ func waitState(t *testing.T, id string) workflows.DeliveryState {
 // outcome endpoint_deleted, not retried.
 func TestRegistryDeleteEndsOpenDelivery(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusServiceUnavailable))
-	srv := startServeWith(t, hookrelay(t), "--endpoints-db", registryDSN(t, "sqlite"), "--worker", "--allow-cidr", "127.0.0.0/8")
+	srv := startServeWith(t, hookrelay(t), "--https-only=false", "--endpoints-db", registryDSN(t, "sqlite"), "--worker", "--allow-cidr", "127.0.0.0/8")
 	// The receiver verifies with testSecret; this endpoint signs with its own, so it answers 401: a failure either way.
 	ep, err := srv.createEndpoint("acct-del", map[string]any{"url": rc.URL + "/down", "events": []string{"*"},
 		"retry_schedule": slices.Repeat([]string{"500ms"}, 30)})
@@ -458,7 +458,7 @@ func TestRegistryUpdateReachesNextAttempt(t *testing.T) {
 	const ttl = 4 * time.Second
 	dsn := registryDSN(t, "sqlite")
 	h := hookrelay(t)
-	srv := startServeWith(t, h, "--endpoints-db", dsn, "--allow-cidr", "127.0.0.0/8")
+	srv := startServeWith(t, h, "--https-only=false", "--endpoints-db", dsn, "--allow-cidr", "127.0.0.0/8")
 	testenv.StartT(t, h.Worker("worker", "--endpoints-db", dsn, "--allow-cidr", "127.0.0.0/8", "--endpoints-cache-ttl", ttl.String()))
 
 	oldRC := newMultiReceiver(t)
@@ -503,28 +503,28 @@ func TestRegistryUpdateReachesNextAttempt(t *testing.T) {
 // With only an endpoints file, writes answer 409.
 func TestRegistryAPIRefusesBadInput(t *testing.T) {
 	// Loopback is admitted, as the receivers are there; the guard refuses other private ranges.
-	srv := startServeWith(t, hookrelay(t), "--endpoints-db", registryDSN(t, "sqlite"), "--allow-cidr", "127.0.0.0/8")
+	srv := startServeWith(t, hookrelay(t), "--https-only=false", "--endpoints-db", registryDSN(t, "sqlite"), "--allow-cidr", "127.0.0.0/8")
 	for _, c := range []struct{ body, field string }{
 		{`{"events":["*"]}`, "url"},
 		{`{"url":"ftp://127.0.0.1/","events":["*"]}`, "url"},
 		{`{"url":"http://10.0.0.1/","events":["*"]}`, "url"}, // the guard, at registration
 		{`{"url":"http://169.254.169.254/latest","events":["*"]}`, "url"},
-		{`{"url":"http://127.0.0.1:9/"}`, "events"},
-		{`{"url":"http://127.0.0.1:9/","events":["api_mail_log_exploded"]}`, "events"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"description":"` + strings.Repeat("d", 501) + `"}`, "description"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"timeout":"soon"}`, "timeout"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"retry_schedule":["1s","later"]}`, "retry_schedule[1]"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"enabled":"yes"}`, "enabled"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"account_id":"acct-other"}`, "account_id"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"open_after":0}}`, "circuit.open_after"},
+		{`{"url":"http://127.0.0.1:9009/"}`, "events"},
+		{`{"url":"http://127.0.0.1:9009/","events":["api_mail_log_exploded"]}`, "events"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"description":"` + strings.Repeat("d", 501) + `"}`, "description"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"timeout":"soon"}`, "timeout"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"retry_schedule":["1s","later"]}`, "retry_schedule[1]"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"enabled":"yes"}`, "enabled"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"account_id":"acct-other"}`, "account_id"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"circuit":{"open_after":0}}`, "circuit.open_after"},
 		// The bounds on endpoint values, each just outside.
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"timeout":"31s"}`, "timeout"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"probe_every":["4s"]}}`, "circuit.probe_every[0]"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"drain_per_second":1e-9}}`, "circuit.drain_per_second"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"open_after":1001}}`, "circuit.open_after"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"circuit":{"park_limit":"721h"}}`, "circuit.park_limit"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"retry_schedule":["` + strings.Repeat(`1s","`, 30) + `1s"]}`, "retry_schedule"},
-		{`{"url":"http://127.0.0.1:9/","events":["*"],"retry_schedule":["168h","168h","168h","168h","49h"]}`, "retry_schedule"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"timeout":"31s"}`, "timeout"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"circuit":{"probe_every":["4s"]}}`, "circuit.probe_every[0]"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"circuit":{"drain_per_second":1e-9}}`, "circuit.drain_per_second"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"circuit":{"open_after":1001}}`, "circuit.open_after"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"circuit":{"park_limit":"721h"}}`, "circuit.park_limit"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"retry_schedule":["` + strings.Repeat(`1s","`, 30) + `1s"]}`, "retry_schedule"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"retry_schedule":["168h","168h","168h","168h","49h"]}`, "retry_schedule"},
 	} {
 		r, err := srv.do(http.MethodPost, endpointsOf("acct-bad"), strings.NewReader(c.body), nil)
 		var e apiError
@@ -541,7 +541,7 @@ func TestRegistryAPIRefusesBadInput(t *testing.T) {
 	}
 
 	file := startServe(t, hookrelay(t), endpointsFile(t, "acme", "https://hooks.example.com/", "    account_id: acct-file\n"))
-	r, err = file.do(http.MethodPost, endpointsOf("acct-file"), strings.NewReader(`{"url":"http://127.0.0.1:9/","events":["*"]}`), nil)
+	r, err = file.do(http.MethodPost, endpointsOf("acct-file"), strings.NewReader(`{"url":"http://127.0.0.1:9009/","events":["*"]}`), nil)
 	if err != nil || r.code != http.StatusConflict || !strings.Contains(string(r.body), "endpoints file") {
 		t.Fatalf("a write with only a file: %v %d %s", err, r.code, r.body)
 	}
@@ -604,7 +604,7 @@ func TestStarterEndpointCommands(t *testing.T) {
 	}{
 		{[]string{"show", "--account", "acct-other", created.ID}, 1},
 		{[]string{"create", "--account", "acct-cli", "--url", "ftp://hooks.example.com/", "--events", "*"}, 2},
-		{[]string{"create", "--account", "acct-cli", "--url", "http://127.0.0.1:9/", "--events", "*"}, 2},
+		{[]string{"create", "--account", "acct-cli", "--url", "http://127.0.0.1:9009/", "--events", "*"}, 2},
 		{[]string{"create", "--url", "https://hooks.example.com/", "--events", "*"}, 2},
 		{[]string{"show", "--account", "acct-cli"}, 2},
 		{[]string{"frobnicate", "--account", "acct-cli"}, 2},
@@ -618,5 +618,19 @@ func TestStarterEndpointCommands(t *testing.T) {
 	}
 	if _, _, code := run("show", "--account", "acct-cli", created.ID); code != 1 {
 		t.Fatalf("show after delete: exit %d", code)
+	}
+}
+
+// Without --https-only=false, serve's API registers https endpoints only: a
+// plain http URL is 422 on url, an https one on the same host is taken.
+func TestRegistryAPIRefusesPlainHTTP(t *testing.T) {
+	srv := startServeWith(t, hookrelay(t), "--endpoints-db", registryDSN(t, "sqlite"), "--allow-cidr", "127.0.0.0/8")
+	r, err := srv.do(http.MethodPost, endpointsOf("acct-tls"), strings.NewReader(`{"url":"http://127.0.0.1:9009/","events":["*"]}`), nil)
+	var e apiError
+	if err != nil || r.code != http.StatusUnprocessableEntity || json.Unmarshal(r.body, &e) != nil || e.Field != "url" || !strings.Contains(e.Error, "--https-only") {
+		t.Fatalf("plain http: %v %d %s, want 422 on url naming --https-only", err, r.code, r.body)
+	}
+	if r, err := srv.do(http.MethodPost, endpointsOf("acct-tls"), strings.NewReader(`{"url":"https://127.0.0.1:9009/","events":["*"]}`), nil); err != nil || r.code != http.StatusCreated {
+		t.Fatalf("https: %v %d %s", err, r.code, r.body)
 	}
 }

@@ -39,6 +39,8 @@ func run(ctx context.Context, args []string) error {
 	var bounds endpoint.Bounds
 	endpointsource.AddBoundsFlags(fs, &bounds)
 	cmdline.String(fs, &b.MetricsListen, "metrics-listen", "HOOKRELAY_METRICS_LISTEN", "", "serve Prometheus GET /metrics and GET /healthz on this address")
+	cmdline.Int(fs, &b.MetricsEndpointLabels, "metrics-endpoint-labels", "HOOKRELAY_METRICS_ENDPOINT_LABELS", metrics.DefaultEndpointLabels,
+		"endpoints with a metrics label of their own, the first to carry traffic; the rest are counted as \"other\"")
 	b.PProf.AddFlags(fs)
 	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
@@ -67,6 +69,9 @@ func check(fs *pflag.FlagSet, b *deliveryworker.Boot, opts deliveryworker.Option
 	}
 	if err := b.Conn.Validate(); err != nil {
 		return cmdline.Usage(err)
+	}
+	if b.MetricsEndpointLabels < 1 {
+		return cmdline.Usagef("--metrics-endpoint-labels: %d is not a positive count", b.MetricsEndpointLabels)
 	}
 	if b.MetricsListen != "" {
 		admitted, _ := netguard.ParseCIDRs(opts.AllowCIDRs) // checked by opts.Validate

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -59,6 +60,16 @@ func Int(fs *pflag.FlagSet, p *int, name, env string, def int, usage string) {
 	if bad != "" {
 		envError(fs, name, "%s: %q is not a whole number", env, bad)
 	}
+}
+
+// StringSlice defines --name, repeatable or comma-separated, defaulting to
+// $env (comma-separated) when set.
+func StringSlice(fs *pflag.FlagSet, p *[]string, name, env, usage string) {
+	var def []string
+	if v, ok := Env(env); ok {
+		def = strings.Split(v, ",")
+	}
+	fs.StringSliceVar(p, name, def, withEnv(usage, env))
 }
 
 // Float64 defines --name, defaulting to $env when set.

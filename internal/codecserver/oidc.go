@@ -55,6 +55,7 @@ type OIDC struct {
 	fetchedAt time.Time
 	jwksURL   string
 	fetches   int
+	inflight  chan struct{} // closed when the fetch under way ends
 }
 
 // Defaults of OIDC.
@@ -153,22 +154,57 @@ func (o *OIDC) Verify(ctx context.Context, token string) (string, error) {
 }
 
 // key finds the key a token names, fetching the key set when it lacks it.
+// The fetch runs outside o.mu, so tokens whose key is cached never wait for
+// a slow issuer; callers that need a fetch already under way wait for it.
 func (o *OIDC) key(ctx context.Context, kid, alg string) (jose.JSONWebKey, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if k, ok := o.lookup(kid, alg); ok {
+		o.mu.Unlock()
 		return k, nil
+	}
+	if wait := o.inflight; wait != nil {
+		o.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return jose.JSONWebKey{}, ctx.Err()
+		}
+		return o.cached(kid, alg)
 	}
 	minRefresh := o.MinRefresh
 	if minRefresh == 0 {
 		minRefresh = DefaultMinRefresh
 	}
 	if !o.fetchedAt.IsZero() && time.Since(o.fetchedAt) < minRefresh {
-		return jose.JSONWebKey{}, fmt.Errorf("no key %q in the issuer's key set (fetched %s ago)", kid, time.Since(o.fetchedAt).Round(time.Second))
+		ago := time.Since(o.fetchedAt).Round(time.Second)
+		o.mu.Unlock()
+		return jose.JSONWebKey{}, fmt.Errorf("no key %q in the issuer's key set (fetched %s ago)", kid, ago)
 	}
-	if err := o.fetch(ctx); err != nil {
+	o.fetchedAt = time.Now()
+	o.fetches++
+	done := make(chan struct{})
+	o.inflight = done
+	jwksURL := o.jwksURL
+	o.mu.Unlock()
+
+	set, jwksURL, err := o.fetch(ctx, jwksURL)
+	o.mu.Lock()
+	if err == nil {
+		o.keys, o.jwksURL = set, jwksURL
+	}
+	o.inflight = nil
+	close(done)
+	o.mu.Unlock()
+	if err != nil {
 		return jose.JSONWebKey{}, err
 	}
+	return o.cached(kid, alg)
+}
+
+// cached looks kid up in the key set as it is now.
+func (o *OIDC) cached(kid, alg string) (jose.JSONWebKey, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if k, ok := o.lookup(kid, alg); ok {
 		return k, nil
 	}
@@ -194,37 +230,35 @@ func (o *OIDC) lookup(kid, alg string) (jose.JSONWebKey, bool) {
 	return found[0], true
 }
 
-// fetch reads the key set (and first the discovery document, if needed).
-// The caller holds o.mu.
-func (o *OIDC) fetch(ctx context.Context) error {
-	o.fetchedAt = time.Now()
-	o.fetches++
-	if o.jwksURL == "" {
-		o.jwksURL = o.JWKSURL
+// fetch reads the key set (and first the discovery document, if jwksURL
+// is still unknown), returning it and the key set's URL. It does not touch
+// o's mutable fields: the caller does not hold o.mu while it runs.
+func (o *OIDC) fetch(ctx context.Context, jwksURL string) (jose.JSONWebKeySet, string, error) {
+	if jwksURL == "" {
+		jwksURL = o.JWKSURL
 	}
-	if o.jwksURL == "" {
+	if jwksURL == "" {
 		var doc struct {
 			Issuer  string `json:"issuer"`
 			JWKSURI string `json:"jwks_uri"`
 		}
 		discovery := strings.TrimSuffix(o.Issuer, "/") + "/.well-known/openid-configuration"
 		if err := o.getJSON(ctx, discovery, &doc); err != nil {
-			return fmt.Errorf("OIDC discovery: %w", err)
+			return jose.JSONWebKeySet{}, "", fmt.Errorf("OIDC discovery: %w", err)
 		}
 		if doc.Issuer != o.Issuer {
-			return fmt.Errorf("OIDC discovery: the document's issuer %q is not --oidc-issuer %q", redact.URL(doc.Issuer), redact.URL(o.Issuer))
+			return jose.JSONWebKeySet{}, "", fmt.Errorf("OIDC discovery: the document's issuer %q is not --oidc-issuer %q", redact.URL(doc.Issuer), redact.URL(o.Issuer))
 		}
 		if err := checkFetchURL("jwks_uri", doc.JWKSURI); err != nil {
-			return fmt.Errorf("OIDC discovery: %w", err)
+			return jose.JSONWebKeySet{}, "", fmt.Errorf("OIDC discovery: %w", err)
 		}
-		o.jwksURL = doc.JWKSURI
+		jwksURL = doc.JWKSURI
 	}
 	var set jose.JSONWebKeySet
-	if err := o.getJSON(ctx, o.jwksURL, &set); err != nil {
-		return fmt.Errorf("OIDC key set: %w", err)
+	if err := o.getJSON(ctx, jwksURL, &set); err != nil {
+		return jose.JSONWebKeySet{}, "", fmt.Errorf("OIDC key set: %w", err)
 	}
-	o.keys = set
-	return nil
+	return set, jwksURL, nil
 }
 
 func (o *OIDC) getJSON(ctx context.Context, u string, v any) error {

@@ -215,3 +215,60 @@ func TestOIDCSettingsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// A key set fetch for an unknown key id does not hold up tokens whose key
+// is cached: the issuer may be slow (up to the client's timeout), and every
+// UI user's decode would wait behind it.
+func TestOIDCFetchOutsideTheLock(t *testing.T) {
+	k1 := newSigningKey(t, "k1", jose.ES256)
+	pub := jose.JSONWebKey{Key: k1.key, KeyID: k1.kid, Algorithm: string(k1.alg), Use: "sig"}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) > 1 {
+			close(entered)
+			<-release
+		}
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub.Public()}})
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	oidc := &OIDC{Issuer: "https://issuer.example.com", Audience: "a", JWKSURL: srv.URL, MinRefresh: -1}
+	now := time.Now()
+	claims := jwt.Claims{Issuer: oidc.Issuer, Audience: jwt.Audience{"a"}, Subject: "operator-7741",
+		Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute))}
+	ctx := t.Context()
+	if _, err := oidc.Verify(ctx, sign(t, k1, claims)); err != nil {
+		t.Fatalf("first token: %v", err)
+	}
+	unknown := make(chan error, 1)
+	go func() {
+		_, err := oidc.Verify(ctx, sign(t, k1, claims, "k-rotated"))
+		unknown <- err
+	}()
+	<-entered // the fetch for k-rotated is in flight
+
+	cached := make(chan error, 1)
+	go func() {
+		_, err := oidc.Verify(ctx, sign(t, k1, claims))
+		cached <- err
+	}()
+	select {
+	case err := <-cached:
+		if err != nil {
+			t.Fatalf("a cached key's token during a fetch: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a token with a cached key waited for another token's key set fetch")
+	}
+	close(release)
+	if err := <-unknown; err == nil {
+		t.Fatal("a token with an unknown key id was accepted")
+	}
+}

@@ -37,6 +37,8 @@ type Boot struct {
 	// MetricsListen serves Prometheus metrics on this address ("": none);
 	// MetricsWarning (from metrics.CheckListen) is logged at start.
 	MetricsListen, MetricsWarning string
+	// MetricsEndpointLabels bounds the endpoint label's values (0: the default).
+	MetricsEndpointLabels int
 	// Warn logs the host's own start-up warnings once the log exists.
 	Warn func(*slog.Logger)
 	// Lazy dials Temporal on first use rather than at start.
@@ -112,7 +114,7 @@ func (b Boot) serveMetrics(ctx context.Context, p *Process) error {
 	if b.MetricsListen == "" {
 		return nil
 	}
-	reg := metrics.New()
+	reg := metrics.New(b.MetricsEndpointLabels)
 	p.onClose(func() { reg.Close() })
 	addr, err := reg.Serve(ctx, b.MetricsListen, p.Logger)
 	if err != nil {

@@ -35,6 +35,7 @@ import (
 type Options struct {
 	ShutdownTimeout time.Duration
 	AllowCIDRs      []string
+	AllowPorts      []string
 	HTTPSOnly       bool
 	UseEnvProxy     bool
 	// ProxyAllowCIDRs admit the proxy's address (with UseEnvProxy), apart
@@ -55,13 +56,15 @@ type Options struct {
 }
 
 // FlagNames are the flags AddFlags defines, for hosts that alias or check them.
-var FlagNames = []string{"allow-cidr", "https-only", "use-env-proxy", "proxy-allow-cidr", "max-concurrent-attempts", "pollers", "attempts-per-second", "workflow-cache-size", "operations-endpoint", "circuit-refresh"}
+var FlagNames = []string{"allow-cidr", "allow-port", "https-only", "use-env-proxy", "proxy-allow-cidr", "max-concurrent-attempts", "pollers", "attempts-per-second", "workflow-cache-size", "operations-endpoint", "circuit-refresh"}
 
 // AddFlags adds the worker's flags, for the worker command and for every
 // process that hosts a worker (starter serve --worker) alike. The host
 // defines --shutdown-timeout (cmdline.ShutdownTimeout) for its whole process.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range, such as 127.0.0.0/8 for local testing (repeatable)")
+	cmdline.StringSlice(fs, &o.AllowPorts, "allow-port", "HOOKRELAY_ALLOW_PORT",
+		"admit this endpoint port or range (8443, 1-1023) beyond 443, 80 and 1024-65535 (repeatable or comma-separated)")
 	fs.BoolVar(&o.HTTPSOnly, "https-only", false, "refuse endpoints with plain http URLs")
 	fs.BoolVar(&o.UseEnvProxy, "use-env-proxy", false, "send attempts through the proxy in HTTPS_PROXY/HTTP_PROXY/NO_PROXY, tunnelled to the address the guard checked")
 	fs.StringArrayVar(&o.ProxyAllowCIDRs, "proxy-allow-cidr", nil, "with --use-env-proxy: admit the proxy's own address in this otherwise refused range; admits no endpoint (repeatable)")
@@ -115,6 +118,9 @@ func (o Options) Validate() error {
 	if _, err := netguard.ParseCIDRs(o.ProxyAllowCIDRs); err != nil {
 		return fmt.Errorf("--proxy-allow-cidr: %w", err)
 	}
+	if _, err := netguard.ParsePorts(o.AllowPorts); err != nil {
+		return fmt.Errorf("--allow-port: %w", err)
+	}
 	if len(o.ProxyAllowCIDRs) > 0 && !o.UseEnvProxy {
 		return errors.New("--proxy-allow-cidr: admits the proxy's address, so it needs --use-env-proxy")
 	}
@@ -124,7 +130,7 @@ func (o Options) Validate() error {
 // Rules are the rules endpoint URLs pass under these options, for opening
 // the endpoint source (package endpointsource).
 func (o Options) Rules() endpointsource.Rules {
-	return endpointsource.Rules{AllowCIDRs: o.AllowCIDRs, HTTPSOnly: o.HTTPSOnly}
+	return endpointsource.Rules{AllowCIDRs: o.AllowCIDRs, AllowPorts: o.AllowPorts, HTTPSOnly: o.HTTPSOnly}
 }
 
 // Deps are what a worker is built on.
@@ -184,7 +190,15 @@ func New(d Deps, o Options) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-allow-cidr: %w", err)
 	}
-	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Allow: allow, UseEnvProxy: o.UseEnvProxy, ProxyAllow: proxyAllow})
+	ports, err := netguard.ParsePorts(o.AllowPorts)
+	if err != nil {
+		return nil, fmt.Errorf("--allow-port: %w", err)
+	}
+	allowPorts := make([]activities.PortRange, len(ports))
+	for i, r := range ports {
+		allowPorts[i] = activities.PortRange(r)
+	}
+	httpClient := activities.NewHTTPClient(activities.HTTPOptions{Allow: allow, AllowPorts: allowPorts, UseEnvProxy: o.UseEnvProxy, ProxyAllow: proxyAllow})
 	var interceptors []interceptor.WorkerInterceptor
 	if d.Sealed != nil {
 		interceptors = append(interceptors, &sealedSignals{sealed: d.Sealed})

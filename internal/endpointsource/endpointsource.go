@@ -22,6 +22,8 @@ import (
 // registration; the endpoints file applies --https-only when loaded.
 type Rules struct {
 	AllowCIDRs []string
+	// AllowPorts admits ports beyond netguard.DefaultPorts (--allow-port).
+	AllowPorts []string
 	HTTPSOnly  bool
 	// Bounds hold endpoint values, at registration and in the endpoints
 	// file (AddBoundsFlags); the zero value is endpoint.DefaultBounds.
@@ -104,7 +106,11 @@ func RegistryOptions(conn *temporalclient.Options, rules Rules) (registry.Option
 	if err != nil {
 		return registry.Options{}, cmdline.Usagef("--allow-cidr: %w", err)
 	}
-	return registry.Options{Codec: c, Guard: netguard.New(allow...), HTTPSOnly: rules.HTTPSOnly, Bounds: rules.Bounds}, nil
+	ports, err := netguard.ParsePorts(rules.AllowPorts)
+	if err != nil {
+		return registry.Options{}, cmdline.Usagef("--allow-port: %w", err)
+	}
+	return registry.Options{Codec: c, Guard: netguard.New(allow...).WithPortRule(ports...), HTTPSOnly: rules.HTTPSOnly, Bounds: rules.Bounds}, nil
 }
 
 func openFile(path string, rules Rules, checkSecrets bool, logger *slog.Logger) (*endpoint.File, error) {

@@ -8,6 +8,9 @@
 //	hookrelay_endpoint_state{endpoint, state}     1 for the circuit state each endpoint is in, 0 for the others
 //	hookrelay_codec_encryptions_total{key_id}     payloads this process sealed, per payload key
 //	hookrelay_codec_key_overused{key_id}          1 once this process sealed codec.WarnEncryptions payloads with the key: rotate it
+//
+// The endpoint label has at most --metrics-endpoint-labels values besides
+// "other" (see endpointLabels).
 package metrics
 
 import (
@@ -60,8 +63,13 @@ type Registry struct {
 	closer   io.Closer
 }
 
-// New returns a registry reporting every second to its own Prometheus registry.
-func New() *Registry {
+// New returns a registry reporting every second to its own Prometheus
+// registry, with at most endpointLabelMax values of the endpoint label besides
+// Other (0: DefaultEndpointLabels).
+func New(endpointLabelMax int) *Registry {
+	if endpointLabelMax <= 0 {
+		endpointLabelMax = DefaultEndpointLabels
+	}
 	reg := prom.NewRegistry()
 	reporter := tallyprom.NewReporter(tallyprom.Options{
 		Registerer:              reg,
@@ -75,7 +83,8 @@ func New() *Registry {
 		SanitizeOptions: &sanitize,
 	}, time.Second)
 	return &Registry{
-		handler:  sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
+		handler: boundedHandler{MetricsHandler: sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
+			labels: &endpointLabels{max: endpointLabelMax, own: map[string]bool{}}},
 		reporter: reporter,
 		closer:   closer,
 	}

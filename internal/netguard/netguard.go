@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -73,6 +74,7 @@ func (e *BlockedError) Error() string {
 // Guard decides which addresses attempts may connect to.
 type Guard struct {
 	allow []netip.Prefix
+	ports []PortRange // nil: no port rule (see WithPortRule)
 	// Lookup resolves a host name; nil uses net.DefaultResolver. Tests
 	// inject their own so no real DNS is involved.
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -183,6 +185,9 @@ func (g *Guard) DialContext(d *net.Dialer) func(ctx context.Context, network, ad
 		if err != nil {
 			return nil, err
 		}
+		if err := g.checkPortText(port); err != nil {
+			return nil, err
+		}
 		return g.DialEach(ctx, host, func(ctx context.Context, a netip.Addr) (net.Conn, error) {
 			return base.DialContext(ctx, network, net.JoinHostPort(a.String(), port))
 		})
@@ -227,4 +232,13 @@ func partialDeadline(ctx context.Context, remaining int) (context.Context, conte
 		share = min(floor, time.Until(deadline))
 	}
 	return context.WithTimeout(ctx, share)
+}
+
+// checkPortText is CheckPort on a port as SplitHostPort returns it.
+func (g *Guard) checkPortText(port string) error {
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("netguard: cannot check port %q: %w", port, err)
+	}
+	return g.CheckPort(uint16(n))
 }

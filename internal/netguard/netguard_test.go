@@ -258,3 +258,25 @@ func TestControlHookOnPlainDialer(t *testing.T) {
 		t.Fatalf("dial = %v, want *BlockedError for 127.0.0.1", err)
 	}
 }
+
+func TestPorts(t *testing.T) {
+	g := New().WithPortRule()
+	for port, ok := range map[uint16]bool{443: true, 80: true, 1024: true, 65535: true, 8080: true, 22: false, 25: false, 1023: false, 444: false, 0: false} {
+		var pe *PortError
+		if err := g.CheckPort(port); (err == nil) != ok || !ok && !errors.As(err, &pe) {
+			t.Errorf("port %d: %v", port, err)
+		}
+	}
+	if err := New().CheckPort(22); err != nil {
+		t.Errorf("a guard without the port rule (the proxy's) checked a port: %v", err)
+	}
+	extra, err := ParsePorts([]string{"22", "1-100"})
+	if err != nil || New().WithPortRule(extra...).CheckPort(22) != nil || New().WithPortRule(extra...).CheckPort(101) == nil {
+		t.Fatalf("ParsePorts: %v %v", extra, err)
+	}
+	for _, bad := range []string{"", "0", "ssh", "70000", "100-1", "1-", "-5"} {
+		if _, err := ParsePorts([]string{bad}); err == nil {
+			t.Errorf("ParsePorts(%q) took it", bad)
+		}
+	}
+}

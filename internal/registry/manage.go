@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +83,9 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 		if r.httpsOnly && u.Scheme != "https" {
 			return fieldErr("url", "plain http is refused here (--https-only); use an https URL")
 		}
+		if err := r.checkPort(u); err != nil {
+			return err
+		}
 	}
 	if f.Events != nil {
 		if err := endpoint.CheckEvents(*f.Events); err != nil {
@@ -140,8 +144,27 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	return nil
 }
 
+// checkPort refuses a port the guard's port rule refuses.
+func (r *Registry) checkPort(u *url.URL) error {
+	port := uint64(443)
+	if u.Scheme == "http" {
+		port = 80
+	}
+	if p := u.Port(); p != "" {
+		var err error
+		if port, err = strconv.ParseUint(p, 10, 16); err != nil {
+			return fieldErr("url", "port %q is not a number from 1 to 65535", p)
+		}
+	}
+	if err := r.guard.CheckPort(uint16(port)); err != nil {
+		return fieldErr("url", "port %d is refused: endpoints use 443, 80 or 1024-65535", port)
+	}
+	return nil
+}
+
 // checkHost resolves host and refuses it if the network guard would refuse
-// any of its addresses.
+// any of its addresses. The refusal names neither the address nor its range:
+// a caller who could read them would learn what internal names resolve to.
 func (r *Registry) checkHost(ctx context.Context, host string) error {
 	_, err := r.guard.Resolve(ctx, host)
 	var blocked *netguard.BlockedError
@@ -150,7 +173,7 @@ func (r *Registry) checkHost(ctx context.Context, host string) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &blocked):
-		return fieldErr("url", "%v", blocked)
+		return fieldErr("url", "the host is, or resolves to, an address deliveries may not reach; use a public host")
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fieldErr("url", "host %q does not resolve", host)
 	default:

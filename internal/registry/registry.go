@@ -40,8 +40,9 @@ type Sealer interface {
 type Options struct {
 	// Codec seals and opens endpoint secrets: the payload keys. Required.
 	Codec Sealer
-	// Guard vets a URL's addresses at registration, as attempts do when
-	// they connect; nil refuses every non-public range.
+	// Guard vets a URL's addresses (and, with its port rule, its port) at
+	// registration, as attempts do when they connect; nil refuses every
+	// non-public range and every port outside netguard.DefaultPorts.
 	Guard *netguard.Guard
 	// HTTPSOnly refuses plain http URLs at registration.
 	HTTPSOnly bool
@@ -92,7 +93,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 		r.bounds = endpoint.DefaultBounds()
 	}
 	if r.guard == nil {
-		r.guard = netguard.New()
+		r.guard = netguard.New().WithPortRule()
 	}
 	if r.now == nil {
 		r.now = time.Now

@@ -682,3 +682,27 @@ func TestMigrationAddsTraceContextOff(t *testing.T) {
 		t.Fatalf("after migration: %+v %v", got, err)
 	}
 }
+
+// Registration takes 443, 80 and 1024-65535, and other ports only as the
+// port rule admits them (--allow-port): 422 on url otherwise.
+func TestRegistrationPorts(t *testing.T) {
+	dsn := stores[0].fresh(t)
+	ctx := context.Background()
+	r := open(t, dsn, Options{Guard: fakeGuard().WithPortRule()})
+	for _, u := range []string{"https://hooks.example.com/", "http://hooks.example.com/", "https://hooks.example.com:8443/", "https://hooks.example.com:65535/"} {
+		if _, _, err := r.Create(ctx, "acct", fields(u, "*")); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	var fe *event.FieldError
+	for _, u := range []string{"https://hooks.example.com:22/", "http://hooks.example.com:25/", "https://hooks.example.com:1023/"} {
+		if _, _, err := r.Create(ctx, "acct", fields(u, "*")); !errors.As(err, &fe) || fe.Field != "url" || !strings.Contains(fe.Problem, "port") {
+			t.Errorf("%s: %v, want a field error on url naming the port", u, err)
+		}
+	}
+	r.Close()
+	wide := open(t, dsn, Options{Guard: fakeGuard().WithPortRule(netguard.PortRange{Lo: 22, Hi: 22})})
+	if _, _, err := wide.Create(ctx, "acct", fields("https://hooks.example.com:22/", "*")); err != nil {
+		t.Fatalf("port 22 admitted: %v", err)
+	}
+}
