@@ -35,7 +35,7 @@ type ingestServer struct {
 	*testenv.Process
 	url    string
 	token  string
-	client *http.Client // holds every exchange to the OpenAPI document
+	client *testenv.EventsClient // holds every exchange to the OpenAPI document
 }
 
 // startServe runs `starter serve` for t through h, on a free loopback port,
@@ -55,7 +55,9 @@ func startServeWith(t *testing.T, h testenv.Hookrelay, args ...string) *ingestSe
 	if err != nil {
 		t.Fatalf("%v\n%s", err, p.Log())
 	}
-	return &ingestServer{Process: p, url: "http://" + addr, token: token, client: checkedClient(t, httpClient)}
+	url := "http://" + addr
+	return &ingestServer{Process: p, url: url, token: token,
+		client: &testenv.EventsClient{URL: url, Token: token, HTTP: checkedClient(t, httpClient)}}
 }
 
 // httpClient keeps connections for up to 64 concurrent clients.
@@ -67,29 +69,19 @@ type response struct {
 	body   []byte
 }
 
-// do sends a request with the token and Content-Type: application/json;
-// header entries replace those, and an empty value removes the header.
+// do sends a request with the token and Content-Type: application/json
+// (testenv.EventsClient.Do); header entries replace those, and an empty
+// value removes the header.
 func (s *ingestServer) do(method, path string, body io.Reader, header map[string]string) (response, error) {
-	req, err := http.NewRequest(method, s.url+path, body)
-	if err != nil {
-		return response{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = io.ReadAll(body); err != nil {
+			return response{}, err
 		}
 	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return response{code: resp.StatusCode, header: resp.Header, body: b}, err
+	r, err := s.client.Do(context.Background(), method, path, b, header)
+	return response{code: r.Code, header: r.Header, body: r.Body}, err
 }
 
 func (s *ingestServer) post(body string) (response, error) {
