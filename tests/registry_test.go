@@ -19,6 +19,7 @@ import (
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
+	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/webhookverify"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -554,6 +555,12 @@ func TestRegistryAPIRefusesBadInput(t *testing.T) {
 // 2, a missing endpoint 1, and secrets are printed only by create and
 // rotate-secret.
 func TestStarterEndpointCommands(t *testing.T) {
+	// starter send starts deliveries with hookrelay's search attributes, which
+	// a worker registers at start; no worker runs here, so register them as
+	// one would, and the test passes alone as in the whole suite.
+	if err := temporalclient.EnsureSearchAttributes(context.Background(), temporal, namespace, workflows.SearchAttributes); err != nil {
+		t.Fatal(err)
+	}
 	dsn := registryDSN(t, "sqlite")
 	run := func(args ...string) (string, string, int) {
 		return starter(t, "", append([]string{"endpoint"}, append(args, "--endpoints-db", dsn)...)...)
