@@ -22,14 +22,26 @@ import (
 func TestResendRefusesForgedStart(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
 	endpoints := endpointsFile(t, "reseal-target", rc.URL, "    retry_schedule: [1s]\n")
-	startWorker(t, endpoints)
-
-	forged := "reseal-target:forged-0"
 	body := `{"event_name":"api_mail_log_delivered","payload":{"id":9101,"time":"2026-04-18T20:27:25.379Z","subject":"Forged subject (fake)"}}`
-	input := fmt.Sprintf(`{"endpoint_id":"reseal-target","event_id":"forged-0","event_name":%q,"mail_log_id":9101,"body":%s,"retry_schedule":[1000000000],"timeout":2000000000}`,
-		event.Delivered, body)
-	attackerCLI(t, "workflow", "start", "--type", workflows.DeliveryWorkflowName, "--task-queue", taskQueue(t),
-		"--workflow-id", forged, "--input", input)
+	forge := func(n int) string {
+		input := fmt.Sprintf(`{"endpoint_id":"reseal-target","event_id":"forged-%d","event_name":%q,"mail_log_id":9101,"body":%s,"retry_schedule":[1000000000],"timeout":2000000000}`,
+			n, event.Delivered, body)
+		id := fmt.Sprintf("reseal-target:forged-%d", n)
+		attackerCLI(t, "workflow", "start", "--type", workflows.DeliveryWorkflowName, "--task-queue", taskQueue(t),
+			"--workflow-id", id, "--input", input)
+		return id
+	}
+
+	// Open (no worker yet): retry-now, with or without --wait, refuses it.
+	open := forge(1)
+	for _, args := range [][]string{{"retry-now", open}, {"retry-now", open, "--wait"}} {
+		if _, errOut, code := starter(t, "", args...); code != 1 || !strings.Contains(errOut, "did not arrive sealed") {
+			t.Fatalf("%v of an open forged start: exit %d, stderr %q; want 1 naming the reason", args, code, errOut)
+		}
+	}
+
+	startWorker(t, endpoints)
+	forged := forge(0)
 	if st := result(t, forged); st.Status != workflows.StatusFailed || len(st.Attempts) != 1 || st.Attempts[0].Outcome != workflows.OutcomeInvalidInput {
 		t.Fatalf("forged delivery: %+v, want failed after one invalid_input attempt", st)
 	}
