@@ -63,6 +63,12 @@ type Client struct {
 	// must be dialled with the SDK's tracing interceptor on the same
 	// provider (temporalclient.Options.TracerProvider). Nil: none.
 	TracerProvider trace.TracerProvider
+	// ResealPlaintext lets Resend, RetryNow and RetryNowWait act on a run
+	// whose input did not arrive sealed by the payload codec (a plaintext
+	// start, as a client without keys makes): they re-seal and send it.
+	// Meant for migrations from a deployment without keys; false refuses
+	// such runs with ErrPlaintextInput.
+	ResealPlaintext bool
 }
 
 // Started is one delivery Publish started, or found already started. In

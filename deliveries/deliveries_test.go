@@ -2,19 +2,24 @@ package deliveries
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -123,5 +128,56 @@ func TestFilterQueryParked(t *testing.T) {
 		if q, err := (Filter{Status: string(s)}).Query(); err != nil || q != s.VisibilityQuery() {
 			t.Errorf("--status %s: %q, %v", s, q, err)
 		}
+	}
+}
+
+// InputSealed reads the start input as stored: only payloads the codec
+// sealed (its encrypted encoding) pass; a plaintext start, as a client
+// without keys makes, or a mix, or nothing at all, does not.
+func TestInputSealed(t *testing.T) {
+	sealed := &commonpb.Payload{Metadata: map[string][]byte{
+		converter.MetadataEncoding: []byte(codec.EncodingEncrypted), codec.MetadataKeyID: []byte("k1")}, Data: []byte{1, 2, 3}}
+	plain, err := converter.GetDefaultDataConverter().ToPayload(map[string]string{"endpoint_id": "crm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tt := range map[string]struct {
+		in   *commonpb.Payloads
+		want bool
+	}{
+		"sealed":         {&commonpb.Payloads{Payloads: []*commonpb.Payload{sealed}}, true},
+		"plaintext json": {&commonpb.Payloads{Payloads: []*commonpb.Payload{plain}}, false},
+		"mixed":          {&commonpb.Payloads{Payloads: []*commonpb.Payload{sealed, plain}}, false},
+		"no metadata":    {&commonpb.Payloads{Payloads: []*commonpb.Payload{{Data: []byte("{}")}}}, false},
+		"empty":          {&commonpb.Payloads{}, false},
+		"nil":            {nil, false},
+	} {
+		if got := InputSealed(tt.in); got != tt.want {
+			t.Errorf("%s: InputSealed = %t, want %t", name, got, tt.want)
+		}
+	}
+
+	// A real codec's output passes; its input does not.
+	c, err := codec.Parse([]byte("k1:" + base64.StdEncoding.EncodeToString(make([]byte, codec.KeyBytes)) + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := c.Encode([]*commonpb.Payload{plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !InputSealed(&commonpb.Payloads{Payloads: enc}) {
+		t.Errorf("the codec's own output is not seen as sealed: %q", enc[0].GetMetadata())
+	}
+
+	// The refusal names the delivery and the reason, and wraps the sentinel.
+	start := &historypb.HistoryEvent{Attributes: &historypb.HistoryEvent_WorkflowExecutionStartedEventAttributes{
+		WorkflowExecutionStartedEventAttributes: &historypb.WorkflowExecutionStartedEventAttributes{Input: &commonpb.Payloads{Payloads: []*commonpb.Payload{plain}}}}}
+	err = (&Client{}).checkSealed("crm:evt_1", start)
+	if !errors.Is(err, ErrPlaintextInput) || !strings.Contains(err.Error(), "crm:evt_1") || !strings.Contains(err.Error(), "did not arrive sealed") {
+		t.Errorf("checkSealed of a plaintext start = %v", err)
+	}
+	if err := (&Client{ResealPlaintext: true}).checkSealed("crm:evt_1", start); err != nil {
+		t.Errorf("with ResealPlaintext: %v", err)
 	}
 }

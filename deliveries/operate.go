@@ -19,11 +19,65 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
 // ErrFinished means the delivery has closed, so it cannot be canceled or retried; resend it instead.
 var ErrFinished = errors.New("delivery already finished")
+
+// ErrPlaintextInput means the delivery's run was started with an input the
+// payload codec did not seal (a start made past the codec, by a client
+// without keys): Resend and RetryNow refuse to re-seal and send it unless
+// Client.ResealPlaintext is set.
+var ErrPlaintextInput = errors.New("its input did not arrive sealed")
+
+// InputSealed reports whether a run's start input, as stored in its history
+// (before any decoding), carries the payload codec's encrypted encoding in
+// every payload. An empty input is not sealed.
+func InputSealed(in *commonpb.Payloads) bool {
+	if len(in.GetPayloads()) == 0 {
+		return false
+	}
+	for _, p := range in.GetPayloads() {
+		if string(p.GetMetadata()[converter.MetadataEncoding]) != codec.EncodingEncrypted {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSealed refuses a run whose start event's raw input is not sealed,
+// unless the client was told to re-seal plaintext.
+func (c *Client) checkSealed(id string, start *historypb.HistoryEvent) error {
+	if c.ResealPlaintext {
+		return nil
+	}
+	attrs := start.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil {
+		return fmt.Errorf("delivery %s: read history: the first event is not the run's start", id)
+	}
+	if !InputSealed(attrs.GetInput()) {
+		return fmt.Errorf("delivery %s: %w (refused; --reseal-plaintext re-seals it, for migrations only)", id, ErrPlaintextInput)
+	}
+	return nil
+}
+
+// checkRunSealed reads the first event of a run's raw history and checks its input.
+func (c *Client) checkRunSealed(ctx context.Context, id, runID string) error {
+	if c.ResealPlaintext {
+		return nil
+	}
+	it := c.Temporal.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return fmt.Errorf("delivery %s: read history: %w", id, ErrNotFound)
+	}
+	e, err := it.Next()
+	if err != nil {
+		return lookupError(id, err)
+	}
+	return c.checkSealed(id, e)
+}
 
 // cancelWait bounds how long Cancel waits for the workflow to close.
 const cancelWait = 30 * time.Second
@@ -98,6 +152,9 @@ func (c *Client) RetryNow(ctx context.Context, id string) (workflows.DeliverySta
 	if err != nil {
 		return workflows.DeliveryState{}, err
 	}
+	if err := c.checkRunSealed(ctx, id, runID); err != nil {
+		return workflows.DeliveryState{}, err
+	}
 	if err := c.signal(ctx, id, runID, workflows.RetryNowSignal, nil); err != nil {
 		return workflows.DeliveryState{}, err
 	}
@@ -110,6 +167,9 @@ func (c *Client) RetryNowWait(ctx context.Context, id string) (workflows.Attempt
 	var a workflows.Attempt
 	runID, err := c.describeOpen(ctx, id)
 	if err != nil {
+		return a, err
+	}
+	if err := c.checkRunSealed(ctx, id, runID); err != nil {
 		return a, err
 	}
 	h, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -130,7 +190,8 @@ func (c *Client) RetryNowWait(ctx context.Context, id string) (workflows.Attempt
 // Resend sends a delivery's event again. An open delivery gets the resend
 // signal; a closed one gets a new run of the same workflow ID (so the same
 // webhook-id), its event read from the previous run's history and its
-// attempts numbered on from the previous run's.
+// attempts numbered on from the previous run's. A run whose input did not
+// arrive sealed is refused with ErrPlaintextInput unless c.ResealPlaintext.
 func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
 	endpointID, eventID, err := workflows.ParseDeliveryID(id)
 	if err != nil {
@@ -141,7 +202,16 @@ func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
 		return Started{}, lookupError(id, err)
 	}
 	prevRun := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-	tl, err := c.Timeline(ctx, id, prevRun)
+	events, err := c.history(ctx, id, prevRun)
+	if err != nil {
+		return Started{}, err
+	}
+	if len(events) > 0 {
+		if err := c.checkSealed(id, events[0]); err != nil {
+			return Started{}, err
+		}
+	}
+	tl, err := c.timelineOf(id, events)
 	if err != nil {
 		return Started{}, err
 	}
@@ -160,15 +230,29 @@ func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
 
 // Timeline rebuilds one run of a delivery (the latest when runID is "") from its history.
 func (c *Client) Timeline(ctx context.Context, id, runID string) (workflows.Timeline, error) {
+	events, err := c.history(ctx, id, runID)
+	if err != nil {
+		return workflows.Timeline{}, err
+	}
+	return c.timelineOf(id, events)
+}
+
+// history reads one run's history as stored, payloads still encoded.
+func (c *Client) history(ctx context.Context, id, runID string) ([]*historypb.HistoryEvent, error) {
 	var events []*historypb.HistoryEvent
 	it := c.Temporal.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
-			return workflows.Timeline{}, lookupError(id, err)
+			return nil, lookupError(id, err)
 		}
 		events = append(events, e)
 	}
+	return events, nil
+}
+
+// timelineOf decodes a run's history into its timeline.
+func (c *Client) timelineOf(id string, events []*historypb.HistoryEvent) (workflows.Timeline, error) {
 	tl, err := workflows.TimelineFromHistory(events, c.dataConverter())
 	if err != nil {
 		return tl, fmt.Errorf("delivery %s: read history: %w", id, err)

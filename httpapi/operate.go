@@ -79,6 +79,8 @@ func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int
 		writeJSON(w, okStatus, v)
 	case errors.Is(err, deliveries.ErrNotFound):
 		writeError(w, r, http.StatusNotFound, "no delivery has this delivery_id", "delivery_id")
+	case errors.Is(err, deliveries.ErrPlaintextInput):
+		writeError(w, r, http.StatusConflict, "the delivery's input did not arrive sealed (a plaintext start): it is not resent; an operator may resend it with starter resend --reseal-plaintext", "delivery_id")
 	case errors.Is(err, deliveries.ErrFinished):
 		writeError(w, r, http.StatusConflict, "the delivery has already finished; resend it instead", "delivery_id")
 	case errors.Is(err, deliveries.ErrNoWorker):

@@ -44,6 +44,7 @@ func TestCancelAndResend(t *testing.T) {
 	}{
 		{"POST", "/v1/deliveries/crm:done/cancel", "", nil, 409, "delivery_id"},
 		{"POST", "/v1/deliveries/crm:missing/cancel", "", nil, 404, "delivery_id"},
+		{"POST", "/v1/deliveries/crm:plaintext/resend", "", nil, 409, "delivery_id"},
 		{"POST", "/v1/deliveries/crm:down/cancel", "", nil, 503, ""},
 		{"POST", "/v1/deliveries/no-colon/cancel", "", nil, 400, "delivery_id"},
 		{"POST", "/v1/deliveries/crm:evt_1/cancel", `{"reason":7}`, nil, 422, "reason"},
@@ -58,6 +59,9 @@ func TestCancelAndResend(t *testing.T) {
 		e := decode[apiError](t, w)
 		if w.Code != tt.code || e.Field != tt.field || e.Error == "" {
 			t.Errorf("%s %s %.30s: %d %+v, want %d field %q", tt.method, tt.path, tt.body, w.Code, e, tt.code, tt.field)
+		}
+		if strings.Contains(tt.path, "plaintext") && !strings.Contains(e.Error, "did not arrive sealed") {
+			t.Errorf("resend of a plaintext start: %q does not name the reason", e.Error)
 		}
 	}
 }

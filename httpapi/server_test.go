@@ -36,6 +36,7 @@ var deliveryFailures = map[string]error{
 	"crm:missing":   deliveries.ErrNotFound,
 	"crm:no-worker": deliveries.ErrNoWorker,
 	"crm:down":      deliveries.ErrUnavailable,
+	"crm:plaintext": deliveries.ErrPlaintextInput,
 }
 
 // deliveryFailure is the error a fake returns for delivery id, wrapped as
@@ -70,6 +71,9 @@ func (f *fakeDeliveries) Cancel(ctx context.Context, id, reason string) (workflo
 func (f *fakeDeliveries) Resend(ctx context.Context, id string) (deliveries.Started, error) {
 	if f.resend != nil {
 		return f.resend(ctx, id)
+	}
+	if err := deliveryFailure(id); err != nil {
+		return deliveries.Started{}, err
 	}
 	ep, ev, _ := workflows.ParseWorkflowID(id)
 	return deliveries.Started{DeliveryID: id, RunID: "run-2", EndpointID: ep, EventID: ev}, nil

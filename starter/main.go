@@ -113,7 +113,7 @@ func (c *common) client(ctx context.Context, endpoints endpoint.Source) (*delive
 		return nil, nil, err
 	}
 	return &deliveries.Client{Temporal: tc.Client, Endpoints: endpoints, TaskQueue: c.conn.TaskQueue, DataConverter: tc.DataConverter,
-		TracerProvider: c.conn.TracerProvider}, tc.Close, nil
+		TracerProvider: c.conn.TracerProvider, ResealPlaintext: c.conn.InsecurePlaintext}, tc.Close, nil
 }
 
 func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -305,7 +305,8 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
 	}
 	cfg.Deliveries = &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
-		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider()}
+		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider(),
+		ResealPlaintext: conn.InsecurePlaintext}
 	srv, err := httpapi.New(cfg)
 	if err != nil {
 		return err

@@ -72,11 +72,13 @@ func retryNow(ctx context.Context, args []string, stdout io.Writer) error {
 	var c common
 	fs := newFlags("retry-now", &c)
 	wait := fs.Bool("wait", false, "wait for the attempt and print its outcome")
+	reseal := fs.Bool("reseal-plaintext", false, "also act on a delivery whose input did not arrive sealed, re-sealing it (migrations from a deployment without keys only)")
 	id, dc, closeClient, err := c.connectTo(ctx, fs, args, "retry-now")
 	if err != nil {
 		return err
 	}
 	defer closeClient()
+	dc.ResealPlaintext = dc.ResealPlaintext || *reseal // with --insecure-plaintext nothing is sealed
 	if !*wait {
 		st, err := dc.RetryNow(ctx, id)
 		if err != nil {
@@ -104,11 +106,13 @@ func resend(ctx context.Context, args []string, stdout io.Writer) error {
 	var t target
 	fs := newFlags("resend", &c)
 	t.addFlags(fs, "resend")
+	reseal := fs.Bool("reseal-plaintext", false, "also act on a delivery whose input did not arrive sealed, re-sealing it (migrations from a deployment without keys only)")
 	dc, closeClient, err := c.connect(ctx, fs, args, t.parse)
 	if err != nil {
 		return err
 	}
 	defer closeClient()
+	dc.ResealPlaintext = dc.ResealPlaintext || *reseal // with --insecure-plaintext nothing is sealed
 	if t.query != "" {
 		return bulk(ctx, &c, dc, t, t.query, "resend", stdout, func(id string) (string, error) {
 			s, err := dc.Resend(ctx, id)
