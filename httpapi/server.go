@@ -70,6 +70,9 @@ type Config struct {
 	// Endpoints serves /v1/accounts/{account_id}/endpoints: the registry, or
 	// registry.FileView over the endpoints file. Nil: those routes answer 404.
 	Endpoints Endpoints
+	// DeliveryLog serves /v1/accounts/{account_id}/deliveries: the delivery
+	// log. Nil: those routes answer 404.
+	DeliveryLog DeliveryLog
 	// Token is the bearer token every /v1 request must carry. An empty
 	// token is refused unless NoAuth is set.
 	Token  string
@@ -113,6 +116,7 @@ func (c Config) Validate() error {
 type Server struct {
 	deliveries      Deliveries
 	endpoints       Endpoints
+	deliveryLog     DeliveryLog
 	tokenHash       *[sha256.Size]byte // nil: no authentication
 	slots           chan struct{}      // one per request waiting on Temporal
 	requestTimeout  time.Duration
@@ -135,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		deliveries:      cfg.Deliveries,
 		endpoints:       cfg.Endpoints,
+		deliveryLog:     cfg.DeliveryLog,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),
