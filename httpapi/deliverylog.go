@@ -12,26 +12,20 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// DeliveryLog is what the delivery log routes need: *deliverylog.Log. Every
-// call is scoped to one account; another account's delivery is
-// deliverylog.ErrNotFound.
+// DeliveryLog is what the delivery log routes need: *LogDB. Every call is
+// scoped to one account: another account's delivery is an error wrapping
+// ErrDeliveryNotFound, a bad filter an *event.FieldError.
 type DeliveryLog interface {
-	List(ctx context.Context, accountID string, f deliverylog.Filter) (deliverylog.Page, error)
-	Get(ctx context.Context, accountID, deliveryID string) (deliverylog.Delivery, error)
-	Attempts(ctx context.Context, accountID, deliveryID string) ([]deliverylog.Attempt, error)
-}
-
-type deliveryList struct {
-	Deliveries []deliverylog.DeliveryView `json:"deliveries"`
-	NextCursor string                     `json:"next_cursor,omitempty"`
+	List(ctx context.Context, accountID string, f LogFilter) (LogPage, error)
+	Get(ctx context.Context, accountID, deliveryID string) (LoggedDelivery, error)
+	Attempts(ctx context.Context, accountID, deliveryID string) ([]LoggedAttempt, error)
 }
 
 type attemptList struct {
-	Attempts []deliverylog.AttemptView `json:"attempts"`
+	Attempts []LoggedAttempt `json:"attempts"`
 }
 
 // listParams are the query parameters GET .../deliveries takes; any other
@@ -51,23 +45,18 @@ func (s *Server) listLogDeliveries(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		out := deliveryList{Deliveries: make([]deliverylog.DeliveryView, 0, len(page.Deliveries)), NextCursor: page.Next}
-		for _, d := range page.Deliveries {
-			out.Deliveries = append(out.Deliveries, d.View())
+		if page.Deliveries == nil {
+			page.Deliveries = []LoggedDelivery{}
 		}
-		annotate(r, slog.Int("deliveries", len(out.Deliveries)))
-		return out, nil
+		annotate(r, slog.Int("deliveries", len(page.Deliveries)))
+		return page, nil
 	})
 }
 
 // getLogDelivery is GET /v1/accounts/{account_id}/deliveries/{delivery_id}.
 func (s *Server) getLogDelivery(w http.ResponseWriter, r *http.Request) {
 	s.onLog(w, r, func(ctx context.Context, account, id string) (any, error) {
-		d, err := s.deliveryLog.Get(ctx, account, id)
-		if err != nil {
-			return nil, err
-		}
-		return d.View(), nil
+		return s.deliveryLog.Get(ctx, account, id)
 	})
 }
 
@@ -79,18 +68,17 @@ func (s *Server) getLogAttempts(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		out := attemptList{Attempts: make([]deliverylog.AttemptView, 0, len(as))}
-		for _, a := range as {
-			out.Attempts = append(out.Attempts, a.View())
+		if as == nil {
+			as = []LoggedAttempt{}
 		}
-		return out, nil
+		return attemptList{Attempts: as}, nil
 	})
 }
 
 // logFilter reads the list route's query: each parameter at most once and
 // not empty, times in RFC 3339.
-func logFilter(q url.Values) (deliverylog.Filter, *refusal) {
-	f := deliverylog.Filter{Limit: deliverylog.DefaultLimit}
+func logFilter(q url.Values) (LogFilter, *refusal) {
+	f := LogFilter{Limit: DefaultLogLimit}
 	for k, vs := range q {
 		switch {
 		case !slices.Contains(listParams, k):
@@ -103,15 +91,15 @@ func logFilter(q url.Values) (deliverylog.Filter, *refusal) {
 	}
 	f.EndpointID, f.EventName, f.Cursor = q.Get("endpoint_id"), q.Get("event_name"), q.Get("cursor")
 	if v := q.Get("status"); v != "" {
-		if !slices.Contains(deliverylog.Statuses, v) {
-			return f, refuse(http.StatusUnprocessableEntity, "status", "status: %q is none of %s", v, strings.Join(deliverylog.Statuses, ", "))
+		if !slices.Contains(LogStatuses, v) {
+			return f, refuse(http.StatusUnprocessableEntity, "status", "status: %q is none of %s", v, strings.Join(LogStatuses, ", "))
 		}
 		f.Status = v
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > deliverylog.MaxLimit {
-			return f, refuse(http.StatusUnprocessableEntity, "limit", "limit: must be a whole number from 1 to %d", deliverylog.MaxLimit)
+		if err != nil || n < 1 || n > MaxLogLimit {
+			return f, refuse(http.StatusUnprocessableEntity, "limit", "limit: must be a whole number from 1 to %d", MaxLogLimit)
 		}
 		f.Limit = n
 	}
@@ -142,9 +130,9 @@ func queryTime(q url.Values, name string) (time.Time, *refusal) {
 	return t, nil
 }
 
-// logFieldRefusal is a deliverylog.FieldError as a 422 naming its field.
+// logFieldRefusal is an *event.FieldError as a 422 naming its field.
 func logFieldRefusal(err error) *refusal {
-	var fe *deliverylog.FieldError
+	var fe *event.FieldError
 	if errors.As(err, &fe) {
 		return refuse(http.StatusUnprocessableEntity, fe.Field, "%s", fe.Error())
 	}
@@ -177,13 +165,13 @@ func (s *Server) onLog(w http.ResponseWriter, r *http.Request, call func(ctx con
 	defer done()
 
 	v, err := call(ctx, account, id)
-	var fe *deliverylog.FieldError
+	var fe *event.FieldError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, v)
 	case errors.As(err, &fe):
 		writeAPIError(w, r, http.StatusUnprocessableEntity, logFieldRefusal(err).body)
-	case errors.Is(err, deliverylog.ErrNotFound):
+	case errors.Is(err, ErrDeliveryNotFound):
 		writeError(w, r, http.StatusNotFound, "the account has no delivery with this delivery_id in the delivery log", "delivery_id")
 	case errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
 		annotate(r, slog.String("error", err.Error()))

@@ -29,15 +29,17 @@ var logStores = []struct {
 	{"postgres", func(t *testing.T) string { return testenv.PostgresT(t) }},
 }
 
-func eachLogStore(t *testing.T, test func(t *testing.T, l *deliverylog.Log)) {
+// eachLogStore runs test on a fresh LogDB of each store, and hands it the
+// store underneath to seed.
+func eachLogStore(t *testing.T, test func(t *testing.T, db *LogDB, l *deliverylog.Log)) {
 	for _, s := range logStores {
 		t.Run(s.name, func(t *testing.T) {
-			l, err := deliverylog.Open(context.Background(), s.fresh(t), deliverylog.Options{Codec: testenv.NewCodecT(t, "k1")})
+			db, err := OpenDeliveryLog(context.Background(), s.fresh(t), testenv.NewCodecT(t, "k1"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { l.Close() })
-			test(t, l)
+			t.Cleanup(func() { db.Close() })
+			test(t, db, db.log)
 		})
 	}
 }
@@ -87,11 +89,6 @@ func logFixture(t *testing.T, l *deliverylog.Log) []deliverylog.Delivery {
 	return all
 }
 
-type logPage struct {
-	Deliveries []deliverylog.DeliveryView `json:"deliveries"`
-	NextCursor string                     `json:"next_cursor"`
-}
-
 // listLogAll follows next_cursor to the last page; each page holds at most
 // limit deliveries. It returns the ids in order and the pages it took.
 func listLogAll(t *testing.T, h http.Handler, account, query string, limit int) (ids []string, pages int) {
@@ -109,7 +106,7 @@ func listLogAll(t *testing.T, h http.Handler, account, query string, limit int) 
 		if w.Code != http.StatusOK {
 			t.Fatalf("list %s?%s: %d %s", account, q.Encode(), w.Code, w.Body)
 		}
-		page := decode[logPage](t, w)
+		page := decode[LogPage](t, w)
 		if len(page.Deliveries) > limit {
 			t.Fatalf("a page of %d, limit %d", len(page.Deliveries), limit)
 		}
@@ -127,9 +124,9 @@ func listLogAll(t *testing.T, h http.Handler, account, query string, limit int) 
 // the fixture selects, newest first, whatever the page size; account B's
 // deliveries never appear in account A's answers.
 func TestLogListFilters(t *testing.T) {
-	eachLogStore(t, func(t *testing.T, l *deliverylog.Log) {
+	eachLogStore(t, func(t *testing.T, db *LogDB, l *deliverylog.Log) {
 		all := logFixture(t, l)
-		h := logServer(t, l)
+		h := logServer(t, db)
 		at := func(minutes int) time.Time { return logT0.Add(-time.Duration(minutes) * time.Minute) }
 		in := func(d deliverylog.Delivery, since, until time.Time) bool {
 			return !d.CreatedAt.Before(since) && d.CreatedAt.Before(until)
@@ -183,7 +180,7 @@ func TestLogListFilters(t *testing.T) {
 		}
 		// Without limit, a page is 50: account B's 20 fit in one, and are only B's.
 		w := do(t, h, "GET", "/v1/accounts/acct-b/deliveries", "")
-		page := decode[logPage](t, w)
+		page := decode[LogPage](t, w)
 		if w.Code != 200 || len(page.Deliveries) != 20 || page.NextCursor != "" {
 			t.Fatalf("acct-b: %d, %d deliveries, next %q", w.Code, len(page.Deliveries), page.NextCursor)
 		}
@@ -198,7 +195,7 @@ func TestLogListFilters(t *testing.T) {
 // 1,000 deliveries, ten to a millisecond, paged by 100 through the API: ten
 // pages, each delivery exactly once, newest first.
 func TestLogListPagesEachOnce(t *testing.T) {
-	eachLogStore(t, func(t *testing.T, l *deliverylog.Log) {
+	eachLogStore(t, func(t *testing.T, db *LogDB, l *deliverylog.Log) {
 		var want []string
 		for i := range 1000 {
 			d := logged("acct-a", "ep_crm", i, logT0.Add(-time.Duration(i/10)*time.Millisecond))
@@ -210,7 +207,7 @@ func TestLogListPagesEachOnce(t *testing.T) {
 		for i := 0; i < len(want); i += 10 {
 			slices.Reverse(want[i : i+10])
 		}
-		got, pages := listLogAll(t, logServer(t, l), "acct-a", "", 100)
+		got, pages := listLogAll(t, logServer(t, db), "acct-a", "", 100)
 		if pages != 10 || !slices.Equal(got, want) {
 			t.Fatalf("%d pages, %d deliveries (%d distinct); want 10 pages of the 1,000 in order", pages, len(got), len(slices.Compact(slices.Sorted(slices.Values(got)))))
 		}
@@ -222,9 +219,9 @@ func TestLogListPagesEachOnce(t *testing.T) {
 // text; an attempt with no HTTP answer has null status_code; a body that is
 // not UTF-8 shows U+FFFD.
 func TestLogDeliveryAndAttempts(t *testing.T) {
-	eachLogStore(t, func(t *testing.T, l *deliverylog.Log) {
+	eachLogStore(t, func(t *testing.T, db *LogDB, l *deliverylog.Log) {
 		ctx := context.Background()
-		h := logServer(t, l)
+		h := logServer(t, db)
 		d := logged("acct-a", "ep_crm", 1, logT0)
 		other := logged("acct-a", "ep_crm", 2, logT0.Add(time.Second))
 		seed(t, l, d, other)
@@ -251,7 +248,7 @@ func TestLogDeliveryAndAttempts(t *testing.T) {
 		}
 
 		w := do(t, h, "GET", "/v1/accounts/acct-a/deliveries/"+d.DeliveryID, "")
-		got := decode[deliverylog.DeliveryView](t, w)
+		got := decode[LoggedDelivery](t, w)
 		if w.Code != 200 || got.DeliveryID != d.DeliveryID || got.Status != "delivered" || got.Attempts != 3 || got.MailLogID != "5555550001" ||
 			got.LastStatusCode == nil || *got.LastStatusCode != 200 || got.LastAttemptAt == nil || !got.LastAttemptAt.Equal(logT0.Add(3*time.Minute)) ||
 			got.NextAttemptAt != nil || !got.CreatedAt.Equal(logT0) {
@@ -277,7 +274,7 @@ func TestLogDeliveryAndAttempts(t *testing.T) {
 			t.Fatalf("attempts without an answer and with bytes not UTF-8: %d %s", w.Code, w.Body)
 		}
 		w = do(t, h, "GET", "/v1/accounts/acct-a/deliveries/"+other.DeliveryID, "")
-		if got := decode[deliverylog.DeliveryView](t, w); got.LastStatusCode == nil || *got.LastStatusCode != 500 || got.NextAttemptAt != nil {
+		if got := decode[LoggedDelivery](t, w); got.LastStatusCode == nil || *got.LastStatusCode != 500 || got.NextAttemptAt != nil {
 			t.Fatalf("a delivery whose last attempt had no next: %+v", got)
 		}
 		// A delivery with no attempt yet: an empty list, and nulls.
@@ -296,8 +293,8 @@ func TestLogDeliveryAndAttempts(t *testing.T) {
 // Account B's delivery is a 404 on every route of account A, as one that
 // does not exist; B's own routes answer it.
 func TestLogAccountIsolation(t *testing.T) {
-	eachLogStore(t, func(t *testing.T, l *deliverylog.Log) {
-		h := logServer(t, l)
+	eachLogStore(t, func(t *testing.T, db *LogDB, l *deliverylog.Log) {
+		h := logServer(t, db)
 		a, b := logged("acct-a", "ep_crm", 1, logT0), logged("acct-b", "ep_crm", 2, logT0)
 		seed(t, l, a, b)
 		if err := l.RecordAttempt(context.Background(), deliverylog.AttemptRecord{AccountID: "acct-b", DeliveryID: b.DeliveryID, RunID: "run-1",
@@ -316,7 +313,7 @@ func TestLogAccountIsolation(t *testing.T) {
 		}
 		for _, query := range []string{"", "?endpoint_id=ep_crm", "?status=delivered", "?since=" + logT0.Format(time.RFC3339)} {
 			w := do(t, h, "GET", "/v1/accounts/acct-a/deliveries"+query, "")
-			page := decode[logPage](t, w)
+			page := decode[LogPage](t, w)
 			if w.Code != 200 || len(page.Deliveries) > 1 || (len(page.Deliveries) == 1 && page.Deliveries[0].DeliveryID != a.DeliveryID) {
 				t.Errorf("A's list%s: %d %s", query, w.Code, w.Body)
 			}
@@ -327,9 +324,9 @@ func TestLogAccountIsolation(t *testing.T) {
 // Bad query values and paths are refused naming the field; nothing is read.
 func TestLogRefusesBadInput(t *testing.T) {
 	var calls int
-	h := logServer(t, &fakeLog{list: func(context.Context, string, deliverylog.Filter) (deliverylog.Page, error) {
+	h := logServer(t, &fakeLog{list: func(context.Context, string, LogFilter) (LogPage, error) {
 		calls++
-		return deliverylog.Page{}, nil
+		return LogPage{}, nil
 	}})
 	for _, c := range []struct {
 		path  string
@@ -374,9 +371,9 @@ func TestLogMissingOrSlow(t *testing.T) {
 			t.Errorf("%s without a log: %d %+v", path, w.Code, e)
 		}
 	}
-	slow := &fakeLog{list: func(ctx context.Context, _ string, _ deliverylog.Filter) (deliverylog.Page, error) {
+	slow := &fakeLog{list: func(ctx context.Context, _ string, _ LogFilter) (LogPage, error) {
 		<-ctx.Done()
-		return deliverylog.Page{}, fmt.Errorf("delivery log: list: %w", ctx.Err())
+		return LogPage{}, fmt.Errorf("delivery log: list: %w", ctx.Err())
 	}}
 	h = newTestServer(t, &fakeDeliveries{}, func(c *Config) { c.DeliveryLog, c.RequestTimeout = slow, 50*time.Millisecond }).Handler()
 	if w := do(t, h, "GET", "/v1/accounts/acct-a/deliveries", ""); w.Code != 503 || w.Header().Get("Retry-After") == "" {
@@ -386,17 +383,17 @@ func TestLogMissingOrSlow(t *testing.T) {
 
 // fakeLog answers List with list; Get and Attempts find nothing.
 type fakeLog struct {
-	list func(ctx context.Context, account string, f deliverylog.Filter) (deliverylog.Page, error)
+	list func(ctx context.Context, account string, f LogFilter) (LogPage, error)
 }
 
-func (f *fakeLog) List(ctx context.Context, account string, filter deliverylog.Filter) (deliverylog.Page, error) {
+func (f *fakeLog) List(ctx context.Context, account string, filter LogFilter) (LogPage, error) {
 	return f.list(ctx, account, filter)
 }
 
-func (f *fakeLog) Get(context.Context, string, string) (deliverylog.Delivery, error) {
-	return deliverylog.Delivery{}, deliverylog.ErrNotFound
+func (f *fakeLog) Get(context.Context, string, string) (LoggedDelivery, error) {
+	return LoggedDelivery{}, ErrDeliveryNotFound
 }
 
-func (f *fakeLog) Attempts(context.Context, string, string) ([]deliverylog.Attempt, error) {
-	return nil, deliverylog.ErrNotFound
+func (f *fakeLog) Attempts(context.Context, string, string) ([]LoggedAttempt, error) {
+	return nil, ErrDeliveryNotFound
 }
