@@ -41,8 +41,9 @@ const usage = `usage:
   starter cancel (DELIVERY_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
   starter retry-now DELIVERY_ID [--wait] [--output text|json]
   starter resend (DELIVERY_ID | --query QUERY [--yes]) [--output text|json]
-  starter serve --listen ADDR (--endpoints FILE | --endpoints-db DSN) [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
+  starter serve --listen ADDR (--endpoints FILE | --endpoints-db DSN) [--log-db DSN] [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
   starter endpoint create|list|show|update|delete|rotate-secret --account ID --endpoints-db DSN [flags] [--output text|json]
+  starter deliveries list|show|attempts --account ID [--log-db DSN] [flags] [--output text|json]
 Run "starter COMMAND --help" for a command's flags.`
 
 func main() {
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return serve(ctx, args[1:])
 	case "endpoint":
 		return endpointCommand(ctx, args[1:], stdout)
+	case "deliveries":
+		return deliveriesCommand(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -192,6 +195,7 @@ type serveFlags struct {
 	noAuth     bool
 	cfg        httpapi.Config
 	hostWorker bool
+	logDB      string // the delivery log's database: --log-db, else --endpoints-db
 	worker     deliveryworker.Options
 	bounds     endpoint.Bounds // what registration and the endpoints file hold endpoints to
 }
@@ -217,6 +221,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	for _, name := range append(deliveryworker.FlagNames, "shutdown-timeout") {
 		cmdline.Deprecated(fs, "worker-"+name, name)
 	}
+	logDBFlag(fs) // after the worker's flags, which may define it
 	return fs
 }
 
@@ -252,6 +257,10 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	}
 	if set := cmdline.Changed(fs, workerOnly...); !f.hostWorker && len(set) > 0 {
 		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])
+	}
+	f.logDB = logDSN(fs, f.boot.Endpoints.DB)
+	if f.logDB != "" && f.boot.Conn.CodecKeyFile == "" {
+		return cmdline.Usagef("--log-db: response excerpts are stored sealed with the payload keys: give --codec-key-file (or set %s)", temporalclient.EnvCodecKeyFile)
 	}
 	token, err := apiToken(f.tokenFile, f.noAuth)
 	if err != nil {
@@ -303,6 +312,14 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 		cfg.Endpoints = p.Endpoints.Registry
 	} else {
 		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
+	}
+	if f.logDB != "" {
+		l, err := openDeliveryLog(ctx, f.logDB, conn)
+		if err != nil {
+			return err
+		}
+		defer l.Close() // after the last request is answered
+		cfg.DeliveryLog = l
 	}
 	cfg.Deliveries = &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
 		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider(),
