@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -79,7 +80,8 @@ func (s *Server) getLogAttempts(w http.ResponseWriter, r *http.Request) {
 // not empty, times in RFC 3339.
 func logFilter(q url.Values) (LogFilter, *refusal) {
 	f := LogFilter{Limit: DefaultLogLimit}
-	for k, vs := range q {
+	for _, k := range slices.Sorted(maps.Keys(q)) { // the first bad one by name, the same every time
+		vs := q[k]
 		switch {
 		case !slices.Contains(listParams, k):
 			return f, refuse(http.StatusUnprocessableEntity, k, "%s: is not a parameter of this route, which takes %s", k, strings.Join(listParams, ", "))
