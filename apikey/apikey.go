@@ -58,7 +58,7 @@ const (
 	// Prefix starts every key, so scanners and people recognise one.
 	Prefix = "hrk_"
 	// IDPrefix starts every key id.
-	IDPrefix = "key_"
+	IDPrefix    = "key_"
 	idChars     = 26 // 16 random bytes in base32
 	secretChars = 52 // 32 random bytes in base32
 )

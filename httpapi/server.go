@@ -145,7 +145,7 @@ type Server struct {
 	keys            Keys
 	admin           []adminToken // the live admin tokens
 	noAuth          bool
-	slots           chan struct{}      // one per request waiting on Temporal
+	slots           chan struct{} // one per request waiting on Temporal
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
 	log             *slog.Logger
