@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -126,7 +127,7 @@ func readKeyFields(w http.ResponseWriter, r *http.Request) (apikey.Fields, *refu
 		var syntax *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &syntax):
+		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 			return f, refuse(http.StatusBadRequest, "body", "body is not valid JSON: %v", err)
 		case errors.As(err, &typ) && typ.Field != "":
 			return f, refuse(http.StatusUnprocessableEntity, typ.Field, "%s: has the wrong JSON type", typ.Field)
