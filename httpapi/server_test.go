@@ -203,6 +203,11 @@ func TestConfigValidate(t *testing.T) {
 		{"nothing", Config{Deliveries: f}, "no API token"},
 		{"both", Config{Deliveries: f, Token: testToken, NoAuth: true}, "both"},
 		{"short token", Config{Deliveries: f, Token: "short"}, "at least 16"},
+		{"two tokens", Config{Deliveries: f, Token: testToken, SecondToken: secondToken}, ""},
+		{"short second token", Config{Deliveries: f, Token: testToken, SecondToken: "short"}, "second API token is 5"},
+		{"same token twice", Config{Deliveries: f, Token: testToken, SecondToken: testToken}, "first one again"},
+		{"second token without auth", Config{Deliveries: f, NoAuth: true, SecondToken: secondToken}, "second token"},
+		{"token shaped as a key", Config{Deliveries: f, Token: "hrk_0123456789abcdef"}, "hrk_"},
 		{"negative in flight", Config{Deliveries: f, Token: testToken, MaxInFlight: -1}, "max in flight"},
 		{"negative timeout", Config{Deliveries: f, Token: testToken, RequestTimeout: -time.Second}, "request timeout"},
 	}
