@@ -136,4 +136,3 @@ func TestAPIKeyBounds(t *testing.T) {
 		t.Fatalf("another account's room: %v", err)
 	}
 }
-
