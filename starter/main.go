@@ -207,7 +207,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
 	f.boot.Endpoints.AddFlags(fs)
 	endpointsource.AddBoundsFlags(fs, &f.bounds)
-	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
+	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the admin bearer token, or two on two lines while rotating it (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
@@ -262,11 +262,11 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if f.logDB != "" && f.boot.Conn.CodecKeyFile == "" {
 		return cmdline.Usagef("--log-db: response excerpts are stored sealed with the payload keys: give --codec-key-file (or set %s)", temporalclient.EnvCodecKeyFile)
 	}
-	token, err := apiToken(f.tokenFile, f.noAuth)
+	token, second, err := apiToken(f.tokenFile, f.noAuth)
 	if err != nil {
 		return err
 	}
-	f.cfg.Token, f.cfg.NoAuth = token, f.noAuth
+	f.cfg.Token, f.cfg.SecondToken, f.cfg.NoAuth = token, second, f.noAuth
 	return cmdline.Usage(f.cfg.Validate())
 }
 
@@ -310,6 +310,9 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 	cfg.TracerProvider, cfg.Logger = p.Tracing.Provider(), p.Logger
 	if p.Endpoints.Registry != nil {
 		cfg.Endpoints = p.Endpoints.Registry
+		// A revoked key is refused here at once, and by every other serve
+		// process within --endpoints-cache-ttl.
+		cfg.Keys = registry.NewKeyCache(p.Endpoints.Registry, f.boot.Endpoints.CacheTTL)
 	} else {
 		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
 	}
@@ -335,27 +338,40 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 	return srv.Serve(ctx, ln)
 }
 
-// apiToken reads the bearer token from --api-token-file, else from
-// HOOKRELAY_API_TOKEN; with neither, serve refuses to start unless told to
-// run without authentication.
-func apiToken(file string, noAuth bool) (string, error) {
-	token := os.Getenv("HOOKRELAY_API_TOKEN")
+// apiToken reads the admin token from --api-token-file, else from
+// HOOKRELAY_API_TOKEN: one token, or two on two lines while the token is
+// rotated (the second is returned as second). With neither, serve refuses
+// to start unless told to run without authentication.
+func apiToken(file string, noAuth bool) (token, second string, err error) {
+	text, from := os.Getenv("HOOKRELAY_API_TOKEN"), "HOOKRELAY_API_TOKEN"
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("--api-token-file: %w", err)
+			return "", "", fmt.Errorf("--api-token-file: %w", err)
 		}
-		if token = strings.TrimSpace(string(data)); token == "" {
-			return "", cmdline.Usagef("--api-token-file %s: the file is empty", file)
+		if text, from = string(data), "--api-token-file "+file; strings.TrimSpace(text) == "" {
+			return "", "", cmdline.Usagef("--api-token-file %s: the file is empty", file)
+		}
+	}
+	var tokens []string
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			tokens = append(tokens, line)
 		}
 	}
 	switch {
-	case token == "" && !noAuth:
-		return "", cmdline.Usagef("no API token: give --api-token-file FILE or set HOOKRELAY_API_TOKEN (or --insecure-no-auth for local testing)")
-	case token != "" && noAuth:
-		return "", cmdline.Usagef("--insecure-no-auth: an API token is configured too; drop one of them")
+	case len(tokens) == 0 && !noAuth:
+		return "", "", cmdline.Usagef("no API token: give --api-token-file FILE or set HOOKRELAY_API_TOKEN (or --insecure-no-auth for local testing)")
+	case len(tokens) > 0 && noAuth:
+		return "", "", cmdline.Usagef("--insecure-no-auth: an API token is configured too; drop one of them")
+	case len(tokens) > 2:
+		return "", "", cmdline.Usagef("%s: %d tokens; give one, or two on two lines while rotating", from, len(tokens))
+	case len(tokens) == 0:
+		return "", "", nil
+	case len(tokens) == 2:
+		return tokens[0], tokens[1], nil
 	}
-	return token, nil
+	return tokens[0], "", nil
 }
 
 func readEvent(path string, stdin io.Reader) ([]byte, error) {
