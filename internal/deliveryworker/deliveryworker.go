@@ -255,14 +255,12 @@ func New(d Deps, o Options) (*Worker, error) {
 	return &Worker{Worker: w, health: hw, watcher: watcher, log: lw, drain: o.ShutdownTimeout}, nil
 }
 
-// Start starts the circuit watcher, then the SDK worker.
+// Start starts the circuit watcher, the SDK worker, then the delivery
+// log's spool and reconciler.
 func (w *Worker) Start() error {
 	ctx, stop := context.WithCancel(context.Background())
 	w.stop = stop
 	go w.watcher.Run(ctx)
-	if w.log != nil {
-		w.log.start()
-	}
 	if err := w.health.Start(); err != nil {
 		stop()
 		return fmt.Errorf("health task queue: %w", err)
@@ -271,6 +269,9 @@ func (w *Worker) Start() error {
 		w.health.Stop()
 		stop()
 		return err
+	}
+	if w.log != nil {
+		w.log.start()
 	}
 	return nil
 }
