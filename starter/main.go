@@ -239,11 +239,12 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if err := f.boot.Log.Check(f.boot.Conn); err != nil {
 		return err
 	}
-	f.worker.ShutdownTimeout, f.worker.LogWriteTimeout = f.cfg.ShutdownTimeout, f.boot.Log.WriteTimeout
+	f.worker.ShutdownTimeout = f.cfg.ShutdownTimeout
+	f.worker.LogWriteTimeout, f.worker.LogReconcileEvery = f.boot.Log.WriteTimeout, f.boot.Log.ReconcileEvery
 	if err := f.worker.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
-	workerOnly := append(slices.Clone(deliveryworker.FlagNames), "log-write-timeout")
+	workerOnly := append(slices.Clone(deliveryworker.FlagNames), "log-write-timeout", "log-reconcile-every")
 	if f.boot.Endpoints.DB != "" {
 		// With a registry, the network guard's ranges and ports and
 		// --https-only also vet URLs at registration, hosted worker or not.

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	b.Rules = opts.Rules()
-	opts.LogWriteTimeout = b.Log.WriteTimeout
+	opts.LogWriteTimeout, opts.LogReconcileEvery = b.Log.WriteTimeout, b.Log.ReconcileEvery
 	b.Rules.Bounds = bounds
 	return deliveryworker.Run(ctx, b, opts)
 }

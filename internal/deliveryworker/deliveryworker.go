@@ -54,6 +54,9 @@ type Options struct {
 	// LogWriteTimeout bounds an attempt's delivery log write
 	// (--log-write-timeout; 0: the default).
 	LogWriteTimeout time.Duration
+	// LogReconcileEvery is the time between the delivery log reconciler's
+	// passes (--log-reconcile-every; 0: the default).
+	LogReconcileEvery time.Duration
 	// OnFatalError is called if the worker stops polling for good (say, its
 	// namespace is deleted), so the host can exit rather than look healthy.
 	OnFatalError func(error)
@@ -229,7 +232,7 @@ func New(d Deps, o Options) (*Worker, error) {
 	attempts.TracerProvider = d.TracerProvider
 	var lw *logWriters
 	if d.Log != nil {
-		lw = newLogWriters(d.Log, d, o.LogWriteTimeout)
+		lw = newLogWriters(d.Log, d, o.LogWriteTimeout, o.LogReconcileEvery)
 		attempts.Log = lw.recorder
 	}
 	healthActivities := &activities.HealthActivities{

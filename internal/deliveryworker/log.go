@@ -23,16 +23,22 @@ type LogOptions struct {
 	DB string
 	// WriteTimeout bounds each attempt's write (--log-write-timeout).
 	WriteTimeout time.Duration
+	// ReconcileEvery is the time between the reconciler's passes
+	// (--log-reconcile-every).
+	ReconcileEvery time.Duration
 }
 
 // AddFlags defines --log-db and, for a process that runs attempts,
-// --log-write-timeout.
+// --log-write-timeout and --log-reconcile-every.
 func (o *LogOptions) AddFlags(fs *pflag.FlagSet, attempts bool) {
 	cmdline.LogDB(fs, &o.DB)
 	if attempts {
 		cmdline.Duration(fs, &o.WriteTimeout, "log-write-timeout", "HOOKRELAY_LOG_WRITE_TIMEOUT", logrecorder.DefaultWriteTimeout,
 			fmt.Sprintf("longest an attempt waits for its delivery log write (%s to %s); a missed write is retried in the background",
 				logrecorder.MinWriteTimeout, logrecorder.MaxWriteTimeout))
+		cmdline.Duration(fs, &o.ReconcileEvery, "log-reconcile-every", "HOOKRELAY_LOG_RECONCILE_EVERY", logrecorder.ReconcileEvery,
+			fmt.Sprintf("time between passes of the reconciler that writes from history what no worker wrote to the delivery log (%s to %s)",
+				logrecorder.MinReconcileEvery, logrecorder.MaxReconcileEvery))
 	}
 }
 
@@ -41,6 +47,9 @@ func (o *LogOptions) AddFlags(fs *pflag.FlagSet, attempts bool) {
 func (o LogOptions) Check(conn *temporalclient.Options) error {
 	if o.WriteTimeout != 0 && (o.WriteTimeout < logrecorder.MinWriteTimeout || o.WriteTimeout > logrecorder.MaxWriteTimeout) {
 		return cmdline.Usagef("--log-write-timeout: %s is outside %s to %s", o.WriteTimeout, logrecorder.MinWriteTimeout, logrecorder.MaxWriteTimeout)
+	}
+	if o.ReconcileEvery != 0 && (o.ReconcileEvery < logrecorder.MinReconcileEvery || o.ReconcileEvery > logrecorder.MaxReconcileEvery) {
+		return cmdline.Usagef("--log-reconcile-every: %s is outside %s to %s", o.ReconcileEvery, logrecorder.MinReconcileEvery, logrecorder.MaxReconcileEvery)
 	}
 	if o.DB == "" {
 		return nil
@@ -97,7 +106,7 @@ type logWriters struct {
 	done       chan struct{}
 }
 
-func newLogWriters(l *deliverylog.Log, d Deps, timeout time.Duration) *logWriters {
+func newLogWriters(l *deliverylog.Log, d Deps, timeout, reconcileEvery time.Duration) *logWriters {
 	logger := d.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -105,7 +114,7 @@ func newLogWriters(l *deliverylog.Log, d Deps, timeout time.Duration) *logWriter
 	return &logWriters{
 		recorder: logrecorder.New(l, logrecorder.Options{WriteTimeout: timeout, Logger: logger}),
 		reconciler: &logrecorder.Reconciler{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue,
-			Log: l, Logger: logger},
+			Log: l, Logger: logger, Every: reconcileEvery},
 	}
 }
 

@@ -20,11 +20,14 @@ import (
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// Reconciler timing: a pass a minute over deliveries closed since the last
-// pass, less an overlap for visibility's lag; a process that takes the
-// duty over starts Lookback back.
+// Reconciler timing: a pass every ReconcileEvery by default
+// (--log-reconcile-every, within its bounds) over deliveries closed since
+// the last pass, less an overlap for visibility's lag; a process that takes
+// the duty over starts Lookback back.
 const (
 	ReconcileEvery    = time.Minute
+	MinReconcileEvery = 5 * time.Second
+	MaxReconcileEvery = time.Hour
 	ReconcileOverlap  = 2 * time.Minute
 	ReconcileLookback = time.Hour
 )
@@ -52,6 +55,8 @@ type Reconciler struct {
 	Log       Ledger
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Every is the time between passes; 0: ReconcileEvery.
+	Every time.Duration
 
 	mu   sync.Mutex
 	done map[string]time.Time // run id: closed deliveries reconciled, by close time
@@ -63,7 +68,7 @@ type Result struct {
 	Written    int // deliveries whose record the pass completed or corrected
 }
 
-// Run reconciles every ReconcileEvery while this process holds the lease,
+// Run reconciles every r.Every while this process holds the lease,
 // until ctx is done.
 func (r *Reconciler) Run(ctx context.Context) {
 	var lease *deliverylog.Lease
@@ -73,7 +78,11 @@ func (r *Reconciler) Run(ctx context.Context) {
 		}
 	}()
 	var since time.Time
-	t := time.NewTicker(ReconcileEvery)
+	every := r.Every
+	if every <= 0 {
+		every = ReconcileEvery
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
