@@ -63,6 +63,15 @@ type Activities struct {
 	// TracerProvider records each attempt's POST as a client span (nil:
 	// none). Its attributes are method, host, port, status and ids only.
 	TracerProvider trace.TracerProvider
+	// Log records each attempt in the delivery log as it ends
+	// (*logrecorder.Recorder); nil: no log.
+	Log Recorder
+}
+
+// Recorder writes an attempt to the delivery log within a bounded time,
+// whatever the database does.
+type Recorder interface {
+	Record(ctx context.Context, runID string, in workflows.AttemptInput, rec workflows.Attempt, end time.Time)
 }
 
 // New returns Activities posting through httpClient (see NewHTTPClient),
@@ -147,6 +156,9 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	defer heartbeatWhileRunning(ctx)()
 	rec, ep, err := a.attempt(ctx, in)
 	if err != nil {
+		// The workflow records a worker error; so does the log.
+		a.record(ctx, in, workflows.Attempt{Number: in.Attempt, StartedAt: rec.StartedAt, Outcome: workflows.OutcomeWorkerError, Error: err.Error(),
+			LatencyMS: a.Now().Sub(rec.StartedAt).Milliseconds()})
 		return rec, err
 	}
 	if a.Health != nil && ep != nil && in.Release && rec.Outcome.EndpointFailure() && a.Health.Circuit(ep.ID) == workflows.CircuitOpen {
@@ -155,12 +167,20 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 		rec.ParkAgain, rec.ParkLimitSeconds = true, int64(ep.Circuit.ParkLimit/time.Second)
 	}
 	a.audit(ctx, in, rec)
+	a.record(ctx, in, rec)
 	if a.Health != nil && ep != nil && !in.Release {
 		// A release's outcome reaches the health workflow through the
 		// release itself: no report of its own.
 		a.Health.Observe(ctx, *ep, in.DeliveryID, rec)
 	}
 	return rec, nil
+}
+
+// record writes the attempt to the delivery log, if there is one.
+func (a *Activities) record(ctx context.Context, in workflows.AttemptInput, rec workflows.Attempt) {
+	if a.Log != nil {
+		a.Log.Record(ctx, activity.GetInfo(ctx).WorkflowExecution.RunID, in, rec, a.Now())
+	}
 }
 
 // attempt resolves the endpoint, signs, POSTs and classifies: the attempt

@@ -206,6 +206,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	f.boot.Conn.AddFlags(fs)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
 	f.boot.Endpoints.AddFlags(fs)
+	f.boot.Log.AddFlags(fs, true)
 	endpointsource.AddBoundsFlags(fs, &f.bounds)
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the admin bearer token, or two on two lines while rotating it (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
@@ -240,11 +241,15 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if err := f.boot.Conn.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
+	if err := f.boot.Log.Check(f.boot.Conn); err != nil {
+		return err
+	}
 	f.worker.ShutdownTimeout = f.cfg.ShutdownTimeout
+	f.worker.LogWriteTimeout, f.worker.LogReconcileEvery = f.boot.Log.WriteTimeout, f.boot.Log.ReconcileEvery
 	if err := f.worker.Validate(); err != nil {
 		return cmdline.Usage(err)
 	}
-	workerOnly := deliveryworker.FlagNames
+	workerOnly := append(slices.Clone(deliveryworker.FlagNames), "log-write-timeout", "log-reconcile-every")
 	if f.boot.Endpoints.DB != "" {
 		// With a registry, the network guard's ranges and ports and
 		// --https-only also vet URLs at registration, hosted worker or not.

@@ -1,7 +1,7 @@
 // Command worker runs DeliveryWorkflow and the attempt activity. Any number
 // of worker processes on one task queue share the deliveries.
 //
-//	worker (--endpoints FILE | --endpoints-db DSN) [flags]   run deliveries
+//	worker (--endpoints FILE | --endpoints-db DSN) [--log-db DSN] [flags]   run deliveries
 //	worker codec-server --listen ADDR [flags]        serve the payload codec to the Temporal UI and CLI
 package main
 
@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string) error {
 	opts.AddFlags(fs)
 	cmdline.ShutdownTimeout(fs, &opts.ShutdownTimeout)
 	b.Endpoints.AddFlags(fs)
+	b.Log.AddFlags(fs, true)
 	var bounds endpoint.Bounds
 	endpointsource.AddBoundsFlags(fs, &bounds)
 	cmdline.String(fs, &b.MetricsListen, "metrics-listen", "HOOKRELAY_METRICS_LISTEN", "", "serve Prometheus GET /metrics and GET /healthz on this address")
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	b.Rules = opts.Rules()
+	opts.LogWriteTimeout, opts.LogReconcileEvery = b.Log.WriteTimeout, b.Log.ReconcileEvery
 	b.Rules.Bounds = bounds
 	return deliveryworker.Run(ctx, b, opts)
 }
@@ -69,6 +71,9 @@ func check(fs *pflag.FlagSet, b *deliveryworker.Boot, opts deliveryworker.Option
 	}
 	if err := b.Conn.Validate(); err != nil {
 		return cmdline.Usage(err)
+	}
+	if err := b.Log.Check(b.Conn); err != nil {
+		return err
 	}
 	if b.MetricsEndpointLabels < 1 {
 		return cmdline.Usagef("--metrics-endpoint-labels: %d is not a positive count", b.MetricsEndpointLabels)

@@ -284,6 +284,43 @@ type AttemptInput struct {
 	// carry the event; the activity builds the body from them.
 	EventName string          `json:"event_name,omitempty"`
 	Payload   json.RawMessage `json:"payload,omitempty"`
+	// Log is what the attempt writes to the delivery log besides the
+	// attempt itself; nil in attempts scheduled before it existed.
+	Log *AttemptLog `json:"log,omitempty"`
+}
+
+// AttemptLog is what the attempt activity needs, beyond its attempt, to
+// write the delivery log: the delivery's facts and where a failure leaves
+// it. The workflow computes it deterministically when it schedules the
+// attempt; an activity's input is not compared on replay, so histories
+// recorded without it replay unchanged.
+type AttemptLog struct {
+	// CreatedAt is the run's start: the delivery's creation (a resend's
+	// run finds its delivery already recorded, which keeps its own).
+	CreatedAt time.Time `json:"created_at"`
+	EventID   string    `json:"event_id"`
+	EventName string    `json:"event_name"`
+	MailLogID int64     `json:"mail_log_id,omitempty"`
+	// RetryDelay is the schedule's delay after this attempt if it fails
+	// and may be retried (the receiver's Retry-After replaces it);
+	// ScheduleSpent: a failure of this attempt ends the delivery failed.
+	RetryDelay    time.Duration `json:"retry_delay,omitempty"`
+	ScheduleSpent bool          `json:"schedule_spent,omitempty"`
+}
+
+// After is where attempt a leaves its delivery, as the workflow will
+// decide unless an operator's signal intervenes: its status and next
+// attempt's time (zero: none), the attempt having ended at end.
+func (l AttemptLog) After(a Attempt, end time.Time) (Status, time.Time) {
+	switch {
+	case a.Outcome == OutcomeParked || a.ParkAgain:
+		return StatusParked, time.Time{}
+	case a.Outcome == OutcomeDelivered:
+		return StatusDelivered, time.Time{}
+	case !a.Outcome.Retryable() || l.ScheduleSpent:
+		return StatusFailed, time.Time{}
+	}
+	return StatusRetrying, end.Add(nextDelay(l.RetryDelay, a))
 }
 
 // RequestBody is the body an attempt POSTs.

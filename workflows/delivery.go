@@ -328,6 +328,7 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		// The attempt, not the workflow, refuses a forged input: the same
 		// commands either way, so every history replays unchanged.
 		UnsealedInput: d.in.Unsealed(),
+		Log:           d.attemptLog(ctx, n),
 	}
 	d.release, d.override = false, false
 	started := workflow.Now(ctx)
@@ -367,6 +368,25 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		d.next = n // nothing was sent: the number stays for the attempt that will be
 	}
 	return a
+}
+
+// attemptLog is what attempt n writes to the delivery log besides itself:
+// computed from the input and the run's state alone, the same on replay.
+func (d *delivery) attemptLog(ctx workflow.Context, n int) *AttemptLog {
+	l := &AttemptLog{
+		CreatedAt: workflow.GetInfo(ctx).WorkflowStartTime,
+		EventID:   d.in.EventID,
+		EventName: d.in.EventName,
+		MailLogID: d.in.MailLogID,
+	}
+	// The schedule's index if attempt n fails, as run computes it.
+	failed := n - max(d.in.FirstAttempt, 1) - d.outageAttempts
+	if failed < len(d.in.RetrySchedule) {
+		l.RetryDelay = d.in.RetrySchedule[failed]
+	} else {
+		l.ScheduleSpent = true
+	}
+	return l
 }
 
 // park waits, with no POST and no timer but the one park deadline, until

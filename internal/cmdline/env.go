@@ -126,6 +126,16 @@ func EndpointsDB(fs *pflag.FlagSet, p *string) {
 	String(fs, p, "endpoints-db", EnvEndpointsDB, "", "endpoint registry database: postgres://... or sqlite:PATH, in place of --endpoints")
 }
 
+// EnvLogDB is the environment fallback of --log-db.
+const EnvLogDB = "HOOKRELAY_LOG_DB"
+
+// LogDB defines --log-db, the delivery log's database, for every process
+// that writes or reads the log; unset, the log is in the --endpoints-db
+// database.
+func LogDB(fs *pflag.FlagSet, p *string) {
+	String(fs, p, "log-db", EnvLogDB, "", "delivery log database (postgres://... or sqlite:PATH); default: the --endpoints-db database")
+}
+
 // EndpointsCacheTTL defines --endpoints-cache-ttl: how stale a process's
 // answers from the endpoint registry may be.
 func EndpointsCacheTTL(fs *pflag.FlagSet, p *time.Duration) {

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/tracing"
@@ -30,6 +31,9 @@ type Boot struct {
 	// Endpoints says where endpoints are read from, under Rules.
 	Endpoints cmdline.Endpoints
 	Rules     endpointsource.Rules
+	// Log says where the delivery log is: --log-db, else the
+	// --endpoints-db database, else none.
+	Log LogOptions
 	// CheckSecrets requires every secret of an endpoints file to resolve:
 	// only a process that signs needs them.
 	CheckSecrets bool
@@ -52,7 +56,9 @@ type Process struct {
 	Tracing   *tracing.Tracing
 	Endpoints endpointsource.Endpoints
 	Client    temporalclient.Conn
-	closers   []func()
+	// Log is the delivery log; nil when the process has none.
+	Log     *deliverylog.Log
+	closers []func()
 }
 
 // Close releases what Start opened, last first.
@@ -90,6 +96,9 @@ func (b Boot) Start(ctx context.Context) (_ *Process, err error) {
 		return nil, err
 	}
 	p.onClose(p.Endpoints.Close)
+	if err := b.openLog(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := b.serveMetrics(ctx, p); err != nil {
 		return nil, err
 	}
@@ -127,14 +136,15 @@ func (b Boot) serveMetrics(ctx context.Context, p *Process) error {
 
 // NewWorker registers the search attributes a bare dev server lacks (a
 // worker needs Temporal at start) and builds, but does not start, a worker
-// on conn's task queue over the process's client and endpoints.
+// on conn's task queue over the process's client, endpoints and delivery
+// log.
 func (p *Process) NewWorker(ctx context.Context, conn *temporalclient.Options, o Options) (*Worker, error) {
 	if err := temporalclient.EnsureSearchAttributes(ctx, p.Client.Client, conn.Namespace, workflows.SearchAttributes); err != nil {
 		return nil, err
 	}
 	return New(Deps{Client: p.Client.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
 		Endpoints: p.Endpoints.Source, Logger: p.Logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(p.Client.DataConverter),
-		TracerProvider: p.Tracing.Provider()}, o)
+		TracerProvider: p.Tracing.Provider(), Log: p.Log}, o)
 }
 
 // Run is the worker command after its flags: it boots the process, starts
@@ -164,7 +174,7 @@ func Run(ctx context.Context, b Boot, o Options) error {
 		"namespace", conn.Namespace, "endpoints", p.Endpoints.Count(), "pid", os.Getpid(),
 		"encrypted", !conn.InsecurePlaintext, "temporal_security", conn.Mode(), "allow_cidr", o.AllowCIDRs, "https_only", o.HTTPSOnly, "use_env_proxy", o.UseEnvProxy,
 		"max_concurrent_attempts", o.MaxConcurrentAttempts, "pollers", o.Pollers, "attempts_per_second", o.AttemptsPerSecond,
-		"tracing", p.Tracing.Enabled())
+		"tracing", p.Tracing.Enabled(), "delivery_log", logDialect(p.Log))
 	<-ctx.Done()
 	if err := context.Cause(ctx); errors.Is(err, fatal) {
 		p.Logger.Error("worker failed", "error", err.Error())
@@ -175,4 +185,12 @@ func Run(ctx context.Context, b Boot, o Options) error {
 	w.Stop()
 	p.Logger.Info("worker stopped")
 	return nil
+}
+
+// logDialect names the delivery log's database kind, or "off".
+func logDialect(l *deliverylog.Log) string {
+	if l == nil {
+		return "off"
+	}
+	return l.Dialect()
 }

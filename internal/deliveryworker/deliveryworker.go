@@ -25,6 +25,7 @@ import (
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/health"
 	"github.com/hookrelay/hookrelay/internal/netguard"
@@ -50,6 +51,12 @@ type Options struct {
 	OperationsEndpoint string
 	// CircuitRefresh is how often the worker reads the endpoints' circuits.
 	CircuitRefresh time.Duration
+	// LogWriteTimeout bounds an attempt's delivery log write
+	// (--log-write-timeout; 0: the default).
+	LogWriteTimeout time.Duration
+	// LogReconcileEvery is the time between the delivery log reconciler's
+	// passes (--log-reconcile-every; 0: the default).
+	LogReconcileEvery time.Duration
 	// OnFatalError is called if the worker stops polling for good (say, its
 	// namespace is deleted), so the host can exit rather than look healthy.
 	OnFatalError func(error)
@@ -148,6 +155,8 @@ type Deps struct {
 	// TracerProvider records each attempt's POST as a span; nil: tracing
 	// off. (Workflow and activity spans come from the client's interceptor.)
 	TracerProvider trace.TracerProvider
+	// Log is the delivery log attempts are written to; nil: none.
+	Log *deliverylog.Log
 }
 
 // Worker is a delivery worker: the SDK worker running DeliveryWorkflow,
@@ -158,7 +167,10 @@ type Worker struct {
 	// health serves the health task queue (workflows.HealthTaskQueue).
 	health  worker.Worker
 	watcher *health.Watcher
+	log     *logWriters // nil without a delivery log
 	stop    context.CancelFunc
+	// drain bounds writing the delivery log's spool at Stop.
+	drain time.Duration
 }
 
 // workflowPollers are at most n workflow task pollers, spread between the
@@ -218,6 +230,11 @@ func New(d Deps, o Options) (*Worker, error) {
 	attempts := activities.New(d.Endpoints, httpClient)
 	attempts.Health = watcher
 	attempts.TracerProvider = d.TracerProvider
+	var lw *logWriters
+	if d.Log != nil {
+		lw = newLogWriters(d.Log, d, o.LogWriteTimeout, o.LogReconcileEvery)
+		attempts.Log = lw.recorder
+	}
 	healthActivities := &activities.HealthActivities{
 		Client: d.Client, Namespace: d.Namespace, Endpoints: d.Endpoints, OperationsEndpoint: o.OperationsEndpoint,
 		Notifier: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue},
@@ -238,10 +255,11 @@ func New(d Deps, o Options) (*Worker, error) {
 		r.RegisterActivityWithOptions(healthActivities.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
 		r.RegisterActivityWithOptions(healthActivities.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
 	}
-	return &Worker{Worker: w, health: hw, watcher: watcher}, nil
+	return &Worker{Worker: w, health: hw, watcher: watcher, log: lw, drain: o.ShutdownTimeout}, nil
 }
 
-// Start starts the circuit watcher, then the SDK worker.
+// Start starts the circuit watcher, the SDK worker, then the delivery
+// log's spool and reconciler.
 func (w *Worker) Start() error {
 	ctx, stop := context.WithCancel(context.Background())
 	w.stop = stop
@@ -255,14 +273,21 @@ func (w *Worker) Start() error {
 		stop()
 		return err
 	}
+	if w.log != nil {
+		w.log.start()
+	}
 	return nil
 }
 
-// Stop stops the SDK worker (in-flight attempts finish), then the watcher.
+// Stop stops the SDK worker (in-flight attempts finish), then the watcher,
+// then writes what it can of the delivery log's spool.
 func (w *Worker) Stop() {
 	w.Worker.Stop()
 	w.health.Stop()
 	if w.stop != nil {
 		w.stop()
+	}
+	if w.log != nil {
+		w.log.close(min(max(w.drain, time.Second), 10*time.Second))
 	}
 }

@@ -116,6 +116,13 @@ func driverName(d Dialect) string {
 	return "sqlite"
 }
 
+// CheckDSN checks dsn names a database this package opens, before it is
+// opened; the error starts with what (a flag's name).
+func CheckDSN(what, dsn string) error {
+	_, _, err := parseDSN(what, dsn)
+	return err
+}
+
 // parseDSN tells the dialect and the driver's connection string.
 func parseDSN(what, dsn string) (Dialect, string, error) {
 	switch {
