@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 
@@ -54,5 +55,43 @@ func TestServeAccountRate(t *testing.T) {
 	}
 	if r, err := srv.post(ev("acct-rate-b", 3)); err != nil || r.code != http.StatusAccepted {
 		t.Fatalf("acct-rate-b alone: %v %d %s", err, r.code, r.body)
+	}
+}
+
+// A delivery carries its account as fairness key: on its start (so its
+// workflow tasks) and on each attempt scheduled as an activity, as the
+// history records them.
+func TestDeliveryFairnessKey(t *testing.T) {
+	rc := newReceiver(t, failFirst(1, http.StatusServiceUnavailable))
+	file := writeEndpoints(t, testenv.Endpoint{ID: "fair", URL: rc.URL, RetrySchedule: []time.Duration{100 * time.Millisecond},
+		Extra: "    account_id: acct-fair\n"})
+	startWorker(t, file)
+	dc := localPublisher(t, temporal, file)
+	ev, err := event.Parse([]byte(accountEvent("acct-fair", event.Delivered, 4242)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	started, err := dc.Publish(ctx, ev)
+	if err != nil || len(started) != 1 {
+		t.Fatalf("publish: %v %v", started, err)
+	}
+	state, err := dc.Wait(ctx, started[0].DeliveryID)
+	if err != nil || state.Status != workflows.StatusDelivered || len(state.Attempts) != 2 {
+		t.Fatalf("delivery: %+v %v, want delivered on the second attempt", state, err)
+	}
+	var startKey string
+	var scheduled []string
+	for _, e := range rawHistory(t, started[0].DeliveryID) {
+		if a := e.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+			startKey = a.GetPriority().GetFairnessKey()
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == workflows.AttemptActivityName {
+			scheduled = append(scheduled, a.GetPriority().GetFairnessKey())
+		}
+	}
+	if startKey != "acct-fair" || len(scheduled) != 1 || scheduled[0] != "acct-fair" {
+		t.Fatalf("fairness keys: start %q, scheduled attempts %q; want acct-fair on the start and on the one scheduled attempt", startKey, scheduled)
 	}
 }
