@@ -210,6 +210,9 @@ func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.Star
 		TaskQueue:             c.TaskQueue,
 		StaticSummary:         fmt.Sprintf("%s → %s, mail log %d", in.EventName, in.EndpointID, in.MailLogID),
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+		// Fairness keyed by account: one account's backlog does not hold
+		// back another's first workflow task.
+		Priority: workflows.Priority(in.AccountID),
 	}
 }
 

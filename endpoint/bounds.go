@@ -12,7 +12,8 @@ import (
 // value outside them (naming the field and the bound), and a worker refuses
 // an endpoints file that holds one. Operators may narrow them (the
 // --max-attempt-timeout family of flags), never widen them past
-// DefaultBounds.
+// DefaultBounds. MaxEndpointsPerAccount, a quota, is the exception: it may
+// be raised up to EndpointsPerAccountCeiling.
 type Bounds struct {
 	// MaxTimeout bounds an attempt's timeout.
 	MaxTimeout time.Duration
@@ -28,7 +29,18 @@ type Bounds struct {
 	MaxRetrySteps int
 	// MaxRetryTotal bounds the retry schedule's delays added up.
 	MaxRetryTotal time.Duration
+	// MaxEndpointsPerAccount is the quota of endpoints one account may
+	// register (deleted ones do not count; disabled ones do). Unlike the
+	// other bounds, an operator may raise it above its default, up to
+	// EndpointsPerAccountCeiling.
+	MaxEndpointsPerAccount int
 }
+
+// EndpointsPerAccountCeiling is the most an operator may raise
+// MaxEndpointsPerAccount to: every event starts one delivery per endpoint
+// of its account that subscribes to it, so the quota also bounds one
+// event's fan-out.
+const EndpointsPerAccountCeiling = 1000
 
 // DefaultBounds are the built-in bounds: the widest an operator may set.
 func DefaultBounds() Bounds {
@@ -40,6 +52,9 @@ func DefaultBounds() Bounds {
 		MaxParkLimit:      30 * 24 * time.Hour,
 		MaxRetrySteps:     30,
 		MaxRetryTotal:     30 * 24 * time.Hour,
+		// Far above what one clinic registers (a CRM, an archive, billing),
+		// far below what fans one event out across the fleet.
+		MaxEndpointsPerAccount: 50,
 	}
 }
 
@@ -51,8 +66,9 @@ func (b Bounds) orDefault() Bounds {
 	return b
 }
 
-// Narrowing checks that b only narrows DefaultBounds; an error names the
-// first bound that widens one, by its field name in Bounds.
+// Narrowing checks that b only narrows DefaultBounds (and keeps
+// MaxEndpointsPerAccount from 1 to EndpointsPerAccountCeiling); an error
+// names the first bound that widens one, by its field name in Bounds.
 func (b Bounds) Narrowing() error {
 	d := DefaultBounds()
 	switch {
@@ -70,6 +86,8 @@ func (b Bounds) Narrowing() error {
 		return fmt.Errorf("MaxRetrySteps: %d must be 0 to %d", b.MaxRetrySteps, d.MaxRetrySteps)
 	case b.MaxRetryTotal <= 0 || b.MaxRetryTotal > d.MaxRetryTotal:
 		return fmt.Errorf("MaxRetryTotal: %s must be above 0 and at most %s", b.MaxRetryTotal, formatDuration(d.MaxRetryTotal))
+	case b.MaxEndpointsPerAccount < 1 || b.MaxEndpointsPerAccount > EndpointsPerAccountCeiling:
+		return fmt.Errorf("MaxEndpointsPerAccount: %d must be 1 to %d", b.MaxEndpointsPerAccount, EndpointsPerAccountCeiling)
 	}
 	return nil
 }
@@ -127,6 +145,25 @@ func (b Bounds) CheckCircuit(c Circuit, set *RawCircuit) error {
 		}
 	}
 	return nil
+}
+
+// CheckEndpointCount refuses an account's endpoint count over the quota:
+// count is how many the account would hold. The error names the account
+// and the quota.
+func (b Bounds) CheckEndpointCount(accountID string, count int) error {
+	if b = b.orDefault(); count > b.MaxEndpointsPerAccount {
+		return fmt.Errorf("account %s: %d endpoints, over the %d an account may have (max-endpoints-per-account)", accountLabel(accountID), count, b.MaxEndpointsPerAccount)
+	}
+	return nil
+}
+
+// accountLabel names an account in an error; endpoints without one are
+// counted together.
+func accountLabel(accountID string) string {
+	if accountID == "" {
+		return "(none)"
+	}
+	return fmt.Sprintf("%q", accountID)
 }
 
 // Check refuses an endpoint with any value outside the bounds, naming the

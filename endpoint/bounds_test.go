@@ -106,3 +106,34 @@ func TestWithin(t *testing.T) {
 		t.Fatalf("the defaults are not within the built-in bounds: %+v", got)
 	}
 }
+
+// The endpoints file keeps to the endpoint quota per account: one entry
+// past it is refused, naming the entry, the account and the quota; other
+// accounts' entries, and entries without an account, are counted apart.
+func TestFileEndpointQuota(t *testing.T) {
+	entry := func(id, account string) string {
+		acct := ""
+		if account != "" {
+			acct = "\n    account_id: " + account
+		}
+		return "  - id: " + id + "\n    url: https://a.example.com/" + id + "\n    events: ['*']\n    secret: " + validSecret + acct + "\n"
+	}
+	b := DefaultBounds()
+	b.MaxEndpointsPerAccount = 2
+	doc := "endpoints:\n" + entry("a1", "acct_a") + entry("b1", "acct_b") + entry("a2", "acct_a") + entry("n1", "") + entry("n2", "") + entry("b2", "acct_b")
+	if _, err := Parse([]byte(doc), ".", WithBounds(b)); err != nil {
+		t.Fatalf("two endpoints per account under a quota of 2: %v", err)
+	}
+	_, err := Parse([]byte(doc+entry("a3", "acct_a")), ".", WithBounds(b))
+	if err == nil {
+		t.Fatal("a third endpoint of acct_a loaded under a quota of 2")
+	}
+	for _, want := range []string{`endpoint "a3" (endpoints[6])`, `account "acct_a"`, "3 endpoints, over the 2", "max-endpoints-per-account"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if _, err := Parse([]byte(doc), "."); err != nil {
+		t.Fatalf("the default quota: %v", err)
+	}
+}

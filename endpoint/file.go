@@ -90,6 +90,7 @@ func Parse(data []byte, baseDir string, opts ...Option) (*Config, error) {
 
 	cfg := &Config{}
 	seen := map[string]int{}
+	perAccount := map[string]int{}
 	for i, node := range list.Content {
 		where := fmt.Sprintf("endpoints[%d]", i)
 		if node.Kind != yaml.MappingNode {
@@ -125,6 +126,10 @@ func Parse(data []byte, baseDir string, opts ...Option) (*Config, error) {
 			return nil, fmt.Errorf("%s: id: duplicate of endpoints[%d]", where, first)
 		}
 		seen[e.ID] = i
+		perAccount[e.AccountID]++
+		if err := r.bounds.CheckEndpointCount(e.AccountID, perAccount[e.AccountID]); err != nil {
+			return nil, fmt.Errorf("%s: account_id: %w", where, err)
+		}
 		cfg.Endpoints = append(cfg.Endpoints, e)
 	}
 	return cfg, nil

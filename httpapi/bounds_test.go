@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/registry"
 )
 
@@ -50,5 +51,30 @@ func TestEndpointBounds(t *testing.T) {
 	got := decode[registry.View](t, do(t, h, "GET", endpointsPath+"/"+existing.ID, ""))
 	if *got.Circuit.OpenAfter != 1000 || *got.Circuit.DrainPerSecond != 1 || *got.Circuit.ParkLimit != "720h" || got.Timeout != "30s" || len(got.RetrySchedule) != 5 {
 		t.Fatalf("after the patches: %+v, want each last value inside its bound", got)
+	}
+}
+
+// The endpoint quota: registration past it is 422 on account_id naming
+// the quota, and registers nothing; another account is not counted.
+func TestEndpointQuota(t *testing.T) {
+	b := endpoint.DefaultBounds()
+	b.MaxEndpointsPerAccount = 2
+	h := endpointServer(t, newRegistryWith(t, b), nil)
+	body := `{"url":"https://hooks.example.com/","events":["*"]}`
+	for range 2 {
+		if w := do(t, h, "POST", endpointsPath, body); w.Code != 201 {
+			t.Fatalf("within the quota: %d %s", w.Code, w.Body)
+		}
+	}
+	w := do(t, h, "POST", endpointsPath, body)
+	e := decode[apiError](t, w)
+	if w.Code != 422 || e.Field != "account_id" || !strings.Contains(e.Error, "max-endpoints-per-account: 2") {
+		t.Fatalf("past the quota: %d %+v, want 422 on account_id naming max-endpoints-per-account", w.Code, e)
+	}
+	if list := decode[endpointList](t, do(t, h, "GET", endpointsPath, "")); len(list.Endpoints) != 2 {
+		t.Fatalf("%d endpoints listed after a refused registration, want 2", len(list.Endpoints))
+	}
+	if w := do(t, h, "POST", "/v1/accounts/acct_2/endpoints", body); w.Code != 201 {
+		t.Fatalf("another account: %d %s", w.Code, w.Body)
 	}
 }

@@ -24,6 +24,12 @@ import (
 // resolve through a fake resolver, so no DNS is involved.
 func newRegistry(t *testing.T) *registry.Registry {
 	t.Helper()
+	return newRegistryWith(t, endpoint.Bounds{})
+}
+
+// newRegistryWith is a registry holding endpoints to b.
+func newRegistryWith(t *testing.T, b endpoint.Bounds) *registry.Registry {
+	t.Helper()
 	c := testenv.NewCodecT(t, "k1")
 	g := netguard.New()
 	g.Lookup = func(_ context.Context, host string) ([]netip.Addr, error) {
@@ -32,7 +38,7 @@ func newRegistry(t *testing.T) *registry.Registry {
 		}
 		return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil
 	}
-	r, err := registry.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "e.db"), registry.Options{Codec: c, Guard: g})
+	r, err := registry.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "e.db"), registry.Options{Codec: c, Guard: g, Bounds: b})
 	if err != nil {
 		t.Fatal(err)
 	}

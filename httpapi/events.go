@@ -11,12 +11,14 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/accountrate"
 )
 
 // How long a refused client should wait: a full server frees a slot within
@@ -96,6 +98,18 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	annotate(r, slog.Int("events", len(evs)), slog.Bool("batch", batch))
 
+	counts := accountCounts(evs)
+	if ref := s.takeAccountRate(w, r, counts); ref != nil {
+		writeAPIError(w, r, ref.status, ref.body)
+		return
+	}
+	answered := false
+	defer func() {
+		if !answered { // the request's events do not count against the rate
+			s.accountRate.Give(counts)
+		}
+	}()
+
 	release, ok := s.acquire()
 	if !ok {
 		annotate(r, slog.String("refused", "busy"))
@@ -132,11 +146,53 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	annotate(r, slog.Int("started", started), slog.Int("duplicates", duplicates))
+	answered = true
 	if batch {
 		writeJSON(w, http.StatusAccepted, batchAccepted{Events: answers})
 		return
 	}
 	writeJSON(w, http.StatusAccepted, accepted{Deliveries: answers[0].Deliveries})
+}
+
+// accountCounts counts the events of each account, in order of first
+// appearance; events without an account are not counted.
+func accountCounts(evs []event.Event) []accountrate.Count {
+	var counts []accountrate.Count
+	at := map[string]int{}
+	for _, ev := range evs {
+		if ev.AccountID == "" {
+			continue
+		}
+		i, ok := at[ev.AccountID]
+		if !ok {
+			i = len(counts)
+			at[ev.AccountID] = i
+			counts = append(counts, accountrate.Count{AccountID: ev.AccountID})
+		}
+		counts[i].N++
+	}
+	return counts
+}
+
+// takeAccountRate takes the request's events from each account's rate,
+// all or none. A request over an account's rate is refused whole (429 with
+// Retry-After, whole seconds, at least 1), a batch too, so nothing of it
+// starts; one holding more events of an account than its burst can never
+// pass, and is 422.
+func (s *Server) takeAccountRate(w http.ResponseWriter, r *http.Request, counts []accountrate.Count) *refusal {
+	no := s.accountRate.Take(counts)
+	if no == nil {
+		return nil
+	}
+	annotate(r, slog.String("refused", "account rate"))
+	if no.OverBurst {
+		return refuse(http.StatusUnprocessableEntity, "events", "events: %d events of account %s, more than the %d an account may send at once (its burst); send fewer per request",
+			no.Events, no.AccountID, s.accountBurst)
+	}
+	secs := max(1, int((no.Wait+time.Second-1)/time.Second))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return refuse(http.StatusTooManyRequests, "account_id", "account %s is over its rate of %g events a second (burst %d); nothing of this request was started: send it again after Retry-After seconds",
+		no.AccountID, s.accountRateCfg, s.accountBurst)
 }
 
 // publishFailed answers a request whose deliveries did not all start. Some

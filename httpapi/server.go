@@ -24,6 +24,7 @@ import (
 	"github.com/hookrelay/hookrelay/apikey"
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/accountrate"
 	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -43,6 +44,13 @@ const (
 	DefaultMaxInFlight     = 64
 	DefaultRequestTimeout  = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultAccountRate and DefaultAccountBurst are `starter serve`'s
+	// quota on events per account: far above what one clinic's mail makes
+	// (a burst of a thousand absorbs a mailing's first minute), low enough
+	// that one account's runaway producer cannot fill the task queue ahead
+	// of everyone.
+	DefaultAccountRate  = 100
+	DefaultAccountBurst = 1000
 )
 
 // Server timeouts. Writing may take as long as reading the body plus the
@@ -104,6 +112,14 @@ type Config struct {
 	// RequestTimeout bounds the Temporal calls of one request; past it the
 	// request is refused with 503.
 	RequestTimeout time.Duration
+	// AccountRate is how many events a second each account may send to
+	// POST /v1/events, with AccountBurst at once; over it the request is
+	// refused with 429 and Retry-After, and starts nothing. Events without
+	// an account are not limited. The buckets are this process's: N
+	// processes behind a load balancer admit up to N times the rate. 0: no
+	// limit.
+	AccountRate  float64
+	AccountBurst int
 	// ShutdownTimeout is how long requests in flight may finish after the
 	// context given to Serve is done.
 	ShutdownTimeout time.Duration
@@ -135,6 +151,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max in flight: %d is negative", c.MaxInFlight)
 	case c.RequestTimeout < 0:
 		return fmt.Errorf("request timeout: %s is negative", c.RequestTimeout)
+	case c.AccountRate < 0:
+		return fmt.Errorf("account rate: %g is negative (0 is no limit)", c.AccountRate)
+	case c.AccountRate > 0 && c.AccountBurst < 1:
+		return fmt.Errorf("account burst: %d; with an account rate, at least 1", c.AccountBurst)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("shutdown timeout: %s is negative", c.ShutdownTimeout)
 	}
@@ -155,7 +175,10 @@ type Server struct {
 	log             *slog.Logger
 	tracer          trace.Tracer // nil: tracing off
 	draining        atomic.Bool
-	temporalDown    atomic.Bool // the last start found Temporal unavailable
+	temporalDown    atomic.Bool          // the last start found Temporal unavailable
+	accountRate     *accountrate.Limiter // nil: no limit
+	accountRateCfg  float64
+	accountBurst    int
 	handler         http.Handler
 }
 
@@ -177,6 +200,9 @@ func New(cfg Config) (*Server, error) {
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),
 		log:             cfg.Logger,
+		accountRate:     accountrate.New(cfg.AccountRate, cfg.AccountBurst, accountrate.Options{}),
+		accountRateCfg:  cfg.AccountRate,
+		accountBurst:    cfg.AccountBurst,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

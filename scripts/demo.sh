@@ -70,7 +70,7 @@ pids+=($!)
 
 echo "== starting Temporal dev server (logs: $dir/temporal.log)"
 bin/temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
-  --db-filename "$dir/temporal.db" --log-level warn \
+  --db-filename "$dir/temporal.db" --log-level warn --dynamic-config-value matching.enableFairness=true \
   --ui-codec-endpoint "http://127.0.0.1:$CODEC_PORT/$(cat "$dir/codec-token")" >"$dir/temporal.log" 2>&1 &
 pids+=($!)
 wait_for "Temporal" bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS"

@@ -38,4 +38,5 @@ cat <<EOT
    TEMPORAL_CODEC_ENDPOINT=http://127.0.0.1:$CODEC_PORT TEMPORAL_CODEC_AUTH="Bearer \$(cat .temporal/codec-token)" bin/temporal workflow show -w ID
 EOT
 bin/temporal server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
-  --db-filename .temporal/dev.db --ui-codec-endpoint "http://127.0.0.1:$CODEC_PORT/$token" "$@"
+  --db-filename .temporal/dev.db --ui-codec-endpoint "http://127.0.0.1:$CODEC_PORT/$token" \
+  --dynamic-config-value matching.enableFairness=true "$@"

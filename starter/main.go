@@ -212,6 +212,8 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
+	fs.Float64Var(&f.cfg.AccountRate, "account-rate", httpapi.DefaultAccountRate, "events a second each account may send to POST /v1/events, in this process; over it, 429 and nothing started; 0: no limit")
+	fs.IntVar(&f.cfg.AccountBurst, "account-burst", httpapi.DefaultAccountBurst, "events an account may send at once before --account-rate applies")
 	cmdline.ShutdownTimeout(fs, &f.cfg.ShutdownTimeout)
 	f.boot.PProf.AddFlags(fs)
 	fs.BoolVar(&f.hostWorker, "worker", false, "also run a delivery worker in this process, so accepted events start eagerly: "+

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hookrelay/hookrelay/event"
+	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
 // Bad input to the commands: a one-line message naming the problem, a
@@ -141,6 +142,11 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 			[]string{`endpoint "acme"`, b.field, b.bound}, 1})
 	}
 	within := endpointsFile(t, "acme", "https://x.example.com/", "    timeout: 20s\n")
+	var quota []testenv.Endpoint
+	for _, id := range []string{"acme-1", "acme-2", "acme-3"} {
+		quota = append(quota, testenv.Endpoint{ID: id, URL: "https://x.example.com/" + id, Extra: "    account_id: acct-quota\n"})
+	}
+	overQuota := writeEndpoints(t, quota...)
 	tests = append(tests, []struct {
 		name string
 		args []string
@@ -150,6 +156,10 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"bound narrowed by flag", append([]string{"--endpoints", within, "--max-attempt-timeout", "10s"}, key...), []string{`endpoint "acme"`, "timeout: 20s is over the 10s maximum"}, 1},
 		{"bound widened by flag", append([]string{"--endpoints", within, "--max-attempt-timeout", "1m"}, key...), []string{"--max-attempt-timeout", "only narrow"}, 2},
 		{"bound widened by environment", append([]string{"--endpoints", within, "--env", "HOOKRELAY_MIN_PROBE_EVERY=1s"}, key...), []string{"--min-probe-every", "only narrow"}, 2},
+		{"endpoint quota", append([]string{"--endpoints", overQuota, "--max-endpoints-per-account", "2"}, key...),
+			[]string{`endpoint "acme-3"`, `account "acct-quota"`, "over the 2", "max-endpoints-per-account"}, 1},
+		{"endpoint quota past its ceiling", append([]string{"--endpoints", overQuota, "--max-endpoints-per-account", "1001"}, key...),
+			[]string{"--max-endpoints-per-account", "1 to 1000"}, 2},
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -620,6 +620,12 @@ func TestStarterEndpointCommands(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d: %s", c.args, code, c.code, errOut)
 		}
 	}
+	// The endpoint quota: acct-cli holds one endpoint, its quota here.
+	if _, errOut, code := run("create", "--account", "acct-cli", "--url", "http://127.0.0.1:9000/hook", "--events", "*",
+		"--allow-cidr", "127.0.0.0/8", "--max-endpoints-per-account", "1"); code != 2 ||
+		!strings.Contains(errOut, "--account") || !strings.Contains(errOut, "max-endpoints-per-account: 1") {
+		t.Errorf("create past the quota: exit %d %s, want 2 naming --account and max-endpoints-per-account", code, errOut)
+	}
 	if out, _, code := run("delete", "--account", "acct-cli", created.ID); code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("delete: exit %d %s", code, out)
 	}

@@ -8,6 +8,8 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -466,6 +468,30 @@ var (
 	CircuitAttr   = temporal.NewSearchAttributeKeyKeyword("HookrelayCircuit")
 	EventTimeAttr = temporal.NewSearchAttributeKeyTime("HookrelayEventTime")
 )
+
+// maxFairnessKey is the longest fairness key Temporal takes, in bytes.
+const maxFairnessKey = 64
+
+// Priority is the task priority of an account's deliveries: their fairness
+// key is the account, so on a server with task-queue fairness each account
+// with work waiting gets its share of the workers' slots whatever the
+// others' backlog. An account id longer than a fairness key may be is
+// shortened to a prefix and a hash of it; events without an account share
+// the default (empty) key. On a server without fairness the field is
+// ignored and the queue is first in, first out.
+func Priority(accountID string) temporal.Priority {
+	return temporal.Priority{FairnessKey: FairnessKey(accountID)}
+}
+
+// FairnessKey is accountID as a fairness key: as is up to 64 bytes, else
+// its first 47 bytes, "#" and 16 hex digits of its SHA-256.
+func FairnessKey(accountID string) string {
+	if len(accountID) <= maxFairnessKey {
+		return accountID
+	}
+	sum := sha256.Sum256([]byte(accountID))
+	return accountID[:maxFairnessKey-17] + "#" + hex.EncodeToString(sum[:8])
+}
 
 // HealthStartOptions start an endpoint's health workflow, healthy and
 // summarised for the UI, on the health task queue of the deliveries'

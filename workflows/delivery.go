@@ -347,6 +347,10 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 			HeartbeatTimeout:    attemptHeartbeatTimeout,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 			Summary:             fmt.Sprintf("POST attempt %d", n),
+			// Set, not only inherited from the start, so a delivery started
+			// without it schedules its attempts under its account's key too.
+			// Replay matches an activity by id and type: the same commands.
+			Priority: Priority(d.in.AccountID),
 		}), AttemptActivityName, in)
 	}
 	if err := workflow.Await(ctx, func() bool { return fut.IsReady() || d.cancelReq != nil }); err != nil {

@@ -1,6 +1,7 @@
 package endpointsource
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -18,6 +19,8 @@ var boundFlags = map[string]string{
 	"MaxParkLimit":      "max-park-limit",
 	"MaxRetrySteps":     "max-retry-steps",
 	"MaxRetryTotal":     "max-retry-total",
+
+	"MaxEndpointsPerAccount": "max-endpoints-per-account",
 }
 
 // AddBoundsFlags defines the flags that narrow the bounds on endpoint
@@ -39,6 +42,8 @@ func AddBoundsFlags(fs *pflag.FlagSet, b *endpoint.Bounds) {
 		"most delays an endpoint's retry_schedule may hold; narrows the built-in bound")
 	cmdline.Duration(fs, &b.MaxRetryTotal, "max-retry-total", "HOOKRELAY_MAX_RETRY_TOTAL", d.MaxRetryTotal,
 		"longest an endpoint's retry_schedule may add up to; narrows the built-in bound")
+	cmdline.Int(fs, &b.MaxEndpointsPerAccount, "max-endpoints-per-account", "HOOKRELAY_MAX_ENDPOINTS_PER_ACCOUNT", d.MaxEndpointsPerAccount,
+		fmt.Sprintf("most endpoints one account may have (a quota: may be raised, up to %d)", endpoint.EndpointsPerAccountCeiling))
 }
 
 // CheckBounds refuses a bound flag that widens its built-in bound: a usage
@@ -49,5 +54,8 @@ func CheckBounds(b endpoint.Bounds) error {
 		return nil
 	}
 	field, problem, _ := strings.Cut(err.Error(), ": ")
+	if field == "MaxEndpointsPerAccount" {
+		return cmdline.Usagef("--%s: %s", boundFlags[field], problem)
+	}
 	return cmdline.Usagef("--%s: %s (the built-in bound; a flag may only narrow it)", boundFlags[field], problem)
 }

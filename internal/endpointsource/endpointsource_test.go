@@ -117,6 +117,15 @@ func TestBoundFlagsNarrowNeverWiden(t *testing.T) {
 			t.Errorf("--%s %s widens its bound: %v, want a usage error naming the flag", c.flag, c.value, err)
 		}
 	}
+	// The endpoint quota may be raised, up to its ceiling.
+	if b, err := parse("--max-endpoints-per-account", "200"); err != nil || b.MaxEndpointsPerAccount != 200 {
+		t.Errorf("--max-endpoints-per-account 200: %+v %v, want it raised", b, err)
+	}
+	for _, v := range []string{"0", "1001"} {
+		if _, err := parse("--max-endpoints-per-account", v); !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--max-endpoints-per-account: "+v+" must be 1 to 1000") {
+			t.Errorf("--max-endpoints-per-account %s: %v, want a usage error naming the flag and its range", v, err)
+		}
+	}
 	t.Setenv("HOOKRELAY_MAX_OPEN_AFTER", "2000")
 	if _, err := parse(); !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--max-open-after") {
 		t.Errorf("HOOKRELAY_MAX_OPEN_AFTER=2000: %v, want a usage error naming --max-open-after", err)

@@ -2,8 +2,14 @@ package registry
 
 import (
 	"context"
+	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/event"
 )
 
 // A row written before the bounds applied (here by hand) is served and
@@ -36,6 +42,56 @@ func TestRowsOutsideBoundsAreServedWithin(t *testing.T) {
 		}
 		if _, err := r.Update(ctx, "acct_1", e.ID, Fields{Timeout: ptr("31s")}); err == nil {
 			t.Fatal("a timeout over the bound was accepted")
+		}
+	})
+}
+
+// The endpoint quota holds under concurrent creations from two processes
+// (two registries on one database): exactly the quota's worth succeed, the
+// rest are refused naming the quota; another account is not counted, and a
+// deleted endpoint frees its place.
+func TestEndpointQuotaUnderConcurrentCreations(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		b := endpoint.DefaultBounds()
+		b.MaxEndpointsPerAccount = 5
+		hosts := []*Registry{open(t, dsn, Options{Bounds: b}), open(t, dsn, Options{Bounds: b})}
+		const tries = 16
+		errs := make(chan error, tries)
+		var wg sync.WaitGroup
+		for i := range tries {
+			wg.Go(func() {
+				_, _, err := hosts[i%2].Create(ctx, "acct_q", fields("https://hooks.example.com/q", "*"))
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		created := 0
+		for err := range errs {
+			var fe *event.FieldError
+			switch {
+			case err == nil:
+				created++
+			case errors.As(err, &fe) && fe.Field == "account_id" && strings.Contains(fe.Problem, "max-endpoints-per-account: 5"):
+			default:
+				t.Errorf("a creation over the quota: %v, want a field error naming max-endpoints-per-account", err)
+			}
+		}
+		page, err := hosts[0].List(ctx, "acct_q", 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created != 5 || len(page.Entries) != 5 {
+			t.Fatalf("%d creations succeeded, %d endpoints listed; want 5 and 5", created, len(page.Entries))
+		}
+		create(t, hosts[1], "acct_other", fields("https://hooks.example.com/o", "*"))
+		if err := hosts[1].Delete(ctx, "acct_q", page.Entries[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		create(t, hosts[0], "acct_q", fields("https://hooks.example.com/q", "*"))
+		if _, _, err := hosts[1].Create(ctx, "acct_q", fields("https://hooks.example.com/q", "*")); err == nil {
+			t.Fatal("a sixth endpoint was registered under a quota of 5")
 		}
 	})
 }

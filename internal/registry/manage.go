@@ -217,14 +217,50 @@ func (r *Registry) Create(ctx context.Context, accountID string, f Fields) (Entr
 	if err != nil {
 		return Entry{}, "", err
 	}
-	_, err = r.exec(ctx, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at)
+	err = r.insertWithinQuota(ctx, accountID, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, row.traceContext, sealed, now.UnixMilli(), now.UnixMilli())
 	if err != nil {
-		return Entry{}, "", fmt.Errorf("create endpoint of account %s: %w", accountID, err)
+		return Entry{}, "", err
 	}
 	r.changed(accountID, id)
 	return Entry{Endpoint: ep, CreatedAt: now, UpdatedAt: now}, secret, nil
+}
+
+// insertWithinQuota runs insert, a new endpoint of accountID, only if the
+// account holds fewer live endpoints than the quota
+// (Bounds.MaxEndpointsPerAccount); else it answers a field error naming
+// the quota. Count and insert share a transaction that concurrent
+// creations of the account wait on (PostgreSQL: a transaction-scoped
+// advisory lock on the account; SQLite: the write lock BEGIN IMMEDIATE
+// takes), so together they never pass the quota.
+func (r *Registry) insertWithinQuota(ctx context.Context, accountID, insert string, args ...any) error {
+	fail := func(err error) error { return fmt.Errorf("create endpoint of account %s: %w", accountID, err) }
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if r.dialect.name == postgres.name {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "hookrelay endpoints of "+accountID); err != nil {
+			return fail(err)
+		}
+	}
+	var count int
+	if err := tx.QueryRowContext(ctx, r.dialect.rebind(`SELECT count(*) FROM endpoints WHERE account_id = ? AND deleted_at IS NULL`), accountID).Scan(&count); err != nil {
+		return fail(err)
+	}
+	if err := r.bounds.CheckEndpointCount(accountID, count+1); err != nil {
+		return fieldErr("account_id", "the account is at its quota (max-endpoints-per-account: %d endpoints); delete one before registering another",
+			r.bounds.MaxEndpointsPerAccount)
+	}
+	if _, err := tx.ExecContext(ctx, r.dialect.rebind(insert), args...); err != nil {
+		return fail(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 // Get returns accountID's endpoint id, or an error wrapping

@@ -31,6 +31,11 @@ type DevServerOptions struct {
 	Log io.Writer
 }
 
+// FairnessArgs turn on task-queue fairness in a dev server, as
+// deploy/temporal's dynamic config does in the cluster: each account's
+// deliveries (keyed by workflows.Priority) get their share of the queue.
+var FairnessArgs = []string{"--dynamic-config-value", "matching.enableFairness=true"}
+
 // DevServer is a dev server started through testsuite.StartDevServer.
 type DevServer struct {
 	*testsuite.DevServer
@@ -54,7 +59,7 @@ func StartDevServer(ctx context.Context, o DevServerOptions) (*DevServer, error)
 		ClientOptions: &client.Options{HostPort: o.HostPort, Namespace: o.Namespace, Logger: quietLogger()},
 		DBFilename:    o.DBFilename,
 		LogLevel:      "warn",
-		ExtraArgs:     o.ExtraArgs,
+		ExtraArgs:     append(slices.Clone(FairnessArgs), o.ExtraArgs...),
 		Stdout:        o.Log,
 		Stderr:        o.Log,
 	})

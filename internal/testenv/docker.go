@@ -51,7 +51,7 @@ func startContainer(ctx context.Context) (*RemoteServer, error) {
 	res, err := pool.RunWithOptions(&dockertest.RunOptions{
 		Repository:   DockerImageRepository,
 		Tag:          DockerImageTag,
-		Cmd:          []string{"server", "start-dev", "--ip", "0.0.0.0", "--headless", "--log-level", "warn"},
+		Cmd:          append([]string{"server", "start-dev", "--ip", "0.0.0.0", "--headless", "--log-level", "warn"}, FairnessArgs...),
 		ExposedPorts: []string{"7233/tcp"},
 		PortBindings: map[docker.Port][]docker.PortBinding{"7233/tcp": {{HostIP: "127.0.0.1", HostPort: ""}}},
 		Labels:       map[string]string{"org.hookrelay.tests": "temporal"},
