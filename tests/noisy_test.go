@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -17,10 +16,11 @@ import (
 // sends a burst; account B sends events at 10/s to a healthy endpoint on
 // the same worker. It reports B's latency from publish to its receiver's
 // 2xx, unloaded and beside A, and asserts only that every event of B is
-// delivered. A measurement: run with HOOKRELAY_NOISY=1.
+// delivered. A long scenario: it runs once, on the dev server
+// (make test).
 func TestNoisyNeighbour(t *testing.T) {
-	if os.Getenv("HOOKRELAY_NOISY") == "" {
-		t.Skip("a measurement; HOOKRELAY_NOISY=1 runs it")
+	if serverMode != testenv.ModeDevServer {
+		t.Skipf("a long scenario that runs once, on the dev server (`make test`); this run: %s mode", serverMode)
 	}
 	const aSleep, aEvents, bEvents = 3 * time.Second, 100, 50
 	slow := testenv.NewReceiverT(t, testenv.ReceiverOptions{Secret: testSecret, Answer: func(string, int, http.ResponseWriter) int {
