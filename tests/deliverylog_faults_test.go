@@ -1,10 +1,10 @@
 package tests
 
 import (
-	"os"
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
