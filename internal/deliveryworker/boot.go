@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/tracing"
@@ -43,6 +44,9 @@ type Boot struct {
 	Warn func(*slog.Logger)
 	// Lazy dials Temporal on first use rather than at start.
 	Lazy bool
+	// LogRetention is the delivery log's retention, run daily by the
+	// process when it has a log (startRetention).
+	LogRetention deliverylog.RetentionOptions
 }
 
 // Process is what Boot.Start opened; Close releases it in reverse order,
