@@ -107,7 +107,9 @@ var scaleFilters = []struct {
 	f    func(r *rand.Rand, s scale, account int) Filter
 }{
 	{"none", func(*rand.Rand, scale, int) Filter { return Filter{} }},
-	{"endpoint", func(r *rand.Rand, _ scale, a int) Filter { return Filter{EndpointID: fmt.Sprintf("ep_%d_%d", a, r.IntN(5))} }},
+	{"endpoint", func(r *rand.Rand, _ scale, a int) Filter {
+		return Filter{EndpointID: fmt.Sprintf("ep_%d_%d", a, r.IntN(5))}
+	}},
 	{"status", func(r *rand.Rand, _ scale, _ int) Filter { return Filter{Status: Statuses[r.IntN(len(Statuses))]} }},
 	{"event_name", func(r *rand.Rand, _ scale, _ int) Filter {
 		return Filter{EventName: scaleEventNames[r.IntN(len(scaleEventNames))]}
