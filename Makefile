@@ -12,7 +12,7 @@ SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attri
 	--search-attribute HookrelayAttempts=Int --search-attribute HookrelayAccount=Keyword \
 	--search-attribute HookrelayCircuit=Keyword --search-attribute HookrelayEventTime=Datetime
 
-.PHONY: all tools tools-cluster build test test-cluster test-unit test-integration test-docker fuzz bench bench-park bench-drain bench-absorb bench-go bench-registry demo dev deploy-secrets fmt vet clean
+.PHONY: all tools tools-cluster build test test-cluster test-unit test-integration test-docker fuzz bench bench-park bench-drain bench-absorb bench-go bench-registry bench-log demo dev deploy-secrets fmt vet clean
 
 all: build
 
@@ -103,6 +103,13 @@ bench-go:
 ## accounts in PostgreSQL (HOOKRELAY_TEST_POSTGRES, default the local server); p50 and p99 of one lookup
 bench-registry:
 	$(GO) test -run '^$$' -bench BenchmarkRoutePostgres -benchtime 20000x ./internal/registry/
+
+## bench-log: the delivery log at scale: BENCH_LOG_ATTEMPTS (10 million) attempts over 10,000 accounts in a
+## fresh PostgreSQL database (HOOKRELAY_TEST_POSTGRES, default the local server, dropped at the end); List's
+## p50 and p99 with each filter, bytes per record, a day's retention run, a month's partition dropped
+BENCH_LOG_ATTEMPTS ?= 10000000
+bench-log:
+	$(GO) test -count=1 -timeout 120m -run '^TestBenchLog$$' -v ./internal/deliverylog/ -args -bench-log.attempts=$(BENCH_LOG_ATTEMPTS)
 
 ## demo: dev server + UI, worker, example receiver, one event of each kind, outcomes
 demo: tools build

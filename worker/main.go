@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string) error {
 	cmdline.Int(fs, &b.MetricsEndpointLabels, "metrics-endpoint-labels", "HOOKRELAY_METRICS_ENDPOINT_LABELS", metrics.DefaultEndpointLabels,
 		"endpoints with a metrics label of their own, the first to carry traffic; the rest are counted as \"other\"")
 	b.PProf.AddFlags(fs)
+	b.LogRetention.AddFlags(fs)
 	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -64,6 +65,9 @@ func check(fs *pflag.FlagSet, b *deliveryworker.Boot, opts deliveryworker.Option
 		return err
 	}
 	if err := b.Endpoints.Check(fs, true); err != nil {
+		return err
+	}
+	if err := b.LogRetention.Check(fs); err != nil {
 		return err
 	}
 	if err := opts.Validate(); err != nil {

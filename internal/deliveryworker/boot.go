@@ -47,6 +47,9 @@ type Boot struct {
 	Warn func(*slog.Logger)
 	// Lazy dials Temporal on first use rather than at start.
 	Lazy bool
+	// LogRetention is the delivery log's retention, run daily by the
+	// process when it has a log (startRetention).
+	LogRetention deliverylog.RetentionOptions
 }
 
 // Process is what Boot.Start opened; Close releases it in reverse order,
