@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string) error {
 		"endpoints with a metrics label of their own, the first to carry traffic; the rest are counted as \"other\"")
 	b.PProf.AddFlags(fs)
 	b.LogRetention.AddFlags(fs)
+	b.RunRetention = true
 	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}

@@ -48,8 +48,12 @@ type Boot struct {
 	// Lazy dials Temporal on first use rather than at start.
 	Lazy bool
 	// LogRetention is the delivery log's retention, run daily by the
-	// process when it has a log (startRetention).
+	// process when it has a log and RunRetention is set (startRetention).
 	LogRetention deliverylog.RetentionOptions
+	// RunRetention: this process takes its turn at the delivery log's daily
+	// retention (the worker does; starter serve, which takes no retention
+	// flags, does not).
+	RunRetention bool
 }
 
 // Process is what Boot.Start opened; Close releases it in reverse order,

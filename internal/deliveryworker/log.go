@@ -93,6 +93,9 @@ func (b Boot) openLog(ctx context.Context, p *Process) error {
 	}
 	p.Log = l
 	p.onClose(func() { l.Close() })
+	if b.RunRetention {
+		p.startRetention(ctx, l, b.LogRetention)
+	}
 	p.Logger.Info("delivery log: open", "db", sqldb.Redact(dsn), "dialect", l.Dialect())
 	return nil
 }
