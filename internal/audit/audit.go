@@ -66,7 +66,7 @@ const AllAccounts = "*"
 
 // Bounds of a record's strings: ids, not content.
 const (
-	maxID      = 256
+	maxID      = 1024
 	maxChanges = 64
 )
 
@@ -98,9 +98,9 @@ func (r Record) check() error {
 	case !slices.Contains(Actions, r.Action):
 		return fmt.Errorf("audit: unknown action %q", r.Action)
 	case r.Credential == "" || len(r.Credential) > maxID:
-		return errors.New("audit: a record needs the credential that acted (an id of at most 256 bytes)")
+		return errors.New("audit: a record needs the credential that acted (an id of at most 1024 bytes)")
 	case r.AccountID == "" || len(r.AccountID) > maxID || len(r.Target) > maxID:
-		return errors.New("audit: a record needs an account (or *) and a target of at most 256 bytes")
+		return errors.New("audit: a record needs an account (or *) and a target of at most 1024 bytes")
 	case len(r.Changes) > maxChanges:
 		return fmt.Errorf("audit: %d changed fields, at most %d", len(r.Changes), maxChanges)
 	}
@@ -187,7 +187,7 @@ func (s *Store) Settle(ctx context.Context, id int64, made bool, target string) 
 		_, err = s.db.ExecContext(ctx, s.q(`DELETE FROM audit_records WHERE id = ?`), id)
 	case target != "":
 		if len(target) > maxID {
-			return errors.New("audit: a target of more than 256 bytes")
+			return errors.New("audit: a target of more than 1024 bytes")
 		}
 		_, err = s.db.ExecContext(ctx, s.q(`UPDATE audit_records SET target = ? WHERE id = ?`), target, id)
 	}
