@@ -35,6 +35,7 @@ func (s *Server) routeTable() []route {
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: s.authed(s.getEndpoint),
 			http.MethodPatch: s.authed(s.patchEndpoint), http.MethodDelete: s.authed(s.deleteEndpoint)}},
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: s.authed(s.rotateSecret)}},
+		{"/v1/audit", methods{http.MethodGet: s.admin(s.getAudit)}},
 		{"/v1/openapi.json", methods{http.MethodGet: s.getOpenAPI}},
 		{"/healthz", methods{http.MethodGet: s.healthz}},
 		{"/readyz", methods{http.MethodGet: s.readyz}},
@@ -50,7 +51,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{delivery_id}, POST /v1/deliveries/{delivery_id}/cancel and /resend, "+
-			"and /v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret]]; GET /v1/openapi.json describes it", "")
+			"/v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret]] and GET /v1/audit; GET /v1/openapi.json describes it", "")
 	})
 	return s.logRequests(mux)
 }
@@ -99,6 +100,11 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// admin is authed for routes only the admin token may use (the audit
+// trail): every credential is the admin's today; an account's credential
+// must be answered 404 here.
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc { return s.authed(h) }
+
 // apiError is every error the API answers: what went wrong and, when one
 // field or header is at fault, which. A refused batch also lists each bad event.
 type apiError struct {
@@ -128,7 +134,7 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, status int, e apiErro
 // knownField matches the field names hookrelay itself defines, alone or in
 // a batch (events[3].payload.id). Any other field name is a key the client
 // chose (an unknown or repeated key): the answer names it, the log does not.
-var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|reason|Authorization|Content-Type|Content-Encoding)$`)
+var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|reason|since|limit|cursor|Authorization|Content-Type|Content-Encoding)$`)
 
 // unknownField is what the log says instead of a client's key.
 const unknownField = "unknown"

@@ -70,6 +70,11 @@ type Config struct {
 	// Endpoints serves /v1/accounts/{account_id}/endpoints: the registry, or
 	// registry.FileView over the endpoints file. Nil: those routes answer 404.
 	Endpoints Endpoints
+	// Audit records every change made through the API before it is made
+	// (a change it cannot record is refused with 503) and serves GET
+	// /v1/audit: *audit.Store on the registry's database. Nil: nothing is
+	// recorded, and /v1/audit answers 404.
+	Audit AuditTrail
 	// Token is the bearer token every /v1 request must carry. An empty
 	// token is refused unless NoAuth is set.
 	Token  string
@@ -113,6 +118,7 @@ func (c Config) Validate() error {
 type Server struct {
 	deliveries      Deliveries
 	endpoints       Endpoints
+	audit           AuditTrail
 	tokenHash       *[sha256.Size]byte // nil: no authentication
 	slots           chan struct{}      // one per request waiting on Temporal
 	requestTimeout  time.Duration
@@ -135,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		deliveries:      cfg.Deliveries,
 		endpoints:       cfg.Endpoints,
+		audit:           cfg.Audit,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),

@@ -24,6 +24,7 @@ import (
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/httpapi"
+	"github.com/hookrelay/hookrelay/internal/audit"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
@@ -190,6 +191,7 @@ type serveFlags struct {
 	listen     string
 	tokenFile  string
 	noAuth     bool
+	auditDB    string
 	cfg        httpapi.Config
 	hostWorker bool
 	worker     deliveryworker.Options
@@ -205,6 +207,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	endpointsource.AddBoundsFlags(fs, &f.bounds)
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
+	cmdline.String(fs, &f.auditDB, "audit-db", "HOOKRELAY_AUDIT_DB", "", "the audit trail's database, postgres://... or sqlite:PATH (default: --endpoints-db's; without either, changes are not recorded)")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
 	cmdline.ShutdownTimeout(fs, &f.cfg.ShutdownTimeout)
@@ -304,6 +307,14 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 	} else {
 		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
 	}
+	trail, err := f.openAudit(ctx, p.Logger)
+	if err != nil {
+		return err
+	}
+	if trail != nil {
+		defer trail.Close()
+		cfg.Audit = trail
+	}
 	cfg.Deliveries = &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
 		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider(),
 		ResealPlaintext: conn.InsecurePlaintext}
@@ -316,6 +327,24 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 		return fmt.Errorf("--listen: %w", err)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// openAudit opens the audit trail: --audit-db, else the registry's
+// database; nil, with a warning, when there is neither.
+func (f *serveFlags) openAudit(ctx context.Context, logger *slog.Logger) (*audit.Store, error) {
+	dsn := f.auditDB
+	if dsn == "" {
+		dsn = f.boot.Endpoints.DB
+	}
+	if dsn == "" {
+		logger.Warn("no audit trail: resends and cancels made through the API are not recorded; give --audit-db (or --endpoints-db)")
+		return nil, nil
+	}
+	trail, err := audit.Open(ctx, dsn, audit.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("--audit-db: %w", err)
+	}
+	return trail, nil
 }
 
 // apiToken reads the bearer token from --api-token-file, else from
