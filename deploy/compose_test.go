@@ -301,7 +301,7 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 	want := map[string][]string{
 		"POSTGRES_PASSWORD": {"postgresql POSTGRES_PASSWORD", "temporal-schema POSTGRES_PWD", "temporal-frontend POSTGRES_PWD",
 			"temporal-history POSTGRES_PWD", "temporal-matching POSTGRES_PWD", "temporal-worker POSTGRES_PWD",
-			"hookrelay-db POSTGRES_PWD", "worker HOOKRELAY_ENDPOINTS_DB", "ingest HOOKRELAY_ENDPOINTS_DB"},
+			"hookrelay-db POSTGRES_PWD", "worker HOOKRELAY_ENDPOINTS_DB", "ingest HOOKRELAY_ENDPOINTS_DB", "codec-server HOOKRELAY_AUDIT_DB"},
 		"HOOKRELAY_CODEC_TOKEN":          nil,
 		"TEMPORAL_UI_OIDC_CLIENT_SECRET": {"temporal-ui TEMPORAL_AUTH_CLIENT_SECRET"},
 	}
