@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/audit"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/testenv"
@@ -20,7 +21,7 @@ import (
 // auditStores runs test on the registry and the audit trail sharing one
 // database: an SQLite file, and a fresh PostgreSQL database (skipped where
 // none answers, except in CI).
-func auditStores(t *testing.T, test func(t *testing.T, reg *registry.Registry, trail *audit.Store)) {
+func auditStores(t *testing.T, test func(t *testing.T, reg *registry.Registry, trail *auditstore.Store)) {
 	for _, st := range []struct {
 		name  string
 		fresh func(t testing.TB) string
@@ -39,7 +40,7 @@ func auditStores(t *testing.T, test func(t *testing.T, reg *registry.Registry, t
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { reg.Close() })
-			trail, err := audit.Open(context.Background(), dsn, audit.Options{})
+			trail, err := auditstore.Open(context.Background(), dsn, auditstore.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +67,7 @@ func (l auditList) lines() []string {
 // fields it set; refused changes are not; no record holds a secret or a
 // value; GET /v1/audit filters by account and time.
 func TestAuditRecordsEachChange(t *testing.T) {
-	auditStores(t, func(t *testing.T, reg *registry.Registry, trail *audit.Store) {
+	auditStores(t, func(t *testing.T, reg *registry.Registry, trail *auditstore.Store) {
 		h := auditServer(t, reg, trail)
 		w := do(t, h, "POST", "/v1/accounts/acct_1/endpoints", `{"url":"https://hooks.example.com/mail?token=fake-query-token","events":["*"],"circuit":{"open_after":3}}`)
 		created := decode[registry.View](t, w)
@@ -145,7 +146,7 @@ func TestAuditRecordsEachChange(t *testing.T) {
 }
 
 // brokenTrail is an audit trail whose database refuses writes.
-type brokenTrail struct{ *audit.Store }
+type brokenTrail struct{ *auditstore.Store }
 
 func (brokenTrail) Record(context.Context, audit.Record) (int64, error) {
 	return 0, errors.New("audit trail: database unavailable")
@@ -154,7 +155,7 @@ func (brokenTrail) Record(context.Context, audit.Record) (int64, error) {
 // A change the audit trail cannot record is not made: 503, and the
 // registry unchanged.
 func TestAuditWriteFailureRefusesTheChange(t *testing.T) {
-	auditStores(t, func(t *testing.T, reg *registry.Registry, trail *audit.Store) {
+	auditStores(t, func(t *testing.T, reg *registry.Registry, trail *auditstore.Store) {
 		h := auditServer(t, reg, brokenTrail{trail})
 		w := do(t, h, "POST", "/v1/accounts/acct_1/endpoints", `{"url":"https://hooks.example.com/","events":["*"]}`)
 		if w.Code != 503 || w.Header().Get("Retry-After") == "" {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/internal/registry"
 )
 

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/deliveries"
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 

@@ -24,7 +24,7 @@ import (
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/httpapi"
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
@@ -331,7 +331,7 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 
 // openAudit opens the audit trail: --audit-db, else the registry's
 // database; nil, with a warning, when there is neither.
-func (f *serveFlags) openAudit(ctx context.Context, logger *slog.Logger) (*audit.Store, error) {
+func (f *serveFlags) openAudit(ctx context.Context, logger *slog.Logger) (*auditstore.Store, error) {
 	dsn := f.auditDB
 	if dsn == "" {
 		dsn = f.boot.Endpoints.DB
@@ -340,7 +340,7 @@ func (f *serveFlags) openAudit(ctx context.Context, logger *slog.Logger) (*audit
 		logger.Warn("no audit trail: resends and cancels made through the API are not recorded; give --audit-db (or --endpoints-db)")
 		return nil, nil
 	}
-	trail, err := audit.Open(ctx, dsn, audit.Options{})
+	trail, err := auditstore.Open(ctx, dsn, auditstore.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("--audit-db: %w", err)
 	}

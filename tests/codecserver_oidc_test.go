@@ -17,7 +17,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/audit"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
@@ -100,7 +101,7 @@ func TestCodecServerAcceptsSignedInUsers(t *testing.T) {
 		t.Errorf("the log should name who decoded, and hold no token:\n%s", p.Log())
 	}
 	// The decodes made, and only those, are in the audit trail.
-	trail, err := audit.Open(t.Context(), auditDB, audit.Options{})
+	trail, err := auditstore.Open(t.Context(), auditDB, auditstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

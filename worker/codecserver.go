@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/codecserver"
@@ -103,7 +103,7 @@ func runCodecServer(ctx context.Context, args []string) error {
 		opts.OIDC = oidc
 	}
 	if auditDB != "" {
-		trail, err := audit.Open(ctx, auditDB, audit.Options{})
+		trail, err := auditstore.Open(ctx, auditDB, auditstore.Options{})
 		if err != nil {
 			return fmt.Errorf("--audit-db: %w", err)
 		}

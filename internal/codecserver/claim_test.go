@@ -16,7 +16,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	commonpb "go.temporal.io/api/common/v1"
 
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/audit"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
@@ -128,7 +129,7 @@ func TestDecodesAreRecorded(t *testing.T) {
 	c := testenv.NewCodecT(t, "t1")
 	ctx := context.Background()
 	at := time.Date(2026, 4, 18, 20, 0, 0, 0, time.UTC)
-	store, err := audit.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "audit.db"), audit.Options{Now: func() time.Time { return at }})
+	store, err := auditstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "audit.db"), auditstore.Options{Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 
 	"go.temporal.io/sdk/converter"
 
-	"github.com/hookrelay/hookrelay/internal/audit"
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/internal/redact"
 )
 

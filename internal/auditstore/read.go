@@ -1,4 +1,4 @@
-package audit
+package auditstore
 
 import (
 	"context"
@@ -8,33 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookrelay/hookrelay/audit"
 )
-
-// Limits of a page of List.
-const (
-	DefaultLimit = 100
-	MaxLimit     = 500
-)
-
-// Query selects records for List, oldest first.
-type Query struct {
-	// AccountID keeps one account's records; "" keeps every account's
-	// (AllAccounts selects the decodes).
-	AccountID string
-	// Since keeps records at or after it; zero keeps all.
-	Since time.Time
-	// Limit is the page size, 1 to MaxLimit; 0 is DefaultLimit.
-	Limit int
-	// Cursor is a previous page's Next; "" is the first page.
-	Cursor string
-}
-
-// Page is one page of List.
-type Page struct {
-	Records []Record
-	// Next is the cursor of the following page; "" on the last page.
-	Next string
-}
 
 const cursorPrefix = "au1:"
 
@@ -66,9 +42,9 @@ func (s *Store) List(ctx context.Context, q Query) (Page, error) {
 	limit := q.Limit
 	switch {
 	case limit == 0:
-		limit = DefaultLimit
-	case limit < 0 || limit > MaxLimit:
-		return Page{}, &FieldError{Field: "limit", Problem: fmt.Sprintf("must be a whole number from 1 to %d", MaxLimit)}
+		limit = audit.DefaultLimit
+	case limit < 0 || limit > audit.MaxLimit:
+		return Page{}, &FieldError{Field: "limit", Problem: fmt.Sprintf("must be a whole number from 1 to %d", audit.MaxLimit)}
 	}
 	where, args := []string{"1 = 1"}, []any{}
 	if q.AccountID != "" {

@@ -1,4 +1,4 @@
-package audit
+package auditstore
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 )
 
@@ -76,11 +77,11 @@ func actions(rs []Record) []string {
 func TestRecordsListByAccountAndTime(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		record(t, s, Record{AccountID: "acct_a", Credential: "admin", Action: EndpointUpdate, Target: "ep_1", Changes: []string{"url", "circuit.open_after"}})
-		record(t, s, Record{At: t0.Add(-time.Hour), AccountID: "acct_b", Credential: "admin", Action: DeliveryResend, Target: "ep_2:evt_1"})
-		created := record(t, s, Record{At: t0.Add(time.Minute), AccountID: "acct_a", Credential: "key_1", Action: EndpointCreate, Changes: []string{"url", "events"}})
-		refused := record(t, s, Record{At: t0.Add(2 * time.Minute), AccountID: "acct_a", Credential: "admin", Action: EndpointDelete, Target: "ep_9"})
-		record(t, s, Record{At: t0.Add(3 * time.Minute), AccountID: AllAccounts, Credential: "static token", Action: PayloadDecode, Target: "3"})
+		record(t, s, Record{AccountID: "acct_a", Credential: "admin", Action: audit.EndpointUpdate, Target: "ep_1", Changes: []string{"url", "circuit.open_after"}})
+		record(t, s, Record{At: t0.Add(-time.Hour), AccountID: "acct_b", Credential: "admin", Action: audit.DeliveryResend, Target: "ep_2:evt_1"})
+		created := record(t, s, Record{At: t0.Add(time.Minute), AccountID: "acct_a", Credential: "key_1", Action: audit.EndpointCreate, Changes: []string{"url", "events"}})
+		refused := record(t, s, Record{At: t0.Add(2 * time.Minute), AccountID: "acct_a", Credential: "admin", Action: audit.EndpointDelete, Target: "ep_9"})
+		record(t, s, Record{At: t0.Add(3 * time.Minute), AccountID: audit.AllAccounts, Credential: "static token", Action: audit.PayloadDecode, Target: "3"})
 		if err := s.Settle(ctx, created, true, "ep_3"); err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func TestRecordsListByAccountAndTime(t *testing.T) {
 		if _, err := s.List(ctx, Query{Cursor: "not-a-cursor"}); !errors.As(err, &fe) || fe.Field != "cursor" {
 			t.Errorf("a bad cursor: %v", err)
 		}
-		if _, err := s.List(ctx, Query{Limit: MaxLimit + 1}); !errors.As(err, &fe) || fe.Field != "limit" {
+		if _, err := s.List(ctx, Query{Limit: audit.MaxLimit + 1}); !errors.As(err, &fe) || fe.Field != "limit" {
 			t.Errorf("a limit past the maximum: %v", err)
 		}
 	})
@@ -121,10 +122,10 @@ func TestRecordRefusesValues(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		for name, r := range map[string]Record{
 			"unknown action":   {AccountID: "acct_a", Credential: "admin", Action: "endpoint.frobnicate"},
-			"no credential":    {AccountID: "acct_a", Action: EndpointCreate},
-			"no account":       {Credential: "admin", Action: EndpointCreate},
-			"a secret value":   {AccountID: "acct_a", Credential: "admin", Action: EndpointRotateSecret, Changes: []string{"whsec_c2VjcmV0LWZha2U="}},
-			"a URL as a field": {AccountID: "acct_a", Credential: "admin", Action: EndpointUpdate, Changes: []string{"https://example.com/hook"}},
+			"no credential":    {AccountID: "acct_a", Action: audit.EndpointCreate},
+			"no account":       {Credential: "admin", Action: audit.EndpointCreate},
+			"a secret value":   {AccountID: "acct_a", Credential: "admin", Action: audit.EndpointRotateSecret, Changes: []string{"whsec_c2VjcmV0LWZha2U="}},
+			"a URL as a field": {AccountID: "acct_a", Credential: "admin", Action: audit.EndpointUpdate, Changes: []string{"https://example.com/hook"}},
 		} {
 			if _, err := s.Record(context.Background(), r); err == nil {
 				t.Errorf("%s: recorded", name)
@@ -149,7 +150,7 @@ func TestPrune(t *testing.T) {
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO audit_records (at, account_id, credential, action, target, changes) VALUES `+strings.TrimSuffix(b.String(), ",")); err != nil {
 			t.Fatal(err)
 		}
-		record(t, s, Record{AccountID: "acct_a", Credential: "admin", Action: EndpointDelete, Target: "ep_kept"})
+		record(t, s, Record{AccountID: "acct_a", Credential: "admin", Action: audit.EndpointDelete, Target: "ep_kept"})
 		n, err := s.Prune(ctx, t0.Add(-24*time.Hour))
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-// Package audit is the audit trail in a database: who changed what, when,
+// Package auditstore is the audit trail in a database: who changed what, when,
 // in which account. The HTTP API records every change made through it
 // (endpoint create, update, delete, secret rotation and reveal; delivery
 // resend, cancel, retry-now; ...) and the codec server every decode. A record
@@ -10,7 +10,7 @@
 // database) or an embedded SQLite file (sqlite:PATH), its schema versioned
 // apart from the registry's and the delivery log's (MigrationsTable), so all
 // three share one database. Retention (Prune) is the delivery log's.
-package audit
+package auditstore
 
 import (
 	"context"
@@ -20,12 +20,22 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
-	"slices"
 	"time"
 
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/internal/sqldb"
 )
+
+// The record's types live in package audit, which the public HTTP API names.
+type (
+	Record     = audit.Record
+	Query      = audit.Query
+	Page       = audit.Page
+	FieldError = audit.FieldError
+)
+
+// maxID bounds a target, as audit.Record.Check does.
+const maxID = 1024
 
 //go:embed migrations
 var migrations embed.FS
@@ -33,84 +43,6 @@ var migrations embed.FS
 // MigrationsTable keeps the audit schema's version, apart from the
 // registry's and the delivery log's.
 const MigrationsTable = "audit_schema_migrations"
-
-// The actions a record may name.
-const (
-	EndpointCreate       = "endpoint.create"
-	EndpointUpdate       = "endpoint.update"
-	EndpointDelete       = "endpoint.delete"
-	EndpointRotateSecret = "endpoint.rotate_secret"
-	EndpointRevealSecret = "endpoint.reveal_secret"
-	APIKeyCreate         = "api_key.create"
-	APIKeyRevoke         = "api_key.revoke"
-	PortalSessionCreate  = "portal_session.create"
-	PortalSessionRevoke  = "portal_session.revoke"
-	DeliveryResend       = "delivery.resend"
-	DeliveryCancel       = "delivery.cancel"
-	DeliveryRetryNow     = "delivery.retry_now"
-	EndpointRecover      = "endpoint.recover"
-	EndpointTest         = "endpoint.test"
-	// PayloadDecode is the codec server opening payloads; its account is
-	// AllAccounts and its target how many payloads.
-	PayloadDecode = "payload.decode"
-)
-
-// Actions lists every action, in the order above.
-var Actions = []string{EndpointCreate, EndpointUpdate, EndpointDelete, EndpointRotateSecret, EndpointRevealSecret,
-	APIKeyCreate, APIKeyRevoke, PortalSessionCreate, PortalSessionRevoke, DeliveryResend, DeliveryCancel,
-	DeliveryRetryNow, EndpointRecover, EndpointTest, PayloadDecode}
-
-// AllAccounts is the account of a record about no one account: a decode
-// may open any account's payloads.
-const AllAccounts = "*"
-
-// Bounds of a record's strings: ids, not content.
-const (
-	maxID      = 1024
-	maxChanges = 64
-)
-
-// fieldName is what a change may hold: a field's name (url, circuit.open_after),
-// never a value.
-var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
-
-// Record is one entry of the trail.
-type Record struct {
-	At         time.Time `json:"at"`
-	AccountID  string    `json:"account_id"`
-	Credential string    `json:"credential"`
-	Action     string    `json:"action"`
-	Target     string    `json:"target"`
-	Changes    []string  `json:"changes"`
-}
-
-// FieldError is bad input, naming the field (as the HTTP API spells it).
-type FieldError struct {
-	Field   string
-	Problem string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
-
-// check refuses a record that could carry more than ids and field names.
-func (r Record) check() error {
-	switch {
-	case !slices.Contains(Actions, r.Action):
-		return fmt.Errorf("audit: unknown action %q", r.Action)
-	case r.Credential == "" || len(r.Credential) > maxID:
-		return errors.New("audit: a record needs the credential that acted (an id of at most 1024 bytes)")
-	case r.AccountID == "" || len(r.AccountID) > maxID || len(r.Target) > maxID:
-		return errors.New("audit: a record needs an account (or *) and a target of at most 1024 bytes")
-	case len(r.Changes) > maxChanges:
-		return fmt.Errorf("audit: %d changed fields, at most %d", len(r.Changes), maxChanges)
-	}
-	for _, c := range r.Changes {
-		if !fieldName.MatchString(c) {
-			return errors.New("audit: a change must be a field name such as url or circuit.open_after")
-		}
-	}
-	return nil
-}
 
 // Options configure a Store.
 type Options struct {
@@ -153,7 +85,7 @@ func (s *Store) q(query string) string { return s.dialect.Rebind(query) }
 
 // Record writes r, stamped now unless r.At is set, and returns its id.
 func (s *Store) Record(ctx context.Context, r Record) (int64, error) {
-	if err := r.check(); err != nil {
+	if err := r.Check(); err != nil {
 		return 0, err
 	}
 	if r.At.IsZero() {
