@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
-	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/internal/registry"
 )
 
