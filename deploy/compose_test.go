@@ -30,6 +30,7 @@ var fakeEnv = map[string]string{
 var ssoEnv = map[string]string{
 	"HOOKRELAY_OIDC_ISSUER":          "https://sso.example.com/realms/ops",
 	"HOOKRELAY_OIDC_AUDIENCE":        "hookrelay-codec",
+	"HOOKRELAY_OIDC_REQUIRED_CLAIM":  "groups=hookrelay-codec",
 	"TEMPORAL_UI_OIDC_CLIENT_ID":     "temporal-ui",
 	"TEMPORAL_UI_OIDC_CLIENT_SECRET": "fake-oidc-client-secret-for-tests",
 }
@@ -300,7 +301,7 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 	want := map[string][]string{
 		"POSTGRES_PASSWORD": {"postgresql POSTGRES_PASSWORD", "temporal-schema POSTGRES_PWD", "temporal-frontend POSTGRES_PWD",
 			"temporal-history POSTGRES_PWD", "temporal-matching POSTGRES_PWD", "temporal-worker POSTGRES_PWD",
-			"hookrelay-db POSTGRES_PWD", "worker HOOKRELAY_ENDPOINTS_DB", "ingest HOOKRELAY_ENDPOINTS_DB"},
+			"hookrelay-db POSTGRES_PWD", "worker HOOKRELAY_ENDPOINTS_DB", "ingest HOOKRELAY_ENDPOINTS_DB", "codec-server HOOKRELAY_AUDIT_DB"},
 		"HOOKRELAY_CODEC_TOKEN":          nil,
 		"TEMPORAL_UI_OIDC_CLIENT_SECRET": {"temporal-ui TEMPORAL_AUTH_CLIENT_SECRET"},
 	}
@@ -544,8 +545,12 @@ func TestComposeUISignsInThroughOIDC(t *testing.T) {
 		}
 	}
 	if get(codec.Environment, "HOOKRELAY_OIDC_ISSUER") != ssoEnv["HOOKRELAY_OIDC_ISSUER"] ||
-		get(codec.Environment, "HOOKRELAY_OIDC_AUDIENCE") != ssoEnv["HOOKRELAY_OIDC_AUDIENCE"] {
-		t.Errorf("codec-server does not check the UI's issuer and audience: %v", codec.Environment)
+		get(codec.Environment, "HOOKRELAY_OIDC_AUDIENCE") != ssoEnv["HOOKRELAY_OIDC_AUDIENCE"] ||
+		get(codec.Environment, "HOOKRELAY_OIDC_REQUIRED_CLAIM") != ssoEnv["HOOKRELAY_OIDC_REQUIRED_CLAIM"] {
+		t.Errorf("codec-server does not check the UI's issuer, audience and required claim: %v", codec.Environment)
+	}
+	if !strings.HasPrefix(get(codec.Environment, "HOOKRELAY_AUDIT_DB"), "postgres://") {
+		t.Errorf("codec-server records decodes in no audit trail: %v", codec.Environment)
 	}
 	if slices.Contains(codec.Command, "--accept-path-token") {
 		t.Error("codec-server accepts the path token outside the dev-only variant")

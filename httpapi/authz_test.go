@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -64,9 +65,10 @@ var authzCases = map[string]authzCase{
 	"POST /v1/accounts/{account_id}/api-keys":                              {access{kind: adminOnly}, `{"name":"made in the matrix","scopes":["deliveries:read"]}`, 201},
 	"GET /v1/accounts/{account_id}/api-keys":                               {access{kind: adminOnly}, "", 200},
 	"DELETE /v1/accounts/{account_id}/api-keys/{key_id}":                   {access{kind: adminOnly}, "", 204},
-	"GET /v1/openapi.json":                                                 {access{kind: publicAccess}, "", 200},
-	"GET /healthz":                                                         {access{kind: publicAccess}, "", 200},
-	"GET /readyz":                                                          {access{kind: publicAccess}, "", 200},
+	"GET /v1/audit":        {access{kind: adminOnly}, "", 200},
+	"GET /v1/openapi.json": {access{kind: publicAccess}, "", 200},
+	"GET /healthz":         {access{kind: publicAccess}, "", 200},
+	"GET /readyz":          {access{kind: publicAccess}, "", 200},
 }
 
 // matrixCred is one credential of the matrix.
@@ -97,7 +99,9 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil
 	}
 	reg, err := registry.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "r.db"),
-		registry.Options{Codec: testenv.NewCodecT(t, "k1"), Guard: g, Now: func() time.Time { return clock }})
+		// The matrix registers an endpoint per request that names one: the
+		// quota of endpoints per account at its ceiling, not its default.
+		registry.Options{Codec: testenv.NewCodecT(t, "k1"), Guard: g, Now: func() time.Time { return clock }, Bounds: matrixBounds()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +118,13 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 	clock = time.Now()
 	e.tokens = append(e.tokens, expired)
 	deliveryLog := matrixLog(t)
+	trail, err := auditstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "audit.db"), auditstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trail.Close() })
 	e.h = newTestServer(t, e.fake, func(c *Config) {
-		c.Endpoints, c.Keys, c.SecondToken, c.DeliveryLog = reg, e.keys, secondToken, deliveryLog
+		c.Endpoints, c.Keys, c.SecondToken, c.DeliveryLog, c.Audit = reg, e.keys, secondToken, deliveryLog, trail
 		c.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}).Handler()
 	return e
@@ -406,5 +415,43 @@ func TestCredentialID(t *testing.T) {
 	}
 	if id := CredentialID(context.Background()); id != "" {
 		t.Fatalf("outside a request: %q", id)
+	}
+}
+
+func matrixBounds() endpoint.Bounds {
+	b := endpoint.DefaultBounds()
+	b.MaxEndpointsPerAccount = endpoint.EndpointsPerAccountCeiling
+	return b
+}
+
+// Making and revoking a key is in the audit trail, by the admin token's id,
+// with the key's id and never the key; an account key's use is recorded
+// under its own id.
+func TestAuditRecordsKeyChanges(t *testing.T) {
+	e := newMatrixEnv(t)
+	w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/api-keys", `{"name":"audited","scopes":["endpoints:write"]}`)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST api-keys: %d %s", w.Code, w.Body)
+	}
+	made := decode[apikey.View](t, w)
+	if w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/endpoints", `{"url":"https://hooks.example.com/a","events":["*"]}`, "Authorization", "Bearer "+made.Key); w.Code != http.StatusCreated {
+		t.Fatalf("POST endpoints with the key: %d %s", w.Code, w.Body)
+	}
+	if w := do(t, e.h, "DELETE", "/v1/accounts/"+acctA+"/api-keys/"+made.ID, ""); w.Code != http.StatusNoContent {
+		t.Fatalf("DELETE api-key: %d %s", w.Code, w.Body)
+	}
+	w = do(t, e.h, "GET", "/v1/audit?account_id="+acctA, "")
+	got := decode[auditList](t, w).lines()
+	admin := newAdminToken(testToken).id
+	want := []string{
+		acctA + " " + admin + " api_key.create " + made.ID + " name,scopes",
+		acctA + " key:" + made.ID + " endpoint.create ",
+		acctA + " " + admin + " api_key.revoke " + made.ID + " ",
+	}
+	if len(got) != len(want) || got[0] != want[0] || !strings.HasPrefix(got[1], want[1]) || got[2] != want[2] {
+		t.Fatalf("audit trail:\n got %q\nwant %q (the endpoint's id after endpoint.create)", got, want)
+	}
+	if strings.Contains(w.Body.String(), made.Key) {
+		t.Fatal("the audit trail holds the key itself")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/registry"
@@ -52,7 +53,8 @@ func (s *Server) postEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, ref.status, ref.body)
 		return
 	}
-	s.onEndpoints(w, r, http.StatusCreated, func(ctx context.Context, account, _ string) (any, error) {
+	change := &audit.Record{Action: audit.EndpointCreate, Changes: changedFields(f)}
+	s.onEndpoints(w, r, http.StatusCreated, change, func(ctx context.Context, account, _ string) (any, error) {
 		e, secret, err := s.endpoints.Create(ctx, account, f)
 		if err != nil {
 			return nil, err
@@ -76,7 +78,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	s.onEndpoints(w, r, http.StatusOK, func(ctx context.Context, account, _ string) (any, error) {
+	s.onEndpoints(w, r, http.StatusOK, nil, func(ctx context.Context, account, _ string) (any, error) {
 		page, err := s.endpoints.List(ctx, account, limit, q.Get("cursor"))
 		if err != nil {
 			return nil, err
@@ -92,7 +94,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 
 // getEndpoint is GET /v1/accounts/{account_id}/endpoints/{endpoint_id}.
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
-	s.onEndpoints(w, r, http.StatusOK, func(ctx context.Context, account, id string) (any, error) {
+	s.onEndpoints(w, r, http.StatusOK, nil, func(ctx context.Context, account, id string) (any, error) {
 		e, err := s.endpoints.Get(ctx, account, id)
 		if err != nil {
 			return nil, err
@@ -109,7 +111,8 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, ref.status, ref.body)
 		return
 	}
-	s.onEndpoints(w, r, http.StatusOK, func(ctx context.Context, account, id string) (any, error) {
+	change := &audit.Record{Action: audit.EndpointUpdate, Changes: changedFields(f)}
+	s.onEndpoints(w, r, http.StatusOK, change, func(ctx context.Context, account, id string) (any, error) {
 		e, err := s.endpoints.Update(ctx, account, id, f)
 		if err != nil {
 			return nil, err
@@ -121,7 +124,7 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
 // deleteEndpoint is DELETE /v1/accounts/{account_id}/endpoints/{endpoint_id}:
 // its open deliveries end with endpoint_deleted at their next attempt.
 func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) {
-	s.onEndpoints(w, r, http.StatusNoContent, func(ctx context.Context, account, id string) (any, error) {
+	s.onEndpoints(w, r, http.StatusNoContent, &audit.Record{Action: audit.EndpointDelete}, func(ctx context.Context, account, id string) (any, error) {
 		return nil, s.endpoints.Delete(ctx, account, id)
 	})
 }
@@ -137,7 +140,8 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 		}
 		overlap = d
 	}
-	s.onEndpoints(w, r, http.StatusOK, func(ctx context.Context, account, id string) (any, error) {
+	change := &audit.Record{Action: audit.EndpointRotateSecret, Changes: []string{"secret"}}
+	s.onEndpoints(w, r, http.StatusOK, change, func(ctx context.Context, account, id string) (any, error) {
 		rot, err := s.endpoints.RotateSecret(ctx, account, id, overlap)
 		if err != nil {
 			return nil, err
@@ -147,8 +151,9 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 // onEndpoints runs one call on the account's endpoints under the API's
-// limits and maps its errors to answers.
-func (s *Server) onEndpoints(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, account, id string) (any, error)) {
+// limits and maps its errors to answers. A change (non-nil) is recorded in
+// the audit trail before the call, or not made.
+func (s *Server) onEndpoints(w http.ResponseWriter, r *http.Request, okStatus int, change *audit.Record, call func(ctx context.Context, account, id string) (any, error)) {
 	account, id := r.PathValue("account_id"), r.PathValue("endpoint_id")
 	if id != "" {
 		annotate(r, slog.String("endpoint_id", id))
@@ -157,31 +162,67 @@ func (s *Server) onEndpoints(w http.ResponseWriter, r *http.Request, okStatus in
 		writeError(w, r, http.StatusNotFound, "this server manages no endpoints", "")
 		return
 	}
+	if change != nil {
+		if err := event.CheckAccountID(account); err != nil {
+			writeError(w, r, http.StatusUnprocessableEntity, "account_id: "+err.Error(), "account_id")
+			return
+		}
+		if len(id) > maxPathID {
+			writeError(w, r, http.StatusNotFound, "the account has no endpoint with this endpoint_id", "endpoint_id")
+			return
+		}
+	}
 	ctx, done, ok := s.bounded(w, r)
 	if !ok {
 		return
 	}
 	defer done()
-
+	settle := func(int, string) {}
+	if change != nil {
+		rec := *change
+		rec.AccountID, rec.Target = account, id
+		if settle, ok = s.audited(w, r, ctx, rec); !ok {
+			return
+		}
+	}
 	v, err := call(ctx, account, id)
+	target := ""
+	if view, ok := v.(registry.View); ok {
+		target = view.ID
+	}
+	settle(s.answerEndpoints(w, r, okStatus, v, err), target)
+}
+
+// maxPathID bounds an id in a path the audit trail records.
+const maxPathID = 256
+
+// answerEndpoints writes the answer to an endpoint call and returns its status.
+func (s *Server) answerEndpoints(w http.ResponseWriter, r *http.Request, okStatus int, v any, err error) int {
 	var fe *event.FieldError
 	switch {
 	case err == nil && okStatus == http.StatusNoContent:
 		w.WriteHeader(okStatus)
+		return okStatus
 	case err == nil:
 		writeJSON(w, okStatus, v)
+		return okStatus
 	case errors.As(err, &fe):
 		writeError(w, r, http.StatusUnprocessableEntity, fe.Error(), fe.Field)
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, endpoint.ErrNotFound):
 		writeError(w, r, http.StatusNotFound, "the account has no endpoint with this endpoint_id", "endpoint_id")
+		return http.StatusNotFound
 	case errors.Is(err, registry.ErrReadOnly):
 		writeError(w, r, http.StatusConflict, registry.ErrReadOnly.Error(), "")
+		return http.StatusConflict
 	case errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
 		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "the endpoint registry did not answer in time; retry after Retry-After seconds")
+		return http.StatusServiceUnavailable
 	default:
 		annotate(r, slog.String("error", err.Error()))
 		writeError(w, r, http.StatusInternalServerError, "internal error; nothing was half-written: retry later", "")
+		return http.StatusInternalServerError
 	}
 }
 

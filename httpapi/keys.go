@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hookrelay/hookrelay/audit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,7 +35,11 @@ func (s *Server) postKey(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, ref.status, ref.body)
 		return
 	}
-	s.onKeys(w, r, http.StatusCreated, func(ctx context.Context, account string) (any, error) {
+	changes := []string{"name", "scopes"}
+	if f.ExpiresAt != nil {
+		changes = append(changes, "expires_at")
+	}
+	s.onKeys(w, r, http.StatusCreated, &audit.Record{Action: audit.APIKeyCreate, Changes: changes}, func(ctx context.Context, account string) (any, error) {
 		k, key, err := s.keys.CreateKey(ctx, account, f)
 		if err != nil {
 			return nil, err
@@ -49,7 +54,7 @@ func (s *Server) postKey(w http.ResponseWriter, r *http.Request) {
 // listKeys is GET /v1/accounts/{account_id}/api-keys: the account's keys
 // not revoked, expired ones included, without the keys themselves.
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	s.onKeys(w, r, http.StatusOK, func(ctx context.Context, account string) (any, error) {
+	s.onKeys(w, r, http.StatusOK, nil, func(ctx context.Context, account string) (any, error) {
 		keys, err := s.keys.ListKeys(ctx, account)
 		if err != nil {
 			return nil, err
@@ -67,14 +72,16 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("key_id")
 	annotate(r, slog.String("key_id", id))
-	s.onKeys(w, r, http.StatusNoContent, func(ctx context.Context, account string) (any, error) {
+	s.onKeys(w, r, http.StatusNoContent, &audit.Record{Action: audit.APIKeyRevoke, Target: id}, func(ctx context.Context, account string) (any, error) {
 		return nil, s.keys.RevokeKey(ctx, account, id)
 	})
 }
 
 // onKeys runs one call on the account's keys under the API's limits and
-// maps its errors to answers.
-func (s *Server) onKeys(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, account string) (any, error)) {
+// maps its errors to answers. A change (non-nil) is recorded in the audit
+// trail before it is made, or not made; a created key's id is added to its
+// record once known.
+func (s *Server) onKeys(w http.ResponseWriter, r *http.Request, okStatus int, change *audit.Record, call func(ctx context.Context, account string) (any, error)) {
 	if s.keys == nil {
 		writeError(w, r, http.StatusNotFound, "this server manages no API keys: they live in the endpoint registry (--endpoints-db)", "")
 		return
@@ -84,24 +91,47 @@ func (s *Server) onKeys(w http.ResponseWriter, r *http.Request, okStatus int, ca
 		return
 	}
 	defer done()
+	account := r.PathValue("account_id")
+	settle := func(int, string) {}
+	if change != nil {
+		rec := *change
+		rec.AccountID = account
+		if settle, ok = s.audited(w, r, ctx, rec); !ok {
+			return
+		}
+	}
+	v, err := call(ctx, account)
+	target := ""
+	if k, isKey := v.(apikey.View); isKey {
+		target = k.ID
+	}
+	settle(answerKeys(w, r, okStatus, v, err), target)
+}
 
-	v, err := call(ctx, r.PathValue("account_id"))
+// answerKeys writes the answer to a call on keys and returns its status.
+func answerKeys(w http.ResponseWriter, r *http.Request, okStatus int, v any, err error) int {
 	var fe *event.FieldError
 	switch {
 	case err == nil && okStatus == http.StatusNoContent:
 		w.WriteHeader(okStatus)
+		return okStatus
 	case err == nil:
 		writeJSON(w, okStatus, v)
+		return okStatus
 	case errors.As(err, &fe):
 		writeError(w, r, http.StatusUnprocessableEntity, fe.Error(), fe.Field)
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, apikey.ErrNotFound):
 		writeError(w, r, http.StatusNotFound, "the account has no API key with this key_id (or it was revoked)", "key_id")
+		return http.StatusNotFound
 	case errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
 		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "the registry did not answer in time; retry after Retry-After seconds")
+		return http.StatusServiceUnavailable
 	default:
 		annotate(r, slog.String("error", err.Error()))
 		writeError(w, r, http.StatusInternalServerError, "internal error; nothing was half-written: retry later", "")
+		return http.StatusInternalServerError
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -46,7 +47,11 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.onDelivery(w, r, http.StatusOK, func(ctx context.Context, id string) (any, error) {
+	var changes []string
+	if req.Reason != "" {
+		changes = []string{"reason"}
+	}
+	s.onDelivery(w, r, http.StatusOK, &audit.Record{Action: audit.DeliveryCancel, Changes: changes}, func(ctx context.Context, id string) (any, error) {
 		return s.deliveries.Cancel(ctx, id, req.Reason)
 	})
 }
@@ -55,7 +60,7 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 // under /v1/accounts/{account_id}/: send the event
 // again with the same webhook-id; a closed delivery gets a new run.
 func (s *Server) postResend(w http.ResponseWriter, r *http.Request) {
-	s.onDelivery(w, r, http.StatusAccepted, func(ctx context.Context, id string) (any, error) {
+	s.onDelivery(w, r, http.StatusAccepted, &audit.Record{Action: audit.DeliveryResend}, func(ctx context.Context, id string) (any, error) {
 		started, err := s.deliveries.Resend(ctx, id)
 		return deliveryOf(started), err
 	})
@@ -64,7 +69,7 @@ func (s *Server) postResend(w http.ResponseWriter, r *http.Request) {
 // postRetryNow is POST /v1/accounts/{account_id}/deliveries/{delivery_id}/retry-now:
 // cut an open delivery's current wait short and answer its status.
 func (s *Server) postRetryNow(w http.ResponseWriter, r *http.Request) {
-	s.onDelivery(w, r, http.StatusOK, func(ctx context.Context, id string) (any, error) {
+	s.onDelivery(w, r, http.StatusOK, &audit.Record{Action: audit.DeliveryRetryNow}, func(ctx context.Context, id string) (any, error) {
 		return s.deliveries.RetryNow(ctx, id)
 	})
 }
@@ -72,8 +77,10 @@ func (s *Server) postRetryNow(w http.ResponseWriter, r *http.Request) {
 // onDelivery runs one call about the delivery in the path, under the same
 // limits as any Temporal call, and maps its errors to answers. Under
 // /v1/accounts/{account_id}/ the delivery must be that account's: another
-// account's answers 404, as one that does not exist.
-func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, id string) (any, error)) {
+// account's answers 404, as one that does not exist. A change (non-nil) is
+// recorded in the audit trail, under the account of the delivery's endpoint,
+// before it is made, or not made.
+func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int, change *audit.Record, call func(ctx context.Context, id string) (any, error)) {
 	id := r.PathValue("delivery_id")
 	if _, _, err := workflows.ParseDeliveryID(id); err != nil {
 		writeError(w, r, http.StatusBadRequest, err.Error(), "delivery_id")
@@ -84,30 +91,49 @@ func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int
 		return
 	}
 	defer done()
-
-	var v any
-	err := s.ofAccount(ctx, r, id)
-	if err == nil {
-		v, err = call(ctx, id)
+	if err := s.ofAccount(ctx, r, id); err != nil {
+		answerDelivery(w, r, okStatus, nil, err)
+		return
 	}
+	settle := func(int, string) {}
+	if change != nil && s.audit != nil {
+		rec := *change
+		rec.AccountID, rec.Target = s.deliveryAccount(ctx, id), id
+		if settle, ok = s.audited(w, r, ctx, rec); !ok {
+			return
+		}
+	}
+	v, err := call(ctx, id)
+	settle(answerDelivery(w, r, okStatus, v, err), "")
+}
+
+// answerDelivery writes the answer to a delivery call and returns its status.
+func answerDelivery(w http.ResponseWriter, r *http.Request, okStatus int, v any, err error) int {
 	switch {
 	case err == nil:
 		writeJSON(w, okStatus, v)
+		return okStatus
 	case errors.Is(err, deliveries.ErrNotFound):
 		writeError(w, r, http.StatusNotFound, "no delivery has this delivery_id", "delivery_id")
+		return http.StatusNotFound
 	case errors.Is(err, deliveries.ErrPlaintextInput):
 		writeError(w, r, http.StatusConflict, "the delivery's input did not arrive sealed (a plaintext start): it is not resent; an operator may resend it with starter resend --reseal-plaintext", "delivery_id")
+		return http.StatusConflict
 	case errors.Is(err, deliveries.ErrFinished):
 		writeError(w, r, http.StatusConflict, "the delivery has already finished; resend it instead", "delivery_id")
+		return http.StatusConflict
 	case errors.Is(err, deliveries.ErrNoWorker):
 		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "the delivery exists but no worker answered; retry later")
+		return http.StatusServiceUnavailable
 	case errors.Is(err, deliveries.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
 		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "Temporal is unavailable or too slow; retry after Retry-After seconds")
+		return http.StatusServiceUnavailable
 	default:
 		annotate(r, slog.String("error", err.Error()))
 		writeError(w, r, http.StatusInternalServerError, "internal error", "")
+		return http.StatusInternalServerError
 	}
 }
 

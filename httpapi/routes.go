@@ -52,6 +52,7 @@ func (s *Server) routeTable() []route {
 		// broader or longer-lived one.
 		{"/v1/accounts/{account_id}/api-keys", methods{http.MethodPost: admin(s.postKey), http.MethodGet: admin(s.listKeys)}},
 		{"/v1/accounts/{account_id}/api-keys/{key_id}", methods{http.MethodDelete: admin(s.deleteKey)}},
+		{"/v1/audit", methods{http.MethodGet: admin(s.getAudit)}},
 		{"/v1/openapi.json", methods{http.MethodGet: public(s.getOpenAPI)}},
 		{"/healthz", methods{http.MethodGet: public(s.healthz)}},
 		{"/readyz", methods{http.MethodGet: public(s.readyz)}},

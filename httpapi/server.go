@@ -92,6 +92,11 @@ type Config struct {
 	// Endpoints serves /v1/accounts/{account_id}/endpoints: the registry, or
 	// registry.FileView over the endpoints file. Nil: those routes answer 404.
 	Endpoints Endpoints
+	// Audit records every change made through the API before it is made
+	// (a change it cannot record is refused with 503) and serves GET
+	// /v1/audit: *audit.Store on the registry's database. Nil: nothing is
+	// recorded, and /v1/audit answers 404.
+	Audit AuditTrail
 	// DeliveryLog serves /v1/accounts/{account_id}/deliveries: the delivery
 	// log. Nil: those routes answer 404.
 	DeliveryLog DeliveryLog
@@ -170,6 +175,7 @@ type Server struct {
 	admin           []adminToken // the live admin tokens
 	noAuth          bool
 	slots           chan struct{} // one per request waiting on Temporal
+	audit           AuditTrail
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
 	log             *slog.Logger
@@ -196,6 +202,7 @@ func New(cfg Config) (*Server, error) {
 		deliveryLog:     cfg.DeliveryLog,
 		keys:            cfg.Keys,
 		noAuth:          cfg.NoAuth,
+		audit:           cfg.Audit,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),

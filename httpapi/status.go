@@ -9,7 +9,7 @@ import (
 // getDelivery is GET /v1/deliveries/{delivery_id}: the delivery's status and
 // attempts, as `starter status --output json` prints them.
 func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request) {
-	s.onDelivery(w, r, http.StatusOK, func(ctx context.Context, id string) (any, error) {
+	s.onDelivery(w, r, http.StatusOK, nil, func(ctx context.Context, id string) (any, error) {
 		return s.deliveries.Status(ctx, id)
 	})
 }

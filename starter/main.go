@@ -24,6 +24,7 @@ import (
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/httpapi"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
@@ -193,6 +194,7 @@ type serveFlags struct {
 	listen     string
 	tokenFile  string
 	noAuth     bool
+	auditDB    string
 	cfg        httpapi.Config
 	hostWorker bool
 	logDB      string // the delivery log's database: --log-db, else --endpoints-db
@@ -210,6 +212,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	endpointsource.AddBoundsFlags(fs, &f.bounds)
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the admin bearer token, or two on two lines while rotating it (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
+	cmdline.String(fs, &f.auditDB, "audit-db", "HOOKRELAY_AUDIT_DB", "", "the audit trail's database, postgres://... or sqlite:PATH (default: --endpoints-db's; without either, changes are not recorded)")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
 	fs.Float64Var(&f.cfg.AccountRate, "account-rate", httpapi.DefaultAccountRate, "events a second each account may send to POST /v1/events, in this process; over it, 429 and nothing started; 0: no limit")
@@ -331,6 +334,14 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 		defer l.Close() // after the last request is answered
 		cfg.DeliveryLog = l
 	}
+	trail, err := f.openAudit(ctx, p.Logger)
+	if err != nil {
+		return err
+	}
+	if trail != nil {
+		defer trail.Close()
+		cfg.Audit = trail
+	}
 	cfg.Deliveries = &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
 		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider(),
 		ResealPlaintext: conn.InsecurePlaintext}
@@ -343,6 +354,24 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 		return fmt.Errorf("--listen: %w", err)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// openAudit opens the audit trail: --audit-db, else the registry's
+// database; nil, with a warning, when there is neither.
+func (f *serveFlags) openAudit(ctx context.Context, logger *slog.Logger) (*auditstore.Store, error) {
+	dsn := f.auditDB
+	if dsn == "" {
+		dsn = f.boot.Endpoints.DB
+	}
+	if dsn == "" {
+		logger.Warn("no audit trail: resends and cancels made through the API are not recorded; give --audit-db (or --endpoints-db)")
+		return nil, nil
+	}
+	trail, err := auditstore.Open(ctx, dsn, auditstore.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("--audit-db: %w", err)
+	}
+	return trail, nil
 }
 
 // apiToken reads the admin token from --api-token-file, else from

@@ -120,6 +120,8 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"codec server: audience without issuer", []string{"codec-server", "--oidc-audience", "hookrelay-codec"}, []string{"--oidc-issuer"}, 2},
 		{"codec server: plain http issuer", []string{"codec-server", "--oidc-issuer", "http://sso.example.com/realms/ops?x=fake-7741", "--oidc-audience", "a"}, []string{"--oidc-issuer", "https"}, 2},
 		{"codec server: a shared-secret algorithm", []string{"codec-server", "--oidc-issuer", "https://sso.example.com", "--oidc-audience", "a", "--oidc-algorithms", "HS256"}, []string{"--oidc-algorithms", "HS256"}, 2},
+		{"codec server: an issuer without a required claim", []string{"codec-server", "--oidc-issuer", "https://sso.example.com", "--oidc-audience", "a"}, []string{"--oidc-required-claim"}, 2},
+		{"codec server: a required claim without a value", []string{"codec-server", "--oidc-issuer", "https://sso.example.com", "--oidc-audience", "a", "--oidc-required-claim", "groups"}, []string{"--oidc-required-claim", "NAME=VALUE"}, 2},
 		{"proxy-allow-cidr without a proxy", append([]string{"--endpoints", good, "--proxy-allow-cidr", "10.0.0.0/8"}, key...), []string{"--proxy-allow-cidr", "--use-env-proxy"}, 2},
 	}
 	// Each bound on an endpoint's values, just outside it in the file: the

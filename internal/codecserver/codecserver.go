@@ -1,23 +1,32 @@
 // Package codecserver serves the payload codec over HTTP, so the Temporal UI
 // and CLI can show decrypted payloads to whoever holds the token: POST
 // /encode and /decode (converter.NewPayloadCodecHTTPHandler), callable from
-// browsers on one configured UI origin only, and only with the token; and
-// GET /healthz, without the token, for health checks.
+// browsers on one configured UI origin only, and only with the token (or,
+// for /decode only, a signed-in user's access token carrying the required
+// claim); and GET /healthz, without the token, for health checks. Every
+// decode is recorded (who, when, how many payloads) before it is made.
 package codecserver
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"go.temporal.io/sdk/converter"
 
+	"github.com/hookrelay/hookrelay/audit"
 	"github.com/hookrelay/hookrelay/internal/redact"
 )
 
@@ -49,7 +58,19 @@ type Options struct {
 	OIDC *OIDC
 	// Logger hears why a request was refused (never a token); nil logs nothing.
 	Logger *slog.Logger
+	// Audit records every decode before it is made (*audit.Store); a decode
+	// it cannot record is refused (503). Nil: each decode is a log line
+	// ("payloads decoded") on Logger instead.
+	Audit Auditor
 }
+
+// Auditor records decodes: *audit.Store.
+type Auditor interface {
+	Record(ctx context.Context, r audit.Record) (int64, error)
+}
+
+// StaticCredential is who decoded with the token (the CLI's), in records.
+const StaticCredential = "static token"
 
 // Handler wraps the codec's HTTP handler with the origin and token checks.
 func Handler(codec converter.PayloadCodec, o Options) (http.Handler, error) {
@@ -70,7 +91,8 @@ func Handler(codec converter.PayloadCodec, o Options) (http.Handler, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	sum := sha256.Sum256([]byte(o.Token))
-	return &handler{origin: origin, tokenSum: sum, pathToken: o.PathToken, oidc: o.OIDC, log: logger, codec: converter.NewPayloadCodecHTTPHandler(codec)}, nil
+	return &handler{origin: origin, tokenSum: sum, pathToken: o.PathToken, oidc: o.OIDC, log: logger, audit: o.Audit,
+		codec: converter.NewPayloadCodecHTTPHandler(codec)}, nil
 }
 
 // ParseOrigin checks s is an origin: scheme, host and optional port, nothing else.
@@ -110,7 +132,25 @@ type handler struct {
 	pathToken bool
 	oidc      *OIDC
 	log       *slog.Logger
+	audit     Auditor
 	codec     http.Handler
+}
+
+// caller is who a request authenticated as.
+type caller struct {
+	user bool   // a signed-in user's access token, not the static token
+	sub  string // the user's subject
+}
+
+// credential names the caller in records and logs: the subject, never a token.
+func (c caller) credential() string {
+	if !c.user {
+		return StaticCredential
+	}
+	if c.sub == "" {
+		return "oidc:(no sub)"
+	}
+	return "oidc:" + c.sub
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -132,8 +172,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.preflight(w, r)
 		return
 	}
-	path, ok := h.authorize(r)
-	if !ok {
+	path, who, err := h.authorize(r)
+	switch {
+	case errors.Is(err, ErrMissingClaim):
+		// Generic: the answer does not say which claim would do.
+		http.Error(w, "not allowed to use the codec server", http.StatusForbidden)
+		return
+	case err != nil:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay codec"`)
 		http.Error(w, "missing or wrong token", http.StatusUnauthorized)
 		return
@@ -147,9 +192,50 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
+	if path == "/encode" && who.user {
+		// Sealing lets its caller make input a worker signs: the CLI's token only.
+		h.log.Warn("codec request refused", "auth", "oidc", "sub", who.sub, "path", path, "reason", "encode is for the static token only")
+		http.Error(w, "not allowed to use the codec server", http.StatusForbidden)
+		return
+	}
 	r.URL.Path = path
 	r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+	if path == "/decode" && !h.recordDecode(w, r, who) {
+		return
+	}
 	h.codec.ServeHTTP(w, r)
+}
+
+// recordDecode records a decode before it is made: who, and how many
+// payloads (never the payloads). A body that is not payloads is left to the
+// codec handler to refuse, unrecorded, since nothing is decoded; a record
+// that cannot be written refuses the decode (503).
+func (h *handler) recordDecode(w http.ResponseWriter, r *http.Request, who caller) bool {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var batch struct {
+		Payloads []json.RawMessage `json:"payloads"`
+	}
+	if json.Unmarshal(body, &batch) != nil {
+		return true
+	}
+	n := len(batch.Payloads)
+	if h.audit == nil {
+		h.log.Info("payloads decoded", "credential", who.credential(), "payloads", n)
+		return true
+	}
+	rec := audit.Record{AccountID: audit.AllAccounts, Credential: who.credential(), Action: audit.PayloadDecode, Target: strconv.Itoa(n)}
+	if _, err := h.audit.Record(r.Context(), rec); err != nil {
+		h.log.Error("decode refused: the audit trail did not take its record", "credential", who.credential(), "error", err.Error())
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the decode could not be recorded; nothing was decoded: retry later", http.StatusServiceUnavailable)
+		return false
+	}
+	return true
 }
 
 // preflight answers a browser's CORS preflight. It carries no credentials,
@@ -165,31 +251,38 @@ func (h *handler) preflight(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// errUnauthenticated: no credential, or a wrong one (401).
+var errUnauthenticated = errors.New("missing or wrong token")
+
 // authorize checks the token, in the Authorization header or (if enabled)
-// the path, and returns the path that remains. Tokens are compared as
-// SHA-256 sums in constant time, so neither their content nor their length
-// leaks through timing. With OIDC, a bearer JWT is verified as a signed-in
-// user's access token.
-func (h *handler) authorize(r *http.Request) (string, bool) {
+// the path, and returns the path that remains and who called. Tokens are
+// compared as SHA-256 sums in constant time, so neither their content nor
+// their length leaks through timing. With OIDC, a bearer JWT is verified as
+// a signed-in user's access token; a valid one without the required claim
+// is ErrMissingClaim (403).
+func (h *handler) authorize(r *http.Request) (string, caller, error) {
 	if scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 		if h.matches(token) {
-			return r.URL.Path, true
+			return r.URL.Path, caller{}, nil
 		}
 		if h.oidc != nil && strings.Count(token, ".") == 2 {
 			sub, err := h.oidc.Verify(r.Context(), token)
 			if err == nil {
 				h.log.Info("codec request", "auth", "oidc", "sub", sub, "path", r.URL.Path)
-				return r.URL.Path, true
+				return r.URL.Path, caller{user: true, sub: sub}, nil
 			}
-			h.log.Warn("codec request refused", "auth", "oidc", "reason", err.Error())
+			h.log.Warn("codec request refused", "auth", "oidc", "sub", sub, "reason", err.Error())
+			if errors.Is(err, ErrMissingClaim) {
+				return "", caller{}, err
+			}
 		}
 	}
 	if h.pathToken {
 		if token, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); ok && h.matches(token) {
-			return "/" + rest, true
+			return "/" + rest, caller{}, nil
 		}
 	}
-	return "", false
+	return "", caller{}, errUnauthenticated
 }
 
 func (h *handler) matches(token string) bool {

@@ -208,7 +208,7 @@ func TestOtherPathsAndMethods(t *testing.T) {
 		t.Errorf("bad body: %d", resp.StatusCode)
 	}
 	big := bytes.Repeat([]byte(" "), MaxRequestBytes+1)
-	if resp := request(t, http.MethodPost, url+"/decode", auth, big); resp.StatusCode != http.StatusBadRequest {
+	if resp := request(t, http.MethodPost, url+"/decode", auth, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized body: %d", resp.StatusCode)
 	}
 }

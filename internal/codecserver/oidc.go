@@ -30,13 +30,17 @@ import (
 // discovery document unless JWKSURL names it; they are cached, and fetched
 // again when a token names a key id the cache lacks (the issuer rotated),
 // at most once per MinRefresh, so tokens with made-up key ids cannot make
-// the codec server hammer the issuer.
+// the codec server hammer the issuer. A valid token must also carry
+// RequiredClaim: issuer and audience alone often admit a whole realm.
 type OIDC struct {
 	// Issuer is the "iss" every token must carry, exactly: the issuer URL.
 	Issuer string
 	// Audience must be among the token's "aud": the API the UI's tokens are
 	// for (for ID tokens, the UI's client id).
 	Audience string
+	// RequiredClaim is the claim every token must carry, such as a group
+	// or role: required.
+	RequiredClaim Claim
 	// Algorithms is the allow-list of signature algorithms (DefaultAlgorithms if empty).
 	Algorithms []string
 	// JWKSURL is the issuer's key set; "" reads jwks_uri from
@@ -91,6 +95,10 @@ func (o *OIDC) Check() error {
 			return fmt.Errorf("--oidc-algorithms: %q is not one of %s", a, strings.Join(asymmetric, ", "))
 		}
 	}
+	if o.RequiredClaim.Name == "" || o.RequiredClaim.Value == "" {
+		return errors.New("--oidc-required-claim: required with --oidc-issuer: NAME=VALUE, a group or role only the codec's users have (groups=hookrelay-codec); " +
+			"issuer and audience alone admit every user of the realm")
+	}
 	return nil
 }
 
@@ -137,7 +145,8 @@ func (o *OIDC) Verify(ctx context.Context, token string) (string, error) {
 		return "", err
 	}
 	var claims jwt.Claims
-	if err := tok.Claims(key.Key, &claims); err != nil {
+	var all map[string]any
+	if err := tok.Claims(key.Key, &claims, &all); err != nil {
 		return "", fmt.Errorf("signature: %w", err)
 	}
 	if claims.Expiry == nil {
@@ -149,6 +158,9 @@ func (o *OIDC) Verify(ctx context.Context, token string) (string, error) {
 	}
 	if err := claims.ValidateWithLeeway(jwt.Expected{Issuer: o.Issuer, AnyAudience: jwt.Audience{o.Audience}, Time: now()}, leeway); err != nil {
 		return "", err
+	}
+	if o.RequiredClaim.Name != "" && !o.RequiredClaim.heldBy(all) {
+		return claims.Subject, fmt.Errorf("%w (%s)", ErrMissingClaim, o.RequiredClaim.Name)
 	}
 	return claims.Subject, nil
 }

@@ -112,7 +112,7 @@ func TestOIDCAccessTokens(t *testing.T) {
 	is.publish(k1)
 	is.publish(rs)
 	var logs bytes.Buffer
-	oidc := &OIDC{Issuer: is.url, Audience: "hookrelay-codec", MinRefresh: -1}
+	oidc := &OIDC{Issuer: is.url, Audience: "hookrelay-codec", RequiredClaim: codecGroup, MinRefresh: -1}
 	url := serve(t, testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: oidc,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	decode := func(bearer string) int {
@@ -123,11 +123,12 @@ func TestOIDCAccessTokens(t *testing.T) {
 	now := time.Now()
 	good := jwt.Claims{Issuer: is.url, Audience: jwt.Audience{"temporal-ui", "hookrelay-codec"}, Subject: "operator-7741",
 		Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)), IssuedAt: jwt.NewNumericDate(now)}
+	member := userClaims{Claims: good, Groups: []string{"staff", "hookrelay-codec"}}
 
-	if code := decode(sign(t, k1, good)); code != http.StatusOK {
+	if code := decode(sign(t, k1, member)); code != http.StatusOK {
 		t.Fatalf("a valid ES256 access token: %d", code)
 	}
-	if code := decode(sign(t, rs, good)); code != http.StatusOK {
+	if code := decode(sign(t, rs, member)); code != http.StatusOK {
 		t.Fatalf("a valid RS256 access token: %d", code)
 	}
 	if code := decode(token); code != http.StatusOK {
@@ -163,12 +164,12 @@ func TestOIDCAccessTokens(t *testing.T) {
 	before := is.fetches.Load()
 	k2 := newSigningKey(t, "k2", jose.ES256)
 	is.publish(k2)
-	if code := decode(sign(t, k2, good)); code != http.StatusOK || is.fetches.Load() != before+1 {
+	if code := decode(sign(t, k2, member)); code != http.StatusOK || is.fetches.Load() != before+1 {
 		t.Fatalf("after a rotation: %d with %d fetches, want 200 after one more", code, is.fetches.Load()-before)
 	}
 
 	// With the default bound, made-up key ids cost at most one fetch.
-	bounded := &OIDC{Issuer: is.url, Audience: "hookrelay-codec"}
+	bounded := &OIDC{Issuer: is.url, Audience: "hookrelay-codec", RequiredClaim: codecGroup}
 	url = serve(t, testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: bounded})
 	before = is.fetches.Load()
 	for i := range 20 {
@@ -181,6 +182,15 @@ func TestOIDCAccessTokens(t *testing.T) {
 	if n := is.fetches.Load() - before; n != 1 {
 		t.Fatalf("20 tokens with unknown key ids caused %d fetches, want 1", n)
 	}
+}
+
+// codecGroup is the tests' required claim.
+var codecGroup = Claim{Name: "groups", Value: "hookrelay-codec"}
+
+// userClaims are an access token's claims with the groups its user is in.
+type userClaims struct {
+	jwt.Claims
+	Groups []string `json:"groups,omitempty"`
 }
 
 // unsigned is a token with "alg":"none".
@@ -201,14 +211,15 @@ func TestOIDCSettingsAreChecked(t *testing.T) {
 		{Issuer: "https://issuer.example.com", Audience: "a", Algorithms: []string{"HS256"}},
 		{Issuer: "https://issuer.example.com", Audience: "a", Algorithms: []string{"none"}},
 		{Issuer: "https://issuer.example.com", Audience: "a", JWKSURL: "http://keys.example.com/jwks"},
+		{Issuer: "https://issuer.example.com", Audience: "a"}, // no required claim
 	} {
 		if _, err := Handler(testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: o}); err == nil || strings.Contains(err.Error(), "fake") {
 			t.Errorf("OIDC %s %s: %v, want an error without the query", o.Issuer, o.Algorithms, err)
 		}
 	}
 	for _, o := range []*OIDC{
-		{Issuer: "https://issuer.example.com/realms/ops", Audience: "hookrelay-codec"},
-		{Issuer: "http://127.0.0.1:9999", Audience: "a", Algorithms: []string{"RS256", "EdDSA"}},
+		{Issuer: "https://issuer.example.com/realms/ops", Audience: "hookrelay-codec", RequiredClaim: codecGroup},
+		{Issuer: "http://127.0.0.1:9999", Audience: "a", Algorithms: []string{"RS256", "EdDSA"}, RequiredClaim: codecGroup},
 	} {
 		if _, err := Handler(testenv.NewCodecT(t, "t1"), Options{Origin: uiOrigin, Token: token, OIDC: o}); err != nil {
 			t.Errorf("OIDC %s: %v", o.Issuer, err)

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -75,4 +76,13 @@ func (FileView) Delete(context.Context, string, string) error { return ErrReadOn
 // RotateSecret fails: the file is read-only.
 func (FileView) RotateSecret(context.Context, string, string, time.Duration) (Rotated, error) {
 	return Rotated{}, ErrReadOnly
+}
+
+// Resolve finds endpoint id in the file whatever its account, as
+// Registry.Resolve does (the API names a delivery's account with it).
+func (v FileView) Resolve(_ context.Context, id string) (endpoint.Endpoint, error) {
+	if e, ok := v.File.Config().Lookup(id); ok {
+		return e, nil
+	}
+	return endpoint.Endpoint{}, fmt.Errorf("endpoint %q is not in the endpoints file: %w", id, endpoint.ErrNotFound)
 }
