@@ -35,6 +35,9 @@ func (s *Server) routeTable() []route {
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: s.authed(s.getEndpoint),
 			http.MethodPatch: s.authed(s.patchEndpoint), http.MethodDelete: s.authed(s.deleteEndpoint)}},
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: s.authed(s.rotateSecret)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/recover", methods{http.MethodPost: s.authed(s.postRecover)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/test", methods{http.MethodPost: s.authed(s.postTest)}},
+		{"/v1/accounts/{account_id}/recoveries/{recover_id}", methods{http.MethodGet: s.authed(s.getRecovery)}},
 		{"/v1/openapi.json", methods{http.MethodGet: s.getOpenAPI}},
 		{"/healthz", methods{http.MethodGet: s.healthz}},
 		{"/readyz", methods{http.MethodGet: s.readyz}},
@@ -50,7 +53,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{delivery_id}, POST /v1/deliveries/{delivery_id}/cancel and /resend, "+
-			"and /v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret]]; GET /v1/openapi.json describes it", "")
+			"/v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret|/recover|/test]] and /v1/accounts/{account_id}/recoveries/{recover_id}; GET /v1/openapi.json describes it", "")
 	})
 	return s.logRequests(mux)
 }
@@ -128,7 +131,7 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, status int, e apiErro
 // knownField matches the field names hookrelay itself defines, alone or in
 // a batch (events[3].payload.id). Any other field name is a key the client
 // chose (an unknown or repeated key): the answer names it, the log does not.
-var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|reason|Authorization|Content-Type|Content-Encoding)$`)
+var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|reason|since|until|recover_id|endpoint_id|Authorization|Content-Type|Content-Encoding)$`)
 
 // unknownField is what the log says instead of a client's key.
 const unknownField = "unknown"

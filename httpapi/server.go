@@ -70,6 +70,10 @@ type Config struct {
 	// Endpoints serves /v1/accounts/{account_id}/endpoints: the registry, or
 	// registry.FileView over the endpoints file. Nil: those routes answer 404.
 	Endpoints Endpoints
+	// Recoveries serves the recover and test routes: a deliveries.Client,
+	// set when the deployment keeps a delivery log (its workers serve
+	// recoveries). Nil: those routes answer 404.
+	Recoveries Recoveries
 	// Token is the bearer token every /v1 request must carry. An empty
 	// token is refused unless NoAuth is set.
 	Token  string
@@ -113,6 +117,7 @@ func (c Config) Validate() error {
 type Server struct {
 	deliveries      Deliveries
 	endpoints       Endpoints
+	recoveries      Recoveries
 	tokenHash       *[sha256.Size]byte // nil: no authentication
 	slots           chan struct{}      // one per request waiting on Temporal
 	requestTimeout  time.Duration
@@ -135,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		deliveries:      cfg.Deliveries,
 		endpoints:       cfg.Endpoints,
+		recoveries:      cfg.Recoveries,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),

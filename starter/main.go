@@ -202,6 +202,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	f.boot.Conn.AddFlags(fs)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "host:port the HTTP API listens on")
 	f.boot.Endpoints.AddFlags(fs)
+	cmdline.LogDB(fs, &f.boot.LogDB)
 	endpointsource.AddBoundsFlags(fs, &f.bounds)
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
@@ -304,9 +305,13 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 	} else {
 		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
 	}
-	cfg.Deliveries = &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
+	dc := &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
 		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider(),
 		ResealPlaintext: conn.InsecurePlaintext}
+	cfg.Deliveries = dc
+	if p.Log != nil {
+		cfg.Recoveries = dc // recoveries page the log, on the workers that keep it
+	}
 	srv, err := httpapi.New(cfg)
 	if err != nil {
 		return err

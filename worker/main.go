@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string) error {
 	opts.AddFlags(fs)
 	cmdline.ShutdownTimeout(fs, &opts.ShutdownTimeout)
 	b.Endpoints.AddFlags(fs)
+	cmdline.LogDB(fs, &b.LogDB)
 	var bounds endpoint.Bounds
 	endpointsource.AddBoundsFlags(fs, &bounds)
 	cmdline.String(fs, &b.MetricsListen, "metrics-listen", "HOOKRELAY_METRICS_LISTEN", "", "serve Prometheus GET /metrics and GET /healthz on this address")

@@ -126,6 +126,15 @@ func EndpointsDB(fs *pflag.FlagSet, p *string) {
 	String(fs, p, "endpoints-db", EnvEndpointsDB, "", "endpoint registry database: postgres://... or sqlite:PATH, in place of --endpoints")
 }
 
+// EnvLogDB is the environment fallback of --log-db.
+const EnvLogDB = "HOOKRELAY_LOG_DB"
+
+// LogDB defines --log-db, the delivery log's database; "" is the
+// --endpoints-db database, if any.
+func LogDB(fs *pflag.FlagSet, p *string) {
+	String(fs, p, "log-db", EnvLogDB, "", "delivery log database (postgres://... or sqlite:PATH); default: the --endpoints-db database")
+}
+
 // EndpointsCacheTTL defines --endpoints-cache-ttl: how stale a process's
 // answers from the endpoint registry may be.
 func EndpointsCacheTTL(fs *pflag.FlagSet, p *time.Duration) {

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/codec"
+	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/tracing"
@@ -43,6 +45,17 @@ type Boot struct {
 	Warn func(*slog.Logger)
 	// Lazy dials Temporal on first use rather than at start.
 	Lazy bool
+	// LogDB is the delivery log's database (--log-db); "" is the
+	// --endpoints-db database, and with neither there is no log.
+	LogDB string
+}
+
+// LogDSN is the delivery log's database, "" for none.
+func (b Boot) LogDSN() string {
+	if b.LogDB != "" {
+		return b.LogDB
+	}
+	return b.Endpoints.DB
 }
 
 // Process is what Boot.Start opened; Close releases it in reverse order,
@@ -52,7 +65,9 @@ type Process struct {
 	Tracing   *tracing.Tracing
 	Endpoints endpointsource.Endpoints
 	Client    temporalclient.Conn
-	closers   []func()
+	// Log is the delivery log; nil without one (Boot.LogDSN).
+	Log     *deliverylog.Log
+	closers []func()
 }
 
 // Close releases what Start opened, last first.
@@ -90,6 +105,9 @@ func (b Boot) Start(ctx context.Context) (_ *Process, err error) {
 		return nil, err
 	}
 	p.onClose(p.Endpoints.Close)
+	if err := b.openLog(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := b.serveMetrics(ctx, p); err != nil {
 		return nil, err
 	}
@@ -106,6 +124,28 @@ func (b Boot) Start(ctx context.Context) (_ *Process, err error) {
 	}
 	p.onClose(p.Client.Close)
 	return p, nil
+}
+
+// openLog opens the delivery log, if the process has one: it seals
+// response excerpts with the payload keys, so it needs the key file.
+func (b Boot) openLog(ctx context.Context, p *Process) error {
+	dsn := b.LogDSN()
+	if dsn == "" {
+		return nil
+	}
+	keys, err := b.Conn.Codec()
+	if err != nil {
+		return fmt.Errorf("--log-db: the delivery log seals response excerpts with the payload keys: %w", err)
+	}
+	c, ok := keys.(*codec.Codec)
+	if !ok {
+		return errors.New("--log-db: the payload keys are not hookrelay's codec")
+	}
+	if p.Log, err = deliverylog.Open(ctx, dsn, deliverylog.Options{Codec: c}); err != nil {
+		return fmt.Errorf("--log-db: %w", err)
+	}
+	p.onClose(func() { p.Log.Close() })
+	return nil
 }
 
 // serveMetrics serves GET /metrics and GET /healthz on b.MetricsListen, if
@@ -134,7 +174,7 @@ func (p *Process) NewWorker(ctx context.Context, conn *temporalclient.Options, o
 	}
 	return New(Deps{Client: p.Client.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
 		Endpoints: p.Endpoints.Source, Logger: p.Logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(p.Client.DataConverter),
-		TracerProvider: p.Tracing.Provider()}, o)
+		TracerProvider: p.Tracing.Provider(), Log: p.Log}, o)
 }
 
 // Run is the worker command after its flags: it boots the process, starts

@@ -25,6 +25,7 @@ import (
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
+	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/internal/health"
 	"github.com/hookrelay/hookrelay/internal/netguard"
@@ -148,6 +149,9 @@ type Deps struct {
 	// TracerProvider records each attempt's POST as a span; nil: tracing
 	// off. (Workflow and activity spans come from the client's interceptor.)
 	TracerProvider trace.TracerProvider
+	// Log is the delivery log; with it the worker also serves recoveries
+	// (RecoverWorkflow) on workflows.RecoverTaskQueue. Nil: none.
+	Log *deliverylog.Log
 }
 
 // Worker is a delivery worker: the SDK worker running DeliveryWorkflow,
@@ -156,7 +160,10 @@ type Deps struct {
 type Worker struct {
 	worker.Worker
 	// health serves the health task queue (workflows.HealthTaskQueue).
-	health  worker.Worker
+	health worker.Worker
+	// recover serves the recover task queue (workflows.RecoverTaskQueue);
+	// nil without a delivery log.
+	recover worker.Worker
 	watcher *health.Watcher
 	stop    context.CancelFunc
 }
@@ -238,7 +245,29 @@ func New(d Deps, o Options) (*Worker, error) {
 		r.RegisterActivityWithOptions(healthActivities.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
 		r.RegisterActivityWithOptions(healthActivities.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
 	}
-	return &Worker{Worker: w, health: hw, watcher: watcher}, nil
+	return &Worker{Worker: w, health: hw, recover: newRecoverWorker(d, o, interceptors), watcher: watcher}, nil
+}
+
+// newRecoverWorker builds the worker of the recover task queue, if the
+// process has a delivery log: recoveries page it. Its resends never
+// re-seal a plaintext input.
+func newRecoverWorker(d Deps, o Options, interceptors []interceptor.WorkerInterceptor) worker.Worker {
+	if d.Log == nil {
+		return nil
+	}
+	rw := worker.New(d.Client, workflows.RecoverTaskQueue(d.TaskQueue), worker.Options{
+		Interceptors:                     interceptors,
+		WorkerStopTimeout:                o.ShutdownTimeout,
+		MaxConcurrentActivityTaskPollers: healthPollers,
+		MaxConcurrentWorkflowTaskPollers: healthPollers,
+		OnFatalError:                     o.OnFatalError,
+	})
+	ra := &activities.RecoverActivities{Log: d.Log, Endpoints: d.Endpoints,
+		Resender: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue}}
+	workflows.RegisterRecover(rw)
+	rw.RegisterActivityWithOptions(ra.ListFailed, activity.RegisterOptions{Name: workflows.RecoverListActivityName})
+	rw.RegisterActivityWithOptions(ra.ResendFailed, activity.RegisterOptions{Name: workflows.RecoverResendActivityName})
+	return rw
 }
 
 // Start starts the circuit watcher, then the SDK worker.
@@ -250,7 +279,17 @@ func (w *Worker) Start() error {
 		stop()
 		return fmt.Errorf("health task queue: %w", err)
 	}
+	if w.recover != nil {
+		if err := w.recover.Start(); err != nil {
+			w.health.Stop()
+			stop()
+			return fmt.Errorf("recover task queue: %w", err)
+		}
+	}
 	if err := w.Worker.Start(); err != nil {
+		if w.recover != nil {
+			w.recover.Stop()
+		}
 		w.health.Stop()
 		stop()
 		return err
@@ -262,6 +301,9 @@ func (w *Worker) Start() error {
 func (w *Worker) Stop() {
 	w.Worker.Stop()
 	w.health.Stop()
+	if w.recover != nil {
+		w.recover.Stop()
+	}
 	if w.stop != nil {
 		w.stop()
 	}
