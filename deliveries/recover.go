@@ -94,6 +94,22 @@ func (c *Client) Recovery(ctx context.Context, accountID, recoverID string) (wor
 	return st, nil
 }
 
+// WaitRecovery blocks until one of an account's recoveries ends and
+// returns its final state.
+func (c *Client) WaitRecovery(ctx context.Context, accountID, recoverID string) (workflows.RecoverState, error) {
+	if _, err := c.Recovery(ctx, accountID, recoverID); err != nil {
+		return workflows.RecoverState{}, err
+	}
+	var st workflows.RecoverState
+	if err := c.Temporal.GetWorkflow(ctx, workflows.RecoverWorkflowID(recoverID), "").Get(ctx, &st); err != nil {
+		if last, qerr := c.Recovery(ctx, accountID, recoverID); qerr == nil {
+			return last, nil // canceled: its state as it stopped
+		}
+		return st, fmt.Errorf("recovery %s: %w", recoverID, unavailable(err))
+	}
+	return st, nil
+}
+
 func (c *Client) queryRecovery(ctx context.Context, recoverID string) (workflows.RecoverState, error) {
 	var st workflows.RecoverState
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)

@@ -43,6 +43,7 @@ const usage = `usage:
   starter resend (DELIVERY_ID | --query QUERY [--yes]) [--output text|json]
   starter serve --listen ADDR (--endpoints FILE | --endpoints-db DSN) [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
   starter endpoint create|list|show|update|delete|rotate-secret --account ID --endpoints-db DSN [flags] [--output text|json]
+  starter endpoint recover ENDPOINT_ID --account ID --since TIME [--until TIME] [--wait] | test ENDPOINT_ID --account ID --event NAME
 Run "starter COMMAND --help" for a command's flags.`
 
 func main() {
