@@ -5,10 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
@@ -239,6 +246,7 @@ func TestRecoverAfterOutage(t *testing.T) {
 		t.Errorf("the same request again: %d %q; want 202 and the same recovery %q", code2, id2, id)
 	}
 	st := waitRecovery(t, id)
+	recordRecoverHistory(t, id)
 	if st.State != workflows.RecoverDone || st.Matched != 50 || st.Resent != 50 || st.Skipped != 0 {
 		t.Errorf("recovery ended %+v; want done, 50 matched, 50 resent", st)
 	}
@@ -326,5 +334,44 @@ func TestEndpointTestEvent(t *testing.T) {
 	r, err = f.srv.do(http.MethodPost, "/v1/accounts/acct-a/endpoints/clinic-a/test", strings.NewReader(`{"event_name": "api_mail_log_bounced"}`), nil)
 	if err != nil || r.code != 422 {
 		t.Errorf("an unknown event name: %d %s; want 422", r.code, r.body)
+	}
+}
+
+// recordRecoverHistory writes the recovery's history, its payloads
+// decrypted, to the file HOOKRELAY_RECORD_RECOVER_HISTORY names, for the
+// replay test (workflows/testdata; scripts/record-histories.sh sets it).
+// The histories hold fake data only.
+func recordRecoverHistory(t *testing.T, recoverID string) {
+	t.Helper()
+	path := os.Getenv("HOOKRELAY_RECORD_RECOVER_HISTORY")
+	if path == "" {
+		return
+	}
+	ctx := context.Background()
+	c, err := codec.Load(codecKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &historypb.History{}
+	it := rawTemporal.GetWorkflowHistory(ctx, workflows.RecoverWorkflowID(recoverID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, e)
+	}
+	if err := proxy.VisitPayloads(ctx, h, proxy.VisitPayloadsOptions{SkipSearchAttributes: true,
+		Visitor: func(_ *proxy.VisitPayloadsContext, p []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return c.Decode(p)
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

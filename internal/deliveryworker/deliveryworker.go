@@ -18,6 +18,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
@@ -149,6 +150,10 @@ type Deps struct {
 	// TracerProvider records each attempt's POST as a span; nil: tracing
 	// off. (Workflow and activity spans come from the client's interceptor.)
 	TracerProvider trace.TracerProvider
+	// DataConverter decodes histories as the client encodes them (a
+	// recovery reads each delivery's event back from its history to
+	// resend it). Nil: the SDK's default.
+	DataConverter converter.DataConverter
 	// Log is the delivery log; with it the worker also serves recoveries
 	// (RecoverWorkflow) on workflows.RecoverTaskQueue. Nil: none.
 	Log *deliverylog.Log
@@ -263,7 +268,7 @@ func newRecoverWorker(d Deps, o Options, interceptors []interceptor.WorkerInterc
 		OnFatalError:                     o.OnFatalError,
 	})
 	ra := &activities.RecoverActivities{Log: d.Log, Endpoints: d.Endpoints,
-		Resender: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue}}
+		Resender: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue, DataConverter: d.DataConverter}}
 	workflows.RegisterRecover(rw)
 	rw.RegisterActivityWithOptions(ra.ListFailed, activity.RegisterOptions{Name: workflows.RecoverListActivityName})
 	rw.RegisterActivityWithOptions(ra.ResendFailed, activity.RegisterOptions{Name: workflows.RecoverResendActivityName})
