@@ -124,6 +124,7 @@ func waitHeartbeating(ctx context.Context, l *rate.Limiter, p resendProgress) er
 			r.Cancel()
 		}
 	}()
+	activity.RecordHeartbeat(ctx, p)
 	wait := r.Delay()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()

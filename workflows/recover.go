@@ -173,8 +173,9 @@ func RegisterRecover(r interface {
 
 // Activity options of a recovery. A resend page may take long (100
 // deliveries at the lowest drain rate, 0.1/s, is about 17 minutes); its
-// heartbeats, one per delivery and while paced, carry its progress, so a
-// lost worker's page resumes on another after the heartbeat timeout.
+// heartbeats, before and after each delivery and every 5 s while paced,
+// carry its progress, so a lost worker's page resumes on another within
+// the heartbeat timeout.
 var (
 	recoverListOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
@@ -182,7 +183,7 @@ var (
 	}
 	recoverResendOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout:    time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
 	}
 )
