@@ -10,14 +10,15 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hookrelay/hookrelay/endpoint"
-	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// FailedLister lists an account's deliveries from the delivery log
-// (*deliverylog.Log).
+// FailedLister lists, from the delivery log, a page of the deliveries of
+// an account's endpoint that ended failed and were created in [since,
+// until), newest first, after cursor (a previous page's next; "" is the
+// first page): their ids, and the next page's cursor ("" after the last).
 type FailedLister interface {
-	List(ctx context.Context, accountID string, f deliverylog.Filter) (deliverylog.Page, error)
+	ListFailed(ctx context.Context, accountID, endpointID string, since, until time.Time, limit int, cursor string) (ids []string, next string, err error)
 }
 
 // FailedResender resends a failed delivery at most once since a time
@@ -41,16 +42,11 @@ func (r *RecoverActivities) ListFailed(ctx context.Context, in workflows.Recover
 	if in.Unsealed() {
 		return workflows.RecoverPage{}, unsealedActivity(ctx, "recover list", in.EndpointID)
 	}
-	page, err := r.Log.List(ctx, in.AccountID, deliverylog.Filter{EndpointID: in.EndpointID, Status: string(workflows.StatusFailed),
-		Since: in.Since, Until: in.Until, Limit: in.Limit, Cursor: in.Cursor})
+	ids, next, err := r.Log.ListFailed(ctx, in.AccountID, in.EndpointID, in.Since, in.Until, in.Limit, in.Cursor)
 	if err != nil {
 		return workflows.RecoverPage{}, fmt.Errorf("recover: list failed deliveries of %s: %w", in.EndpointID, err)
 	}
-	out := workflows.RecoverPage{DeliveryIDs: make([]string, 0, len(page.Deliveries)), Next: page.Next}
-	for _, d := range page.Deliveries {
-		out.DeliveryIDs = append(out.DeliveryIDs, d.DeliveryID)
-	}
-	return out, nil
+	return workflows.RecoverPage{DeliveryIDs: ids, Next: next}, nil
 }
 
 // resendProgress is a resend page's heartbeat: how far it got, so a retry

@@ -267,12 +267,28 @@ func newRecoverWorker(d Deps, o Options, interceptors []interceptor.WorkerInterc
 		MaxConcurrentWorkflowTaskPollers: healthPollers,
 		OnFatalError:                     o.OnFatalError,
 	})
-	ra := &activities.RecoverActivities{Log: d.Log, Endpoints: d.Endpoints,
+	ra := &activities.RecoverActivities{Log: failedLister{d.Log}, Endpoints: d.Endpoints,
 		Resender: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue, DataConverter: d.DataConverter}}
 	workflows.RegisterRecover(rw)
 	rw.RegisterActivityWithOptions(ra.ListFailed, activity.RegisterOptions{Name: workflows.RecoverListActivityName})
 	rw.RegisterActivityWithOptions(ra.ResendFailed, activity.RegisterOptions{Name: workflows.RecoverResendActivityName})
 	return rw
+}
+
+// failedLister lists the log's failed deliveries for recoveries.
+type failedLister struct{ log *deliverylog.Log }
+
+func (l failedLister) ListFailed(ctx context.Context, accountID, endpointID string, since, until time.Time, limit int, cursor string) ([]string, string, error) {
+	page, err := l.log.List(ctx, accountID, deliverylog.Filter{EndpointID: endpointID, Status: string(workflows.StatusFailed),
+		Since: since, Until: until, Limit: limit, Cursor: cursor})
+	if err != nil {
+		return nil, "", err
+	}
+	ids := make([]string, 0, len(page.Deliveries))
+	for _, d := range page.Deliveries {
+		ids = append(ids, d.DeliveryID)
+	}
+	return ids, page.Next, nil
 }
 
 // Start starts the circuit watcher, then the SDK worker.
