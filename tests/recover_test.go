@@ -413,11 +413,19 @@ func TestRecoverSurvivesWorkerKill(t *testing.T) {
 	if err := f.worker.Kill(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	killedAt := 0
+	for _, id := range failed {
+		killedAt += f.rc.Count(id) - 2
+	}
 	startWorker(t, f.endpoints, "--log-db", f.logDSN)
 	st := waitRecovery(t, id)
 	if st.State != workflows.RecoverDone || st.Matched != 50 || st.Resent != 50 || st.Skipped != 0 {
 		t.Errorf("recovery ended %+v; want done, 50 matched, 50 resent", st)
 	}
+	if n := resendAttempts(t, id); n < 2 {
+		t.Errorf("the resend page ran in %d attempt(s); want a second, after the kill", n)
+	}
+	t.Logf("killed the worker after %d of 50 resends", killedAt)
 	f.waitAll(t, failed, workflows.StatusDelivered)
 	extra := 0
 	for _, id := range failed {
@@ -442,4 +450,21 @@ func TestRecoverSurvivesWorkerKill(t *testing.T) {
 	// An attempt in flight on the killed worker may POST again when it is
 	// retried (deliveries are at least once); the recovery adds none.
 	t.Logf("POSTs beyond one per resend, from attempts in flight on the killed worker: %d", extra)
+}
+
+// resendAttempts is the attempt the recovery's last resend page completed on.
+func resendAttempts(t *testing.T, recoverID string) int {
+	t.Helper()
+	it := temporal.GetWorkflowHistory(context.Background(), workflows.RecoverWorkflowID(recoverID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	attempt := 0
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := e.GetActivityTaskStartedEventAttributes(); a != nil {
+			attempt = int(a.GetAttempt())
+		}
+	}
+	return attempt
 }
