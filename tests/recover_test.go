@@ -273,6 +273,28 @@ func TestRecoverAfterOutage(t *testing.T) {
 		t.Errorf("after the request again: %+v", again)
 	}
 
+	// The CLI: the same window is the same recovery; --wait prints its end.
+	out, errOut, exit := starter(t, "", "endpoint", "recover", "clinic-a", "--account", "acct-a", "--since", since,
+		"--endpoints", f.endpoints, "--wait", "--output", "json")
+	var cli workflows.RecoverState
+	if err := json.Unmarshal([]byte(out), &cli); exit != 0 || err != nil || cli.RecoverID != id || cli.Resent != 50 || cli.State != "done" {
+		t.Errorf("starter endpoint recover --wait: exit %d %s %s; want recovery %s, done, 50 resent", exit, out, errOut, id)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--account", "acct-b", "--since", since}, 1, "not found"},
+		{[]string{"--account", "acct-a", "--since", "yesterday"}, 2, "--since"},
+		{[]string{"--account", "acct-a", "--since", since, "--until", since}, 2, "--until"},
+	} {
+		_, errOut, exit := starter(t, "", append([]string{"endpoint", "recover", "clinic-a", "--endpoints", f.endpoints}, c.args...)...)
+		if exit != c.code || !strings.Contains(errOut, c.says) {
+			t.Errorf("starter endpoint recover %v: exit %d %q; want %d saying %q", c.args, exit, errOut, c.code, c.says)
+		}
+	}
+
 	// Tenancy: acct-b's path to acct-a's endpoint and recovery is 404.
 	if code, _, e := f.recover(t, "acct-b", "clinic-a", body); code != 404 || e.Field != "endpoint_id" {
 		t.Errorf("acct-b recovers acct-a's endpoint: %d %+v; want 404 endpoint_id", code, e)
@@ -326,6 +348,14 @@ func TestEndpointTestEvent(t *testing.T) {
 	if err := json.Unmarshal(got[0].Body, &body); err != nil || body.EventName != "api_mail_log_opened" || !body.Payload.Test ||
 		!strings.HasSuffix(body.Payload.To, "@example.com") {
 		t.Errorf("test body %s: want api_mail_log_opened, \"test\": true, an example.com address", got[0].Body)
+	}
+	out, errOut, exit := starter(t, "", "endpoint", "test", "clinic-a", "--account", "acct-a", "--event", "api_mail_log_delivered",
+		"--endpoints", f.endpoints, "--output", "json")
+	var cli apiDelivery
+	if err := json.Unmarshal([]byte(out), &cli); exit != 0 || err != nil || !strings.HasPrefix(cli.EventID, "test_") || cli.DeliveryID == d.DeliveryID {
+		t.Errorf("starter endpoint test: exit %d %s %s; want a new test delivery", exit, out, errOut)
+	} else {
+		f.waitAll(t, []string{cli.DeliveryID}, workflows.StatusDelivered)
 	}
 	r, err = f.srv.do(http.MethodPost, "/v1/accounts/acct-b/endpoints/clinic-a/test", strings.NewReader(`{"event_name": "api_mail_log_opened"}`), nil)
 	if err != nil || r.code != 404 {
