@@ -230,11 +230,22 @@ func (f *recoverFixture) outage(t *testing.T) (before, failed, after []string) {
 }
 
 // Recover since the outage's start resends each delivery that failed in it
-// exactly once more, and nothing else; the same request twice is one
-// recovery; another account sees neither the endpoint nor the recovery.
+// exactly once more, and nothing else: not the delivered ones, not a forged
+// plaintext start (skipped as unsealed_input, never re-sealed); the same
+// request twice is one recovery; another account sees neither the endpoint
+// nor the recovery.
 func TestRecoverAfterOutage(t *testing.T) {
 	f := newRecoverFixture(t, 50)
 	_, failed, after := f.outage(t)
+	// A delivery started past the codec (plaintext, as a client without
+	// keys starts one) fails invalid_input; the recovery must not re-seal it.
+	forged := "clinic-a:forged-1"
+	attackerCLI(t, "workflow", "start", "--type", workflows.DeliveryWorkflowName, "--task-queue", taskQueue(t), "--workflow-id", forged,
+		"--input", `{"endpoint_id":"clinic-a","account_id":"acct-a","event_id":"forged-1","event_name":"api_mail_log_delivered","mail_log_id":9101,`+
+			`"body":{"event_name":"api_mail_log_delivered","payload":{"id":9101,"subject":"Forged subject (fake)"}},"timeout":2000000000}`)
+	f.waitAll(t, []string{forged}, workflows.StatusFailed)
+	seedLog(t, f, "acct-a", []string{forged})
+	forgedRun := latestRun(t, forged)
 	since := f.outageFrom.Format(time.RFC3339Nano)
 	body := `{"since": "` + since + `"}`
 	code, id, e := f.recover(t, "acct-a", "clinic-a", body)
@@ -247,8 +258,12 @@ func TestRecoverAfterOutage(t *testing.T) {
 	}
 	st := waitRecovery(t, id)
 	recordRecoverHistory(t, id)
-	if st.State != workflows.RecoverDone || st.Matched != 50 || st.Resent != 50 || st.Skipped != 0 {
-		t.Errorf("recovery ended %+v; want done, 50 matched, 50 resent", st)
+	if st.State != workflows.RecoverDone || st.Matched != 51 || st.Resent != 50 || st.Skipped != 1 ||
+		len(st.SkippedDeliveries) != 1 || st.SkippedDeliveries[0] != (workflows.Skipped{DeliveryID: forged, Reason: workflows.SkipUnsealedInput}) {
+		t.Errorf("recovery ended %+v; want done, 51 matched, 50 resent, the forged one skipped as unsealed_input", st)
+	}
+	if run := latestRun(t, forged); run != forgedRun || f.rc.Count(forged) != 0 {
+		t.Errorf("the forged start got run %s (was %s) and %d POSTs; want none", run, forgedRun, f.rc.Count(forged))
 	}
 	f.waitAll(t, failed, workflows.StatusDelivered)
 	for _, id := range failed {
@@ -262,7 +277,7 @@ func TestRecoverAfterOutage(t *testing.T) {
 		}
 	}
 	code, got := f.recovery(t, "acct-a", id)
-	if code != 200 || got.State != "done" || got.Matched != 50 || got.Resent != 50 || got.EndpointID != "clinic-a" {
+	if code != 200 || got.State != "done" || got.Matched != 51 || got.Resent != 50 || got.Skipped != 1 || got.EndpointID != "clinic-a" {
 		t.Errorf("GET recovery: %d %+v", code, got)
 	}
 	// The same request after it ended is still that recovery: nothing resent again.
