@@ -427,3 +427,18 @@ func (f Filter) Query() (string, error) {
 	}
 	return strings.Join(parts, " AND "), nil
 }
+
+// Account is the account of delivery id, from its HookrelayAccount search
+// attribute ("" for a delivery of an event without one), so an account's
+// route can refuse another account's delivery before touching it. A
+// description is not a billable action.
+func (c *Client) Account(ctx context.Context, id string) (string, error) {
+	if _, _, err := workflows.ParseDeliveryID(id); err != nil {
+		return "", err
+	}
+	desc, err := c.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", lookupError(id, err)
+	}
+	return workflows.AccountOf(desc.GetWorkflowExecutionInfo().GetSearchAttributes()), nil
+}

@@ -69,3 +69,49 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Each operation's security and x-hookrelay-scope in the document say what
+// routeTable declares: a key's scheme and scope only on account-scoped
+// operations, no security on public ones.
+func TestOpenAPIDocumentsEveryScope(t *testing.T) {
+	doc, err := openapicheck.Load(openAPIYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, &fakeDeliveries{}, nil)
+	for _, rt := range s.routeTable() {
+		for method, o := range rt.methods {
+			item := doc.Paths.Find(rt.pattern)
+			if item == nil || item.GetOperation(method) == nil {
+				continue // TestOpenAPIDocumentsEveryRoute says so
+			}
+			docOp := item.GetOperation(method)
+			scope, _ := docOp.Extensions["x-hookrelay-scope"].(string)
+			schemes := map[string]bool{}
+			security := doc.Security
+			if docOp.Security != nil {
+				security = *docOp.Security
+			}
+			for _, req := range security {
+				for name := range req {
+					schemes[name] = true
+				}
+			}
+			where := method + " " + rt.pattern
+			switch o.access.kind {
+			case publicAccess:
+				if len(schemes) != 0 || scope != "" {
+					t.Errorf("%s is public; the document gives it security %v, scope %q", where, schemes, scope)
+				}
+			case adminOnly:
+				if !schemes["bearer"] || schemes["apiKey"] || scope != "" {
+					t.Errorf("%s is the admin's only; the document gives it security %v, scope %q", where, schemes, scope)
+				}
+			case accountScoped:
+				if !schemes["bearer"] || !schemes["apiKey"] || scope != string(o.access.scope) {
+					t.Errorf("%s needs %s; the document gives it security %v, scope %q", where, o.access.scope, schemes, scope)
+				}
+			}
+		}
+	}
+}

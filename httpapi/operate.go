@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"unicode/utf8"
@@ -18,8 +19,8 @@ type cancelRequest struct {
 	Reason string `json:"reason"`
 }
 
-// postCancel is POST /v1/deliveries/{delivery_id}/cancel: stop an open
-// delivery, waiting for it to close, and answer its final state.
+// postCancel is POST /v1/deliveries/{delivery_id}/cancel, and the same
+// under /v1/accounts/{account_id}/: stop an open delivery, waiting for it to close, and answer its final state.
 func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 	var req cancelRequest
 	if r.ContentLength != 0 {
@@ -50,7 +51,8 @@ func (s *Server) postCancel(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// postResend is POST /v1/deliveries/{delivery_id}/resend: send the event
+// postResend is POST /v1/deliveries/{delivery_id}/resend, and the same
+// under /v1/accounts/{account_id}/: send the event
 // again with the same webhook-id; a closed delivery gets a new run.
 func (s *Server) postResend(w http.ResponseWriter, r *http.Request) {
 	s.onDelivery(w, r, http.StatusAccepted, func(ctx context.Context, id string) (any, error) {
@@ -59,8 +61,18 @@ func (s *Server) postResend(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// postRetryNow is POST /v1/accounts/{account_id}/deliveries/{delivery_id}/retry-now:
+// cut an open delivery's current wait short and answer its status.
+func (s *Server) postRetryNow(w http.ResponseWriter, r *http.Request) {
+	s.onDelivery(w, r, http.StatusOK, func(ctx context.Context, id string) (any, error) {
+		return s.deliveries.RetryNow(ctx, id)
+	})
+}
+
 // onDelivery runs one call about the delivery in the path, under the same
-// limits as any Temporal call, and maps its errors to answers.
+// limits as any Temporal call, and maps its errors to answers. Under
+// /v1/accounts/{account_id}/ the delivery must be that account's: another
+// account's answers 404, as one that does not exist.
 func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, id string) (any, error)) {
 	id := r.PathValue("delivery_id")
 	if _, _, err := workflows.ParseDeliveryID(id); err != nil {
@@ -73,7 +85,11 @@ func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int
 	}
 	defer done()
 
-	v, err := call(ctx, id)
+	var v any
+	err := s.ofAccount(ctx, r, id)
+	if err == nil {
+		v, err = call(ctx, id)
+	}
 	switch {
 	case err == nil:
 		writeJSON(w, okStatus, v)
@@ -93,4 +109,21 @@ func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int
 		annotate(r, slog.String("error", err.Error()))
 		writeError(w, r, http.StatusInternalServerError, "internal error", "")
 	}
+}
+
+// ofAccount is nil when the path names no account or the delivery is the
+// path's account's, and otherwise an error wrapping deliveries.ErrNotFound.
+func (s *Server) ofAccount(ctx context.Context, r *http.Request, id string) error {
+	want := r.PathValue("account_id")
+	if want == "" {
+		return nil
+	}
+	got, err := s.deliveries.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("delivery %s is not of account %s: %w", id, want, deliveries.ErrNotFound)
+	}
+	return nil
 }

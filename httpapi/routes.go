@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -11,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookrelay/hookrelay/apikey"
 )
 
-// methods maps the HTTP methods a path answers to their handlers.
-type methods map[string]http.HandlerFunc
+// methods maps the HTTP methods a path answers to their operations.
+type methods map[string]op
 
 // route is one path of the API and what it answers.
 type route struct {
@@ -25,22 +25,39 @@ type route struct {
 // routeTable is the API: the mux is built from it and nothing else, so a
 // new endpoint is one row here, and the OpenAPI test, which compares these
 // rows with openapi.yaml both ways, fails until the document has it too.
+// Each operation declares who may call it (public, admin, or scoped to the
+// path's account with a key's scope); the authorization matrix test fails
+// for an operation whose declaration it does not expect.
 func (s *Server) routeTable() []route {
+	const (
+		dr, dw = apikey.DeliveriesRead, apikey.DeliveriesWrite
+		er, ew = apikey.EndpointsRead, apikey.EndpointsWrite
+	)
 	return []route{
-		{"/v1/events", methods{http.MethodPost: s.authed(s.postEvents)}},
-		{"/v1/deliveries/{delivery_id}", methods{http.MethodGet: s.authed(s.getDelivery)}},
-		{"/v1/deliveries/{delivery_id}/cancel", methods{http.MethodPost: s.authed(s.postCancel)}},
-		{"/v1/deliveries/{delivery_id}/resend", methods{http.MethodPost: s.authed(s.postResend)}},
-		{"/v1/accounts/{account_id}/endpoints", methods{http.MethodPost: s.authed(s.postEndpoint), http.MethodGet: s.authed(s.listEndpoints)}},
-		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: s.authed(s.getEndpoint),
-			http.MethodPatch: s.authed(s.patchEndpoint), http.MethodDelete: s.authed(s.deleteEndpoint)}},
-		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: s.authed(s.rotateSecret)}},
-		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/recover", methods{http.MethodPost: s.authed(s.postRecover)}},
-		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/test", methods{http.MethodPost: s.authed(s.postTest)}},
-		{"/v1/accounts/{account_id}/recoveries/{recover_id}", methods{http.MethodGet: s.authed(s.getRecovery)}},
-		{"/v1/openapi.json", methods{http.MethodGet: s.getOpenAPI}},
-		{"/healthz", methods{http.MethodGet: s.healthz}},
-		{"/readyz", methods{http.MethodGet: s.readyz}},
+		{"/v1/events", methods{http.MethodPost: admin(s.postEvents)}},
+		{"/v1/deliveries/{delivery_id}", methods{http.MethodGet: admin(s.getDelivery)}},
+		{"/v1/deliveries/{delivery_id}/cancel", methods{http.MethodPost: admin(s.postCancel)}},
+		{"/v1/deliveries/{delivery_id}/resend", methods{http.MethodPost: admin(s.postResend)}},
+		{"/v1/accounts/{account_id}/deliveries/{delivery_id}/cancel", methods{http.MethodPost: scoped(dw, s.postCancel)}},
+		{"/v1/accounts/{account_id}/deliveries/{delivery_id}/resend", methods{http.MethodPost: scoped(dw, s.postResend)}},
+		{"/v1/accounts/{account_id}/deliveries/{delivery_id}/retry-now", methods{http.MethodPost: scoped(dw, s.postRetryNow)}},
+		{"/v1/accounts/{account_id}/endpoints", methods{http.MethodPost: scoped(ew, s.postEndpoint), http.MethodGet: scoped(er, s.listEndpoints)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: scoped(er, s.getEndpoint),
+			http.MethodPatch: scoped(ew, s.patchEndpoint), http.MethodDelete: scoped(ew, s.deleteEndpoint)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: scoped(ew, s.rotateSecret)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/recover", methods{http.MethodPost: scoped(dw, s.postRecover)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/test", methods{http.MethodPost: scoped(dw, s.postTest)}},
+		{"/v1/accounts/{account_id}/recoveries/{recover_id}", methods{http.MethodGet: scoped(dr, s.getRecovery)}},
+		{"/v1/accounts/{account_id}/deliveries", methods{http.MethodGet: scoped(dr, s.listLogDeliveries)}},
+		{"/v1/accounts/{account_id}/deliveries/{delivery_id}", methods{http.MethodGet: scoped(dr, s.getLogDelivery)}},
+		{"/v1/accounts/{account_id}/deliveries/{delivery_id}/attempts", methods{http.MethodGet: scoped(dr, s.getLogAttempts)}},
+		// Keys are made and revoked by the admin only: a key cannot mint a
+		// broader or longer-lived one.
+		{"/v1/accounts/{account_id}/api-keys", methods{http.MethodPost: admin(s.postKey), http.MethodGet: admin(s.listKeys)}},
+		{"/v1/accounts/{account_id}/api-keys/{key_id}", methods{http.MethodDelete: admin(s.deleteKey)}},
+		{"/v1/openapi.json", methods{http.MethodGet: public(s.getOpenAPI)}},
+		{"/healthz", methods{http.MethodGet: public(s.healthz)}},
+		{"/readyz", methods{http.MethodGet: public(s.readyz)}},
 	}
 }
 
@@ -51,10 +68,7 @@ func (s *Server) routes() http.Handler {
 	for _, rt := range s.routeTable() {
 		s.route(mux, rt.pattern, rt.methods)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "no such path; the API is POST /v1/events, GET /v1/deliveries/{delivery_id}, POST /v1/deliveries/{delivery_id}/cancel and /resend, "+
-			"/v1/accounts/{account_id}/endpoints[/{endpoint_id}[/rotate-secret|/recover|/test]] and /v1/accounts/{account_id}/recoveries/{recover_id}; GET /v1/openapi.json describes it", "")
-	})
+	mux.HandleFunc("/", writeNoSuchPath)
 	return s.logRequests(mux)
 }
 
@@ -62,12 +76,14 @@ func (s *Server) routes() http.Handler {
 // API's JSON 405 with Allow rather than the mux's plain-text one.
 func (s *Server) route(mux *http.ServeMux, pattern string, m methods) {
 	allow := make([]string, 0, len(m))
-	for method := range m {
+	handlers := make(map[string]http.HandlerFunc, len(m))
+	for method, o := range m {
 		allow = append(allow, method)
+		handlers[method] = s.authorize(pattern, method, o)
 	}
 	slices.Sort(allow)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		h, ok := m[r.Method]
+		h, ok := handlers[r.Method]
 		if !ok {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeError(w, r, http.StatusMethodNotAllowed, r.Method+" is not allowed here; use "+strings.Join(allow, " or "), "")
@@ -75,31 +91,6 @@ func (s *Server) route(mux *http.ServeMux, pattern string, m methods) {
 		}
 		h(w, r)
 	})
-}
-
-// authed requires the bearer token, unless the server runs without
-// authentication; only then does the request get its span (traced).
-func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
-	h = s.traced(h)
-	if s.tokenHash == nil {
-		return h
-	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		token = strings.TrimSpace(token)
-		if !strings.EqualFold(scheme, "Bearer") || token == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay"`)
-			writeError(w, r, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>", "Authorization")
-			return
-		}
-		got := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hookrelay", error="invalid_token"`)
-			writeError(w, r, http.StatusUnauthorized, "wrong bearer token", "Authorization")
-			return
-		}
-		h(w, r)
-	}
 }
 
 // apiError is every error the API answers: what went wrong and, when one
@@ -131,7 +122,7 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, status int, e apiErro
 // knownField matches the field names hookrelay itself defines, alone or in
 // a batch (events[3].payload.id). Any other field name is a key the client
 // chose (an unknown or repeated key): the answer names it, the log does not.
-var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|reason|since|until|recover_id|endpoint_id|Authorization|Content-Type|Content-Encoding)$`)
+var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|endpoint_id|recover_id|status|since|until|limit|cursor|key_id|name|scopes|scopes\[[0-9]+\]|expires_at|reason|Authorization|Content-Type|Content-Encoding)$`)
 
 // unknownField is what the log says instead of a client's key.
 const unknownField = "unknown"

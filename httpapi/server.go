@@ -11,7 +11,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookrelay/hookrelay/apikey"
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/tracing"
@@ -61,7 +61,21 @@ type Deliveries interface {
 	Status(ctx context.Context, deliveryID string) (workflows.DeliveryState, error)
 	Cancel(ctx context.Context, deliveryID, reason string) (workflows.DeliveryState, error)
 	Resend(ctx context.Context, deliveryID string) (deliveries.Started, error)
+	RetryNow(ctx context.Context, deliveryID string) (workflows.DeliveryState, error)
+	// Account is the delivery's account, for the routes under an account.
+	Account(ctx context.Context, deliveryID string) (string, error)
 	Ready(ctx context.Context) error
+}
+
+// Keys are the account API keys: the registry behind its key cache
+// (registry.KeyCache), whose bound is how long a revoked key may still be
+// accepted by another process. LookupKey answers a key whatever its
+// account, with its hash, or an error wrapping apikey.ErrNotFound.
+type Keys interface {
+	CreateKey(ctx context.Context, accountID string, f apikey.Fields) (apikey.Key, string, error)
+	ListKeys(ctx context.Context, accountID string) ([]apikey.Key, error)
+	RevokeKey(ctx context.Context, accountID, id string) error
+	LookupKey(ctx context.Context, id string) (apikey.Key, error)
 }
 
 // Config configures a Server.
@@ -74,10 +88,20 @@ type Config struct {
 	// set when the deployment keeps a delivery log (its workers serve
 	// recoveries). Nil: those routes answer 404.
 	Recoveries Recoveries
-	// Token is the bearer token every /v1 request must carry. An empty
-	// token is refused unless NoAuth is set.
-	Token  string
-	NoAuth bool
+	// DeliveryLog serves /v1/accounts/{account_id}/deliveries: the delivery
+	// log. Nil: those routes answer 404.
+	DeliveryLog DeliveryLog
+	// Keys serves /v1/accounts/{account_id}/api-keys and checks the keys
+	// presented as bearer tokens. Nil: those routes answer 404 and no key
+	// is accepted.
+	Keys Keys
+	// Token is the admin token: it may call every route. An empty token is
+	// refused unless NoAuth is set.
+	Token string
+	// SecondToken, if set, is a second admin token live beside Token, so
+	// the admin token can be rotated without downtime.
+	SecondToken string
+	NoAuth      bool
 	// MaxInFlight bounds the requests waiting on Temporal at once; the next
 	// one is refused with 503 rather than queued.
 	MaxInFlight int
@@ -103,6 +127,14 @@ func (c Config) Validate() error {
 		return errors.New("no API token configured, and authentication is not explicitly turned off")
 	case !c.NoAuth && len(c.Token) < MinTokenLength:
 		return fmt.Errorf("the API token is %d characters; use at least %d random ones", len(c.Token), MinTokenLength)
+	case c.NoAuth && c.SecondToken != "":
+		return errors.New("a second token and no authentication were both asked for")
+	case c.SecondToken != "" && len(c.SecondToken) < MinTokenLength:
+		return fmt.Errorf("the second API token is %d characters; use at least %d random ones", len(c.SecondToken), MinTokenLength)
+	case c.SecondToken != "" && c.SecondToken == c.Token:
+		return errors.New("the second API token is the first one again; give two different tokens, or one")
+	case apikey.IsKey(c.Token) || apikey.IsKey(c.SecondToken):
+		return fmt.Errorf("an admin token may not start with %q, which marks account API keys", apikey.Prefix)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("max in flight: %d is negative", c.MaxInFlight)
 	case c.RequestTimeout < 0:
@@ -118,8 +150,11 @@ type Server struct {
 	deliveries      Deliveries
 	endpoints       Endpoints
 	recoveries      Recoveries
-	tokenHash       *[sha256.Size]byte // nil: no authentication
-	slots           chan struct{}      // one per request waiting on Temporal
+	deliveryLog     DeliveryLog
+	keys            Keys
+	admin           []adminToken // the live admin tokens
+	noAuth          bool
+	slots           chan struct{} // one per request waiting on Temporal
 	requestTimeout  time.Duration
 	shutdownTimeout time.Duration
 	log             *slog.Logger
@@ -141,6 +176,9 @@ func New(cfg Config) (*Server, error) {
 		deliveries:      cfg.Deliveries,
 		endpoints:       cfg.Endpoints,
 		recoveries:      cfg.Recoveries,
+		deliveryLog:     cfg.DeliveryLog,
+		keys:            cfg.Keys,
+		noAuth:          cfg.NoAuth,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),
 		shutdownTimeout: orDefault(cfg.ShutdownTimeout, DefaultShutdownTimeout),
@@ -152,11 +190,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TracerProvider != nil {
 		s.tracer = tracing.Tracer(cfg.TracerProvider, "httpapi")
 	}
-	if !cfg.NoAuth {
-		// Comparing hashes keeps the comparison constant-time whatever the
-		// presented token's length.
-		h := sha256.Sum256([]byte(cfg.Token))
-		s.tokenHash = &h
+	// Comparing hashes keeps the comparison constant-time whatever the
+	// presented token's length.
+	for _, t := range []string{cfg.Token, cfg.SecondToken} {
+		if t != "" {
+			s.admin = append(s.admin, newAdminToken(t))
+		}
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -190,10 +229,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	if s.tokenHash == nil {
+	if s.noAuth {
 		s.log.Warn("ingest serving WITHOUT authentication: anyone who reaches the address can start deliveries")
 	}
-	s.log.Info("ingest serving", "addr", ln.Addr().String(), "auth", s.tokenHash != nil,
+	s.log.Info("ingest serving", "addr", ln.Addr().String(), "auth", !s.noAuth, "admin_tokens", len(s.admin), "api_keys", s.keys != nil,
 		"max_in_flight", cap(s.slots), "request_timeout", s.requestTimeout.String())
 
 	select {

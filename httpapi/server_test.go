@@ -58,9 +58,35 @@ type fakeDeliveries struct {
 	cancel    func(ctx context.Context, id, reason string) (workflows.DeliveryState, error)
 	resend    func(ctx context.Context, id string) (deliveries.Started, error)
 	ready     func(ctx context.Context) error
+	// accounts are the deliveries' accounts; any other delivery has none.
+	accounts map[string]string
+	// calls lists "method id" of every call that steers a delivery.
+	calls []string
+}
+
+func (f *fakeDeliveries) called(method, id string) {
+	f.mu.Lock()
+	f.calls = append(f.calls, method+" "+id)
+	f.mu.Unlock()
+}
+
+func (f *fakeDeliveries) Account(ctx context.Context, id string) (string, error) {
+	if err := deliveryFailure(id); errors.Is(err, deliveries.ErrNotFound) {
+		return "", err
+	}
+	return f.accounts[id], nil
+}
+
+func (f *fakeDeliveries) RetryNow(ctx context.Context, id string) (workflows.DeliveryState, error) {
+	f.called("retry-now", id)
+	if err := deliveryFailure(id); err != nil {
+		return workflows.DeliveryState{}, err
+	}
+	return workflows.DeliveryState{DeliveryID: id, Status: workflows.StatusRetrying, Attempts: []workflows.Attempt{}}, nil
 }
 
 func (f *fakeDeliveries) Cancel(ctx context.Context, id, reason string) (workflows.DeliveryState, error) {
+	f.called("cancel", id)
 	if f.cancel != nil {
 		return f.cancel(ctx, id, reason)
 	}
@@ -69,6 +95,7 @@ func (f *fakeDeliveries) Cancel(ctx context.Context, id, reason string) (workflo
 }
 
 func (f *fakeDeliveries) Resend(ctx context.Context, id string) (deliveries.Started, error) {
+	f.called("resend", id)
 	if f.resend != nil {
 		return f.resend(ctx, id)
 	}
@@ -176,6 +203,11 @@ func TestConfigValidate(t *testing.T) {
 		{"nothing", Config{Deliveries: f}, "no API token"},
 		{"both", Config{Deliveries: f, Token: testToken, NoAuth: true}, "both"},
 		{"short token", Config{Deliveries: f, Token: "short"}, "at least 16"},
+		{"two tokens", Config{Deliveries: f, Token: testToken, SecondToken: secondToken}, ""},
+		{"short second token", Config{Deliveries: f, Token: testToken, SecondToken: "short"}, "second API token is 5"},
+		{"same token twice", Config{Deliveries: f, Token: testToken, SecondToken: testToken}, "first one again"},
+		{"second token without auth", Config{Deliveries: f, NoAuth: true, SecondToken: secondToken}, "second token"},
+		{"token shaped as a key", Config{Deliveries: f, Token: "hrk_0123456789abcdef"}, "hrk_"},
 		{"negative in flight", Config{Deliveries: f, Token: testToken, MaxInFlight: -1}, "max in flight"},
 		{"negative timeout", Config{Deliveries: f, Token: testToken, RequestTimeout: -time.Second}, "request timeout"},
 	}

@@ -41,9 +41,10 @@ const usage = `usage:
   starter cancel (DELIVERY_ID | --query QUERY [--yes]) [--reason TEXT] [--output text|json]
   starter retry-now DELIVERY_ID [--wait] [--output text|json]
   starter resend (DELIVERY_ID | --query QUERY [--yes]) [--output text|json]
-  starter serve --listen ADDR (--endpoints FILE | --endpoints-db DSN) [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
+  starter serve --listen ADDR (--endpoints FILE | --endpoints-db DSN) [--log-db DSN] [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
   starter endpoint create|list|show|update|delete|rotate-secret --account ID --endpoints-db DSN [flags] [--output text|json]
   starter endpoint recover ENDPOINT_ID --account ID --since TIME [--until TIME] [--wait] | test ENDPOINT_ID --account ID --event NAME
+  starter deliveries list|show|attempts --account ID [--log-db DSN] [flags] [--output text|json]
 Run "starter COMMAND --help" for a command's flags.`
 
 func main() {
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return serve(ctx, args[1:])
 	case "endpoint":
 		return endpointCommand(ctx, args[1:], stdout)
+	case "deliveries":
+		return deliveriesCommand(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -193,6 +196,7 @@ type serveFlags struct {
 	noAuth     bool
 	cfg        httpapi.Config
 	hostWorker bool
+	logDB      string // the delivery log's database: --log-db, else --endpoints-db
 	worker     deliveryworker.Options
 	bounds     endpoint.Bounds // what registration and the endpoints file hold endpoints to
 }
@@ -205,7 +209,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	f.boot.Endpoints.AddFlags(fs)
 	cmdline.LogDB(fs, &f.boot.LogDB)
 	endpointsource.AddBoundsFlags(fs, &f.bounds)
-	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the API bearer token (default: env HOOKRELAY_API_TOKEN)")
+	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the admin bearer token, or two on two lines while rotating it (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
@@ -219,6 +223,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	for _, name := range append(deliveryworker.FlagNames, "shutdown-timeout") {
 		cmdline.Deprecated(fs, "worker-"+name, name)
 	}
+	logDBFlag(fs) // after the worker's flags, which may define it
 	return fs
 }
 
@@ -255,11 +260,15 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if set := cmdline.Changed(fs, workerOnly...); !f.hostWorker && len(set) > 0 {
 		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])
 	}
-	token, err := apiToken(f.tokenFile, f.noAuth)
+	f.logDB = logDSN(fs, f.boot.Endpoints.DB)
+	if f.logDB != "" && f.boot.Conn.CodecKeyFile == "" {
+		return cmdline.Usagef("--log-db: response excerpts are stored sealed with the payload keys: give --codec-key-file (or set %s)", temporalclient.EnvCodecKeyFile)
+	}
+	token, second, err := apiToken(f.tokenFile, f.noAuth)
 	if err != nil {
 		return err
 	}
-	f.cfg.Token, f.cfg.NoAuth = token, f.noAuth
+	f.cfg.Token, f.cfg.SecondToken, f.cfg.NoAuth = token, second, f.noAuth
 	return cmdline.Usage(f.cfg.Validate())
 }
 
@@ -276,6 +285,7 @@ func serve(ctx context.Context, args []string) error {
 	f.boot.Rules.Bounds = f.bounds
 	// Only a hosted worker signs, so only then must every secret of a file resolve here.
 	f.boot.CheckSecrets = f.hostWorker
+	f.boot.WorkerLog = f.hostWorker // the hosted worker serves recoveries; the API reads the log apart
 	f.boot.Warn = func(logger *slog.Logger) { secretfile.Warn(logger, "--api-token-file", f.tokenFile) }
 	p, err := f.boot.Start(ctx)
 	if err != nil {
@@ -303,14 +313,25 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 	cfg.TracerProvider, cfg.Logger = p.Tracing.Provider(), p.Logger
 	if p.Endpoints.Registry != nil {
 		cfg.Endpoints = p.Endpoints.Registry
+		// A revoked key is refused here at once, and by every other serve
+		// process within --endpoints-cache-ttl.
+		cfg.Keys = registry.NewKeyCache(p.Endpoints.Registry, f.boot.Endpoints.CacheTTL)
 	} else {
 		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
+	}
+	if f.logDB != "" {
+		l, err := openDeliveryLog(ctx, f.logDB, conn)
+		if err != nil {
+			return err
+		}
+		defer l.Close() // after the last request is answered
+		cfg.DeliveryLog = l
 	}
 	dc := &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
 		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider(),
 		ResealPlaintext: conn.InsecurePlaintext}
 	cfg.Deliveries = dc
-	if p.Log != nil {
+	if f.logDB != "" {
 		cfg.Recoveries = dc // recoveries page the log, on the workers that keep it
 	}
 	srv, err := httpapi.New(cfg)
@@ -324,27 +345,40 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 	return srv.Serve(ctx, ln)
 }
 
-// apiToken reads the bearer token from --api-token-file, else from
-// HOOKRELAY_API_TOKEN; with neither, serve refuses to start unless told to
-// run without authentication.
-func apiToken(file string, noAuth bool) (string, error) {
-	token := os.Getenv("HOOKRELAY_API_TOKEN")
+// apiToken reads the admin token from --api-token-file, else from
+// HOOKRELAY_API_TOKEN: one token, or two on two lines while the token is
+// rotated (the second is returned as second). With neither, serve refuses
+// to start unless told to run without authentication.
+func apiToken(file string, noAuth bool) (token, second string, err error) {
+	text, from := os.Getenv("HOOKRELAY_API_TOKEN"), "HOOKRELAY_API_TOKEN"
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("--api-token-file: %w", err)
+			return "", "", fmt.Errorf("--api-token-file: %w", err)
 		}
-		if token = strings.TrimSpace(string(data)); token == "" {
-			return "", cmdline.Usagef("--api-token-file %s: the file is empty", file)
+		if text, from = string(data), "--api-token-file "+file; strings.TrimSpace(text) == "" {
+			return "", "", cmdline.Usagef("--api-token-file %s: the file is empty", file)
+		}
+	}
+	var tokens []string
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			tokens = append(tokens, line)
 		}
 	}
 	switch {
-	case token == "" && !noAuth:
-		return "", cmdline.Usagef("no API token: give --api-token-file FILE or set HOOKRELAY_API_TOKEN (or --insecure-no-auth for local testing)")
-	case token != "" && noAuth:
-		return "", cmdline.Usagef("--insecure-no-auth: an API token is configured too; drop one of them")
+	case len(tokens) == 0 && !noAuth:
+		return "", "", cmdline.Usagef("no API token: give --api-token-file FILE or set HOOKRELAY_API_TOKEN (or --insecure-no-auth for local testing)")
+	case len(tokens) > 0 && noAuth:
+		return "", "", cmdline.Usagef("--insecure-no-auth: an API token is configured too; drop one of them")
+	case len(tokens) > 2:
+		return "", "", cmdline.Usagef("%s: %d tokens; give one, or two on two lines while rotating", from, len(tokens))
+	case len(tokens) == 0:
+		return "", "", nil
+	case len(tokens) == 2:
+		return tokens[0], tokens[1], nil
 	}
-	return token, nil
+	return tokens[0], "", nil
 }
 
 func readEvent(path string, stdin io.Reader) ([]byte, error) {

@@ -131,10 +131,10 @@ func (f *recoverFixture) waitAll(t *testing.T, ids []string, want workflows.Stat
 	}
 }
 
-// seedLog writes the delivery log's records of deliveries from their
+// seedLogFromTemporal writes the delivery log's records of deliveries from their
 // final states in Temporal, as the worker will once it writes the log
 // itself: then this helper and its calls go.
-func seedLog(t *testing.T, f *recoverFixture, account string, ids []string) {
+func seedLogFromTemporal(t *testing.T, f *recoverFixture, account string, ids []string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, id := range ids {
@@ -220,7 +220,7 @@ func (f *recoverFixture) outage(t *testing.T) (before, failed, after []string) {
 	f.down.Store(false)
 	after = f.send(t, "acct-a", 5, 3000)
 	f.waitAll(t, after, workflows.StatusDelivered)
-	seedLog(t, f, "acct-a", append(append(append([]string{}, before...), failed...), after...))
+	seedLogFromTemporal(t, f, "acct-a", append(append(append([]string{}, before...), failed...), after...))
 	for _, id := range failed {
 		if n := f.rc.Count(id); n != 2 {
 			t.Fatalf("%s was POSTed %d times during the outage; want 2 (an attempt and its retry)", id, n)
@@ -244,7 +244,7 @@ func TestRecoverAfterOutage(t *testing.T) {
 		"--input", `{"endpoint_id":"clinic-a","account_id":"acct-a","event_id":"forged-1","event_name":"api_mail_log_delivered","mail_log_id":9101,`+
 			`"body":{"event_name":"api_mail_log_delivered","payload":{"id":9101,"subject":"Forged subject (fake)"}},"timeout":2000000000}`)
 	f.waitAll(t, []string{forged}, workflows.StatusFailed)
-	seedLog(t, f, "acct-a", []string{forged})
+	seedLogFromTemporal(t, f, "acct-a", []string{forged})
 	forgedRun := latestRun(t, forged)
 	since := f.outageFrom.Format(time.RFC3339Nano)
 	body := `{"since": "` + since + `"}`

@@ -30,7 +30,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := pflag.NewFlagSet("worker", pflag.ContinueOnError)
-	b := deliveryworker.Boot{Service: "hookrelay-worker", Conn: &temporalclient.Options{}, CheckSecrets: true}
+	b := deliveryworker.Boot{Service: "hookrelay-worker", Conn: &temporalclient.Options{}, CheckSecrets: true, WorkerLog: true}
 	b.Conn.AddFlags(fs)
 	var opts deliveryworker.Options
 	opts.AddFlags(fs)

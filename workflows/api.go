@@ -460,6 +460,16 @@ func CircuitOf(attrs *commonpb.SearchAttributes) CircuitState {
 	return CircuitState(state)
 }
 
+// AccountOf reads HookrelayAccount from a delivery's search attributes (a
+// listing's or a description's); "" when it is absent.
+func AccountOf(attrs *commonpb.SearchAttributes) string {
+	var account string
+	if p := attrs.GetIndexedFields()[AccountAttr.GetName()]; p != nil {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &account)
+	}
+	return account
+}
+
 // CircuitState is where an endpoint's circuit stands.
 type CircuitState string
 

@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/sqldb"
 )
 
@@ -39,10 +38,17 @@ const ExcerptBytes = 1024
 // ErrNotFound means no delivery of that id in that account.
 var ErrNotFound = errors.New("delivery not found")
 
+// Sealer seals and opens response excerpts under the payload keys
+// (*codec.Codec, as temporalclient.Options.Codec loads it).
+type Sealer interface {
+	Seal(plain, additionalData []byte) ([]byte, error)
+	Open(sealed, additionalData []byte) ([]byte, error)
+}
+
 // Options configure a Log.
 type Options struct {
 	// Codec seals and opens response excerpts: the payload keys. Required.
-	Codec *codec.Codec
+	Codec Sealer
 	// Now is the clock partitions are created ahead of; nil is time.Now.
 	Now func() time.Time
 }
@@ -51,7 +57,7 @@ type Options struct {
 type Log struct {
 	db      *sql.DB
 	dialect sqldb.Dialect
-	codec   *codec.Codec
+	codec   Sealer
 	now     func() time.Time
 
 	mu         sync.Mutex

@@ -48,6 +48,9 @@ type Boot struct {
 	// LogDB is the delivery log's database (--log-db); "" is the
 	// --endpoints-db database, and with neither there is no log.
 	LogDB string
+	// WorkerLog opens the delivery log (LogDSN) for the process's worker,
+	// which then serves recoveries: the worker command, serve --worker.
+	WorkerLog bool
 }
 
 // LogDSN is the delivery log's database, "" for none.
@@ -130,7 +133,7 @@ func (b Boot) Start(ctx context.Context) (_ *Process, err error) {
 // response excerpts with the payload keys, so it needs the key file.
 func (b Boot) openLog(ctx context.Context, p *Process) error {
 	dsn := b.LogDSN()
-	if dsn == "" {
+	if dsn == "" || !b.WorkerLog {
 		return nil
 	}
 	keys, err := b.Conn.Codec()

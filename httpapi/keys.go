@@ -1,0 +1,155 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/apikey"
+	"github.com/hookrelay/hookrelay/event"
+)
+
+// keyRequest is the body of POST /v1/accounts/{account_id}/api-keys.
+type keyRequest struct {
+	Name      *string   `json:"name"`
+	Scopes    *[]string `json:"scopes"`
+	ExpiresAt *string   `json:"expires_at"`
+}
+
+type keyList struct {
+	APIKeys []apikey.View `json:"api_keys"`
+}
+
+// postKey is POST /v1/accounts/{account_id}/api-keys: make a key of the
+// account; the answer holds the key, shown only here.
+func (s *Server) postKey(w http.ResponseWriter, r *http.Request) {
+	f, ref := readKeyFields(w, r)
+	if ref != nil {
+		writeAPIError(w, r, ref.status, ref.body)
+		return
+	}
+	s.onKeys(w, r, http.StatusCreated, func(ctx context.Context, account string) (any, error) {
+		k, key, err := s.keys.CreateKey(ctx, account, f)
+		if err != nil {
+			return nil, err
+		}
+		annotate(r, slog.String("key_id", k.ID))
+		v := k.View()
+		v.Key = key
+		return v, nil
+	})
+}
+
+// listKeys is GET /v1/accounts/{account_id}/api-keys: the account's keys
+// not revoked, expired ones included, without the keys themselves.
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	s.onKeys(w, r, http.StatusOK, func(ctx context.Context, account string) (any, error) {
+		keys, err := s.keys.ListKeys(ctx, account)
+		if err != nil {
+			return nil, err
+		}
+		out := keyList{APIKeys: make([]apikey.View, 0, len(keys))}
+		for _, k := range keys {
+			out.APIKeys = append(out.APIKeys, k.View())
+		}
+		return out, nil
+	})
+}
+
+// deleteKey is DELETE /v1/accounts/{account_id}/api-keys/{key_id}: revoke
+// the key, at once here and within the key cache's bound everywhere.
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("key_id")
+	annotate(r, slog.String("key_id", id))
+	s.onKeys(w, r, http.StatusNoContent, func(ctx context.Context, account string) (any, error) {
+		return nil, s.keys.RevokeKey(ctx, account, id)
+	})
+}
+
+// onKeys runs one call on the account's keys under the API's limits and
+// maps its errors to answers.
+func (s *Server) onKeys(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, account string) (any, error)) {
+	if s.keys == nil {
+		writeError(w, r, http.StatusNotFound, "this server manages no API keys: they live in the endpoint registry (--endpoints-db)", "")
+		return
+	}
+	ctx, done, ok := s.bounded(w, r)
+	if !ok {
+		return
+	}
+	defer done()
+
+	v, err := call(ctx, r.PathValue("account_id"))
+	var fe *event.FieldError
+	switch {
+	case err == nil && okStatus == http.StatusNoContent:
+		w.WriteHeader(okStatus)
+	case err == nil:
+		writeJSON(w, okStatus, v)
+	case errors.As(err, &fe):
+		writeError(w, r, http.StatusUnprocessableEntity, fe.Error(), fe.Field)
+	case errors.Is(err, apikey.ErrNotFound):
+		writeError(w, r, http.StatusNotFound, "the account has no API key with this key_id (or it was revoked)", "key_id")
+	case errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
+		annotate(r, slog.String("error", err.Error()))
+		writeUnavailable(w, r, retryAfterUnavailable, "the registry did not answer in time; retry after Retry-After seconds")
+	default:
+		annotate(r, slog.String("error", err.Error()))
+		writeError(w, r, http.StatusInternalServerError, "internal error; nothing was half-written: retry later", "")
+	}
+}
+
+// readKeyFields reads a key's body: {"name", "scopes", "expires_at"?}, each
+// of its JSON type; an unknown field is refused, naming it. The bounds are
+// the registry's to check (apikey.Fields.Check).
+func readKeyFields(w http.ResponseWriter, r *http.Request) (apikey.Fields, *refusal) {
+	var f apikey.Fields
+	if ref := checkContentHeaders(r.Header); ref != nil {
+		return f, ref
+	}
+	body, ref := readBody(w, r)
+	if ref != nil {
+		return f, ref
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return f, refuse(http.StatusBadRequest, "body", `body is empty; send {"name": "...", "scopes": ["deliveries:read"]}`)
+	}
+	var req keyRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+			return f, refuse(http.StatusBadRequest, "body", "body is not valid JSON: %v", err)
+		case errors.As(err, &typ) && typ.Field != "":
+			return f, refuse(http.StatusUnprocessableEntity, typ.Field, "%s: has the wrong JSON type", typ.Field)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return f, refuse(http.StatusUnprocessableEntity, field, "%s: is not a field of an API key, which has name, scopes and expires_at", field)
+		default:
+			return f, refuse(http.StatusUnprocessableEntity, "body", `body must be a JSON object {"name", "scopes", "expires_at"?}`)
+		}
+	}
+	if req.Name != nil {
+		f.Name = *req.Name
+	}
+	if req.Scopes != nil {
+		f.Scopes = *req.Scopes
+	}
+	if req.ExpiresAt != nil {
+		at, err := time.Parse(time.RFC3339, *req.ExpiresAt)
+		if err != nil {
+			return f, refuse(http.StatusUnprocessableEntity, "expires_at", "expires_at: must be an RFC 3339 time such as %s", time.Now().UTC().Add(90*24*time.Hour).Format(time.RFC3339))
+		}
+		f.ExpiresAt = &at
+	}
+	return f, nil
+}
