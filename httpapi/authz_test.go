@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/apikey"
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/internal/deliverylog"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/testenv"
+	"github.com/hookrelay/hookrelay/workflows"
 )
 
 // The authorization matrix: every operation of routeTable, against every
@@ -62,6 +64,9 @@ var authzCases = map[string]authzCase{
 	"PATCH /v1/accounts/{account_id}/endpoints/{endpoint_id}":              {access{accountScoped, apikey.EndpointsWrite}, `{"description":"changed"}`, 200},
 	"DELETE /v1/accounts/{account_id}/endpoints/{endpoint_id}":             {access{accountScoped, apikey.EndpointsWrite}, "", 204},
 	"POST /v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret": {access{accountScoped, apikey.EndpointsWrite}, "", 200},
+	"POST /v1/accounts/{account_id}/endpoints/{endpoint_id}/recover":       {access{accountScoped, apikey.DeliveriesWrite}, `{"since":"2026-01-02T00:00:00Z"}`, 202},
+	"POST /v1/accounts/{account_id}/endpoints/{endpoint_id}/test":          {access{accountScoped, apikey.DeliveriesWrite}, `{"event_name":"api_mail_log_opened"}`, 202},
+	"GET /v1/accounts/{account_id}/recoveries/{recover_id}":                {access{accountScoped, apikey.DeliveriesRead}, "", 200},
 	"POST /v1/accounts/{account_id}/api-keys":                              {access{kind: adminOnly}, `{"name":"made in the matrix","scopes":["deliveries:read"]}`, 201},
 	"GET /v1/accounts/{account_id}/api-keys":                               {access{kind: adminOnly}, "", 200},
 	"DELETE /v1/accounts/{account_id}/api-keys/{key_id}":                   {access{kind: adminOnly}, "", 204},
@@ -125,6 +130,7 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 	t.Cleanup(func() { trail.Close() })
 	e.h = newTestServer(t, e.fake, func(c *Config) {
 		c.Endpoints, c.Keys, c.SecondToken, c.DeliveryLog, c.Audit = reg, e.keys, secondToken, deliveryLog, trail
+		c.Recoveries = registryRecoveries{reg}
 		c.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}).Handler()
 	return e
@@ -239,6 +245,9 @@ func (e *matrixEnv) fill(pattern string, tg target) (string, func() string) {
 	}
 	if strings.Contains(path, "{delivery_id}") {
 		path = strings.ReplaceAll(path, "{delivery_id}", map[string]string{acctA: deliveryOfA, acctB: deliveryOfB}[tg.objects])
+	}
+	if strings.Contains(path, "{recover_id}") {
+		path = strings.ReplaceAll(path, "{recover_id}", matrixRecoverID(tg.objects))
 	}
 	if strings.Contains(path, "{key_id}") {
 		k, _ := e.key(tg.objects, apikey.DeliveriesRead)
@@ -454,4 +463,34 @@ func TestAuditRecordsKeyChanges(t *testing.T) {
 	if strings.Contains(w.Body.String(), made.Key) {
 		t.Fatal("the audit trail holds the key itself")
 	}
+}
+
+// registryRecoveries answers the recover and test routes for the
+// registry's endpoints, each of its account; a recovery of account a is
+// matrixRecoverID(a).
+type registryRecoveries struct{ reg *registry.Registry }
+
+func matrixRecoverID(account string) string {
+	return workflows.RecoverID(account, "ep", time.Unix(0, 0), time.Time{})
+}
+
+func (r registryRecoveries) Recover(ctx context.Context, account, ep string, since, until time.Time) (string, error) {
+	if _, err := r.reg.Get(ctx, account, ep); err != nil {
+		return "", err
+	}
+	return workflows.RecoverID(account, ep, since, until), nil
+}
+
+func (r registryRecoveries) Recovery(_ context.Context, account, id string) (workflows.RecoverState, error) {
+	if id != matrixRecoverID(account) {
+		return workflows.RecoverState{}, deliveries.ErrRecoveryNotFound
+	}
+	return workflows.RecoverState{RecoverID: id, AccountID: account, EndpointID: "ep", State: workflows.RecoverDone}, nil
+}
+
+func (r registryRecoveries) SendTest(ctx context.Context, account, ep, _ string) (deliveries.Started, error) {
+	if _, err := r.reg.Get(ctx, account, ep); err != nil {
+		return deliveries.Started{}, err
+	}
+	return deliveries.Started{DeliveryID: ep + ":test_1", EndpointID: ep, EventID: "test_1"}, nil
 }

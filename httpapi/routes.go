@@ -45,6 +45,9 @@ func (s *Server) routeTable() []route {
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: scoped(er, s.getEndpoint),
 			http.MethodPatch: scoped(ew, s.patchEndpoint), http.MethodDelete: scoped(ew, s.deleteEndpoint)}},
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: scoped(ew, s.rotateSecret)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/recover", methods{http.MethodPost: scoped(dw, s.postRecover)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/test", methods{http.MethodPost: scoped(dw, s.postTest)}},
+		{"/v1/accounts/{account_id}/recoveries/{recover_id}", methods{http.MethodGet: scoped(dr, s.getRecovery)}},
 		{"/v1/accounts/{account_id}/deliveries", methods{http.MethodGet: scoped(dr, s.listLogDeliveries)}},
 		{"/v1/accounts/{account_id}/deliveries/{delivery_id}", methods{http.MethodGet: scoped(dr, s.getLogDelivery)}},
 		{"/v1/accounts/{account_id}/deliveries/{delivery_id}/attempts", methods{http.MethodGet: scoped(dr, s.getLogAttempts)}},
@@ -120,7 +123,7 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, status int, e apiErro
 // knownField matches the field names hookrelay itself defines, alone or in
 // a batch (events[3].payload.id). Any other field name is a key the client
 // chose (an unknown or repeated key): the answer names it, the log does not.
-var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|endpoint_id|status|since|until|limit|cursor|key_id|name|scopes|scopes\[[0-9]+\]|expires_at|reason|Authorization|Content-Type|Content-Encoding)$`)
+var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|endpoint_id|recover_id|status|since|until|limit|cursor|key_id|name|scopes|scopes\[[0-9]+\]|expires_at|reason|Authorization|Content-Type|Content-Encoding)$`)
 
 // unknownField is what the log says instead of a client's key.
 const unknownField = "unknown"

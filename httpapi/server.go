@@ -97,6 +97,10 @@ type Config struct {
 	// /v1/audit: *audit.Store on the registry's database. Nil: nothing is
 	// recorded, and /v1/audit answers 404.
 	Audit AuditTrail
+	// Recoveries serves the recover and test routes: a deliveries.Client,
+	// set when the deployment keeps a delivery log (its workers serve
+	// recoveries). Nil: those routes answer 404.
+	Recoveries Recoveries
 	// DeliveryLog serves /v1/accounts/{account_id}/deliveries: the delivery
 	// log. Nil: those routes answer 404.
 	DeliveryLog DeliveryLog
@@ -170,6 +174,7 @@ func (c Config) Validate() error {
 type Server struct {
 	deliveries      Deliveries
 	endpoints       Endpoints
+	recoveries      Recoveries
 	deliveryLog     DeliveryLog
 	keys            Keys
 	admin           []adminToken // the live admin tokens
@@ -199,6 +204,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		deliveries:      cfg.Deliveries,
 		endpoints:       cfg.Endpoints,
+		recoveries:      cfg.Recoveries,
 		deliveryLog:     cfg.DeliveryLog,
 		keys:            cfg.Keys,
 		noAuth:          cfg.NoAuth,

@@ -74,3 +74,9 @@ show "$released" "delivery_parked_released_${tag}_history.json"
 show "endpoint-health/pausable" "health_paused_resumed_${tag}_history.json"
 wait_status "$probed" delivered
 show "$probed" "delivery_probe_parked_again_${tag}_history.json"
+
+# A recovery needs a worker with a delivery log, which seals with payload keys, so it is recorded by
+# its integration test on an encrypted run, its payloads decrypted (fake data) as it writes the file.
+HOOKRELAY_RECORD_RECOVER_HISTORY="$PWD/workflows/testdata/recover_done_${tag}_history.json" \
+  go test -count=1 -run '^TestRecoverAfterOutage$' ./tests/
+echo "recorded workflows/testdata/recover_done_${tag}_history.json"

@@ -32,7 +32,7 @@ Each takes --endpoints-db DSN and --codec-key-file FILE (or their environment va
 create and update also --allow-cidr and --https-only, the rules registration checks URLs by, and the
 flags that narrow the bounds on endpoint values (--max-attempt-timeout, --min-probe-every, ...).
 Secrets are printed only by create and rotate-secret.
-` + healthUsage
+` + healthUsage + "\n" + recoverUsage
 
 // endpointCommand is `starter endpoint ...`: the endpoint registry managed
 // directly in its database, as the HTTP API manages it.
@@ -47,6 +47,9 @@ func endpointCommand(ctx context.Context, args []string, stdout io.Writer) error
 	name := args[0]
 	if _, ok := healthCommands[name]; ok {
 		return endpointHealth(ctx, name, args[1:], stdout)
+	}
+	if name == "recover" || name == "test" {
+		return endpointRecover(ctx, name, args[1:], stdout)
 	}
 	run, ok := cmds[name]
 	if !ok {

@@ -44,6 +44,7 @@ const usage = `usage:
   starter resend (DELIVERY_ID | --query QUERY [--yes]) [--output text|json]
   starter serve --listen ADDR (--endpoints FILE | --endpoints-db DSN) [--log-db DSN] [--api-token-file FILE | --insecure-no-auth] [--worker [worker flags]]
   starter endpoint create|list|show|update|delete|rotate-secret --account ID --endpoints-db DSN [flags] [--output text|json]
+  starter endpoint recover ENDPOINT_ID --account ID --since TIME [--until TIME] [--wait] | test ENDPOINT_ID --account ID --event NAME
   starter deliveries list|show|attempts --account ID [--log-db DSN] [flags] [--output text|json]
 Run "starter COMMAND --help" for a command's flags.`
 
@@ -342,9 +343,13 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 		defer trail.Close()
 		cfg.Audit = trail
 	}
-	cfg.Deliveries = &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
+	dc := &deliveries.Client{Temporal: p.Client.Client, Endpoints: p.Endpoints.Source, TaskQueue: conn.TaskQueue,
 		DataConverter: p.Client.DataConverter, EagerStart: f.hostWorker, TracerProvider: p.Tracing.Provider(),
 		ResealPlaintext: conn.InsecurePlaintext}
+	cfg.Deliveries = dc
+	if f.logDB != "" {
+		cfg.Recoveries = dc // recoveries page the log, on the workers that keep it
+	}
 	srv, err := httpapi.New(cfg)
 	if err != nil {
 		return err

@@ -21,7 +21,8 @@ import (
 // Every history in testdata was recorded from the dev server with fake data:
 // by `make demo` (delivery_retried, delivery_gone) and by
 // scripts/record-histories.sh (cancel, retry-now, resend and first-try
-// cases, per tag). Replaying them all catches non-deterministic changes to
+// cases, per tag; the recoveries by tests' TestRecoverAfterOutage, their
+// payloads decrypted). Replaying them all catches non-deterministic changes to
 // DeliveryWorkflow. A deliberate change is guarded (workflow.GetVersion, or
 // an input flag such as FirstAttemptLocal) and adds recordings; old ones stay,
 // since running workflows may still have those shapes.
@@ -35,6 +36,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			replayer := worker.NewWorkflowReplayer()
 			Register(replayer)
 			RegisterHealth(replayer)
+			RegisterRecover(replayer)
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}
@@ -98,6 +100,7 @@ func TestReplayRecordedHistoriesWithTracing(t *testing.T) {
 			}
 			Register(replayer)
 			RegisterHealth(replayer)
+			RegisterRecover(replayer)
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
 				t.Fatalf("replay %s with tracing: %v", file, err)
 			}

@@ -151,7 +151,7 @@ func (p *Process) NewWorker(ctx context.Context, conn *temporalclient.Options, o
 	}
 	return New(Deps{Client: p.Client.Client, Namespace: conn.Namespace, TaskQueue: conn.TaskQueue,
 		Endpoints: p.Endpoints.Source, Logger: p.Logger, Metrics: conn.MetricsHandler, Sealed: temporalclient.Sealed(p.Client.DataConverter),
-		TracerProvider: p.Tracing.Provider(), Log: p.Log}, o)
+		TracerProvider: p.Tracing.Provider(), Log: p.Log, DataConverter: p.Client.DataConverter}, o)
 }
 
 // Run is the worker command after its flags: it boots the process, starts

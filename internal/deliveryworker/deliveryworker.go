@@ -18,6 +18,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
@@ -155,7 +156,13 @@ type Deps struct {
 	// TracerProvider records each attempt's POST as a span; nil: tracing
 	// off. (Workflow and activity spans come from the client's interceptor.)
 	TracerProvider trace.TracerProvider
-	// Log is the delivery log attempts are written to; nil: none.
+	// DataConverter decodes histories as the client encodes them (a
+	// recovery reads each delivery's event back from its history to
+	// resend it). Nil: the SDK's default.
+	DataConverter converter.DataConverter
+	// Log is the delivery log attempts are written to; with it the worker
+	// also serves recoveries (RecoverWorkflow) on workflows.RecoverTaskQueue.
+	// Nil: none.
 	Log *deliverylog.Log
 }
 
@@ -165,7 +172,10 @@ type Deps struct {
 type Worker struct {
 	worker.Worker
 	// health serves the health task queue (workflows.HealthTaskQueue).
-	health  worker.Worker
+	health worker.Worker
+	// recover serves the recover task queue (workflows.RecoverTaskQueue);
+	// nil without a delivery log.
+	recover worker.Worker
 	watcher *health.Watcher
 	log     *logWriters // nil without a delivery log
 	stop    context.CancelFunc
@@ -255,7 +265,45 @@ func New(d Deps, o Options) (*Worker, error) {
 		r.RegisterActivityWithOptions(healthActivities.Release, activity.RegisterOptions{Name: workflows.ReleaseActivityName})
 		r.RegisterActivityWithOptions(healthActivities.Notify, activity.RegisterOptions{Name: workflows.NoticeActivityName})
 	}
-	return &Worker{Worker: w, health: hw, watcher: watcher, log: lw, drain: o.ShutdownTimeout}, nil
+	return &Worker{Worker: w, health: hw, recover: newRecoverWorker(d, o, interceptors), watcher: watcher, log: lw, drain: o.ShutdownTimeout}, nil
+}
+
+// newRecoverWorker builds the worker of the recover task queue, if the
+// process has a delivery log: recoveries page it. Its resends never
+// re-seal a plaintext input.
+func newRecoverWorker(d Deps, o Options, interceptors []interceptor.WorkerInterceptor) worker.Worker {
+	if d.Log == nil {
+		return nil
+	}
+	rw := worker.New(d.Client, workflows.RecoverTaskQueue(d.TaskQueue), worker.Options{
+		Interceptors:                     interceptors,
+		WorkerStopTimeout:                o.ShutdownTimeout,
+		MaxConcurrentActivityTaskPollers: healthPollers,
+		MaxConcurrentWorkflowTaskPollers: healthPollers,
+		OnFatalError:                     o.OnFatalError,
+	})
+	ra := &activities.RecoverActivities{Log: failedLister{d.Log}, Endpoints: d.Endpoints,
+		Resender: &deliveries.Client{Temporal: d.Client, Endpoints: d.Endpoints, TaskQueue: d.TaskQueue, DataConverter: d.DataConverter}}
+	workflows.RegisterRecover(rw)
+	rw.RegisterActivityWithOptions(ra.ListFailed, activity.RegisterOptions{Name: workflows.RecoverListActivityName})
+	rw.RegisterActivityWithOptions(ra.ResendFailed, activity.RegisterOptions{Name: workflows.RecoverResendActivityName})
+	return rw
+}
+
+// failedLister lists the log's failed deliveries for recoveries.
+type failedLister struct{ log *deliverylog.Log }
+
+func (l failedLister) ListFailed(ctx context.Context, accountID, endpointID string, since, until time.Time, limit int, cursor string) ([]string, string, error) {
+	page, err := l.log.List(ctx, accountID, deliverylog.Filter{EndpointID: endpointID, Status: string(workflows.StatusFailed),
+		Since: since, Until: until, Limit: limit, Cursor: cursor})
+	if err != nil {
+		return nil, "", err
+	}
+	ids := make([]string, 0, len(page.Deliveries))
+	for _, d := range page.Deliveries {
+		ids = append(ids, d.DeliveryID)
+	}
+	return ids, page.Next, nil
 }
 
 // Start starts the circuit watcher, the SDK worker, then the delivery
@@ -268,7 +316,17 @@ func (w *Worker) Start() error {
 		stop()
 		return fmt.Errorf("health task queue: %w", err)
 	}
+	if w.recover != nil {
+		if err := w.recover.Start(); err != nil {
+			w.health.Stop()
+			stop()
+			return fmt.Errorf("recover task queue: %w", err)
+		}
+	}
 	if err := w.Worker.Start(); err != nil {
+		if w.recover != nil {
+			w.recover.Stop()
+		}
 		w.health.Stop()
 		stop()
 		return err
@@ -284,6 +342,9 @@ func (w *Worker) Start() error {
 func (w *Worker) Stop() {
 	w.Worker.Stop()
 	w.health.Stop()
+	if w.recover != nil {
+		w.recover.Stop()
+	}
 	if w.stop != nil {
 		w.stop()
 	}
