@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"github.com/hookrelay/hookrelay/internal/auditstore"
 	"log/slog"
@@ -433,18 +434,34 @@ func matrixBounds() endpoint.Bounds {
 	return b
 }
 
-// Making and revoking a key is in the audit trail, by the admin token's id,
+// Making and revoking a key, a recovery and a test event are in the audit
+// trail, by the admin token's id,
 // with the key's id and never the key; an account key's use is recorded
 // under its own id.
-func TestAuditRecordsKeyChanges(t *testing.T) {
+func TestAuditRecordsKeysRecoveriesAndTests(t *testing.T) {
 	e := newMatrixEnv(t)
 	w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/api-keys", `{"name":"audited","scopes":["endpoints:write"]}`)
 	if w.Code != http.StatusCreated {
 		t.Fatalf("POST api-keys: %d %s", w.Code, w.Body)
 	}
 	made := decode[apikey.View](t, w)
-	if w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/endpoints", `{"url":"https://hooks.example.com/a","events":["*"]}`, "Authorization", "Bearer "+made.Key); w.Code != http.StatusCreated {
+	w = do(t, e.h, "POST", "/v1/accounts/"+acctA+"/endpoints", `{"url":"https://hooks.example.com/a","events":["*"]}`, "Authorization", "Bearer "+made.Key)
+	if w.Code != http.StatusCreated {
 		t.Fatalf("POST endpoints with the key: %d %s", w.Code, w.Body)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &created); err != nil {
+		t.Fatal(err)
+	}
+	ep := created.ID
+	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/endpoints/"+ep+"/recover", `{"since":"`+since+`"}`); w.Code != http.StatusAccepted {
+		t.Fatalf("POST recover: %d %s", w.Code, w.Body)
+	}
+	if w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/endpoints/"+ep+"/test", `{"event_name":"api_mail_log_opened"}`); w.Code != http.StatusAccepted {
+		t.Fatalf("POST test: %d %s", w.Code, w.Body)
 	}
 	if w := do(t, e.h, "DELETE", "/v1/accounts/"+acctA+"/api-keys/"+made.ID, ""); w.Code != http.StatusNoContent {
 		t.Fatalf("DELETE api-key: %d %s", w.Code, w.Body)
@@ -454,10 +471,12 @@ func TestAuditRecordsKeyChanges(t *testing.T) {
 	admin := newAdminToken(testToken).id
 	want := []string{
 		acctA + " " + admin + " api_key.create " + made.ID + " name,scopes",
-		acctA + " key:" + made.ID + " endpoint.create ",
+		acctA + " key:" + made.ID + " endpoint.create " + ep + " url,events",
+		acctA + " " + admin + " endpoint.recover " + ep + " since",
+		acctA + " " + admin + " endpoint.test " + ep + " event_name",
 		acctA + " " + admin + " api_key.revoke " + made.ID + " ",
 	}
-	if len(got) != len(want) || got[0] != want[0] || !strings.HasPrefix(got[1], want[1]) || got[2] != want[2] {
+	if !slices.Equal(got, want) {
 		t.Fatalf("audit trail:\n got %q\nwant %q (the endpoint's id after endpoint.create)", got, want)
 	}
 	if strings.Contains(w.Body.String(), made.Key) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hookrelay/hookrelay/audit"
 	"log/slog"
 	"net/http"
 	"time"
@@ -55,7 +56,11 @@ func (s *Server) postRecover(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, ref.status, ref.body)
 		return
 	}
-	s.onRecoveries(w, r, http.StatusAccepted, func(ctx context.Context, account string) (any, error) {
+	changes := []string{"since"}
+	if req.Until != nil {
+		changes = append(changes, "until")
+	}
+	s.onRecoveries(w, r, http.StatusAccepted, &audit.Record{Action: audit.EndpointRecover, Changes: changes}, func(ctx context.Context, account string) (any, error) {
 		id, err := s.recoveries.Recover(ctx, account, r.PathValue("endpoint_id"), since, until)
 		annotate(r, slog.String("recover_id", id))
 		return map[string]string{"recover_id": id}, err
@@ -88,7 +93,7 @@ func recoverWindow(req recoverRequest, now time.Time) (since, until time.Time, r
 
 // getRecovery is GET /v1/accounts/{account_id}/recoveries/{recover_id}.
 func (s *Server) getRecovery(w http.ResponseWriter, r *http.Request) {
-	s.onRecoveries(w, r, http.StatusOK, func(ctx context.Context, account string) (any, error) {
+	s.onRecoveries(w, r, http.StatusOK, nil, func(ctx context.Context, account string) (any, error) {
 		st, err := s.recoveries.Recovery(ctx, account, r.PathValue("recover_id"))
 		return recoveryView{RecoverID: st.RecoverID, EndpointID: st.EndpointID, Since: st.Since, Until: st.Until, State: st.State,
 			Matched: st.Matched, Resent: st.Resent, Skipped: st.Skipped, SkippedDeliveries: st.SkippedDeliveries}, err
@@ -113,7 +118,7 @@ func (s *Server) postTest(w http.ResponseWriter, r *http.Request) {
 			"api_mail_log_permanent_failure, api_mail_log_opened", "event_name")
 		return
 	}
-	s.onRecoveries(w, r, http.StatusAccepted, func(ctx context.Context, account string) (any, error) {
+	s.onRecoveries(w, r, http.StatusAccepted, &audit.Record{Action: audit.EndpointTest, Changes: []string{"event_name"}}, func(ctx context.Context, account string) (any, error) {
 		started, err := s.recoveries.SendTest(ctx, account, r.PathValue("endpoint_id"), req.EventName)
 		return deliveryOf(started), err
 	})
@@ -149,8 +154,10 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, v any, example string)
 }
 
 // onRecoveries runs one recover or test call for the account in the path,
-// under the API's limits, and maps its errors to answers.
-func (s *Server) onRecoveries(w http.ResponseWriter, r *http.Request, okStatus int, call func(ctx context.Context, account string) (any, error)) {
+// under the API's limits, and maps its errors to answers. A change (non-nil)
+// is recorded in the audit trail, against the endpoint, before it is made,
+// or not made.
+func (s *Server) onRecoveries(w http.ResponseWriter, r *http.Request, okStatus int, change *audit.Record, call func(ctx context.Context, account string) (any, error)) {
 	if id := r.PathValue("endpoint_id"); id != "" {
 		annotate(r, slog.String("endpoint_id", id))
 	}
@@ -163,25 +170,47 @@ func (s *Server) onRecoveries(w http.ResponseWriter, r *http.Request, okStatus i
 		return
 	}
 	defer done()
-	v, err := call(ctx, r.PathValue("account_id"))
+	account := r.PathValue("account_id")
+	settle := func(int, string) {}
+	if change != nil {
+		rec := *change
+		rec.AccountID, rec.Target = account, r.PathValue("endpoint_id")
+		if settle, ok = s.audited(w, r, ctx, rec); !ok {
+			return
+		}
+	}
+	v, err := call(ctx, account)
+	settle(answerRecoveries(w, r, okStatus, v, err), "")
+}
+
+// answerRecoveries writes the answer to a recover or test call and returns
+// its status.
+func answerRecoveries(w http.ResponseWriter, r *http.Request, okStatus int, v any, err error) int {
 	var fe *event.FieldError
 	switch {
 	case err == nil:
 		writeJSON(w, okStatus, v)
+		return okStatus
 	case errors.As(err, &fe):
 		writeError(w, r, http.StatusUnprocessableEntity, fe.Error(), fe.Field)
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, endpoint.ErrNotFound), errors.Is(err, endpoint.ErrDeleted):
 		writeError(w, r, http.StatusNotFound, "the account has no endpoint with this endpoint_id", "endpoint_id")
+		return http.StatusNotFound
 	case errors.Is(err, deliveries.ErrRecoveryNotFound):
 		writeError(w, r, http.StatusNotFound, "the account has no recovery with this recover_id", "recover_id")
+		return http.StatusNotFound
 	case errors.Is(err, deliveries.ErrNoWorker):
 		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "the recovery exists but no worker with the delivery log answered; retry later")
+		return http.StatusServiceUnavailable
 	case errors.Is(err, deliveries.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
 		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "Temporal is unavailable or too slow; retry after Retry-After seconds")
+		return http.StatusServiceUnavailable
 	default:
 		annotate(r, slog.String("error", err.Error()))
 		writeError(w, r, http.StatusInternalServerError, "internal error", "")
+		return http.StatusInternalServerError
 	}
 }
