@@ -60,6 +60,8 @@ var authzCases = map[string]authzCase{
 	"POST /v1/accounts/{account_id}/api-keys":                              {access{kind: adminOnly}, `{"name":"made in the matrix","scopes":["deliveries:read"]}`, 201},
 	"GET /v1/accounts/{account_id}/api-keys":                               {access{kind: adminOnly}, "", 200},
 	"DELETE /v1/accounts/{account_id}/api-keys/{key_id}":                   {access{kind: adminOnly}, "", 204},
+	"POST /v1/accounts/{account_id}/portal-sessions":                       {access{kind: adminOnly}, `{"scopes":["endpoints:read"],"expires_in":600}`, 201},
+	"DELETE /v1/accounts/{account_id}/portal-sessions":                     {access{kind: adminOnly}, "", 204},
 	"GET /v1/openapi.json":                                                 {access{kind: publicAccess}, "", 200},
 	"GET /healthz":                                                         {access{kind: publicAccess}, "", 200},
 	"GET /readyz":                                                          {access{kind: publicAccess}, "", 200},
@@ -72,6 +74,7 @@ type matrixCred struct {
 	admin   bool
 	account string         // a usable key's account
 	scopes  []apikey.Scope // a usable key's scopes
+	session bool           // a portal session, made again when the matrix ends A's sessions
 }
 
 // matrixEnv is the server under test and what the test made in it.
@@ -107,8 +110,14 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An expired portal session: made two hours ago for one.
+	clock = time.Now().Add(-2 * time.Hour)
+	_, expiredSession, err := reg.CreateSession(context.Background(), acctA, apikey.SessionFields{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	clock = time.Now()
-	e.tokens = append(e.tokens, expired)
+	e.tokens = append(e.tokens, expired, expiredSession)
 	e.h = newTestServer(t, e.fake, func(c *Config) {
 		c.Endpoints, c.Keys, c.SecondToken = reg, e.keys, secondToken
 		c.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -134,6 +143,27 @@ func (e *matrixEnv) key(account string, scopes ...apikey.Scope) (apikey.Key, str
 	return k, key
 }
 
+// session makes a portal session of account with scopes and returns its token.
+func (e *matrixEnv) session(account string, scopes ...apikey.Scope) string {
+	e.t.Helper()
+	_, token, err := e.keys.CreateSession(context.Background(), account, apikey.SessionFields{Scopes: scopeNames(scopes)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.tokens = append(e.tokens, token)
+	return token
+}
+
+// remintSessions makes the live sessions of creds again, after a request
+// that may have ended them.
+func (e *matrixEnv) remintSessions(creds []matrixCred) {
+	for i, c := range creds {
+		if c.session {
+			creds[i].token = e.session(c.account, c.scopes...)
+		}
+	}
+}
+
 func (e *matrixEnv) creds() []matrixCred {
 	t := e.t
 	out := []matrixCred{
@@ -142,11 +172,21 @@ func (e *matrixEnv) creds() []matrixCred {
 		{name: "none"},
 		{name: "wrong token", token: "wrong-token-0123456789abcdef"},
 		{name: "expired key", token: e.tokens[2]},
+		{name: "expired portal session", token: e.tokens[3]},
+	}
+	// A's ended session: ended before A's live ones are made.
+	out = append(out, matrixCred{name: "ended portal session", token: e.session(acctA, apikey.Scopes...)})
+	if _, err := e.keys.RevokeSessions(context.Background(), acctA); err != nil {
+		t.Fatal(err)
 	}
 	for _, s := range apikey.Scopes {
 		_, key := e.key(acctA, s)
 		out = append(out, matrixCred{name: "A key " + string(s), token: key, account: acctA, scopes: []apikey.Scope{s}})
 	}
+	for _, s := range apikey.Scopes {
+		out = append(out, matrixCred{name: "A portal session " + string(s), token: e.session(acctA, s), account: acctA, scopes: []apikey.Scope{s}, session: true})
+	}
+	out = append(out, matrixCred{name: "B portal session, every scope", token: e.session(acctB, apikey.Scopes...), account: acctB, scopes: apikey.Scopes, session: true})
 	_, keyB := e.key(acctB, apikey.Scopes...)
 	out = append(out, matrixCred{name: "B key, every scope", token: keyB, account: acctB, scopes: apikey.Scopes})
 	revoked, keyR := e.key(acctA, apikey.Scopes...)
@@ -206,6 +246,13 @@ func (e *matrixEnv) fill(pattern string, tg target) (string, func() string) {
 	}
 	if strings.Contains(path, "{delivery_id}") {
 		path = strings.ReplaceAll(path, "{delivery_id}", map[string]string{acctA: deliveryOfA, acctB: deliveryOfB}[tg.objects])
+	}
+	if strings.HasSuffix(path, "/portal-sessions") {
+		id, _ := apikey.IDOf(e.session(tg.objects, apikey.EndpointsRead))
+		probes = append(probes, func() string {
+			got, err := e.reg.LookupKey(ctx, id)
+			return fmt.Sprintf("session %v %v", got.RevokedAt, err)
+		})
 	}
 	if strings.Contains(path, "{key_id}") {
 		k, _ := e.key(tg.objects, apikey.DeliveriesRead)
@@ -315,7 +362,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("the log holds a credential's secret (…%s)", secret[len(secret)-4:])
 		}
 	}
-	if !strings.Contains(logs, `"credential":"key:key_`) || !strings.Contains(logs, `"credential":"admin:`) {
+	if !strings.Contains(logs, `"credential":"key:key_`) || !strings.Contains(logs, `"credential":"admin:`) || !strings.Contains(logs, `"credential":"session:ses_`) {
 		t.Errorf("the log does not name the credentials by id")
 	}
 }
@@ -336,6 +383,9 @@ func (e *matrixEnv) runOperation(t *testing.T, method, pattern string, c authzCa
 				headers[1] = "Bearer " + cred.token
 			}
 			w := do(t, e.h, method, path, c.body, headers...)
+			if method == http.MethodDelete && strings.HasSuffix(pattern, "/portal-sessions") {
+				e.remintSessions(creds)
+			}
 			want, noSuchPath := expect(c, cred, tg, hasObject)
 			where := fmt.Sprintf("%s %s [%s; %s]", method, pattern, cred.name, tg.name)
 			if w.Code != want {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,10 @@ type Keys interface {
 	ListKeys(ctx context.Context, accountID string) ([]apikey.Key, error)
 	RevokeKey(ctx context.Context, accountID, id string) error
 	LookupKey(ctx context.Context, id string) (apikey.Key, error)
+	// CreateSession and RevokeSessions make and end portal sessions, which
+	// LookupKey answers as keys (apikey.IsSessionID).
+	CreateSession(ctx context.Context, accountID string, f apikey.SessionFields) (apikey.Key, string, error)
+	RevokeSessions(ctx context.Context, accountID string) (int64, error)
 }
 
 // Config configures a Server.
@@ -95,6 +100,12 @@ type Config struct {
 	// the admin token can be rotated without downtime.
 	SecondToken string
 	NoAuth      bool
+	// PortalBaseURL is where the portal's URLs point (scheme, host, and a
+	// path prefix if a proxy adds one); "" takes each request's own origin.
+	PortalBaseURL string
+	// Portal, if set, is served under PortalPath: the portal's page and
+	// assets, public (they hold no data).
+	Portal http.Handler
 	// MaxInFlight bounds the requests waiting on Temporal at once; the next
 	// one is refused with 503 rather than queued.
 	MaxInFlight int
@@ -127,7 +138,9 @@ func (c Config) Validate() error {
 	case c.SecondToken != "" && c.SecondToken == c.Token:
 		return errors.New("the second API token is the first one again; give two different tokens, or one")
 	case apikey.IsKey(c.Token) || apikey.IsKey(c.SecondToken):
-		return fmt.Errorf("an admin token may not start with %q, which marks account API keys", apikey.Prefix)
+		return fmt.Errorf("an admin token may not start with %q or %q, which mark account API keys and portal sessions", apikey.Prefix, apikey.SessionPrefix)
+	case checkPortalBaseURL(c.PortalBaseURL) != nil:
+		return checkPortalBaseURL(c.PortalBaseURL)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("max in flight: %d is negative", c.MaxInFlight)
 	case c.RequestTimeout < 0:
@@ -143,6 +156,8 @@ type Server struct {
 	deliveries      Deliveries
 	endpoints       Endpoints
 	keys            Keys
+	portalBaseURL   string
+	portal          http.Handler
 	admin           []adminToken // the live admin tokens
 	noAuth          bool
 	slots           chan struct{} // one per request waiting on Temporal
@@ -167,6 +182,8 @@ func New(cfg Config) (*Server, error) {
 		deliveries:      cfg.Deliveries,
 		endpoints:       cfg.Endpoints,
 		keys:            cfg.Keys,
+		portalBaseURL:   strings.TrimSuffix(cfg.PortalBaseURL, "/"),
+		portal:          cfg.Portal,
 		noAuth:          cfg.NoAuth,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),
 		requestTimeout:  orDefault(cfg.RequestTimeout, DefaultRequestTimeout),

@@ -205,6 +205,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	endpointsource.AddBoundsFlags(fs, &f.bounds)
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the admin bearer token, or two on two lines while rotating it (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
+	fs.StringVar(&f.cfg.PortalBaseURL, "portal-base-url", "", "where portal session URLs point, https://host[/prefix] (default: each request's own origin)")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
 	cmdline.ShutdownTimeout(fs, &f.cfg.ShutdownTimeout)
