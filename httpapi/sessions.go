@@ -36,8 +36,9 @@ type sessionView struct {
 
 // postSession is POST /v1/accounts/{account_id}/portal-sessions: make a
 // portal session of the account and answer the URL that opens the portal
-// with it. The token is in the URL's fragment, which browsers never send
-// to a server, so it reaches no request log.
+// with it, "#token=<token>&account=<account_id>". The token is in the
+// URL's fragment, which browsers never send to a server, so it reaches no
+// request log.
 func (s *Server) postSession(w http.ResponseWriter, r *http.Request) {
 	f, ref := readSessionFields(w, r)
 	if ref != nil {
@@ -58,7 +59,8 @@ func (s *Server) postSession(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		annotate(r, slog.String("session_id", k.ID))
-		return sessionView{URL: base + PortalPath + "#token=" + url.QueryEscape(token), ExpiresAt: *k.ExpiresAt}, nil
+		frag := "token=" + url.QueryEscape(token) + "&account=" + url.QueryEscape(account)
+		return sessionView{URL: base + PortalPath + "#" + frag, ExpiresAt: *k.ExpiresAt}, nil
 	})
 }
 

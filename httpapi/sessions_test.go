@@ -27,7 +27,11 @@ func TestPortalSessionRoutes(t *testing.T) {
 	if err != nil || u.Scheme != "http" || u.Host != "example.com" || u.Path != PortalPath || u.RawQuery != "" || !strings.HasPrefix(u.Fragment, "token=hrs_") {
 		t.Fatalf("url %q: %v", created.URL, err)
 	}
-	token := strings.TrimPrefix(u.Fragment, "token=")
+	frag, err := url.ParseQuery(u.Fragment)
+	token := frag.Get("token")
+	if err != nil || frag.Get("account") != acctA || !strings.HasPrefix(token, "hrs_") {
+		t.Fatalf("fragment %q: %v", u.Fragment, err)
+	}
 	e.tokens = append(e.tokens, token)
 	asSession := []string{"Authorization", "Bearer " + token}
 	if w := do(t, e.h, "GET", "/v1/accounts/"+acctA+"/endpoints", "", asSession...); w.Code != 200 {
@@ -44,7 +48,8 @@ func TestPortalSessionRoutes(t *testing.T) {
 	if w.Code != 201 || time.Until(narrow.ExpiresAt) > 2*time.Minute {
 		t.Fatalf("narrow: %d %s", w.Code, w.Body)
 	}
-	narrowToken := narrow.URL[strings.Index(narrow.URL, "#token=")+len("#token="):]
+	narrowFrag, _ := url.ParseQuery(narrow.URL[strings.Index(narrow.URL, "#")+1:])
+	narrowToken := narrowFrag.Get("token")
 	e.tokens = append(e.tokens, narrowToken)
 	if w := do(t, e.h, "GET", "/v1/accounts/"+acctA+"/endpoints", "", "Authorization", "Bearer "+narrowToken); w.Code != 403 {
 		t.Fatalf("without endpoints:read: %d %s", w.Code, w.Body)

@@ -27,6 +27,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
+	"github.com/hookrelay/hookrelay/internal/portal"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/internal/tracing"
@@ -189,6 +190,7 @@ type serveFlags struct {
 	boot       deliveryworker.Boot
 	listen     string
 	tokenFile  string
+	portal     portal.Options
 	noAuth     bool
 	cfg        httpapi.Config
 	hostWorker bool
@@ -206,6 +208,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the admin bearer token, or two on two lines while rotating it (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
 	fs.StringVar(&f.cfg.PortalBaseURL, "portal-base-url", "", "where portal session URLs point, https://host[/prefix] (default: each request's own origin)")
+	fs.StringVar(&f.portal.FrameAncestors, "portal-frame-ancestors", portal.DefaultFrameAncestors, "the portal's CSP frame-ancestors: origins that may show it in an iframe, such as https://mail.example.com")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
 	cmdline.ShutdownTimeout(fs, &f.cfg.ShutdownTimeout)
@@ -254,6 +257,11 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if set := cmdline.Changed(fs, workerOnly...); !f.hostWorker && len(set) > 0 {
 		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])
 	}
+	h, err := portal.Handler(f.portal)
+	if err != nil {
+		return cmdline.Usagef("--portal-frame-ancestors: %v", err)
+	}
+	f.cfg.Portal = h
 	token, second, err := apiToken(f.tokenFile, f.noAuth)
 	if err != nil {
 		return err
