@@ -139,8 +139,8 @@ func (c Config) Validate() error {
 		return errors.New("the second API token is the first one again; give two different tokens, or one")
 	case apikey.IsKey(c.Token) || apikey.IsKey(c.SecondToken):
 		return fmt.Errorf("an admin token may not start with %q or %q, which mark account API keys and portal sessions", apikey.Prefix, apikey.SessionPrefix)
-	case checkPortalBaseURL(c.PortalBaseURL) != nil:
-		return checkPortalBaseURL(c.PortalBaseURL)
+	case CheckPortalBaseURL(c.PortalBaseURL) != nil:
+		return CheckPortalBaseURL(c.PortalBaseURL)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("max in flight: %d is negative", c.MaxInFlight)
 	case c.RequestTimeout < 0:

@@ -125,9 +125,9 @@ func readSessionFields(w http.ResponseWriter, r *http.Request) (apikey.SessionFi
 	return f, nil
 }
 
-// checkPortalBaseURL checks Config.PortalBaseURL: an absolute http(s) URL
+// CheckPortalBaseURL checks a Config.PortalBaseURL: an absolute http(s) URL
 // without query or fragment.
-func checkPortalBaseURL(s string) error {
+func CheckPortalBaseURL(s string) error {
 	if s == "" {
 		return nil
 	}

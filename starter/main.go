@@ -257,6 +257,9 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if set := cmdline.Changed(fs, workerOnly...); !f.hostWorker && len(set) > 0 {
 		return cmdline.Usagef("%s: configures the hosted worker; add --worker", set[0])
 	}
+	if err := httpapi.CheckPortalBaseURL(f.cfg.PortalBaseURL); err != nil {
+		return cmdline.Usagef("--portal-base-url: %v", err)
+	}
 	h, err := portal.Handler(f.portal)
 	if err != nil {
 		return cmdline.Usagef("--portal-frame-ancestors: %v", err)

@@ -78,3 +78,36 @@ func TestHandlerHeaders(t *testing.T) {
 		t.Errorf("default CSP %q", CSP(""))
 	}
 }
+
+// Every control has a label: each input and select (but hidden ones) by a
+// <label for>, each button by its text.
+func TestEveryControlLabelled(t *testing.T) {
+	html, err := fs.ReadFile(Assets(), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(html)
+	labels := map[string]bool{}
+	for _, m := range regexp.MustCompile(`<label for="([^"]+)"`).FindAllStringSubmatch(page, -1) {
+		labels[m[1]] = true
+	}
+	controls := regexp.MustCompile(`<(input|select|textarea)\b[^>]*>`).FindAllString(page, -1)
+	if len(controls) < 10 {
+		t.Fatalf("found only %d controls", len(controls))
+	}
+	idRE := regexp.MustCompile(`\bid="([^"]+)"`)
+	for _, c := range controls {
+		if strings.Contains(c, `type="hidden"`) {
+			continue
+		}
+		m := idRE.FindStringSubmatch(c)
+		if m == nil || !labels[m[1]] {
+			t.Errorf("%s has no <label for>", c)
+		}
+	}
+	for _, m := range regexp.MustCompile(`<button\b[^>]*>([^<]*)</button>`).FindAllStringSubmatch(page, -1) {
+		if strings.TrimSpace(m[1]) == "" {
+			t.Errorf("a button without text: %s", m[0])
+		}
+	}
+}

@@ -189,7 +189,7 @@
     const set = (k, v) => { if (v) q.set(k, v); };
     set("endpoint_id", $("f-endpoint").value.trim());
     set("status", $("f-status").value);
-    set("event_name", $("f-event").value.trim());
+    set("event_name", $("f-event").value);
     set("since", isoOf($("f-since")));
     set("until", isoOf($("f-until")));
     if (more) set("cursor", deliveriesCursor);
@@ -202,11 +202,11 @@
   }
 
   function deliveryRow(d) {
-    const id = d.delivery_id || d.id;
+    const id = d.delivery_id;
     const tr = document.createElement("tr");
     cell(tr, "Delivery", id);
-    cell(tr, "Event", d.event_name || d.event || "");
-    cell(tr, "Status", d.status || d.state || "");
+    cell(tr, "Event", d.event_name || "");
+    cell(tr, "Status", d.status || "");
     cell(tr, "Attempts", String(d.attempts !== undefined ? d.attempts : ""));
     const actions = document.createElement("div");
     actions.className = "row";
@@ -223,10 +223,10 @@
     tbody.replaceChildren();
     for (const a of data.attempts || []) {
       const tr = document.createElement("tr");
-      cell(tr, "Time", a.at || a.started_at || a.time || "");
-      cell(tr, "Status code", String(a.status_code || a.error || ""));
-      cell(tr, "Duration", a.duration || (a.duration_ms !== undefined ? a.duration_ms + " ms" : ""));
-      cell(tr, "Response", a.response_excerpt || a.response || "");
+      cell(tr, "Time", a.started_at || "");
+      cell(tr, "Status code", String(a.status_code || a.error || a.outcome || ""));
+      cell(tr, "Duration", a.duration_ms !== undefined ? a.duration_ms + " ms" : "");
+      cell(tr, "Response", a.response_excerpt || "");
       tbody.appendChild(tr);
     }
     $("attempts").hidden = false;
@@ -282,7 +282,7 @@
     onSubmit("resend-form", () => resend($("resend-id").value.trim()), "Delivery resent.");
     onSubmit("recover-form", () => api("POST", "/endpoints/" + encodeURIComponent($("recover-endpoint").value.trim()) + "/recover",
       { since: isoOf($("recover-since")) }).then(showResult), "Recovery started.");
-    onSubmit("test-form", () => api("POST", "/endpoints/" + encodeURIComponent($("test-endpoint").value.trim()) + "/test", {}).then(showResult),
+    onSubmit("test-form", () => api("POST", "/endpoints/" + encodeURIComponent($("test-endpoint").value.trim()) + "/test", { event_name: $("test-event").value }).then(showResult),
       "Test event sent.");
   }
 
