@@ -134,19 +134,10 @@ func (f Fields) Check(now time.Time) ([]Scope, error) {
 	case strings.ContainsFunc(f.Name, unicode.IsControl) || !utf8.ValidString(f.Name):
 		return nil, fieldErr("name", "must be printable text, without control characters")
 	}
-	if len(f.Scopes) == 0 {
-		return nil, fieldErr("scopes", "is required: give at least one of %s", scopeList())
+	out, err := checkScopes(f.Scopes)
+	if err != nil {
+		return nil, err
 	}
-	var out []Scope
-	for i, s := range f.Scopes {
-		if !slices.Contains(Scopes, Scope(s)) {
-			return nil, fieldErr(fmt.Sprintf("scopes[%d]", i), "%q is not a scope; the scopes are %s", s, scopeList())
-		}
-		if !slices.Contains(out, Scope(s)) {
-			out = append(out, Scope(s))
-		}
-	}
-	slices.SortFunc(out, func(a, b Scope) int { return slices.Index(Scopes, a) - slices.Index(Scopes, b) })
 	if f.ExpiresAt != nil {
 		switch d := f.ExpiresAt.Sub(now); {
 		case d < MinLifetime:
@@ -155,6 +146,25 @@ func (f Fields) Check(now time.Time) ([]Scope, error) {
 			return nil, fieldErr("expires_at", "must be at most %d days ahead; leave it out for a key that lives until revoked", int(MaxLifetime.Hours()/24))
 		}
 	}
+	return out, nil
+}
+
+// checkScopes checks a list of scope names, at least one, and returns them
+// without repeats in the documented order.
+func checkScopes(scopes []string) ([]Scope, error) {
+	if len(scopes) == 0 {
+		return nil, fieldErr("scopes", "is required: give at least one of %s", scopeList())
+	}
+	var out []Scope
+	for i, s := range scopes {
+		if !slices.Contains(Scopes, Scope(s)) {
+			return nil, fieldErr(fmt.Sprintf("scopes[%d]", i), "%q is not a scope; the scopes are %s", s, scopeList())
+		}
+		if !slices.Contains(out, Scope(s)) {
+			out = append(out, Scope(s))
+		}
+	}
+	slices.SortFunc(out, func(a, b Scope) int { return slices.Index(Scopes, a) - slices.Index(Scopes, b) })
 	return out, nil
 }
 
@@ -185,14 +195,21 @@ func Generate() (id, key string, hash []byte, err error) {
 	return IDPrefix + idPart, key, h, nil
 }
 
-// IsKey reports whether a bearer token is shaped as an API key, rather
-// than an admin token.
-func IsKey(token string) bool { return strings.HasPrefix(token, Prefix) }
+// IsKey reports whether a bearer token is shaped as an API key or a portal
+// session token, rather than an admin token.
+func IsKey(token string) bool {
+	return strings.HasPrefix(token, Prefix) || strings.HasPrefix(token, SessionPrefix)
+}
 
-// IDOf is the id of the key a presented token claims to be, if it is
-// shaped as one; the caller still checks its hash (Verify).
+// IDOf is the id of the key or portal session a presented token claims to
+// be, if it is shaped as one; the caller still checks its hash (Verify).
 func IDOf(token string) (string, bool) {
+	idPrefix := IDPrefix
 	rest, ok := strings.CutPrefix(token, Prefix)
+	if !ok {
+		rest, ok = strings.CutPrefix(token, SessionPrefix)
+		idPrefix = SessionIDPrefix
+	}
 	if !ok || len(rest) != idChars+1+secretChars || rest[idChars] != '_' {
 		return "", false
 	}
@@ -200,7 +217,7 @@ func IDOf(token string) (string, bool) {
 	if strings.IndexFunc(idPart, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') }) >= 0 {
 		return "", false
 	}
-	return IDPrefix + idPart, true
+	return idPrefix + idPart, true
 }
 
 // Hash is what is stored of a key: SHA-256, enough for a key of 32 random

@@ -69,7 +69,8 @@ func newAdminToken(token string) adminToken {
 	return adminToken{hash: h, id: "admin:" + hex.EncodeToString(h[:6])}
 }
 
-// credential is who a request acts as: the admin (key nil) or an API key.
+// credential is who a request acts as: the admin (key nil), an API key or
+// a portal session (a key whose id is a session's).
 type credential struct {
 	id  string
 	key *apikey.Key
@@ -79,9 +80,9 @@ type credentialKey struct{}
 
 // CredentialID is the id of the credential a request of the API acts with,
 // for audit records: "admin:<fingerprint>" (the first 12 hex digits of the
-// admin token's SHA-256), "key:<key id>", or "insecure-no-auth" when the
-// server runs without authentication; "" outside an authorized request.
-// It is never a secret.
+// admin token's SHA-256), "key:<key id>", "session:<portal session id>",
+// or "insecure-no-auth" when the server runs without authentication; ""
+// outside an authorized request. It is never a secret.
 func CredentialID(ctx context.Context) string {
 	if c, ok := ctx.Value(credentialKey{}).(credential); ok {
 		return c.id
@@ -152,7 +153,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (credentia
 	return credential{id: s.admin[match].id}, true
 }
 
-// authenticateKey checks an API key: its hash in constant time, then
+// authenticateKey checks an API key or a portal session token: its hash in constant time, then
 // whether it is revoked or expired. Lookups share the requests' slots, so
 // a flood of made-up keys cannot queue queries on the registry.
 func (s *Server) authenticateKey(w http.ResponseWriter, r *http.Request, token string) (credential, bool) {
@@ -180,12 +181,16 @@ func (s *Server) authenticateKey(w http.ResponseWriter, r *http.Request, token s
 		return credential{}, false
 	}
 	if err := k.Usable(time.Now()); err != nil {
-		annotate(r, slog.String("credential", "key:"+k.ID))
-		writeInvalidToken(w, r, err.Error()+"; ask the account's administrator for a new one")
+		annotate(r, slog.String("credential", k.CredentialID()))
+		msg := err.Error() + "; ask the account's administrator for a new one"
+		if apikey.IsSessionID(k.ID) {
+			msg = "the portal session has ended (expired or signed out); open the portal again from your account"
+		}
+		writeInvalidToken(w, r, msg)
 		return credential{}, false
 	}
 	k.Hash = nil
-	return credential{id: "key:" + k.ID, key: &k}, true
+	return credential{id: k.CredentialID(), key: &k}, true
 }
 
 func writeInvalidToken(w http.ResponseWriter, r *http.Request, msg string) {

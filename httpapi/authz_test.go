@@ -71,6 +71,8 @@ var authzCases = map[string]authzCase{
 	"POST /v1/accounts/{account_id}/api-keys":                              {access{kind: adminOnly}, `{"name":"made in the matrix","scopes":["deliveries:read"]}`, 201},
 	"GET /v1/accounts/{account_id}/api-keys":                               {access{kind: adminOnly}, "", 200},
 	"DELETE /v1/accounts/{account_id}/api-keys/{key_id}":                   {access{kind: adminOnly}, "", 204},
+	"POST /v1/accounts/{account_id}/portal-sessions":                       {access{kind: adminOnly}, `{"scopes":["endpoints:read"],"expires_in":600}`, 201},
+	"DELETE /v1/accounts/{account_id}/portal-sessions":                     {access{kind: adminOnly}, "", 204},
 	"GET /v1/audit":        {access{kind: adminOnly}, "", 200},
 	"GET /v1/openapi.json": {access{kind: publicAccess}, "", 200},
 	"GET /healthz":         {access{kind: publicAccess}, "", 200},
@@ -84,6 +86,7 @@ type matrixCred struct {
 	admin   bool
 	account string         // a usable key's account
 	scopes  []apikey.Scope // a usable key's scopes
+	session bool           // a portal session, made again when the matrix ends A's sessions
 }
 
 // matrixEnv is the server under test and what the test made in it.
@@ -121,8 +124,14 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An expired portal session: made two hours ago for one.
+	clock = time.Now().Add(-2 * time.Hour)
+	_, expiredSession, err := reg.CreateSession(context.Background(), acctA, apikey.SessionFields{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	clock = time.Now()
-	e.tokens = append(e.tokens, expired)
+	e.tokens = append(e.tokens, expired, expiredSession)
 	deliveryLog := matrixLog(t)
 	trail, err := auditstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "audit.db"), auditstore.Options{})
 	if err != nil {
@@ -174,6 +183,27 @@ func (e *matrixEnv) key(account string, scopes ...apikey.Scope) (apikey.Key, str
 	return k, key
 }
 
+// session makes a portal session of account with scopes and returns its token.
+func (e *matrixEnv) session(account string, scopes ...apikey.Scope) string {
+	e.t.Helper()
+	_, token, err := e.keys.CreateSession(context.Background(), account, apikey.SessionFields{Scopes: scopeNames(scopes)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.tokens = append(e.tokens, token)
+	return token
+}
+
+// remintSessions makes the live sessions of creds again, after a request
+// that may have ended them.
+func (e *matrixEnv) remintSessions(creds []matrixCred) {
+	for i, c := range creds {
+		if c.session {
+			creds[i].token = e.session(c.account, c.scopes...)
+		}
+	}
+}
+
 func (e *matrixEnv) creds() []matrixCred {
 	t := e.t
 	out := []matrixCred{
@@ -182,11 +212,21 @@ func (e *matrixEnv) creds() []matrixCred {
 		{name: "none"},
 		{name: "wrong token", token: "wrong-token-0123456789abcdef"},
 		{name: "expired key", token: e.tokens[2]},
+		{name: "expired portal session", token: e.tokens[3]},
+	}
+	// A's ended session: ended before A's live ones are made.
+	out = append(out, matrixCred{name: "ended portal session", token: e.session(acctA, apikey.Scopes...)})
+	if _, err := e.keys.RevokeSessions(context.Background(), acctA); err != nil {
+		t.Fatal(err)
 	}
 	for _, s := range apikey.Scopes {
 		_, key := e.key(acctA, s)
 		out = append(out, matrixCred{name: "A key " + string(s), token: key, account: acctA, scopes: []apikey.Scope{s}})
 	}
+	for _, s := range apikey.Scopes {
+		out = append(out, matrixCred{name: "A portal session " + string(s), token: e.session(acctA, s), account: acctA, scopes: []apikey.Scope{s}, session: true})
+	}
+	out = append(out, matrixCred{name: "B portal session, every scope", token: e.session(acctB, apikey.Scopes...), account: acctB, scopes: apikey.Scopes, session: true})
 	_, keyB := e.key(acctB, apikey.Scopes...)
 	out = append(out, matrixCred{name: "B key, every scope", token: keyB, account: acctB, scopes: apikey.Scopes})
 	revoked, keyR := e.key(acctA, apikey.Scopes...)
@@ -249,6 +289,13 @@ func (e *matrixEnv) fill(pattern string, tg target) (string, func() string) {
 	}
 	if strings.Contains(path, "{recover_id}") {
 		path = strings.ReplaceAll(path, "{recover_id}", matrixRecoverID(tg.objects))
+	}
+	if strings.HasSuffix(path, "/portal-sessions") {
+		id, _ := apikey.IDOf(e.session(tg.objects, apikey.EndpointsRead))
+		probes = append(probes, func() string {
+			got, err := e.reg.LookupKey(ctx, id)
+			return fmt.Sprintf("session %v %v", got.RevokedAt, err)
+		})
 	}
 	if strings.Contains(path, "{key_id}") {
 		k, _ := e.key(tg.objects, apikey.DeliveriesRead)
@@ -358,7 +405,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("the log holds a credential's secret (…%s)", secret[len(secret)-4:])
 		}
 	}
-	if !strings.Contains(logs, `"credential":"key:key_`) || !strings.Contains(logs, `"credential":"admin:`) {
+	if !strings.Contains(logs, `"credential":"key:key_`) || !strings.Contains(logs, `"credential":"admin:`) || !strings.Contains(logs, `"credential":"session:ses_`) {
 		t.Errorf("the log does not name the credentials by id")
 	}
 }
@@ -379,6 +426,9 @@ func (e *matrixEnv) runOperation(t *testing.T, method, pattern string, c authzCa
 				headers[1] = "Bearer " + cred.token
 			}
 			w := do(t, e.h, method, path, c.body, headers...)
+			if method == http.MethodDelete && strings.HasSuffix(pattern, "/portal-sessions") {
+				e.remintSessions(creds)
+			}
 			want, noSuchPath := expect(c, cred, tg, hasObject)
 			where := fmt.Sprintf("%s %s [%s; %s]", method, pattern, cred.name, tg.name)
 			if w.Code != want {
@@ -434,8 +484,8 @@ func matrixBounds() endpoint.Bounds {
 	return b
 }
 
-// Making and revoking a key, a recovery and a test event are in the audit
-// trail, by the admin token's id,
+// Making and revoking a key, a recovery, a test event and portal sessions
+// are in the audit trail, by the admin token's id,
 // with the key's id and never the key; an account key's use is recorded
 // under its own id.
 func TestAuditRecordsKeysRecoveriesAndTests(t *testing.T) {
@@ -463,6 +513,12 @@ func TestAuditRecordsKeysRecoveriesAndTests(t *testing.T) {
 	if w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/endpoints/"+ep+"/test", `{"event_name":"api_mail_log_opened"}`); w.Code != http.StatusAccepted {
 		t.Fatalf("POST test: %d %s", w.Code, w.Body)
 	}
+	if w := do(t, e.h, "POST", "/v1/accounts/"+acctA+"/portal-sessions", `{}`); w.Code != http.StatusCreated {
+		t.Fatalf("POST portal-sessions: %d %s", w.Code, w.Body)
+	}
+	if w := do(t, e.h, "DELETE", "/v1/accounts/"+acctA+"/portal-sessions", ""); w.Code != http.StatusNoContent {
+		t.Fatalf("DELETE portal-sessions: %d %s", w.Code, w.Body)
+	}
 	if w := do(t, e.h, "DELETE", "/v1/accounts/"+acctA+"/api-keys/"+made.ID, ""); w.Code != http.StatusNoContent {
 		t.Fatalf("DELETE api-key: %d %s", w.Code, w.Body)
 	}
@@ -474,7 +530,13 @@ func TestAuditRecordsKeysRecoveriesAndTests(t *testing.T) {
 		acctA + " key:" + made.ID + " endpoint.create " + ep + " url,events",
 		acctA + " " + admin + " endpoint.recover " + ep + " since",
 		acctA + " " + admin + " endpoint.test " + ep + " event_name",
+		acctA + " " + admin + " portal_session.create ses_",
+		acctA + " " + admin + " portal_session.revoke * ",
 		acctA + " " + admin + " api_key.revoke " + made.ID + " ",
+	}
+	// The session's id is new each run: compare up to it, then its changes.
+	if len(got) == len(want) && strings.HasPrefix(got[4], want[4]) && strings.HasSuffix(got[4], " scopes,expires_in") {
+		got[4] = want[4]
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("audit trail:\n got %q\nwant %q (the endpoint's id after endpoint.create)", got, want)

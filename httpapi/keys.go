@@ -102,8 +102,11 @@ func (s *Server) onKeys(w http.ResponseWriter, r *http.Request, okStatus int, ch
 	}
 	v, err := call(ctx, account)
 	target := ""
-	if k, isKey := v.(apikey.View); isKey {
-		target = k.ID
+	switch made := v.(type) {
+	case apikey.View:
+		target = made.ID
+	case interface{ auditTarget() string }:
+		target = made.auditTarget()
 	}
 	settle(answerKeys(w, r, okStatus, v, err), target)
 }

@@ -56,6 +56,9 @@ func (s *Server) routeTable() []route {
 		{"/v1/accounts/{account_id}/api-keys", methods{http.MethodPost: admin(s.postKey), http.MethodGet: admin(s.listKeys)}},
 		{"/v1/accounts/{account_id}/api-keys/{key_id}", methods{http.MethodDelete: admin(s.deleteKey)}},
 		{"/v1/audit", methods{http.MethodGet: admin(s.getAudit)}},
+		// Portal sessions too: the admin (the mail service) opens the portal
+		// for a customer it has signed in.
+		{"/v1/accounts/{account_id}/portal-sessions", methods{http.MethodPost: admin(s.postSession), http.MethodDelete: admin(s.deleteSessions)}},
 		{"/v1/openapi.json", methods{http.MethodGet: public(s.getOpenAPI)}},
 		{"/healthz", methods{http.MethodGet: public(s.healthz)}},
 		{"/readyz", methods{http.MethodGet: public(s.readyz)}},
@@ -68,6 +71,10 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routeTable() {
 		s.route(mux, rt.pattern, rt.methods)
+	}
+	if s.portal != nil {
+		mux.Handle(PortalPath, s.portal)
+		mux.Handle("GET "+strings.TrimSuffix(PortalPath, "/"), http.RedirectHandler(PortalPath, http.StatusMovedPermanently))
 	}
 	mux.HandleFunc("/", writeNoSuchPath)
 	return s.logRequests(mux)
@@ -123,7 +130,7 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, status int, e apiErro
 // knownField matches the field names hookrelay itself defines, alone or in
 // a batch (events[3].payload.id). Any other field name is a key the client
 // chose (an unknown or repeated key): the answer names it, the log does not.
-var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|endpoint_id|recover_id|status|since|until|limit|cursor|key_id|name|scopes|scopes\[[0-9]+\]|expires_at|reason|Authorization|Content-Type|Content-Encoding)$`)
+var knownField = regexp.MustCompile(`^(events\[[0-9]+\]\.)?(body|events|event_name|event_id|account_id|payload|payload\.id|payload\.time|delivery_id|endpoint_id|recover_id|status|since|until|limit|cursor|key_id|name|scopes|scopes\[[0-9]+\]|expires_at|reason|Authorization|Content-Type|Content-Encoding|expires_in)$`)
 
 // unknownField is what the log says instead of a client's key.
 const unknownField = "unknown"

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -84,6 +85,10 @@ type Keys interface {
 	ListKeys(ctx context.Context, accountID string) ([]apikey.Key, error)
 	RevokeKey(ctx context.Context, accountID, id string) error
 	LookupKey(ctx context.Context, id string) (apikey.Key, error)
+	// CreateSession and RevokeSessions make and end portal sessions, which
+	// LookupKey answers as keys (apikey.IsSessionID).
+	CreateSession(ctx context.Context, accountID string, f apikey.SessionFields) (apikey.Key, string, error)
+	RevokeSessions(ctx context.Context, accountID string) (int64, error)
 }
 
 // Config configures a Server.
@@ -115,6 +120,12 @@ type Config struct {
 	// the admin token can be rotated without downtime.
 	SecondToken string
 	NoAuth      bool
+	// PortalBaseURL is where the portal's URLs point (scheme, host, and a
+	// path prefix if a proxy adds one); "" takes each request's own origin.
+	PortalBaseURL string
+	// Portal, if set, is served under PortalPath: the portal's page and
+	// assets, public (they hold no data).
+	Portal http.Handler
 	// MaxInFlight bounds the requests waiting on Temporal at once; the next
 	// one is refused with 503 rather than queued.
 	MaxInFlight int
@@ -155,7 +166,9 @@ func (c Config) Validate() error {
 	case c.SecondToken != "" && c.SecondToken == c.Token:
 		return errors.New("the second API token is the first one again; give two different tokens, or one")
 	case apikey.IsKey(c.Token) || apikey.IsKey(c.SecondToken):
-		return fmt.Errorf("an admin token may not start with %q, which marks account API keys", apikey.Prefix)
+		return fmt.Errorf("an admin token may not start with %q or %q, which mark account API keys and portal sessions", apikey.Prefix, apikey.SessionPrefix)
+	case CheckPortalBaseURL(c.PortalBaseURL) != nil:
+		return CheckPortalBaseURL(c.PortalBaseURL)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("max in flight: %d is negative", c.MaxInFlight)
 	case c.RequestTimeout < 0:
@@ -177,6 +190,8 @@ type Server struct {
 	recoveries      Recoveries
 	deliveryLog     DeliveryLog
 	keys            Keys
+	portalBaseURL   string
+	portal          http.Handler
 	admin           []adminToken // the live admin tokens
 	noAuth          bool
 	slots           chan struct{} // one per request waiting on Temporal
@@ -207,6 +222,8 @@ func New(cfg Config) (*Server, error) {
 		recoveries:      cfg.Recoveries,
 		deliveryLog:     cfg.DeliveryLog,
 		keys:            cfg.Keys,
+		portalBaseURL:   strings.TrimSuffix(cfg.PortalBaseURL, "/"),
+		portal:          cfg.Portal,
 		noAuth:          cfg.NoAuth,
 		audit:           cfg.Audit,
 		slots:           make(chan struct{}, orDefault(cfg.MaxInFlight, DefaultMaxInFlight)),

@@ -28,6 +28,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/deliveryworker"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
+	"github.com/hookrelay/hookrelay/internal/portal"
 	"github.com/hookrelay/hookrelay/internal/registry"
 	"github.com/hookrelay/hookrelay/internal/secretfile"
 	"github.com/hookrelay/hookrelay/internal/tracing"
@@ -194,6 +195,7 @@ type serveFlags struct {
 	boot       deliveryworker.Boot
 	listen     string
 	tokenFile  string
+	portal     portal.Options
 	noAuth     bool
 	auditDB    string
 	cfg        httpapi.Config
@@ -214,6 +216,8 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringVar(&f.tokenFile, "api-token-file", "", "file holding the admin bearer token, or two on two lines while rotating it (default: env HOOKRELAY_API_TOKEN)")
 	fs.BoolVar(&f.noAuth, "insecure-no-auth", false, "serve without authentication, for local testing only")
 	cmdline.String(fs, &f.auditDB, "audit-db", "HOOKRELAY_AUDIT_DB", "", "the audit trail's database, postgres://... or sqlite:PATH (default: --endpoints-db's; without either, changes are not recorded)")
+	fs.StringVar(&f.cfg.PortalBaseURL, "portal-base-url", "", "where portal session URLs point, https://host[/prefix] (default: each request's own origin)")
+	fs.StringVar(&f.portal.FrameAncestors, "portal-frame-ancestors", portal.DefaultFrameAncestors, "the portal's CSP frame-ancestors: origins that may show it in an iframe, such as https://mail.example.com")
 	fs.IntVar(&f.cfg.MaxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests waiting on Temporal at once; more are refused with 503")
 	fs.DurationVar(&f.cfg.RequestTimeout, "request-timeout", httpapi.DefaultRequestTimeout, "bound on one request's Temporal calls; past it, 503")
 	fs.Float64Var(&f.cfg.AccountRate, "account-rate", httpapi.DefaultAccountRate, "events a second each account may send to POST /v1/events, in this process; over it, 429 and nothing started; 0: no limit")
@@ -273,6 +277,14 @@ func (f *serveFlags) check(fs *pflag.FlagSet) error {
 	if f.logDB != "" && f.boot.Conn.CodecKeyFile == "" {
 		return cmdline.Usagef("--log-db: response excerpts are stored sealed with the payload keys: give --codec-key-file (or set %s)", temporalclient.EnvCodecKeyFile)
 	}
+	if err := httpapi.CheckPortalBaseURL(f.cfg.PortalBaseURL); err != nil {
+		return cmdline.Usagef("--portal-base-url: %v", err)
+	}
+	h, err := portal.Handler(f.portal)
+	if err != nil {
+		return cmdline.Usagef("--portal-frame-ancestors: %v", err)
+	}
+	f.cfg.Portal = h
 	token, second, err := apiToken(f.tokenFile, f.noAuth)
 	if err != nil {
 		return err

@@ -50,6 +50,8 @@ func TestStarterRefusesBadInput(t *testing.T) {
 		{"serve with an empty token file", "", []string{"serve", "--endpoints", good, "--api-token-file", writeFile(t, "token", "\n")}, 2, []string{"--api-token-file", "empty"}},
 		{"serve with a missing token file", "", []string{"serve", "--endpoints", good, "--api-token-file", "/nonexistent/token"}, 1, []string{"--api-token-file"}},
 		{"serve with a token and no auth", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--insecure-no-auth"}, 2, []string{"--insecure-no-auth"}},
+		{"serve with bad frame ancestors", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--portal-frame-ancestors", "https://mail.example.com; script-src *"}, 2, []string{"--portal-frame-ancestors"}},
+		{"serve with a relative portal base URL", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--portal-base-url", "hooks.example.com"}, 2, []string{"--portal-base-url", "absolute"}},
 		{"serve without endpoints", "", []string{"serve", "--api-token-file", token}, 2, []string{"--endpoints"}},
 		{"serve on a bad address", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--listen", "nohost"}, 1, []string{"--listen"}},
 		{"serve with a worker flag but no worker", "", []string{"serve", "--endpoints", good, "--api-token-file", token, "--pollers", "4"}, 2, []string{"--pollers", "--worker"}},

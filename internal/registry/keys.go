@@ -90,7 +90,11 @@ func (r *Registry) RevokeKey(ctx context.Context, accountID, id string) error {
 // LookupKey returns key id, whatever its account, with its hash and its
 // revoked_at, for authentication: the caller checks the hash (apikey.Verify)
 // and whether it is usable.
+// A portal session's id (apikey.IsSessionID) answers the session, as a key.
 func (r *Registry) LookupKey(ctx context.Context, id string) (apikey.Key, error) {
+	if apikey.IsSessionID(id) {
+		return r.lookupSession(ctx, id)
+	}
 	keys, err := r.queryKeys(ctx, `WHERE id = ?`, id)
 	switch {
 	case err != nil:

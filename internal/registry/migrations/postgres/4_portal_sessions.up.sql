@@ -1,0 +1,15 @@
+-- Portal sessions: short-lived credentials of one account for the portal.
+-- Only the token's SHA-256 is stored; an ended session keeps its row
+-- (revoked_at set) until it is pruned, long after it expired.
+CREATE TABLE portal_sessions (
+    id          TEXT PRIMARY KEY,       -- ses_ + 26 base32 characters, also inside the token
+    account_id  TEXT NOT NULL,
+    scopes      TEXT NOT NULL,          -- JSON array of scopes
+    token_hash  BYTEA NOT NULL,         -- SHA-256 of the token
+    created_at  BIGINT NOT NULL,        -- unix milliseconds
+    expires_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+
+-- Ending an account's sessions, counting and pruning them.
+CREATE INDEX portal_sessions_account_id ON portal_sessions (account_id, expires_at);
