@@ -37,9 +37,17 @@ const settleTimeout = 5 * time.Second
 // removed) or made (with the target, if only known now); an outcome not
 // known for sure (a timeout) keeps the record, so the trail may list a
 // change that did not happen, never miss one that did.
-func (s *Server) audited(w http.ResponseWriter, r *http.Request, ctx context.Context, rec audit.Record) (settle func(status int, target string), ok bool) {
-	if s.audit == nil {
+//
+// change nil is a call that changes nothing: nothing is recorded. account
+// and target fill the record's (a target "" keeps change's own).
+func (s *Server) audited(w http.ResponseWriter, r *http.Request, ctx context.Context, change *audit.Record, account, target string) (settle func(status int, target string), ok bool) {
+	if s.audit == nil || change == nil {
 		return func(int, string) {}, true
+	}
+	rec := *change
+	rec.AccountID = account
+	if target != "" {
+		rec.Target = target
 	}
 	rec.Credential = credentialOf(r)
 	id, err := s.audit.Record(ctx, rec)

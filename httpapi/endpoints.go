@@ -177,13 +177,9 @@ func (s *Server) onEndpoints(w http.ResponseWriter, r *http.Request, okStatus in
 		return
 	}
 	defer done()
-	settle := func(int, string) {}
-	if change != nil {
-		rec := *change
-		rec.AccountID, rec.Target = account, id
-		if settle, ok = s.audited(w, r, ctx, rec); !ok {
-			return
-		}
+	settle, ok := s.audited(w, r, ctx, change, account, id)
+	if !ok {
+		return
 	}
 	v, err := call(ctx, account, id)
 	target := ""

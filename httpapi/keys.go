@@ -92,13 +92,9 @@ func (s *Server) onKeys(w http.ResponseWriter, r *http.Request, okStatus int, ch
 	}
 	defer done()
 	account := r.PathValue("account_id")
-	settle := func(int, string) {}
-	if change != nil {
-		rec := *change
-		rec.AccountID = account
-		if settle, ok = s.audited(w, r, ctx, rec); !ok {
-			return
-		}
+	settle, ok := s.audited(w, r, ctx, change, account, "")
+	if !ok {
+		return
 	}
 	v, err := call(ctx, account)
 	target := ""

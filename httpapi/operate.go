@@ -95,13 +95,13 @@ func (s *Server) onDelivery(w http.ResponseWriter, r *http.Request, okStatus int
 		answerDelivery(w, r, okStatus, nil, err)
 		return
 	}
-	settle := func(int, string) {}
+	account := ""
 	if change != nil && s.audit != nil {
-		rec := *change
-		rec.AccountID, rec.Target = s.deliveryAccount(ctx, id), id
-		if settle, ok = s.audited(w, r, ctx, rec); !ok {
-			return
-		}
+		account = s.deliveryAccount(ctx, id)
+	}
+	settle, ok := s.audited(w, r, ctx, change, account, id)
+	if !ok {
+		return
 	}
 	v, err := call(ctx, id)
 	settle(answerDelivery(w, r, okStatus, v, err), "")

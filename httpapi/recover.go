@@ -171,13 +171,9 @@ func (s *Server) onRecoveries(w http.ResponseWriter, r *http.Request, okStatus i
 	}
 	defer done()
 	account := r.PathValue("account_id")
-	settle := func(int, string) {}
-	if change != nil {
-		rec := *change
-		rec.AccountID, rec.Target = account, r.PathValue("endpoint_id")
-		if settle, ok = s.audited(w, r, ctx, rec); !ok {
-			return
-		}
+	settle, ok := s.audited(w, r, ctx, change, account, r.PathValue("endpoint_id"))
+	if !ok {
+		return
 	}
 	v, err := call(ctx, account)
 	settle(answerRecoveries(w, r, okStatus, v, err), "")
