@@ -54,11 +54,17 @@ type recoverFixture struct {
 	worker     *testenv.Process
 	drainPerS  float64
 	outageFrom time.Time
+	// idBase sets this fixture's events apart from every other's on the
+	// suite's one server: delivery ids derive from the events.
+	idBase int
 }
+
+// recoverFixtures numbers the fixtures, so their events never collide.
+var recoverFixtures atomic.Int64
 
 func newRecoverFixture(t *testing.T, drainPerSecond float64) *recoverFixture {
 	t.Helper()
-	f := &recoverFixture{drainPerS: drainPerSecond}
+	f := &recoverFixture{drainPerS: drainPerSecond, idBase: 5_000_000 + int(recoverFixtures.Add(1))*10_000}
 	answer := func(string, int, http.ResponseWriter) int {
 		if f.down.Load() {
 			return http.StatusServiceUnavailable
@@ -105,7 +111,8 @@ func (f *recoverFixture) send(t *testing.T, account string, n, firstID int) []st
 	t.Helper()
 	var ids []string
 	for i := range n {
-		r, err := f.srv.post(testenv.FakeEvent(account, event.Names[i%len(event.Names)], firstID+i, testenv.FakeEventTime.Add(time.Duration(firstID+i)*time.Second)))
+		id := f.idBase + firstID + i
+		r, err := f.srv.post(testenv.FakeEvent(account, event.Names[i%len(event.Names)], id, testenv.FakeEventTime.Add(time.Duration(id)*time.Second)))
 		if err != nil {
 			t.Fatal(err)
 		}
