@@ -138,38 +138,20 @@ func (f *recoverFixture) waitAll(t *testing.T, ids []string, want workflows.Stat
 	}
 }
 
-// seedLogFromTemporal writes the delivery log's records of deliveries from their
-// final states in Temporal, as the worker will once it writes the log
-// itself: then this helper and its calls go.
-func seedLogFromTemporal(t *testing.T, f *recoverFixture, account string, ids []string) {
+// waitLogged waits until the workers have written each delivery's final
+// status to the delivery log, as its attempts ended: recoveries page the log.
+func waitLogged(t *testing.T, f *recoverFixture, account string, ids []string) {
 	t.Helper()
 	ctx := context.Background()
 	for _, id := range ids {
-		desc, err := temporal.DescribeWorkflowExecution(ctx, id, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		info := desc.GetWorkflowExecutionInfo()
 		st, err := f.dc.Status(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		endpointID, eventID, _ := workflows.ParseDeliveryID(id)
-		if err := f.log.UpsertDelivery(ctx, deliverylog.Delivery{AccountID: account, DeliveryID: id, EndpointID: endpointID, EventID: eventID,
-			EventName: st.EventName, Status: string(workflows.StatusPending), CreatedAt: info.GetStartTime().AsTime()}); err != nil {
-			t.Fatal(err)
-		}
-		for i, a := range st.Attempts {
-			status := string(workflows.StatusRetrying)
-			if i == len(st.Attempts)-1 {
-				status = string(st.Status)
-			}
-			if err := f.log.RecordAttempt(ctx, deliverylog.AttemptRecord{AccountID: account, DeliveryID: id, RunID: info.GetExecution().GetRunId(),
-				Attempt: a.Number, Started: a.StartedAt, Duration: time.Duration(a.LatencyMS) * time.Millisecond, StatusCode: a.StatusCode,
-				Outcome: string(a.Outcome), Status: status}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		testenv.Eventually(t, 30*time.Second, id+" in the delivery log as "+string(st.Status), func() bool {
+			d, err := f.log.Get(ctx, account, id)
+			return err == nil && d.Status == string(st.Status)
+		})
 	}
 }
 
@@ -227,7 +209,7 @@ func (f *recoverFixture) outage(t *testing.T) (before, failed, after []string) {
 	f.down.Store(false)
 	after = f.send(t, "acct-a", 5, 3000)
 	f.waitAll(t, after, workflows.StatusDelivered)
-	seedLogFromTemporal(t, f, "acct-a", append(append(append([]string{}, before...), failed...), after...))
+	waitLogged(t, f, "acct-a", append(append(append([]string{}, before...), failed...), after...))
 	for _, id := range failed {
 		if n := f.rc.Count(id); n != 2 {
 			t.Fatalf("%s was POSTed %d times during the outage; want 2 (an attempt and its retry)", id, n)
@@ -251,7 +233,7 @@ func TestRecoverAfterOutage(t *testing.T) {
 		"--input", `{"endpoint_id":"clinic-a","account_id":"acct-a","event_id":"forged-1","event_name":"api_mail_log_delivered","mail_log_id":9101,`+
 			`"body":{"event_name":"api_mail_log_delivered","payload":{"id":9101,"subject":"Forged subject (fake)"}},"timeout":2000000000}`)
 	f.waitAll(t, []string{forged}, workflows.StatusFailed)
-	seedLogFromTemporal(t, f, "acct-a", []string{forged})
+	waitLogged(t, f, "acct-a", []string{forged})
 	forgedRun := latestRun(t, forged)
 	since := f.outageFrom.Format(time.RFC3339Nano)
 	body := `{"since": "` + since + `"}`
