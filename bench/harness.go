@@ -285,7 +285,7 @@ type serveProc struct {
 func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*testenv.Process, *serveProc, *testenv.EventsClient, error) {
 	var workers []*testenv.Process
 	for i := range n {
-		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
+		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d%s", i+1, h.procSuffix()), taskQueue, endpoints)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -302,7 +302,7 @@ func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoint
 
 // startServe runs `starter serve` on a free loopback port with this run's token.
 func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (*serveProc, error) {
-	p, err := h.start(ctx, h.on(taskQueue).Serve("serve", h.tokenFile, slices.Concat(endpointsFlag(endpoints), h.logArgs(), h.cfg.serveArgs)...))
+	p, err := h.start(ctx, h.on(taskQueue).Serve("serve"+h.procSuffix(), h.tokenFile, slices.Concat(endpointsFlag(endpoints), h.logArgs(), h.cfg.serveArgs)...))
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +311,15 @@ func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return &serveProc{Process: p, url: "http://" + addr}, nil
+}
+
+// procSuffix tells the with-log phase's processes (and their logs) from
+// the first phase's.
+func (h *harness) procSuffix() string {
+	if h.logOn {
+		return "-log"
+	}
+	return ""
 }
 
 // logArgs give a worker or serve the delivery log while h.logOn.

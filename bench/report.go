@@ -251,6 +251,8 @@ func cpuGroup(r phaseResult, group string) float64 {
 			name = "bench"
 		case strings.HasPrefix(name, "temporal"): // the dev server, or a cluster's four processes
 			name = "temporal"
+		case strings.HasPrefix(name, "serve"): // serve-log: the with-log phase's
+			name = "serve"
 		}
 		if name == group {
 			sum += p.CPUMsPerDelivery

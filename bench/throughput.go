@@ -297,7 +297,7 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 		case strings.HasPrefix(m.name, "worker") || strings.HasPrefix(m.name, "lean-worker"):
 			r.WorkersPeakRSSSum += mem.Peak
 			r.WorkersPeakRSSMax = max(r.WorkersPeakRSSMax, mem.Peak)
-		case m.name == "serve":
+		case strings.HasPrefix(m.name, "serve"):
 			r.ServePeakRSS = mem.Peak
 		}
 	}
