@@ -70,7 +70,8 @@ fuzz:
 	done
 
 ## bench: end to end on a dev server: hookrelay through starter serve beside a lean
-## one-activity workflow; deliveries/s, latency, billable actions, worker RSS (bench/).
+## one-activity workflow; deliveries/s, latency, billable actions, worker RSS (bench/); hookrelay
+## twice, without and then with the delivery log in a fresh PostgreSQL database (--log-db none: once).
 ## Flags in BENCH_FLAGS, e.g. make bench BENCH_FLAGS='--events 500 --worker-args "--pollers 8"'.
 ## BENCH_SERVER=postgres runs the same bench on a Temporal server on PostgreSQL, its four
 ## services as processes (what make test-cluster runs); it sets HOOKRELAY_TEST_SERVER.

@@ -24,6 +24,13 @@ const (
 	modeAbsorb     = "absorb"
 )
 
+// --log-db values.
+const (
+	logNone     = "none"
+	logSQLite   = "sqlite"
+	logPostgres = "postgres"
+)
+
 // modes, in the order --help names them.
 var modes = []string{modeThroughput, modePark, modeDrain, modeAbsorb}
 
@@ -71,6 +78,10 @@ type config struct {
 	// endpointsDB registers the throughput mode's endpoint in a fresh
 	// registry database of this kind (sqlite, postgres) instead of the YAML file.
 	endpointsDB string
+	// logDB is where the throughput mode's second hookrelay phase keeps its
+	// delivery log: a fresh database of this kind (sqlite, postgres); none:
+	// one hookrelay phase, no log.
+	logDB string
 
 	root string // the repository
 }
@@ -113,6 +124,7 @@ func parseFlags(args []string, root string) (config, error) {
 	signalRates := fs.String("signal-rates", "100,200,400,800,1600", "absorb: failure reports per second the bench sends straight to one health workflow, one --absorb-step each (empty: none)")
 	fs.DurationVar(&c.absorbStep, "absorb-step", 15*time.Second, "absorb: how long each rate is held")
 	fs.StringVar(&c.endpointsDB, "endpoints-db", "", "throughput: register the endpoint in a fresh endpoint registry, sqlite (a file) or postgres (a database on HOOKRELAY_TEST_POSTGRES, default 127.0.0.1:5432; dropped at the end), instead of the YAML endpoints file")
+	fs.StringVar(&c.logDB, "log-db", logPostgres, "throughput: measure hookrelay twice in the run, without a delivery log and then with one in a fresh database, sqlite (a file) or postgres (a database on HOOKRELAY_TEST_POSTGRES, default 127.0.0.1:5432; dropped at the end); none: once, without (the default with --endpoints-db or another mode)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]   (make bench, make bench-park, make bench-drain, make bench-absorb)\n\n%s", fs.FlagUsages())
 	}
@@ -140,6 +152,9 @@ func parseFlags(args []string, root string) (config, error) {
 	}
 	if !fs.Changed("events") {
 		c.events = map[string]int{modeThroughput: 2000, modePark: 10000, modeDrain: 10000, modeAbsorb: 1}[c.mode]
+	}
+	if !fs.Changed("log-db") && (c.mode != modeThroughput || c.endpointsDB != "") {
+		c.logDB = logNone
 	}
 	if !fs.Changed("timeout") {
 		c.timeout = map[string]time.Duration{modeThroughput: 15 * time.Minute, modePark: 60 * time.Minute, modeDrain: 30 * time.Minute, modeAbsorb: 15 * time.Minute}[c.mode]
@@ -211,6 +226,12 @@ func (c config) validate() error {
 		return usagef("--absorb-rates: with --signal-rates empty too, absorb mode has nothing to measure")
 	case c.endpointsDB != "" && c.endpointsDB != "sqlite" && c.endpointsDB != "postgres":
 		return usagef("--endpoints-db: %q is neither sqlite nor postgres", c.endpointsDB)
+	case c.logDB != logNone && c.logDB != logSQLite && c.logDB != logPostgres:
+		return usagef("--log-db: %q is not none, sqlite or postgres", c.logDB)
+	case c.logDB != logNone && c.mode != modeThroughput:
+		return usagef("--log-db: only the throughput mode measures with and without the delivery log")
+	case c.logDB != logNone && c.endpointsDB != "":
+		return usagef("--log-db: with --endpoints-db the workers keep their log in the registry's database in every phase, so there is no run without one: give --log-db none")
 	case c.endpointsDB != "" && c.mode != modeThroughput:
 		return usagef("--endpoints-db: only the throughput mode registers its endpoint in the registry")
 	}

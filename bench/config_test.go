@@ -58,8 +58,18 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if len(a.absorbRates) != 2 || a.absorbRates[1] != 20 || len(a.signalRates) != 0 || a.absorbStep != 15*time.Second {
 		t.Fatalf("absorb: %+v", a)
 	}
-	if r, err := parseFlags([]string{"--endpoints-db", "postgres"}, root); err != nil || r.endpointsDB != "postgres" {
+	if r, err := parseFlags([]string{"--endpoints-db", "postgres"}, root); err != nil || r.endpointsDB != "postgres" || r.logDB != logNone {
 		t.Fatalf("--endpoints-db postgres: %+v %v", r, err)
+	}
+	// The throughput mode measures with and without the log unless told
+	// otherwise; no other mode does.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{nil, logPostgres}, {[]string{"--log-db", "sqlite"}, logSQLite}, {[]string{"--log-db", "none"}, logNone}, {[]string{"--mode", "park"}, logNone}} {
+		if r, err := parseFlags(c.args, root); err != nil || r.logDB != c.want {
+			t.Errorf("%q: --log-db %q, %v; want %q", c.args, r.logDB, err, c.want)
+		}
 	}
 	pass, err := parseFlags([]string{"--worker-args", " --pollers 8  --max-concurrent-attempts 200 ", "--serve-args", "--max-in-flight 128"}, root)
 	if err != nil {
@@ -114,6 +124,9 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--mode", "absorb", "--absorb-step", "10ms"}, "--absorb-step"},
 		{[]string{"--endpoints-db", "mysql"}, "--endpoints-db"},
 		{[]string{"--mode", "park", "--endpoints-db", "sqlite"}, "--endpoints-db"},
+		{[]string{"--log-db", "mysql"}, "--log-db"},
+		{[]string{"--mode", "park", "--log-db", "sqlite"}, "--log-db"},
+		{[]string{"--endpoints-db", "sqlite", "--log-db", "postgres"}, "--log-db"},
 		{[]string{"--no-such-flag"}, "--no-such-flag"},
 		{[]string{"stray"}, "stray"},
 	}

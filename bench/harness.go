@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,13 @@ type harness struct {
 	heal func() time.Time
 	// registry is the throughput mode's endpoint registry (--endpoints-db); nil: the YAML file.
 	registry *benchRegistry
+	// log is the throughput mode's delivery log (--log-db), once created;
+	// while logOn, every worker and serve started keeps its log there.
+	log   *benchLog
+	logOn bool
+	// endpointAccount is the account_id writeEndpoints gives its endpoint
+	// ("": none): the log records only deliveries of events with an account.
+	endpointAccount string
 }
 
 // newHarness builds worker and starter, generates a codec key, a signing
@@ -195,6 +203,9 @@ func (h *harness) close() []error {
 			errs = append(errs, err)
 		}
 	}
+	if err := h.log.close(); err != nil {
+		errs = append(errs, err)
+	}
 	if h.server != nil {
 		if err := h.server.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop Temporal server: %w", err))
@@ -225,12 +236,15 @@ func (h *harness) writeSecrets() error {
 
 // writeEndpoints writes an endpoints file with one endpoint, pointing at
 // the receiver, and returns its path; circuit is its circuit's settings
-// ("": the default).
+// ("": the default), its account h.endpointAccount.
 func (h *harness) writeEndpoints(name, id string, schedule []time.Duration, circuit string) (string, error) {
 	path := filepath.Join(h.tmp, name)
 	e := testenv.Endpoint{ID: id, URL: h.rc.URL, Secret: h.secret, Timeout: 15 * time.Second, RetrySchedule: schedule}
 	if circuit != "" {
 		e.Extra = "    circuit: {" + circuit + "}\n"
+	}
+	if h.endpointAccount != "" {
+		e.Extra += "    account_id: " + h.endpointAccount + "\n"
 	}
 	return path, testenv.WriteEndpoints(path, e)
 }
@@ -256,7 +270,7 @@ func (h *harness) on(taskQueue string) testenv.Hookrelay {
 // loopback (where the receiver listens) through the network guard.
 func (h *harness) startWorker(ctx context.Context, name, taskQueue, endpoints string) (*testenv.Process, error) {
 	args := append(endpointsFlag(endpoints), "--allow-cidr", "127.0.0.0/8")
-	args = append(args, h.cfg.workerArgs...)
+	args = append(append(args, h.logArgs()...), h.cfg.workerArgs...)
 	return h.start(ctx, h.on(taskQueue).Worker(name, args...))
 }
 
@@ -271,7 +285,7 @@ type serveProc struct {
 func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoints string, concurrency int) ([]*testenv.Process, *serveProc, *testenv.EventsClient, error) {
 	var workers []*testenv.Process
 	for i := range n {
-		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d", i+1), taskQueue, endpoints)
+		w, err := h.startWorker(ctx, fmt.Sprintf("worker-%d%s", i+1, h.procSuffix()), taskQueue, endpoints)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -288,7 +302,7 @@ func (h *harness) startHookrelay(ctx context.Context, n int, taskQueue, endpoint
 
 // startServe runs `starter serve` on a free loopback port with this run's token.
 func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (*serveProc, error) {
-	p, err := h.start(ctx, h.on(taskQueue).Serve("serve", h.tokenFile, append(endpointsFlag(endpoints), h.cfg.serveArgs...)...))
+	p, err := h.start(ctx, h.on(taskQueue).Serve("serve"+h.procSuffix(), h.tokenFile, slices.Concat(endpointsFlag(endpoints), h.logArgs(), h.cfg.serveArgs)...))
 	if err != nil {
 		return nil, err
 	}
@@ -297,6 +311,23 @@ func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return &serveProc{Process: p, url: "http://" + addr}, nil
+}
+
+// procSuffix tells the with-log phase's processes (and their logs) from
+// the first phase's.
+func (h *harness) procSuffix() string {
+	if h.logOn {
+		return "-log"
+	}
+	return ""
+}
+
+// logArgs give a worker or serve the delivery log while h.logOn.
+func (h *harness) logArgs() []string {
+	if !h.logOn {
+		return nil
+	}
+	return []string{"--log-db", h.log.dsn}
 }
 
 // startLeanWorker runs this program's lean-worker subcommand on taskQueue.

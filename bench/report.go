@@ -31,6 +31,7 @@ type configJSON struct {
 	Namespace       string   `json:"namespace"`
 	Timeout         string   `json:"timeout"`
 	Hold            string   `json:"hold,omitempty"`
+	LogDB           string   `json:"log_db,omitempty"` // throughput: the with-log phase's store; "": none
 }
 
 // header is what every report starts with.
@@ -77,6 +78,9 @@ func newHeader(cfg config, h *harness, args []string) header {
 	c := configJSON{Events: cfg.events, Concurrency: cfg.concurrency, Rate: cfg.rate, Workers: cfg.workers, Batch: cfg.batch, Sample: cfg.sample,
 		Warmup: cfg.warmup, Baseline: cfg.baseline, BaselineWorkers: cfg.baselineWorkers, WorkerArgs: cfg.workerArgs,
 		ServeArgs: cfg.serveArgs, ServerArgs: cfg.serverArgs, BaselineArgs: cfg.baselineArgs, Namespace: h.hr.Namespace, Timeout: cfg.timeout.String()}
+	if cfg.logDB != logNone {
+		c.LogDB = cfg.logDB
+	}
 	if cfg.mode == modePark {
 		c.Hold, c.Warmup, c.Baseline, c.BaselineWorkers = cfg.hold.String(), 0, false, 0
 	}
@@ -188,8 +192,51 @@ func printThroughput(w io.Writer, r *throughputReport) {
 	}
 	row("503 refusals (retried)", float64(hk.Refused503), 0, "%.0f", false)
 	row("duplicate deliveries", float64(hk.Duplicates), float64(b.Duplicates), "%.0f", false)
+	printWithLog(w, r)
 	testenv.PrintProfiles(w, "hookrelay", hk.Profiles)
+	if r.HookrelayWithLog != nil {
+		testenv.PrintProfiles(w, "hookrelay+log", r.HookrelayWithLog.Profiles)
+	}
 	testenv.PrintProfiles(w, "baseline", b.Profiles)
+}
+
+// printWithLog prints hookrelay without and with the delivery log, and
+// what the log held after.
+func printWithLog(w io.Writer, r *throughputReport) {
+	lg, wo := r.DeliveryLog, r.Hookrelay
+	if lg == nil || r.HookrelayWithLog == nil {
+		return
+	}
+	wi := *r.HookrelayWithLog
+	fmt.Fprintf(w, "\n== delivery log (%s, a fresh database): hookrelay without it, then with it, one after the other\n", lg.Store)
+	fmt.Fprintf(w, "%-38s %14s %14s %10s\n", "", "without log", "with log", "ratio")
+	row := func(label string, a, b float64, format string, withRatio bool) {
+		rs := ""
+		if withRatio && a != 0 && b != 0 {
+			rs = fmt.Sprintf("%.2f×", ratio(b, a))
+		}
+		fmt.Fprintf(w, "%-38s %14s %14s %10s\n", label, fmt.Sprintf(format, a), fmt.Sprintf(format, b), rs)
+	}
+	row("deliveries/s (first request→last 2xx)", wo.DeliveriesPerSecond, wi.DeliveriesPerSecond, "%.1f", true)
+	row("accepted/s", wo.AcceptedPerSecond, wi.AcceptedPerSecond, "%.1f", true)
+	row("latency p50 (ms)", wo.Latency.P50, wi.Latency.P50, "%.1f", true)
+	row("latency p99 (ms)", wo.Latency.P99, wi.Latency.P99, "%.1f", true)
+	row(fmt.Sprintf("billable actions/delivery (%d sampled)", wi.Actions.Sampled), wo.Actions.PerDelivery, wi.Actions.PerDelivery, "%.2f", true)
+	for _, c := range billable.Categories {
+		if wo.Actions.Breakdown[c] != 0 || wi.Actions.Breakdown[c] != 0 {
+			row("  "+string(c), wo.Actions.Breakdown[c], wi.Actions.Breakdown[c], "%.2f", false)
+		}
+	}
+	for _, group := range []string{"temporal", "serve", "workers", "bench"} {
+		row("CPU-s/1000 deliveries, "+group, cpuGroup(wo, group), cpuGroup(wi, group), "%.2f", true)
+	}
+	row("peak RSS, workers (sum, MB)", float64(wo.WorkersPeakRSSSum)/(1<<20), float64(wi.WorkersPeakRSSSum)/(1<<20), "%.1f", true)
+	row("duplicate deliveries", float64(wo.Duplicates), float64(wi.Duplicates), "%.0f", false)
+	c := lg.Records
+	fmt.Fprintf(w, "log after the run (%s): %d delivery records (%d delivered), %d attempt records (%d first-try 200) over %d deliveries;\n",
+		lg.Where, c.Deliveries, c.Delivered, c.Attempts, c.FirstTry200, c.DistinctDeliveries)
+	fmt.Fprintf(w, "  %d deliveries made (warm-up included): %d missing, %d extra; writes missed %d, written by the reconciler %d\n",
+		c.Expected, c.Missing, c.Extra, c.MissedWrites, c.ReconciledWrites)
 }
 
 // cpuGroup sums the CPU per delivery of a phase's processes in one group.
@@ -204,6 +251,8 @@ func cpuGroup(r phaseResult, group string) float64 {
 			name = "bench"
 		case strings.HasPrefix(name, "temporal"): // the dev server, or a cluster's four processes
 			name = "temporal"
+		case strings.HasPrefix(name, "serve"): // serve-log: the with-log phase's
+			name = "serve"
 		}
 		if name == group {
 			sum += p.CPUMsPerDelivery

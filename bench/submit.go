@@ -19,7 +19,13 @@ import (
 // makeEvents builds n distinct fake events of account (none if empty); base
 // makes them distinct from any earlier run's on the same server.
 func makeEvents(account string, n int) ([]testenv.Event, error) {
-	return testenv.FakeEvents(account, n, 1_000_000, time.Now().UTC().Truncate(time.Millisecond))
+	return makeEventsFrom(account, n, 1_000_000)
+}
+
+// makeEventsFrom is makeEvents with mail log ids from firstID, so a second
+// phase's events are other events.
+func makeEventsFrom(account string, n, firstID int) ([]testenv.Event, error) {
+	return testenv.FakeEvents(account, n, firstID, time.Now().UTC().Truncate(time.Millisecond))
 }
 
 // sendFunc submits the events at idx (one request's worth) and returns

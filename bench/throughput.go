@@ -70,52 +70,48 @@ type ratios struct {
 
 type throughputReport struct {
 	header
-	Hookrelay phaseResult  `json:"hookrelay"`
-	Baseline  *phaseResult `json:"baseline,omitempty"`
-	Ratio     *ratios      `json:"ratio,omitempty"`
+	Hookrelay phaseResult `json:"hookrelay"`
+	// HookrelayWithLog is hookrelay measured again in the same run, its
+	// workers keeping the delivery log (--log-db); DeliveryLog compares.
+	HookrelayWithLog *phaseResult     `json:"hookrelay_with_log,omitempty"`
+	DeliveryLog      *deliveryLogCost `json:"delivery_log,omitempty"`
+	Baseline         *phaseResult     `json:"baseline,omitempty"`
+	Ratio            *ratios          `json:"ratio,omitempty"`
 }
 
 // runThroughput measures hookrelay (events through starter serve to worker
-// processes) and then, on the same server and receiver, the lean baseline.
+// processes), then with --log-db hookrelay again keeping a delivery log,
+// and then, on the same server and receiver, the lean baseline.
 func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error {
 	cfg := h.cfg
-	// hookrelay
-	taskQueue := "bench-" + h.runID
+	if cfg.logDB != logNone {
+		h.endpointAccount = benchAccount // the log records deliveries of events with an account
+	}
 	file, err := h.writeEndpoints("endpoints.yaml", benchEndpoint, []time.Duration{5 * time.Second, time.Minute}, "")
 	if err != nil {
 		return err
 	}
 	endpoints, endpointID, account := h.endpointsOf(file, benchEndpoint) // --endpoints-db: the registry's
+	if h.endpointAccount != "" {
+		account = h.endpointAccount
+	}
 	events, err := makeEvents(account, cfg.warmup+cfg.events)
 	if err != nil {
 		return err
 	}
-	warm, measured := events[:cfg.warmup], events[cfg.warmup:]
-
-	fmt.Fprintf(h.out, "== hookrelay: %d worker(s), starter serve, task queue %s\n", cfg.workers, taskQueue)
-	workers, serve, sc, err := h.startHookrelay(ctx, cfg.workers, taskQueue, endpoints, cfg.concurrency)
-	if err != nil {
+	hookPhase := hookrelayPhase{name: "hookrelay", taskQueue: "bench-" + h.runID, endpoints: endpoints, endpointID: endpointID, events: events}
+	if rep.Hookrelay, err = hookPhase.run(ctx, h); err != nil {
 		return err
 	}
-	hookID := func(ev testenv.Event) string { return workflows.WorkflowID(endpointID, ev.ID) }
-	viaServe := func(evs []testenv.Event) sendFunc {
-		return func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, evs, idx) }
+	if cfg.logDB != logNone {
+		if err := runWithLog(ctx, h, rep, hookPhase, account); err != nil {
+			return err
+		}
 	}
-	if err := h.warmUp(ctx, "hookrelay", warm, hookID, cfg.batch, viaServe(warm)); err != nil {
-		return err
-	}
-	hookProcs := slices.Concat([]*testenv.Process{serve.Process}, workers)
-	profiled := h.startProfiles(ctx, "hookrelay", testenv.ProfileTargets(h.server, hookProcs))
-	rep.Hookrelay, err = h.measure(ctx, "hookrelay", ids(measured, hookID), cfg.batch, viaServe(measured), sc.Refused.Load, h.members(hookProcs))
-	rep.Hookrelay.Profiles = profiled()
-	if err != nil {
-		return err
-	}
-	// The baseline runs alone: stop what served hookrelay.
-	h.stopAll(append([]*testenv.Process{serve.Process}, workers...))
 	if !cfg.baseline {
 		return nil
 	}
+	warm, measured := events[:cfg.warmup], events[cfg.warmup:]
 
 	// the lean baseline
 	leanQueue := "bench-lean-" + h.runID
@@ -138,7 +134,7 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	noRefusals := func() int64 { return 0 }
-	profiled = h.startProfiles(ctx, "baseline", testenv.ProfileTargets(h.server, leanWorkers))
+	profiled := h.startProfiles(ctx, "baseline", testenv.ProfileTargets(h.server, leanWorkers))
 	base, err := h.measure(ctx, "baseline", ids(measured, leanID), 1, direct(measured), noRefusals, h.members(leanWorkers))
 	base.Profiles = profiled()
 	if err != nil {
@@ -301,7 +297,7 @@ func (h *harness) measure(ctx context.Context, name string, ids []string, batch 
 		case strings.HasPrefix(m.name, "worker") || strings.HasPrefix(m.name, "lean-worker"):
 			r.WorkersPeakRSSSum += mem.Peak
 			r.WorkersPeakRSSMax = max(r.WorkersPeakRSSMax, mem.Peak)
-		case m.name == "serve":
+		case strings.HasPrefix(m.name, "serve"):
 			r.ServePeakRSS = mem.Peak
 		}
 	}
@@ -385,4 +381,111 @@ func (h *harness) startProfiles(ctx context.Context, phase string, targets []tes
 		}
 		return ps
 	}
+}
+
+// hookrelayPhase is one measured run of hookrelay: workers and serve on a
+// task queue of their own, warm-up events then the measured ones.
+type hookrelayPhase struct {
+	name       string
+	taskQueue  string
+	endpoints  string
+	endpointID string
+	events     []testenv.Event // warm-up first
+	// workerLogs are the workers' logs once run has stopped them.
+	workerLogs []string
+}
+
+// run starts the phase's workers and serve, measures, and stops them.
+func (p *hookrelayPhase) run(ctx context.Context, h *harness) (phaseResult, error) {
+	cfg := h.cfg
+	warm, measured := p.events[:cfg.warmup], p.events[cfg.warmup:]
+	logNote := ""
+	if h.logOn {
+		logNote = ", delivery log in " + h.log.where
+	}
+	fmt.Fprintf(h.out, "== %s: %d worker(s), starter serve, task queue %s%s\n", p.name, cfg.workers, p.taskQueue, logNote)
+	workers, serve, sc, err := h.startHookrelay(ctx, cfg.workers, p.taskQueue, p.endpoints, cfg.concurrency)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	hookID := func(ev testenv.Event) string { return workflows.WorkflowID(p.endpointID, ev.ID) }
+	viaServe := func(evs []testenv.Event) sendFunc {
+		return func(ctx context.Context, idx []int) error { return postEvents(ctx, sc, evs, idx) }
+	}
+	if err := h.warmUp(ctx, p.name, warm, hookID, cfg.batch, viaServe(warm)); err != nil {
+		return phaseResult{}, err
+	}
+	hookProcs := slices.Concat([]*testenv.Process{serve.Process}, workers)
+	profiled := h.startProfiles(ctx, p.name, testenv.ProfileTargets(h.server, hookProcs))
+	r, err := h.measure(ctx, p.name, ids(measured, hookID), cfg.batch, viaServe(measured), sc.Refused.Load, h.members(hookProcs))
+	r.Profiles = profiled()
+	if err != nil {
+		return r, err
+	}
+	// The next phase runs alone: stop what served this one. A worker
+	// stopping writes what its delivery log spool still holds.
+	h.stopAll(hookProcs)
+	for _, w := range workers {
+		p.workerLogs = append(p.workerLogs, w.Log())
+	}
+	return r, nil
+}
+
+// deliveryLogCost compares hookrelay with the delivery log and without it,
+// measured one after the other in one run.
+type deliveryLogCost struct {
+	Store string `json:"store"` // sqlite or postgres
+	Where string `json:"database"`
+	// ThroughputRatio is deliveries/s with the log over deliveries/s without.
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	P50Ratio        float64 `json:"p50_ratio"`
+	// ActionsWithout and ActionsWith are billable actions per first-try delivery.
+	ActionsWithout float64 `json:"actions_per_delivery_without"`
+	ActionsWith    float64 `json:"actions_per_delivery_with"`
+	// WorkerCPUMsWithout and With are the workers' CPU ms per delivery.
+	WorkerCPUMsWithout float64 `json:"worker_cpu_ms_per_delivery_without"`
+	WorkerCPUMsWith    float64 `json:"worker_cpu_ms_per_delivery_with"`
+	// Records is what the log held after the phase: one attempt per delivery.
+	Records logCount `json:"records"`
+}
+
+// runWithLog measures hookrelay again, as without, but with the workers
+// (and serve) keeping the delivery log in a fresh database, then counts
+// the log's records.
+func runWithLog(ctx context.Context, h *harness, rep *throughputReport, without hookrelayPhase, account string) error {
+	var err error
+	if h.log, err = newBenchLog(ctx, h.cfg.logDB, h.tmp); err != nil {
+		return err
+	}
+	h.logOn = true
+	defer func() { h.logOn = false }()
+	p := without
+	p.name, p.taskQueue = "hookrelay+log", "bench-log-"+h.runID
+	if p.events, err = makeEventsFrom(account, len(without.events), 2_000_000); err != nil {
+		return err
+	}
+	r, err := p.run(ctx, h)
+	if err != nil {
+		return err
+	}
+	rep.HookrelayWithLog = &r
+	// The workers have stopped: what they wrote is in. The wait is for a
+	// count that falls short, to show it is short for good.
+	records, err := h.log.count(ctx, len(p.events), 10*time.Second)
+	if err != nil {
+		return err
+	}
+	records.MissedWrites, records.ReconciledWrites = logWriteFigures(p.workerLogs)
+	w := rep.Hookrelay
+	rep.DeliveryLog = &deliveryLogCost{
+		Store: h.cfg.logDB, Where: h.log.where,
+		ThroughputRatio:    ratio(r.DeliveriesPerSecond, w.DeliveriesPerSecond),
+		P50Ratio:           ratio(r.Latency.P50, w.Latency.P50),
+		ActionsWithout:     w.Actions.PerDelivery,
+		ActionsWith:        r.Actions.PerDelivery,
+		WorkerCPUMsWithout: cpuGroup(w, "workers"),
+		WorkerCPUMsWith:    cpuGroup(r, "workers"),
+		Records:            records,
+	}
+	return nil
 }
