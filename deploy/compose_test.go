@@ -198,9 +198,11 @@ func TestComposeHealthChecksAndStartOrder(t *testing.T) {
 		"hookrelay-db":       {"postgresql": healthy},
 		"worker":             {"temporal-namespace": done, "hookrelay-db": done},
 		"ingest":             {"temporal-namespace": done, "hookrelay-db": done, "worker": types.ServiceConditionStarted},
-		"codec-server":       {},
-		"receiver":           {},
-		"postgresql":         {},
+		// The codec server records every decode in the audit trail, in
+		// hookrelay's database: its schema first.
+		"codec-server": {"hookrelay-db": done},
+		"receiver":     {},
+		"postgresql":   {},
 	} {
 		got := map[string]string{}
 		for dep, d := range p.Services[svc].DependsOn {
