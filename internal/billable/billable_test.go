@@ -36,6 +36,12 @@ func TestCountRecordedHistories(t *testing.T) {
 		// short and the attempt it makes delivers.
 		{"delivery_retry_now_probe-parks-again_history.json",
 			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
+		// The same two with the delivery log's facts in each attempt's
+		// input: the log is written by the attempt itself, so neither costs
+		// an action more.
+		{"delivery_first_try_log-fairness_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
+		{"delivery_retry_now_log-fairness_history.json",
+			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
 		// A failed first try opens the circuit (retrying, 1s), the retry
 		// parks (its park-limit timer, parked); the first probe fails and
 		// parks it again with no timer or upsert; the second delivers it.
