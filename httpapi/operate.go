@@ -122,16 +122,25 @@ func answerDelivery(w http.ResponseWriter, r *http.Request, okStatus int, v any,
 	case errors.Is(err, deliveries.ErrFinished):
 		writeError(w, r, http.StatusConflict, "the delivery has already finished; resend it instead", "delivery_id")
 		return http.StatusConflict
+	default:
+		return answerTemporalError(w, r, err, "the delivery exists but no worker answered; retry later")
+	}
+}
+
+// answerTemporalError answers a Temporal call's error that is not the
+// caller's to name: no worker answered a query or update (noWorker says
+// what), Temporal unavailable or too slow, or anything else (500). It
+// returns the status.
+func answerTemporalError(w http.ResponseWriter, r *http.Request, err error, noWorker string) int {
+	annotate(r, slog.String("error", err.Error()))
+	switch {
 	case errors.Is(err, deliveries.ErrNoWorker):
-		annotate(r, slog.String("error", err.Error()))
-		writeUnavailable(w, r, retryAfterUnavailable, "the delivery exists but no worker answered; retry later")
+		writeUnavailable(w, r, retryAfterUnavailable, noWorker)
 		return http.StatusServiceUnavailable
 	case errors.Is(err, deliveries.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
-		annotate(r, slog.String("error", err.Error()))
 		writeUnavailable(w, r, retryAfterUnavailable, "Temporal is unavailable or too slow; retry after Retry-After seconds")
 		return http.StatusServiceUnavailable
 	default:
-		annotate(r, slog.String("error", err.Error()))
 		writeError(w, r, http.StatusInternalServerError, "internal error", "")
 		return http.StatusInternalServerError
 	}

@@ -196,17 +196,7 @@ func answerRecoveries(w http.ResponseWriter, r *http.Request, okStatus int, v an
 	case errors.Is(err, deliveries.ErrRecoveryNotFound):
 		writeError(w, r, http.StatusNotFound, "the account has no recovery with this recover_id", "recover_id")
 		return http.StatusNotFound
-	case errors.Is(err, deliveries.ErrNoWorker):
-		annotate(r, slog.String("error", err.Error()))
-		writeUnavailable(w, r, retryAfterUnavailable, "the recovery exists but no worker with the delivery log answered; retry later")
-		return http.StatusServiceUnavailable
-	case errors.Is(err, deliveries.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), r.Context().Err() != nil:
-		annotate(r, slog.String("error", err.Error()))
-		writeUnavailable(w, r, retryAfterUnavailable, "Temporal is unavailable or too slow; retry after Retry-After seconds")
-		return http.StatusServiceUnavailable
 	default:
-		annotate(r, slog.String("error", err.Error()))
-		writeError(w, r, http.StatusInternalServerError, "internal error", "")
-		return http.StatusInternalServerError
+		return answerTemporalError(w, r, err, "the recovery exists but no worker with the delivery log answered; retry later")
 	}
 }
