@@ -150,22 +150,8 @@ func readKeyFields(w http.ResponseWriter, r *http.Request) (apikey.Fields, *refu
 		return f, refuse(http.StatusBadRequest, "body", `body is empty; send {"name": "...", "scopes": ["deliveries:read"]}`)
 	}
 	var req keyRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var syntax *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-			return f, refuse(http.StatusBadRequest, "body", "body is not valid JSON: %v", err)
-		case errors.As(err, &typ) && typ.Field != "":
-			return f, refuse(http.StatusUnprocessableEntity, typ.Field, "%s: has the wrong JSON type", typ.Field)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return f, refuse(http.StatusUnprocessableEntity, field, "%s: is not a field of an API key, which has name, scopes and expires_at", field)
-		default:
-			return f, refuse(http.StatusUnprocessableEntity, "body", `body must be a JSON object {"name", "scopes", "expires_at"?}`)
-		}
+	if ref := decodeObject(body, &req, "an API key, which has name, scopes and expires_at", `{"name", "scopes", "expires_at"?}`); ref != nil {
+		return f, ref
 	}
 	if req.Name != nil {
 		f.Name = *req.Name
@@ -181,4 +167,30 @@ func readKeyFields(w http.ResponseWriter, r *http.Request) (apikey.Fields, *refu
 		f.ExpiresAt = &at
 	}
 	return f, nil
+}
+
+// decodeObject decodes a JSON object body into v, refusing what v does not
+// hold: invalid JSON (400, body), a field of the wrong type or one v has
+// not (422, naming it; what says what has which fields), anything else
+// (422, body; shape shows the object).
+func decodeObject(body []byte, v any, what, shape string) *refusal {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return refuse(http.StatusBadRequest, "body", "body is not valid JSON: %v", err)
+	case errors.As(err, &typ) && typ.Field != "":
+		return refuse(http.StatusUnprocessableEntity, typ.Field, "%s: has the wrong JSON type", typ.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return refuse(http.StatusUnprocessableEntity, field, "%s: is not a field of %s", field, what)
+	default:
+		return refuse(http.StatusUnprocessableEntity, "body", "body must be a JSON object %s", shape)
+	}
 }

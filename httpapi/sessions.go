@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/hookrelay/hookrelay/audit"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/apikey"
@@ -95,24 +92,11 @@ func readSessionFields(w http.ResponseWriter, r *http.Request) (apikey.SessionFi
 		return f, ref
 	}
 	var req sessionRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var syntax *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-			return f, refuse(http.StatusBadRequest, "body", "body is not valid JSON: %v", err)
-		case errors.As(err, &typ) && typ.Field == "expires_in":
-			return f, refuse(http.StatusUnprocessableEntity, "expires_in", "expires_in: must be a whole number of seconds, such as 3600")
-		case errors.As(err, &typ) && typ.Field != "":
-			return f, refuse(http.StatusUnprocessableEntity, typ.Field, "%s: has the wrong JSON type", typ.Field)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return f, refuse(http.StatusUnprocessableEntity, field, "%s: is not a field of a portal session, which has scopes and expires_in", field)
-		default:
-			return f, refuse(http.StatusUnprocessableEntity, "body", `body must be a JSON object {"scopes"?, "expires_in"?}`)
+	if ref := decodeObject(body, &req, "a portal session, which has scopes and expires_in", `{"scopes"?, "expires_in"?}`); ref != nil {
+		if ref.body.Field == "expires_in" { // the only way: a wrong type
+			ref = refuse(http.StatusUnprocessableEntity, "expires_in", "expires_in: must be a whole number of seconds, such as 3600")
 		}
+		return f, ref
 	}
 	if req.Scopes != nil {
 		if err := json.Unmarshal(req.Scopes, &f.Scopes); err != nil || f.Scopes == nil {
