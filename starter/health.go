@@ -6,9 +6,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/workflows"
+	"github.com/spf13/pflag"
 )
 
 // healthUsage is the endpoint health commands' part of `starter endpoint`.
@@ -43,19 +45,11 @@ func endpointHealth(ctx context.Context, name string, args []string, stdout io.W
 		return cmdline.Usagef("endpoint %s takes one ENDPOINT_ID", name)
 	}
 	id := fs.Arg(0)
-	if err := src.Check(fs, true); err != nil {
-		return err
-	}
-	endpoints, err := endpointsource.Open(ctx, src, &c.conn, endpointsource.Rules{}, false, nil)
+	endpoints, dc, closeAll, err := c.endpointClient(ctx, fs, src)
 	if err != nil {
 		return err
 	}
-	defer endpoints.Close()
-	dc, closeClient, err := c.client(ctx, endpoints.Source)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
+	defer closeAll()
 	var st workflows.HealthState
 	if signal := healthCommands[name]; signal != "" {
 		st, err = dc.SteerEndpoint(ctx, id, signal, reason)
@@ -83,4 +77,23 @@ func printHealth(w io.Writer, st workflows.HealthState) {
 	for _, a := range st.Actions {
 		fmt.Fprintf(w, "%s  %s %s\n", a.At.UTC().Format(time.RFC3339), a.Name, a.Reason)
 	}
+}
+
+// endpointClient checks the endpoint flags, opens the endpoints they name
+// and a deliveries client routing by them: what every `starter endpoint`
+// command that talks to Temporal needs. closeAll closes both.
+func (c *common) endpointClient(ctx context.Context, fs *pflag.FlagSet, src cmdline.Endpoints) (endpointsource.Endpoints, *deliveries.Client, func(), error) {
+	if err := src.Check(fs, true); err != nil {
+		return endpointsource.Endpoints{}, nil, nil, err
+	}
+	endpoints, err := endpointsource.Open(ctx, src, &c.conn, endpointsource.Rules{}, false, nil)
+	if err != nil {
+		return endpointsource.Endpoints{}, nil, nil, err
+	}
+	dc, closeClient, err := c.client(ctx, endpoints.Source)
+	if err != nil {
+		endpoints.Close()
+		return endpointsource.Endpoints{}, nil, nil, err
+	}
+	return endpoints, dc, func() { closeClient(); endpoints.Close() }, nil
 }

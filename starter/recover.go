@@ -9,7 +9,6 @@ import (
 	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
-	"github.com/hookrelay/hookrelay/internal/endpointsource"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -55,19 +54,11 @@ func endpointRecover(ctx context.Context, name string, args []string, stdout io.
 	} else if !event.Known(eventName) {
 		return cmdline.Usagef("--event: %q is not one of %v", eventName, event.Names)
 	}
-	if err := src.Check(fs, true); err != nil {
-		return err
-	}
-	endpoints, err := endpointsource.Open(ctx, src, &c.conn, endpointsource.Rules{}, false, nil)
+	_, dc, closeAll, err := c.endpointClient(ctx, fs, src)
 	if err != nil {
 		return err
 	}
-	defer endpoints.Close()
-	dc, closeClient, err := c.client(ctx, endpoints.Source)
-	if err != nil {
-		return err
-	}
-	defer closeClient()
+	defer closeAll()
 	if name == "test" {
 		started, err := dc.SendTest(ctx, *account, fs.Arg(0), eventName)
 		if err != nil {
