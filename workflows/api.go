@@ -191,6 +191,12 @@ type DeliveryInput struct {
 	// workflow.GetVersion, which would cost a marker and a search-attribute
 	// upsert per delivery; deliveries started without it replay unchanged.
 	FirstAttemptLocal bool `json:"first_attempt_local,omitempty"`
+	// OperatorTimes are when the delivery's recent resends and retry-nows
+	// were accepted, counted against MaxOperatorAttempts: a resend's new run,
+	// and a run continued as new, carry them.
+	OperatorTimes []time.Time `json:"operator_times,omitempty"`
+	// Carry is the state of the run this one continues as new, if any.
+	Carry *DeliveryCarry `json:"carry,omitempty"`
 }
 
 // Action is an operator's signal or update, as the workflow received it.

@@ -97,6 +97,7 @@ type delivery struct {
 	// resendStarted: this run was started by a resend, whose signal is
 	// already answered by the run's first attempt.
 	resendStarted bool
+	boundsState
 }
 
 func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
@@ -122,6 +123,10 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 			ResendOf:   in.ResendOf,
 		},
 	}
+	d.operatorTimes = in.OperatorTimes
+	if in.Carry != nil {
+		d.restore(in.Carry)
+	}
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (DeliveryState, error) {
 		return d.state, nil
 	}); err != nil {
@@ -134,6 +139,10 @@ func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, ReleaseUpdate, d.releaseAndWait,
 		workflow.UpdateHandlerOptions{Validator: d.validateRelease}); err != nil {
 		return nil, fmt.Errorf("register %s update: %w", ReleaseUpdate, err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ResendUpdate, d.resendUpdate,
+		workflow.UpdateHandlerOptions{Validator: d.validateResend}); err != nil {
+		return nil, fmt.Errorf("register %s update: %w", ResendUpdate, err)
 	}
 	d.listen(ctx)
 	return d, nil
@@ -148,14 +157,7 @@ func (d *delivery) listen(ctx workflow.Context) {
 		sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(ch workflow.ReceiveChannel, _ bool) {
 			var raw json.RawMessage
 			ch.Receive(ctx, &raw)
-			switch name {
-			case CancelSignal:
-				d.onCancel(ctx, cancelReason(raw))
-			case RetryNowSignal:
-				d.onRetryNow(ctx)
-			case ResendSignal:
-				d.onResend(ctx)
-			}
+			d.onSignal(ctx, name, raw)
 		})
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -163,6 +165,19 @@ func (d *delivery) listen(ctx workflow.Context) {
 			sel.Select(ctx)
 		}
 	})
+}
+
+// onSignal handles one signal.
+func (d *delivery) onSignal(ctx workflow.Context, name string, raw json.RawMessage) {
+	d.handled++
+	switch name {
+	case CancelSignal:
+		d.onCancel(ctx, cancelReason(raw))
+	case RetryNowSignal:
+		d.onRetryNow(ctx)
+	case ResendSignal:
+		d.onResend(ctx)
+	}
 }
 
 func (d *delivery) act(ctx workflow.Context, name, reason string) Action {
@@ -181,6 +196,9 @@ func (d *delivery) onCancel(ctx workflow.Context, reason string) {
 // onRetryNow cuts the current wait short; with an attempt in flight there is
 // nothing to cut, and the schedule carries on after it.
 func (d *delivery) onRetryNow(ctx workflow.Context) {
+	if !d.operatorAllowed(ctx) {
+		return
+	}
 	d.act(ctx, RetryNowSignal, "")
 	if d.inFlight == 0 {
 		d.retryNow = true
@@ -190,6 +208,9 @@ func (d *delivery) onRetryNow(ctx workflow.Context) {
 // onResend acts like retry-now while waiting; with an attempt in flight it
 // asks for one more attempt after it, even if it succeeds.
 func (d *delivery) onResend(ctx workflow.Context) {
+	if !d.operatorAllowed(ctx) {
+		return
+	}
 	d.act(ctx, ResendSignal, "")
 	if d.resendStarted {
 		d.resendStarted = false
@@ -209,7 +230,7 @@ func (d *delivery) validateRetryNow(ctx workflow.Context) error {
 	case d.cancelReq != nil:
 		return errors.New("delivery is being canceled")
 	}
-	return nil
+	return d.validateOperator(ctx)
 }
 
 // retryNowAndWait is the retry-now update: it returns the record of the
@@ -261,6 +282,11 @@ func (d *delivery) attempted(n int) bool {
 }
 
 func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
+	if d.in.Carry != nil {
+		if ended, s := d.resume(ctx); ended || d.canErr != nil {
+			return d.finish(ctx, s)
+		}
+	}
 	for {
 		if d.cancelReq != nil {
 			return d.finish(ctx, StatusCanceled)
@@ -300,7 +326,9 @@ func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
 			return d.finish(ctx, StatusFailed)
 		}
 		if failed < len(d.in.RetrySchedule) {
-			d.wait(ctx, nextDelay(d.in.RetrySchedule[failed], a), a)
+			if d.wait(ctx, nextDelay(d.in.RetrySchedule[failed], a), a); d.canErr != nil {
+				return d.finish(ctx, "")
+			}
 		}
 		d.retryNow = false
 	}
@@ -313,6 +341,7 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 	n := d.next
 	d.next++
 	d.inFlight = n
+	d.handled++
 	defer func() { d.inFlight = 0 }()
 
 	actCtx, cancelActivity := workflow.WithCancel(ctx)
@@ -400,6 +429,7 @@ func (d *delivery) attemptLog(ctx workflow.Context, n int) *AttemptLog {
 func (d *delivery) park(ctx workflow.Context, a Attempt) (ended bool, s Status) {
 	if d.parkDeadline == nil && a.ParkLimitSeconds > 0 {
 		limit := time.Duration(a.ParkLimitSeconds) * time.Second
+		d.parkDeadlineAt = workflow.Now(ctx).Add(limit)
 		d.parkDeadline = workflow.NewTimerWithOptions(ctx, limit, workflow.TimerOptions{
 			Summary: fmt.Sprintf("park limit %s", shortDuration(limit)),
 		})
@@ -409,14 +439,16 @@ func (d *delivery) park(ctx workflow.Context, a Attempt) (ended bool, s Status) 
 			}
 		})
 	}
-	d.parked = true
+	d.parked, d.waitAfter = true, a
 	d.setStatus(ctx, StatusParked)
 	d.showDetails(ctx)
-	if err := workflow.Await(ctx, func() bool { return d.release || d.retryNow || d.cancelReq != nil || d.parkExpired }); err != nil {
+	if err := d.await(ctx, func() bool { return d.release || d.retryNow || d.cancelReq != nil || d.parkExpired }); err != nil {
 		d.onTemporalCancel(ctx)
 	}
 	d.parked = false
 	switch {
+	case d.canErr != nil:
+		return true, "" // continued as new
 	case d.cancelReq != nil:
 		return true, StatusCanceled
 	case d.release:
@@ -438,19 +470,22 @@ func (d *delivery) park(ctx workflow.Context, a Attempt) (ended bool, s Status) 
 // cancelled, so history shows how every wait ended.
 func (d *delivery) wait(ctx workflow.Context, delay time.Duration, after Attempt) {
 	next := workflow.Now(ctx).Add(delay)
-	d.state.NextAttemptAt = &next
+	d.state.NextAttemptAt, d.waitAfter = &next, after
 	d.setStatus(ctx, StatusRetrying)
 	d.showDetails(ctx)
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	timer := workflow.NewTimerWithOptions(timerCtx, delay, workflow.TimerOptions{
 		Summary: fmt.Sprintf("wait %s after %s", shortDuration(delay), failureLabel(after)),
 	})
-	err := workflow.Await(ctx, func() bool { return timer.IsReady() || d.retryNow || d.cancelReq != nil })
+	err := d.await(ctx, func() bool { return timer.IsReady() || d.retryNow || d.cancelReq != nil })
 	if err != nil {
 		d.onTemporalCancel(ctx)
 	}
 	if !timer.IsReady() {
 		cancelTimer()
+	}
+	if d.canErr != nil {
+		return // continued as new, NextAttemptAt carried
 	}
 	d.state.NextAttemptAt = nil
 }
@@ -475,6 +510,9 @@ func (d *delivery) onTemporalCancel(ctx workflow.Context) {
 // the UI tell them apart with no search-attribute upsert. Deliveries started
 // before that behaviour complete with an upserted status, as they did.
 func (d *delivery) finish(ctx workflow.Context, s Status) (DeliveryState, error) {
+	if d.canErr != nil {
+		return DeliveryState{}, d.canErr
+	}
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	closeStatus := d.behavior >= behaviorCloseStatus
 	if closeStatus {
