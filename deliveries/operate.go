@@ -146,7 +146,9 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (workflows.Deliv
 	return st, nil
 }
 
-// RetryNow cuts an open delivery's current wait short and returns its status.
+// RetryNow cuts an open delivery's current wait short and returns its
+// status. It is the retry-now update, once accepted: over the bound it is
+// refused with an *OperatorLimitError.
 func (c *Client) RetryNow(ctx context.Context, id string) (workflows.DeliveryState, error) {
 	runID, err := c.describeOpen(ctx, id)
 	if err != nil {
@@ -155,7 +157,7 @@ func (c *Client) RetryNow(ctx context.Context, id string) (workflows.DeliverySta
 	if err := c.checkRunSealed(ctx, id, runID); err != nil {
 		return workflows.DeliveryState{}, err
 	}
-	if err := c.signal(ctx, id, runID, workflows.RetryNowSignal, nil); err != nil {
+	if err := c.update(ctx, id, runID, workflows.RetryNowUpdate, client.WorkflowUpdateStageAccepted, nil); err != nil {
 		return workflows.DeliveryState{}, err
 	}
 	return c.Status(ctx, id)
@@ -172,19 +174,8 @@ func (c *Client) RetryNowWait(ctx context.Context, id string) (workflows.Attempt
 	if err := c.checkRunSealed(ctx, id, runID); err != nil {
 		return a, err
 	}
-	h, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   id,
-		RunID:        runID,
-		UpdateName:   workflows.RetryNowUpdate,
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, &a)
-	}
-	if err != nil {
-		return a, fmt.Errorf("delivery %s: retry-now: %w", id, unavailable(err))
-	}
-	return a, nil
+	err = c.update(ctx, id, runID, workflows.RetryNowUpdate, client.WorkflowUpdateStageCompleted, &a)
+	return a, err
 }
 
 // Resend sends a delivery's event again. An open delivery gets the resend
@@ -211,6 +202,13 @@ func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
 			return Started{}, err
 		}
 	}
+	started := Started{DeliveryID: id, RunID: prevRun, EndpointID: endpointID, EventID: eventID}
+	if running(desc) {
+		err := c.update(ctx, id, prevRun, workflows.ResendUpdate, client.WorkflowUpdateStageCompleted, nil)
+		if !errors.Is(err, ErrFinished) {
+			return started, err
+		}
+	}
 	tl, err := c.timelineOf(id, events)
 	if err != nil {
 		return Started{}, err
@@ -218,14 +216,23 @@ func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
 	in := tl.Input
 	in.FirstAttempt = tl.LastAttempt() + 1
 	in.ResendOf = prevRun
+	in.Carry = nil
+	if in.OperatorTimes, err = c.closedOperatorTimes(ctx, id, time.Now()); err != nil {
+		return Started{}, err
+	}
 	opts := c.startOptions(id, in)
-	// Only used when the delivery has closed; an open one just receives the signal.
+	// Should the run still be open after all, it just receives the signal.
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	run, err := c.Temporal.SignalWithStartWorkflow(ctx, id, workflows.ResendSignal, nil, opts, workflows.DeliveryWorkflowName, in)
 	if err != nil {
 		return Started{}, fmt.Errorf("delivery %s: resend: %w", id, unavailable(err))
 	}
 	return Started{DeliveryID: id, RunID: run.GetRunID(), EndpointID: endpointID, EventID: eventID}, nil
+}
+
+// running reports whether a description is of a running run.
+func running(desc *workflowservice.DescribeWorkflowExecutionResponse) bool {
+	return desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // Timeline rebuilds one run of a delivery (the latest when runID is "") from its history.

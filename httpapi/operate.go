@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/audit"
@@ -119,12 +121,29 @@ func answerDelivery(w http.ResponseWriter, r *http.Request, okStatus int, v any,
 	case errors.Is(err, deliveries.ErrPlaintextInput):
 		writeError(w, r, http.StatusConflict, "the delivery's input did not arrive sealed (a plaintext start): it is not resent; an operator may resend it with starter resend --reseal-plaintext", "delivery_id")
 		return http.StatusConflict
+	case errors.Is(err, deliveries.ErrOperatorLimit):
+		writeOperatorLimit(w, r, err)
+		return http.StatusTooManyRequests
 	case errors.Is(err, deliveries.ErrFinished):
 		writeError(w, r, http.StatusConflict, "the delivery has already finished; resend it instead", "delivery_id")
 		return http.StatusConflict
 	default:
 		return answerTemporalError(w, r, err, "the delivery exists but no worker answered; retry later")
 	}
+}
+
+// writeOperatorLimit answers a resend or retry-now over the delivery's
+// bound: 429, with Retry-After the seconds until the next is accepted.
+func writeOperatorLimit(w http.ResponseWriter, r *http.Request, err error) {
+	retryAfter := time.Hour
+	var limit *deliveries.OperatorLimitError
+	if errors.As(err, &limit) {
+		retryAfter = limit.RetryAfter
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(max(retryAfter.Round(time.Second)/time.Second, 1))))
+	writeError(w, r, http.StatusTooManyRequests, fmt.Sprintf(
+		"the delivery has had %d resends and retry-nows in the last hour, its limit; nothing was done: send again after Retry-After seconds",
+		workflows.MaxOperatorAttempts), "delivery_id")
 }
 
 // answerTemporalError answers a Temporal call's error that is not the

@@ -39,6 +39,9 @@ type Wait struct {
 // LastAttempt is the highest attempt number in the run, or FirstAttempt-1 if it made none.
 func (t Timeline) LastAttempt() int {
 	last := max(t.Input.FirstAttempt, 1) - 1
+	if t.Input.Carry != nil { // a run continued as new
+		last = max(last, t.Input.Carry.Next-1)
+	}
 	for _, a := range t.Attempts {
 		last = max(last, a.Number)
 	}
@@ -53,6 +56,9 @@ func TimelineFromHistory(events []*historypb.HistoryEvent, dc converter.DataConv
 		if err := r.read(e); err != nil {
 			return r.t, err
 		}
+	}
+	if c := r.t.Input.Carry; c != nil { // a run continued as new: the attempts it carried
+		r.t.Attempts = append(r.t.Attempts, c.Attempts...)
 	}
 	for _, a := range r.scheduled {
 		if a.Outcome != "" { // an attempt still in flight has no record yet
