@@ -1,0 +1,109 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/testenv"
+	"github.com/hookrelay/hookrelay/workflows"
+)
+
+// historyLength is the number of events in a delivery's current run.
+func historyLength(t *testing.T, id string) int64 {
+	t.Helper()
+	desc, err := rawTemporal.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc.GetWorkflowExecutionInfo().GetHistoryLength()
+}
+
+// settled waits until a delivery has made want attempts and has no
+// workflow task pending, and returns its history length then.
+func settled(t *testing.T, id string, want int) int64 {
+	t.Helper()
+	var n int64
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%s to make %d attempts and settle", id, want), func() bool {
+		st, err := statusOf(id)
+		if err != nil || len(st.Attempts) != want || st.Status != workflows.StatusRetrying {
+			return false
+		}
+		desc, err := rawTemporal.DescribeWorkflowExecution(context.Background(), id, "")
+		if err != nil || desc.GetPendingWorkflowTask() != nil || len(desc.GetPendingActivities()) > 0 {
+			return false
+		}
+		n = desc.GetWorkflowExecutionInfo().GetHistoryLength()
+		return true
+	})
+	return n
+}
+
+// TestResendAndRetryNowBoundedPerHour: five resends and retry-nows of a
+// delivery within the hour are accepted; the sixth is refused, by the CLI
+// (non-zero exit naming the limit) and the API (429 with Retry-After), and
+// adds nothing to the delivery's history; signals sent straight to the
+// frontend past the bound POST nothing and add a few events each.
+func TestResendAndRetryNowBoundedPerHour(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusServiceUnavailable))
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h]\n")
+	startWorker(t, endpoints)
+	srv := startServe(t, hookrelay(t), endpoints)
+	id := parkedDelivery(t, endpoints, 331)
+
+	for i := range workflows.MaxOperatorAttempts {
+		verb := "resend"
+		if i%2 == 1 {
+			verb = "retry-now"
+		}
+		if _, errOut, code := starter(t, "", verb, id); code != 0 {
+			t.Fatalf("%s %d of %d exited %d: %s", verb, i+1, workflows.MaxOperatorAttempts, code, errOut)
+		}
+		settled(t, id, i+2)
+	}
+	before := settled(t, id, 1+workflows.MaxOperatorAttempts)
+	posts := len(rc.Requests())
+
+	_, errOut, code := starter(t, "", "resend", id)
+	if code == 0 || !strings.Contains(errOut, "at most 5 per delivery per hour") {
+		t.Fatalf("the sixth resend exited %d: %q, want non-zero naming the limit", code, errOut)
+	}
+	if _, errOut, code := starter(t, "", "retry-now", id, "--wait"); code == 0 || !strings.Contains(errOut, "too many resends and retry-nows") {
+		t.Fatalf("a retry-now over the bound exited %d: %q", code, errOut)
+	}
+	resp, err := srv.do(http.MethodPost, "/v1/deliveries/"+id+"/resend", nil, nil)
+	if err != nil || resp.code != http.StatusTooManyRequests {
+		t.Fatalf("resend over the API: %d %s %v, want 429", resp.code, resp.body, err)
+	}
+	if s, err := strconv.Atoi(resp.header.Get("Retry-After")); err != nil || s < 1 || s > 3600 {
+		t.Fatalf("Retry-After %q, want the seconds until the hour is over", resp.header.Get("Retry-After"))
+	}
+	if after := historyLength(t, id); after != before {
+		t.Fatalf("refused requests grew the history from %d to %d events", before, after)
+	}
+
+	// A client straight to the frontend: the signals are recorded, but do nothing.
+	const direct = 3
+	for range direct {
+		if err := rawTemporal.SignalWorkflow(context.Background(), id, "", workflows.ResendSignal, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := settled(t, id, 1+workflows.MaxOperatorAttempts)
+	// Each: the signal and a workflow task (3 events); once, the bound's
+	// version marker and its search attribute.
+	if grew := after - before; grew < direct || grew > direct*4+2 {
+		t.Fatalf("%d signals over the bound grew the history by %d events, want at most 4 each and 2 once", direct, grew)
+	}
+	if len(rc.Requests()) != posts {
+		t.Fatalf("signals over the bound POSTed %d more times", len(rc.Requests())-posts)
+	}
+	st, _ := statusOf(id)
+	if len(st.Actions) != workflows.MaxOperatorAttempts {
+		t.Fatalf("actions = %+v, want the %d accepted", st.Actions, workflows.MaxOperatorAttempts)
+	}
+}
