@@ -20,6 +20,7 @@ cat > "$dir/endpoints.yaml" <<YAML
 endpoints:
   - {id: parked, url: "http://127.0.0.1:$rport/down", events: ["*"], secret_file: secret, retry_schedule: [1h]}
   - {id: flaky, url: "http://127.0.0.1:$rport/flaky", events: ["*"], secret_file: secret, retry_schedule: [1h, 1h]}
+  - {id: bounded, url: "http://127.0.0.1:$rport/down", events: [api_mail_log_delivered], secret_file: secret, retry_schedule: [1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h]}
   - {id: ok, url: "http://127.0.0.1:$rport/ok", events: ["*"], secret_file: secret}
   - {id: pausable, url: "http://127.0.0.1:$rport/ok", events: [api_mail_log_opened], secret_file: secret}
   - {id: probed, url: "http://127.0.0.1:$rport2/flaky", events: [api_mail_log_temporary_failure], secret_file: secret, retry_schedule: [1s, 1h], circuit: {open_after: 1, probe_every: [5s]}}
@@ -43,7 +44,7 @@ for _ in $(seq 1 120); do grep -q '"endpoint circuit changed","endpoint_id":"pau
 
 ids=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/delivered.json --output json |
   sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')
-parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep '^ok:' <<<"$ids")
+bounded=$(grep '^bounded:' <<<"$ids") parked=$(grep '^parked:' <<<"$ids") flaky=$(grep '^flaky:' <<<"$ids") ok=$(grep '^ok:' <<<"$ids")
 opened=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/opened.json --output json |
   sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')
 first=$(grep '^ok:' <<<"$opened") released=$(grep '^pausable:' <<<"$opened")
@@ -61,6 +62,16 @@ wait_status "$ok" delivered
 starter resend "$ok" >/dev/null
 wait_status "$ok" delivered
 wait_status "$released" parked
+# Operator bounds: five resends straight to the frontend act, the sixth is dropped (the bound's
+# version marker), and a resend through the CLI over the bound is refused, leaving no trace.
+wait_status "$bounded" retrying
+for n in 2 3 4 5 6; do
+  bin/temporal workflow signal --workflow-id "$bounded" --name resend >/dev/null
+  for _ in $(seq 1 120); do starter status "$bounded" --output json | grep -q "\"number\":$n" && break; sleep 0.5; done
+done
+bin/temporal workflow signal --workflow-id "$bounded" --name resend >/dev/null
+for _ in $(seq 1 120); do bin/temporal workflow show --workflow-id "$bounded" --output json | grep -q delivery-bounds && break; sleep 0.5; done
+if starter resend "$bounded" >/dev/null 2>&1; then echo "record: the resend over the bound was accepted" >&2; exit 1; fi
 starter endpoint resume pausable --endpoints "$dir/endpoints.yaml" >/dev/null
 wait_status "$released" delivered
 
@@ -70,6 +81,7 @@ show "$parked" "delivery_canceled_${tag}_history.json"
 show "$flaky" "delivery_retry_now_${tag}_history.json"
 show "$ok" "delivery_resent_${tag}_history.json"
 show "$first" "delivery_first_try_${tag}_history.json"
+show "$bounded" "delivery_bounded_${tag}_history.json"
 show "$released" "delivery_parked_released_${tag}_history.json"
 show "endpoint-health/pausable" "health_paused_resumed_${tag}_history.json"
 wait_status "$probed" delivered

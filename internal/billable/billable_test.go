@@ -42,6 +42,11 @@ func TestCountRecordedHistories(t *testing.T) {
 		{"delivery_first_try_log-fairness_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
 		{"delivery_retry_now_log-fairness_history.json",
 			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
+		// With the bounds on operator signals: a first try still costs 2,
+		// and a retry-now (now an update in every form) 6.
+		{"delivery_first_try_signal-bounds_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
+		{"delivery_retry_now_signal-bounds_history.json",
+			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
 		// A failed first try opens the circuit (retrying, 1s), the retry
 		// parks (its park-limit timer, parked); the first probe fails and
 		// parks it again with no timer or upsert; the second delivers it.
