@@ -90,17 +90,28 @@ func rejection(ctx context.Context, h client.WorkflowUpdateHandle) error {
 }
 
 // closedOperatorTimes are when a closed delivery's resends and retry-nows
-// of the last OperatorWindow were accepted, oldest first, read from its
-// final state; an *OperatorLimitError when they reach the bound already.
-func (c *Client) closedOperatorTimes(ctx context.Context, id string, now time.Time) ([]time.Time, error) {
+// of the last OperatorWindow were accepted, oldest first: those its last
+// run was started with (prior, the runs before it) and those of its final
+// state; an *OperatorLimitError when they reach the bound already.
+func (c *Client) closedOperatorTimes(ctx context.Context, id string, prior []time.Time, now time.Time) ([]time.Time, error) {
 	st, err := c.Status(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	seen := map[time.Time]bool{}
 	var times []time.Time
+	add := func(at time.Time) {
+		if now.Sub(at) < workflows.OperatorWindow && !seen[at] {
+			seen[at] = true
+			times = append(times, at)
+		}
+	}
+	for _, at := range prior {
+		add(at)
+	}
 	for _, a := range st.Actions {
-		if (a.Name == workflows.ResendSignal || a.Name == workflows.RetryNowSignal) && now.Sub(a.At) < workflows.OperatorWindow {
-			times = append(times, a.At)
+		if a.Name == workflows.ResendSignal || a.Name == workflows.RetryNowSignal {
+			add(a.At)
 		}
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })

@@ -217,7 +217,7 @@ func (c *Client) Resend(ctx context.Context, id string) (Started, error) {
 	in.FirstAttempt = tl.LastAttempt() + 1
 	in.ResendOf = prevRun
 	in.Carry = nil
-	if in.OperatorTimes, err = c.closedOperatorTimes(ctx, id, time.Now()); err != nil {
+	if in.OperatorTimes, err = c.closedOperatorTimes(ctx, id, in.OperatorTimes, time.Now()); err != nil {
 		return Started{}, err
 	}
 	opts := c.startOptions(id, in)

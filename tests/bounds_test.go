@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
 	"github.com/hookrelay/hookrelay/workflows"
 )
@@ -105,5 +106,41 @@ func TestResendAndRetryNowBoundedPerHour(t *testing.T) {
 	st, _ := statusOf(id)
 	if len(st.Actions) != workflows.MaxOperatorAttempts {
 		t.Fatalf("actions = %+v, want the %d accepted", st.Actions, workflows.MaxOperatorAttempts)
+	}
+}
+
+// TestResendOfAClosedDeliveryBoundedPerHour: each resend of a delivered
+// delivery is a new run; the bound counts across them, so the sixth resend
+// within the hour is refused and starts nothing.
+func TestResendOfAClosedDeliveryBoundedPerHour(t *testing.T) {
+	rc := newReceiver(t, always(http.StatusOK))
+	endpoints := endpointsFile(t, "acme", rc.URL, "")
+	startWorker(t, endpoints)
+	first := send(t, endpoints, sampleEvent(event.Delivered, 332))[0]
+	result(t, first.WorkflowID)
+
+	for i := range workflows.MaxOperatorAttempts {
+		if _, errOut, code := starter(t, "", "resend", first.WorkflowID); code != 0 {
+			t.Fatalf("resend %d exited %d: %s", i+1, code, errOut)
+		}
+		testenv.Eventually(t, 30*time.Second, "the resend to be delivered", func() bool { return len(rc.Requests()) == i+2 })
+		if st := result(t, first.WorkflowID); st.Status != workflows.StatusDelivered {
+			t.Fatalf("resend %d: %+v", i+1, st)
+		}
+	}
+	desc, err := rawTemporal.DescribeWorkflowExecution(context.Background(), first.WorkflowID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := starter(t, "", "resend", first.WorkflowID)
+	if code == 0 || !strings.Contains(errOut, "at most 5 per delivery per hour") {
+		t.Fatalf("the sixth resend exited %d: %q, want non-zero naming the limit", code, errOut)
+	}
+	after, err := rawTemporal.DescribeWorkflowExecution(context.Background(), first.WorkflowID, "")
+	if err != nil || after.GetWorkflowExecutionInfo().GetExecution().GetRunId() != desc.GetWorkflowExecutionInfo().GetExecution().GetRunId() {
+		t.Fatalf("the refused resend started a new run (%v)", err)
+	}
+	if n := len(rc.Requests()); n != 1+workflows.MaxOperatorAttempts {
+		t.Fatalf("%d POSTs, want the first and %d resends", n, workflows.MaxOperatorAttempts)
 	}
 }
