@@ -65,3 +65,17 @@ func TestCancelAndResend(t *testing.T) {
 		}
 	}
 }
+
+// A resend past the delivery's bound answers 429 on delivery_id, with
+// Retry-After the seconds until the next is accepted, naming the limit.
+func TestResendOverTheBoundAnswers429(t *testing.T) {
+	h := newTestServer(t, &fakeDeliveries{}, nil).Handler()
+	w := do(t, h, "POST", "/v1/deliveries/crm:limited/resend", "")
+	e := decode[apiError](t, w)
+	if w.Code != 429 || e.Field != "delivery_id" || !strings.Contains(e.Error, "5 resends and retry-nows in the last hour") {
+		t.Fatalf("resend over the bound: %d %+v", w.Code, e)
+	}
+	if got := w.Header().Get("Retry-After"); got != "2463" {
+		t.Fatalf("Retry-After = %q, want 2463", got)
+	}
+}

@@ -37,6 +37,7 @@ var deliveryFailures = map[string]error{
 	"crm:no-worker": deliveries.ErrNoWorker,
 	"crm:down":      deliveries.ErrUnavailable,
 	"crm:plaintext": deliveries.ErrPlaintextInput,
+	"crm:limited":   &deliveries.OperatorLimitError{DeliveryID: "crm:limited", RetryAfter: 41*time.Minute + 3*time.Second},
 }
 
 // deliveryFailure is the error a fake returns for delivery id, wrapped as
