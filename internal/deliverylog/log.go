@@ -83,7 +83,9 @@ func Open(ctx context.Context, dsn string, o Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{db: db, dialect: d, codec: o.Codec, now: o.Now, partitions: map[string]bool{}}
-	if keys, ok := o.Codec.(interface{ For(codec.Purpose) *codec.Codec }); ok {
+	if keys, ok := o.Codec.(interface {
+		For(codec.Purpose) *codec.Codec
+	}); ok {
 		l.codec = keys.For(codec.ResponseExcerpts)
 	}
 	if l.now == nil {
