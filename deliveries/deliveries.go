@@ -79,6 +79,10 @@ type Started struct {
 	EndpointID string `json:"endpoint_id"`
 	EventID    string `json:"event_id"`
 	Duplicate  bool   `json:"duplicate"`
+	// RoutingError, when set, says why the event did not reach this
+	// endpoint (its registry row was refused): nothing started for it,
+	// while the account's other endpoints got theirs.
+	RoutingError string `json:"routing_error,omitempty"`
 }
 
 // MarshalJSON writes delivery_id and its deprecated name workflow_id.
@@ -116,10 +120,25 @@ func (c *Client) Publish(ctx context.Context, ev event.Event) (started []Started
 	ctx, span := c.startSpan(ctx, ev)
 	defer func() { endSpan(span, started, err) }()
 	endpoints, err := c.Endpoints.Route(ctx, ev.AccountID, ev.Name)
-	if err != nil {
+	var partial *endpoint.RouteError
+	if err != nil && !errors.As(err, &partial) {
 		return nil, fmt.Errorf("route event %s: %w", ev.ID, unavailable(err))
 	}
-	return c.publish(ctx, ev, endpoints)
+	started, err = c.publish(ctx, ev, endpoints)
+	if err != nil || partial == nil {
+		return started, err
+	}
+	return append(started, Refused(ev, partial)...), nil
+}
+
+// Refused are the deliveries a partial route refused, each with its
+// RoutingError; the event's other endpoints are routed as usual.
+func Refused(ev event.Event, partial *endpoint.RouteError) []Started {
+	out := make([]Started, len(partial.Refused))
+	for i, r := range partial.Refused {
+		out[i] = Started{DeliveryID: workflows.DeliveryID(r.ID, ev.ID), EndpointID: r.ID, EventID: ev.ID, RoutingError: r.Err.Error()}
+	}
+	return out
 }
 
 // PublishTo is Publish to endpoints the caller already routed the event to

@@ -59,7 +59,38 @@ type Source interface {
 	// for good from a registry).
 	Resolve(ctx context.Context, id string) (Endpoint, error)
 	// Route returns the enabled endpoints of accountID subscribed to eventName.
+	// When some of them cannot be served (a registry row refused), it
+	// returns the others with a *RouteError naming those.
 	Route(ctx context.Context, accountID, eventName string) ([]Endpoint, error)
+}
+
+// RouteError is Route's error when some endpoints an event goes to cannot
+// be served; Route still returns the others, which the event reaches.
+type RouteError struct {
+	Refused []Refused
+}
+
+// Refused is one endpoint Route could not serve, and why.
+type Refused struct {
+	ID  string
+	Err error
+}
+
+func (e *RouteError) Error() string {
+	msgs := make([]string, len(e.Refused))
+	for i, r := range e.Refused {
+		msgs[i] = r.Err.Error()
+	}
+	return fmt.Sprintf("%d endpoint(s) refused: %s", len(e.Refused), strings.Join(msgs, "; "))
+}
+
+// Unwrap is each refusal's error, for errors.Is and errors.As.
+func (e *RouteError) Unwrap() []error {
+	errs := make([]error, len(e.Refused))
+	for i, r := range e.Refused {
+		errs[i] = r.Err
+	}
+	return errs
 }
 
 // Errors of Source.Resolve.

@@ -56,10 +56,14 @@ type delivery struct {
 	EndpointID string `json:"endpoint_id"`
 	EventID    string `json:"event_id"`
 	Duplicate  bool   `json:"duplicate"`
+	// RoutingError: the endpoint was refused (its registry row failed its
+	// check); nothing started for it, the event's other endpoints unaffected.
+	RoutingError string `json:"routing_error,omitempty"`
 }
 
 func deliveryOf(s deliveries.Started) delivery {
-	return delivery{DeliveryID: s.DeliveryID, WorkflowID: s.DeliveryID, EndpointID: s.EndpointID, EventID: s.EventID, Duplicate: s.Duplicate}
+	return delivery{DeliveryID: s.DeliveryID, WorkflowID: s.DeliveryID, EndpointID: s.EndpointID, EventID: s.EventID, Duplicate: s.Duplicate,
+		RoutingError: s.RoutingError}
 }
 
 // accepted answers one event: {"deliveries": [...]}.
@@ -126,7 +130,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	answers := make([]eventAccepted, len(evs))
-	var started, duplicates int
+	var started, duplicates, refused int
 	for i, ev := range evs {
 		ds, err := s.deliveries.Publish(ctx, ev)
 		s.temporalDown.Store(errors.Is(err, deliveries.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded))
@@ -138,14 +142,17 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		answers[i] = eventAccepted{EventID: ev.ID, Deliveries: make([]delivery, 0, len(ds))}
 		for _, d := range ds {
 			answers[i].Deliveries = append(answers[i].Deliveries, deliveryOf(d))
-			if d.Duplicate {
+			switch {
+			case d.RoutingError != "":
+				refused++
+			case d.Duplicate:
 				duplicates++
-			} else {
+			default:
 				started++
 			}
 		}
 	}
-	annotate(r, slog.Int("started", started), slog.Int("duplicates", duplicates))
+	annotate(r, slog.Int("started", started), slog.Int("duplicates", duplicates), slog.Int("refused_endpoints", refused))
 	answered = true
 	if batch {
 		writeJSON(w, http.StatusAccepted, batchAccepted{Events: answers})

@@ -47,6 +47,7 @@ const usage = `usage:
   starter endpoint create|list|show|update|delete|rotate-secret --account ID --endpoints-db DSN [flags] [--output text|json]
   starter endpoint recover ENDPOINT_ID --account ID --since TIME [--until TIME] [--wait] | test ENDPOINT_ID --account ID --event NAME
   starter deliveries list|show|attempts --account ID [--log-db DSN] [flags] [--output text|json]
+  starter registry reseal --endpoints-db DSN [--accept ENDPOINT_ID] [--output text|json]
 Run "starter COMMAND --help" for a command's flags.`
 
 func main() {
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return endpointCommand(ctx, args[1:], stdout)
 	case "deliveries":
 		return deliveriesCommand(ctx, args[1:], stdout)
+	case "registry":
+		return registryCommand(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -122,7 +125,7 @@ func (c *common) client(ctx context.Context, endpoints endpoint.Source) (*delive
 		TracerProvider: c.conn.TracerProvider, ResealPlaintext: c.conn.InsecurePlaintext}, tc.Close, nil
 }
 
-func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) (err error) {
 	var c common
 	fs := newFlags("send", &c)
 	var src cmdline.Endpoints
@@ -155,8 +158,12 @@ func send(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 	}
 	defer endpoints.Close()
 	subscribers, err := endpoints.Source.Route(ctx, ev.AccountID, ev.Name)
-	if err != nil {
+	var partial *endpoint.RouteError
+	if err != nil && !errors.As(err, &partial) {
 		return err
+	}
+	if partial != nil { // the other endpoints still get the event
+		defer func() { err = errors.Join(err, partial) }()
 	}
 	if len(subscribers) == 0 {
 		if ev.AccountID != "" {

@@ -3,6 +3,9 @@
 // ciphertext. Keys come from a key file, one KEY_ID:BASE64 per line: the
 // last line's key encrypts, every key decrypts, so keys rotate without
 // downtime. Each encrypted payload's metadata names the key that sealed it.
+// The key file's keys are not used as they are: each purpose (payloads,
+// endpoint secrets, row MACs, response excerpts) seals under keys derived
+// from them, so a key of one purpose opens nothing of another's.
 package codec
 
 import (
@@ -16,6 +19,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -30,6 +34,10 @@ const (
 	EncodingEncrypted = "binary/encrypted"
 	// MetadataKeyID names the key that sealed the payload.
 	MetadataKeyID = "encryption-key-id"
+	// MetadataKeyPurpose names the purpose whose key, derived from the key
+	// file's, sealed the payload; a payload without it was sealed with the
+	// key file's key as it is, before keys were derived per purpose.
+	MetadataKeyPurpose = "encryption-key-purpose"
 )
 
 // KeyBytes is the length of an AES-256 key.
@@ -38,13 +46,31 @@ const KeyBytes = 32
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Codec is a converter.PayloadCodec that seals payloads with the newest key
-// and opens them with whichever key their metadata names.
+// and opens them with whichever key their metadata names. Its keys are one
+// purpose's (Parse's are Payloads'); For gives another purpose's.
 type Codec struct {
+	purpose Purpose
 	current string
-	keys    map[string]cipher.AEAD
+	// keys are this purpose's, derived from the key file's; raw holds the
+	// same keys' bytes (row MACs are HMAC, not AES-GCM).
+	keys map[string]cipher.AEAD
+	raw  map[string][]byte
 	// sealed counts this process's encryptions per key id.
-	sealed  map[string]*atomic.Uint64
+	sealed map[string]*atomic.Uint64
+	file   *keyFile
+}
+
+// keyFile is what a key file holds, shared by every purpose's Codec.
+type keyFile struct {
+	current string
+	master  map[string][]byte
+	// legacy are the key file's keys used as they are: data sealed before
+	// keys were derived per purpose opens under them.
+	legacy  map[string]cipher.AEAD
 	monitor Monitor
+
+	mu      sync.Mutex
+	derived map[Purpose]*Codec
 }
 
 // WarnEncryptions is the default count of encryptions with one key at which
@@ -70,7 +96,7 @@ func (c *Codec) Watch(m Monitor) {
 	if m.Threshold == 0 {
 		m.Threshold = WarnEncryptions
 	}
-	c.monitor = m
+	c.file.monitor = m
 }
 
 // Encryptions is how many payloads this process has sealed with key id.
@@ -100,7 +126,8 @@ func Load(path string) (*Codec, error) {
 // holds 32 random bytes; blank lines and lines starting with # are ignored.
 // Errors name the line but never echo it, since it may hold a key.
 func Parse(data []byte) (*Codec, error) {
-	c := &Codec{keys: map[string]cipher.AEAD{}, sealed: map[string]*atomic.Uint64{}, monitor: Monitor{Threshold: WarnEncryptions}}
+	f := &keyFile{master: map[string][]byte{}, legacy: map[string]cipher.AEAD{}, monitor: Monitor{Threshold: WarnEncryptions},
+		derived: map[Purpose]*Codec{}}
 	firstLine := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
@@ -108,39 +135,51 @@ func Parse(data []byte) (*Codec, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		id, encoded, ok := strings.Cut(line, ":")
-		id, encoded = strings.TrimSpace(id), strings.TrimSpace(encoded)
-		if !ok {
-			return nil, fmt.Errorf("line %d: want KEY_ID:BASE64 (base64 of %d random bytes)", n, KeyBytes)
-		}
-		if !keyIDPattern.MatchString(id) {
-			return nil, fmt.Errorf("line %d: key id must be 1 to 64 characters of A-Z a-z 0-9 . _ -", n)
+		id, key, err := parseLine(n, line)
+		if err != nil {
+			return nil, err
 		}
 		if first, dup := firstLine[id]; dup {
 			return nil, fmt.Errorf("line %d: key id %q repeats line %d", n, id, first)
 		}
-		key, err := base64.StdEncoding.DecodeString(encoded)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: key %q is not valid base64", n, id)
-		}
-		if len(key) != KeyBytes {
-			return nil, fmt.Errorf("line %d: key %q is %d bytes, want %d (AES-256)", n, id, len(key), KeyBytes)
-		}
-		block, err := aes.NewCipher(key)
+		aead, err := newAEAD(key)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: key %q: %w", n, id, err)
 		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: key %q: %w", n, id, err)
-		}
-		c.keys[id], firstLine[id], c.current = aead, n, id
-		c.sealed[id] = new(atomic.Uint64)
+		f.master[id], f.legacy[id], firstLine[id], f.current = key, aead, n, id
 	}
-	if c.current == "" {
+	if f.current == "" {
 		return nil, fmt.Errorf("no keys: add a line KEY_ID:BASE64 of %d random bytes", KeyBytes)
 	}
-	return c, nil
+	return f.derive(Payloads)
+}
+
+// parseLine reads one KEY_ID:BASE64 line.
+func parseLine(n int, line string) (string, []byte, error) {
+	id, encoded, ok := strings.Cut(line, ":")
+	id, encoded = strings.TrimSpace(id), strings.TrimSpace(encoded)
+	if !ok {
+		return "", nil, fmt.Errorf("line %d: want KEY_ID:BASE64 (base64 of %d random bytes)", n, KeyBytes)
+	}
+	if !keyIDPattern.MatchString(id) {
+		return "", nil, fmt.Errorf("line %d: key id must be 1 to 64 characters of A-Z a-z 0-9 . _ -", n)
+	}
+	key, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil {
+		return "", nil, fmt.Errorf("line %d: key %q is not valid base64", n, id)
+	}
+	if len(key) != KeyBytes {
+		return "", nil, fmt.Errorf("line %d: key %q is %d bytes, want %d (AES-256)", n, id, len(key), KeyBytes)
+	}
+	return id, key, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // KeyID names the key Encode seals with: the key file's last.
@@ -165,6 +204,7 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 			Metadata: map[string][]byte{
 				converter.MetadataEncoding: []byte(EncodingEncrypted),
 				MetadataKeyID:              []byte(c.current),
+				MetadataKeyPurpose:         []byte(c.purpose),
 			},
 			Data: aead.Seal(nonce, nonce, plain, []byte(c.current)),
 		}
@@ -176,11 +216,12 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 // count records one encryption with the current key.
 func (c *Codec) count() {
 	n := c.sealed[c.current].Add(1)
-	if c.monitor.Sealed != nil {
-		c.monitor.Sealed(c.current)
+	m := c.file.monitor
+	if m.Sealed != nil {
+		m.Sealed(c.current)
 	}
-	if n == c.monitor.Threshold && c.monitor.Overused != nil {
-		c.monitor.Overused(c.current, n)
+	if n == m.Threshold && m.Overused != nil {
+		m.Overused(c.current, n)
 	}
 }
 
@@ -222,7 +263,15 @@ var ErrUnknownKey = errors.New("key id not in the key file")
 
 func (c *Codec) open(p *commonpb.Payload) ([]byte, error) {
 	id := string(p.GetMetadata()[MetadataKeyID])
-	aead, ok := c.keys[id]
+	keys := c.keys
+	switch purpose := Purpose(p.GetMetadata()[MetadataKeyPurpose]); purpose {
+	case c.purpose:
+	case "":
+		keys = c.file.legacy
+	default:
+		return nil, fmt.Errorf("codec: payload sealed with a %s key, not a %s key", purpose, c.purpose)
+	}
+	aead, ok := keys[id]
 	if !ok {
 		return nil, fmt.Errorf("codec: payload sealed with key %q: %w", id, ErrUnknownKey)
 	}
@@ -240,8 +289,12 @@ func (c *Codec) open(p *commonpb.Payload) ([]byte, error) {
 // Sealed bytes (Seal's output) are a version byte, the key id's length and
 // the key id, then the GCM nonce and ciphertext: the key that sealed them is
 // recorded beside the ciphertext, so appending a key to the file keeps
-// everything sealed before readable.
-const sealedVersion = 1
+// everything sealed before readable. Version 2 is sealed with the Codec's
+// purpose's key; version 1, still opened, with the key file's key as it is.
+const (
+	sealedLegacy  = 1
+	sealedVersion = 2
+)
 
 // Seal encrypts plain with the newest key. additionalData (an endpoint's id,
 // say) is authenticated but not stored: Open needs the same, so sealed bytes
@@ -260,13 +313,27 @@ func (c *Codec) Seal(plain, additionalData []byte) ([]byte, error) {
 	return aead.Seal(out, nonce, plain, sealedAD(c.current, additionalData)), nil
 }
 
+// SealedKeyID names the key sealed bytes were sealed with, and whether it
+// is this Codec's current one under its purpose (false: Reseal would change them).
+func (c *Codec) SealedKeyID(sealed []byte) (string, bool) {
+	if len(sealed) < 2 || len(sealed) < 2+int(sealed[1]) {
+		return "", false
+	}
+	id := string(sealed[2 : 2+int(sealed[1])])
+	return id, sealed[0] == sealedVersion && id == c.current
+}
+
 // Open decrypts what Seal sealed, with whichever key sealed it.
 func (c *Codec) Open(sealed, additionalData []byte) ([]byte, error) {
-	if len(sealed) < 2 || sealed[0] != sealedVersion || len(sealed) < 2+int(sealed[1]) {
+	if len(sealed) < 2 || (sealed[0] != sealedVersion && sealed[0] != sealedLegacy) || len(sealed) < 2+int(sealed[1]) {
 		return nil, errors.New("codec: not sealed bytes")
 	}
 	id := string(sealed[2 : 2+int(sealed[1])])
-	aead, ok := c.keys[id]
+	keys := c.keys
+	if sealed[0] == sealedLegacy {
+		keys = c.file.legacy
+	}
+	aead, ok := keys[id]
 	if !ok {
 		return nil, fmt.Errorf("codec: sealed with key %q: %w", id, ErrUnknownKey)
 	}

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/sqldb"
 )
 
@@ -38,8 +39,9 @@ const ExcerptBytes = 1024
 // ErrNotFound means no delivery of that id in that account.
 var ErrNotFound = errors.New("delivery not found")
 
-// Sealer seals and opens response excerpts under the payload keys
-// (*codec.Codec, as temporalclient.Options.Codec loads it).
+// Sealer seals and opens response excerpts (*codec.Codec, as
+// temporalclient.Options.Codec loads it; Open uses its response-excerpts
+// keys, derived from the key file for that purpose alone).
 type Sealer interface {
 	Seal(plain, additionalData []byte) ([]byte, error)
 	Open(sealed, additionalData []byte) ([]byte, error)
@@ -47,7 +49,8 @@ type Sealer interface {
 
 // Options configure a Log.
 type Options struct {
-	// Codec seals and opens response excerpts: the payload keys. Required.
+	// Codec seals and opens response excerpts: the key file, whose
+	// response-excerpts keys are used if it derives keys per purpose. Required.
 	Codec Sealer
 	// Now is the clock partitions are created ahead of; nil is time.Now.
 	Now func() time.Time
@@ -80,6 +83,11 @@ func Open(ctx context.Context, dsn string, o Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{db: db, dialect: d, codec: o.Codec, now: o.Now, partitions: map[string]bool{}}
+	if keys, ok := o.Codec.(interface {
+		For(codec.Purpose) *codec.Codec
+	}); ok {
+		l.codec = keys.For(codec.ResponseExcerpts)
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}

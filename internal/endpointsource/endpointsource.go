@@ -102,6 +102,10 @@ func RegistryOptions(conn *temporalclient.Options, rules Rules) (registry.Option
 	if err != nil {
 		return registry.Options{}, err
 	}
+	keys, ok := c.(registry.Keys)
+	if !ok {
+		return registry.Options{}, fmt.Errorf("--endpoints-db: keys of type %T derive no endpoint-secrets or row-MAC keys", c)
+	}
 	allow, err := netguard.ParseCIDRs(rules.AllowCIDRs)
 	if err != nil {
 		return registry.Options{}, cmdline.Usagef("--allow-cidr: %w", err)
@@ -110,7 +114,7 @@ func RegistryOptions(conn *temporalclient.Options, rules Rules) (registry.Option
 	if err != nil {
 		return registry.Options{}, cmdline.Usagef("--allow-port: %w", err)
 	}
-	return registry.Options{Codec: c, Guard: netguard.New(allow...).WithPortRule(ports...), HTTPSOnly: rules.HTTPSOnly, Bounds: rules.Bounds}, nil
+	return registry.Options{Codec: keys, Guard: netguard.New(allow...).WithPortRule(ports...), HTTPSOnly: rules.HTTPSOnly, Bounds: rules.Bounds}, nil
 }
 
 func openFile(path string, rules Rules, checkSecrets bool, logger *slog.Logger) (*endpoint.File, error) {

@@ -72,12 +72,15 @@ func (c *Cache) Resolve(ctx context.Context, id string) (endpoint.Endpoint, erro
 
 // Route is the source's Route, at most TTL old.
 func (c *Cache) Route(ctx context.Context, accountID, eventName string) ([]endpoint.Endpoint, error) {
+	// A partial answer (*endpoint.RouteError) is passed on whole, not kept:
+	// a refused endpoint is looked at again on the next event.
 	return lookup(c, &c.routed, routeKey{accountID, eventName}, func() ([]endpoint.Endpoint, error) {
 		eps, err := c.src.Route(ctx, accountID, eventName)
-		if err != nil {
+		var partial *endpoint.RouteError
+		if err != nil && !errors.As(err, &partial) {
 			return nil, err
 		}
-		return eps, nil
+		return eps, err
 	}, func(err error) bool { return err == nil })
 }
 

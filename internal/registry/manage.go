@@ -217,9 +217,10 @@ func (r *Registry) Create(ctx context.Context, accountID string, f Fields) (Entr
 	if err != nil {
 		return Entry{}, "", err
 	}
-	err = r.insertWithinQuota(ctx, accountID, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, row.traceContext, sealed, now.UnixMilli(), now.UnixMilli())
+	err = r.insertWithinQuota(ctx, accountID, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at, mac)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, row.traceContext, sealed, now.UnixMilli(), now.UnixMilli(),
+		r.macs.MAC(row.macMessage()))
 	if err != nil {
 		return Entry{}, "", err
 	}
@@ -401,7 +402,7 @@ func (r *Registry) Delete(ctx context.Context, accountID, id string) error {
 		return err
 	}
 	now := r.now().UnixMilli()
-	n, err := r.exec(ctx, `UPDATE endpoints SET deleted_at = ?, updated_at = ?, url = '', events = '[]', description = '', enabled = ?, secrets = NULL, version = version + 1
+	n, err := r.exec(ctx, `UPDATE endpoints SET deleted_at = ?, updated_at = ?, url = '', events = '[]', description = '', enabled = ?, secrets = NULL, mac = NULL, version = version + 1
 		WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, now, now, false, id, accountID)
 	if err != nil {
 		return fmt.Errorf("delete endpoint %q of account %s: %w", id, accountID, err)
@@ -434,11 +435,15 @@ func (r *Registry) live(ctx context.Context, accountID, id string) (row, error) 
 
 // modify reads a live endpoint, lets change edit its row, and writes it
 // back if no other write came between (optimistic concurrency on version),
-// trying again if one did. done sees the row as written.
+// trying again if one did. done sees the row as written. A row whose MAC
+// fails is refused: writing it would MAC what someone changed.
 func (r *Registry) modify(ctx context.Context, accountID, id string, change func(*row) error, done func(row) error) error {
 	for range 8 {
 		current, err := r.live(ctx, accountID, id)
 		if err != nil {
+			return err
+		}
+		if err := r.checkMAC(current); err != nil {
 			return err
 		}
 		next := current
@@ -446,9 +451,10 @@ func (r *Registry) modify(ctx context.Context, accountID, id string, change func
 			return err
 		}
 		next.updated = r.now().UnixMilli()
-		n, err := r.exec(ctx, `UPDATE endpoints SET url = ?, events = ?, description = ?, timeout_ms = ?, retry_schedule = ?, enabled = ?, circuit = ?, trace_context = ?, secrets = ?, updated_at = ?, version = version + 1
+		next.mac = r.macs.MAC(next.macMessage())
+		n, err := r.exec(ctx, `UPDATE endpoints SET url = ?, events = ?, description = ?, timeout_ms = ?, retry_schedule = ?, enabled = ?, circuit = ?, trace_context = ?, secrets = ?, updated_at = ?, mac = ?, version = version + 1
 			WHERE id = ? AND account_id = ? AND version = ? AND deleted_at IS NULL`,
-			next.url, next.events, next.description, next.timeoutMS, next.retrySchedule, next.enabled, next.circuit, next.traceContext, next.secrets, next.updated,
+			next.url, next.events, next.description, next.timeoutMS, next.retrySchedule, next.enabled, next.circuit, next.traceContext, next.secrets, next.updated, next.mac,
 			id, accountID, current.version)
 		if err != nil {
 			return fmt.Errorf("update endpoint %q of account %s: %w", id, accountID, err)
@@ -490,7 +496,7 @@ func (r *Registry) seal(id string, s secretSet) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := r.codec.Seal(plain, secretsAD(id))
+	sealed, err := r.secrets.Seal(plain, secretsAD(id))
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: seal its secrets: %w", id, err)
 	}
@@ -499,7 +505,7 @@ func (r *Registry) seal(id string, s secretSet) ([]byte, error) {
 
 func (r *Registry) open(id string, sealed []byte) (secretSet, error) {
 	var s secretSet
-	plain, err := r.codec.Open(sealed, secretsAD(id))
+	plain, err := r.secrets.Open(sealed, secretsAD(id))
 	if err != nil {
 		return s, fmt.Errorf("endpoint %q: open its secrets (is every key that sealed them still in the key file?): %w", id, err)
 	}

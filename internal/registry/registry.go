@@ -5,9 +5,12 @@
 // HTTP API and the CLI: every management call is scoped to one account, and
 // another account's endpoint is not found.
 //
-// Secrets are generated here and stored sealed with the payload keys
-// (package codec), bound to their endpoint's id, so a dump of the database
-// holds no usable secret. A deleted endpoint leaves a tombstone, so its open
+// Secrets are generated here and stored sealed under the endpoint-secrets
+// keys (package codec derives them from the key file), bound to their
+// endpoint's id, so a dump of the database holds no usable secret. Each
+// live row carries a MAC over its id, account, URL and events under the
+// row-MAC keys: a row changed in the database without them is refused,
+// that endpoint alone, with an error naming it. A deleted endpoint leaves a tombstone, so its open
 // deliveries end with endpoint_deleted at their next attempt. The schema is
 // migrated on Open (versioned SQL files, one set per dialect), safely when
 // several processes open one database at once.
@@ -22,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/endpoint"
+	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/sqldb"
 )
@@ -29,17 +33,17 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// Sealer seals and opens endpoint secrets with the payload keys
-// (*codec.Codec, as temporalclient.Options.Codec loads it).
-type Sealer interface {
-	Seal(plain, additionalData []byte) ([]byte, error)
-	Open(sealed, additionalData []byte) ([]byte, error)
+// Keys is the key file (*codec.Codec, as temporalclient.Options.Codec
+// loads it): the registry uses its endpoint-secrets and row-MAC keys.
+type Keys interface {
+	For(p codec.Purpose) *codec.Codec
 }
 
 // Options configure a Registry.
 type Options struct {
-	// Codec seals and opens endpoint secrets: the payload keys. Required.
-	Codec Sealer
+	// Codec is the key file endpoint secrets are sealed and rows MACed
+	// under, each with keys of its own purpose. Required.
+	Codec Keys
 	// Guard vets a URL's addresses (and, with its port rule, its port) at
 	// registration, as attempts do when they connect; nil refuses every
 	// non-public range and every port outside netguard.DefaultPorts.
@@ -60,7 +64,8 @@ type Options struct {
 type Registry struct {
 	db        *sql.DB
 	dialect   dialect
-	codec     Sealer
+	secrets   *codec.Codec // codec.EndpointSecrets
+	macs      *codec.Codec // codec.RowMACs
 	guard     *netguard.Guard
 	httpsOnly bool
 	bounds    endpoint.Bounds
@@ -86,9 +91,9 @@ var (
 // version's. Errors name the database with its password redacted.
 func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 	if o.Codec == nil {
-		return nil, errors.New("endpoint registry: no payload keys to seal endpoint secrets with")
+		return nil, errors.New("endpoint registry: no key file to seal endpoint secrets with")
 	}
-	r := &Registry{codec: o.Codec, guard: o.Guard, httpsOnly: o.HTTPSOnly, bounds: o.Bounds, now: o.Now, onChange: o.OnChange}
+	r := &Registry{secrets: o.Codec.For(codec.EndpointSecrets), macs: o.Codec.For(codec.RowMACs), guard: o.Guard, httpsOnly: o.HTTPSOnly, bounds: o.Bounds, now: o.Now, onChange: o.OnChange}
 	if r.bounds == (endpoint.Bounds{}) {
 		r.bounds = endpoint.DefaultBounds()
 	}
@@ -110,6 +115,10 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 	r.dialect = sqlite
 	if d.Name == postgres.name {
 		r.dialect = postgres
+	}
+	if err := r.backfillMACs(ctx); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return r, nil
 }

@@ -39,19 +39,37 @@ func (r *Registry) Route(ctx context.Context, accountID, eventName string) ([]en
 		return nil, fmt.Errorf("route %s of account %s: %w", eventName, accountID, err)
 	}
 	var out []endpoint.Endpoint
+	var refused []endpoint.Refused
 	for _, row := range rows {
 		ep, err := r.withSecrets(row)
-		if err != nil {
-			return nil, err
-		}
-		if ep.Subscribes(eventName) {
+		switch {
+		case err == nil && ep.Subscribes(eventName):
 			out = append(out, ep)
+		case err != nil && row.claims(eventName):
+			// This endpoint alone: the account's others still route.
+			refused = append(refused, endpoint.Refused{ID: row.id, Err: err})
 		}
+	}
+	if refused != nil {
+		return out, &endpoint.RouteError{Refused: refused}
 	}
 	return out, nil
 }
 
+// claims reports whether a row, as stored, subscribes to eventName: a
+// refused row is reported only for the events it claims.
+func (r row) claims(eventName string) bool {
+	var events []string
+	if json.Unmarshal([]byte(r.events), &events) != nil {
+		return true
+	}
+	return endpoint.Endpoint{Events: events}.Subscribes(eventName)
+}
+
 func (r *Registry) withSecrets(row row) (endpoint.Endpoint, error) {
+	if err := r.checkMAC(row); err != nil {
+		return endpoint.Endpoint{}, err
+	}
 	e, err := row.entry()
 	if err != nil {
 		return endpoint.Endpoint{}, err
@@ -81,7 +99,7 @@ func (r *Registry) withSecrets(row row) (endpoint.Endpoint, error) {
 }
 
 // columns are the endpoints table's columns in row's order.
-const columns = `id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at, deleted_at`
+const columns = `id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at, deleted_at, mac`
 
 // row is one endpoints row as stored.
 type row struct {
@@ -94,11 +112,12 @@ type row struct {
 	secrets                                 []byte
 	version, created, updated               int64
 	deleted                                 sql.NullInt64
+	mac                                     []byte
 }
 
 func (r *row) scan(s interface{ Scan(...any) error }) error {
 	return s.Scan(&r.id, &r.accountID, &r.url, &r.events, &r.description, &r.timeoutMS, &r.retrySchedule,
-		&r.enabled, &r.circuit, &r.traceContext, &r.secrets, &r.version, &r.created, &r.updated, &r.deleted)
+		&r.enabled, &r.circuit, &r.traceContext, &r.secrets, &r.version, &r.created, &r.updated, &r.deleted, &r.mac)
 }
 
 // toRow is an endpoint's configuration as stored (id, account and
@@ -159,7 +178,14 @@ func (r row) entry() (Entry, error) {
 }
 
 func (r *Registry) query(ctx context.Context, q string, args ...any) ([]row, error) {
-	rs, err := r.db.QueryContext(ctx, r.dialect.rebind(q), args...)
+	return r.queryOn(ctx, r.db, q, args...)
+}
+
+// queryOn is query on db, or on a transaction.
+func (r *Registry) queryOn(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, q string, args ...any) ([]row, error) {
+	rs, err := db.QueryContext(ctx, r.dialect.rebind(q), args...)
 	if err != nil {
 		return nil, err
 	}
