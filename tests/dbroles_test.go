@@ -30,7 +30,7 @@ import (
 // of their own, dropped after t.
 type dbRoles struct {
 	superuser, owner, app string // DSNs
-	appRole                   string
+	appRole               string
 }
 
 func newDBRoles(t *testing.T) dbRoles {
