@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/netip"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -55,9 +56,9 @@ func newDBRoles(t *testing.T) dbRoles {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(psql, "--no-psqlrc", "--quiet", "-v", "owner="+owner, "-v", "owner_password=fake-owner-"+suffix,
-		"-v", "app="+app, "-v", "app_password=fake-app-"+suffix, "-v", "db="+db,
+	cmd := exec.Command(psql, "--no-psqlrc", "--quiet", "-v", "owner="+owner, "-v", "app="+app, "-v", "db="+db,
 		"-f", filepath.Join(root, "deploy", "postgres", "roles.sql"), super)
+	cmd.Env = append(os.Environ(), "HOOKRELAY_DB_OWNER_PASSWORD=fake-owner-"+suffix, "HOOKRELAY_DB_PASSWORD=fake-app-"+suffix)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("psql -f deploy/postgres/roles.sql: %v\n%s", err, out)
 	}

@@ -3,8 +3,8 @@
 -- docs/deployment.md). Safe to run again: it creates what is absent and
 -- sets the rest as below.
 --
---   psql -v owner=hookrelay_owner -v owner_password=... -v app=hookrelay \
---        -v app_password=... -v db=hookrelay -f roles.sql
+--   HOOKRELAY_DB_OWNER_PASSWORD=... HOOKRELAY_DB_PASSWORD=... \
+--     psql -v owner=hookrelay_owner -v app=hookrelay -v db=hookrelay -f roles.sql
 --
 -- owner  owns the database and its schema: `starter migrate` runs as it.
 -- app    the run-time role every process connects as (--migrate=false):
@@ -12,6 +12,17 @@
 --        and DELETE on hookrelay's tables and nothing more. Neither is a
 --        superuser or may create roles or databases.
 \set ON_ERROR_STOP on
+-- The passwords from the environment (psql 15 or later), never on a command line.
+\getenv owner_password HOOKRELAY_DB_OWNER_PASSWORD
+\getenv app_password HOOKRELAY_DB_PASSWORD
+\if :{?owner_password}
+\if :{?app_password}
+\else
+DO $$ BEGIN RAISE EXCEPTION 'roles.sql: HOOKRELAY_DB_PASSWORD is not set'; END $$;
+\endif
+\else
+DO $$ BEGIN RAISE EXCEPTION 'roles.sql: HOOKRELAY_DB_OWNER_PASSWORD is not set'; END $$;
+\endif
 
 SELECT format('CREATE ROLE %I', :'owner') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \gexec
 SELECT format('CREATE ROLE %I', :'app') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app') \gexec
