@@ -4,7 +4,10 @@
 // files (one folder per dialect) under a lock, safely when several
 // processes open one database at once. Each schema keeps its version in a
 // table of its own, so the endpoint registry and the delivery log can share
-// one database.
+// one database. A schema already current is opened without any DDL, so a
+// run-time role without DDL privileges opens it; with Schema.CheckOnly a
+// schema behind is refused, naming MigrateCommand, and GrantRuntime gives
+// that role what it needs once the owner has migrated.
 package sqldb
 
 import (
