@@ -21,8 +21,10 @@ import (
 // fakeEnv stands for .env (written by make deploy-secrets): recognisable
 // values, so the tests can see where each lands.
 var fakeEnv = map[string]string{
-	"POSTGRES_PASSWORD":     "fake-postgres-password-for-tests",
-	"HOOKRELAY_CODEC_TOKEN": "fake-codec-token-for-tests-0123456789",
+	"POSTGRES_PASSWORD":           "fake-postgres-password-for-tests",
+	"HOOKRELAY_DB_OWNER_PASSWORD": "fake-db-owner-password-for-tests",
+	"HOOKRELAY_DB_PASSWORD":       "fake-db-runtime-password-for-tests",
+	"HOOKRELAY_CODEC_TOKEN":       "fake-codec-token-for-tests-0123456789",
 }
 
 // ssoEnv stands for the UI's sign-in settings an operator adds to .env
@@ -42,10 +44,10 @@ const devUIFile = "docker-compose.dev-ui.yml"
 // image's entrypoint is built from (the Dockerfile target's binary).
 var (
 	wantServices = []string{"postgresql", "temporal-schema", "temporal-frontend", "temporal-history", "temporal-matching", "temporal-worker",
-		"temporal-namespace", "hookrelay-db", "temporal-ui", "worker", "codec-server", "ingest", "receiver"}
+		"temporal-namespace", "hookrelay-db", "hookrelay-migrate", "temporal-ui", "worker", "codec-server", "ingest", "receiver"}
 	// oneShot are jobs that run to completion: no health check, no restart,
 	// and what needs them waits until they completed successfully.
-	oneShot      = []string{"temporal-schema", "temporal-namespace", "hookrelay-db"}
+	oneShot      = []string{"temporal-schema", "temporal-namespace", "hookrelay-db", "hookrelay-migrate"}
 	mainPackages = map[string]string{"worker": "./worker", "starter": "./starter", "receiver": "./examples/receiver"}
 )
 
@@ -196,11 +198,12 @@ func TestComposeHealthChecksAndStartOrder(t *testing.T) {
 		"temporal-namespace": {"temporal-frontend": healthy, "temporal-history": healthy, "temporal-matching": healthy, "temporal-worker": healthy},
 		"temporal-ui":        {"temporal-frontend": healthy, "codec-server": healthy},
 		"hookrelay-db":       {"postgresql": healthy},
-		"worker":             {"temporal-namespace": done, "hookrelay-db": done},
-		"ingest":             {"temporal-namespace": done, "hookrelay-db": done, "worker": types.ServiceConditionStarted},
+		"hookrelay-migrate":  {"hookrelay-db": done},
+		"worker":             {"temporal-namespace": done, "hookrelay-migrate": done},
+		"ingest":             {"temporal-namespace": done, "hookrelay-migrate": done, "worker": types.ServiceConditionStarted},
 		// The codec server records every decode in the audit trail, in
 		// hookrelay's database: its schema first.
-		"codec-server": {"hookrelay-db": done},
+		"codec-server": {"hookrelay-migrate": done},
 		"receiver":     {},
 		"postgresql":   {},
 	} {
@@ -303,7 +306,11 @@ func TestComposeHasNoInlineSecrets(t *testing.T) {
 	want := map[string][]string{
 		"POSTGRES_PASSWORD": {"postgresql POSTGRES_PASSWORD", "temporal-schema POSTGRES_PWD", "temporal-frontend POSTGRES_PWD",
 			"temporal-history POSTGRES_PWD", "temporal-matching POSTGRES_PWD", "temporal-worker POSTGRES_PWD",
-			"hookrelay-db POSTGRES_PWD", "worker HOOKRELAY_ENDPOINTS_DB", "ingest HOOKRELAY_ENDPOINTS_DB", "codec-server HOOKRELAY_AUDIT_DB"},
+			"hookrelay-db PGPASSWORD"},
+		// Only the migrate job connects as the owner; every service as the run-time role.
+		"HOOKRELAY_DB_OWNER_PASSWORD": {"hookrelay-db HOOKRELAY_DB_OWNER_PASSWORD", "hookrelay-migrate HOOKRELAY_MIGRATE_DB"},
+		"HOOKRELAY_DB_PASSWORD": {"hookrelay-db HOOKRELAY_DB_PASSWORD", "worker HOOKRELAY_ENDPOINTS_DB", "ingest HOOKRELAY_ENDPOINTS_DB",
+			"codec-server HOOKRELAY_AUDIT_DB"},
 		"HOOKRELAY_CODEC_TOKEN":          nil,
 		"TEMPORAL_UI_OIDC_CLIENT_SECRET": {"temporal-ui TEMPORAL_AUTH_CLIENT_SECRET"},
 	}
@@ -443,7 +450,9 @@ func TestComposeCommandsUseRealFlags(t *testing.T) {
 // (temporalFileEnv).
 var imageEnv = map[string][]string{
 	"postgres": {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_INITDB_ARGS", "POSTGRES_INITDB_WALDIR",
-		"POSTGRES_HOST_AUTH_METHOD", "PGDATA", "POSTGRES_USER_FILE", "POSTGRES_PASSWORD_FILE", "POSTGRES_DB_FILE"},
+		"POSTGRES_HOST_AUTH_METHOD", "PGDATA", "POSTGRES_USER_FILE", "POSTGRES_PASSWORD_FILE", "POSTGRES_DB_FILE",
+		// libpq's, for the image's psql (the hookrelay-db job)
+		"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"},
 	"temporalio/ui": {"TEMPORAL_ADDRESS", "TEMPORAL_UI_PORT", "TEMPORAL_UI_PUBLIC_PATH", "TEMPORAL_CORS_ORIGINS",
 		"TEMPORAL_CSRF_COOKIE_INSECURE", "TEMPORAL_CODEC_ENDPOINT", "TEMPORAL_CODEC_PASS_ACCESS_TOKEN",
 		"TEMPORAL_CODEC_INCLUDE_CREDENTIALS", "TEMPORAL_DEFAULT_NAMESPACE", "TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT",
@@ -460,6 +469,14 @@ func TestComposeThirdPartyEnvironmentNames(t *testing.T) {
 	}
 	for repo, names := range imageEnv {
 		documented[repo] = names
+	}
+	// The postgres image also runs deploy/postgres/roles.sh: what it reads.
+	script, err := os.ReadFile("../deploy/postgres/roles.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\$\{?([A-Z][A-Z0-9_]*)`).FindAllStringSubmatch(string(script), -1) {
+		documented["postgres"] = append(slices.Clone(documented["postgres"]), m[1])
 	}
 	for name, s := range stack(t).Services {
 		if s.Build != nil {

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,34 +100,35 @@ func TestDeploySecretsScript(t *testing.T) {
 }
 
 // The stack's endpoints are in hookrelay's own database in the stack's
-// PostgreSQL: created by the hookrelay-db job with the same script and
-// mount as Temporal's, named by worker and ingest, which start after it;
-// ingest admits the customers network at registration, as the workers do.
+// PostgreSQL: created with its two roles by the hookrelay-db job
+// (deploy/postgres/roles.sh), migrated by hookrelay-migrate as the owner
+// role, and named by worker and ingest, which start after it; ingest admits
+// the customers network at registration, as the workers do.
 func TestComposeEndpointRegistry(t *testing.T) {
 	p := stack(t)
 	job := p.Services["hookrelay-db"]
-	if want := []string{"/bin/sh", temporalMount + "/schema.sh", "create-db", "hookrelay"}; !slices.Equal(job.Entrypoint, want) {
+	if want := []string{"/bin/sh", "/etc/hookrelay/postgres/roles.sh"}; !slices.Equal(job.Entrypoint, want) {
 		t.Errorf("hookrelay-db entrypoint %q, want %q", job.Entrypoint, want)
 	}
 	mounted := false
 	for _, v := range job.Volumes {
 		rel, _ := filepath.Rel(p.WorkingDir, v.Source)
-		mounted = mounted || (rel == "deploy/temporal" && v.Target == temporalMount && v.ReadOnly)
+		mounted = mounted || (rel == "deploy/postgres" && v.Target == "/etc/hookrelay/postgres" && v.ReadOnly)
 	}
 	if !mounted {
-		t.Errorf("hookrelay-db does not mount deploy/temporal read-only at %s", temporalMount)
+		t.Errorf("hookrelay-db does not mount deploy/postgres read-only at /etc/hookrelay/postgres")
 	}
 	for _, name := range []string{"worker", "ingest"} {
 		s := p.Services[name]
 		dsn := s.Environment["HOOKRELAY_ENDPOINTS_DB"]
-		if dsn == nil || !strings.HasPrefix(*dsn, "postgres://temporal:") || !strings.HasSuffix(*dsn, "@postgresql:5432/hookrelay?sslmode=disable") {
-			t.Errorf("%s: HOOKRELAY_ENDPOINTS_DB %v, want hookrelay's database on the postgresql service", name, dsn)
+		if dsn == nil || !strings.HasPrefix(*dsn, "postgres://hookrelay:") || !strings.HasSuffix(*dsn, "@postgresql:5432/hookrelay?sslmode=disable") {
+			t.Errorf("%s: HOOKRELAY_ENDPOINTS_DB %v, want hookrelay's database on the postgresql service, as the run-time role", name, dsn)
 		}
 		if _, file := s.Environment["HOOKRELAY_ENDPOINTS"]; file {
 			t.Errorf("%s: HOOKRELAY_ENDPOINTS set beside the registry", name)
 		}
-		if dep, ok := s.DependsOn["hookrelay-db"]; !ok || dep.Condition != "service_completed_successfully" {
-			t.Errorf("%s does not start after hookrelay-db completes", name)
+		if dep, ok := s.DependsOn["hookrelay-migrate"]; !ok || dep.Condition != "service_completed_successfully" {
+			t.Errorf("%s does not start after hookrelay-migrate completes", name)
 		}
 	}
 	cmd := []string(p.Services["ingest"].Command)
@@ -134,4 +136,70 @@ func TestComposeEndpointRegistry(t *testing.T) {
 	if i < 0 || i+1 >= len(cmd) || cmd[i+1] != p.Networks["customers"].Ipam.Config[0].Subnet {
 		t.Errorf("ingest command %q: want --allow-cidr with the customers subnet", cmd)
 	}
+}
+
+// No hookrelay service is given the superuser's connection string or the
+// owner role's: each connects as the run-time role that hookrelay-migrate
+// grants (--grant-to), checks the schema without migrating it
+// (HOOKRELAY_MIGRATE=false), and only the migrate job connects as the owner.
+// Both roles are made without superuser, role or database creation rights.
+func TestComposeServicesUseTheRuntimeRole(t *testing.T) {
+	p := stack(t)
+	superuser := *p.Services["postgresql"].Environment["POSTGRES_USER"]
+	migrate := p.Services["hookrelay-migrate"]
+	if cmd := []string(migrate.Command); !slices.Equal(cmd, []string{"migrate", "--grant-to", "hookrelay"}) || migrate.Build == nil || migrate.Build.Target != "starter" {
+		t.Errorf("hookrelay-migrate runs %q, want starter migrate --grant-to hookrelay", cmd)
+	}
+	if dsn := migrate.Environment["HOOKRELAY_MIGRATE_DB"]; dsn == nil || dsnUser(t, *dsn) != "hookrelay_owner" {
+		t.Errorf("hookrelay-migrate: HOOKRELAY_MIGRATE_DB %v, want the owner role's", dsn)
+	}
+	dsns := 0
+	for name, s := range p.Services {
+		if s.Build == nil || name == "hookrelay-migrate" {
+			continue
+		}
+		values := slices.Clone([]string(s.Command))
+		for _, v := range s.Environment {
+			if v != nil {
+				values = append(values, *v)
+			}
+		}
+		hasDSN := false
+		for _, v := range values {
+			if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+				continue
+			}
+			hasDSN = true
+			dsns++
+			if user := dsnUser(t, v); user != "hookrelay" {
+				t.Errorf("%s connects as %q (the superuser is %q), want the run-time role hookrelay", name, user, superuser)
+			}
+		}
+		if m := s.Environment["HOOKRELAY_MIGRATE"]; hasDSN && (m == nil || *m != "false") {
+			t.Errorf("%s: HOOKRELAY_MIGRATE %v, want false: the run-time role may not migrate", name, m)
+		}
+	}
+	if dsns < 3 {
+		t.Errorf("found %d database URLs on hookrelay's services, want the worker's, ingest's and the codec server's", dsns)
+	}
+	roles, err := os.ReadFile("../deploy/postgres/roles.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"owner", "app"} {
+		want := "ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L', :'" + role + "'"
+		if !strings.Contains(string(roles), want) {
+			t.Errorf("roles.sql does not make the %s role without superuser, role and database rights (%s)", role, want)
+		}
+	}
+}
+
+func dsnUser(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		t.Errorf("%s: not a URL with a user", dsn)
+		return ""
+	}
+	return u.User.Username()
 }

@@ -101,10 +101,21 @@ type LogDB struct {
 // (postgres://... or sqlite:PATH), migrating its schema; keys are the
 // payload keys its response excerpts are sealed with.
 func OpenDeliveryLog(ctx context.Context, dsn string, keys temporalclient.PayloadKeys) (*LogDB, error) {
+	return openDeliveryLog(ctx, dsn, keys, false)
+}
+
+// OpenDeliveryLogNoMigrate is OpenDeliveryLog for a role without DDL
+// privileges: it migrates nothing, and refuses a database whose schema is
+// behind this build's, naming the command that migrates it.
+func OpenDeliveryLogNoMigrate(ctx context.Context, dsn string, keys temporalclient.PayloadKeys) (*LogDB, error) {
+	return openDeliveryLog(ctx, dsn, keys, true)
+}
+
+func openDeliveryLog(ctx context.Context, dsn string, keys temporalclient.PayloadKeys, noMigrate bool) (*LogDB, error) {
 	if keys == nil {
 		return nil, errors.New("delivery log: no payload keys to open response excerpts with")
 	}
-	l, err := deliverylog.Open(ctx, dsn, deliverylog.Options{Codec: keys})
+	l, err := deliverylog.Open(ctx, dsn, deliverylog.Options{Codec: keys, NoMigrate: noMigrate})
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,9 @@
 #   secrets/api-token       the ingestion API's bearer token
 #   secrets/webhook-secret  the example receiver's whsec_ signing secret
 #   .env                    POSTGRES_PASSWORD, which the postgres and temporal images take only
-#                           as a variable, and HOOKRELAY_CODEC_TOKEN, for the dev-only UI
+#                           as a variable, the passwords of hookrelay's database roles
+#                           (HOOKRELAY_DB_OWNER_PASSWORD, HOOKRELAY_DB_PASSWORD), in its
+#                           connection strings, and HOOKRELAY_CODEC_TOKEN, for the dev-only UI
 #                           (docker-compose.dev-ui.yml). The UI's sign-in settings (HOOKRELAY_OIDC_*,
 #                           TEMPORAL_UI_OIDC_*) are your identity provider's: add them yourself.
 # Both secrets/ and .env are git-ignored. Existing values are never replaced: the database
@@ -51,6 +53,10 @@ setenv() { # setenv NAME VALUE: only if .env lacks NAME
   fi
 }
 setenv POSTGRES_PASSWORD "$(random)"
+# hookrelay's two database roles (deploy/postgres/roles.sql): the owner, which migrates,
+# and the run-time role every hookrelay service connects as.
+setenv HOOKRELAY_DB_OWNER_PASSWORD "$(random)"
+setenv HOOKRELAY_DB_PASSWORD "$(random)"
 setenv HOOKRELAY_CODEC_TOKEN "$(cat secrets/codec-token)"
 if [ "$(grep '^HOOKRELAY_CODEC_TOKEN=' .env | cut -d= -f2-)" != "$(cat secrets/codec-token)" ]; then
   echo "deploy-secrets: HOOKRELAY_CODEC_TOKEN in .env differs from secrets/codec-token; make them equal" >&2

@@ -52,7 +52,7 @@ func logDSN(fs *pflag.FlagSet, endpointsDB string) string {
 
 // openDeliveryLog opens the delivery log in dsn with the payload keys of
 // conn, which seal its response excerpts.
-func openDeliveryLog(ctx context.Context, dsn string, conn *temporalclient.Options) (*httpapi.LogDB, error) {
+func openDeliveryLog(ctx context.Context, dsn string, conn *temporalclient.Options, noMigrate bool) (*httpapi.LogDB, error) {
 	if conn.CodecKeyFile == "" {
 		return nil, cmdline.Usagef("--log-db: response excerpts are stored sealed with the payload keys: give --codec-key-file (or set %s)", temporalclient.EnvCodecKeyFile)
 	}
@@ -60,7 +60,11 @@ func openDeliveryLog(ctx context.Context, dsn string, conn *temporalclient.Optio
 	if err != nil {
 		return nil, err
 	}
-	l, err := httpapi.OpenDeliveryLog(ctx, dsn, keys)
+	open := httpapi.OpenDeliveryLog
+	if noMigrate {
+		open = httpapi.OpenDeliveryLogNoMigrate
+	}
+	l, err := open(ctx, dsn, keys)
 	if err != nil {
 		return nil, fmt.Errorf("--log-db: %w", err)
 	}
@@ -107,7 +111,7 @@ func deliveriesCommand(ctx context.Context, args []string, stdout io.Writer) err
 	if dsn == "" {
 		return cmdline.Usagef("--log-db: required (or set %s, or give --endpoints-db when the log shares its database)", envLogDB)
 	}
-	l, err := openDeliveryLog(ctx, dsn, &d.keys)
+	l, err := openDeliveryLog(ctx, dsn, &d.keys, false)
 	if err != nil {
 		return err
 	}

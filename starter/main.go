@@ -48,6 +48,7 @@ const usage = `usage:
   starter endpoint recover ENDPOINT_ID --account ID --since TIME [--until TIME] [--wait] | test ENDPOINT_ID --account ID --event NAME
   starter deliveries list|show|attempts --account ID [--log-db DSN] [flags] [--output text|json]
   starter registry reseal --endpoints-db DSN [--accept ENDPOINT_ID] [--output text|json]
+  starter migrate --db DSN [--grant-to ROLE]
 Run "starter COMMAND --help" for a command's flags.`
 
 func main() {
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return deliveriesCommand(ctx, args[1:], stdout)
 	case "registry":
 		return registryCommand(ctx, args[1:], stdout)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -347,7 +350,7 @@ func (f *serveFlags) serveAPI(ctx context.Context, p *deliveryworker.Process) er
 		cfg.Endpoints = registry.FileView{File: p.Endpoints.File}
 	}
 	if f.logDB != "" {
-		l, err := openDeliveryLog(ctx, f.logDB, conn)
+		l, err := openDeliveryLog(ctx, f.logDB, conn, f.boot.Endpoints.NoMigrate)
 		if err != nil {
 			return err
 		}
@@ -391,7 +394,7 @@ func (f *serveFlags) openAudit(ctx context.Context, logger *slog.Logger) (*audit
 		logger.Warn("no audit trail: resends and cancels made through the API are not recorded; give --audit-db (or --endpoints-db)")
 		return nil, nil
 	}
-	trail, err := auditstore.Open(ctx, dsn, auditstore.Options{})
+	trail, err := auditstore.Open(ctx, dsn, auditstore.Options{NoMigrate: f.boot.Endpoints.NoMigrate})
 	if err != nil {
 		return nil, fmt.Errorf("--audit-db: %w", err)
 	}

@@ -30,7 +30,7 @@ const envCodecTokenFile = "HOOKRELAY_CODEC_TOKEN_FILE"
 // codecFlags are codec-server's flags.
 type codecFlags struct {
 	listen, keyFile, tokenFile, origin, auditDB string
-	pathToken                                   bool
+	pathToken, migrate                          bool
 	oidc                                        codecserver.OIDC
 }
 
@@ -50,6 +50,7 @@ func (f *codecFlags) parse(args []string) error {
 	cmdline.String(fs, &algorithms, "oidc-algorithms", "HOOKRELAY_OIDC_ALGORITHMS", strings.Join(codecserver.DefaultAlgorithms, ","), "signature algorithms accepted, comma-separated")
 	cmdline.String(fs, &oidc.JWKSURL, "oidc-jwks-url", "HOOKRELAY_OIDC_JWKS_URL", "", "the issuer's key set (default: jwks_uri of its discovery document)")
 	cmdline.String(fs, &f.auditDB, "audit-db", "HOOKRELAY_AUDIT_DB", "", "record every decode in the audit trail in this database (postgres://... or sqlite:PATH, the endpoint registry's); default: a log line per decode")
+	cmdline.Migrate(fs, &f.migrate)
 	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func runCodecServer(ctx context.Context, args []string) error {
 		opts.OIDC = oidc
 	}
 	if auditDB != "" {
-		trail, err := auditstore.Open(ctx, auditDB, auditstore.Options{})
+		trail, err := auditstore.Open(ctx, auditDB, auditstore.Options{NoMigrate: !f.migrate})
 		if err != nil {
 			return fmt.Errorf("--audit-db: %w", err)
 		}

@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/hookrelay/hookrelay/audit"
@@ -48,6 +47,10 @@ const MigrationsTable = "audit_schema_migrations"
 type Options struct {
 	// Now stamps records; nil is time.Now.
 	Now func() time.Time
+	// NoMigrate: Open only checks the schema is at this build's version
+	// and refuses one behind, naming sqldb.MigrateCommand (Migrate runs
+	// the migrations).
+	NoMigrate bool
 }
 
 // Store is the audit trail on one database.
@@ -60,11 +63,7 @@ type Store struct {
 // Open connects to the database dsn names, postgres://... or sqlite:PATH,
 // and migrates the audit schema.
 func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
-	files, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	db, d, err := sqldb.Open(ctx, dsn, sqldb.Schema{What: "audit trail", Migrations: files, Table: MigrationsTable})
+	db, d, err := sqldb.Open(ctx, dsn, schema(o.NoMigrate))
 	if err != nil {
 		return nil, err
 	}

@@ -176,13 +176,31 @@ type Endpoints struct {
 	File     string
 	DB       string
 	CacheTTL time.Duration
+	// NoMigrate (--migrate=false): the process's databases are only checked
+	// to be at this build's schema versions, never migrated.
+	NoMigrate bool
+	migrate   bool
 }
 
-// AddFlags defines --endpoints, --endpoints-db and --endpoints-cache-ttl.
+// AddFlags defines --endpoints, --endpoints-db, --endpoints-cache-ttl and
+// --migrate.
 func (e *Endpoints) AddFlags(fs *pflag.FlagSet) {
 	EndpointsFile(fs, &e.File)
 	EndpointsDB(fs, &e.DB)
 	EndpointsCacheTTL(fs, &e.CacheTTL)
+	Migrate(fs, &e.migrate)
+}
+
+// EnvMigrate is the environment fallback of --migrate.
+const EnvMigrate = "HOOKRELAY_MIGRATE"
+
+// Migrate defines --migrate for a long-running process that opens
+// hookrelay's databases: true migrates a schema behind this build's at
+// start; false only checks, for a role without DDL privileges, and refuses
+// to start naming the migrate command.
+func Migrate(fs *pflag.FlagSet, p *bool) {
+	Bool(fs, p, "migrate", EnvMigrate, true,
+		"migrate the databases' schemas at start; false: only check they are current and refuse to start if not (run `starter migrate` as the owner role)")
 }
 
 // Check is OneEndpointsSource, and a positive cache bound.
@@ -193,5 +211,6 @@ func (e *Endpoints) Check(fs *pflag.FlagSet, required bool) error {
 	if e.CacheTTL <= 0 {
 		return Usagef("--endpoints-cache-ttl: %s must be positive", e.CacheTTL)
 	}
+	e.NoMigrate = !e.migrate
 	return nil
 }

@@ -18,7 +18,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"io/fs"
 	"sync"
 	"time"
 
@@ -54,6 +53,10 @@ type Options struct {
 	Codec Sealer
 	// Now is the clock partitions are created ahead of; nil is time.Now.
 	Now func() time.Time
+	// NoMigrate: Open only checks the schema is at this build's version
+	// and refuses one behind, naming sqldb.MigrateCommand (Migrate runs
+	// the migrations).
+	NoMigrate bool
 }
 
 // Log is the delivery log on one database.
@@ -74,11 +77,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Log, error) {
 	if o.Codec == nil {
 		return nil, errors.New("delivery log: no payload keys to seal response excerpts with")
 	}
-	files, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	db, d, err := sqldb.Open(ctx, dsn, sqldb.Schema{What: "delivery log", Migrations: files, Table: MigrationsTable})
+	db, d, err := sqldb.Open(ctx, dsn, schema(o.NoMigrate))
 	if err != nil {
 		return nil, err
 	}

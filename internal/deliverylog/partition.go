@@ -40,7 +40,7 @@ func (l *Log) ensureAhead(ctx context.Context, now time.Time) error {
 }
 
 // ensurePartition creates the partition of t's month unless this process
-// knows it exists. Creators take a transaction-scoped advisory lock, so
+// knows it exists, through log_create_partition (migration 3). Creators take a transaction-scoped advisory lock, so
 // processes creating one month at once do not collide on the catalog.
 func (l *Log) ensurePartition(ctx context.Context, t time.Time) error {
 	month := monthOf(t)
@@ -59,9 +59,9 @@ func (l *Log) ensurePartition(ctx context.Context, t time.Time) error {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('hookrelay delivery log partitions'))`); err != nil {
 		return fmt.Errorf("delivery log: create partition %s: %w", name, err)
 	}
-	// Bounds are literals: DDL takes no parameters.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF log_attempts
-		FOR VALUES FROM (%d) TO (%d)`, name, month.UnixMilli(), month.AddDate(0, 1, 0).UnixMilli())); err != nil {
+	// The schema's function, which runs as its owner: the run-time role
+	// holds no DDL privilege.
+	if _, err := tx.ExecContext(ctx, `SELECT log_create_partition($1)`, month.UnixMilli()); err != nil {
 		return fmt.Errorf("delivery log: create partition %s: %w", name, err)
 	}
 	if err := tx.Commit(); err != nil {

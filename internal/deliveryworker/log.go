@@ -87,7 +87,7 @@ func (b Boot) openLog(ctx context.Context, p *Process) error {
 	if !ok {
 		return fmt.Errorf("delivery log: payload keys of type %T cannot seal response excerpts", keys)
 	}
-	l, err := deliverylog.Open(ctx, dsn, deliverylog.Options{Codec: c})
+	l, err := deliverylog.Open(ctx, dsn, deliverylog.Options{Codec: c, NoMigrate: b.Endpoints.NoMigrate})
 	if err != nil {
 		return err
 	}

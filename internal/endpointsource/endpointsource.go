@@ -70,6 +70,7 @@ func Open(ctx context.Context, src cmdline.Endpoints, conn *temporalclient.Optio
 	if err != nil {
 		return Endpoints{}, err
 	}
+	ro.NoMigrate = src.NoMigrate
 	r, cache, err := registry.OpenCached(ctx, src.DB, src.CacheTTL, ro)
 	if err != nil {
 		return Endpoints{}, fmt.Errorf("--endpoints-db: %w", err)

@@ -58,6 +58,10 @@ type Options struct {
 	// OnChange is told of every write, so a cache in this process can
 	// forget what it holds of the account at once.
 	OnChange func(accountID, endpointID string)
+	// NoMigrate: Open only checks the schema is at this build's version
+	// and refuses one behind, naming sqldb.MigrateCommand (Migrate runs
+	// the migrations).
+	NoMigrate bool
 }
 
 // Registry is the endpoint registry on one database.
@@ -107,7 +111,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, d, err := sqldb.Open(ctx, dsn, sqldb.Schema{What: "endpoint registry", Migrations: files})
+	db, d, err := sqldb.Open(ctx, dsn, schema(files, o.NoMigrate))
 	if err != nil {
 		return nil, err
 	}

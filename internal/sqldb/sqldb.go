@@ -4,7 +4,10 @@
 // files (one folder per dialect) under a lock, safely when several
 // processes open one database at once. Each schema keeps its version in a
 // table of its own, so the endpoint registry and the delivery log can share
-// one database.
+// one database. A schema already current is opened without any DDL, so a
+// run-time role without DDL privileges opens it; with Schema.CheckOnly a
+// schema behind is refused, naming MigrateCommand, and GrantRuntime gives
+// that role what it needs once the owner has migrated.
 package sqldb
 
 import (
@@ -63,6 +66,21 @@ type Schema struct {
 	Migrations fs.FS
 	// Table keeps the schema's version; "" is schema_migrations.
 	Table string
+	// CheckOnly: Open migrates nothing; it refuses a database whose schema
+	// is behind this build's, naming MigrateCommand. Run-time processes
+	// connected as a role without DDL privileges open their databases so.
+	CheckOnly bool
+}
+
+// MigrateCommand is what brings a database's schemas to this build's
+// versions, as the database's owner role; errors of Open name it.
+const MigrateCommand = "starter migrate --db DSN"
+
+func (s Schema) table() string {
+	if s.Table == "" {
+		return "schema_migrations"
+	}
+	return s.Table
 }
 
 // Open connects to the database dsn names, postgres://... (or
@@ -100,13 +118,34 @@ func Open(ctx context.Context, dsn string, s Schema) (*sql.DB, Dialect, error) {
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, Dialect{}, fmt.Errorf("%s: connect: %w", where, err)
+		return nil, Dialect{}, fmt.Errorf("%s: connect: %w", where, connectHint(dsn, err))
 	}
-	if err := migrateUp(d, conn, s); err != nil {
+	if err := upToDate(ctx, db, d, conn, s); err != nil {
 		db.Close()
-		return nil, Dialect{}, fmt.Errorf("%s: migrate the schema: %w", where, err)
+		return nil, Dialect{}, fmt.Errorf("%s: %w", where, err)
 	}
 	return db, d, nil
+}
+
+// upToDate leaves a schema at this build's version as it is (so a role
+// without DDL privileges opens it), else migrates it or, with CheckOnly,
+// says what to run.
+func upToDate(ctx context.Context, db *sql.DB, d Dialect, conn string, s Schema) error {
+	v, err := CheckVersion(ctx, db, d, s)
+	if err == nil {
+		return nil
+	}
+	var behind *BehindError
+	if !errors.As(err, &behind) || s.CheckOnly {
+		return err
+	}
+	if err := migrateUp(d, conn, s); err != nil {
+		if isPermissionDenied(err) {
+			return fmt.Errorf("migrate the schema from version %d to %d: %w; this role may not change the schema: run %q as the database's owner role, and start this process with --migrate=false", v, behind.Want, err, MigrateCommand)
+		}
+		return fmt.Errorf("migrate the schema: %w", err)
+	}
+	return nil
 }
 
 func driverName(d Dialect) string {
@@ -127,8 +166,12 @@ func CheckDSN(what, dsn string) error {
 func parseDSN(what, dsn string) (Dialect, string, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		if _, err := url.Parse(dsn); err != nil {
+		u, err := url.Parse(dsn)
+		if err != nil {
 			return Dialect{}, "", fmt.Errorf("%s: %s is not a postgres:// URL", what, Redact(dsn))
+		}
+		if err := checkSSLMode(u); err != nil {
+			return Dialect{}, "", fmt.Errorf("%s: %s: %w", what, Redact(dsn), err)
 		}
 		return Postgres, dsn, nil
 	case strings.HasPrefix(dsn, "sqlite:"):
@@ -199,10 +242,7 @@ func migrateUp(d Dialect, conn string, s Schema) error {
 	}
 	defer m.Close()
 	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		table := s.Table
-		if table == "" {
-			table = "schema_migrations"
-		}
+		table := s.table()
 		var dirty migrate.ErrDirty
 		if errors.As(err, &dirty) {
 			return fmt.Errorf("migration %d failed part way and left the schema dirty; repair it by hand, then set %s.dirty to false: %w", dirty.Version, table, err)
