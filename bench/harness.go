@@ -151,6 +151,9 @@ func (h *harness) startServer(ctx context.Context) error {
 		return fmt.Errorf("Temporal server (%s mode): %w", cfg.serverMode, err)
 	}
 	h.hr.Address, h.hr.Namespace = h.server.FrontendHostPort(), h.server.Namespace()
+	if sec, ok := testenv.ServerSecurity(h.server); ok {
+		h.hr.Security = sec // the cluster's client certificate: its frontend admits no other
+	}
 	switch s := h.server.(type) {
 	case *testenv.DevServer:
 		if s.PID() > 0 {

@@ -111,7 +111,7 @@ func (c *Client) EndpointStates(ctx context.Context, ids []string) (map[string]w
 	var token []byte
 	for {
 		resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         workflows.UnhealthyCircuitsQuery,
+			Query:         workflows.UnhealthyCircuitsQuery(c.TaskQueue),
 			NextPageToken: token,
 		})
 		if err != nil {

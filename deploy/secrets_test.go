@@ -1,6 +1,9 @@
 package deploy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"net/url"
 	"os"
 	"os/exec"
@@ -53,6 +56,9 @@ func TestDeploySecretsScript(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(root, "secrets"))
 	var got []string
 	for _, e := range entries {
+		if e.Name() == "pki" { // the CAs' keys: mounted nowhere (checked below)
+			continue
+		}
 		got = append(got, filepath.Join("secrets", e.Name()))
 		if info, _ := e.Info(); info.Mode().Perm() != 0o644 {
 			t.Errorf("%s: mode %v, want 0644 (bind-mounted as is; the containers run as uid 65532)", e.Name(), info.Mode().Perm())
@@ -81,6 +87,8 @@ func TestDeploySecretsScript(t *testing.T) {
 	if _, err := signing.ParseSecret(strings.TrimSpace(read("secrets/webhook-secret"))); err != nil {
 		t.Errorf("webhook-secret: %v", err)
 	}
+	checkTemporalCertificates(t, filepath.Join(root, "secrets"))
+
 	env := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(read(".env")), "\n") {
 		k, v, _ := strings.Cut(l, "=")
@@ -93,8 +101,9 @@ func TestDeploySecretsScript(t *testing.T) {
 		t.Errorf("the compose file with the generated .env: %v", err)
 	}
 
-	before := read("secrets/codec.key") + read(".env")
-	if out := run(); strings.Contains(out, "created") || read("secrets/codec.key")+read(".env") != before {
+	before := read("secrets/codec.key") + read(".env") + read("secrets/temporal-ca.pem") + read("secrets/hookrelay-temporal.pem")
+	if out := run(); strings.Contains(out, "created") ||
+		read("secrets/codec.key")+read(".env")+read("secrets/temporal-ca.pem")+read("secrets/hookrelay-temporal.pem") != before {
 		t.Fatalf("a second run replaced secrets:\n%s", out)
 	}
 }
@@ -202,4 +211,72 @@ func dsnUser(t *testing.T, dsn string) string {
 		return ""
 	}
 	return u.User.Username()
+}
+
+// checkTemporalCertificates: the frontend's certificate verifies by
+// temporal-ca as temporal-frontend (compose's TEMPORAL_ADDRESS host) and as
+// 127.0.0.1 (its port on the host); the internode one as temporal-internode,
+// for servers and clients; every client certificate by temporal-client-ca,
+// for clients only and by no other CA; the CAs' keys are in secrets/pki/
+// alone, which only the owner may enter.
+func checkTemporalCertificates(t *testing.T, dir string) {
+	t.Helper()
+	load := func(name string) *x509.Certificate {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name+".pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(b)
+		if block == nil {
+			t.Fatalf("%s.pem: no PEM", name)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatalf("%s.pem: %v", name, err)
+		}
+		if _, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")); err != nil && !c.IsCA {
+			t.Errorf("%s: %v", name, err)
+		}
+		return c
+	}
+	pool := func(name string) *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AddCert(load(name))
+		return p
+	}
+	servers, clients := pool("temporal-ca"), pool("temporal-client-ca")
+	verify := func(name, dnsName string, roots *x509.CertPool, usage x509.ExtKeyUsage) error {
+		_, err := load(name).Verify(x509.VerifyOptions{DNSName: dnsName, Roots: roots, KeyUsages: []x509.ExtKeyUsage{usage}})
+		return err
+	}
+	for _, host := range []string{"temporal-frontend", "127.0.0.1"} {
+		if err := verify("temporal-frontend", host, servers, x509.ExtKeyUsageServerAuth); err != nil {
+			t.Errorf("temporal-frontend as %s: %v", host, err)
+		}
+	}
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if err := verify("temporal-internode", "temporal-internode", servers, usage); err != nil {
+			t.Errorf("temporal-internode (%v): %v", usage, err)
+		}
+	}
+	for _, name := range []string{"hookrelay-temporal", "temporal-ui", "temporal-system-worker", "temporal-admin"} {
+		if err := verify(name, "", clients, x509.ExtKeyUsageClientAuth); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if verify(name, "", servers, x509.ExtKeyUsageClientAuth) == nil {
+			t.Errorf("%s verifies by temporal-ca: clients must be of the client CA alone", name)
+		}
+		if verify(name, "", clients, x509.ExtKeyUsageServerAuth) == nil {
+			t.Errorf("%s may serve: want a client certificate only", name)
+		}
+	}
+	for _, key := range []string{"temporal-ca-key.pem", "temporal-client-ca-key.pem"} {
+		if _, err := os.Stat(filepath.Join(dir, "pki", key)); err != nil {
+			t.Errorf("the CA key: %v", err)
+		}
+	}
+	if info, err := os.Stat(filepath.Join(dir, "pki")); err != nil || info.Mode().Perm() != 0o700 {
+		t.Errorf("secrets/pki: %v, want mode 0700", err)
+	}
 }

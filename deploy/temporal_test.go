@@ -270,7 +270,7 @@ func TestServiceScript(t *testing.T) {
 		return string(out), err
 	}
 	out, err := run("history", "BIND_ON_IP=127.0.0.1", "TEMPORAL_BROADCAST_ADDRESS=127.0.0.1")
-	want := "--root / --config " + abs + " --env config --allow-no-auth start --service history\nbind=127.0.0.1 broadcast=127.0.0.1\n"
+	want := "--root / --config " + abs + " --env config start --service history\nbind=127.0.0.1 broadcast=127.0.0.1\n"
 	if err != nil || out != want {
 		t.Fatalf("service.sh history: %v\n%q\nwant\n%q", err, out, want)
 	}
@@ -286,14 +286,15 @@ func TestServiceScript(t *testing.T) {
 // The health checks of the images hookrelay does not build run only what
 // any alpine image holds: busybox's wget, asking an HTTP URL on loopback.
 // The temporalio/server image is alpine and the server binary (no curl, no
-// temporal CLI). Each Temporal service's check asks its metrics, the
-// frontend's its HTTP API's cluster info: both are what
+// temporal CLI). Each Temporal service's check asks its metrics, what
 // internal/temporalcluster's TestEachProcessHasItsOwnPorts gets from the
-// processes make test-cluster runs, with this configuration.
+// processes make test-cluster runs, with this configuration. The
+// frontend's HTTP API is not asked: it admits only clients with a
+// certificate (TestComposeTemporalFrontendWantsClientCertificates).
 func TestComposeThirdPartyHealthChecksNeedOnlyBusybox(t *testing.T) {
 	p := stack(t)
 	want := map[string]string{
-		"temporal-frontend": "http://127.0.0.1:7243" + temporalcluster.FrontendHealthPath,
+		"temporal-frontend": "http://127.0.0.1:9090/metrics",
 		"temporal-history":  "http://127.0.0.1:9090/metrics",
 		"temporal-matching": "http://127.0.0.1:9090/metrics",
 		"temporal-worker":   "http://127.0.0.1:9090/metrics",
@@ -321,4 +322,71 @@ func TestComposeThirdPartyHealthChecksNeedOnlyBusybox(t *testing.T) {
 			t.Errorf("%s: a health check this test does not know: %q", name, s.HealthCheck.Test)
 		}
 	}
+}
+
+// Mutual TLS in the stack, as make test-cluster runs it: every Temporal
+// service mounts the files config.yaml's global.tls names by default; the
+// hookrelay services and the UI reach the frontend with a client
+// certificate, verifying it by temporal-ca; the namespace job does too; and
+// nothing runs the server with --allow-no-auth.
+func TestComposeTemporalFrontendWantsClientCertificates(t *testing.T) {
+	p := stack(t)
+	config, err := os.ReadFile(filepath.Join(temporalDir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The defaults of config.yaml's TLS files: /run/secrets/<secret>.
+	defaults := regexp.MustCompile(`default "/run/secrets/([a-z-]+)"`).FindAllStringSubmatch(string(config), -1)
+	if len(defaults) < 8 {
+		t.Fatalf("config.yaml names %d TLS files by default, want 8", len(defaults))
+	}
+	if !strings.Contains(string(config), "requireClientAuth: true") || !strings.Contains(string(config), "authorizer: default") {
+		t.Error("config.yaml: want requireClientAuth and the default authorizer")
+	}
+	for _, svc := range temporalcluster.Services {
+		name := "temporal-" + string(svc)
+		mounted := secretsOf(p.Services[name])
+		for _, d := range defaults {
+			if !mounted[d[1]] {
+				t.Errorf("%s: config.yaml reads /run/secrets/%s, which it does not mount", name, d[1])
+			}
+		}
+	}
+	clients := map[string][3]string{ // service: certificate, key and CA variables
+		"worker":      {"TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA"},
+		"ingest":      {"TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA"},
+		"temporal-ui": {"TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA"},
+	}
+	for name, vars := range clients {
+		env := environment(p.Services[name])
+		for _, v := range vars {
+			if !strings.HasPrefix(env[v], "/run/secrets/") {
+				t.Errorf("%s: %s=%q, want a mounted secret", name, v, env[v])
+			}
+		}
+		if env["TEMPORAL_TLS_CA"] != "/run/secrets/temporal-ca" {
+			t.Errorf("%s: TEMPORAL_TLS_CA %q, want temporal-ca", name, env["TEMPORAL_TLS_CA"])
+		}
+	}
+	job := strings.Join(p.Services["temporal-namespace"].Entrypoint, " ")
+	for _, flag := range []string{"--tls-cert-path /run/secrets/temporal-admin-cert", "--tls-key-path /run/secrets/temporal-admin-key", "--tls-ca-path /run/secrets/temporal-ca"} {
+		if !strings.Contains(job, flag) {
+			t.Errorf("temporal-namespace: no %s in %q", flag, job)
+		}
+	}
+	for _, f := range []string{"service.sh", "config.yaml"} {
+		b, _ := os.ReadFile(filepath.Join(temporalDir, f))
+		if strings.Contains(string(b), "--allow-no-auth") {
+			t.Errorf("deploy/temporal/%s passes --allow-no-auth", f)
+		}
+	}
+}
+
+// secretsOf is the set of secrets s mounts, by source.
+func secretsOf(s types.ServiceConfig) map[string]bool {
+	out := map[string]bool{}
+	for _, sec := range s.Secrets {
+		out[sec.Source] = true
+	}
+	return out
 }

@@ -22,10 +22,10 @@ import (
 func attackerCLI(t *testing.T, args ...string) {
 	t.Helper()
 	needTemporalCLI(t, "a start forged with the Temporal CLI")
-	if suiteSecurity.Enabled() {
-		t.Skipf("the suite's server wants %s; the forged start is tested on a plaintext frontend", suiteSecurity.Mode())
+	if suiteSecurity.APIKey != "" || suiteSecurity.APIKeyFile != "" {
+		t.Skipf("the suite's server wants %s; the forged start is tested where a client certificate or nothing admits the CLI", suiteSecurity.Mode())
 	}
-	cmd := exec.Command(temporalCLI, append(args[:len(args):len(args)], "--address", server.FrontendHostPort(), "--namespace", namespace)...)
+	cmd := exec.Command(temporalCLI, append(args[:len(args):len(args)], temporalCLIConn()...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("temporal %s: %v\n%s", strings.Join(args[:2], " "), err, out)
 	}
@@ -124,8 +124,8 @@ func TestForgedHealthInputIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli := exec.Command(temporalCLI, "workflow", "signal", "--address", server.FrontendHostPort(), "--namespace", namespace,
-		"--workflow-id", healthID, "--name", workflows.PauseSignal, "--input", `{"reason":"operator via the CLI (fake)"}`)
+	cli := exec.Command(temporalCLI, append([]string{"workflow", "signal"}, append(temporalCLIConn(),
+		"--workflow-id", healthID, "--name", workflows.PauseSignal, "--input", `{"reason":"operator via the CLI (fake)"}`)...)...)
 	cli.Env = append(testenv.ChildEnv(), "TEMPORAL_CODEC_ENDPOINT=http://"+addr, "TEMPORAL_CODEC_AUTH=Bearer "+codecToken)
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("temporal workflow signal through the codec server: %v\n%s", err, out)

@@ -40,7 +40,8 @@ var (
 	// a fresh one per run on an existing cluster.
 	namespace = "default"
 	// suiteSecurity is how the suite reaches its server: TLS and API key
-	// options from the environment in cluster mode, plaintext otherwise.
+	// options from the environment in cluster mode, the cluster's client
+	// certificate in postgres mode, plaintext otherwise.
 	suiteSecurity temporalclient.Security
 	// temporal decrypts payloads with this run's key, as worker and starter do.
 	temporal client.Client
@@ -125,6 +126,9 @@ func setup(m *testing.M) (code int, err error) {
 		}
 	}()
 	namespace = server.Namespace()
+	if sec, ok := testenv.ServerSecurity(server); ok {
+		suiteSecurity = sec // a cluster started for the run: its client certificate
+	}
 
 	if err := testenv.Build(context.Background(), root, binDir); err != nil {
 		return 0, err
@@ -176,6 +180,13 @@ func startWorker(t *testing.T, endpoints string, extraArgs ...string) *testenv.P
 // attempts counts the attempts a worker made, from its audit lines.
 func attempts(w *testenv.Process) int {
 	return strings.Count(w.Log(), `"msg":"attempt finished"`)
+}
+
+// temporalCLIConn are the Temporal CLI's flags that reach the suite's
+// server, in its namespace, as the suite does (its client certificate in
+// postgres mode).
+func temporalCLIConn() []string {
+	return testenv.CLIConnArgs(server.FrontendHostPort(), namespace, suiteSecurity)
 }
 
 // needTemporalCLI skips t where bin/temporal is absent, which only the

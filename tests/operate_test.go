@@ -301,8 +301,8 @@ func TestTemporalCLISignalCancels(t *testing.T) {
 	startWorker(t, endpoints)
 	id := parkedDelivery(t, endpoints, 320)
 
-	cli := exec.Command(temporalCLI, "workflow", "signal", "--address", server.FrontendHostPort(), "--namespace", namespace,
-		"--workflow-id", id, "--name", "cancel", "--input", `{"reason":"from the Temporal CLI"}`)
+	cli := exec.Command(temporalCLI, append([]string{"workflow", "signal"}, append(temporalCLIConn(),
+		"--workflow-id", id, "--name", "cancel", "--input", `{"reason":"from the Temporal CLI"}`)...)...)
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("temporal workflow signal: %v\n%s", err, out)
 	}

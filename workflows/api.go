@@ -514,9 +514,27 @@ func HealthStartOptions(ep endpoint.Endpoint, taskQueue string) client.StartWork
 }
 
 // UnhealthyCircuitsQuery lists, in visibility, the running health
-// workflows whose circuit is not healthy.
-var UnhealthyCircuitsQuery = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s != '%s'",
-	HealthWorkflowName, CircuitAttr.GetName(), CircuitHealthy)
+// workflows whose circuit is not healthy, of the deliveries on
+// deliveryQueue: those on its health task queue, or on deliveryQueue itself
+// (started before the health queue existed), the queues its workers poll. A
+// workflow of that ID and type on any other queue, which no worker runs
+// (started by hand with HookrelayCircuit=disabled, say), parks nothing.
+func UnhealthyCircuitsQuery(deliveryQueue string) string {
+	return fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s != '%s' AND (TaskQueue = %s OR TaskQueue = %s)",
+		HealthWorkflowName, CircuitAttr.GetName(), CircuitHealthy, queryString(HealthTaskQueue(deliveryQueue)), queryString(deliveryQueue))
+}
+
+// HealthQueueTrusted says whether a health workflow on queue speaks for the
+// circuits of the deliveries on deliveryQueue (see UnhealthyCircuitsQuery).
+func HealthQueueTrusted(deliveryQueue, queue string) bool {
+	return queue == HealthTaskQueue(deliveryQueue) || queue == deliveryQueue
+}
+
+// queryString quotes s as a string of Temporal's list filter, whose
+// strings are in single quotes with a backslash escaping a quote or itself.
+func queryString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
 
 // CircuitOf reads HookrelayCircuit from a health workflow's search
 // attributes (a listing's or a description's); "" when it is absent.

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/hookrelay/hookrelay/endpoint"
@@ -45,5 +46,21 @@ func TestHealthStartOptions(t *testing.T) {
 	if o.ID != "endpoint-health/acme" || o.TaskQueue != "webhooks-health" || !ok || circuit != string(CircuitHealthy) ||
 		o.TypedSearchAttributes.Size() != 1 {
 		t.Fatalf("start options: %+v", o)
+	}
+}
+
+// The circuits query names both queues the workers poll, each quoted so
+// that a queue name cannot end the string early.
+func TestUnhealthyCircuitsQuery(t *testing.T) {
+	got := UnhealthyCircuitsQuery("webhooks")
+	want := "WorkflowType = 'EndpointHealthWorkflow' AND ExecutionStatus = 'Running' AND HookrelayCircuit != 'healthy' AND (TaskQueue = 'webhooks-health' OR TaskQueue = 'webhooks')"
+	if got != want {
+		t.Fatalf("query\n%s\nwant\n%s", got, want)
+	}
+	if got := UnhealthyCircuitsQuery(`q' OR 'x`); !strings.Contains(got, `TaskQueue = 'q\' OR \'x'`) {
+		t.Fatalf("a quote in the queue name is not escaped: %s", got)
+	}
+	if !HealthQueueTrusted("webhooks", "webhooks-health") || !HealthQueueTrusted("webhooks", "webhooks") || HealthQueueTrusted("webhooks", "other") {
+		t.Fatal("HealthQueueTrusted: want the health queue and the delivery queue only")
 	}
 }

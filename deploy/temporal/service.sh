@@ -27,6 +27,9 @@ fi
 export BIND_ON_IP TEMPORAL_BROADCAST_ADDRESS
 
 # The server loads <--config>/<--env>.yaml and resolves --config under --root,
-# so --root / lets the absolute directory through.
+# so --root / lets the absolute directory through. No flag waives
+# authentication: config.yaml sets an authorizer and mutual TLS, and the
+# frontend admits only clients with a certificate of the client CA; only the
+# dev server (make dev, the tests' default) runs without authentication.
 dir=$(cd "$(dirname "$0")" && pwd)
-exec "${TEMPORAL_SERVER:-temporal-server}" --root / --config "$dir" --env config --allow-no-auth start --service "$1"
+exec "${TEMPORAL_SERVER:-temporal-server}" --root / --config "$dir" --env config start --service "$1"

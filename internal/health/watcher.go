@@ -32,7 +32,8 @@ import (
 const DefaultRefresh = time.Second
 
 // Watcher knows the circuits of every endpoint that is not healthy, and
-// reports failed attempts.
+// reports failed attempts. It trusts a circuit only from a running health
+// workflow on the queues the workers of TaskQueue poll.
 type Watcher struct {
 	Client    client.Client
 	Namespace string
@@ -103,7 +104,7 @@ func (w *Watcher) refresh(ctx context.Context) error {
 	var token []byte
 	for {
 		resp, err := w.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace: w.Namespace, Query: workflows.UnhealthyCircuitsQuery, PageSize: 1000, NextPageToken: token,
+			Namespace: w.Namespace, Query: workflows.UnhealthyCircuitsQuery(w.TaskQueue), PageSize: 1000, NextPageToken: token,
 		})
 		if err != nil {
 			return fmt.Errorf("list endpoint circuits: %w", err)
@@ -183,8 +184,9 @@ func (w *Watcher) describeSuspects(ctx context.Context, states map[string]workfl
 			continue // not started yet, or the server did not answer: visibility's word stands
 		}
 		info := resp.GetWorkflowExecutionInfo()
-		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			continue
+		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || info.GetType().GetName() != workflows.HealthWorkflowName ||
+			!workflows.HealthQueueTrusted(w.TaskQueue, info.GetTaskQueue()) {
+			continue // not a health workflow this worker's fleet runs: it speaks for no circuit
 		}
 		state := workflows.CircuitOf(info.GetSearchAttributes())
 		if state.Parks() {

@@ -26,6 +26,7 @@ type laggingServer struct {
 	client.Client // unused methods panic
 	mu            sync.Mutex
 	circuits      map[string]workflows.CircuitState // by health workflow ID
+	queues        map[string]string                 // by health workflow ID; default the health queue of "q"
 	described     []string
 	reported      []string
 	hold          chan struct{} // if set, each report waits for it to close
@@ -45,8 +46,14 @@ func (l *laggingServer) DescribeWorkflowExecution(_ context.Context, id, _ strin
 		return nil, serviceerror.NewNotFound("workflow not found")
 	}
 	p, _ := converter.GetDefaultDataConverter().ToPayload(string(state))
+	queue, ok := l.queues[id]
+	if !ok {
+		queue = workflows.HealthTaskQueue("q")
+	}
 	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
 		Status:           enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		Type:             &commonpb.WorkflowType{Name: workflows.HealthWorkflowName},
+		TaskQueue:        queue,
 		SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{workflows.CircuitAttr.GetName(): p}},
 	}}, nil
 }
@@ -116,6 +123,33 @@ func TestReportedEndpointsAreDescribed(t *testing.T) {
 	}
 	if len(srv.described) != before {
 		t.Fatalf("described %v after the failures aged out, want no more", srv.described[before:])
+	}
+}
+
+// A described health workflow speaks for its endpoint's circuit only on
+// the queues the workers of TaskQueue poll: the health queue, or the
+// delivery queue itself; on any other queue it is not believed.
+func TestDescribedHealthWorkflowOnAnotherQueueIsNotBelieved(t *testing.T) {
+	srv := &laggingServer{
+		circuits: map[string]workflows.CircuitState{
+			workflows.HealthWorkflowID("forged"): workflows.CircuitDisabled,
+			workflows.HealthWorkflowID("legacy"): workflows.CircuitOpen,
+		},
+		queues: map[string]string{workflows.HealthWorkflowID("forged"): "nobody-polls", workflows.HealthWorkflowID("legacy"): "q"},
+	}
+	w := &Watcher{Client: srv, Namespace: "default", TaskQueue: "q"}
+	ctx := context.Background()
+	for _, id := range []string{"forged", "legacy"} {
+		w.Observe(ctx, endpoint.Endpoint{ID: id}, id+":evt_1", workflows.Attempt{Outcome: workflows.OutcomeTimeout, StartedAt: time.Now()})
+	}
+	if err := w.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Circuit("forged"); got != workflows.CircuitHealthy {
+		t.Errorf("forged: circuit %s from a health workflow on another queue, want healthy", got)
+	}
+	if got := w.Circuit("legacy"); got != workflows.CircuitOpen {
+		t.Errorf("legacy: circuit %s from a health workflow on the delivery queue, want open", got)
 	}
 }
 

@@ -89,6 +89,7 @@ type Cluster struct {
 	tool      sqlTool
 	serverBin string
 	env       []string // shared by every process; see processEnv
+	tls       TLSFiles
 	ports     map[Service]Ports
 
 	client client.Client
@@ -185,6 +186,9 @@ func newCluster(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	c.tool.logPath = filepath.Join(c.opts.LogDir, "schema.log")
+	if c.tls, err = makeTLSFiles(filepath.Join(c.opts.LogDir, "tls")); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -196,8 +200,20 @@ func (c *Cluster) startServices(ctx context.Context) error {
 		return err
 	}
 	c.env = c.processEnv()
+	frontendTLS, err := c.tls.ClientTLS()
+	if err != nil {
+		return err
+	}
+	internodeTLS, err := c.tls.internodeTLS()
+	if err != nil {
+		return err
+	}
 	for s := range healthNames {
-		conn, err := dialHealth(c.ports[s].address())
+		tlsConfig := internodeTLS
+		if s == Frontend {
+			tlsConfig = frontendTLS
+		}
+		conn, err := dialHealth(c.ports[s].address(), tlsConfig)
 		if err != nil {
 			return err
 		}
@@ -235,8 +251,14 @@ func (c *Cluster) FrontendHostPort() string { return c.Address() }
 // Namespace is the namespace Start registered.
 func (c *Cluster) Namespace() string { return c.opts.Namespace }
 
-// Client is an SDK client in Namespace, without a codec: it sees payloads
-// as the server stores them. Stop closes it.
+// TLS are the cluster's certificates: a client reaches the frontend only
+// with TLS.Client and TLS.ClientKey (or another certificate of
+// TLS.ClientCA), verifying it by TLS.CA as FrontendServerName.
+func (c *Cluster) TLS() TLSFiles { return c.tls }
+
+// Client is an SDK client in Namespace, over mutual TLS with the client
+// certificate of TLS, without a codec: it sees payloads as the server
+// stores them. Stop closes it.
 func (c *Cluster) Client() client.Client { return c.client }
 
 // LogDir holds the processes' logs.

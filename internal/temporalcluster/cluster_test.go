@@ -214,8 +214,9 @@ func TestWorkflowListedByCustomSearchAttribute(t *testing.T) {
 }
 
 // Every listener of every process is its own port on 127.0.0.1, and each
-// process answers on its metrics and pprof ports (and the frontend's HTTP
-// API its cluster info): what compose's health checks ask.
+// process answers on its metrics and pprof ports (what compose's health
+// checks ask), and the frontend's HTTP API its cluster info, to a client
+// with a certificate.
 func TestEachProcessHasItsOwnPorts(t *testing.T) {
 	c := sharedCluster(t)
 	seen := map[int]string{}
@@ -235,11 +236,11 @@ func TestEachProcessHasItsOwnPorts(t *testing.T) {
 			fmt.Sprintf("http://127.0.0.1:%d/metrics", p.Metrics),
 			fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", p.PProf),
 		}
-		if s == Frontend { // what compose's health check of the frontend asks
-			urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d%s", p.HTTP, FrontendHealthPath))
+		if s == Frontend { // the frontend's HTTP API: over mutual TLS, as its gRPC
+			urls = append(urls, fmt.Sprintf("https://127.0.0.1:%d%s", p.HTTP, FrontendHealthPath))
 		}
 		for _, url := range urls {
-			resp, err := http.Get(url)
+			resp, err := httpsClient(t, c).Get(url)
 			if err != nil {
 				t.Errorf("%s: %v", s, err)
 				continue

@@ -79,6 +79,17 @@ func (c *Cluster) processEnv() []string {
 		"TEMPORAL_SERVER":            c.serverBin,
 		"PATH":                       os.Getenv("PATH"), // for service.sh's tools
 		"FRONTEND_HTTP_PORT":         strconv.Itoa(c.ports[Frontend].HTTP),
+		// The certificates (config.yaml's global.tls).
+		"TEMPORAL_TLS_SERVER_CA_CERT":        c.tls.CA,
+		"TEMPORAL_TLS_SERVER_CERT":           c.tls.Internode,
+		"TEMPORAL_TLS_SERVER_KEY":            c.tls.InternodeKey,
+		"TEMPORAL_TLS_INTERNODE_SERVER_NAME": InternodeServerName,
+		"TEMPORAL_TLS_FRONTEND_CERT":         c.tls.Frontend,
+		"TEMPORAL_TLS_FRONTEND_KEY":          c.tls.FrontendKey,
+		"TEMPORAL_TLS_CLIENT1_CA_CERT":       c.tls.ClientCA,
+		"TEMPORAL_TLS_SYSTEM_WORKER_CERT":    c.tls.SystemWorker,
+		"TEMPORAL_TLS_SYSTEM_WORKER_KEY":     c.tls.SystemWorkerKey,
+		"TEMPORAL_TLS_FRONTEND_SERVER_NAME":  FrontendServerName,
 	}
 	for _, s := range Services {
 		name := strings.ToUpper(string(s))

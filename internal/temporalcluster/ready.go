@@ -3,6 +3,7 @@ package temporalcluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -17,7 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -37,12 +38,13 @@ const workerStarted = `"msg":"worker service started"`
 // probeTaskQueue is where readiness checks ask matching; nothing polls it.
 const probeTaskQueue = "temporalcluster-probe"
 
-// dialHealth opens a connection for health checks. A short reconnect
+// dialHealth opens a connection for health checks, with tlsConfig (the
+// frontend and the services each want a certificate). A short reconnect
 // backoff, so a restarted service is seen within a poll or two rather than
 // after gRPC's default backoff grew during the outage.
-func dialHealth(addr string) (*grpc.ClientConn, error) {
+func dialHealth(addr string, tlsConfig *tls.Config) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, MaxDelay: 500 * time.Millisecond},
 			MinConnectTimeout: time.Second,
@@ -157,7 +159,12 @@ func (c *Cluster) visibilityAnswers(ctx context.Context) error {
 }
 
 func (c *Cluster) dialClient(ctx context.Context) (client.Client, error) {
-	cl, err := client.DialContext(ctx, client.Options{HostPort: c.Address(), Namespace: c.opts.Namespace, Logger: quietLogger()})
+	tlsConfig, err := c.tls.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.DialContext(ctx, client.Options{HostPort: c.Address(), Namespace: c.opts.Namespace, Logger: quietLogger(),
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsConfig}})
 	if err != nil {
 		return nil, fmt.Errorf("dial frontend at %s: %w", c.Address(), err)
 	}
