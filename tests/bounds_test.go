@@ -2,15 +2,20 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookrelay/hookrelay/deliveries"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/testenv"
+	"github.com/hookrelay/hookrelay/temporalclient"
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
@@ -142,5 +147,93 @@ func TestResendOfAClosedDeliveryBoundedPerHour(t *testing.T) {
 	}
 	if n := len(rc.Requests()); n != 1+workflows.MaxOperatorAttempts {
 		t.Fatalf("%d POSTs, want the first and %d resends", n, workflows.MaxOperatorAttempts)
+	}
+}
+
+// TestLongDeliveryContinuesAsNew: on a server that suggests continuing as
+// new after 60 events, a waiting delivery that keeps receiving signals
+// continues as new with the same delivery id: its status (attempts,
+// actions) and search attributes answer from the new run, the bound on
+// operators carries over (a retry-now is still refused), and a cancel
+// reaches it.
+func TestLongDeliveryContinuesAsNew(t *testing.T) {
+	opts := testenv.DevServerOptions{ExtraArgs: []string{"--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"}}
+	ds := startOwnDevServer(t, opts)
+	h := on(hookrelay(t), ds.FrontendHostPort())
+	rc := newReceiver(t, always(http.StatusServiceUnavailable))
+	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h]\n")
+	testenv.StartT(t, h.Worker("worker", "--endpoints", endpoints, "--allow-cidr", "127.0.0.0/8"))
+	tc, err := temporalclient.DialLazy(h.Options(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	dc := localPublisher(t, tc, endpoints)
+	ctx := context.Background()
+	started, err := dc.PublishJSON(ctx, []byte(sampleEvent(event.Delivered, 333)))
+	if err != nil || len(started) != 1 {
+		t.Fatalf("publish: %+v %v", started, err)
+	}
+	id, firstRun := started[0].DeliveryID, started[0].RunID
+	testenv.Eventually(t, 30*time.Second, "the delivery to wait for its retry", func() bool {
+		st, err := dc.Status(ctx, id)
+		return err == nil && st.Status == workflows.StatusRetrying
+	})
+
+	// Five retry-nows act (five POSTs); the signals after them are dropped,
+	// each a few events, until the run continues as new.
+	for i := range workflows.MaxOperatorAttempts {
+		if _, err := dc.RetryNowWait(ctx, id); err != nil {
+			t.Fatalf("retry-now %d: %v", i+1, err)
+		}
+	}
+	var newRun string
+	for i := 0; newRun == ""; i++ {
+		if i == 40 {
+			t.Fatal("40 signals over the bound, and the run did not continue as new")
+		}
+		if err := tc.SignalWorkflow(ctx, id, "", workflows.RetryNowSignal, nil); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 30*time.Second, "the signal to be handled", func() bool {
+			desc, err := tc.DescribeWorkflowExecution(ctx, id, "")
+			if err != nil || desc.GetPendingWorkflowTask() != nil {
+				return false
+			}
+			if run := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(); run != firstRun {
+				newRun = run
+			}
+			return true
+		})
+	}
+	old, err := tc.DescribeWorkflowExecution(ctx, id, firstRun)
+	if err != nil || old.GetWorkflowExecutionInfo().GetStatus().String() != "ContinuedAsNew" || old.GetWorkflowExecutionInfo().GetHistoryLength() > 200 {
+		t.Fatalf("the first run: %v, %v", old.GetWorkflowExecutionInfo(), err)
+	}
+
+	st, err := dc.Status(ctx, id)
+	if err != nil || st.Status != workflows.StatusRetrying || len(st.Attempts) != 1+workflows.MaxOperatorAttempts ||
+		len(st.Actions) != workflows.MaxOperatorAttempts || st.DeliveryID != id || st.NextAttemptAt == nil {
+		t.Fatalf("status from the new run: %+v %v", st, err)
+	}
+	// The search attributes as the first run left them (HookrelayAttempts is
+	// upserted with a change of status only), on the new run.
+	var listed []deliveries.Listed
+	testenv.Eventually(t, 30*time.Second, "visibility to list the new run", func() bool {
+		listed, err = dc.List(ctx, fmt.Sprintf("HookrelayEndpoint = 'acme' AND %s", workflows.StatusRetrying.VisibilityQuery()))
+		return err == nil && len(listed) == 1 && listed[0].RunID == newRun
+	})
+	if l := listed[0]; l.DeliveryID != id || l.EventName != event.Delivered || l.Attempts != 1 {
+		t.Fatalf("the new run listed as %+v", l)
+	}
+	if _, err := dc.RetryNow(ctx, id); !errors.Is(err, deliveries.ErrOperatorLimit) {
+		t.Fatalf("retry-now on the new run within the hour: %v, want the bound", err)
+	}
+	final, err := dc.Cancel(ctx, id, "test over")
+	if err != nil || final.Status != workflows.StatusCanceled || len(final.Attempts) != 1+workflows.MaxOperatorAttempts {
+		t.Fatalf("cancel of the new run: %+v %v", final, err)
+	}
+	if n := len(rc.Requests()); n != 1+workflows.MaxOperatorAttempts {
+		t.Fatalf("%d POSTs, want %d", n, 1+workflows.MaxOperatorAttempts)
 	}
 }
