@@ -62,6 +62,16 @@ func (noDeliveries) RetryNow(context.Context, string) (workflows.DeliveryState, 
 func (noDeliveries) Account(context.Context, string) (string, error) { return "", errNoTemporal }
 func (noDeliveries) Ready(context.Context) error                     { return errNoTemporal }
 
+// ParkedCounts answers no parked delivery for each endpoint, as visibility
+// does for endpoints whose deliveries all went through.
+func (noDeliveries) ParkedCounts(_ context.Context, _ string, ids []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, id := range ids {
+		out[id] = 0
+	}
+	return out, nil
+}
+
 // portalEnv is the API and the portal on a SQLite registry, as `starter
 // serve --endpoints-db sqlite:...` wires them, on a loopback listener.
 type portalEnv struct {
@@ -167,6 +177,10 @@ func TestPortalInChromium(t *testing.T) {
 	table := run(t, ctx, chromedp.Text(chromedp.CSS(`#endpoints-table tbody`)))
 	hash := run(t, ctx, chromedp.Evaluate[string](`location.hash`))
 	stored := run(t, ctx, chromedp.Evaluate[string](`sessionStorage.getItem("hookrelay.portal.token") || ""`))
+	parked := run(t, ctx, chromedp.Text(chromedp.CSS(`#endpoints-table tbody td.parked`)))
+	if parked != "0" {
+		t.Errorf("the Parked cell says %q, want 0", parked)
+	}
 	if !strings.Contains(table, "https://hooks.example.com/a-orders") || strings.Contains(table, "b-private") {
 		t.Fatalf("A's session shows %q", table)
 	}
