@@ -317,6 +317,11 @@ func portalDeliveries(t *testing.T, ctx context.Context, srv *ingestServer, rc *
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The endpoint list's Parked column is counted in the dev server's visibility.
+	if parked, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#endpoints-table td.parked")].map((c) => c.textContent)`)); err != nil ||
+		!slices.Equal(parked, []string{"0", "0"}) {
+		t.Errorf("Parked column %q (%v), want 0 for both of A's endpoints", parked, err)
+	}
 	all := rows()
 	for _, id := range []string{ids.a1Delivered, ids.a1Opened, ids.a2Failed} {
 		if !strings.Contains(all, id) {
