@@ -141,3 +141,25 @@ func (c *Client) EndpointStates(ctx context.Context, ids []string) (map[string]w
 	}
 	return out, nil
 }
+
+// ParkedCounts counts, from visibility, the parked deliveries of each of
+// accountID's endpoints ids: the query names the account too, so a count
+// never includes another account's deliveries. Ids not of the form
+// [a-z0-9_-] are left out.
+func (c *Client) ParkedCounts(ctx context.Context, accountID string, ids []string) (map[string]int, error) {
+	f := Filter{Account: accountID, Status: string(workflows.StatusParked)}
+	out := make(map[string]int, len(ids))
+	for _, id := range ids {
+		f.Endpoint = id
+		q, err := f.Query()
+		if err != nil {
+			continue
+		}
+		resp, err := c.Temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: workflows.DeliveriesQuery + " AND " + q})
+		if err != nil {
+			return out, fmt.Errorf("endpoint %s: count parked: %w", id, unavailable(err))
+		}
+		out[id] = int(resp.GetCount())
+	}
+	return out, nil
+}

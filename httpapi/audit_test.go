@@ -81,6 +81,8 @@ func TestAuditRecordsEachChange(t *testing.T) {
 		}{
 			{"PATCH", ep, `{"url":"https://hooks2.example.com/mail","description":"CRM"}`, 200},
 			{"POST", ep + "/rotate-secret", "", 200},
+			{"GET", ep + "/secret", "", 200},
+			{"GET", "/v1/accounts/acct_2/endpoints/" + created.ID + "/secret", "", 404}, // another account's: refused
 			{"POST", "/v1/deliveries/" + created.ID + ":evt_1/resend", "", 202},
 			{"POST", "/v1/deliveries/" + created.ID + ":evt_2/cancel", `{"reason":"patient asked to stop"}`, 200},
 			{"PATCH", "/v1/accounts/acct_2/endpoints/" + created.ID, `{"enabled":false}`, 404}, // another account's: refused
@@ -99,6 +101,11 @@ func TestAuditRecordsEachChange(t *testing.T) {
 			if strings.HasSuffix(s.path, "/rotate-secret") {
 				secrets = append(secrets, decode[rotatedView](t, w).Secret)
 			}
+			if strings.HasSuffix(s.path, "/secret") && s.status == 200 {
+				if got := decode[secretView](t, w).Secret; got != secrets[len(secrets)-1] {
+					t.Fatalf("reveal answers %t, not the rotated secret", strings.HasPrefix(got, "whsec_"))
+				}
+			}
 		}
 
 		w = do(t, h, "GET", "/v1/audit", "")
@@ -108,6 +115,7 @@ func TestAuditRecordsEachChange(t *testing.T) {
 			"acct_1 " + admin + " endpoint.create " + created.ID + " url,events,circuit.open_after",
 			"acct_1 " + admin + " endpoint.update " + created.ID + " url,description",
 			"acct_1 " + admin + " endpoint.rotate_secret " + created.ID + " secret",
+			"acct_1 " + admin + " endpoint.reveal_secret " + created.ID + " ",
 			"acct_1 " + admin + " delivery.resend " + created.ID + ":evt_1 ",
 			"acct_1 " + admin + " delivery.cancel " + created.ID + ":evt_2 reason",
 			"acct_1 " + admin + " endpoint.delete " + created.ID + " ",

@@ -65,6 +65,7 @@ var authzCases = map[string]authzCase{
 	"PATCH /v1/accounts/{account_id}/endpoints/{endpoint_id}":              {access{accountScoped, apikey.EndpointsWrite}, `{"description":"changed"}`, 200},
 	"DELETE /v1/accounts/{account_id}/endpoints/{endpoint_id}":             {access{accountScoped, apikey.EndpointsWrite}, "", 204},
 	"POST /v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret": {access{accountScoped, apikey.EndpointsWrite}, "", 200},
+	"GET /v1/accounts/{account_id}/endpoints/{endpoint_id}/secret":         {access{accountScoped, apikey.EndpointsWrite}, "", 200},
 	"POST /v1/accounts/{account_id}/endpoints/{endpoint_id}/recover":       {access{accountScoped, apikey.DeliveriesWrite}, `{"since":"2026-01-02T00:00:00Z"}`, 202},
 	"POST /v1/accounts/{account_id}/endpoints/{endpoint_id}/test":          {access{accountScoped, apikey.DeliveriesWrite}, `{"event_name":"api_mail_log_opened"}`, 202},
 	"GET /v1/accounts/{account_id}/recoveries/{recover_id}":                {access{accountScoped, apikey.DeliveriesRead}, "", 200},

@@ -30,14 +30,29 @@ type Endpoints interface {
 	Update(ctx context.Context, accountID, id string, f endpoint.Fields) (endpoint.Entry, error)
 	Delete(ctx context.Context, accountID, id string) error
 	RotateSecret(ctx context.Context, accountID, id string, overlap time.Duration) (endpoint.Rotated, error)
+	RevealSecret(ctx context.Context, accountID, id string) (string, error)
 }
 
 // ErrReadOnly is what an Endpoints refusing writes wraps.
 var ErrReadOnly = registry.ErrReadOnly
 
 type endpointList struct {
-	Endpoints  []registry.View `json:"endpoints"`
-	NextCursor string          `json:"next_cursor,omitempty"`
+	Endpoints  []listedEndpoint `json:"endpoints"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+// listedEndpoint is an endpoint in the list, with how many of its
+// deliveries are parked when Temporal's visibility answered.
+type listedEndpoint struct {
+	registry.View
+	Parked *int `json:"parked,omitempty"`
+}
+
+// ParkedCounter counts the parked deliveries of an account's endpoints, in
+// visibility (*deliveries.Client); the endpoint list shows the counts when
+// the API's Deliveries is one.
+type ParkedCounter interface {
+	ParkedCounts(ctx context.Context, accountID string, endpointIDs []string) (map[string]int, error)
 }
 
 type rotatedView struct {
@@ -83,13 +98,35 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		out := endpointList{Endpoints: make([]registry.View, 0, len(page.Entries)), NextCursor: page.NextCursor}
+		out := endpointList{Endpoints: make([]listedEndpoint, 0, len(page.Entries)), NextCursor: page.NextCursor}
+		ids := make([]string, 0, len(page.Entries))
 		for _, e := range page.Entries {
-			out.Endpoints = append(out.Endpoints, e.View())
+			out.Endpoints = append(out.Endpoints, listedEndpoint{View: e.View()})
+			ids = append(ids, e.ID)
 		}
+		s.addParked(ctx, r, account, out.Endpoints, ids)
 		annotate(r, slog.Int("endpoints", len(out.Endpoints)))
 		return out, nil
 	})
+}
+
+// addParked sets each listed endpoint's parked count. Without Temporal the
+// list still answers, without counts: the log line says why.
+func (s *Server) addParked(ctx context.Context, r *http.Request, account string, list []listedEndpoint, ids []string) {
+	pc, ok := s.deliveries.(ParkedCounter)
+	if !ok || len(ids) == 0 {
+		return
+	}
+	counts, err := pc.ParkedCounts(ctx, account, ids)
+	if err != nil {
+		annotate(r, slog.String("parked_error", err.Error()))
+		return
+	}
+	for i := range list {
+		if n, ok := counts[list[i].ID]; ok {
+			list[i].Parked = &n
+		}
+	}
 }
 
 // getEndpoint is GET /v1/accounts/{account_id}/endpoints/{endpoint_id}.
@@ -147,6 +184,25 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		return rotatedView{Secret: rot.Secret, PreviousExpiresAt: rot.PreviousExpiresAt}, nil
+	})
+}
+
+// secretView is the answer of GET .../secret.
+type secretView struct {
+	Secret string `json:"secret"`
+}
+
+// revealSecret is GET /v1/accounts/{account_id}/endpoints/{endpoint_id}/secret:
+// the endpoint's current signing secret. It changes nothing, but who read a
+// secret is recorded in the audit trail like a change.
+func (s *Server) revealSecret(w http.ResponseWriter, r *http.Request) {
+	change := &audit.Record{Action: audit.EndpointRevealSecret}
+	s.onEndpoints(w, r, http.StatusOK, change, func(ctx context.Context, account, id string) (any, error) {
+		secret, err := s.endpoints.RevealSecret(ctx, account, id)
+		if err != nil {
+			return nil, err
+		}
+		return secretView{Secret: secret}, nil
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -310,5 +311,77 @@ func TestRefusedAddressIsNotShown(t *testing.T) {
 				t.Errorf("%s: the answer %s shows %q", target.method, body, leak)
 			}
 		}
+	}
+}
+
+// parkedDeliveries counts parked deliveries as visibility would, per
+// account, or fails as Temporal down does.
+type parkedDeliveries struct {
+	*fakeDeliveries
+	counts map[string]map[string]int // account, endpoint: parked
+	err    error
+}
+
+func (p parkedDeliveries) ParkedCounts(_ context.Context, account string, ids []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, id := range ids {
+		out[id] = p.counts[account][id]
+	}
+	return out, p.err
+}
+
+// The list shows each endpoint's parked count, counted in the list's
+// account only; without Temporal it lists the endpoints without counts.
+func TestEndpointListParked(t *testing.T) {
+	reg := newRegistry(t)
+	for _, c := range []struct {
+		name    string
+		err     error
+		want    []int // parked of the two endpoints, -1: absent
+		logPart string
+	}{
+		{"counted", nil, []int{0, 3}, ""},
+		{"temporal down", errors.New("visibility: unavailable"), []int{-1, -1}, "parked_error"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			account := "acct_parked_" + strings.ReplaceAll(c.name, " ", "_")
+			h := newTestServer(t, &fakeDeliveries{}, func(cfg *Config) {
+				cfg.Endpoints = reg
+				cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+				cfg.Deliveries = parkedDeliveries{&fakeDeliveries{}, nil, c.err}
+			}).Handler()
+			var ids []string
+			for _, u := range []string{"https://hooks.example.com/a", "https://hooks.example.com/b"} {
+				ids = append(ids, decode[registry.View](t, do(t, h, "POST", "/v1/accounts/"+account+"/endpoints", `{"url":"`+u+`","events":["*"]}`)).ID)
+			}
+			h = newTestServer(t, &fakeDeliveries{}, func(cfg *Config) {
+				cfg.Endpoints = reg
+				cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+				// The other account's count of the same id must not show.
+				cfg.Deliveries = parkedDeliveries{&fakeDeliveries{}, map[string]map[string]int{account: {ids[1]: 3}, "acct_other": {ids[0]: 9}}, c.err}
+			}).Handler()
+			w := do(t, h, "GET", "/v1/accounts/"+account+"/endpoints", "")
+			list := decode[endpointList](t, w)
+			if w.Code != 200 || len(list.Endpoints) != 2 {
+				t.Fatalf("list: %d %s", w.Code, w.Body)
+			}
+			byID := map[string]*int{}
+			for _, e := range list.Endpoints {
+				byID[e.ID] = e.Parked
+			}
+			for i, id := range ids {
+				got := -1
+				if byID[id] != nil {
+					got = *byID[id]
+				}
+				if got != c.want[i] {
+					t.Errorf("endpoint %d: parked %d, want %d", i, got, c.want[i])
+				}
+			}
+			if !strings.Contains(logs.String(), c.logPart) {
+				t.Errorf("log lacks %q: %s", c.logPart, logs.String())
+			}
+		})
 	}
 }

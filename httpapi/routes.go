@@ -45,6 +45,7 @@ func (s *Server) routeTable() []route {
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}", methods{http.MethodGet: scoped(er, s.getEndpoint),
 			http.MethodPatch: scoped(ew, s.patchEndpoint), http.MethodDelete: scoped(ew, s.deleteEndpoint)}},
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/rotate-secret", methods{http.MethodPost: scoped(ew, s.rotateSecret)}},
+		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/secret", methods{http.MethodGet: scoped(ew, s.revealSecret)}},
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/recover", methods{http.MethodPost: scoped(dw, s.postRecover)}},
 		{"/v1/accounts/{account_id}/endpoints/{endpoint_id}/test", methods{http.MethodPost: scoped(dw, s.postTest)}},
 		{"/v1/accounts/{account_id}/recoveries/{recover_id}", methods{http.MethodGet: scoped(dr, s.getRecovery)}},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hookrelay/hookrelay/apikey"
@@ -37,7 +38,9 @@ func (v sessionView) auditTarget() string { return v.id }
 
 // postSession is POST /v1/accounts/{account_id}/portal-sessions: make a
 // portal session of the account and answer the URL that opens the portal
-// with it, "#token=<token>&account=<account_id>". The token is in the
+// with it, "#token=<token>&account=<account_id>&scopes=<scope>,...". The
+// scopes only tell the page which controls to show: the API checks them on
+// each call. The token is in the
 // URL's fragment, which browsers never send to a server, so it reaches no
 // request log.
 func (s *Server) postSession(w http.ResponseWriter, r *http.Request) {
@@ -60,9 +63,18 @@ func (s *Server) postSession(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		annotate(r, slog.String("session_id", k.ID))
-		frag := "token=" + url.QueryEscape(token) + "&account=" + url.QueryEscape(account)
+		frag := "token=" + url.QueryEscape(token) + "&account=" + url.QueryEscape(account) + "&scopes=" + url.QueryEscape(scopeList(k.Scopes))
 		return sessionView{URL: base + PortalPath + "#" + frag, ExpiresAt: *k.ExpiresAt, id: k.ID}, nil
 	})
+}
+
+// scopeList is scopes as the fragment carries them: comma-separated.
+func scopeList(scopes []apikey.Scope) string {
+	out := make([]string, len(scopes))
+	for i, sc := range scopes {
+		out[i] = string(sc)
+	}
+	return strings.Join(out, ",")
 }
 
 // deleteSessions is DELETE /v1/accounts/{account_id}/portal-sessions: end

@@ -50,6 +50,9 @@ func TestPortalSessionRoutes(t *testing.T) {
 	}
 	narrowFrag, _ := url.ParseQuery(narrow.URL[strings.Index(narrow.URL, "#")+1:])
 	narrowToken := narrowFrag.Get("token")
+	if got := narrowFrag.Get("scopes"); got != "deliveries:read" || frag.Get("scopes") != "deliveries:read,deliveries:write,endpoints:read,endpoints:write" {
+		t.Fatalf("fragment scopes: %q and %q (default)", got, frag.Get("scopes"))
+	}
 	e.tokens = append(e.tokens, narrowToken)
 	if w := do(t, e.h, "GET", "/v1/accounts/"+acctA+"/endpoints", "", "Authorization", "Bearer "+narrowToken); w.Code != 403 {
 		t.Fatalf("without endpoints:read: %d %s", w.Code, w.Body)

@@ -125,6 +125,7 @@ func newMultiReceiver(t *testing.T) *multiReceiver {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(`{"received":true}`)) // the delivery log keeps it as the response excerpt
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })

@@ -45,6 +45,8 @@ func run(ctx context.Context, args []string) error {
 	b.PProf.AddFlags(fs)
 	b.LogRetention.AddFlags(fs)
 	b.RunRetention = true
+	cmdline.String(fs, &b.AuditDB, "audit-db", "HOOKRELAY_AUDIT_DB", "",
+		"the audit trail's database, kept as long as the delivery log's records and pruned with them (default: --endpoints-db's)")
 	if err := cmdline.Parse(fs, args, 0); err != nil {
 		return err
 	}

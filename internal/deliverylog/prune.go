@@ -24,6 +24,9 @@ type Pruned struct {
 	DeletedAttempts   int64         // SQLite
 	DeletedDeliveries int64
 	BlankedExcerpts   int64
+	// DeletedAuditRecords are the audit trail's, when the run has one
+	// (RetentionOptions.Trail).
+	DeletedAuditRecords int64
 }
 
 // Prune applies retention as of now: records (deliveries, and attempts)

@@ -42,6 +42,9 @@ type RetentionOptions struct {
 	// of it, while the run lasts): a runner that crashed mid-run is taken
 	// over this long after. 0 is DefaultRetentionLease.
 	Lease time.Duration
+	// Trail, if set, is kept as long as the log's records: each run also
+	// prunes its records older than Records (the audit trail).
+	Trail Trail
 
 	envBad map[string]string // flag name -> a bad environment value
 }
@@ -72,6 +75,13 @@ func (o RetentionOptions) withDefaults() RetentionOptions {
 		o.Lease = DefaultRetentionLease
 	}
 	return o
+}
+
+// Trail is a store kept as long as the delivery log's records: the audit
+// trail (*auditstore.Store). Prune deletes what is older than before and
+// counts it.
+type Trail interface {
+	Prune(ctx context.Context, before time.Time) (int64, error)
 }
 
 // RetentionRun is what one TryRetention did.
@@ -136,7 +146,7 @@ func logRun(logger *slog.Logger, run RetentionRun) {
 	logger.Info("delivery log retention ran", "took", run.Took.String(),
 		"dropped_partitions", p.DroppedPartitions, "drop_took", p.DropTime.String(),
 		"deleted_attempts", p.DeletedAttempts, "deleted_deliveries", p.DeletedDeliveries,
-		"blanked_excerpts", p.BlankedExcerpts, "next", run.Next.UTC().Format(time.RFC3339))
+		"blanked_excerpts", p.BlankedExcerpts, "deleted_audit_records", p.DeletedAuditRecords, "next", run.Next.UTC().Format(time.RFC3339))
 }
 
 // retentionRow is the one row runs are claimed on.
@@ -186,6 +196,11 @@ func (l *Log) retain(ctx context.Context, o RetentionOptions, now time.Time) (Re
 	}()
 	began := time.Now()
 	p, err := l.Prune(pctx, now, o.Records, o.Content)
+	if err == nil && o.Trail != nil {
+		if p.DeletedAuditRecords, err = o.Trail.Prune(pctx, now.Add(-o.Records)); err != nil {
+			err = fmt.Errorf("audit trail: %w", err)
+		}
+	}
 	took := time.Since(began)
 	lost(nil)
 	wg.Wait()

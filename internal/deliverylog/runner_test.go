@@ -3,12 +3,16 @@ package deliverylog
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hookrelay/hookrelay/audit"
+	"github.com/hookrelay/hookrelay/internal/auditstore"
 )
 
 // tryAll has every log try retention at now, from several goroutines
@@ -203,3 +207,48 @@ func TestRunRetentionLogsErrorsAndKeepsGoing(t *testing.T) {
 		t.Logf("log:\n%s", out.b.String())
 	})
 }
+
+// The audit trail, in the log's database, is kept as long as the log's
+// records: the daily run prunes both with one cutoff, and counts what it
+// deleted. A trail that fails fails the run, which is released for a retry.
+func TestRetentionPrunesTheAuditTrail(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l := openLog(t, dsn)
+		records := 30 * 24 * time.Hour
+		at := t0.Add(-records - time.Hour)
+		trail, err := auditstore.Open(ctx, dsn, auditstore.Options{Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { trail.Close() })
+		for _, when := range []time.Time{t0.Add(-records - time.Hour), t0.Add(-records + time.Hour)} {
+			at = when
+			if _, err := trail.Record(ctx, audit.Record{AccountID: "acct_a", Credential: "admin:tok_1", Action: audit.EndpointUpdate,
+				Target: "ep_1", Changes: []string{"url"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run, err := l.TryRetention(ctx, RetentionOptions{Now: func() time.Time { return t0 }, Records: records, Trail: trail})
+		if err != nil || !run.Ran || run.Pruned.DeletedAuditRecords != 1 {
+			t.Fatalf("run: %+v %v; want 1 audit record deleted", run, err)
+		}
+		page, err := trail.List(ctx, audit.Query{})
+		if err != nil || len(page.Records) != 1 || !page.Records[0].At.Equal(t0.Add(-records+time.Hour)) {
+			t.Fatalf("after the run the trail holds %+v (%v); want only the record within retention", page.Records, err)
+		}
+
+		failing := failingTrail{errors.New("audit trail unreachable")}
+		run, err = l.TryRetention(ctx, RetentionOptions{Now: func() time.Time { return t0.Add(RetentionInterval) }, Records: records, Trail: failing})
+		if err == nil || !strings.Contains(err.Error(), "audit trail unreachable") || run.Ran {
+			t.Fatalf("a failing trail: %+v %v; want the run failed", run, err)
+		}
+		if s, err := l.RetentionStatus(ctx); err != nil || s.Holder != "" || !strings.Contains(s.LastError, "audit trail") || !s.LastRunAt.Equal(t0) {
+			t.Errorf("after the failed run: %+v %v; want it released, its error kept, the last run t0", s, err)
+		}
+	})
+}
+
+type failingTrail struct{ err error }
+
+func (f failingTrail) Prune(context.Context, time.Time) (int64, error) { return 0, f.err }

@@ -54,6 +54,9 @@ type Boot struct {
 	// retention (the worker does; starter serve, which takes no retention
 	// flags, does not).
 	RunRetention bool
+	// AuditDB is the audit trail's database, pruned by this process's
+	// retention runs: --audit-db, else --endpoints-db's ("" with neither).
+	AuditDB string
 }
 
 // Process is what Boot.Start opened; Close releases it in reverse order,

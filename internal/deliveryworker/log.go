@@ -94,7 +94,13 @@ func (b Boot) openLog(ctx context.Context, p *Process) error {
 	p.Log = l
 	p.onClose(func() { l.Close() })
 	if b.RunRetention {
-		p.startRetention(ctx, l, b.LogRetention)
+		auditDB := b.AuditDB
+		if auditDB == "" {
+			auditDB = b.Endpoints.DB
+		}
+		if err := p.startRetention(ctx, l, b.LogRetention, auditDB); err != nil {
+			return err
+		}
 	}
 	p.Logger.Info("delivery log: open", "db", sqldb.Redact(dsn), "dialect", l.Dialect())
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,6 +61,16 @@ func (noDeliveries) RetryNow(context.Context, string) (workflows.DeliveryState, 
 }
 func (noDeliveries) Account(context.Context, string) (string, error) { return "", errNoTemporal }
 func (noDeliveries) Ready(context.Context) error                     { return errNoTemporal }
+
+// ParkedCounts answers no parked delivery for each endpoint, as visibility
+// does for endpoints whose deliveries all went through.
+func (noDeliveries) ParkedCounts(_ context.Context, _ string, ids []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, id := range ids {
+		out[id] = 0
+	}
+	return out, nil
+}
 
 // portalEnv is the API and the portal on a SQLite registry, as `starter
 // serve --endpoints-db sqlite:...` wires them, on a loopback listener.
@@ -166,6 +177,10 @@ func TestPortalInChromium(t *testing.T) {
 	table := run(t, ctx, chromedp.Text(chromedp.CSS(`#endpoints-table tbody`)))
 	hash := run(t, ctx, chromedp.Evaluate[string](`location.hash`))
 	stored := run(t, ctx, chromedp.Evaluate[string](`sessionStorage.getItem("hookrelay.portal.token") || ""`))
+	parked := run(t, ctx, chromedp.Text(chromedp.CSS(`#endpoints-table tbody td.parked`)))
+	if parked != "0" {
+		t.Errorf("the Parked cell says %q, want 0", parked)
+	}
 	if !strings.Contains(table, "https://hooks.example.com/a-orders") || strings.Contains(table, "b-private") {
 		t.Fatalf("A's session shows %q", table)
 	}
@@ -189,6 +204,18 @@ func TestPortalInChromium(t *testing.T) {
 	if err != nil || len(page.Entries) != 2 || !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("after create: %d endpoints of A (%v), secret shown %t", len(page.Entries), err, strings.HasPrefix(secret, "whsec_"))
 	}
+	// Reveal answers the same secret, shown with its note.
+	err = chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("secret-value").value = ""`),
+		chromedp.Click(chromedp.Search(`//tr[contains(., "a-new")]//button[text()="Reveal secret"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//p[@id="status" and contains(., "revealed")]`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, ctx, chromedp.Value(chromedp.CSS(`#secret-value`))); got != secret {
+		t.Fatalf("revealed secret is the created one: %t", got == secret)
+	}
 	if path := os.Getenv(screenshotEnv); path != "" {
 		// The screenshot shows no secret, not even a test's.
 		if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("secret-box").hidden = true`)); err != nil {
@@ -198,6 +225,25 @@ func TestPortalInChromium(t *testing.T) {
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// A read-only session shows no control that needs endpoints:write or
+	// deliveries:write.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(e.session(t, acctA, `{"scopes":["endpoints:read","deliveries:read"]}`)),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-state="ready"] #endpoints-table tbody tr`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := run(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("button, form")].filter((b) => b.offsetParent !== null).map((b) => b.textContent || b.id)`))
+	for _, c := range shown {
+		if strings.Contains(c, "secret") || strings.Contains(c, "Edit") || strings.Contains(c, "Disable") || c == "Actions" || strings.Contains(c, "Add endpoint") {
+			t.Errorf("a read-only session shows %q (all: %q)", c, shown)
+		}
+	}
+	if !slices.Contains(shown, "Deliveries") {
+		t.Errorf("a read-only session lacks the Deliveries tab: %q", shown)
 	}
 
 	// Readable at 320 px: nothing wider than the window.

@@ -78,6 +78,12 @@ func (FileView) RotateSecret(context.Context, string, string, time.Duration) (Ro
 	return Rotated{}, ErrReadOnly
 }
 
+// RevealSecret fails: the file's secrets are the operator's, read where
+// the file says (inline, secret_env or secret_file), not over the API.
+func (FileView) RevealSecret(context.Context, string, string) (string, error) {
+	return "", ErrReadOnly
+}
+
 // Resolve finds endpoint id in the file whatever its account, as
 // Registry.Resolve does (the API names a delivery's account with it).
 func (v FileView) Resolve(_ context.Context, id string) (endpoint.Endpoint, error) {

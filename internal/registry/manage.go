@@ -395,6 +395,20 @@ func (r *Registry) RotateSecret(ctx context.Context, accountID, id string, overl
 	return out, nil
 }
 
+// RevealSecret answers accountID's endpoint id's current signing secret,
+// whsec_..., for a receiver that lost it; the secret does not change.
+func (r *Registry) RevealSecret(ctx context.Context, accountID, id string) (string, error) {
+	row, err := r.live(ctx, accountID, id)
+	if err != nil {
+		return "", err
+	}
+	set, err := r.open(row.id, row.secrets)
+	if err != nil {
+		return "", err
+	}
+	return set.Current, nil
+}
+
 // Delete removes accountID's endpoint id. Its row stays as a tombstone,
 // configuration and secrets cleared, so Resolve answers endpoint.ErrDeleted.
 func (r *Registry) Delete(ctx context.Context, accountID, id string) error {

@@ -450,6 +450,16 @@ func TestRotateSecret(t *testing.T) {
 		if got := keyIDs(); !slices.Equal(got, []string{keyIDOf(t, rot3.Secret)}) {
 			t.Fatalf("overlap 0 kept old secrets: %v (had %s)", got, keyIDOf(t, rot2.Secret))
 		}
+		// Reveal answers the current secret to its account only, and changes nothing.
+		if got, err := r.RevealSecret(ctx, "acct_r", e.ID); err != nil || got != rot3.Secret {
+			t.Fatalf("reveal: %v, the current secret %t", err, got == rot3.Secret)
+		}
+		if _, err := r.RevealSecret(ctx, "acct_b", e.ID); !errors.Is(err, endpoint.ErrNotFound) {
+			t.Fatalf("reveal from another account: %v", err)
+		}
+		if got := keyIDs(); !slices.Equal(got, []string{keyIDOf(t, rot3.Secret)}) {
+			t.Fatalf("after reveal: %v", got)
+		}
 	})
 }
 

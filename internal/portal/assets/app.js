@@ -10,12 +10,14 @@
   const $ = (id) => document.getElementById(id);
   let token = "";
   let account = "";
+  let scopes = null; // null: not told, so every control shows and the API decides
 
   function readSession() {
     const frag = new URLSearchParams(window.location.hash.slice(1));
     if (frag.get("token")) {
       store.setItem("hookrelay.portal.token", frag.get("token"));
       store.setItem("hookrelay.portal.account", frag.get("account") || "");
+      store.setItem("hookrelay.portal.scopes", frag.get("scopes") || "");
     }
     // The token leaves the address bar, the history and any bookmark.
     if (window.location.hash) {
@@ -23,6 +25,14 @@
     }
     token = store.getItem("hookrelay.portal.token") || "";
     account = store.getItem("hookrelay.portal.account") || "";
+    const told = store.getItem("hookrelay.portal.scopes");
+    scopes = told ? told.split(",") : null;
+  }
+
+  // can tells whether the session holds a scope: the page shows only the
+  // controls it may use (the API checks each call all the same).
+  function can(scope) {
+    return scopes === null || scopes.includes(scope);
   }
 
   class HTTPError extends Error {
@@ -36,6 +46,7 @@
     token = "";
     store.removeItem("hookrelay.portal.token");
     store.removeItem("hookrelay.portal.account");
+    store.removeItem("hookrelay.portal.scopes");
     for (const s of document.querySelectorAll("main > section")) s.hidden = true;
     $("tabs").hidden = true;
     $("account-line").hidden = true;
@@ -112,13 +123,33 @@
     cell(tr, "Endpoint", ep.id + (ep.description ? " (" + ep.description + ")" : ""));
     cell(tr, "URL", ep.url);
     cell(tr, "Events", (ep.events || []).join(", "));
-    let state = ep.enabled ? "enabled" : "disabled";
-    if (ep.parked) state += ", " + ep.parked + " parked";
-    const st = cell(tr, "State", state);
+    const st = cell(tr, "State", ep.enabled ? "enabled" : "disabled");
     st.className = ep.enabled ? "state-enabled" : "state-disabled";
+    cell(tr, "Parked", ep.parked === undefined ? "unknown" : String(ep.parked)).className = "parked";
     const actions = document.createElement("div");
     actions.className = "row";
     cell(tr, "Actions").appendChild(actions);
+    if (can("endpoints:write")) endpointWriteButtons(actions, ep);
+    if (can("deliveries:read")) {
+      button(actions, "Deliveries", "Show deliveries of endpoint " + ep.id, () => {
+        $("f-endpoint").value = ep.id;
+        show("deliveries");
+        run(() => loadDeliveries(false));
+      });
+    }
+    if (can("deliveries:write")) {
+      button(actions, "Test or recover", "Send a test event to, or recover, endpoint " + ep.id, () => {
+        $("test-endpoint").value = ep.id;
+        $("recover-endpoint").value = ep.id;
+        show("actions");
+        $("test-endpoint").focus();
+      });
+    }
+    return tr;
+  }
+
+  // endpointWriteButtons are the controls that need endpoints:write.
+  function endpointWriteButtons(actions, ep) {
     button(actions, "Edit", "Edit endpoint " + ep.id, () => editEndpoint(ep));
     button(actions, ep.enabled ? "Disable" : "Enable", (ep.enabled ? "Disable" : "Enable") + " endpoint " + ep.id, () =>
       run(async () => { await api("PATCH", "/endpoints/" + encodeURIComponent(ep.id), { enabled: !ep.enabled }); await loadEndpoints(); },
@@ -126,17 +157,17 @@
     button(actions, "Rotate secret", "Rotate the signing secret of endpoint " + ep.id, () =>
       run(async () => {
         const r = await api("POST", "/endpoints/" + encodeURIComponent(ep.id) + "/rotate-secret");
-        showSecret(ep.id, r.secret);
+        showSecret(ep.id, r.secret, "New secret: shown once, store it now. The previous one keeps signing for a while.");
       }, "Secret of " + ep.id + " rotated; the previous one stays valid for a while."));
-    button(actions, "Deliveries", "Show deliveries of endpoint " + ep.id, () => {
-      $("f-endpoint").value = ep.id;
-      show("deliveries");
-      run(() => loadDeliveries(false));
-    });
-    return tr;
+    button(actions, "Reveal secret", "Reveal the signing secret of endpoint " + ep.id, () =>
+      run(async () => {
+        const r = await api("GET", "/endpoints/" + encodeURIComponent(ep.id) + "/secret");
+        showSecret(ep.id, r.secret, "The current secret. Revealing it is recorded.");
+      }, "Secret of " + ep.id + " revealed."));
   }
 
-  function showSecret(id, secret) {
+  function showSecret(id, secret, note) {
+    $("secret-note").textContent = note || "Shown once: store it now.";
     $("secret-endpoint").textContent = id;
     $("secret-value").value = secret || "";
     $("secret-box").hidden = !secret;
@@ -204,7 +235,9 @@
   function deliveryRow(d) {
     const id = d.delivery_id;
     const tr = document.createElement("tr");
+    tr.dataset.delivery = id;
     cell(tr, "Delivery", id);
+    cell(tr, "Endpoint", d.endpoint_id || "");
     cell(tr, "Event", d.event_name || "");
     cell(tr, "Status", d.status || "");
     cell(tr, "Attempts", String(d.attempts !== undefined ? d.attempts : ""));
@@ -212,7 +245,7 @@
     actions.className = "row";
     cell(tr, "Actions").appendChild(actions);
     button(actions, "Attempts", "Show attempts of delivery " + id, () => run(() => loadAttempts(id)));
-    button(actions, "Resend", "Resend delivery " + id, () => run(() => resend(id), "Delivery " + id + " resent."));
+    if (can("deliveries:write")) button(actions, "Resend", "Resend delivery " + id, () => run(() => resend(id), "Delivery " + id + " resent."));
     return tr;
   }
 
@@ -223,6 +256,7 @@
     tbody.replaceChildren();
     for (const a of data.attempts || []) {
       const tr = document.createElement("tr");
+      tr.dataset.attempt = String(a.attempt);
       cell(tr, "Time", a.started_at || "");
       cell(tr, "Status code", String(a.status_code || a.error || a.outcome || ""));
       cell(tr, "Duration", a.duration_ms !== undefined ? a.duration_ms + " ms" : "");
@@ -230,11 +264,43 @@
       tbody.appendChild(tr);
     }
     $("attempts").hidden = false;
+    $("attempts-title").focus();
   }
 
   // Actions.
   function resend(id) {
     return api("POST", "/deliveries/" + encodeURIComponent(id) + "/resend").then(showResult);
+  }
+
+  // watch follows one delivery in the log until it ends (or a minute
+  // passes), saying each status it sees in the watch line.
+  async function watch(id) {
+    const line = $("watch");
+    const ended = ["delivered", "failed", "canceled"];
+    for (let i = 0; i < 60; i++) {
+      let status = "not in the log yet";
+      try {
+        status = (await api("GET", "/deliveries/" + encodeURIComponent(id))).status;
+      } catch (err) {
+        if (err.status !== 404) { fail(err); return; }
+      }
+      line.textContent = "Delivery " + id + ": " + status;
+      line.dataset.status = status;
+      if (ended.includes(status)) return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
+  async function sendTest() {
+    const r = await api("POST", "/endpoints/" + encodeURIComponent($("test-endpoint").value.trim()) + "/test", { event_name: $("test-event").value });
+    showResult(r);
+    watch(r.delivery_id);
+  }
+
+  function recover() {
+    const body = { since: isoOf($("recover-since")) };
+    if ($("recover-until").value) body.until = isoOf($("recover-until"));
+    return api("POST", "/endpoints/" + encodeURIComponent($("recover-endpoint").value.trim()) + "/recover", body).then(showResult);
   }
 
   function showResult(r) {
@@ -267,11 +333,21 @@
     });
   }
 
+  // applyScopes hides the views and forms the session may not use.
+  function applyScopes() {
+    const tab = (view) => $("tabs").querySelector('button[data-view="' + view + '"]');
+    tab("endpoints").hidden = !can("endpoints:read");
+    tab("deliveries").hidden = !can("deliveries:read");
+    tab("actions").hidden = !can("deliveries:write");
+    $("endpoint-form").hidden = !can("endpoints:write");
+  }
+
   function wire() {
     for (const b of $("tabs").querySelectorAll("button")) {
       b.addEventListener("click", () => {
         show(b.dataset.view);
         if (b.dataset.view === "deliveries") run(() => loadDeliveries(false));
+        if (b.dataset.view === "endpoints") run(() => loadEndpoints(false));
       });
     }
     onSubmit("endpoint-form", saveEndpoint, "Endpoint saved.");
@@ -280,26 +356,32 @@
     onSubmit("delivery-filters", () => loadDeliveries(false));
     $("deliveries-more").addEventListener("click", () => run(() => loadDeliveries(true)));
     onSubmit("resend-form", () => resend($("resend-id").value.trim()), "Delivery resent.");
-    onSubmit("recover-form", () => api("POST", "/endpoints/" + encodeURIComponent($("recover-endpoint").value.trim()) + "/recover",
-      { since: isoOf($("recover-since")) }).then(showResult), "Recovery started.");
-    onSubmit("test-form", () => api("POST", "/endpoints/" + encodeURIComponent($("test-endpoint").value.trim()) + "/test", { event_name: $("test-event").value }).then(showResult),
-      "Test event sent.");
+    onSubmit("recover-form", recover, "Recovery started.");
+    onSubmit("test-form", sendTest, "Test event sent.");
   }
 
   async function start() {
+    // A new session URL opened in this tab (or frame) changes only the
+    // fragment, which loads nothing: start again with its token.
+    window.addEventListener("hashchange", () => {
+      if (new URLSearchParams(window.location.hash.slice(1)).get("token")) window.location.reload();
+    });
     readSession();
     wire();
     if (!token || !account) { expired(); return; }
     $("account-id").textContent = account;
+    applyScopes();
+    const first = can("endpoints:read") ? "endpoints" : can("deliveries:read") ? "deliveries" : "actions";
     try {
-      await loadEndpoints(false);
+      if (first === "endpoints") await loadEndpoints(false);
+      if (first === "deliveries") await loadDeliveries(false);
     } catch (err) {
       fail(err);
       if (err.status === 401) return;
     }
     $("account-line").hidden = false;
     $("tabs").hidden = false;
-    show("endpoints");
+    show(first);
     document.body.dataset.state = "ready";
   }
 
