@@ -98,7 +98,7 @@ func (b Boot) openLog(ctx context.Context, p *Process) error {
 		if auditDB == "" {
 			auditDB = b.Endpoints.DB
 		}
-		if err := p.startRetention(ctx, l, b.LogRetention, auditDB); err != nil {
+		if err := p.startRetention(ctx, l, b.LogRetention, auditDB, b.Endpoints.NoMigrate); err != nil {
 			return err
 		}
 	}

@@ -14,11 +14,12 @@ import (
 // closes; its failures are logged and retried, never the process's end.
 // Call it after opening the log, so it stops before the log closes. The
 // audit trail in auditDB ("" none) is kept as long as the log's records
-// and pruned by the same run.
-func (p *Process) startRetention(ctx context.Context, l *deliverylog.Log, o deliverylog.RetentionOptions, auditDB string) error {
+// and pruned by the same run; with noMigrate (--migrate=false) its schema
+// is only checked.
+func (p *Process) startRetention(ctx context.Context, l *deliverylog.Log, o deliverylog.RetentionOptions, auditDB string, noMigrate bool) error {
 	o.Logger = p.Logger
 	if auditDB != "" {
-		trail, err := auditstore.Open(ctx, auditDB, auditstore.Options{})
+		trail, err := auditstore.Open(ctx, auditDB, auditstore.Options{NoMigrate: noMigrate})
 		if err != nil {
 			return fmt.Errorf("--audit-db: %w", err)
 		}
