@@ -97,6 +97,7 @@ type delivery struct {
 	// resendStarted: this run was started by a resend, whose signal is
 	// already answered by the run's first attempt.
 	resendStarted bool
+	throttle      throttle // see throttle.go
 }
 
 func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
@@ -272,6 +273,11 @@ func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
 			}
 			continue
 		}
+		if a.Outcome == OutcomeThrottled {
+			d.waitThrottled(ctx, a)
+			continue
+		}
+		d.throttle.inARow = 0
 		d.state.Attempts = append(d.state.Attempts, a)
 		d.state.NextAttemptAt = nil
 
@@ -329,11 +335,13 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		// commands either way, so every history replays unchanged.
 		UnsealedInput: d.in.Unsealed(),
 		Log:           d.attemptLog(ctx, n),
+		MayThrottle:   true,
+		RateSlot:      d.throttle.takeRateSlot(),
 	}
 	d.release, d.override = false, false
 	started := workflow.Now(ctx)
 	var fut workflow.Future
-	if d.in.FirstAttemptLocal && n == max(d.in.FirstAttempt, 1) {
+	if d.in.FirstAttemptLocal && n == max(d.in.FirstAttempt, 1) && !d.throttle.seen {
 		// A local activity is cancelled in-process, needs no heartbeat, and
 		// a lost worker's attempt is retried with the workflow task.
 		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(actCtx, workflow.LocalActivityOptions{
@@ -368,7 +376,7 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		}
 	}
 	a.Number = n
-	if a.Outcome == OutcomeParked {
+	if a.Outcome.Held() {
 		d.next = n // nothing was sent: the number stays for the attempt that will be
 	}
 	return a

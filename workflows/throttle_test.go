@@ -1,0 +1,99 @@
+package workflows
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+)
+
+// throttlingAttempts answers throttled a scripted number of times, with a
+// rate slot when given one, then delivered; it records each input and
+// whether it ran as a local activity.
+type throttlingAttempts struct {
+	mu        sync.Mutex
+	throttles int
+	slotAfter time.Duration // >0: each throttle reserves a slot this far ahead of start
+	start     time.Time
+	inputs    []AttemptInput
+	local     []bool
+}
+
+func (p *throttlingAttempts) attempt(ctx context.Context, in AttemptInput) (Attempt, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inputs = append(p.inputs, in)
+	p.local = append(p.local, activity.GetInfo(ctx).IsLocalActivity)
+	if in.MayThrottle && len(p.inputs) <= p.throttles {
+		a := Attempt{Outcome: OutcomeThrottled}
+		if p.slotAfter > 0 {
+			slot := p.start.Add(p.slotAfter)
+			a.RateSlot = &slot
+		}
+		return a, nil
+	}
+	return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
+}
+
+// A delivery whose endpoint is at its max_in_flight waits and tries again,
+// as ordinary activities, with a backoff: nothing recorded as an attempt,
+// no step of its schedule spent (it has none: one attempt).
+func TestThrottledDeliveryWaitsWithoutSpendingItsSchedule(t *testing.T) {
+	p := &throttlingAttempts{throttles: 3}
+	r := newSignalRun(t, p.attempt)
+	in := testInput()
+	in.FirstAttemptLocal = true
+	st, _ := r.execute(t, in)
+	if st.Status != StatusDelivered || len(st.Attempts) != 1 || st.Attempts[0].Number != 1 {
+		t.Fatalf("state = %+v, want delivered by attempt 1 alone", st)
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; !slices.Equal(r.timers, want) {
+		t.Fatalf("timers %v, want the backoff %v", r.timers, want)
+	}
+	if want := []bool{true, false, false, false}; !slices.Equal(p.local, want) {
+		t.Fatalf("local per try %v, want %v: after a throttle, ordinary activities", p.local, want)
+	}
+	for i, in := range p.inputs {
+		if in.Attempt != 1 || !in.MayThrottle {
+			t.Fatalf("try %d: attempt %d may_throttle %t, want attempt 1 and may_throttle", i, in.Attempt, in.MayThrottle)
+		}
+	}
+}
+
+// A rate limit's throttle waits until just before the reserved request
+// time, and hands that time to the next attempt.
+func TestRateThrottledDeliverySendsAtItsReservedTime(t *testing.T) {
+	p := &throttlingAttempts{throttles: 1, slotAfter: 10 * time.Second}
+	r := newSignalRun(t, p.attempt)
+	p.start = r.start
+	st, _ := r.execute(t, testInput(time.Hour))
+	if st.Status != StatusDelivered || len(st.Attempts) != 1 {
+		t.Fatalf("state = %+v", st)
+	}
+	if want := []time.Duration{10*time.Second - throttleLead}; !slices.Equal(r.timers, want) {
+		t.Fatalf("timers %v, want %v", r.timers, want)
+	}
+	if got := p.inputs[1].RateSlot; got == nil || !got.Equal(r.start.Add(10*time.Second)) {
+		t.Fatalf("second try's rate slot %v, want the reserved %v", got, r.start.Add(10*time.Second))
+	}
+	if p.inputs[0].RateSlot != nil {
+		t.Fatalf("first try carries a rate slot %v", p.inputs[0].RateSlot)
+	}
+}
+
+// A cancel ends a throttled wait at once.
+func TestCancelDuringAThrottledWait(t *testing.T) {
+	p := &throttlingAttempts{throttles: 100}
+	r := newSignalRun(t, p.attempt)
+	r.at(90*time.Second, func() { r.env.SignalWorkflow(CancelSignal, "stop") })
+	st, took := r.execute(t, testInput(time.Hour))
+	if st.Status != StatusCanceled || len(st.Attempts) != 0 || took > 2*time.Minute {
+		t.Fatalf("state = %+v after %s, want canceled with no attempt soon after the signal", st, took)
+	}
+	if got := r.timers[len(r.timers)-1]; got != throttleBackoffMax {
+		t.Fatalf("last backoff %s, want the %s most", got, throttleBackoffMax)
+	}
+}
