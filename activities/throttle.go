@@ -48,12 +48,13 @@ func (a *Activities) admit(ctx context.Context, in workflows.AttemptInput, ep en
 		if a.MaxInFlight > 0 {
 			limit = min(limit, a.MaxInFlight)
 		}
-		var ok bool
-		if release, ok = a.InFlight.TryAcquire(ep.ID, limit); !ok {
-			rec.Outcome = workflows.OutcomeThrottled
+		rel, back, ok := a.InFlight.TryAcquire(ep.ID, limit)
+		if !ok {
+			rec.Outcome, rec.ThrottleWaitMS = workflows.OutcomeThrottled, max(back.Milliseconds(), 1)
 			rec.Error = fmt.Sprintf("the endpoint has %d attempts in flight in this worker, its limit; nothing sent yet", limit)
 			return func() {}, &rec, nil
 		}
+		release = rel
 	}
 	if wait > 0 {
 		select {

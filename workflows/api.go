@@ -374,6 +374,9 @@ type Attempt struct {
 	// the next attempt under the endpoint's rate_limit; nil when the
 	// endpoint was at its max_in_flight.
 	RateSlot *time.Time `json:"rate_slot,omitempty"`
+	// ThrottleWaitMS, on a throttled outcome of an endpoint at its
+	// max_in_flight, is when the worker expects a place to be free.
+	ThrottleWaitMS int64 `json:"throttle_wait_ms,omitempty"`
 }
 
 // MaxRetryAfter caps a receiver's Retry-After.

@@ -17,10 +17,13 @@ import (
 // every history recorded before replays unchanged without a version.
 const (
 	// throttleBackoffFirst and throttleBackoffMax bound the wait after an
-	// attempt found its endpoint at max_in_flight: it doubles from the
-	// first to the most, one timer and one activity each time.
+	// attempt found its endpoint at max_in_flight and the worker did not
+	// say for how long: it doubles from the first to the most, one timer
+	// and one activity each time.
 	throttleBackoffFirst = time.Second
 	throttleBackoffMax   = time.Minute
+	// throttleWaitMax bounds the wait the worker asks for.
+	throttleWaitMax = 10 * time.Minute
 	// throttleLead ends a rate limit's wait this much before the reserved
 	// request time: the attempt's dispatch takes some of it, and the
 	// attempt sleeps out the rest, so the request leaves on time.
@@ -35,7 +38,8 @@ type throttle struct {
 }
 
 // waitThrottled waits as the throttled attempt a asks: until just before
-// its reserved request time, or the backoff. A cancel or a retry-now cuts
+// its reserved request time, or until the worker expects a place in
+// flight to be free, or else the backoff. A cancel or a retry-now cuts
 // the wait short.
 func (d *delivery) waitThrottled(ctx workflow.Context, a Attempt) {
 	d.throttle.seen = true
@@ -43,6 +47,9 @@ func (d *delivery) waitThrottled(ctx workflow.Context, a Attempt) {
 	d.throttle.rateSlot = a.RateSlot
 	delay := min(throttleBackoffFirst<<min(d.throttle.inARow-1, 10), throttleBackoffMax)
 	why := "max_in_flight"
+	if a.ThrottleWaitMS > 0 {
+		delay = min(time.Duration(a.ThrottleWaitMS)*time.Millisecond, throttleWaitMax)
+	}
 	if a.RateSlot != nil {
 		delay, why = a.RateSlot.Sub(workflow.Now(ctx))-throttleLead, "rate_limit"
 	}

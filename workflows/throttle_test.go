@@ -17,6 +17,7 @@ type throttlingAttempts struct {
 	mu        sync.Mutex
 	throttles int
 	slotAfter time.Duration // >0: each throttle reserves a slot this far ahead of start
+	waitMS    int64         // each throttle's throttle_wait_ms
 	start     time.Time
 	inputs    []AttemptInput
 	local     []bool
@@ -28,7 +29,7 @@ func (p *throttlingAttempts) attempt(ctx context.Context, in AttemptInput) (Atte
 	p.inputs = append(p.inputs, in)
 	p.local = append(p.local, activity.GetInfo(ctx).IsLocalActivity)
 	if in.MayThrottle && len(p.inputs) <= p.throttles {
-		a := Attempt{Outcome: OutcomeThrottled}
+		a := Attempt{Outcome: OutcomeThrottled, ThrottleWaitMS: p.waitMS}
 		if p.slotAfter > 0 {
 			slot := p.start.Add(p.slotAfter)
 			a.RateSlot = &slot
@@ -95,5 +96,21 @@ func TestCancelDuringAThrottledWait(t *testing.T) {
 	}
 	if got := r.timers[len(r.timers)-1]; got != throttleBackoffMax {
 		t.Fatalf("last backoff %s, want the %s most", got, throttleBackoffMax)
+	}
+}
+
+// The worker's estimate of when a place is free replaces the backoff,
+// within its bound.
+func TestThrottledDeliveryWaitsAsTheWorkerSays(t *testing.T) {
+	for _, tc := range []struct {
+		waitMS int64
+		want   time.Duration
+	}{{2500, 2500 * time.Millisecond}, {int64(time.Hour / time.Millisecond), throttleWaitMax}} {
+		p := &throttlingAttempts{throttles: 2, waitMS: tc.waitMS}
+		r := newSignalRun(t, p.attempt)
+		st, _ := r.execute(t, testInput())
+		if st.Status != StatusDelivered || !slices.Equal(r.timers, []time.Duration{tc.want, tc.want}) {
+			t.Fatalf("throttle_wait_ms %d: status %s, timers %v, want two of %s", tc.waitMS, st.Status, r.timers, tc.want)
+		}
 	}
 }
