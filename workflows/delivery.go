@@ -376,6 +376,10 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		}
 	}
 	a.Number = n
+	if a.Outcome == OutcomeThrottled {
+		// The next try is this attempt again: a release or an override still.
+		d.release, d.override = in.Release, in.Override
+	}
 	if a.Outcome.Held() {
 		d.next = n // nothing was sent: the number stays for the attempt that will be
 	}

@@ -2,12 +2,14 @@ package workflows
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/testsuite"
 )
 
 // throttlingAttempts answers throttled a scripted number of times, with a
@@ -112,5 +114,47 @@ func TestThrottledDeliveryWaitsAsTheWorkerSays(t *testing.T) {
 		if st.Status != StatusDelivered || !slices.Equal(r.timers, []time.Duration{tc.want, tc.want}) {
 			t.Fatalf("throttle_wait_ms %d: status %s, timers %v, want two of %s", tc.waitMS, st.Status, r.timers, tc.want)
 		}
+	}
+}
+
+// A release that finds the endpoint at its max_in_flight stays a release:
+// the try after the wait POSTs whatever the circuit, and the release's
+// update answers with it.
+func TestThrottledReleaseStaysARelease(t *testing.T) {
+	var inputs []AttemptInput
+	r := newSignalRun(t, func(ctx context.Context, in AttemptInput) (Attempt, error) {
+		inputs = append(inputs, in)
+		switch len(inputs) {
+		case 1:
+			return Attempt{Outcome: OutcomeParked, ParkLimitSeconds: 3600}, nil
+		case 2:
+			return Attempt{Outcome: OutcomeThrottled, ThrottleWaitMS: 1000}, nil
+		}
+		if !in.Release {
+			return Attempt{Outcome: OutcomeParked, ParkLimitSeconds: 3600}, nil
+		}
+		return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
+	})
+	var released Attempt
+	r.at(time.Minute, func() {
+		r.env.UpdateWorkflow(ReleaseUpdate, "release-1", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { t.Errorf("release rejected: %v", err) },
+			OnAccept:   func() {},
+			OnComplete: func(v any, err error) { released, _ = v.(Attempt) },
+		})
+	})
+	st, _ := r.execute(t, testInput(time.Hour))
+	if st.Status != StatusDelivered || len(inputs) != 3 || !inputs[2].Release || released.Outcome != OutcomeDelivered {
+		t.Fatalf("state %+v, inputs %+v, release answered %+v", st, inputs, released)
+	}
+}
+
+// A throttled try sent nothing: the timeline of a recorded rate-limited
+// delivery shows its one attempt, the ordinary one after the wait, as the
+// delivery's own state does.
+func TestTimelineSkipsThrottledTries(t *testing.T) {
+	tl := loadTimeline(t, "testdata/delivery_rate_throttled_throttle_history.json")
+	if tl.Result.Status != StatusDelivered || len(tl.Attempts) != 1 || !reflect.DeepEqual(tl.Attempts, tl.Result.Attempts) {
+		t.Fatalf("timeline %+v\nresult %+v", tl.Attempts, tl.Result)
 	}
 }
