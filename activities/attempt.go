@@ -68,8 +68,8 @@ type Activities struct {
 	// (*logrecorder.Recorder); nil: no log.
 	Log Recorder
 	// InFlight counts each endpoint's attempts running in this worker, held
-	// to its max_in_flight; nil: no bound.
-	InFlight *throttle.InFlight
+	// to its max_in_flight (*throttle.InFlight); nil: no bound.
+	InFlight InFlight
 	// MaxInFlight caps every endpoint's max_in_flight in this worker (half
 	// its attempt slots), so no endpoint holds all of them; 0: no cap.
 	MaxInFlight int
@@ -228,16 +228,9 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, fmt.Sprintf("endpoint %q is disabled", in.EndpointID)
 		return rec, nil, nil
 	}
-	if in.MayPark && !in.Release && !in.Override && a.Health != nil {
-		if state := a.Health.Circuit(ep.ID); state.Parks() {
-			rec.Outcome, rec.Error = workflows.OutcomeParked, fmt.Sprintf("the endpoint's circuit is %s; nothing sent", state)
-			rec.ParkLimitSeconds = int64(ep.Circuit.ParkLimit / time.Second)
-			return rec, nil, nil
-		}
-	}
-	release, throttled, err := a.admit(ctx, in, ep, rec)
-	if err != nil || throttled != nil {
-		return deref(throttled, rec), nil, err
+	release, held, err := a.gate(ctx, in, ep, rec)
+	if err != nil || held != nil {
+		return deref(held, rec), nil, err
 	}
 	defer release()
 	secrets, err := ep.Secrets()
@@ -284,6 +277,31 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	rec.Outcome, rec.Error = classify(resp, err)
 	rec.LatencyMS = a.Now().Sub(started).Milliseconds()
 	return rec, &ep, nil
+}
+
+// gate holds the attempt back, sending nothing, when the endpoint's circuit
+// parks it or its limits throttle it (the record says which); else it
+// returns the release of its place in flight.
+func (a *Activities) gate(ctx context.Context, in workflows.AttemptInput, ep endpoint.Endpoint, rec workflows.Attempt) (release func(), held *workflows.Attempt, err error) {
+	if parked := a.park(in, ep, rec); parked != nil {
+		return func() {}, parked, nil
+	}
+	return a.admit(ctx, in, ep, rec)
+}
+
+// park is the parked record when the attempt may park and the endpoint's
+// circuit is not healthy: nothing is sent; nil otherwise.
+func (a *Activities) park(in workflows.AttemptInput, ep endpoint.Endpoint, rec workflows.Attempt) *workflows.Attempt {
+	if !in.MayPark || in.Release || in.Override || a.Health == nil {
+		return nil
+	}
+	state := a.Health.Circuit(ep.ID)
+	if !state.Parks() {
+		return nil
+	}
+	rec.Outcome, rec.Error = workflows.OutcomeParked, fmt.Sprintf("the endpoint's circuit is %s; nothing sent", state)
+	rec.ParkLimitSeconds = int64(ep.Circuit.ParkLimit / time.Second)
+	return &rec
 }
 
 // startPOST starts the attempt's client span: the method, the endpoint's

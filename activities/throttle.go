@@ -17,6 +17,13 @@ type Rates interface {
 	Reserve(ctx context.Context, endpointID string, perSecond float64) (time.Duration, error)
 }
 
+// InFlight holds each endpoint to its places in flight in this worker.
+type InFlight interface {
+	// TryAcquire takes one of endpointID's limit places without waiting;
+	// when all are taken, ok is false and wait is when one is likely free.
+	TryAcquire(endpointID string, limit int) (release func(), wait time.Duration, ok bool)
+}
+
 // maxRateSleep is the longest an attempt waits in the activity for its
 // reserved request time; a later one is the workflow's to wait for, on a
 // durable timer, holding no slot.

@@ -70,6 +70,23 @@ func checkAccount(accountID string) error {
 	return nil
 }
 
+// applyThrottle checks and applies f's max_in_flight and rate_limit.
+func applyThrottle(ep *endpoint.Endpoint, f Fields) error {
+	if f.MaxInFlight != nil {
+		if err := endpoint.CheckMaxInFlight(*f.MaxInFlight); err != nil {
+			return fieldFrom("max_in_flight", err)
+		}
+		ep.MaxInFlight = *f.MaxInFlight
+	}
+	if f.RateLimit != nil {
+		if err := endpoint.CheckRateLimit(*f.RateLimit); err != nil {
+			return fieldFrom("rate_limit", err)
+		}
+		ep.RateLimit = *f.RateLimit
+	}
+	return nil
+}
+
 // apply checks f and applies it to ep. A new or changed URL must pass the
 // URL rules and, last (it resolves the host), the network guard: at
 // registration, not only at attempt time.
@@ -125,17 +142,8 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	if f.TraceContext != nil {
 		ep.TraceContext = *f.TraceContext
 	}
-	if f.MaxInFlight != nil {
-		if err := endpoint.CheckMaxInFlight(*f.MaxInFlight); err != nil {
-			return fieldFrom("max_in_flight", err)
-		}
-		ep.MaxInFlight = *f.MaxInFlight
-	}
-	if f.RateLimit != nil {
-		if err := endpoint.CheckRateLimit(*f.RateLimit); err != nil {
-			return fieldFrom("rate_limit", err)
-		}
-		ep.RateLimit = *f.RateLimit
+	if err := applyThrottle(ep, f); err != nil {
+		return err
 	}
 	if f.Circuit != nil {
 		c, err := f.Circuit.Parse(ep.Circuit)
