@@ -27,7 +27,7 @@ const (
 	// throttleLead ends a rate limit's wait this much before the reserved
 	// request time: the attempt's dispatch takes some of it, and the
 	// attempt sleeps out the rest, so the request leaves on time.
-	throttleLead = 500 * time.Millisecond
+	throttleLead = time.Second
 )
 
 // throttle is a delivery's state while throttled.
