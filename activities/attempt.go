@@ -30,6 +30,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/signing"
+	"github.com/hookrelay/hookrelay/internal/throttle"
 	"github.com/hookrelay/hookrelay/internal/tracing"
 	"github.com/hookrelay/hookrelay/internal/version"
 	"github.com/hookrelay/hookrelay/workflows"
@@ -66,6 +67,15 @@ type Activities struct {
 	// Log records each attempt in the delivery log as it ends
 	// (*logrecorder.Recorder); nil: no log.
 	Log Recorder
+	// InFlight counts each endpoint's attempts running in this worker, held
+	// to its max_in_flight (*throttle.InFlight); nil: no bound.
+	InFlight InFlight
+	// MaxInFlight caps every endpoint's max_in_flight in this worker (half
+	// its attempt slots), so no endpoint holds all of them; 0: no cap.
+	MaxInFlight int
+	// Rates reserves rate-limited endpoints' requests; nil: rate_limit is
+	// not enforced.
+	Rates Rates
 }
 
 // Recorder writes an attempt to the delivery log within a bounded time,
@@ -77,7 +87,8 @@ type Recorder interface {
 // New returns Activities posting through httpClient (see NewHTTPClient),
 // with the wall clock and hookrelay's User-Agent.
 func New(endpoints endpoint.Source, httpClient *http.Client) *Activities {
-	return &Activities{Endpoints: endpoints, HTTP: httpClient, Now: time.Now, UserAgent: version.UserAgent()}
+	return &Activities{Endpoints: endpoints, HTTP: httpClient, Now: time.Now, UserAgent: version.UserAgent(),
+		InFlight: &throttle.InFlight{}, Rates: &throttle.Rates{}}
 }
 
 // HTTPOptions configure the attempt's HTTP client.
@@ -161,6 +172,9 @@ func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (wo
 			LatencyMS: a.Now().Sub(rec.StartedAt).Milliseconds()})
 		return rec, err
 	}
+	if rec.Outcome == workflows.OutcomeThrottled {
+		return rec, nil // nothing sent, nothing to audit, log or count
+	}
 	if a.Health != nil && ep != nil && in.Release && rec.Outcome.EndpointFailure() && a.Health.Circuit(ep.ID) == workflows.CircuitOpen {
 		// A failed probe: the delivery parks again in its place, its retry
 		// schedule untouched (workflows.Attempt.ParkAgain).
@@ -214,13 +228,11 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, fmt.Sprintf("endpoint %q is disabled", in.EndpointID)
 		return rec, nil, nil
 	}
-	if in.MayPark && !in.Release && !in.Override && a.Health != nil {
-		if state := a.Health.Circuit(ep.ID); state.Parks() {
-			rec.Outcome, rec.Error = workflows.OutcomeParked, fmt.Sprintf("the endpoint's circuit is %s; nothing sent", state)
-			rec.ParkLimitSeconds = int64(ep.Circuit.ParkLimit / time.Second)
-			return rec, nil, nil
-		}
+	release, held, err := a.gate(ctx, in, ep, rec)
+	if err != nil || held != nil {
+		return deref(held, rec), nil, err
 	}
+	defer release()
 	secrets, err := ep.Secrets()
 	if err != nil {
 		rec.Outcome, rec.Error = workflows.OutcomeEndpointMissing, err.Error()
@@ -265,6 +277,31 @@ func (a *Activities) attempt(ctx context.Context, in workflows.AttemptInput) (wo
 	rec.Outcome, rec.Error = classify(resp, err)
 	rec.LatencyMS = a.Now().Sub(started).Milliseconds()
 	return rec, &ep, nil
+}
+
+// gate holds the attempt back, sending nothing, when the endpoint's circuit
+// parks it or its limits throttle it (the record says which); else it
+// returns the release of its place in flight.
+func (a *Activities) gate(ctx context.Context, in workflows.AttemptInput, ep endpoint.Endpoint, rec workflows.Attempt) (release func(), held *workflows.Attempt, err error) {
+	if parked := a.park(in, ep, rec); parked != nil {
+		return func() {}, parked, nil
+	}
+	return a.admit(ctx, in, ep, rec)
+}
+
+// park is the parked record when the attempt may park and the endpoint's
+// circuit is not healthy: nothing is sent; nil otherwise.
+func (a *Activities) park(in workflows.AttemptInput, ep endpoint.Endpoint, rec workflows.Attempt) *workflows.Attempt {
+	if !in.MayPark || in.Release || in.Override || a.Health == nil {
+		return nil
+	}
+	state := a.Health.Circuit(ep.ID)
+	if !state.Parks() {
+		return nil
+	}
+	rec.Outcome, rec.Error = workflows.OutcomeParked, fmt.Sprintf("the endpoint's circuit is %s; nothing sent", state)
+	rec.ParkLimitSeconds = int64(ep.Circuit.ParkLimit / time.Second)
+	return &rec
 }
 
 // startPOST starts the attempt's client span: the method, the endpoint's

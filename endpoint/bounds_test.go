@@ -18,6 +18,10 @@ var boundCases = []struct {
 	{"open_after", "circuit: {open_after: 1000}", "circuit: {open_after: 1001}", "circuit.open_after:", "1000"},
 	{"park_limit", "circuit: {park_limit: 720h}", "circuit: {park_limit: 721h}", "circuit.park_limit:", "720h"},
 	{"retry steps", "retry_schedule: [" + strings.Repeat("1s, ", 29) + "1s]", "retry_schedule: [" + strings.Repeat("1s, ", 30) + "1s]", "retry_schedule:", "at most 30"},
+	{"max_in_flight high", "max_in_flight: 100", "max_in_flight: 101", "max_in_flight:", "1 to 100"},
+	{"max_in_flight low", "max_in_flight: 1", "max_in_flight: 0", "max_in_flight:", "1 to 100"},
+	{"rate_limit low", "rate_limit: 0.1", "rate_limit: 0.09", "rate_limit:", "0.1 to 1000"},
+	{"rate_limit high", "rate_limit: 1000", "rate_limit: 1001", "rate_limit:", "0.1 to 1000"},
 	{"retry total", "retry_schedule: [168h, 168h, 168h, 168h, 48h]", "retry_schedule: [168h, 168h, 168h, 168h, 48h, 1s]", "retry_schedule:", "720h"},
 }
 

@@ -117,6 +117,12 @@ type Endpoint struct {
 	// header when tracing is on; off by default, since it tells the
 	// customer the sender's trace ids.
 	TraceContext bool
+	// MaxInFlight bounds the attempts to the endpoint that one worker runs
+	// at once (DefaultMaxInFlight when not set); the rest wait their turn.
+	MaxInFlight int
+	// RateLimit is at most this many requests a second to the endpoint,
+	// across every worker; 0: none.
+	RateLimit float64
 
 	secret          secretSource
 	previousSecrets []Secret
@@ -297,6 +303,19 @@ func (r rawEndpoint) validate(baseDir string, b Bounds) (Endpoint, error) {
 func (r rawEndpoint) settings(e *Endpoint, b Bounds) error {
 	d := b.Within(Endpoint{Timeout: DefaultTimeout, RetrySchedule: DefaultRetrySchedule, Circuit: DefaultCircuit()})
 	e.Timeout, e.RetrySchedule = d.Timeout, d.RetrySchedule
+	e.MaxInFlight = DefaultMaxInFlight
+	if r.MaxInFlight != nil {
+		if err := CheckMaxInFlight(*r.MaxInFlight); err != nil {
+			return fmt.Errorf("max_in_flight: %w", err)
+		}
+		e.MaxInFlight = *r.MaxInFlight
+	}
+	if r.RateLimit != nil {
+		if err := CheckRateLimit(*r.RateLimit); err != nil {
+			return fmt.Errorf("rate_limit: %w", err)
+		}
+		e.RateLimit = *r.RateLimit
+	}
 	var err error
 	if r.Timeout != nil {
 		if e.Timeout, err = ParseTimeout(*r.Timeout); err != nil {

@@ -30,9 +30,11 @@ type rawEndpoint struct {
 	Enabled         *bool      `yaml:"enabled"`
 	Circuit         RawCircuit `yaml:"circuit"`
 	TraceContext    bool       `yaml:"trace_context"`
+	MaxInFlight     *int       `yaml:"max_in_flight"`
+	RateLimit       *float64   `yaml:"rate_limit"`
 }
 
-var endpointKeys = []string{"id", "account_id", "description", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled", "circuit", "trace_context"}
+var endpointKeys = []string{"id", "account_id", "description", "url", "events", "secret", "secret_env", "secret_file", "previous_secrets", "timeout", "retry_schedule", "enabled", "circuit", "trace_context", "max_in_flight", "rate_limit"}
 
 // Option tightens validation.
 type Option func(*rules)

@@ -19,6 +19,9 @@ type Fields struct {
 	Circuit *RawCircuit
 	// TraceContext: attempts carry the W3C traceparent header.
 	TraceContext *bool
+	// MaxInFlight and RateLimit bound the endpoint's share of the fleet.
+	MaxInFlight *int
+	RateLimit   *float64
 }
 
 // Entry is a registered endpoint as management calls return it: its
@@ -58,6 +61,8 @@ type View struct {
 	Enabled       bool       `json:"enabled"`
 	Circuit       RawCircuit `json:"circuit"`
 	TraceContext  bool       `json:"trace_context"`
+	MaxInFlight   int        `json:"max_in_flight"`
+	RateLimit     float64    `json:"rate_limit"`
 	CreatedAt     *time.Time `json:"created_at,omitempty"`
 	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
 	Secret        string     `json:"secret,omitempty"`
@@ -67,7 +72,7 @@ type View struct {
 func (e Entry) View() View {
 	v := View{ID: e.ID, AccountID: e.AccountID, URL: e.URL.String(), Events: e.Events, Description: e.Description,
 		Timeout: formatDuration(e.Timeout), RetrySchedule: make([]string, len(e.RetrySchedule)), Enabled: e.Enabled,
-		TraceContext: e.TraceContext}
+		TraceContext: e.TraceContext, MaxInFlight: e.EffectiveMaxInFlight(), RateLimit: e.RateLimit}
 	for i, d := range e.RetrySchedule {
 		v.RetrySchedule[i] = formatDuration(d)
 	}

@@ -78,6 +78,7 @@ func changedFields(f registry.Fields) []string {
 	}{
 		{"url", f.URL != nil}, {"events", f.Events != nil}, {"description", f.Description != nil}, {"timeout", f.Timeout != nil},
 		{"retry_schedule", f.RetrySchedule != nil}, {"enabled", f.Enabled != nil}, {"trace_context", f.TraceContext != nil},
+		{"max_in_flight", f.MaxInFlight != nil}, {"rate_limit", f.RateLimit != nil},
 	} {
 		if set.ok {
 			out = append(out, set.name)

@@ -31,6 +31,10 @@ func TestEndpointBounds(t *testing.T) {
 		{"open_after", "circuit", map[string]any{"open_after": 1000}, map[string]any{"open_after": 1001}, "circuit.open_after", "1000"},
 		{"park_limit", "circuit", map[string]any{"park_limit": "720h"}, map[string]any{"park_limit": "720h1s"}, "circuit.park_limit", "720h"},
 		{"retry_schedule steps", "retry_schedule", ones(30), ones(31), "retry_schedule", "30"},
+		{"max_in_flight", "max_in_flight", 100, 101, "max_in_flight", "1 to 100"},
+		{"max_in_flight zero", "max_in_flight", 1, 0, "max_in_flight", "1 to 100"},
+		{"rate_limit", "rate_limit", 1000, 1000.5, "rate_limit", "0.1 to 1000"},
+		{"rate_limit tiny", "rate_limit", 0.1, 1e-9, "rate_limit", "0.1 to 1000"},
 		{"retry_schedule total", "retry_schedule", []string{"168h", "168h", "168h", "168h", "48h"}, []string{"168h", "168h", "168h", "168h", "48h", "1s"}, "retry_schedule", "720h"},
 	} {
 		body := func(v any) string {
@@ -49,7 +53,8 @@ func TestEndpointBounds(t *testing.T) {
 		}
 	}
 	got := decode[registry.View](t, do(t, h, "GET", endpointsPath+"/"+existing.ID, ""))
-	if *got.Circuit.OpenAfter != 1000 || *got.Circuit.DrainPerSecond != 1 || *got.Circuit.ParkLimit != "720h" || got.Timeout != "30s" || len(got.RetrySchedule) != 5 {
+	if *got.Circuit.OpenAfter != 1000 || *got.Circuit.DrainPerSecond != 1 || *got.Circuit.ParkLimit != "720h" || got.Timeout != "30s" || len(got.RetrySchedule) != 5 ||
+		got.MaxInFlight != 1 || got.RateLimit != 0.1 {
 		t.Fatalf("after the patches: %+v, want each last value inside its bound", got)
 	}
 }

@@ -279,7 +279,7 @@ func (s *Server) answerEndpoints(w http.ResponseWriter, r *http.Request, okStatu
 }
 
 // endpointFields are the keys an endpoint's body may hold.
-var endpointFields = []string{"url", "events", "description", "timeout", "retry_schedule", "enabled", "circuit", "trace_context", "account_id"}
+var endpointFields = []string{"url", "events", "description", "timeout", "retry_schedule", "enabled", "circuit", "trace_context", "max_in_flight", "rate_limit", "account_id"}
 
 // readFields reads a POST or PATCH body: an object of endpoint fields, each
 // of its JSON type, none null. A field of the wrong type, an unknown one or
@@ -339,6 +339,10 @@ func readFields(w http.ResponseWriter, r *http.Request) (registry.Fields, *refus
 			f.Enabled, err = decodeAs[bool](raw, "true or false")
 		case "trace_context":
 			f.TraceContext, err = decodeAs[bool](raw, "true or false")
+		case "max_in_flight":
+			f.MaxInFlight, err = decodeAs[int](raw, "a whole number")
+		case "rate_limit":
+			f.RateLimit, err = decodeAs[float64](raw, "a number of requests a second")
 		case "circuit":
 			var ref *refusal
 			if f.Circuit, ref = readCircuit(raw); ref != nil {

@@ -23,6 +23,7 @@ endpoints:
   - {id: bounded, url: "http://127.0.0.1:$rport/down", events: [api_mail_log_delivered], secret_file: secret, retry_schedule: [1h, 1h, 1h, 1h, 1h, 1h, 1h, 1h]}
   - {id: ok, url: "http://127.0.0.1:$rport/ok", events: ["*"], secret_file: secret}
   - {id: pausable, url: "http://127.0.0.1:$rport/ok", events: [api_mail_log_opened], secret_file: secret}
+  - {id: rated, url: "http://127.0.0.1:$rport/ok", events: [api_mail_log_opened, api_mail_log_permanent_failure], secret_file: secret, rate_limit: 0.2}
   - {id: probed, url: "http://127.0.0.1:$rport2/flaky", events: [api_mail_log_temporary_failure], secret_file: secret, retry_schedule: [1s, 1h], circuit: {open_after: 1, probe_every: [5s]}}
 YAML
 bin/temporal server start-dev --ip 127.0.0.1 --port $port --headless --log-level error >"$dir/temporal.log" 2>&1 &
@@ -48,6 +49,10 @@ bounded=$(grep '^bounded:' <<<"$ids") parked=$(grep '^parked:' <<<"$ids") flaky=
 opened=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/opened.json --output json |
   sed -E 's/.*"delivery_id":"([^"]+)".*/\1/')
 first=$(grep '^ok:' <<<"$opened") released=$(grep '^pausable:' <<<"$opened")
+# rated's rate_limit (one request every 5 s): the opened event's delivery sends at once; this one's
+# first attempt is throttled, waits on a timer for its reserved time and sends as an ordinary activity.
+throttled=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/permanent_failure.json --output json |
+  sed -E 's/.*"delivery_id":"([^"]+)".*/\1/' | grep '^rated:')
 # Endpoint health: probed's first attempt fails and opens its circuit; the delivery parks, the first
 # probe fails (it parks again, its schedule untouched), the second delivers it.
 probed=$(bin/starter send --insecure-plaintext --endpoints "$dir/endpoints.yaml" --event examples/events/temporary_failure.json --output json |
@@ -84,6 +89,8 @@ show "$first" "delivery_first_try_${tag}_history.json"
 show "$bounded" "delivery_bounded_${tag}_history.json"
 show "$released" "delivery_parked_released_${tag}_history.json"
 show "endpoint-health/pausable" "health_paused_resumed_${tag}_history.json"
+wait_status "$throttled" delivered
+show "$throttled" "delivery_rate_throttled_${tag}_history.json"
 wait_status "$probed" delivered
 show "$probed" "delivery_probe_parked_again_${tag}_history.json"
 

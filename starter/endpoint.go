@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/hookrelay/hookrelay/endpoint"
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/cmdline"
 	"github.com/hookrelay/hookrelay/internal/endpointsource"
@@ -85,6 +86,8 @@ type endpointFlags struct {
 		url, description, timeout string
 		events, schedule          []string
 		enabled, traceContext     bool
+		maxInFlight               int
+		rateLimit                 float64
 	}
 	limit    int
 	cursor   string
@@ -111,6 +114,8 @@ func (e *endpointFlags) flagSet() *pflag.FlagSet {
 		fs.StringSliceVar(&e.fields.schedule, "retry-schedule", nil, `delays after each failed attempt, such as 5s,5m,30m ("" for a single attempt)`)
 		fs.BoolVar(&e.fields.enabled, "enabled", true, "whether events are routed to it")
 		fs.BoolVar(&e.fields.traceContext, "trace-context", false, "send the W3C traceparent header with each attempt when tracing is on")
+		fs.IntVar(&e.fields.maxInFlight, "max-in-flight", endpoint.DefaultMaxInFlight, fmt.Sprintf("attempts to the endpoint one worker runs at once, 1 to %d", endpoint.MaxMaxInFlight))
+		fs.Float64Var(&e.fields.rateLimit, "rate-limit", 0, fmt.Sprintf("at most this many requests a second to the endpoint across every worker, %g to %d; 0 for none", endpoint.MinRateLimit, endpoint.MaxRateLimit))
 		fs.StringArrayVar(&e.rules.AllowCIDRs, "allow-cidr", nil, "admit this otherwise refused range for the URL, as the workers do (repeatable)")
 		cmdline.StringSlice(fs, &e.rules.AllowPorts, "allow-port", "HOOKRELAY_ALLOW_PORT", "admit this port or range (8443, 1-1023) beyond 443, 80 and 1024-65535, as the workers do (repeatable or comma-separated)")
 		fs.BoolVar(&e.rules.HTTPSOnly, "https-only", false, "refuse plain http URLs")
@@ -193,6 +198,8 @@ func (e *endpointFlags) fieldsFrom(fs *pflag.FlagSet) registry.Fields {
 		RetrySchedule: ifChanged(fs, "retry-schedule", &e.fields.schedule),
 		Enabled:       ifChanged(fs, "enabled", &e.fields.enabled),
 		TraceContext:  ifChanged(fs, "trace-context", &e.fields.traceContext),
+		MaxInFlight:   ifChanged(fs, "max-in-flight", &e.fields.maxInFlight),
+		RateLimit:     ifChanged(fs, "rate-limit", &e.fields.rateLimit),
 	}
 }
 
@@ -351,6 +358,10 @@ func (e *endpointFlags) print(w io.Writer, v registry.View) error {
 		v.ID, v.AccountID, v.URL, strings.Join(v.Events, ","), v.Enabled, v.Timeout, strings.Join(v.RetrySchedule, ","))
 	if v.TraceContext {
 		fmt.Fprintf(tw, "trace_context\t%t\n", v.TraceContext)
+	}
+	fmt.Fprintf(tw, "max_in_flight\t%d\n", v.MaxInFlight)
+	if v.RateLimit > 0 {
+		fmt.Fprintf(tw, "rate_limit\t%g\n", v.RateLimit)
 	}
 	if v.Description != "" {
 		fmt.Fprintf(tw, "description\t%s\n", v.Description)

@@ -52,17 +52,38 @@ func endpointHealth(ctx context.Context, name string, args []string, stdout io.W
 	defer closeAll()
 	var st workflows.HealthState
 	if signal := healthCommands[name]; signal != "" {
-		st, err = dc.SteerEndpoint(ctx, id, signal, reason)
-	} else {
-		if _, err := endpoints.Source.Resolve(ctx, id); err != nil {
-			return fmt.Errorf("endpoint %s: %w", id, err)
+		if st, err = dc.SteerEndpoint(ctx, id, signal, reason); err != nil {
+			return err
 		}
-		st, err = dc.EndpointHealth(ctx, id)
+		return printAs(&c, stdout, st, printHealth)
 	}
+	ep, err := endpoints.Source.Resolve(ctx, id)
 	if err != nil {
+		return fmt.Errorf("endpoint %s: %w", id, err)
+	}
+	if st, err = dc.EndpointHealth(ctx, id); err != nil {
 		return err
 	}
-	return printAs(&c, stdout, st, printHealth)
+	status := endpointStatus{HealthState: st, MaxInFlight: ep.EffectiveMaxInFlight(), RateLimit: ep.RateLimit}
+	return printAs(&c, stdout, status, printStatus)
+}
+
+// endpointStatus is `starter endpoint status`: the endpoint's health and
+// its share of the fleet.
+type endpointStatus struct {
+	workflows.HealthState
+	MaxInFlight int     `json:"max_in_flight"`
+	RateLimit   float64 `json:"rate_limit"` // requests a second; 0: none
+}
+
+func printStatus(w io.Writer, s endpointStatus) {
+	printHealth(w, s.HealthState)
+	fmt.Fprintf(w, "max_in_flight  %d per worker\n", s.MaxInFlight)
+	if s.RateLimit > 0 {
+		fmt.Fprintf(w, "rate_limit     %g a second, fleet-wide\n", s.RateLimit)
+	} else {
+		fmt.Fprintln(w, "rate_limit     none")
+	}
 }
 
 func printHealth(w io.Writer, st workflows.HealthState) {

@@ -302,14 +302,21 @@ func TestWorkerKilledDuringADrain(t *testing.T) {
 // pause and resume with a reason, and the usage mistakes.
 func TestEndpointHealthCommands(t *testing.T) {
 	rc := newReceiver(t, always(http.StatusOK))
-	eps := writeEndpoints(t, testenv.Endpoint{ID: "cli-ops", URL: rc.URL})
+	eps := writeEndpoints(t, testenv.Endpoint{ID: "cli-ops", URL: rc.URL, Extra: "    max_in_flight: 3\n    rate_limit: 2.5\n"})
 	startWorker(t, eps)
+	if out, errOut, code := starter(t, "", "endpoint", "status", "cli-ops", "--endpoints", eps); code != 0 ||
+		!strings.Contains(out, "max_in_flight  3 per worker") || !strings.Contains(out, "rate_limit     2.5 a second") {
+		t.Fatalf("endpoint status text lacks the endpoint's limits: exit %d\n%s\n%s", code, out, errOut)
+	}
 	status := func() map[string]any {
 		t.Helper()
 		out, errOut, code := starter(t, "", "endpoint", "status", "cli-ops", "--endpoints", eps, "--output", "json")
 		var st map[string]any
 		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 			t.Fatalf("endpoint status: exit %d\n%s\n%s", code, out, errOut)
+		}
+		if st["max_in_flight"] != 3.0 || st["rate_limit"] != 2.5 {
+			t.Fatalf("endpoint status JSON: max_in_flight %v, rate_limit %v; want 3, 2.5", st["max_in_flight"], st["rate_limit"])
 		}
 		for _, k := range []string{"endpoint_id", "state", "parked", "consecutive_failures", "since", "next_probe_at"} {
 			if _, ok := st[k]; !ok {

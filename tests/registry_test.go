@@ -87,6 +87,7 @@ type hit struct {
 	deliveryID string
 	payloadID  int
 	verifyErr  error
+	at         time.Time // when it arrived
 }
 
 // multiReceiver is many customer endpoints on one loopback server, told
@@ -111,7 +112,7 @@ func newMultiReceiver(t *testing.T) *multiReceiver {
 		rc.mu.Lock()
 		v := rc.verifiers[r.URL.Path]
 		rc.mu.Unlock()
-		h := hit{path: r.URL.Path, deliveryID: r.Header.Get(webhookverify.HeaderID), payloadID: payloadID(body)}
+		h := hit{path: r.URL.Path, deliveryID: r.Header.Get(webhookverify.HeaderID), payloadID: payloadID(body), at: time.Now()}
 		if v == nil {
 			h.verifyErr = fmt.Errorf("no endpoint at %s", r.URL.Path)
 		} else {

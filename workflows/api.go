@@ -241,7 +241,16 @@ const (
 	// payload key the worker holds (a start forged past the codec). Nothing
 	// was sent; not retried.
 	OutcomeInvalidInput Outcome = "invalid_input"
+	// OutcomeThrottled: nothing was sent, since the endpoint was at its
+	// max_in_flight in the worker or its rate_limit's next request was too
+	// far ahead; the delivery waits and tries again. Not an attempt: it is
+	// not recorded as one and uses no delay of the schedule.
+	OutcomeThrottled Outcome = "throttled"
 )
+
+// Held reports whether nothing was sent and the delivery waits without
+// an attempt: parked or throttled.
+func (o Outcome) Held() bool { return o == OutcomeParked || o == OutcomeThrottled }
 
 // Retryable reports whether the schedule continues after this outcome.
 func (o Outcome) Retryable() bool {
@@ -295,6 +304,13 @@ type AttemptInput struct {
 	// Log is what the attempt writes to the delivery log besides the
 	// attempt itself; nil in attempts scheduled before it existed.
 	Log *AttemptLog `json:"log,omitempty"`
+	// MayThrottle lets the attempt send nothing and answer throttled when
+	// the endpoint is at its max_in_flight or rate_limit (deliveries that
+	// know how to wait for it set it).
+	MayThrottle bool `json:"may_throttle,omitempty"`
+	// RateSlot is the request time a throttled attempt reserved under the
+	// endpoint's rate_limit, for this attempt to send at.
+	RateSlot *time.Time `json:"rate_slot,omitempty"`
 }
 
 // AttemptLog is what the attempt activity needs, beyond its attempt, to
@@ -360,6 +376,13 @@ type Attempt struct {
 	// open (a probe), parks the delivery again in its place without
 	// spending a step of its retry schedule: the failure is the outage's.
 	ParkAgain bool `json:"park_again,omitempty"`
+	// RateSlot, on a throttled outcome, is the request time reserved for
+	// the next attempt under the endpoint's rate_limit; nil when the
+	// endpoint was at its max_in_flight.
+	RateSlot *time.Time `json:"rate_slot,omitempty"`
+	// ThrottleWaitMS, on a throttled outcome of an endpoint at its
+	// max_in_flight, is when the worker expects a place to be free.
+	ThrottleWaitMS int64 `json:"throttle_wait_ms,omitempty"`
 }
 
 // MaxRetryAfter caps a receiver's Retry-After.

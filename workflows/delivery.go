@@ -98,6 +98,7 @@ type delivery struct {
 	// already answered by the run's first attempt.
 	resendStarted bool
 	boundsState
+	throttle throttle // see throttle.go
 }
 
 func newDelivery(ctx workflow.Context, in DeliveryInput) (*delivery, error) {
@@ -298,6 +299,11 @@ func (d *delivery) run(ctx workflow.Context) (DeliveryState, error) {
 			}
 			continue
 		}
+		if a.Outcome == OutcomeThrottled {
+			d.waitThrottled(ctx, a)
+			continue
+		}
+		d.throttle.inARow = 0
 		d.state.Attempts = append(d.state.Attempts, a)
 		d.state.NextAttemptAt = nil
 
@@ -358,11 +364,13 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		// commands either way, so every history replays unchanged.
 		UnsealedInput: d.in.Unsealed(),
 		Log:           d.attemptLog(ctx, n),
+		MayThrottle:   true,
+		RateSlot:      d.throttle.takeRateSlot(),
 	}
 	d.release, d.override = false, false
 	started := workflow.Now(ctx)
 	var fut workflow.Future
-	if d.in.FirstAttemptLocal && n == max(d.in.FirstAttempt, 1) {
+	if d.in.FirstAttemptLocal && n == max(d.in.FirstAttempt, 1) && !d.throttle.seen {
 		// A local activity is cancelled in-process, needs no heartbeat, and
 		// a lost worker's attempt is retried with the workflow task.
 		fut = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(actCtx, workflow.LocalActivityOptions{
@@ -397,7 +405,11 @@ func (d *delivery) attempt(ctx workflow.Context) Attempt {
 		}
 	}
 	a.Number = n
-	if a.Outcome == OutcomeParked {
+	if a.Outcome == OutcomeThrottled {
+		// The next try is this attempt again: a release or an override still.
+		d.release, d.override = in.Release, in.Override
+	}
+	if a.Outcome.Held() {
 		d.next = n // nothing was sent: the number stays for the attempt that will be
 	}
 	return a

@@ -122,7 +122,7 @@ func (r *timelineReader) attempt(e *historypb.HistoryEvent) error {
 				return fmt.Errorf("event %d: attempt result: %w", e.GetEventId(), err)
 			}
 			a.Number = n
-			if a.Outcome == OutcomeParked { // nothing was sent: not an attempt
+			if a.Outcome.Held() { // nothing was sent: not an attempt
 				delete(r.scheduled, attrs.GetScheduledEventId())
 			}
 		}
@@ -146,7 +146,7 @@ func (r *timelineReader) attempt(e *historypb.HistoryEvent) error {
 		if err != nil {
 			return fmt.Errorf("event %d: %w", e.GetEventId(), err)
 		}
-		if a != nil && a.Outcome != OutcomeParked {
+		if a != nil && !a.Outcome.Held() {
 			r.scheduled[e.GetEventId()] = a
 		}
 	}

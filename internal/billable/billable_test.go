@@ -47,6 +47,12 @@ func TestCountRecordedHistories(t *testing.T) {
 		{"delivery_first_try_signal-bounds_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
 		{"delivery_retry_now_signal-bounds_history.json",
 			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
+		// With throttling in the attempt: a first try under its limits
+		// still costs 2; one throttled by its endpoint's rate_limit (its
+		// local first try sends nothing) costs the timer to its reserved
+		// request time and the ordinary attempt then: 4.
+		{"delivery_first_try_throttle_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
+		{"delivery_rate_throttled_throttle_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1, TimerStarted: 1, ActivityScheduled: 1}, 4},
 		// A failed first try opens the circuit (retrying, 1s), the retry
 		// parks (its park-limit timer, parked); the first probe fails and
 		// parks it again with no timer or upsert; the second delivers it.

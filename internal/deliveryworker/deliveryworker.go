@@ -238,6 +238,14 @@ func New(d Deps, o Options) (*Worker, error) {
 	})
 	watcher := &health.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
 	attempts := activities.New(d.Endpoints, httpClient)
+	if rates, ok := d.Endpoints.(activities.Rates); ok {
+		attempts.Rates = rates // the registry's: one schedule for the fleet on PostgreSQL
+	}
+	if o.MaxConcurrentAttempts > 1 {
+		// No endpoint holds more than half the worker's attempt slots,
+		// local or not, whatever its max_in_flight.
+		attempts.MaxInFlight = o.MaxConcurrentAttempts / 2
+	}
 	attempts.Health = watcher
 	attempts.TracerProvider = d.TracerProvider
 	var lw *logWriters

@@ -70,6 +70,23 @@ func checkAccount(accountID string) error {
 	return nil
 }
 
+// applyThrottle checks and applies f's max_in_flight and rate_limit.
+func applyThrottle(ep *endpoint.Endpoint, f Fields) error {
+	if f.MaxInFlight != nil {
+		if err := endpoint.CheckMaxInFlight(*f.MaxInFlight); err != nil {
+			return fieldFrom("max_in_flight", err)
+		}
+		ep.MaxInFlight = *f.MaxInFlight
+	}
+	if f.RateLimit != nil {
+		if err := endpoint.CheckRateLimit(*f.RateLimit); err != nil {
+			return fieldFrom("rate_limit", err)
+		}
+		ep.RateLimit = *f.RateLimit
+	}
+	return nil
+}
+
 // apply checks f and applies it to ep. A new or changed URL must pass the
 // URL rules and, last (it resolves the host), the network guard: at
 // registration, not only at attempt time.
@@ -124,6 +141,9 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	}
 	if f.TraceContext != nil {
 		ep.TraceContext = *f.TraceContext
+	}
+	if err := applyThrottle(ep, f); err != nil {
+		return err
 	}
 	if f.Circuit != nil {
 		c, err := f.Circuit.Parse(ep.Circuit)
@@ -217,9 +237,9 @@ func (r *Registry) Create(ctx context.Context, accountID string, f Fields) (Entr
 	if err != nil {
 		return Entry{}, "", err
 	}
-	err = r.insertWithinQuota(ctx, accountID, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at, mac)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, row.traceContext, sealed, now.UnixMilli(), now.UnixMilli(),
+	err = r.insertWithinQuota(ctx, accountID, `INSERT INTO endpoints (id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, max_in_flight, rate_limit, secrets, version, created_at, updated_at, mac)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+		row.id, row.accountID, row.url, row.events, row.description, row.timeoutMS, row.retrySchedule, row.enabled, row.circuit, row.traceContext, row.maxInFlight, row.rateLimit, sealed, now.UnixMilli(), now.UnixMilli(),
 		r.macs.MAC(row.macMessage()))
 	if err != nil {
 		return Entry{}, "", err
@@ -466,9 +486,9 @@ func (r *Registry) modify(ctx context.Context, accountID, id string, change func
 		}
 		next.updated = r.now().UnixMilli()
 		next.mac = r.macs.MAC(next.macMessage())
-		n, err := r.exec(ctx, `UPDATE endpoints SET url = ?, events = ?, description = ?, timeout_ms = ?, retry_schedule = ?, enabled = ?, circuit = ?, trace_context = ?, secrets = ?, updated_at = ?, mac = ?, version = version + 1
+		n, err := r.exec(ctx, `UPDATE endpoints SET url = ?, events = ?, description = ?, timeout_ms = ?, retry_schedule = ?, enabled = ?, circuit = ?, trace_context = ?, max_in_flight = ?, rate_limit = ?, secrets = ?, updated_at = ?, mac = ?, version = version + 1
 			WHERE id = ? AND account_id = ? AND version = ? AND deleted_at IS NULL`,
-			next.url, next.events, next.description, next.timeoutMS, next.retrySchedule, next.enabled, next.circuit, next.traceContext, next.secrets, next.updated, next.mac,
+			next.url, next.events, next.description, next.timeoutMS, next.retrySchedule, next.enabled, next.circuit, next.traceContext, next.maxInFlight, next.rateLimit, next.secrets, next.updated, next.mac,
 			id, accountID, current.version)
 		if err != nil {
 			return fmt.Errorf("update endpoint %q of account %s: %w", id, accountID, err)

@@ -28,6 +28,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/codec"
 	"github.com/hookrelay/hookrelay/internal/netguard"
 	"github.com/hookrelay/hookrelay/internal/sqldb"
+	"github.com/hookrelay/hookrelay/internal/throttle"
 )
 
 //go:embed migrations
@@ -75,6 +76,8 @@ type Registry struct {
 	bounds    endpoint.Bounds
 	now       func() time.Time
 	onChange  func(accountID, endpointID string)
+	// rates is the rate limits' schedule on SQLite, one process's.
+	rates throttle.Rates
 }
 
 // dialect is what differs between the two databases.

@@ -99,7 +99,7 @@ func (r *Registry) withSecrets(row row) (endpoint.Endpoint, error) {
 }
 
 // columns are the endpoints table's columns in row's order.
-const columns = `id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, secrets, version, created_at, updated_at, deleted_at, mac`
+const columns = `id, account_id, url, events, description, timeout_ms, retry_schedule, enabled, circuit, trace_context, max_in_flight, rate_limit, secrets, version, created_at, updated_at, deleted_at, mac`
 
 // row is one endpoints row as stored.
 type row struct {
@@ -109,6 +109,8 @@ type row struct {
 	enabled                                 bool
 	circuit                                 string
 	traceContext                            bool
+	maxInFlight                             int
+	rateLimit                               float64
 	secrets                                 []byte
 	version, created, updated               int64
 	deleted                                 sql.NullInt64
@@ -117,7 +119,7 @@ type row struct {
 
 func (r *row) scan(s interface{ Scan(...any) error }) error {
 	return s.Scan(&r.id, &r.accountID, &r.url, &r.events, &r.description, &r.timeoutMS, &r.retrySchedule,
-		&r.enabled, &r.circuit, &r.traceContext, &r.secrets, &r.version, &r.created, &r.updated, &r.deleted, &r.mac)
+		&r.enabled, &r.circuit, &r.traceContext, &r.maxInFlight, &r.rateLimit, &r.secrets, &r.version, &r.created, &r.updated, &r.deleted, &r.mac)
 }
 
 // toRow is an endpoint's configuration as stored (id, account and
@@ -141,14 +143,15 @@ func toRow(ep endpoint.Endpoint) (row, error) {
 	}
 	return row{id: ep.ID, accountID: ep.AccountID, url: ep.URL.String(), events: string(events), description: ep.Description,
 		timeoutMS: ep.Timeout.Milliseconds(), retrySchedule: string(schedule), enabled: ep.Enabled, circuit: string(circuit),
-		traceContext: ep.TraceContext}, nil
+		traceContext: ep.TraceContext, maxInFlight: ep.EffectiveMaxInFlight(), rateLimit: ep.RateLimit}, nil
 }
 
 // entry decodes a live row's configuration.
 func (r row) entry() (Entry, error) {
 	e := Entry{
 		Endpoint: endpoint.Endpoint{ID: r.id, AccountID: r.accountID, Description: r.description,
-			Timeout: time.Duration(r.timeoutMS) * time.Millisecond, Enabled: r.enabled, TraceContext: r.traceContext},
+			Timeout: time.Duration(r.timeoutMS) * time.Millisecond, Enabled: r.enabled, TraceContext: r.traceContext,
+			MaxInFlight: r.maxInFlight, RateLimit: r.rateLimit},
 		CreatedAt: time.UnixMilli(r.created).UTC(),
 		UpdatedAt: time.UnixMilli(r.updated).UTC(),
 	}

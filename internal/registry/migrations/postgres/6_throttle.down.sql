@@ -1,0 +1,3 @@
+DROP TABLE endpoint_rates;
+ALTER TABLE endpoints DROP COLUMN rate_limit;
+ALTER TABLE endpoints DROP COLUMN max_in_flight;

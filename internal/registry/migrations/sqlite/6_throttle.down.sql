@@ -1,0 +1,2 @@
+ALTER TABLE endpoints DROP COLUMN rate_limit;
+ALTER TABLE endpoints DROP COLUMN max_in_flight;
