@@ -82,6 +82,8 @@ type config struct {
 	// delivery log: a fresh database of this kind (sqlite, postgres); none:
 	// one hookrelay phase, no log.
 	logDB string
+	// logFirst runs the phase with the log before the one without.
+	logFirst bool
 
 	root string // the repository
 }
@@ -125,6 +127,7 @@ func parseFlags(args []string, root string) (config, error) {
 	fs.DurationVar(&c.absorbStep, "absorb-step", 15*time.Second, "absorb: how long each rate is held")
 	fs.StringVar(&c.endpointsDB, "endpoints-db", "", "throughput: register the endpoint in a fresh endpoint registry, sqlite (a file) or postgres (a database on HOOKRELAY_TEST_POSTGRES, default 127.0.0.1:5432; dropped at the end), instead of the YAML endpoints file")
 	fs.StringVar(&c.logDB, "log-db", logPostgres, "throughput: measure hookrelay twice in the run, without a delivery log and then with one in a fresh database, sqlite (a file) or postgres (a database on HOOKRELAY_TEST_POSTGRES, default 127.0.0.1:5432; dropped at the end); none: once, without (the default with --endpoints-db or another mode)")
+	fs.BoolVar(&c.logFirst, "log-first", false, "throughput: with --log-db, measure the phase with the delivery log first, then the one without (the other order, to see what the order itself costs)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]   (make bench, make bench-park, make bench-drain, make bench-absorb)\n\n%s", fs.FlagUsages())
 	}
@@ -230,6 +233,8 @@ func (c config) validate() error {
 		return usagef("--log-db: %q is not none, sqlite or postgres", c.logDB)
 	case c.logDB != logNone && c.mode != modeThroughput:
 		return usagef("--log-db: only the throughput mode measures with and without the delivery log")
+	case c.logFirst && c.logDB == logNone:
+		return usagef("--log-first: needs a run with the delivery log (--log-db sqlite or postgres)")
 	case c.logDB != logNone && c.endpointsDB != "":
 		return usagef("--log-db: with --endpoints-db the workers keep their log in the registry's database in every phase, so there is no run without one: give --log-db none")
 	case c.endpointsDB != "" && c.mode != modeThroughput:

@@ -127,6 +127,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"--log-db", "mysql"}, "--log-db"},
 		{[]string{"--mode", "park", "--log-db", "sqlite"}, "--log-db"},
 		{[]string{"--endpoints-db", "sqlite", "--log-db", "postgres"}, "--log-db"},
+		{[]string{"--log-db", "none", "--log-first"}, "--log-first"},
 		{[]string{"--no-such-flag"}, "--no-such-flag"},
 		{[]string{"stray"}, "stray"},
 	}

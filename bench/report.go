@@ -208,7 +208,7 @@ func printWithLog(w io.Writer, r *throughputReport) {
 		return
 	}
 	wi := *r.HookrelayWithLog
-	fmt.Fprintf(w, "\n== delivery log (%s, a fresh database): hookrelay without it, then with it, one after the other\n", lg.Store)
+	fmt.Fprintf(w, "\n== delivery log (%s, a fresh database): hookrelay %s it, one after the other\n", lg.Store, lg.Order)
 	fmt.Fprintf(w, "%-38s %14s %14s %10s\n", "", "without log", "with log", "ratio")
 	row := func(label string, a, b float64, format string, withRatio bool) {
 		rs := ""

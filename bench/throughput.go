@@ -80,8 +80,8 @@ type throughputReport struct {
 }
 
 // runThroughput measures hookrelay (events through starter serve to worker
-// processes), then with --log-db hookrelay again keeping a delivery log,
-// and then, on the same server and receiver, the lean baseline.
+// processes), with --log-db again keeping a delivery log (before it with
+// --log-first), and then, on the same server and receiver, the lean baseline.
 func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error {
 	cfg := h.cfg
 	if cfg.logDB != logNone {
@@ -100,13 +100,8 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	hookPhase := hookrelayPhase{name: "hookrelay", taskQueue: "bench-" + h.runID, endpoints: endpoints, endpointID: endpointID, events: events}
-	if rep.Hookrelay, err = hookPhase.run(ctx, h); err != nil {
+	if err := runHookrelay(ctx, h, rep, hookPhase, account); err != nil {
 		return err
-	}
-	if cfg.logDB != logNone {
-		if err := runWithLog(ctx, h, rep, hookPhase, account); err != nil {
-			return err
-		}
 	}
 	if !cfg.baseline {
 		return nil
@@ -148,6 +143,36 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		P95:        ratio(rep.Hookrelay.Latency.P95, base.Latency.P95),
 		P99:        ratio(rep.Hookrelay.Latency.P99, base.Latency.P99),
 		Actions:    ratio(rep.Hookrelay.Actions.PerDelivery, base.Actions.PerDelivery),
+	}
+	return nil
+}
+
+// runHookrelay measures hookrelay without the delivery log and, with
+// --log-db, with it, in the order --log-first says, and compares them.
+func runHookrelay(ctx context.Context, h *harness, rep *throughputReport, without hookrelayPhase, account string) error {
+	var (
+		records logCount
+		err     error
+	)
+	withLog := func() error {
+		records, err = runWithLog(ctx, h, rep, without, account)
+		return err
+	}
+	if h.cfg.logDB != logNone && h.cfg.logFirst {
+		if err := withLog(); err != nil {
+			return err
+		}
+	}
+	if rep.Hookrelay, err = without.run(ctx, h); err != nil {
+		return err
+	}
+	if h.cfg.logDB != logNone && !h.cfg.logFirst {
+		if err := withLog(); err != nil {
+			return err
+		}
+	}
+	if h.cfg.logDB != logNone {
+		rep.DeliveryLog = compareLog(h.cfg, h.log.where, rep.Hookrelay, *rep.HookrelayWithLog, records)
 	}
 	return nil
 }
@@ -436,6 +461,8 @@ func (p *hookrelayPhase) run(ctx context.Context, h *harness) (phaseResult, erro
 type deliveryLogCost struct {
 	Store string `json:"store"` // sqlite or postgres
 	Where string `json:"database"`
+	// Order is which phase ran first (--log-first).
+	Order string `json:"order"`
 	// ThroughputRatio is deliveries/s with the log over deliveries/s without.
 	ThroughputRatio float64 `json:"throughput_ratio"`
 	P50Ratio        float64 `json:"p50_ratio"`
@@ -452,33 +479,41 @@ type deliveryLogCost struct {
 // runWithLog measures hookrelay again, as without, but with the workers
 // (and serve) keeping the delivery log in a fresh database, then counts
 // the log's records.
-func runWithLog(ctx context.Context, h *harness, rep *throughputReport, without hookrelayPhase, account string) error {
+func runWithLog(ctx context.Context, h *harness, rep *throughputReport, without hookrelayPhase, account string) (logCount, error) {
 	var err error
 	if h.log, err = newBenchLog(ctx, h.cfg.logDB, h.tmp); err != nil {
-		return err
+		return logCount{}, err
 	}
 	h.logOn = true
 	defer func() { h.logOn = false }()
 	p := without
 	p.name, p.taskQueue = "hookrelay+log", "bench-log-"+h.runID
 	if p.events, err = makeEventsFrom(account, len(without.events), 2_000_000); err != nil {
-		return err
+		return logCount{}, err
 	}
 	r, err := p.run(ctx, h)
 	if err != nil {
-		return err
+		return logCount{}, err
 	}
 	rep.HookrelayWithLog = &r
 	// The workers have stopped: what they wrote is in. The wait is for a
 	// count that falls short, to show it is short for good.
 	records, err := h.log.count(ctx, len(p.events), 10*time.Second)
 	if err != nil {
-		return err
+		return records, err
 	}
 	records.MissedWrites, records.ReconciledWrites = logWriteFigures(p.workerLogs)
-	w := rep.Hookrelay
-	rep.DeliveryLog = &deliveryLogCost{
-		Store: h.cfg.logDB, Where: h.log.where,
+	return records, nil
+}
+
+// compareLog is the cost of the log: phase r with it against w without.
+func compareLog(cfg config, where string, w, r phaseResult, records logCount) *deliveryLogCost {
+	order := "without, then with"
+	if cfg.logFirst {
+		order = "with, then without"
+	}
+	return &deliveryLogCost{
+		Store: cfg.logDB, Where: where, Order: order,
 		ThroughputRatio:    ratio(r.DeliveriesPerSecond, w.DeliveriesPerSecond),
 		P50Ratio:           ratio(r.Latency.P50, w.Latency.P50),
 		ActionsWithout:     w.Actions.PerDelivery,
@@ -487,5 +522,4 @@ func runWithLog(ctx context.Context, h *harness, rep *throughputReport, without 
 		WorkerCPUMsWith:    cpuGroup(r, "workers"),
 		Records:            records,
 	}
-	return nil
 }

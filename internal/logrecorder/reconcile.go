@@ -38,7 +38,9 @@ const LeaseName = "reconcile"
 // Ledger is the delivery log as the reconciler reads and writes it
 // (*deliverylog.Log).
 type Ledger interface {
-	Store
+	UpsertDelivery(ctx context.Context, d deliverylog.Delivery) error
+	RecordAttempt(ctx context.Context, a deliverylog.AttemptRecord) error
+	SetStatus(ctx context.Context, accountID, deliveryID, status string, nextAttemptAt time.Time) error
 	Get(ctx context.Context, accountID, deliveryID string) (deliverylog.Delivery, error)
 	TryLead(ctx context.Context, name string) (*deliverylog.Lease, error)
 }

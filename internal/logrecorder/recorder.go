@@ -10,7 +10,6 @@ package logrecorder
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -21,11 +20,11 @@ import (
 	"github.com/hookrelay/hookrelay/workflows"
 )
 
-// Store is the delivery log's write side (*deliverylog.Log).
+// Store is the delivery log's write side (*deliverylog.Log): Write
+// writes entries together (one transaction in PostgreSQL) and returns one
+// error per entry.
 type Store interface {
-	UpsertDelivery(ctx context.Context, d deliverylog.Delivery) error
-	RecordAttempt(ctx context.Context, a deliverylog.AttemptRecord) error
-	SetStatus(ctx context.Context, accountID, deliveryID, status string, nextAttemptAt time.Time) error
+	Write(ctx context.Context, entries []deliverylog.Entry) []error
 }
 
 // Bounds on a write's timeout (--log-write-timeout).
@@ -65,6 +64,8 @@ type Recorder struct {
 	mu    sync.Mutex
 	spool []write
 	kick  chan struct{} // a write was spooled
+
+	group groupCommit
 }
 
 // New returns a Recorder writing to store.
@@ -88,14 +89,12 @@ type write struct {
 	attempt  *deliverylog.AttemptRecord
 }
 
+func (w write) entry() deliverylog.Entry {
+	return deliverylog.Entry{Delivery: w.delivery, Attempt: w.attempt}
+}
+
 func (w write) apply(ctx context.Context, s Store) error {
-	if err := s.UpsertDelivery(ctx, w.delivery); err != nil {
-		return err
-	}
-	if w.attempt == nil {
-		return s.SetStatus(ctx, w.delivery.AccountID, w.delivery.DeliveryID, w.delivery.Status, time.Time{})
-	}
-	return s.RecordAttempt(ctx, *w.attempt)
+	return s.Write(ctx, []deliverylog.Entry{w.entry()})[0]
 }
 
 // Record writes attempt rec of run runID (ended at end) to the log, within
@@ -111,7 +110,7 @@ func (r *Recorder) Record(ctx context.Context, runID string, in workflows.Attemp
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
-	if err := w.apply(wctx, r.store); err != nil {
+	if err := r.commit(wctx, w); err != nil {
 		r.miss(w, err)
 	}
 }
@@ -160,8 +159,7 @@ func (r *Recorder) miss(w write, err error) {
 	if w.attempt != nil {
 		attrs = append(attrs, "run_id", w.attempt.RunID, "attempt", w.attempt.Attempt)
 	}
-	var field *deliverylog.FieldError
-	if errors.As(err, &field) || errors.Is(err, deliverylog.ErrNotFound) {
+	if refused(err) {
 		r.logger.Error("delivery log: write refused; not retried", attrs...)
 		return
 	}
@@ -231,8 +229,7 @@ func (r *Recorder) flush(ctx context.Context) bool {
 		wctx, cancel := context.WithTimeout(ctx, r.timeout)
 		err := w.apply(wctx, r.store)
 		cancel()
-		var field *deliverylog.FieldError
-		if err != nil && !errors.As(err, &field) && !errors.Is(err, deliverylog.ErrNotFound) {
+		if err != nil && !refused(err) {
 			return false
 		}
 		r.mu.Lock()

@@ -74,6 +74,21 @@ func (f *fakeStore) SetStatus(ctx context.Context, _, deliveryID, status string,
 	return nil
 }
 
+func (f *fakeStore) Write(ctx context.Context, entries []deliverylog.Entry) []error {
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		if errs[i] = f.UpsertDelivery(ctx, e.Delivery); errs[i] != nil {
+			continue
+		}
+		if e.Attempt == nil {
+			errs[i] = f.SetStatus(ctx, e.Delivery.AccountID, e.Delivery.DeliveryID, e.Delivery.Status, time.Time{})
+		} else {
+			errs[i] = f.RecordAttempt(ctx, *e.Attempt)
+		}
+	}
+	return errs
+}
+
 func (f *fakeStore) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.attempts) }
 
 var created = time.Date(2026, 4, 18, 20, 0, 0, 0, time.UTC)
