@@ -451,7 +451,7 @@ func TestFaultPostgresRestarted(t *testing.T) {
 		}
 	})
 	h := on(hookrelay(t), cl.Address())
-	h.Namespace = cl.Namespace()
+	h.Namespace, h.Security = cl.Namespace(), testenv.ClusterSecurity(cl) // its own certificates
 	c, err := h.Dial(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
