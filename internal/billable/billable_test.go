@@ -53,6 +53,11 @@ func TestCountRecordedHistories(t *testing.T) {
 		// request time and the ordinary attempt then: 4.
 		{"delivery_first_try_throttle_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
 		{"delivery_rate_throttled_throttle_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1, TimerStarted: 1, ActivityScheduled: 1}, 4},
+		// Recorded with the signal bounds and throttling together: the same.
+		{"delivery_first_try_merged_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
+		{"delivery_retry_now_merged_history.json",
+			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
+		{"delivery_rate_throttled_merged_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1, TimerStarted: 1, ActivityScheduled: 1}, 4},
 		// A failed first try opens the circuit (retrying, 1s), the retry
 		// parks (its park-limit timer, parked); the first probe fails and
 		// parks it again with no timer or upsert; the second delivers it.
