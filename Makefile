@@ -4,8 +4,10 @@ BIN      := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
 TEMPORAL_CLI_VERSION := v1.5.1
 # The Temporal server and temporal-sql-tool for the production-shaped cluster
-# (internal/temporalcluster): the server release the CLI's dev server embeds.
-TEMPORAL_SERVER_VERSION := v1.29.1
+# (internal/temporalcluster): a current server release, newer than the one the CLI's dev server
+# embeds. Its go.mod asks for Go 1.26.10, which the Go command fetches for that install only.
+TEMPORAL_SERVER_VERSION := v1.32.2
+TEMPORAL_SERVER_GOTOOLCHAIN := go1.26.10
 TEMPORAL_SERVER_BIN := $(BIN)/temporal-server-$(TEMPORAL_SERVER_VERSION)
 SEARCH_ATTRIBUTES := --search-attribute HookrelayEndpoint=Keyword --search-attribute HookrelayEventName=Keyword \
 	--search-attribute HookrelayMailLogID=Keyword --search-attribute HookrelayStatus=Keyword \
@@ -22,10 +24,10 @@ $(TEMPORAL):
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
 ## tools-cluster: the Temporal server and temporal-sql-tool from go.temporal.io/server (Go module
-## proxy), into bin/temporal-server-v1.29.1/ as server and sql; the module cache keeps its schema
+## proxy), into bin/temporal-server-v1.32.2/ as server and sql; the module cache keeps its schema
 tools-cluster: $(TEMPORAL_SERVER_BIN)/server $(TEMPORAL_SERVER_BIN)/sql
 $(TEMPORAL_SERVER_BIN)/server $(TEMPORAL_SERVER_BIN)/sql &:
-	GOBIN=$(TEMPORAL_SERVER_BIN) $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) \
+	GOTOOLCHAIN=$(TEMPORAL_SERVER_GOTOOLCHAIN) GOBIN=$(TEMPORAL_SERVER_BIN) $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) \
 		go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
 
 ## build: bin/worker, bin/starter and the example bin/receiver

@@ -270,7 +270,7 @@ func TestServiceScript(t *testing.T) {
 		return string(out), err
 	}
 	out, err := run("history", "BIND_ON_IP=127.0.0.1", "TEMPORAL_BROADCAST_ADDRESS=127.0.0.1")
-	want := "--root / --config " + abs + " --env config start --service history\nbind=127.0.0.1 broadcast=127.0.0.1\n"
+	want := "--config-file " + filepath.Join(abs, "config.yaml") + " start --service history\nbind=127.0.0.1 broadcast=127.0.0.1\n"
 	if err != nil || out != want {
 		t.Fatalf("service.sh history: %v\n%q\nwant\n%q", err, out, want)
 	}

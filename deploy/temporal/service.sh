@@ -26,10 +26,11 @@ if [ -z "${TEMPORAL_BROADCAST_ADDRESS:-}" ]; then
 fi
 export BIND_ON_IP TEMPORAL_BROADCAST_ADDRESS
 
-# The server loads <--config>/<--env>.yaml and resolves --config under --root,
-# so --root / lets the absolute directory through. No flag waives
-# authentication: config.yaml sets an authorizer and mutual TLS, and the
-# frontend admits only clients with a certificate of the client CA; only the
-# dev server (make dev, the tests' default) runs without authentication.
+# --config-file names the one file the server reads (the older --root,
+# --config and --env, a directory and an environment name, are deprecated).
+# No flag waives authentication: config.yaml sets an authorizer and mutual
+# TLS, and the frontend admits only clients with a certificate of the client
+# CA; only the dev server (make dev, the tests' default) runs without
+# authentication.
 dir=$(cd "$(dirname "$0")" && pwd)
-exec "${TEMPORAL_SERVER:-temporal-server}" --root / --config "$dir" --env config start --service "$1"
+exec "${TEMPORAL_SERVER:-temporal-server}" --config-file "$dir/config.yaml" start --service "$1"

@@ -1,5 +1,5 @@
 // Package temporalcluster runs the production shape of a Temporal server for
-// tests: go.temporal.io/server v1.29.1 on PostgreSQL, with SQL advanced
+// tests: go.temporal.io/server v1.32.2 on PostgreSQL, with SQL advanced
 // visibility, its services frontend, history, matching and worker each in an
 // OS process of its own, on ports of 127.0.0.1 chosen at run time.
 //
@@ -34,7 +34,7 @@ import (
 
 // ServerVersion is the go.temporal.io/server release the binaries are built
 // from (TEMPORAL_SERVER_VERSION in the Makefile; a test checks they agree).
-const ServerVersion = "v1.29.1"
+const ServerVersion = "v1.32.2"
 
 // ErrNoBinaries says the server or temporal-sql-tool binary is not where
 // Options.BinDir points.
@@ -58,7 +58,7 @@ type Options struct {
 	// DATABASE. Default: $HOOKRELAY_TEST_POSTGRES, else DefaultPostgresURL.
 	PostgresURL string
 	// BinDir holds the binaries `server` and `sql` (temporal-sql-tool).
-	// Default: bin/temporal-server-v1.29.1 under the module root.
+	// Default: bin/temporal-server-v1.32.2 under the module root.
 	BinDir string
 	// ConfigDir holds config.yaml, dynamicconfig.yaml, and the scripts
 	// that set up the schema (schema.sh) and start a service (service.sh).
@@ -66,7 +66,7 @@ type Options struct {
 	ConfigDir string
 	// SchemaDir is the server module's schema directory (holding
 	// postgresql/v12/...). Default: the module cache's copy of
-	// go.temporal.io/server@v1.29.1, which `make tools-cluster` downloads.
+	// go.temporal.io/server@v1.32.2, which `make tools-cluster` downloads.
 	SchemaDir string
 	// LogDir receives one log per process (<service>.log), the environment
 	// each was started with (<service>.env) and temporal-sql-tool's output
@@ -385,8 +385,8 @@ func (o Options) withDefaults() (Options, error) {
 		}
 		o.SchemaDir = dir
 	}
-	// The server resolves its config directory under --root; absolute paths
-	// keep that independent of the working directory.
+	// Absolute paths keep the server's --config-file, the schema steps and
+	// the binaries independent of the working directory.
 	for _, p := range []*string{&o.BinDir, &o.ConfigDir, &o.SchemaDir} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
