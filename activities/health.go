@@ -343,9 +343,11 @@ func (h *HealthActivities) countParked(ctx context.Context, endpointID string) (
 }
 
 // maxReleasesInFlight bounds a drain's concurrent releases: enough for
-// 100/s with round trips of 2 s (a release of a delivery evicted from the
-// worker's cache costs a failed workflow task and a history fetch on
-// servers up to v1.29: temporalio/temporal#7741).
+// 100/s with round trips of 2 s (on server v1.29.1, the dev server's, a
+// release of a delivery evicted from the worker's cache costs a failed
+// workflow task and a history fetch: the update's speculative task is
+// missing from the history the worker fetches; v1.32.2, the cluster's,
+// includes it).
 const maxReleasesInFlight = 256
 
 // unsealedActivity refuses an activity whose input did not arrive sealed by
