@@ -28,7 +28,7 @@ const FrontendHealthPath = "/api/v1/cluster-info"
 
 // Ports are what one service's process binds, all on 127.0.0.1.
 type Ports struct {
-	GRPC       int // the worker service names it as its address but serves nothing on it
+	GRPC       int // the worker service serves only gRPC health on it
 	Membership int // ringpop, between the services
 	HTTP       int // frontend only: the HTTP API; 0 elsewhere
 	Metrics    int // Prometheus, at /metrics

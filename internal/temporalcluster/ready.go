@@ -25,8 +25,9 @@ import (
 
 // The names under which each service reports SERVING on its own gRPC port:
 // frontend once membership is ready, history once it holds its shards,
-// matching once started. The worker service serves no gRPC; workerStarted
-// is the line it logs when all its parts run.
+// matching once started. The worker service serves only gRPC health;
+// workerStarted is the line it logs when all its parts run, which is what
+// the readiness check waits for.
 var healthNames = map[Service]string{
 	Frontend: "temporal.api.workflowservice.v1.WorkflowService",
 	History:  "temporal.api.workflowservice.v1.HistoryService",
