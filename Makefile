@@ -77,12 +77,15 @@ fuzz:
 ## Flags in BENCH_FLAGS, e.g. make bench BENCH_FLAGS='--events 500 --worker-args "--pollers 8"'.
 ## BENCH_SERVER=postgres runs the same bench on a Temporal server on PostgreSQL, its four
 ## services as processes (what make test-cluster runs); it sets HOOKRELAY_TEST_SERVER.
+## BENCH_COMPARE=REV (--compare REV) measures the working tree beside worker and starter built at
+## git revision REV, in alternating phases on the same server.
 BENCH_FLAGS ?=
 BENCH_SERVER ?=
+BENCH_COMPARE ?=
 BENCH_ENV := $(if $(BENCH_SERVER),HOOKRELAY_TEST_SERVER=$(BENCH_SERVER))
 BENCH_TOOLS := tools $(if $(filter postgres,$(BENCH_SERVER)),tools-cluster)
 bench: $(BENCH_TOOLS)
-	$(BENCH_ENV) $(GO) run ./bench $(BENCH_FLAGS)
+	$(BENCH_ENV) $(GO) run ./bench $(if $(BENCH_COMPARE),--compare $(BENCH_COMPARE)) $(BENCH_FLAGS)
 
 ## bench-park: 10,000 deliveries parked in backoff: worker RSS, and the server holding the timers
 bench-park: $(BENCH_TOOLS)

@@ -84,6 +84,13 @@ type config struct {
 	logDB string
 	// logFirst runs the phase with the log before the one without.
 	logFirst bool
+	// compare is a git revision of this repository (as given) whose worker
+	// and starter the throughput mode measures beside the working tree's,
+	// compareCommit the commit it names; compareRounds is how many pairs of
+	// phases, each round in the other order from the one before.
+	compare       string
+	compareCommit string
+	compareRounds int
 
 	root string // the repository
 }
@@ -128,6 +135,8 @@ func parseFlags(args []string, root string) (config, error) {
 	fs.StringVar(&c.endpointsDB, "endpoints-db", "", "throughput: register the endpoint in a fresh endpoint registry, sqlite (a file) or postgres (a database on HOOKRELAY_TEST_POSTGRES, default 127.0.0.1:5432; dropped at the end), instead of the YAML endpoints file")
 	fs.StringVar(&c.logDB, "log-db", logPostgres, "throughput: measure hookrelay twice in the run, without a delivery log and then with one in a fresh database, sqlite (a file) or postgres (a database on HOOKRELAY_TEST_POSTGRES, default 127.0.0.1:5432; dropped at the end); none: once, without (the default with --endpoints-db or another mode)")
 	fs.BoolVar(&c.logFirst, "log-first", false, "throughput: with --log-db, measure the phase with the delivery log first, then the one without (the other order, to see what the order itself costs)")
+	fs.StringVar(&c.compare, "compare", "", "throughput: also build worker and starter at this git revision (a commit, tag or branch of this repository) and measure it beside the working tree in alternating phases on the same server, without the baseline and the delivery log unless asked")
+	fs.IntVar(&c.compareRounds, "compare-rounds", 2, "with --compare: rounds of two phases, the working tree's and the revision's, each round in the other order from the one before (2: ABBA)")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: go run ./bench [flags]   (make bench, make bench-park, make bench-drain, make bench-absorb)\n\n%s", fs.FlagUsages())
 	}
@@ -156,8 +165,11 @@ func parseFlags(args []string, root string) (config, error) {
 	if !fs.Changed("events") {
 		c.events = map[string]int{modeThroughput: 2000, modePark: 10000, modeDrain: 10000, modeAbsorb: 1}[c.mode]
 	}
-	if !fs.Changed("log-db") && (c.mode != modeThroughput || c.endpointsDB != "") {
+	if !fs.Changed("log-db") && (c.mode != modeThroughput || c.endpointsDB != "" || c.compare != "") {
 		c.logDB = logNone
+	}
+	if c.compare != "" && !fs.Changed("baseline") {
+		c.baseline = false
 	}
 	if !fs.Changed("timeout") {
 		c.timeout = map[string]time.Duration{modeThroughput: 15 * time.Minute, modePark: 60 * time.Minute, modeDrain: 30 * time.Minute, modeAbsorb: 15 * time.Minute}[c.mode]
@@ -179,7 +191,15 @@ func parseFlags(args []string, root string) (config, error) {
 	if c.serverMode, err = testenv.ChooseMode(os.Getenv(testenv.EnvServer), c.temporalAddress, nil); err != nil {
 		return c, cmdline.Usage(err)
 	}
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	if c.compare != "" {
+		if c.compareCommit, err = resolveRevision(root, c.compare); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 // validate names the first unusable flag.
@@ -239,6 +259,9 @@ func (c config) validate() error {
 		return usagef("--log-db: with --endpoints-db the workers keep their log in the registry's database in every phase, so there is no run without one: give --log-db none")
 	case c.endpointsDB != "" && c.mode != modeThroughput:
 		return usagef("--endpoints-db: only the throughput mode registers its endpoint in the registry")
+	}
+	if err := c.validateCompare(); err != nil {
+		return err
 	}
 	if _, err := parseSchedule(c.retrySchedule); err != nil {
 		return usagef("--retry-schedule: %v", err)

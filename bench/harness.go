@@ -55,6 +55,13 @@ type harness struct {
 	// while logOn, every worker and serve started keeps its log there.
 	log   *benchLog
 	logOn bool
+	// compareBin holds worker and starter built at --compare's revision;
+	// while phaseBin is set, every worker and serve started runs from there.
+	// phaseTag ("": none) tells a comparison's phases' processes (and their
+	// logs) apart.
+	compareBin string
+	phaseBin   string
+	phaseTag   string
 	// endpointAccount is the account_id writeEndpoints gives its endpoint
 	// ("": none): the log records only deliveries of events with an account.
 	endpointAccount string
@@ -82,6 +89,12 @@ func newHarness(ctx context.Context, cfg config, out io.Writer) (h *harness, err
 	fmt.Fprintf(out, "== building worker and starter (logs in %s)\n", rel(cfg.root, h.logDir))
 	if err = testenv.Build(ctx, cfg.root, h.hr.Bin); err != nil {
 		return h, err
+	}
+	if cfg.compareCommit != "" {
+		fmt.Fprintf(out, "== building worker and starter at %s (%s)\n", cfg.compare, cfg.compareCommit)
+		if h.compareBin, err = buildRevision(ctx, cfg.root, cfg.compareCommit, h.tmp); err != nil {
+			return h, err
+		}
 	}
 	if err = h.writeSecrets(); err != nil {
 		return h, err
@@ -262,10 +275,13 @@ func (h *harness) start(ctx context.Context, s testenv.Spec) (*testenv.Process, 
 	return p, nil
 }
 
-// on is h.hr on taskQueue.
+// on is h.hr on taskQueue, running the programs in h.phaseBin if set.
 func (h *harness) on(taskQueue string) testenv.Hookrelay {
 	hr := h.hr
 	hr.TaskQueue = taskQueue
+	if h.phaseBin != "" {
+		hr.Bin = h.phaseBin
+	}
 	return hr
 }
 
@@ -317,8 +333,11 @@ func (h *harness) startServe(ctx context.Context, taskQueue, endpoints string) (
 }
 
 // procSuffix tells the with-log phase's processes (and their logs) from
-// the first phase's.
+// the first phase's, and a comparison's phases from each other.
 func (h *harness) procSuffix() string {
+	if h.phaseTag != "" {
+		return "-" + h.phaseTag
+	}
 	if h.logOn {
 		return "-log"
 	}

@@ -6,7 +6,9 @@
 // what waiting costs a worker, and that the server holds the timers. With
 // --mode drain an outage parks deliveries behind an endpoint's open circuit
 // and the health workflow drains them; --mode absorb measures the failure
-// reports one endpoint's health workflow takes.
+// reports one endpoint's health workflow takes. With --compare REV the
+// throughput mode measures worker and starter built at another git revision
+// beside the working tree's, in alternating rounds on the same server.
 //
 //	go run ./bench [flags]                (make bench)
 //	go run ./bench --mode park [flags]    (make bench-park)

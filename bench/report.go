@@ -31,7 +31,9 @@ type configJSON struct {
 	Namespace       string   `json:"namespace"`
 	Timeout         string   `json:"timeout"`
 	Hold            string   `json:"hold,omitempty"`
-	LogDB           string   `json:"log_db,omitempty"` // throughput: the with-log phase's store; "": none
+	LogDB           string   `json:"log_db,omitempty"`  // throughput: the with-log phase's store; "": none
+	Compare         string   `json:"compare,omitempty"` // throughput: the revision measured beside the working tree
+	CompareRounds   int      `json:"compare_rounds,omitempty"`
 }
 
 // header is what every report starts with.
@@ -80,6 +82,9 @@ func newHeader(cfg config, h *harness, args []string) header {
 		ServeArgs: cfg.serveArgs, ServerArgs: cfg.serverArgs, BaselineArgs: cfg.baselineArgs, Namespace: h.hr.Namespace, Timeout: cfg.timeout.String()}
 	if cfg.logDB != logNone {
 		c.LogDB = cfg.logDB
+	}
+	if cfg.compare != "" {
+		c.Compare, c.CompareRounds = cfg.compare+" ("+cfg.compareCommit+")", cfg.compareRounds
 	}
 	if cfg.mode == modePark {
 		c.Hold, c.Warmup, c.Baseline, c.BaselineWorkers = cfg.hold.String(), 0, false, 0
@@ -193,6 +198,7 @@ func printThroughput(w io.Writer, r *throughputReport) {
 	row("503 refusals (retried)", float64(hk.Refused503), 0, "%.0f", false)
 	row("duplicate deliveries", float64(hk.Duplicates), float64(b.Duplicates), "%.0f", false)
 	printWithLog(w, r)
+	printCompare(w, r)
 	testenv.PrintProfiles(w, "hookrelay", hk.Profiles)
 	if r.HookrelayWithLog != nil {
 		testenv.PrintProfiles(w, "hookrelay+log", r.HookrelayWithLog.Profiles)

@@ -77,6 +77,9 @@ type throughputReport struct {
 	DeliveryLog      *deliveryLogCost `json:"delivery_log,omitempty"`
 	Baseline         *phaseResult     `json:"baseline,omitempty"`
 	Ratio            *ratios          `json:"ratio,omitempty"`
+	// Compare is the working tree against another revision (--compare);
+	// Hookrelay is then its first round's working-tree phase.
+	Compare *revisionCompare `json:"compare,omitempty"`
 }
 
 // runThroughput measures hookrelay (events through starter serve to worker
@@ -100,7 +103,11 @@ func runThroughput(ctx context.Context, h *harness, rep *throughputReport) error
 		return err
 	}
 	hookPhase := hookrelayPhase{name: "hookrelay", taskQueue: "bench-" + h.runID, endpoints: endpoints, endpointID: endpointID, events: events}
-	if err := runHookrelay(ctx, h, rep, hookPhase, account); err != nil {
+	measureHookrelay := runHookrelay
+	if cfg.compareCommit != "" {
+		measureHookrelay = runCompare
+	}
+	if err := measureHookrelay(ctx, h, rep, hookPhase, account); err != nil {
 		return err
 	}
 	if !cfg.baseline {
