@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -8,7 +9,7 @@ import (
 // Bounds are the limits every customer-settable value of an endpoint keeps
 // to, so that no endpoint holds more than its share of the fleet: an
 // attempt's timeout, the circuit's probes, drain rate, opening threshold
-// and park limit, and the retry schedule. Registration and update refuse a
+// and park limit, the retry schedule, max_in_flight and rate_limit. Registration and update refuse a
 // value outside them (naming the field and the bound), and a worker refuses
 // an endpoints file that holds one. Operators may narrow them (the
 // --max-attempt-timeout family of flags), never widen them past
@@ -29,6 +30,11 @@ type Bounds struct {
 	MaxRetrySteps int
 	// MaxRetryTotal bounds the retry schedule's delays added up.
 	MaxRetryTotal time.Duration
+	// MaxInFlight bounds max_in_flight (from 1).
+	MaxInFlight int
+	// MinRateLimit and MaxRateLimit bound a rate_limit that is set
+	// (requests a second); 0, no rate limit, is always allowed.
+	MinRateLimit, MaxRateLimit float64
 	// MaxEndpointsPerAccount is the quota of endpoints one account may
 	// register (deleted ones do not count; disabled ones do). Unlike the
 	// other bounds, an operator may raise it above its default, up to
@@ -52,6 +58,9 @@ func DefaultBounds() Bounds {
 		MaxParkLimit:      30 * 24 * time.Hour,
 		MaxRetrySteps:     30,
 		MaxRetryTotal:     30 * 24 * time.Hour,
+		MaxInFlight:       MaxMaxInFlight,
+		MinRateLimit:      MinRateLimit,
+		MaxRateLimit:      MaxRateLimit,
 		// Far above what one clinic registers (a CRM, an archive, billing),
 		// far below what fans one event out across the fleet.
 		MaxEndpointsPerAccount: 50,
@@ -66,9 +75,15 @@ func (b Bounds) orDefault() Bounds {
 	return b
 }
 
+// ErrNoRateLimitAllowed is Narrowing's answer to a MinRateLimit above
+// MaxRateLimit: no rate_limit could be set.
+var ErrNoRateLimitAllowed = errors.New("no rate_limit could be set")
+
 // Narrowing checks that b only narrows DefaultBounds (and keeps
 // MaxEndpointsPerAccount from 1 to EndpointsPerAccountCeiling); an error
-// names the first bound that widens one, by its field name in Bounds.
+// names the first bound that widens one, by its field name in Bounds. A
+// MinRateLimit above MaxRateLimit, each within its built-in bound, is
+// ErrNoRateLimitAllowed.
 func (b Bounds) Narrowing() error {
 	d := DefaultBounds()
 	switch {
@@ -86,6 +101,14 @@ func (b Bounds) Narrowing() error {
 		return fmt.Errorf("MaxRetrySteps: %d must be 0 to %d", b.MaxRetrySteps, d.MaxRetrySteps)
 	case b.MaxRetryTotal <= 0 || b.MaxRetryTotal > d.MaxRetryTotal:
 		return fmt.Errorf("MaxRetryTotal: %s must be above 0 and at most %s", b.MaxRetryTotal, formatDuration(d.MaxRetryTotal))
+	case b.MaxInFlight < 1 || b.MaxInFlight > d.MaxInFlight:
+		return fmt.Errorf("MaxInFlight: %d must be 1 to %d", b.MaxInFlight, d.MaxInFlight)
+	case !(b.MinRateLimit >= d.MinRateLimit) || b.MinRateLimit > d.MaxRateLimit:
+		return fmt.Errorf("MinRateLimit: %g must be at least %g and at most %g", b.MinRateLimit, d.MinRateLimit, d.MaxRateLimit)
+	case !(b.MaxRateLimit >= d.MinRateLimit) || b.MaxRateLimit > d.MaxRateLimit:
+		return fmt.Errorf("MaxRateLimit: %g must be at least %g and at most %g", b.MaxRateLimit, d.MinRateLimit, d.MaxRateLimit)
+	case b.MinRateLimit > b.MaxRateLimit:
+		return fmt.Errorf("MinRateLimit: %g is above MaxRateLimit, %g: %w", b.MinRateLimit, b.MaxRateLimit, ErrNoRateLimitAllowed)
 	case b.MaxEndpointsPerAccount < 1 || b.MaxEndpointsPerAccount > EndpointsPerAccountCeiling:
 		return fmt.Errorf("MaxEndpointsPerAccount: %d must be 1 to %d", b.MaxEndpointsPerAccount, EndpointsPerAccountCeiling)
 	}
@@ -147,6 +170,25 @@ func (b Bounds) CheckCircuit(c Circuit, set *RawCircuit) error {
 	return nil
 }
 
+// CheckMaxInFlight refuses a max_in_flight outside 1 to the bound, naming
+// the field.
+func (b Bounds) CheckMaxInFlight(n int) error {
+	if b = b.orDefault(); n < 1 || n > b.MaxInFlight {
+		return fmt.Errorf("max_in_flight: %d must be 1 to %d", n, b.MaxInFlight)
+	}
+	return nil
+}
+
+// CheckRateLimit refuses a rate_limit other than 0 (none) outside the
+// bounds, naming the field.
+func (b Bounds) CheckRateLimit(perSecond float64) error {
+	b = b.orDefault()
+	if perSecond != 0 && !(perSecond >= b.MinRateLimit && perSecond <= b.MaxRateLimit) {
+		return fmt.Errorf("rate_limit: %g must be 0 (no limit) or %g to %g requests per second", perSecond, b.MinRateLimit, b.MaxRateLimit)
+	}
+	return nil
+}
+
 // CheckEndpointCount refuses an account's endpoint count over the quota:
 // count is how many the account would hold. The error names the account
 // and the quota.
@@ -175,11 +217,22 @@ func (b Bounds) Check(e Endpoint) error {
 	if err := b.CheckRetrySchedule(e.RetrySchedule); err != nil {
 		return err
 	}
+	n := e.MaxInFlight
+	if n == 0 { // unset
+		n = DefaultMaxInFlight
+	}
+	if err := b.CheckMaxInFlight(n); err != nil {
+		return err
+	}
+	if err := b.CheckRateLimit(e.RateLimit); err != nil {
+		return err
+	}
 	return b.CheckCircuit(e.Circuit, nil)
 }
 
 // Within is e with every value outside the bounds brought to the nearest
-// bound: a retry schedule loses the steps past its bounds. It serves the
+// bound: a retry schedule loses the steps past its bounds; an unset
+// max_in_flight (0) and rate_limit (0, none) stay unset. It serves the
 // defaults under narrowed bounds, and endpoints registered before a bound
 // applied.
 func (b Bounds) Within(e Endpoint) Endpoint {
@@ -192,6 +245,10 @@ func (b Bounds) Within(e Endpoint) Endpoint {
 			break
 		}
 		total += d
+	}
+	e.MaxInFlight = min(e.MaxInFlight, b.MaxInFlight)
+	if e.RateLimit != 0 {
+		e.RateLimit = min(max(e.RateLimit, b.MinRateLimit), b.MaxRateLimit)
 	}
 	c := &e.Circuit
 	c.OpenAfter = min(c.OpenAfter, b.MaxOpenAfter)

@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -51,6 +52,62 @@ func TestFileBounds(t *testing.T) {
 	}
 }
 
+// narrowedThrottle narrows max_in_flight to 1 to 5 and rate_limit to 1 to 50.
+func narrowedThrottle() Bounds {
+	b := DefaultBounds()
+	b.MaxInFlight, b.MinRateLimit, b.MaxRateLimit = 5, 1, 50
+	return b
+}
+
+// The throttle settings under bounds narrowed by flag: a value just inside
+// loads; one just outside is refused, naming the entry, the field and the
+// narrowed bound. A rate_limit of 0 (none) stays allowed.
+func TestFileNarrowedThrottleBounds(t *testing.T) {
+	b := narrowedThrottle()
+	if err := b.Narrowing(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, inside, outside, field, bound string
+		builtIn                             bool // outside is within the built-in bounds
+	}{
+		{"max_in_flight", "max_in_flight: 5", "max_in_flight: 6", "max_in_flight: 6", "1 to 5", true},
+		{"max_in_flight zero", "max_in_flight: 1", "max_in_flight: 0", "max_in_flight: 0", "1 to 5", false},
+		{"rate_limit high", "rate_limit: 50", "rate_limit: 50.5", "rate_limit: 50.5", "1 to 50 requests", true},
+		{"rate_limit low", "rate_limit: 1", "rate_limit: 0.9", "rate_limit: 0.9", "1 to 50 requests", true},
+		{"rate_limit none", "rate_limit: 0", "rate_limit: 0.1", "rate_limit: 0.1", "1 to 50 requests", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := Parse(boundEntry(c.inside), ".", WithBounds(b)); err != nil {
+				t.Fatalf("just inside (%s): %v", c.inside, err)
+			}
+			_, err := Parse(boundEntry(c.outside), ".", WithBounds(b))
+			if err == nil {
+				t.Fatalf("just outside (%s) loaded", c.outside)
+			}
+			for _, want := range []string{`endpoint "bounded" (endpoints[1])`, c.field, c.bound} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			if _, err := Parse(boundEntry(c.outside), "."); c.builtIn && err != nil {
+				t.Errorf("%s under the built-in bounds: %v", c.outside, err)
+			}
+		})
+	}
+	// The default max_in_flight is brought within the narrowed bound.
+	cfg, err := Parse(boundEntry("rate_limit: 2"), ".", WithBounds(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, _ := cfg.Lookup("ok")
+	bounded, _ := cfg.Lookup("bounded")
+	if ok.MaxInFlight != 5 || ok.EffectiveMaxInFlight() != 5 || ok.RateLimit != 0 || bounded.RateLimit != 2 {
+		t.Fatalf("under max_in_flight at most 5: default max_in_flight %d (effective %d), rate_limit %g and %g; want 5, 5, 0 and 2",
+			ok.MaxInFlight, ok.EffectiveMaxInFlight(), ok.RateLimit, bounded.RateLimit)
+	}
+}
+
 // Narrowed bounds refuse what the built-in ones admit, naming the new
 // bound, and bring the defaults within them.
 func TestNarrowedBounds(t *testing.T) {
@@ -80,12 +137,26 @@ func TestNarrowedBounds(t *testing.T) {
 		func(b *Bounds) { b.MaxParkLimit = 721 * time.Hour },
 		func(b *Bounds) { b.MaxRetrySteps = 31 },
 		func(b *Bounds) { b.MaxRetryTotal = 721 * time.Hour },
+		func(b *Bounds) { b.MaxInFlight = 101 },
+		func(b *Bounds) { b.MaxInFlight = 0 },
+		func(b *Bounds) { b.MinRateLimit = 0.09 },
+		func(b *Bounds) { b.MaxRateLimit = 1000.5 },
+		func(b *Bounds) { b.MaxRateLimit = 0.05 },
 	} {
 		b := DefaultBounds()
 		wide(&b)
-		if err := b.Narrowing(); err == nil {
-			t.Errorf("%+v widens a built-in bound, yet passed", b)
+		if err := b.Narrowing(); err == nil || errors.Is(err, ErrNoRateLimitAllowed) {
+			t.Errorf("%+v widens a built-in bound, yet: %v", b, err)
 		}
+	}
+	b = DefaultBounds()
+	b.MinRateLimit, b.MaxRateLimit = 20, 10
+	if err := b.Narrowing(); !errors.Is(err, ErrNoRateLimitAllowed) || !strings.HasPrefix(err.Error(), "MinRateLimit: 20 is above MaxRateLimit, 10") {
+		t.Errorf("a smallest rate_limit above the largest: %v, want ErrNoRateLimitAllowed", err)
+	}
+	b.MinRateLimit = 10
+	if err := b.Narrowing(); err != nil {
+		t.Errorf("a single allowed rate_limit, 10: %v", err)
 	}
 }
 
@@ -105,9 +176,22 @@ func TestWithin(t *testing.T) {
 	if old.Circuit.ProbeEvery[0] != time.Nanosecond {
 		t.Fatal("Within changed its argument's probe_every")
 	}
-	def := Endpoint{Timeout: DefaultTimeout, RetrySchedule: DefaultRetrySchedule, Circuit: DefaultCircuit()}
+	def := Endpoint{Timeout: DefaultTimeout, RetrySchedule: DefaultRetrySchedule, Circuit: DefaultCircuit(), MaxInFlight: DefaultMaxInFlight}
 	if got := DefaultBounds().Within(def); !reflect.DeepEqual(got, def) {
 		t.Fatalf("the defaults are not within the built-in bounds: %+v", got)
+	}
+	for _, c := range []struct {
+		in, want Endpoint
+	}{
+		{Endpoint{MaxInFlight: 8, RateLimit: 0.5}, Endpoint{MaxInFlight: 5, RateLimit: 1}},
+		{Endpoint{MaxInFlight: 3, RateLimit: 80}, Endpoint{MaxInFlight: 3, RateLimit: 50}},
+		{Endpoint{}, Endpoint{}}, // unset stays unset: the default, and no rate limit
+	} {
+		got := narrowedThrottle().Within(c.in)
+		if got.MaxInFlight != c.want.MaxInFlight || got.RateLimit != c.want.RateLimit {
+			t.Errorf("within max_in_flight 5 and rate_limit 1 to 50: %d, %g became %d, %g; want %d, %g",
+				c.in.MaxInFlight, c.in.RateLimit, got.MaxInFlight, got.RateLimit, c.want.MaxInFlight, c.want.RateLimit)
+		}
 	}
 }
 

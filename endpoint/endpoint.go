@@ -298,21 +298,20 @@ func (r rawEndpoint) validate(baseDir string, b Bounds) (Endpoint, error) {
 	return e, nil
 }
 
-// settings parses the timeout, circuit and retry schedule over the defaults
-// (brought within b) and checks them against b.
+// settings parses the timeout, circuit, retry schedule, max_in_flight and
+// rate_limit over the defaults (brought within b) and checks them against b.
 func (r rawEndpoint) settings(e *Endpoint, b Bounds) error {
-	d := b.Within(Endpoint{Timeout: DefaultTimeout, RetrySchedule: DefaultRetrySchedule, Circuit: DefaultCircuit()})
-	e.Timeout, e.RetrySchedule = d.Timeout, d.RetrySchedule
-	e.MaxInFlight = DefaultMaxInFlight
+	d := b.Within(Endpoint{Timeout: DefaultTimeout, RetrySchedule: DefaultRetrySchedule, Circuit: DefaultCircuit(), MaxInFlight: DefaultMaxInFlight})
+	e.Timeout, e.RetrySchedule, e.MaxInFlight = d.Timeout, d.RetrySchedule, d.MaxInFlight
 	if r.MaxInFlight != nil {
-		if err := CheckMaxInFlight(*r.MaxInFlight); err != nil {
-			return fmt.Errorf("max_in_flight: %w", err)
+		if err := b.CheckMaxInFlight(*r.MaxInFlight); err != nil {
+			return err
 		}
 		e.MaxInFlight = *r.MaxInFlight
 	}
 	if r.RateLimit != nil {
-		if err := CheckRateLimit(*r.RateLimit); err != nil {
-			return fmt.Errorf("rate_limit: %w", err)
+		if err := b.CheckRateLimit(*r.RateLimit); err != nil {
+			return err
 		}
 		e.RateLimit = *r.RateLimit
 	}

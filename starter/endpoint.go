@@ -31,7 +31,7 @@ const endpointUsage = `usage:
   starter endpoint rotate-secret --account ID ENDPOINT_ID [--overlap 24h]
 Each takes --endpoints-db DSN and --codec-key-file FILE (or their environment variables) and --output text|json;
 create and update also --allow-cidr and --https-only, the rules registration checks URLs by, and the
-flags that narrow the bounds on endpoint values (--max-attempt-timeout, --min-probe-every, ...).
+flags that narrow the bounds on endpoint values (--max-attempt-timeout, --max-in-flight-limit, ...).
 Secrets are printed only by create and rotate-secret.
 ` + healthUsage + "\n" + recoverUsage
 
@@ -170,7 +170,7 @@ func (e *endpointFlags) parse(fs *pflag.FlagSet, args []string) error {
 		}
 	case "update":
 		if f == (registry.Fields{}) {
-			return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled, --trace-context")
+			return cmdline.Usagef("update: give at least one of --url, --events, --description, --timeout, --retry-schedule, --enabled, --trace-context, --max-in-flight, --rate-limit")
 		}
 	case "list":
 		if e.limit < 1 || e.limit > registry.MaxListLimit {
@@ -219,9 +219,9 @@ func flagError(err error) error {
 		return err
 	}
 	field, _, _ := strings.Cut(fe.Field, "[")
-	flag := map[string]string{"account_id": "account", "retry_schedule": "retry-schedule"}[field]
-	if flag == "" {
-		flag = field
+	flag := strings.ReplaceAll(field, "_", "-") // max_in_flight: --max-in-flight
+	if field == "account_id" {
+		flag = "account"
 	}
 	return cmdline.Usagef("--%s: %s", flag, fe.Problem)
 }

@@ -136,6 +136,8 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"park_limit", "    circuit: {park_limit: 721h}\n", "circuit.park_limit:", "720h maximum"},
 		{"retry steps", "    retry_schedule: [" + strings.Repeat("1s, ", 30) + "1s]\n", "retry_schedule:", "at most 30"},
 		{"retry total", "    retry_schedule: [168h, 168h, 168h, 168h, 49h]\n", "retry_schedule:", "720h maximum"},
+		{"max_in_flight", "    max_in_flight: 101\n", "max_in_flight:", "1 to 100"},
+		{"rate_limit", "    rate_limit: 1001\n", "rate_limit:", "0.1 to 1000"},
 	} {
 		tests = append(tests, struct {
 			name string
@@ -146,6 +148,7 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 			[]string{`endpoint "acme"`, b.field, b.bound}, 1})
 	}
 	within := endpointsFile(t, "acme", "https://x.example.com/", "    timeout: 20s\n")
+	throttled := endpointsFile(t, "acme", "https://x.example.com/", "    max_in_flight: 20\n    rate_limit: 0.5\n")
 	var quota []testenv.Endpoint
 	for _, id := range []string{"acme-1", "acme-2", "acme-3"} {
 		quota = append(quota, testenv.Endpoint{ID: id, URL: "https://x.example.com/" + id, Extra: "    account_id: acct-quota\n"})
@@ -160,6 +163,11 @@ func TestWorkerRefusesBadConfig(t *testing.T) {
 		{"bound narrowed by flag", append([]string{"--endpoints", within, "--max-attempt-timeout", "10s"}, key...), []string{`endpoint "acme"`, "timeout: 20s is over the 10s maximum"}, 1},
 		{"bound widened by flag", append([]string{"--endpoints", within, "--max-attempt-timeout", "1m"}, key...), []string{"--max-attempt-timeout", "only narrow"}, 2},
 		{"bound widened by environment", append([]string{"--endpoints", within, "--env", "HOOKRELAY_MIN_PROBE_EVERY=1s"}, key...), []string{"--min-probe-every", "only narrow"}, 2},
+		{"max_in_flight narrowed by flag", append([]string{"--endpoints", throttled, "--max-in-flight-limit", "10"}, key...), []string{`endpoint "acme"`, "max_in_flight: 20 must be 1 to 10"}, 1},
+		{"rate_limit narrowed by environment", append([]string{"--endpoints", throttled, "--env", "HOOKRELAY_MIN_RATE_LIMIT=1"}, key...), []string{`endpoint "acme"`, "rate_limit: 0.5 must be 0 (no limit) or 1 to 1000"}, 1},
+		{"max_in_flight bound widened by flag", append([]string{"--endpoints", throttled, "--max-in-flight-limit", "101"}, key...), []string{"--max-in-flight-limit: 101 must be 1 to 100", "only narrow"}, 2},
+		{"rate_limit bound widened by environment", append([]string{"--endpoints", throttled, "--env", "HOOKRELAY_MAX_RATE_LIMIT=5000"}, key...), []string{"--max-rate-limit: 5000", "at most 1000", "only narrow"}, 2},
+		{"rate_limit bounds crossed", append([]string{"--endpoints", throttled, "--min-rate-limit", "20", "--max-rate-limit", "10"}, key...), []string{"--min-rate-limit: 20 is above --max-rate-limit 10"}, 2},
 		{"endpoint quota", append([]string{"--endpoints", overQuota, "--max-endpoints-per-account", "2"}, key...),
 			[]string{`endpoint "acme-3"`, `account "acct-quota"`, "over the 2", "max-endpoints-per-account"}, 1},
 		{"endpoint quota past its ceiling", append([]string{"--endpoints", overQuota, "--max-endpoints-per-account", "1001"}, key...),

@@ -506,7 +506,8 @@ func TestRegistryUpdateReachesNextAttempt(t *testing.T) {
 // With only an endpoints file, writes answer 409.
 func TestRegistryAPIRefusesBadInput(t *testing.T) {
 	// Loopback is admitted, as the receivers are there; the guard refuses other private ranges.
-	srv := startServeWith(t, hookrelay(t), "--https-only=false", "--endpoints-db", registryDSN(t, "sqlite"), "--allow-cidr", "127.0.0.0/8")
+	srv := startServeWith(t, hookrelay(t), "--https-only=false", "--endpoints-db", registryDSN(t, "sqlite"), "--allow-cidr", "127.0.0.0/8",
+		"--max-in-flight-limit", "5", "--min-rate-limit", "1", "--max-rate-limit", "50")
 	for _, c := range []struct{ body, field string }{
 		{`{"events":["*"]}`, "url"},
 		{`{"url":"ftp://127.0.0.1/","events":["*"]}`, "url"},
@@ -533,6 +534,19 @@ func TestRegistryAPIRefusesBadInput(t *testing.T) {
 		var e apiError
 		if err != nil || r.code != http.StatusUnprocessableEntity || json.Unmarshal(r.body, &e) != nil || e.Field != c.field {
 			t.Errorf("POST %.60s: %v %d %s, want 422 on %s", c.body, err, r.code, r.body, c.field)
+		}
+	}
+	// max_in_flight and rate_limit past the bounds serve's flags narrowed:
+	// 422 naming the field and the narrowed bound.
+	for _, c := range []struct{ body, field, bound string }{
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"max_in_flight":6}`, "max_in_flight", "1 to 5"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"rate_limit":51}`, "rate_limit", "1 to 50"},
+		{`{"url":"http://127.0.0.1:9009/","events":["*"],"rate_limit":0.5}`, "rate_limit", "1 to 50"},
+	} {
+		r, err := srv.do(http.MethodPost, endpointsOf("acct-bad"), strings.NewReader(c.body), nil)
+		var e apiError
+		if err != nil || r.code != http.StatusUnprocessableEntity || json.Unmarshal(r.body, &e) != nil || e.Field != c.field || !strings.Contains(e.Error, c.bound) {
+			t.Errorf("POST %.80s: %v %d %s, want 422 on %s naming %s", c.body, err, r.code, r.body, c.field, c.bound)
 		}
 	}
 	if r, _ := srv.do(http.MethodGet, endpointsOf("acct bad"), nil, nil); r.code != http.StatusUnprocessableEntity {
@@ -627,6 +641,29 @@ func TestStarterEndpointCommands(t *testing.T) {
 		"--allow-cidr", "127.0.0.0/8", "--max-endpoints-per-account", "1"); code != 2 ||
 		!strings.Contains(errOut, "--account") || !strings.Contains(errOut, "max-endpoints-per-account: 1") {
 		t.Errorf("create past the quota: exit %d %s, want 2 naming --account and max-endpoints-per-account", code, errOut)
+	}
+	// max_in_flight and rate_limit under bounds narrowed by flag: exit 2
+	// naming the flag and the narrowed bound, and nothing changed.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", "--account", "acct-throttle", "--url", "http://127.0.0.1:9000/hook", "--events", "*", "--allow-cidr", "127.0.0.0/8",
+			"--max-in-flight", "6", "--max-in-flight-limit", "5"}, "--max-in-flight: 6 must be 1 to 5"},
+		{[]string{"update", "--account", "acct-cli", created.ID, "--rate-limit", "60", "--max-rate-limit", "50"}, "--rate-limit: 60 must be 0 (no limit) or 0.1 to 50"},
+		{[]string{"update", "--account", "acct-cli", created.ID, "--rate-limit", "0.5", "--min-rate-limit", "1"}, "--rate-limit: 0.5 must be 0 (no limit) or 1 to 1000"},
+		{[]string{"update", "--account", "acct-cli", created.ID, "--max-in-flight", "5", "--max-in-flight-limit", "101"}, "--max-in-flight-limit: 101 must be 1 to 100"},
+	} {
+		if _, errOut, code := run(c.args...); code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d %s, want 2 naming %q", c.args, code, errOut, c.want)
+		}
+	}
+	if out, errOut, code := run("update", "--account", "acct-cli", created.ID, "--max-in-flight", "5", "--rate-limit", "50", "--max-in-flight-limit", "5",
+		"--max-rate-limit", "50", "--output", "json"); code != 0 || !strings.Contains(out, `"max_in_flight":5,"rate_limit":50`) {
+		t.Errorf("update within the narrowed bounds: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, _, code := run("list", "--account", "acct-throttle"); code != 0 || strings.Contains(out, "ep_") {
+		t.Errorf("a refused create registered an endpoint: exit %d %s", code, out)
 	}
 	if out, _, code := run("delete", "--account", "acct-cli", created.ID); code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("delete: exit %d %s", code, out)

@@ -1,6 +1,7 @@
 package endpointsource
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -19,6 +20,9 @@ var boundFlags = map[string]string{
 	"MaxParkLimit":      "max-park-limit",
 	"MaxRetrySteps":     "max-retry-steps",
 	"MaxRetryTotal":     "max-retry-total",
+	"MaxInFlight":       "max-in-flight-limit",
+	"MinRateLimit":      "min-rate-limit",
+	"MaxRateLimit":      "max-rate-limit",
 
 	"MaxEndpointsPerAccount": "max-endpoints-per-account",
 }
@@ -42,6 +46,12 @@ func AddBoundsFlags(fs *pflag.FlagSet, b *endpoint.Bounds) {
 		"most delays an endpoint's retry_schedule may hold; narrows the built-in bound")
 	cmdline.Duration(fs, &b.MaxRetryTotal, "max-retry-total", "HOOKRELAY_MAX_RETRY_TOTAL", d.MaxRetryTotal,
 		"longest an endpoint's retry_schedule may add up to; narrows the built-in bound")
+	cmdline.Int(fs, &b.MaxInFlight, "max-in-flight-limit", "HOOKRELAY_MAX_IN_FLIGHT_LIMIT", d.MaxInFlight,
+		"largest max_in_flight an endpoint may set (attempts one worker runs at once); narrows the built-in bound")
+	cmdline.Float64(fs, &b.MinRateLimit, "min-rate-limit", "HOOKRELAY_MIN_RATE_LIMIT", d.MinRateLimit,
+		"slowest rate_limit an endpoint may set, requests a second (none stays allowed); narrows the built-in bound")
+	cmdline.Float64(fs, &b.MaxRateLimit, "max-rate-limit", "HOOKRELAY_MAX_RATE_LIMIT", d.MaxRateLimit,
+		"fastest rate_limit an endpoint may set, requests a second (none stays allowed); narrows the built-in bound")
 	cmdline.Int(fs, &b.MaxEndpointsPerAccount, "max-endpoints-per-account", "HOOKRELAY_MAX_ENDPOINTS_PER_ACCOUNT", d.MaxEndpointsPerAccount,
 		fmt.Sprintf("most endpoints one account may have (a quota: may be raised, up to %d)", endpoint.EndpointsPerAccountCeiling))
 }
@@ -52,6 +62,9 @@ func CheckBounds(b endpoint.Bounds) error {
 	err := b.Narrowing()
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, endpoint.ErrNoRateLimitAllowed) {
+		return cmdline.Usagef("--%s: %g is above --%s %g: %v", boundFlags["MinRateLimit"], b.MinRateLimit, boundFlags["MaxRateLimit"], b.MaxRateLimit, endpoint.ErrNoRateLimitAllowed)
 	}
 	field, problem, _ := strings.Cut(err.Error(), ": ")
 	if field == "MaxEndpointsPerAccount" {

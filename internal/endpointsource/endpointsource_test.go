@@ -93,8 +93,8 @@ func TestWarnsOnAnEndpointSecretFileOthersMayRead(t *testing.T) {
 
 // A bound flag narrows its bound, for the endpoints file and at
 // registration alike; a value past the built-in bound is a usage mistake
-// naming the flag; an endpoints file outside a bound is refused, naming
-// the entry and the field.
+// naming the flag (as is a --min-rate-limit above --max-rate-limit); an
+// endpoints file outside a bound is refused, naming the entry and the field.
 func TestBoundFlagsNarrowNeverWiden(t *testing.T) {
 	parse := func(args ...string) (endpoint.Bounds, error) {
 		var b endpoint.Bounds
@@ -111,6 +111,7 @@ func TestBoundFlagsNarrowNeverWiden(t *testing.T) {
 	for _, c := range []struct{ flag, value string }{
 		{"max-attempt-timeout", "31s"}, {"min-probe-every", "4s"}, {"min-drain-per-second", "0.05"},
 		{"max-open-after", "1001"}, {"max-park-limit", "721h"}, {"max-retry-steps", "31"}, {"max-retry-total", "721h"},
+		{"max-in-flight-limit", "101"}, {"max-in-flight-limit", "0"}, {"min-rate-limit", "0.05"}, {"max-rate-limit", "1001"},
 	} {
 		_, err := parse("--"+c.flag, c.value)
 		if !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--"+c.flag+":") || !strings.Contains(err.Error(), "only narrow") {
@@ -131,7 +132,16 @@ func TestBoundFlagsNarrowNeverWiden(t *testing.T) {
 		t.Errorf("HOOKRELAY_MAX_OPEN_AFTER=2000: %v, want a usage error naming --max-open-after", err)
 	}
 	t.Setenv("HOOKRELAY_MAX_OPEN_AFTER", "")
-	b, err := parse("--max-attempt-timeout", "10s", "--min-drain-per-second", "1")
+	t.Setenv("HOOKRELAY_MAX_RATE_LIMIT", "2000")
+	if _, err := parse(); !errors.Is(err, cmdline.ErrUsage) || !strings.Contains(err.Error(), "--max-rate-limit: 2000 must be at least 0.1 and at most 1000") {
+		t.Errorf("HOOKRELAY_MAX_RATE_LIMIT=2000: %v, want a usage error naming --max-rate-limit and its bound", err)
+	}
+	t.Setenv("HOOKRELAY_MAX_RATE_LIMIT", "")
+	if _, err := parse("--min-rate-limit", "20", "--max-rate-limit", "10"); !errors.Is(err, cmdline.ErrUsage) ||
+		!strings.Contains(err.Error(), "--min-rate-limit: 20 is above --max-rate-limit 10") {
+		t.Errorf("--min-rate-limit above --max-rate-limit: %v, want a usage error naming both", err)
+	}
+	b, err := parse("--max-attempt-timeout", "10s", "--min-drain-per-second", "1", "--max-in-flight-limit", "5", "--min-rate-limit", "1", "--max-rate-limit", "50")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +188,18 @@ func TestBoundFlagsNarrowNeverWiden(t *testing.T) {
 		t.Fatalf("registration of drain 0.5 under --min-drain-per-second 1: %v", err)
 	}
 	f.Circuit = nil
+	inFlight, rate := 6, 0.5
+	f.MaxInFlight = &inFlight
+	if _, _, err := r.Create(context.Background(), "acct", f); !errors.As(err, &fe) || fe.Field != "max_in_flight" || !strings.Contains(fe.Problem, "1 to 5") {
+		t.Fatalf("registration of max_in_flight 6 under --max-in-flight-limit 5: %v", err)
+	}
+	f.MaxInFlight, f.RateLimit = nil, &rate
+	if _, _, err := r.Create(context.Background(), "acct", f); !errors.As(err, &fe) || fe.Field != "rate_limit" || !strings.Contains(fe.Problem, "1 to 50") {
+		t.Fatalf("registration of rate_limit 0.5 under --min-rate-limit 1: %v", err)
+	}
+	f.RateLimit = nil
 	e, _, err := r.Create(context.Background(), "acct", f)
-	if err != nil || e.Timeout != 10*time.Second {
-		t.Fatalf("the default timeout under --max-attempt-timeout 10s: %+v %v, want 10s", e.Timeout, err)
+	if err != nil || e.Timeout != 10*time.Second || e.MaxInFlight != 5 {
+		t.Fatalf("the defaults under --max-attempt-timeout 10s and --max-in-flight-limit 5: timeout %s, max_in_flight %d, %v; want 10s and 5", e.Timeout, e.MaxInFlight, err)
 	}
 }

@@ -23,8 +23,8 @@ func TestRowsOutsideBoundsAreServedWithin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.exec(ctx, `UPDATE endpoints SET timeout_ms = ?, retry_schedule = ?, circuit = ? WHERE id = ?`, int64(300000), "[604800000,604800000,604800000,604800000,604800000]",
-			`{"open_after":10000,"probe_every":[1],"drain_per_second":1e-9,"disable_after":3600000000000,"park_limit":31536000000000000}`, e.ID); err != nil {
+		if _, err := r.exec(ctx, `UPDATE endpoints SET timeout_ms = ?, retry_schedule = ?, circuit = ?, max_in_flight = ?, rate_limit = ? WHERE id = ?`, int64(300000), "[604800000,604800000,604800000,604800000,604800000]",
+			`{"open_after":10000,"probe_every":[1],"drain_per_second":1e-9,"disable_after":3600000000000,"park_limit":31536000000000000}`, 500, 0.001, e.ID); err != nil {
 			t.Fatal(err)
 		}
 		resolved, err := r.Resolve(ctx, e.ID)
@@ -33,7 +33,7 @@ func TestRowsOutsideBoundsAreServedWithin(t *testing.T) {
 		}
 		c := resolved.Circuit
 		if resolved.Timeout != 30*time.Second || len(resolved.RetrySchedule) != 4 || c.OpenAfter != 1000 || c.ProbeEvery[0] != 5*time.Second ||
-			c.DrainPerSecond != 0.1 || c.ParkLimit != 720*time.Hour || c.DisableAfter != time.Hour {
+			c.DrainPerSecond != 0.1 || c.ParkLimit != 720*time.Hour || c.DisableAfter != time.Hour || resolved.MaxInFlight != 100 || resolved.RateLimit != 0.1 {
 			t.Fatalf("resolved %+v %+v, want each value at its bound", resolved, c)
 		}
 		got, err := r.Update(ctx, "acct_1", e.ID, Fields{Description: ptr("still served")})

@@ -70,16 +70,17 @@ func checkAccount(accountID string) error {
 	return nil
 }
 
-// applyThrottle checks and applies f's max_in_flight and rate_limit.
-func applyThrottle(ep *endpoint.Endpoint, f Fields) error {
+// applyThrottle checks f's max_in_flight and rate_limit against the bounds
+// and applies them.
+func (r *Registry) applyThrottle(ep *endpoint.Endpoint, f Fields) error {
 	if f.MaxInFlight != nil {
-		if err := endpoint.CheckMaxInFlight(*f.MaxInFlight); err != nil {
+		if err := r.bounds.CheckMaxInFlight(*f.MaxInFlight); err != nil {
 			return fieldFrom("max_in_flight", err)
 		}
 		ep.MaxInFlight = *f.MaxInFlight
 	}
 	if f.RateLimit != nil {
-		if err := endpoint.CheckRateLimit(*f.RateLimit); err != nil {
+		if err := r.bounds.CheckRateLimit(*f.RateLimit); err != nil {
 			return fieldFrom("rate_limit", err)
 		}
 		ep.RateLimit = *f.RateLimit
@@ -142,7 +143,7 @@ func (r *Registry) apply(ctx context.Context, ep *endpoint.Endpoint, f Fields) e
 	if f.TraceContext != nil {
 		ep.TraceContext = *f.TraceContext
 	}
-	if err := applyThrottle(ep, f); err != nil {
+	if err := r.applyThrottle(ep, f); err != nil {
 		return err
 	}
 	if f.Circuit != nil {
@@ -215,7 +216,7 @@ func (r *Registry) Create(ctx context.Context, accountID string, f Fields) (Entr
 	}
 	// The defaults, brought within narrowed bounds.
 	ep := r.bounds.Within(endpoint.Endpoint{AccountID: accountID, Timeout: endpoint.DefaultTimeout, RetrySchedule: endpoint.DefaultRetrySchedule,
-		Enabled: true, Circuit: endpoint.DefaultCircuit()})
+		Enabled: true, Circuit: endpoint.DefaultCircuit(), MaxInFlight: endpoint.DefaultMaxInFlight})
 	if err := r.apply(ctx, &ep, f); err != nil {
 		return Entry{}, "", err
 	}
