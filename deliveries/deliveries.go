@@ -208,6 +208,29 @@ func (c *Client) publish(ctx context.Context, ev event.Event, endpoints []endpoi
 	return out, nil
 }
 
+// localAttemptWrapUp is how long a local first attempt may take past its
+// request's timeout to record its outcome (the delivery log, the audit
+// trail).
+const localAttemptWrapUp = 5 * time.Second
+
+// workflowTaskTimeout is the workflow task timeout of a delivery whose
+// first attempt runs as a local activity to an endpoint given longer than
+// the default to answer: a fifth over the attempt's longest run, so the
+// attempt completes inside the one workflow task that started it. On the
+// server's 10 s, a local activity that runs past 8 s (80% of it) keeps its
+// task alive with a heartbeat workflow task every 8 s: more work for the
+// server, a billable action each, and a worker too busy to send one in time
+// loses the task and runs the attempt again. The cost of the longer
+// timeout: a worker that dies holding the task is noticed after it, not
+// after 10 s, and a cancel reaches the attempt when it ends. Zero (the
+// server's default) otherwise.
+func workflowTaskTimeout(in workflows.DeliveryInput) time.Duration {
+	if !in.FirstAttemptLocal || in.Timeout <= endpoint.DefaultTimeout {
+		return 0
+	}
+	return (in.Timeout + localAttemptWrapUp) * 5 / 4
+}
+
 // startOptions are a delivery run's start options: its ID, summary and
 // initial search attributes (ids, event name and status only: never PHI).
 func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.StartWorkflowOptions {
@@ -228,6 +251,7 @@ func (c *Client) startOptions(id string, in workflows.DeliveryInput) client.Star
 		ID:                    id,
 		TaskQueue:             c.TaskQueue,
 		StaticSummary:         fmt.Sprintf("%s → %s, mail log %d", in.EventName, in.EndpointID, in.MailLogID),
+		WorkflowTaskTimeout:   workflowTaskTimeout(in),
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
 		// Fairness keyed by account: one account's backlog does not hold
 		// back another's first workflow task.

@@ -181,3 +181,34 @@ func TestInputSealed(t *testing.T) {
 		t.Errorf("with ResealPlaintext: %v", err)
 	}
 }
+
+// A delivery to an endpoint given longer than the default timeout gets a
+// workflow task timeout its local first attempt fits in, with no heartbeat
+// task (the SDK heartbeats at 80% of it); the others keep the server's.
+func TestWorkflowTaskTimeout(t *testing.T) {
+	tests := []struct {
+		timeout time.Duration
+		local   bool
+		want    time.Duration
+	}{
+		{0, true, 0},
+		{5 * time.Second, true, 0},
+		{endpoint.DefaultTimeout, true, 0},
+		{endpoint.DefaultTimeout + time.Second, true, 26250 * time.Millisecond},
+		{endpoint.MaxTimeout, true, 43750 * time.Millisecond},
+		{endpoint.MaxTimeout, false, 0}, // ordinary attempts only: they heartbeat themselves
+	}
+	for _, tt := range tests {
+		in := workflows.DeliveryInput{Timeout: tt.timeout, FirstAttemptLocal: tt.local}
+		got := workflowTaskTimeout(in)
+		if got != tt.want {
+			t.Errorf("timeout %s, local %t: workflow task timeout %s, want %s", tt.timeout, tt.local, got, tt.want)
+		}
+		if got > 0 && got*4/5 < tt.timeout+localAttemptWrapUp {
+			t.Errorf("timeout %s: the SDK would heartbeat at %s, before the attempt's end", tt.timeout, got*4/5)
+		}
+		if opts := (&Client{}).startOptions("ep:evt", in); opts.WorkflowTaskTimeout != got {
+			t.Errorf("timeout %s: start options carry %s, want %s", tt.timeout, opts.WorkflowTaskTimeout, got)
+		}
+	}
+}

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+
 	"github.com/hookrelay/hookrelay/event"
 	"github.com/hookrelay/hookrelay/internal/billable"
 	"github.com/hookrelay/hookrelay/internal/testenv"
@@ -15,6 +18,8 @@ import (
 // histories (internal/billable), so a change that adds one fails here:
 //
 //	first try:    2 = the start, the workflow task that ran the local first attempt
+//	              (also to a slow endpoint given a longer timeout, which answers
+//	              after 9 s: one workflow task, no heartbeat task)
 //	retried once: 5 = those 2, the status upsert (retrying), the timer, the second attempt
 //
 // and a failed attempt adds one action of its own: the failure report
@@ -22,12 +27,17 @@ import (
 func TestBillableActionsPerDelivery(t *testing.T) {
 	ok := newReceiver(t, always(http.StatusOK))
 	flaky := newReceiver(t, failFirst(1, http.StatusInternalServerError))
+	slow := newReceiver(t, func(int, http.ResponseWriter) int {
+		time.Sleep(9 * time.Second) // past 8 s, when a 10 s workflow task would heartbeat
+		return http.StatusOK
+	})
 	eps := writeEndpoints(t,
 		testenv.Endpoint{ID: "cost-ok", URL: ok.URL},
-		testenv.Endpoint{ID: "cost-flaky", URL: flaky.URL, RetrySchedule: []time.Duration{time.Second}})
+		testenv.Endpoint{ID: "cost-flaky", URL: flaky.URL, RetrySchedule: []time.Duration{time.Second}},
+		testenv.Endpoint{ID: "cost-slow", URL: slow.URL, Timeout: 20 * time.Second})
 	startWorker(t, eps)
 	started := send(t, eps, sampleEvent(event.Delivered, 4242))
-	if len(started) != 2 {
+	if len(started) != 3 {
 		t.Fatalf("started %+v", started)
 	}
 	for _, s := range started {
@@ -37,11 +47,15 @@ func TestBillableActionsPerDelivery(t *testing.T) {
 			"cost-ok": {billable.WorkflowStarted: 1, billable.LocalActivityTask: 1},
 			"cost-flaky": {billable.WorkflowStarted: 1, billable.LocalActivityTask: 1, billable.SearchAttributeUpsert: 1,
 				billable.TimerStarted: 1, billable.ActivityScheduled: 1},
+			"cost-slow": {billable.WorkflowStarted: 1, billable.LocalActivityTask: 1},
 		}[s.EndpointID]
 		if st.Status != workflows.StatusDelivered || !sameActions(got, want) {
 			t.Errorf("%s: %s after %d attempt(s), actions %v (%d), want %v (%d)", s.EndpointID, st.Status, len(st.Attempts), got, got.Total(), want, want.Total())
 		}
 		t.Logf("%s: %d actions %v", s.EndpointID, got.Total(), got)
+		if n := countEvents(rawHistory(t, s.WorkflowID), enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED); s.EndpointID == "cost-slow" && n != 1 {
+			t.Errorf("%s: %d workflow tasks completed, want 1: the attempt within its task, no heartbeat task", s.EndpointID, n)
+		}
 	}
 	health := billable.Count(rawHistory(t, workflows.HealthWorkflowID("cost-flaky")))
 	if health[billable.Signal] != 1 {
@@ -64,4 +78,15 @@ func sameActions(a, b billable.Actions) bool {
 // testenvCount counts workflows with this ID.
 func testenvCount(t *testing.T, id string) (int64, error) {
 	return testenv.CountWorkflows(t.Context(), temporal, "WorkflowId = '"+id+"'")
+}
+
+// countEvents counts a history's events of type et.
+func countEvents(events []*historypb.HistoryEvent, et enumspb.EventType) int {
+	n := 0
+	for _, e := range events {
+		if e.GetEventType() == et {
+			n++
+		}
+	}
+	return n
 }

@@ -99,10 +99,15 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 		}
 	}))
 	t.Cleanup(rc.Close)
-	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 30s\n") // the bound: longer than the test takes to cancel
+	// The default timeout, 15 s: the local attempt's workflow task
+	// heartbeats at 8 s, where the cancel reaches it. (A longer timeout
+	// fits the workflow task to the attempt, and a cancel reaches the
+	// attempt when it ends: docs/configuration.md, Fast path.)
+	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 15s\n")
 	w := startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.Opened, 302))[0].WorkflowID
 	testenv.Eventually(t, 30*time.Second, "the attempt to reach the receiver", arrived.Load)
+	arrivedAt := time.Now()
 
 	var st workflows.DeliveryState
 	starterJSON(t, &st, "cancel", id, "--reason", "stuck")
@@ -111,6 +116,9 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 	}
 	select {
 	case <-clientGone:
+		if took := time.Since(arrivedAt); took >= 14*time.Second {
+			t.Fatalf("the attempt's request closed %s after it arrived: by its 15s timeout, not by the cancel", took)
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the attempt's request was still open 20s after the cancel\n%s", w.Log())
 	}
