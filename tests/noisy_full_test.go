@@ -47,20 +47,20 @@ func TestNoisyNeighbourFullSize(t *testing.T) {
 	}})
 	fast := testenv.NewReceiverT(t, testenv.ReceiverOptions{Secret: testSecret})
 	file := writeEndpoints(t,
-		testenv.Endpoint{ID: "noisy-a", URL: slow.URL, Timeout: aTimeout, Extra: "    account_id: acct-noisy-a\n    max_in_flight: 100\n"},
-		testenv.Endpoint{ID: "quiet-b", URL: fast.URL, Extra: "    account_id: acct-quiet-b\n"})
+		testenv.Endpoint{ID: "flood-a", URL: slow.URL, Timeout: aTimeout, Extra: "    account_id: acct-flood-a\n    max_in_flight: 100\n"},
+		testenv.Endpoint{ID: "calm-b", URL: fast.URL, Extra: "    account_id: acct-calm-b\n"})
 	h := hookrelay(t)
 	for i := range workers {
 		testenv.StartT(t, h.Worker(fmt.Sprintf("worker-%d", i), "--endpoints", file, "--allow-cidr", "127.0.0.0/8"))
 	}
 	srv := startServe(t, h, file, "--account-rate", "100", "--account-burst", fmt.Sprint(aEvents), "--request-timeout", "60s")
 
-	unloaded := noisySendB(t, srv, fast, bEvents, 810_000)
+	unloaded := noisySendB(t, srv, fast, bEvents, 840_000)
 	bodies := make([]string, aEvents/aBatch)
 	for b := range bodies {
 		items := make([]string, aBatch)
 		for i := range items {
-			items[i] = accountEvent("acct-noisy-a", event.Delivered, 820_000+b*aBatch+i)
+			items[i] = accountEvent("acct-flood-a", event.Delivered, 850_000+b*aBatch+i)
 		}
 		bodies[b] = `{"events":[` + strings.Join(items, ",") + `]}`
 	}
@@ -85,7 +85,7 @@ func TestNoisyNeighbourFullSize(t *testing.T) {
 		t.Fatalf("%d of A's batches not accepted, first: %v", len(errs), errs[0])
 	}
 	t.Logf("A: %d events accepted in %s", aEvents, time.Since(aStart).Round(time.Millisecond))
-	loaded := noisySendB(t, srv, fast, bEvents, 830_000)
+	loaded := noisySendB(t, srv, fast, bEvents, 860_000)
 	e2e, inWorker := loaded.latencies(t)
 	alone, _ := unloaded.latencies(t)
 	t.Logf("B alone: request to 2xx p50 %s p99 %s max %s", pct(alone, .5), pct(alone, .99), alone[len(alone)-1])
@@ -154,7 +154,7 @@ func noisySendB(t *testing.T, srv *ingestServer, rc *testenv.Receiver, n, base i
 	for i := range n {
 		<-tick.C
 		out[i].sent = time.Now()
-		r, err := srv.post(accountEvent("acct-quiet-b", event.Delivered, base+i))
+		r, err := srv.post(accountEvent("acct-calm-b", event.Delivered, base+i))
 		a, aerr := accepted(r)
 		if err != nil || aerr != nil || len(a.Deliveries) != 1 {
 			t.Fatalf("B's event %d: %v %v %+v", i, err, aerr, a)
