@@ -99,3 +99,10 @@ show "$probed" "delivery_probe_parked_again_${tag}_history.json"
 HOOKRELAY_RECORD_RECOVER_HISTORY="$PWD/workflows/testdata/recover_done_${tag}_history.json" \
   go test -count=1 -run '^TestRecoverAfterOutage$' ./tests/
 echo "recorded workflows/testdata/recover_done_${tag}_history.json"
+
+# A first try to a slow endpoint (timeout over the default, answering after 9 s): its delivery starts
+# with a workflow task timeout the local attempt fits in, so one workflow task and no heartbeat task.
+# Recorded by its integration test, like the recovery.
+HOOKRELAY_RECORD_SLOW_HISTORY="$PWD/workflows/testdata/delivery_first_try_slow_${tag}_history.json" \
+  go test -count=1 -run '^TestBillableActionsPerDelivery$' ./tests/
+echo "recorded workflows/testdata/delivery_first_try_slow_${tag}_history.json"

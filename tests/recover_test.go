@@ -376,8 +376,16 @@ func TestEndpointTestEvent(t *testing.T) {
 // replay test (workflows/testdata; scripts/record-histories.sh sets it).
 // The histories hold fake data only.
 func recordRecoverHistory(t *testing.T, recoverID string) {
+	recordHistory(t, workflows.RecoverWorkflowID(recoverID), "HOOKRELAY_RECORD_RECOVER_HISTORY")
+}
+
+// recordHistory writes workflowID's history, its payloads decrypted, to
+// the file the environment variable env names, if it is set: a recording
+// for the replay test made by an integration test, whose worker seals
+// payloads (scripts/record-histories.sh sets the variables).
+func recordHistory(t *testing.T, workflowID, env string) {
 	t.Helper()
-	path := os.Getenv("HOOKRELAY_RECORD_RECOVER_HISTORY")
+	path := os.Getenv(env)
 	if path == "" {
 		return
 	}
@@ -387,7 +395,7 @@ func recordRecoverHistory(t *testing.T, recoverID string) {
 		t.Fatal(err)
 	}
 	h := &historypb.History{}
-	it := rawTemporal.GetWorkflowHistory(ctx, workflows.RecoverWorkflowID(recoverID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := rawTemporal.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {

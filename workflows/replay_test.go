@@ -22,7 +22,8 @@ import (
 // by `make demo` (delivery_retried, delivery_gone) and by
 // scripts/record-histories.sh (cancel, retry-now, resend and first-try
 // cases, per tag; since signal-bounds, a delivery whose sixth resend in an
-// hour was dropped, with the bounds' version marker; the recoveries by tests' TestRecoverAfterOutage, their
+// hour was dropped, with the bounds' version marker; the recoveries by tests' TestRecoverAfterOutage, and
+// a first try to a slow endpoint by TestBillableActionsPerDelivery, their
 // payloads decrypted). Replaying them all catches non-deterministic changes to
 // DeliveryWorkflow. A deliberate change is guarded (workflow.GetVersion, or
 // an input flag such as FirstAttemptLocal) and adds recordings; old ones stay,

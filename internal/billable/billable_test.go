@@ -58,6 +58,10 @@ func TestCountRecordedHistories(t *testing.T) {
 		{"delivery_retry_now_merged_history.json",
 			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
 		{"delivery_rate_throttled_merged_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1, TimerStarted: 1, ActivityScheduled: 1}, 4},
+		// A first try to a slow endpoint (timeout 20 s, answering after
+		// 9 s), whose workflow task timeout is fitted to its timeout: one
+		// workflow task, no heartbeat task, still 2.
+		{"delivery_first_try_slow_fitted-task_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
 		// A failed first try opens the circuit (retrying, 1s), the retry
 		// parks (its park-limit timer, parked); the first probe fails and
 		// parks it again with no timer or upsert; the second delivers it.
