@@ -163,8 +163,8 @@ func NewHTTPClient(o HTTPOptions) *http.Client {
 // run at all; every HTTP result, failures included, is a recorded attempt.
 func (a *Activities) Attempt(ctx context.Context, in workflows.AttemptInput) (workflows.Attempt, error) {
 	// Heartbeats reach the server only for ordinary activities that run
-	// over a second; for a local activity the SDK ignores them.
-	defer heartbeatWhileRunning(ctx)()
+	// longer than the interval; for a local activity the SDK ignores them.
+	defer heartbeatWhileRunning(ctx, workflows.AttemptHeartbeatEvery)()
 	rec, ep, err := a.attempt(ctx, in)
 	if err != nil {
 		// The workflow records a worker error; so does the log.
@@ -353,17 +353,17 @@ func invalidInputReason(in workflows.AttemptInput) string {
 	return which + " did not arrive encrypted with a payload key this worker holds (started without the codec?); nothing sent"
 }
 
-// heartbeatEvery is how often a long attempt heartbeats. Attempts that finish
-// sooner send none: a heartbeat is a server round trip.
-const heartbeatEvery = time.Second
-
-// heartbeatWhileRunning heartbeats until the returned stop is called. A
-// heartbeat is how a cancel (or the workflow having closed) reaches the
-// attempt: the SDK then cancels ctx, which aborts the request.
-func heartbeatWhileRunning(ctx context.Context) (stop func()) {
+// heartbeatWhileRunning heartbeats every interval until the returned stop is
+// called; an activity that finishes within the first interval sends none (a
+// heartbeat is a server round trip and a billable action). A heartbeat is
+// how a cancel (or the workflow having closed) reaches the activity: the SDK
+// then cancels ctx, which aborts the request. The SDK sends them at most
+// every 80% of the heartbeat timeout, or the worker's
+// MaxHeartbeatThrottleInterval if shorter.
+func heartbeatWhileRunning(ctx context.Context, every time.Duration) (stop func()) {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(heartbeatEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -68,7 +68,7 @@ func (h *HealthActivities) Release(ctx context.Context, in workflows.ReleaseInpu
 	// Heartbeats say this worker is alive, whether or not releases are
 	// finishing: releases that wait long (a slow server) must not make the
 	// server start a second drain beside this one.
-	defer heartbeatWhileRunning(ctx)()
+	defer heartbeatWhileRunning(ctx, time.Second)()
 	most := maxReleasesInFlight
 	if in.Limit > 0 {
 		most = min(most, in.Limit)

@@ -124,6 +124,59 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 	}
 }
 
+// A retry is an ordinary activity: a cancel reaches it at its next
+// heartbeat to the server, which the worker sends every
+// workflows.AttemptHeartbeatEvery (5 s), well inside the attempt's heartbeat
+// timeout (15 s), not every 80% of that timeout (12 s), as the SDK alone
+// would.
+func TestCancelAbortsARetryInFlight(t *testing.T) {
+	clientGone := make(chan struct{}, 1)
+	var requests atomic.Int64
+	testDone := make(chan struct{})
+	defer close(testDone)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if requests.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable) // the first attempt fails at once
+			return
+		}
+		select { // the retry hangs until the client leaves
+		case <-r.Context().Done():
+			clientGone <- struct{}{}
+		case <-testDone:
+		}
+	}))
+	t.Cleanup(rc.Close)
+	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 30s\n    retry_schedule: [1s, 1h]\n")
+	w := startWorker(t, endpoints)
+	id := send(t, endpoints, sampleEvent(event.Opened, 307))[0].WorkflowID
+	testenv.Eventually(t, 30*time.Second, "the retry to reach the receiver", func() bool { return requests.Load() == 2 })
+	// Cancel after the retry's first heartbeat (sent once it has run
+	// AttemptHeartbeatEvery), so what reaches it is a later one.
+	testenv.Eventually(t, 30*time.Second, "the retry's first heartbeat", func() bool {
+		d, err := rawTemporal.DescribeWorkflowExecution(context.Background(), id, "")
+		return err == nil && len(d.GetPendingActivities()) == 1 && d.GetPendingActivities()[0].GetLastHeartbeatTime() != nil
+	})
+	cancelAt := time.Now()
+	var st workflows.DeliveryState
+	starterJSON(t, &st, "cancel", id, "--reason", "stuck")
+	if st.Status != workflows.StatusCanceled || len(st.Attempts) != 2 || st.Attempts[1].Outcome != workflows.OutcomeCanceled {
+		t.Fatalf("after cancel: %+v", st)
+	}
+	select {
+	case <-clientGone:
+		// The next heartbeat is at most AttemptHeartbeatEvery after the
+		// first; without the worker's cap it would be 12 s.
+		took := time.Since(cancelAt)
+		if took > workflows.AttemptHeartbeatEvery+3*time.Second {
+			t.Fatalf("the retry's request closed %s after the cancel: not at the next heartbeat", took)
+		}
+		t.Logf("the retry's request closed %s after the cancel", took)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the retry's request was still open 30s after the cancel\n%s", w.Log())
+	}
+}
+
 func TestRetryNowDuringAnHourLongWaitDeliversAtOnce(t *testing.T) {
 	rc := newReceiver(t, failFirstThenOK)
 	endpoints := endpointsFile(t, "acme", rc.URL, "    retry_schedule: [1h, 1h]\n")

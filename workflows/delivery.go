@@ -20,11 +20,20 @@ const (
 	// activity: long enough for signing and reading the capped body, short enough
 	// that a lost worker's attempt is noticed and rescheduled promptly.
 	attemptTimeoutMargin = 10 * time.Second
-	// attemptHeartbeatTimeout: an attempt heartbeats once it has run a second
-	// (see activities), so a cancel reaches it and a lost worker is noticed
-	// within this time. The SDK sends heartbeats at most every 80% of it.
-	attemptHeartbeatTimeout = 5 * time.Second
+	// attemptHeartbeatTimeout: an ordinary attempt heartbeats every
+	// AttemptHeartbeatEvery while it runs (see activities), so a cancel
+	// reaches it within that and a lost worker is noticed within this time.
+	// Three intervals: a heartbeat that a loaded server or worker records late,
+	// or one lost, does not time out an attempt whose request is still open
+	// (which would send it again). The SDK alone would send one every 80% of
+	// this, leaving 20% for the round trip; the worker caps it (MaxHeartbeatThrottleInterval).
+	attemptHeartbeatTimeout = 3 * AttemptHeartbeatEvery
 )
+
+// AttemptHeartbeatEvery is how often an ordinary attempt heartbeats to the
+// server (from the end of its first interval: a quicker attempt sends none),
+// and the delivery worker's MaxHeartbeatThrottleInterval.
+const AttemptHeartbeatEvery = 5 * time.Second
 
 // Register registers DeliveryWorkflow under its contract name with a worker, replayer or test environment.
 func Register(r interface {

@@ -245,3 +245,21 @@ func TestParseWorkflowID(t *testing.T) {
 		}
 	}
 }
+
+// An ordinary attempt's heartbeat timeout leaves room for two heartbeats
+// recorded late or lost (the worker sends one every AttemptHeartbeatEvery):
+// a loaded server that records one late must not time out an attempt whose
+// request is still open, which would send it again.
+func TestAttemptHeartbeatTimeoutSpansThreeHeartbeats(t *testing.T) {
+	var got time.Duration
+	r := newSignalRun(t, func(ctx context.Context, _ AttemptInput) (Attempt, error) {
+		got = activity.GetInfo(ctx).HeartbeatTimeout
+		return Attempt{Outcome: OutcomeDelivered, StatusCode: 200}, nil
+	})
+	if st, _ := r.execute(t, testInput()); st.Status != StatusDelivered {
+		t.Fatalf("state = %+v", st)
+	}
+	if want := 3 * AttemptHeartbeatEvery; got != want {
+		t.Errorf("attempt heartbeat timeout = %s, want %s (three of the worker's heartbeat intervals)", got, want)
+	}
+}

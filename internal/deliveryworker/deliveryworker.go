@@ -234,7 +234,9 @@ func New(d Deps, o Options) (*Worker, error) {
 		WorkflowTaskPollerBehavior:              workflowPollers(o.Pollers),
 		WorkerActivitiesPerSecond:               o.AttemptsPerSecond,
 		WorkerLocalActivitiesPerSecond:          o.AttemptsPerSecond,
-		OnFatalError:                            o.OnFatalError,
+		// Heartbeats well inside the attempt's heartbeat timeout, not at 80% of it.
+		MaxHeartbeatThrottleInterval: workflows.AttemptHeartbeatEvery,
+		OnFatalError:                 o.OnFatalError,
 	})
 	watcher := &health.Watcher{Client: d.Client, Namespace: d.Namespace, TaskQueue: d.TaskQueue, Refresh: o.CircuitRefresh, Logger: d.Logger, Metrics: d.Metrics}
 	attempts := activities.New(d.Endpoints, httpClient)
