@@ -138,8 +138,9 @@ func TestFleetSurvivesAWorkerKilled(t *testing.T) {
 		killMark      = 200 // requests answered before the kill: a fair share of the run
 		receiverDelay = 200 * time.Millisecond
 	)
-	// A lost attempt is noticed by its heartbeat timeout (5s; attempts this
-	// short send no heartbeat, and the server counts from their start), then
+	// A lost attempt is noticed by its workflow task's timeout (a local first
+	// attempt) or its heartbeat timeout (a retry, 15s: attempts this short
+	// send no heartbeat, and the server counts from their start), then
 	// retried after the next delay: short ones keep the test quick, and
 	// several leave room for a slow machine.
 	schedule := "    retry_schedule: [1s, 1s, 1s, 1s, 1s]\n"
