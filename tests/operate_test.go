@@ -82,23 +82,57 @@ func TestCancelDuringAnHourLongWait(t *testing.T) {
 	}
 }
 
-func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
-	clientGone := make(chan struct{}, 1)
-	var arrived atomic.Bool
-	// A receiver that hangs until the client leaves (it verifies nothing:
-	// it never answers).
+// hangingReceiver answers its first failFirst requests 503 and holds every
+// later one open until the client leaves, which it reports on clientGone. It
+// verifies nothing and never answers those.
+type hangingReceiver struct {
+	URL        string
+	requests   atomic.Int64
+	clientGone chan struct{}
+}
+
+func newHangingReceiver(t *testing.T, failFirst int64) *hangingReceiver {
+	h := &hangingReceiver{clientGone: make(chan struct{}, 1)}
 	testDone := make(chan struct{})
-	defer close(testDone) // runs before the receiver's cleanup, which waits for this handler
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body) // the server notices the client leaving only once the body is read
-		arrived.Store(true)
+		if h.requests.Add(1) <= failFirst {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		select {
 		case <-r.Context().Done():
-			clientGone <- struct{}{}
+			h.clientGone <- struct{}{}
 		case <-testDone:
 		}
 	}))
 	t.Cleanup(rc.Close)
+	t.Cleanup(func() { close(testDone) }) // runs first: the server's Close waits for held handlers
+	h.URL = rc.URL
+	return h
+}
+
+// cancel cancels delivery id, whose attempt number attempts is held open,
+// checks that the delivery ended canceled with that attempt canceled, and
+// returns when the held request closed (at most 30 s on).
+func (h *hangingReceiver) cancel(t *testing.T, id string, attempts int, w *testenv.Process) time.Time {
+	t.Helper()
+	var st workflows.DeliveryState
+	starterJSON(t, &st, "cancel", id, "--reason", "stuck")
+	if st.Status != workflows.StatusCanceled || len(st.Attempts) != attempts || st.Attempts[attempts-1].Outcome != workflows.OutcomeCanceled {
+		t.Fatalf("after cancel: %+v", st)
+	}
+	select {
+	case <-h.clientGone:
+		return time.Now()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the attempt's request was still open 30s after the cancel\n%s", w.Log())
+		return time.Time{}
+	}
+}
+
+func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
+	rc := newHangingReceiver(t, 0)
 	// The default timeout, 15 s: the local attempt's workflow task
 	// heartbeats at 8 s, where the cancel reaches it. (A longer timeout
 	// fits the workflow task to the attempt, and a cancel reaches the
@@ -106,21 +140,11 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 15s\n")
 	w := startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.Opened, 302))[0].WorkflowID
-	testenv.Eventually(t, 30*time.Second, "the attempt to reach the receiver", arrived.Load)
+	testenv.Eventually(t, 30*time.Second, "the attempt to reach the receiver", func() bool { return rc.requests.Load() == 1 })
 	arrivedAt := time.Now()
 
-	var st workflows.DeliveryState
-	starterJSON(t, &st, "cancel", id, "--reason", "stuck")
-	if st.Status != workflows.StatusCanceled || len(st.Attempts) != 1 || st.Attempts[0].Outcome != workflows.OutcomeCanceled {
-		t.Fatalf("after cancel: %+v", st)
-	}
-	select {
-	case <-clientGone:
-		if took := time.Since(arrivedAt); took >= 14*time.Second {
-			t.Fatalf("the attempt's request closed %s after it arrived: by its 15s timeout, not by the cancel", took)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("the attempt's request was still open 20s after the cancel\n%s", w.Log())
+	if took := rc.cancel(t, id, 1, w).Sub(arrivedAt); took >= 14*time.Second {
+		t.Fatalf("the attempt's request closed %s after it arrived: by its 15s timeout, not by the cancel", took)
 	}
 }
 
@@ -130,27 +154,11 @@ func TestCancelAbortsTheAttemptInFlight(t *testing.T) {
 // timeout (15 s), not every 80% of that timeout (12 s), as the SDK alone
 // would.
 func TestCancelAbortsARetryInFlight(t *testing.T) {
-	clientGone := make(chan struct{}, 1)
-	var requests atomic.Int64
-	testDone := make(chan struct{})
-	defer close(testDone)
-	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if requests.Add(1) == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable) // the first attempt fails at once
-			return
-		}
-		select { // the retry hangs until the client leaves
-		case <-r.Context().Done():
-			clientGone <- struct{}{}
-		case <-testDone:
-		}
-	}))
-	t.Cleanup(rc.Close)
+	rc := newHangingReceiver(t, 1) // the first attempt fails at once, the retry hangs
 	endpoints := endpointsFile(t, "acme", rc.URL, "    timeout: 30s\n    retry_schedule: [1s, 1h]\n")
 	w := startWorker(t, endpoints)
 	id := send(t, endpoints, sampleEvent(event.Opened, 307))[0].WorkflowID
-	testenv.Eventually(t, 30*time.Second, "the retry to reach the receiver", func() bool { return requests.Load() == 2 })
+	testenv.Eventually(t, 30*time.Second, "the retry to reach the receiver", func() bool { return rc.requests.Load() == 2 })
 	// Cancel after the retry's first heartbeat (sent once it has run
 	// AttemptHeartbeatEvery), so what reaches it is a later one.
 	testenv.Eventually(t, 30*time.Second, "the retry's first heartbeat", func() bool {
@@ -158,23 +166,13 @@ func TestCancelAbortsARetryInFlight(t *testing.T) {
 		return err == nil && len(d.GetPendingActivities()) == 1 && d.GetPendingActivities()[0].GetLastHeartbeatTime() != nil
 	})
 	cancelAt := time.Now()
-	var st workflows.DeliveryState
-	starterJSON(t, &st, "cancel", id, "--reason", "stuck")
-	if st.Status != workflows.StatusCanceled || len(st.Attempts) != 2 || st.Attempts[1].Outcome != workflows.OutcomeCanceled {
-		t.Fatalf("after cancel: %+v", st)
+	// The next heartbeat is at most AttemptHeartbeatEvery after the first;
+	// without the worker's cap it would be 12 s.
+	took := rc.cancel(t, id, 2, w).Sub(cancelAt)
+	if took > workflows.AttemptHeartbeatEvery+3*time.Second {
+		t.Fatalf("the retry's request closed %s after the cancel: not at the next heartbeat", took)
 	}
-	select {
-	case <-clientGone:
-		// The next heartbeat is at most AttemptHeartbeatEvery after the
-		// first; without the worker's cap it would be 12 s.
-		took := time.Since(cancelAt)
-		if took > workflows.AttemptHeartbeatEvery+3*time.Second {
-			t.Fatalf("the retry's request closed %s after the cancel: not at the next heartbeat", took)
-		}
-		t.Logf("the retry's request closed %s after the cancel", took)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the retry's request was still open 30s after the cancel\n%s", w.Log())
-	}
+	t.Logf("the retry's request closed %s after the cancel", took)
 }
 
 func TestRetryNowDuringAnHourLongWaitDeliversAtOnce(t *testing.T) {
