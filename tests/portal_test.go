@@ -390,8 +390,11 @@ func portalDeliveries(t *testing.T, ctx context.Context, srv *ingestServer, rc *
 		t.Errorf("watched %q; the receiver got it %d times, want once", watched, rc.hitsOf(testID))
 	}
 
-	// Resend from the list: the receiver gets the delivery again.
+	// Resend from the list: the receiver gets the delivery again. The tab
+	// reloads the list: emptied first, the row waited for is the reloaded
+	// one, not one the reload is about to replace under the click.
 	err = chromedp.Do(ctx,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("deliveries-table").tBodies[0].replaceChildren()`),
 		chromedp.Click(chromedp.CSS(`#tabs button[data-view="deliveries"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#deliveries-table tr[data-delivery="`+ids.a1Delivered+`"]`)),
 		chromedp.Click(chromedp.CSS(`#deliveries-table tr[data-delivery="`+ids.a1Delivered+`"] button[aria-label^="Resend"]`)),
