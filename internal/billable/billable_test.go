@@ -58,6 +58,11 @@ func TestCountRecordedHistories(t *testing.T) {
 		{"delivery_retry_now_merged_history.json",
 			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
 		{"delivery_rate_throttled_merged_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1, TimerStarted: 1, ActivityScheduled: 1}, 4},
+		// Recorded with retries heartbeating every 5 s against 15 s: a
+		// heartbeat is not in history, so the same counts.
+		{"delivery_first_try_heartbeat_history.json", Actions{WorkflowStarted: 1, LocalActivityTask: 1}, 2},
+		{"delivery_retry_now_heartbeat_history.json",
+			Actions{WorkflowStarted: 1, LocalActivityTask: 1, SearchAttributeUpsert: 1, TimerStarted: 1, Update: 1, ActivityScheduled: 1}, 6},
 		// A first try to a slow endpoint (timeout 20 s, answering after
 		// 9 s), whose workflow task timeout is fitted to its timeout: one
 		// workflow task, no heartbeat task, still 2.
