@@ -246,7 +246,7 @@ func TestRecoverAfterOutage(t *testing.T) {
 		t.Errorf("the same request again: %d %q; want 202 and the same recovery %q", code2, id2, id)
 	}
 	st := waitRecovery(t, id)
-	recordRecoverHistory(t, id)
+	recordHistory(t, workflows.RecoverWorkflowID(id), "HOOKRELAY_RECORD_RECOVER_HISTORY")
 	if st.State != workflows.RecoverDone || st.Matched != 51 || st.Resent != 50 || st.Skipped != 1 ||
 		len(st.SkippedDeliveries) != 1 || st.SkippedDeliveries[0] != (workflows.Skipped{DeliveryID: forged, Reason: workflows.SkipUnsealedInput}) {
 		t.Errorf("recovery ended %+v; want done, 51 matched, 50 resent, the forged one skipped as unsealed_input", st)
@@ -371,18 +371,11 @@ func TestEndpointTestEvent(t *testing.T) {
 	}
 }
 
-// recordRecoverHistory writes the recovery's history, its payloads
-// decrypted, to the file HOOKRELAY_RECORD_RECOVER_HISTORY names, for the
-// replay test (workflows/testdata; scripts/record-histories.sh sets it).
-// The histories hold fake data only.
-func recordRecoverHistory(t *testing.T, recoverID string) {
-	recordHistory(t, workflows.RecoverWorkflowID(recoverID), "HOOKRELAY_RECORD_RECOVER_HISTORY")
-}
-
 // recordHistory writes workflowID's history, its payloads decrypted, to
 // the file the environment variable env names, if it is set: a recording
 // for the replay test made by an integration test, whose worker seals
-// payloads (scripts/record-histories.sh sets the variables).
+// payloads (scripts/record-histories.sh sets the variables). The histories
+// hold fake data only.
 func recordHistory(t *testing.T, workflowID, env string) {
 	t.Helper()
 	path := os.Getenv(env)
